@@ -1,0 +1,328 @@
+//! [`JsonStr`]: a JSON string's escaped content, decoded on demand.
+
+use core::fmt;
+
+use super::BufferTooSmall;
+
+/// A JSON string's content between the quotes, still escaped.
+///
+/// Obtained from validated JSON, so its escapes are well formed. Comparing it with a
+/// `&str` ([`PartialEq`]), displaying it and [`chars`](JsonStr::chars) all decode the
+/// escapes on the fly, without a buffer.
+#[derive(Clone, Copy)]
+pub struct JsonStr<'a> {
+    escaped: &'a [u8],
+}
+
+impl<'a> JsonStr<'a> {
+    /// Wraps the content of a string that was already validated (no checks).
+    pub(crate) const fn from_validated(escaped: &'a [u8]) -> Self {
+        JsonStr { escaped }
+    }
+
+    /// Wraps `escaped` (the text between the quotes) if it is a valid JSON string body.
+    pub fn from_escaped(escaped: &'a str) -> Option<Self> {
+        if super::scanner::is_valid_string_body(escaped.as_bytes()) {
+            Some(JsonStr {
+                escaped: escaped.as_bytes(),
+            })
+        } else {
+            None
+        }
+    }
+
+    /// The escaped text, exactly as on the wire (without the quotes).
+    pub fn raw(&self) -> &'a str {
+        core::str::from_utf8(self.escaped).unwrap_or("")
+    }
+
+    /// The escaped text as bytes.
+    pub fn raw_bytes(&self) -> &'a [u8] {
+        self.escaped
+    }
+
+    /// Whether the text contains any escape sequence.
+    pub fn has_escapes(&self) -> bool {
+        self.escaped.contains(&b'\\')
+    }
+
+    /// The text itself when it has no escapes (zero-copy), `None` otherwise.
+    pub fn as_plain(&self) -> Option<&'a str> {
+        if self.has_escapes() {
+            None
+        } else {
+            core::str::from_utf8(self.escaped).ok()
+        }
+    }
+
+    /// The decoded characters: escapes resolved, surrogate pairs combined, and a lone
+    /// surrogate escape decoded as U+FFFD.
+    pub fn chars(&self) -> JsonChars<'a> {
+        JsonChars {
+            fragments: Fragments { rest: self.escaped },
+            plain: "".chars(),
+        }
+    }
+
+    /// The length in bytes of the UTF-8 text after unescaping.
+    pub fn unescaped_len(&self) -> usize {
+        let mut len = 0;
+        for fragment in self.fragments() {
+            len += match fragment {
+                Fragment::Plain(text) => text.len(),
+                Fragment::Char(c) => c.len_utf8(),
+            };
+        }
+        len
+    }
+
+    /// Writes the unescaped text into `buffer` and returns it.
+    pub fn unescape_into<'b>(&self, buffer: &'b mut [u8]) -> Result<&'b str, BufferTooSmall> {
+        let required = self.unescaped_len();
+        let available = buffer.len();
+        let Some(target) = buffer.get_mut(..required) else {
+            return Err(BufferTooSmall {
+                required,
+                available,
+            });
+        };
+        let mut written = 0;
+        for fragment in self.fragments() {
+            let mut encoded = [0u8; 4];
+            let bytes = match fragment {
+                Fragment::Plain(text) => text.as_bytes(),
+                Fragment::Char(c) => c.encode_utf8(&mut encoded).as_bytes(),
+            };
+            let end = written + bytes.len();
+            if let Some(slot) = target.get_mut(written..end) {
+                slot.copy_from_slice(bytes);
+            }
+            written = end;
+        }
+        Ok(core::str::from_utf8(target).unwrap_or(""))
+    }
+
+    fn fragments(&self) -> Fragments<'a> {
+        Fragments { rest: self.escaped }
+    }
+
+    /// Whether the unescaped text equals `other`, compared as UTF-8 bytes.
+    fn eq_unescaped(&self, other: &[u8]) -> bool {
+        if !self.has_escapes() {
+            return self.escaped == other;
+        }
+        let mut rest = other;
+        for fragment in self.fragments() {
+            let mut encoded = [0u8; 4];
+            let bytes = match fragment {
+                Fragment::Plain(text) => text.as_bytes(),
+                Fragment::Char(c) => c.encode_utf8(&mut encoded).as_bytes(),
+            };
+            match rest.strip_prefix(bytes) {
+                Some(tail) => rest = tail,
+                None => return false,
+            }
+        }
+        rest.is_empty()
+    }
+}
+
+impl PartialEq for JsonStr<'_> {
+    /// Compares the unescaped texts.
+    fn eq(&self, other: &JsonStr<'_>) -> bool {
+        if !self.has_escapes() && !other.has_escapes() {
+            return self.escaped == other.escaped;
+        }
+        self.chars().eq(other.chars())
+    }
+}
+
+impl Eq for JsonStr<'_> {}
+
+impl PartialEq<str> for JsonStr<'_> {
+    fn eq(&self, other: &str) -> bool {
+        self.eq_unescaped(other.as_bytes())
+    }
+}
+
+impl PartialEq<&str> for JsonStr<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        self.eq_unescaped(other.as_bytes())
+    }
+}
+
+impl PartialEq<JsonStr<'_>> for str {
+    fn eq(&self, other: &JsonStr<'_>) -> bool {
+        other.eq_unescaped(self.as_bytes())
+    }
+}
+
+impl PartialEq<JsonStr<'_>> for &str {
+    fn eq(&self, other: &JsonStr<'_>) -> bool {
+        other.eq_unescaped(self.as_bytes())
+    }
+}
+
+impl fmt::Display for JsonStr<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for fragment in self.fragments() {
+            match fragment {
+                Fragment::Plain(text) => f.write_str(text)?,
+                Fragment::Char(c) => fmt::Write::write_char(f, c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for JsonStr<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"")?;
+        f.write_str(self.raw())?;
+        f.write_str("\"")
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for JsonStr<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "\"{=str}\"", self.raw())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for JsonStr<'de> {
+    /// Borrows the string still escaped (serde-json-core's `EscapedStr` path), then checks
+    /// that it is a valid JSON string body.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let escaped = serde_json_core::str::EscapedStr::deserialize(deserializer)?;
+        JsonStr::from_escaped(escaped.0)
+            .ok_or_else(|| serde::de::Error::custom("invalid escape sequence in string"))
+    }
+}
+
+/// A piece of a string: a run of unescaped text or one escaped character.
+#[derive(Clone, Copy)]
+enum Fragment<'a> {
+    Plain(&'a str),
+    Char(char),
+}
+
+/// Splits escaped text into [`Fragment`]s. Tolerates malformed input (no panics): a bad
+/// escape decodes to U+FFFD.
+#[derive(Clone)]
+struct Fragments<'a> {
+    rest: &'a [u8],
+}
+
+fn hex_value(digits: &[u8]) -> Option<u32> {
+    let mut value = 0u32;
+    for &digit in digits.get(..4)? {
+        value = value * 16 + (digit as char).to_digit(16)?;
+    }
+    Some(value)
+}
+
+impl<'a> Iterator for Fragments<'a> {
+    type Item = Fragment<'a>;
+
+    fn next(&mut self) -> Option<Fragment<'a>> {
+        let rest = self.rest;
+        let first = *rest.first()?;
+        if first != b'\\' {
+            let run = rest
+                .iter()
+                .position(|&byte| byte == b'\\')
+                .unwrap_or(rest.len());
+            let (plain, tail) = rest.split_at(run);
+            self.rest = tail;
+            return Some(match core::str::from_utf8(plain) {
+                Ok(text) => Fragment::Plain(text),
+                Err(error) => {
+                    let valid = error.valid_up_to();
+                    if valid == 0 {
+                        // Skip one undecodable byte.
+                        self.rest = rest.get(1..).unwrap_or(&[]);
+                        Fragment::Char(char::REPLACEMENT_CHARACTER)
+                    } else {
+                        self.rest = rest.get(valid..).unwrap_or(&[]);
+                        Fragment::Plain(
+                            core::str::from_utf8(plain.get(..valid).unwrap_or(&[])).unwrap_or(""),
+                        )
+                    }
+                }
+            });
+        }
+        let (decoded, consumed) = match rest.get(1) {
+            Some(b'"') => ('"', 2),
+            Some(b'\\') => ('\\', 2),
+            Some(b'/') => ('/', 2),
+            Some(b'b') => ('\u{8}', 2),
+            Some(b'f') => ('\u{c}', 2),
+            Some(b'n') => ('\n', 2),
+            Some(b'r') => ('\r', 2),
+            Some(b't') => ('\t', 2),
+            Some(b'u') => match rest.get(2..).and_then(hex_value) {
+                Some(high @ 0xD800..=0xDBFF) => {
+                    let low = match (rest.get(6..8), rest.get(8..).and_then(hex_value)) {
+                        (Some(b"\\u"), Some(low @ 0xDC00..=0xDFFF)) => Some(low),
+                        _ => None,
+                    };
+                    match low {
+                        Some(low) => {
+                            let code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
+                            (
+                                char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER),
+                                12,
+                            )
+                        }
+                        None => (char::REPLACEMENT_CHARACTER, 6),
+                    }
+                }
+                Some(code) => (
+                    char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER),
+                    6,
+                ),
+                None => (char::REPLACEMENT_CHARACTER, 2),
+            },
+            _ => (char::REPLACEMENT_CHARACTER, 1),
+        };
+        self.rest = rest.get(consumed..).unwrap_or(&[]);
+        Some(Fragment::Char(decoded))
+    }
+}
+
+/// The decoded characters of a [`JsonStr`]; see [`JsonStr::chars`].
+#[derive(Clone)]
+pub struct JsonChars<'a> {
+    fragments: Fragments<'a>,
+    plain: core::str::Chars<'a>,
+}
+
+impl Iterator for JsonChars<'_> {
+    type Item = char;
+
+    fn next(&mut self) -> Option<char> {
+        loop {
+            if let Some(c) = self.plain.next() {
+                return Some(c);
+            }
+            match self.fragments.next()? {
+                Fragment::Plain(text) => self.plain = text.chars(),
+                Fragment::Char(c) => return Some(c),
+            }
+        }
+    }
+}
+
+impl fmt::Debug for JsonChars<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JsonChars").finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for JsonChars<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "JsonChars")
+    }
+}

@@ -1,0 +1,169 @@
+//! Word-at-a-time (SWAR) byte searches and the skipping primitives of the walker.
+//!
+//! All searches load 8 bytes as a little-endian `u64`, so the lowest set bit of a match
+//! mask belongs to the first matching byte. The masks below are exact for their lowest
+//! set byte (false positives can only appear above a true one, through borrows), which is
+//! all the searches use.
+
+pub(crate) const ONES: u64 = 0x0101_0101_0101_0101;
+pub(crate) const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Loads the 8 bytes at `pos`, if there are 8.
+#[inline(always)]
+pub(crate) fn load(bytes: &[u8], pos: usize) -> Option<u64> {
+    bytes
+        .get(pos..)
+        .and_then(|rest| rest.first_chunk::<8>())
+        .map(|chunk| u64::from_le_bytes(*chunk))
+}
+
+/// High bit set in each byte of `word` that is zero (exact for the lowest one).
+#[inline(always)]
+pub(crate) const fn zero_bytes(word: u64) -> u64 {
+    word.wrapping_sub(ONES) & !word & HIGHS
+}
+
+/// High bit set in each byte of `word` equal to `byte` (exact for the lowest one).
+#[inline(always)]
+pub(crate) const fn eq_bytes(word: u64, byte: u8) -> u64 {
+    zero_bytes(word ^ (ONES * byte as u64))
+}
+
+/// High bit set in each byte of `word` below `limit` (`limit <= 0x80`; exact for the lowest).
+#[inline(always)]
+pub(crate) const fn lt_bytes(word: u64, limit: u8) -> u64 {
+    word.wrapping_sub(ONES * limit as u64) & !word & HIGHS
+}
+
+/// Index of the first byte flagged in a non-zero mask.
+#[inline(always)]
+pub(crate) const fn first_flagged(mask: u64) -> usize {
+    (mask.trailing_zeros() / 8) as usize
+}
+
+/// Whether `byte` is JSON whitespace.
+#[inline(always)]
+pub(crate) const fn is_whitespace(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// The index of the first non-whitespace byte at or after `pos` (or `bytes.len()`).
+#[inline]
+pub(crate) fn skip_whitespace(bytes: &[u8], mut pos: usize) -> usize {
+    while let Some(&byte) = bytes.get(pos) {
+        if !is_whitespace(byte) {
+            return pos;
+        }
+        pos += 1;
+    }
+    pos
+}
+
+/// In validated text, `pos` just after an opening quote: the index just after the closing
+/// quote (or `bytes.len()` if there is none).
+#[inline]
+pub(crate) fn skip_string_body(bytes: &[u8], mut pos: usize) -> usize {
+    loop {
+        while let Some(word) = load(bytes, pos) {
+            let mask = eq_bytes(word, b'"') | eq_bytes(word, b'\\');
+            if mask != 0 {
+                pos += first_flagged(mask);
+                break;
+            }
+            pos += 8;
+        }
+        match bytes.get(pos) {
+            None => return bytes.len(),
+            Some(b'"') => return pos + 1,
+            Some(b'\\') => pos += 2,
+            Some(_) => pos += 1,
+        }
+    }
+}
+
+/// Flags `"`, and the bracket candidates `[ ] { }` (plus `Y _ y DEL`, which share their
+/// masked bit pattern and are filtered by the caller).
+#[inline(always)]
+const fn structural_mask(word: u64) -> u64 {
+    eq_bytes(word, b'"') | eq_bytes(word & (ONES * 0xD9), 0x59)
+}
+
+/// In validated text, `pos` at a `{` or `[`: the index just after the matching close.
+#[inline]
+pub(crate) fn skip_container(bytes: &[u8], mut pos: usize) -> usize {
+    let mut depth: usize = 0;
+    loop {
+        while let Some(word) = load(bytes, pos) {
+            let mask = structural_mask(word);
+            if mask != 0 {
+                pos += first_flagged(mask);
+                break;
+            }
+            pos += 8;
+        }
+        match bytes.get(pos) {
+            None => return bytes.len(),
+            Some(b'"') => pos = skip_string_body(bytes, pos + 1),
+            Some(b'{' | b'[') => {
+                depth += 1;
+                pos += 1;
+            }
+            Some(b'}' | b']') => {
+                pos += 1;
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return pos;
+                }
+            }
+            Some(_) => pos += 1,
+        }
+    }
+}
+
+/// In validated text, `pos` at the first byte of a value: the index just after it.
+#[inline]
+pub(crate) fn skip_value(bytes: &[u8], pos: usize) -> usize {
+    match bytes.get(pos) {
+        None => pos,
+        Some(b'"') => skip_string_body(bytes, pos + 1),
+        Some(b'{' | b'[') => skip_container(bytes, pos),
+        Some(_) => {
+            let mut end = pos + 1;
+            while let Some(&byte) = bytes.get(end) {
+                if matches!(byte, b',' | b']' | b'}') || is_whitespace(byte) {
+                    break;
+                }
+                end += 1;
+            }
+            end
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_find_first_byte() {
+        let word = u64::from_le_bytes(*b"ab\"d\\f\x01\x80");
+        assert_eq!(first_flagged(eq_bytes(word, b'"')), 2);
+        assert_eq!(first_flagged(eq_bytes(word, b'\\')), 4);
+        assert_eq!(first_flagged(lt_bytes(word, 0x20)), 6);
+        assert_eq!(first_flagged(word & HIGHS), 7);
+        assert_eq!(eq_bytes(word, b'z'), 0);
+        // A zero byte followed by 0x01: the borrow may flag the 0x01 too, never earlier.
+        let word = u64::from_le_bytes([b'x', 0, 1, b'x', b'x', b'x', b'x', b'x']);
+        assert_eq!(first_flagged(zero_bytes(word)), 1);
+    }
+
+    #[test]
+    fn skips() {
+        let text = br#"{"a\"}": [1, {"b": "]"}], "c": tru}"#;
+        assert_eq!(skip_container(text, 0), text.len());
+        assert_eq!(skip_string_body(br#""abc\\"x"#, 1), 7);
+        assert_eq!(skip_value(b"123,", 0), 3);
+        assert_eq!(skip_value(b"[[YyDEL_]]x", 0), 10);
+        assert_eq!(skip_value(br#""unterminated"#, 0), 13);
+    }
+}
