@@ -121,3 +121,17 @@ impl<'a, T: serde::Deserialize<'a>> Iterator for JsonArrayIter<'a, T> {
         self.elements.next().map(|element| element.deserialize())
     }
 }
+
+mod block;
+pub(crate) mod de;
+mod jobs;
+mod lazy;
+pub(crate) mod macros;
+mod misc;
+mod run_state;
+
+pub use block::*;
+pub use jobs::*;
+pub use lazy::{FromRawJson, LazyArray, LazyArrayIter};
+pub use misc::*;
+pub use run_state::*;

@@ -1,0 +1,1137 @@
+//! Block devices and nodes: queries, `blockdev-add`/`-del`/`-create`, and the commands that
+//! start block jobs (mirror, backup, stream, commit). The jobs themselves are managed
+//! with the commands in [`jobs`](super::jobs).
+
+use crate::json::{DecodeError, JsonStr, RawJson};
+
+use super::de;
+use super::macros::{array, command, empty};
+use super::{Command, Empty, JsonArray};
+
+// ---------------------------------------------------------------------------------------
+// Enumerations used in arguments.
+
+/// How a mirror or backup job copies (QAPI `MirrorSyncMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(rename_all = "kebab-case")]
+pub enum MirrorSyncMode {
+    /// Only the topmost image's data.
+    Top,
+    /// The whole disk.
+    Full,
+    /// Only new writes (backup: copy-before-write).
+    None,
+    /// What a dirty bitmap marks, then clears it.
+    Incremental,
+    /// What a dirty bitmap marks, as told by `bitmap-mode`.
+    Bitmap,
+}
+
+/// What a block job does on an I/O error (QAPI `BlockdevOnError`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(rename_all = "kebab-case")]
+pub enum BlockdevOnError {
+    /// Fail the job.
+    Report,
+    /// Ignore the error.
+    Ignore,
+    /// Pause the job on ENOSPC only, report other errors.
+    Enospc,
+    /// Pause the job.
+    Stop,
+    /// Follow the device's `rerror`/`werror` settings.
+    Auto,
+}
+
+/// How a mirror job treats guest writes (QAPI `MirrorCopyMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(rename_all = "kebab-case")]
+pub enum MirrorCopyMode {
+    /// Copy asynchronously in the background (default).
+    Background,
+    /// Also write guest writes to the target synchronously, so the job converges.
+    WriteBlocking,
+}
+
+/// How discard requests are handled (QAPI `BlockdevDiscardOptions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(rename_all = "kebab-case")]
+pub enum BlockdevDiscardOptions {
+    /// Ignore them.
+    Ignore,
+    /// Forward them to the protocol layer.
+    Unmap,
+}
+
+/// Whether writes of zeroes are detected (QAPI `BlockdevDetectZeroesOptions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(rename_all = "kebab-case")]
+pub enum BlockdevDetectZeroesOptions {
+    /// No detection.
+    Off,
+    /// Turn them into write-zeroes requests.
+    On,
+    /// Turn them into discards when `discard` is `unmap`.
+    Unmap,
+}
+
+/// Preallocation mode of a new image (QAPI `PreallocMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(rename_all = "kebab-case")]
+pub enum PreallocMode {
+    /// None (sparse).
+    Off,
+    /// Metadata only (qcow2).
+    Metadata,
+    /// `posix_fallocate`.
+    Falloc,
+    /// Write zeroes everywhere.
+    Full,
+}
+
+/// Cache options of a node (QAPI `BlockdevCacheOptions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(rename_all = "kebab-case")]
+pub struct BlockdevCacheOptions {
+    /// Bypass the host page cache (`O_DIRECT`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direct: Option<bool>,
+    /// Ignore flush requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_flush: Option<bool>,
+}
+
+// ---------------------------------------------------------------------------------------
+// blockdev-add
+
+/// Defines a `BlockdevOptions*` struct: the members every driver shares (QAPI
+/// `BlockdevOptions` base), then the driver's own.
+macro_rules! blockdev_options {
+    (
+        $(#[$attr:meta])*
+        pub struct $ty:ident<'a> {
+            $(
+                $(#[$field_attr:meta])*
+                pub $field:ident: $field_ty:ty,
+            )*
+        }
+    ) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+        #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+        #[serde(rename_all = "kebab-case")]
+        pub struct $ty<'a> {
+            /// `node-name`: the name other commands use for this node.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub node_name: Option<&'a str>,
+            /// `discard`: how discard requests are handled.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub discard: Option<BlockdevDiscardOptions>,
+            /// `cache`: host cache options.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub cache: Option<BlockdevCacheOptions>,
+            /// `read-only`: open the node read-only.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub read_only: Option<bool>,
+            /// `auto-read-only`: fall back to read-only when write access is denied.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub auto_read_only: Option<bool>,
+            /// `force-share`: allow sharing with other writers (needs `read-only`).
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub force_share: Option<bool>,
+            /// `detect-zeroes`: detect writes of zeroes.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub detect_zeroes: Option<BlockdevDetectZeroesOptions>,
+            $(
+                $(#[$field_attr])*
+                pub $field: $field_ty,
+            )*
+        }
+    };
+}
+
+blockdev_options! {
+    /// Options of the `file` protocol driver (QAPI `BlockdevOptionsFile`).
+    pub struct BlockdevOptionsFile<'a> {
+        /// Path of the host file.
+        pub filename: &'a str,
+        /// `aio`: `threads` (default), `native` or `io_uring`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub aio: Option<&'a str>,
+        /// `locking`: `auto` (default), `on` or `off`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub locking: Option<&'a str>,
+    }
+}
+
+blockdev_options! {
+    /// Options of the `null-co` and `null-aio` drivers (QAPI `BlockdevOptionsNull`).
+    pub struct BlockdevOptionsNull<'a> {
+        /// Size in bytes (default 2^30).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub size: Option<u64>,
+        /// Simulated latency per request, in nanoseconds.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub latency_ns: Option<u64>,
+        /// Whether reads return zeroes (otherwise the buffer is left as is).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub read_zeroes: Option<bool>,
+    }
+}
+
+blockdev_options! {
+    /// Options of the `raw` format driver (QAPI `BlockdevOptionsRaw`).
+    pub struct BlockdevOptionsRaw<'a> {
+        /// The node holding the data, by node name.
+        pub file: &'a str,
+        /// Start of the exposed range in `file`, in bytes.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub offset: Option<u64>,
+        /// Length of the exposed range, in bytes.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub size: Option<u64>,
+    }
+}
+
+blockdev_options! {
+    /// Options of the `qcow2` format driver (QAPI `BlockdevOptionsQcow2`; the encryption
+    /// and overlap-check members are left to [`BlockdevAdd::with_options`]).
+    pub struct BlockdevOptionsQcow2<'a> {
+        /// The node holding the image, by node name.
+        pub file: &'a str,
+        /// The backing node by name; `Some(None)` sends `null` (no backing file at all);
+        /// absent opens the backing file named in the image.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub backing: Option<Option<&'a str>>,
+        /// `lazy-refcounts`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub lazy_refcounts: Option<bool>,
+        /// `pass-discard-request`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub pass_discard_request: Option<bool>,
+        /// `pass-discard-snapshot`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub pass_discard_snapshot: Option<bool>,
+        /// `pass-discard-other`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub pass_discard_other: Option<bool>,
+        /// `discard-no-unref`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub discard_no_unref: Option<bool>,
+        /// `cache-size`: the combined L2 and refcount cache size, in bytes.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub cache_size: Option<u64>,
+        /// `l2-cache-size`, in bytes.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub l2_cache_size: Option<u64>,
+        /// `l2-cache-entry-size`, in bytes.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub l2_cache_entry_size: Option<u64>,
+        /// `refcount-cache-size`, in bytes.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub refcount_cache_size: Option<u64>,
+        /// `cache-clean-interval`, in seconds.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub cache_clean_interval: Option<u64>,
+        /// `data-file`: the external data file node, by node name.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub data_file: Option<&'a str>,
+    }
+}
+
+impl<'a> BlockdevOptionsFile<'a> {
+    /// A `file` node named `node_name` over the host file `filename`.
+    pub fn new(node_name: &'a str, filename: &'a str) -> Self {
+        BlockdevOptionsFile {
+            node_name: Some(node_name),
+            filename,
+            ..Default::default()
+        }
+    }
+}
+
+impl<'a> BlockdevOptionsNull<'a> {
+    /// A null node named `node_name` of `size` bytes.
+    pub fn new(node_name: &'a str, size: u64) -> Self {
+        BlockdevOptionsNull {
+            node_name: Some(node_name),
+            size: Some(size),
+            ..Default::default()
+        }
+    }
+}
+
+impl<'a> BlockdevOptionsRaw<'a> {
+    /// A `raw` node named `node_name` over the node `file`.
+    pub fn new(node_name: &'a str, file: &'a str) -> Self {
+        BlockdevOptionsRaw {
+            node_name: Some(node_name),
+            file,
+            ..Default::default()
+        }
+    }
+}
+
+impl<'a> BlockdevOptionsQcow2<'a> {
+    /// A `qcow2` node named `node_name` over the node `file`.
+    pub fn new(node_name: &'a str, file: &'a str) -> Self {
+        BlockdevOptionsQcow2 {
+            node_name: Some(node_name),
+            file,
+            ..Default::default()
+        }
+    }
+}
+
+/// The typed `blockdev-add` arguments for the drivers this crate knows, tagged with
+/// `driver` (QAPI `BlockdevOptions`). Other drivers go through
+/// [`BlockdevAdd::with_options`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(tag = "driver")]
+pub enum BlockdevOptions<'a> {
+    /// `file`: a host file.
+    #[serde(rename = "file")]
+    File(BlockdevOptionsFile<'a>),
+    /// `null-co`: discards writes, reads zeroes (or garbage); for tests.
+    #[serde(rename = "null-co")]
+    NullCo(BlockdevOptionsNull<'a>),
+    /// `null-aio`: like `null-co`, completing requests through AIO.
+    #[serde(rename = "null-aio")]
+    NullAio(BlockdevOptionsNull<'a>),
+    /// `raw`: the raw format over another node.
+    #[serde(rename = "raw")]
+    Raw(BlockdevOptionsRaw<'a>),
+    /// `qcow2`: the qcow2 format over another node.
+    #[serde(rename = "qcow2")]
+    Qcow2(BlockdevOptionsQcow2<'a>),
+}
+
+impl<'a> From<BlockdevOptionsFile<'a>> for BlockdevOptions<'a> {
+    fn from(options: BlockdevOptionsFile<'a>) -> Self {
+        BlockdevOptions::File(options)
+    }
+}
+
+impl<'a> From<BlockdevOptionsRaw<'a>> for BlockdevOptions<'a> {
+    fn from(options: BlockdevOptionsRaw<'a>) -> Self {
+        BlockdevOptions::Raw(options)
+    }
+}
+
+impl<'a> From<BlockdevOptionsQcow2<'a>> for BlockdevOptions<'a> {
+    fn from(options: BlockdevOptionsQcow2<'a>) -> Self {
+        BlockdevOptions::Qcow2(options)
+    }
+}
+
+/// `blockdev-add`: creates a block node. The arguments are the options themselves: a
+/// [`BlockdevOptions`] or, for anything else, any serializable value that produces the
+/// QAPI `BlockdevOptions` object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BlockdevAdd<O> {
+    /// The node's options (they are the command's arguments).
+    pub options: O,
+}
+
+impl<'a> BlockdevAdd<BlockdevOptions<'a>> {
+    /// Adds a node with typed options.
+    pub fn new(options: impl Into<BlockdevOptions<'a>>) -> Self {
+        BlockdevAdd {
+            options: options.into(),
+        }
+    }
+}
+
+impl<O: serde::Serialize> BlockdevAdd<O> {
+    /// Adds a node with options of the caller's own type (for drivers or members this
+    /// crate does not type); `options` must serialize to a `BlockdevOptions` object,
+    /// `driver` included. References work too: `BlockdevAdd::with_options(&my_options)`.
+    pub fn with_options(options: O) -> Self {
+        BlockdevAdd { options }
+    }
+}
+
+impl<O: serde::Serialize> Command for BlockdevAdd<O> {
+    const NAME: &'static str = "blockdev-add";
+    type Arguments = O;
+    type Response<'r> = Empty;
+
+    fn arguments(&self) -> Option<&O> {
+        Some(&self.options)
+    }
+
+    fn decode_response(raw: RawJson<'_>) -> Result<Empty, DecodeError> {
+        empty(raw)
+    }
+}
+
+/// `blockdev-del`: deletes a node added with [`BlockdevAdd`] that nothing uses any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(rename_all = "kebab-case")]
+pub struct BlockdevDel<'a> {
+    /// The node's name.
+    pub node_name: &'a str,
+}
+
+command! {
+    impl BlockdevDel<'a>;
+    name: "blockdev-del",
+    response<'r>: Empty = empty
+}
+
+// ---------------------------------------------------------------------------------------
+// blockdev-create
+
+/// Creation options of a host file (QAPI `BlockdevCreateOptionsFile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(rename_all = "kebab-case")]
+pub struct BlockdevCreateOptionsFile<'a> {
+    /// Path of the file to create.
+    pub filename: &'a str,
+    /// Size in bytes.
+    pub size: u64,
+    /// Preallocation mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preallocation: Option<PreallocMode>,
+    /// Disable copy-on-write (btrfs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nocow: Option<bool>,
+    /// Extent size hint, in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extent_size_hint: Option<u64>,
+}
+
+/// Creation options of a qcow2 image (QAPI `BlockdevCreateOptionsQcow2`; encryption is
+/// left to [`BlockdevCreate::with_options`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(rename_all = "kebab-case")]
+pub struct BlockdevCreateOptionsQcow2<'a> {
+    /// The node to write the image to, by node name.
+    pub file: &'a str,
+    /// An external data file node, by node name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_file: Option<&'a str>,
+    /// Whether the external data file is valid as a raw image too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_file_raw: Option<bool>,
+    /// Use extended L2 entries (subclusters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extended_l2: Option<bool>,
+    /// Virtual size in bytes.
+    pub size: u64,
+    /// `v2` or `v3` (default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<&'a str>,
+    /// The backing file name written into the image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backing_file: Option<&'a str>,
+    /// The backing file's format (a driver name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backing_fmt: Option<&'a str>,
+    /// Cluster size in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_size: Option<u64>,
+    /// Preallocation mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preallocation: Option<PreallocMode>,
+    /// Lazy refcounts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lazy_refcounts: Option<bool>,
+    /// Width of a refcount entry in bits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refcount_bits: Option<u64>,
+    /// `zlib` or `zstd`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression_type: Option<&'a str>,
+}
+
+/// The typed `blockdev-create` options, tagged with `driver` (QAPI
+/// `BlockdevCreateOptions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(tag = "driver")]
+pub enum BlockdevCreateOptions<'a> {
+    /// Creates a host file.
+    #[serde(rename = "file")]
+    File(BlockdevCreateOptionsFile<'a>),
+    /// Formats a node as qcow2.
+    #[serde(rename = "qcow2")]
+    Qcow2(BlockdevCreateOptionsQcow2<'a>),
+}
+
+impl<'a> From<BlockdevCreateOptionsFile<'a>> for BlockdevCreateOptions<'a> {
+    fn from(options: BlockdevCreateOptionsFile<'a>) -> Self {
+        BlockdevCreateOptions::File(options)
+    }
+}
+
+impl<'a> From<BlockdevCreateOptionsQcow2<'a>> for BlockdevCreateOptions<'a> {
+    fn from(options: BlockdevCreateOptionsQcow2<'a>) -> Self {
+        BlockdevCreateOptions::Qcow2(options)
+    }
+}
+
+/// `blockdev-create`: starts a job that creates an image. The job reports through
+/// `JOB_STATUS_CHANGE` events and must be dismissed with
+/// [`JobDismiss`](super::JobDismiss) once concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(rename_all = "kebab-case")]
+pub struct BlockdevCreate<'a, O> {
+    /// The new job's id.
+    pub job_id: &'a str,
+    /// What to create: a [`BlockdevCreateOptions`] or any value that serializes to a
+    /// QAPI `BlockdevCreateOptions` object.
+    pub options: O,
+}
+
+impl<'a> BlockdevCreate<'a, BlockdevCreateOptions<'a>> {
+    /// Creates an image with typed options.
+    pub fn new(job_id: &'a str, options: impl Into<BlockdevCreateOptions<'a>>) -> Self {
+        BlockdevCreate {
+            job_id,
+            options: options.into(),
+        }
+    }
+}
+
+impl<'a, O: serde::Serialize> BlockdevCreate<'a, O> {
+    /// Creates an image with options of the caller's own type.
+    pub fn with_options(job_id: &'a str, options: O) -> Self {
+        BlockdevCreate { job_id, options }
+    }
+}
+
+impl<O: serde::Serialize> Command for BlockdevCreate<'_, O> {
+    const NAME: &'static str = "blockdev-create";
+    type Arguments = Self;
+    type Response<'r> = Empty;
+
+    fn arguments(&self) -> Option<&Self> {
+        Some(self)
+    }
+
+    fn decode_response(raw: RawJson<'_>) -> Result<Empty, DecodeError> {
+        empty(raw)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Block jobs' starters.
+
+/// `blockdev-mirror`: starts a job copying `device` to the node `target`; it reports
+/// `BLOCK_JOB_READY` when in sync and then waits for
+/// [`BlockJobComplete`](super::BlockJobComplete) or [`JobComplete`](super::JobComplete).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(rename_all = "kebab-case")]
+pub struct BlockdevMirror<'a> {
+    /// The job's id (defaults to `device`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<&'a str>,
+    /// The source: a device or node name.
+    pub device: &'a str,
+    /// The target node's name.
+    pub target: &'a str,
+    /// The node that the target replaces on completion (for quorum children).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<&'a str>,
+    /// What to copy.
+    pub sync: MirrorSyncMode,
+    /// Speed limit in bytes per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speed: Option<u64>,
+    /// Dirty bitmap granularity in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub granularity: Option<u64>,
+    /// Buffer size in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buf_size: Option<u64>,
+    /// Error policy on the source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_source_error: Option<BlockdevOnError>,
+    /// Error policy on the target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_target_error: Option<BlockdevOnError>,
+    /// Name of the filter node the job inserts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter_node_name: Option<&'a str>,
+    /// Background or write-blocking.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy_mode: Option<MirrorCopyMode>,
+    /// Finalize without waiting for `job-finalize` (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_finalize: Option<bool>,
+    /// Dismiss without waiting for `job-dismiss` (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_dismiss: Option<bool>,
+}
+
+impl<'a> BlockdevMirror<'a> {
+    /// Mirrors `device` to `target` with the given sync mode, under job id `job_id`.
+    pub fn new(job_id: &'a str, device: &'a str, target: &'a str, sync: MirrorSyncMode) -> Self {
+        BlockdevMirror {
+            job_id: Some(job_id),
+            device,
+            target,
+            replaces: None,
+            sync,
+            speed: None,
+            granularity: None,
+            buf_size: None,
+            on_source_error: None,
+            on_target_error: None,
+            filter_node_name: None,
+            copy_mode: None,
+            auto_finalize: None,
+            auto_dismiss: None,
+        }
+    }
+}
+
+command! {
+    impl BlockdevMirror<'a>;
+    name: "blockdev-mirror",
+    response<'r>: Empty = empty
+}
+
+/// `blockdev-backup`: starts a job backing `device` up to the node `target`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(rename_all = "kebab-case")]
+pub struct BlockdevBackup<'a> {
+    /// The job's id (defaults to `device`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<&'a str>,
+    /// The source: a device or node name.
+    pub device: &'a str,
+    /// The target node's name.
+    pub target: &'a str,
+    /// What to copy.
+    pub sync: MirrorSyncMode,
+    /// Speed limit in bytes per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speed: Option<u64>,
+    /// The dirty bitmap for `incremental` and `bitmap` syncs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bitmap: Option<&'a str>,
+    /// `on-success`, `never` or `always`: when the bitmap is cleared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bitmap_mode: Option<&'a str>,
+    /// Compress the data written to the target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compress: Option<bool>,
+    /// Error policy on the source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_source_error: Option<BlockdevOnError>,
+    /// Error policy on the target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_target_error: Option<BlockdevOnError>,
+    /// Finalize without waiting for `job-finalize` (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_finalize: Option<bool>,
+    /// Dismiss without waiting for `job-dismiss` (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_dismiss: Option<bool>,
+    /// Name of the filter node the job inserts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter_node_name: Option<&'a str>,
+    /// Discard source blocks once copied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discard_source: Option<bool>,
+}
+
+impl<'a> BlockdevBackup<'a> {
+    /// Backs `device` up to `target` with the given sync mode, under job id `job_id`.
+    pub fn new(job_id: &'a str, device: &'a str, target: &'a str, sync: MirrorSyncMode) -> Self {
+        BlockdevBackup {
+            job_id: Some(job_id),
+            device,
+            target,
+            sync,
+            speed: None,
+            bitmap: None,
+            bitmap_mode: None,
+            compress: None,
+            on_source_error: None,
+            on_target_error: None,
+            auto_finalize: None,
+            auto_dismiss: None,
+            filter_node_name: None,
+            discard_source: None,
+        }
+    }
+}
+
+command! {
+    impl BlockdevBackup<'a>;
+    name: "blockdev-backup",
+    response<'r>: Empty = empty
+}
+
+/// `block-stream`: starts a job copying the backing chain's data into `device`'s image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(rename_all = "kebab-case")]
+pub struct BlockStream<'a> {
+    /// The job's id (defaults to `device`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<&'a str>,
+    /// The device or node to stream into.
+    pub device: &'a str,
+    /// The base image by file name (deprecated in favour of `base-node`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<&'a str>,
+    /// The base node: streaming stops above it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_node: Option<&'a str>,
+    /// The backing file name to write into the image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backing_file: Option<&'a str>,
+    /// Strip the protocol prefix from the backing file name written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backing_mask_protocol: Option<bool>,
+    /// The last node to stream from (exclusive of `base-node`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bottom: Option<&'a str>,
+    /// Speed limit in bytes per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speed: Option<u64>,
+    /// Error policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<BlockdevOnError>,
+    /// Name of the filter node the job inserts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter_node_name: Option<&'a str>,
+    /// Finalize without waiting for `job-finalize` (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_finalize: Option<bool>,
+    /// Dismiss without waiting for `job-dismiss` (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_dismiss: Option<bool>,
+}
+
+impl<'a> BlockStream<'a> {
+    /// Streams the whole backing chain into `device`, under job id `job_id`.
+    pub fn new(job_id: &'a str, device: &'a str) -> Self {
+        BlockStream {
+            job_id: Some(job_id),
+            device,
+            base: None,
+            base_node: None,
+            backing_file: None,
+            backing_mask_protocol: None,
+            bottom: None,
+            speed: None,
+            on_error: None,
+            filter_node_name: None,
+            auto_finalize: None,
+            auto_dismiss: None,
+        }
+    }
+}
+
+command! {
+    impl BlockStream<'a>;
+    name: "block-stream",
+    response<'r>: Empty = empty
+}
+
+/// `block-commit`: starts a job merging an overlay's data down into a base image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(rename_all = "kebab-case")]
+pub struct BlockCommit<'a> {
+    /// The job's id (defaults to `device`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<&'a str>,
+    /// The device or node whose chain is committed.
+    pub device: &'a str,
+    /// The node to commit into.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_node: Option<&'a str>,
+    /// The image to commit into, by file name (deprecated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<&'a str>,
+    /// The topmost node to commit (the active layer when absent: then the job needs
+    /// completing like a mirror).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_node: Option<&'a str>,
+    /// The topmost image by file name (deprecated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top: Option<&'a str>,
+    /// The backing file name to write into the overlay above `top`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backing_file: Option<&'a str>,
+    /// Strip the protocol prefix from the backing file name written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backing_mask_protocol: Option<bool>,
+    /// Speed limit in bytes per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speed: Option<u64>,
+    /// Error policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<BlockdevOnError>,
+    /// Name of the filter node the job inserts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter_node_name: Option<&'a str>,
+    /// Finalize without waiting for `job-finalize` (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_finalize: Option<bool>,
+    /// Dismiss without waiting for `job-dismiss` (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_dismiss: Option<bool>,
+}
+
+impl<'a> BlockCommit<'a> {
+    /// Commits `device`'s active layer into its backing chain, under job id `job_id`.
+    pub fn new(job_id: &'a str, device: &'a str) -> Self {
+        BlockCommit {
+            job_id: Some(job_id),
+            device,
+            base_node: None,
+            base: None,
+            top_node: None,
+            top: None,
+            backing_file: None,
+            backing_mask_protocol: None,
+            speed: None,
+            on_error: None,
+            filter_node_name: None,
+            auto_finalize: None,
+            auto_dismiss: None,
+        }
+    }
+}
+
+command! {
+    impl BlockCommit<'a>;
+    name: "block-commit",
+    response<'r>: Empty = empty
+}
+
+/// `block_resize`: grows or shrinks an image. Give exactly one of `device` and
+/// `node_name`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(rename_all = "kebab-case")]
+pub struct BlockResize<'a> {
+    /// The device's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<&'a str>,
+    /// The node's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<&'a str>,
+    /// The new size in bytes.
+    pub size: u64,
+}
+
+impl<'a> BlockResize<'a> {
+    /// Resizes the node `node_name` to `size` bytes.
+    pub fn node(node_name: &'a str, size: u64) -> Self {
+        BlockResize {
+            device: None,
+            node_name: Some(node_name),
+            size,
+        }
+    }
+}
+
+command! {
+    impl BlockResize<'a>;
+    name: "block_resize",
+    response<'r>: Empty = empty
+}
+
+// ---------------------------------------------------------------------------------------
+// Queries.
+
+command! {
+    /// `query-block`: the block backends (devices) and what is inserted in them.
+    pub struct QueryBlock;
+    name: "query-block",
+    response<'r>: JsonArray<'r, BlockInfo<'r>> = array
+}
+
+/// One element of [`QueryBlock`]'s return (QAPI `BlockInfo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub struct BlockInfo<'a> {
+    /// The backend's name (empty for backends created by `-device` without one).
+    #[serde(borrow, deserialize_with = "de::string")]
+    pub device: JsonStr<'a>,
+    /// The attached device's id or QOM path.
+    #[serde(borrow, default, deserialize_with = "de::optional_string")]
+    pub qdev: Option<JsonStr<'a>>,
+    /// `type`: always `unknown` in current QEMU.
+    #[serde(borrow, rename = "type", deserialize_with = "de::string")]
+    pub device_type: JsonStr<'a>,
+    /// Whether the medium is removable.
+    pub removable: bool,
+    /// Whether the guest locked the tray.
+    pub locked: bool,
+    /// The node tree inserted, absent when the drive is empty.
+    #[serde(borrow, default)]
+    pub inserted: Option<BlockDeviceInfo<'a>>,
+    /// Whether the tray is open (removable media only).
+    #[serde(default, rename = "tray_open")]
+    pub tray_open: Option<bool>,
+    /// `ok`, `failed` or `nospace`, when the device reports I/O status.
+    #[serde(borrow, default, deserialize_with = "de::optional_string")]
+    pub io_status: Option<JsonStr<'a>>,
+}
+
+/// `query-named-block-nodes`: every node that has a node name. Sent without arguments
+/// unless `flat` is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct QueryNamedBlockNodes {
+    /// Omit the `backing-image` chain from each entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flat: Option<bool>,
+}
+
+impl Command for QueryNamedBlockNodes {
+    const NAME: &'static str = "query-named-block-nodes";
+    type Arguments = Self;
+    type Response<'r> = JsonArray<'r, BlockDeviceInfo<'r>>;
+
+    fn arguments(&self) -> Option<&Self> {
+        self.flat.map(|_| self)
+    }
+
+    fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
+        array(raw)
+    }
+}
+
+/// A block node as the queries describe it (QAPI `BlockDeviceInfo`; throttling limits,
+/// dirty bitmaps and the backing image chain are not decoded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct BlockDeviceInfo<'a> {
+    /// The node's file name (may be a `json:{...}` pseudo-file name, still escaped).
+    #[serde(borrow, deserialize_with = "de::string")]
+    pub file: JsonStr<'a>,
+    /// The node name.
+    #[serde(
+        borrow,
+        rename = "node-name",
+        default,
+        deserialize_with = "de::optional_string"
+    )]
+    pub node_name: Option<JsonStr<'a>>,
+    /// Read-only.
+    pub ro: bool,
+    /// The driver (`qcow2`, `raw`, `file`, `null-co`, ...).
+    #[serde(borrow, deserialize_with = "de::string")]
+    pub drv: JsonStr<'a>,
+    /// The backing file name.
+    #[serde(borrow, default, deserialize_with = "de::optional_string")]
+    pub backing_file: Option<JsonStr<'a>>,
+    /// Length of the backing chain.
+    pub backing_file_depth: u64,
+    /// Whether the node is active (QEMU 10.0 and later).
+    #[serde(default)]
+    pub active: Option<bool>,
+    /// Whether the image is encrypted.
+    pub encrypted: bool,
+    /// `off`, `on` or `unmap`.
+    #[serde(borrow, deserialize_with = "de::string")]
+    pub detect_zeroes: JsonStr<'a>,
+    /// Throughput limit, bytes per second (0: none).
+    pub bps: u64,
+    /// Read throughput limit.
+    pub bps_rd: u64,
+    /// Write throughput limit.
+    pub bps_wr: u64,
+    /// Request limit, per second (0: none).
+    pub iops: u64,
+    /// Read request limit.
+    pub iops_rd: u64,
+    /// Write request limit.
+    pub iops_wr: u64,
+    /// The image.
+    #[serde(borrow)]
+    pub image: ImageInfo<'a>,
+    /// Cache mode.
+    pub cache: BlockdevCacheInfo,
+    /// Write threshold in bytes (0: none).
+    pub write_threshold: u64,
+}
+
+/// An image's description (QAPI `ImageInfo`; snapshots, format-specific data and the
+/// backing image are not decoded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub struct ImageInfo<'a> {
+    /// File name.
+    #[serde(borrow, deserialize_with = "de::string")]
+    pub filename: JsonStr<'a>,
+    /// Format.
+    #[serde(borrow, deserialize_with = "de::string")]
+    pub format: JsonStr<'a>,
+    /// Whether the image is marked dirty (not closed cleanly).
+    #[serde(default)]
+    pub dirty_flag: Option<bool>,
+    /// Bytes used on the host.
+    #[serde(default)]
+    pub actual_size: Option<u64>,
+    /// Size the guest sees, in bytes.
+    pub virtual_size: u64,
+    /// Cluster size.
+    #[serde(default)]
+    pub cluster_size: Option<u64>,
+    /// Whether the image is encrypted.
+    #[serde(default)]
+    pub encrypted: Option<bool>,
+    /// Whether the image is compressed.
+    #[serde(default)]
+    pub compressed: Option<bool>,
+    /// Backing file name as written in the image.
+    #[serde(borrow, default, deserialize_with = "de::optional_string")]
+    pub backing_filename: Option<JsonStr<'a>>,
+    /// Backing file name, resolved.
+    #[serde(borrow, default, deserialize_with = "de::optional_string")]
+    pub full_backing_filename: Option<JsonStr<'a>>,
+    /// Backing file format.
+    #[serde(borrow, default, deserialize_with = "de::optional_string")]
+    pub backing_filename_format: Option<JsonStr<'a>>,
+}
+
+/// A node's cache mode (QAPI `BlockdevCacheInfo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub struct BlockdevCacheInfo {
+    /// Writeback caching (the guest sees a volatile write cache).
+    pub writeback: bool,
+    /// `O_DIRECT`.
+    pub direct: bool,
+    /// Flushes are ignored.
+    pub no_flush: bool,
+}
+
+/// `query-blockstats`: I/O statistics per backend, or per node with `query_nodes`. Sent
+/// without arguments unless `query_nodes` is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(rename_all = "kebab-case")]
+pub struct QueryBlockstats {
+    /// List every named node instead of the backends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_nodes: Option<bool>,
+}
+
+impl Command for QueryBlockstats {
+    const NAME: &'static str = "query-blockstats";
+    type Arguments = Self;
+    type Response<'r> = JsonArray<'r, BlockStats<'r>>;
+
+    fn arguments(&self) -> Option<&Self> {
+        self.query_nodes.map(|_| self)
+    }
+
+    fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
+        array(raw)
+    }
+}
+
+/// One element of [`QueryBlockstats`]' return (QAPI `BlockStats`; the driver-specific,
+/// parent and backing statistics are not decoded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub struct BlockStats<'a> {
+    /// The backend's name.
+    #[serde(borrow, default, deserialize_with = "de::optional_string")]
+    pub device: Option<JsonStr<'a>>,
+    /// The attached device's id or QOM path.
+    #[serde(borrow, default, deserialize_with = "de::optional_string")]
+    pub qdev: Option<JsonStr<'a>>,
+    /// The node's name.
+    #[serde(borrow, default, deserialize_with = "de::optional_string")]
+    pub node_name: Option<JsonStr<'a>>,
+    /// The counters.
+    pub stats: BlockDeviceStats,
+}
+
+/// I/O counters of a backend or node (QAPI `BlockDeviceStats`, without the zoned-append,
+/// latency-histogram and timed members).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct BlockDeviceStats {
+    /// Bytes read.
+    pub rd_bytes: u64,
+    /// Bytes written.
+    pub wr_bytes: u64,
+    /// Bytes discarded.
+    pub unmap_bytes: u64,
+    /// Read requests.
+    pub rd_operations: u64,
+    /// Write requests.
+    pub wr_operations: u64,
+    /// Flush requests.
+    pub flush_operations: u64,
+    /// Discard requests.
+    pub unmap_operations: u64,
+    /// Total time spent reading, in nanoseconds.
+    pub rd_total_time_ns: u64,
+    /// Total time spent writing, in nanoseconds.
+    pub wr_total_time_ns: u64,
+    /// Total time spent flushing, in nanoseconds.
+    pub flush_total_time_ns: u64,
+    /// Total time spent discarding, in nanoseconds.
+    pub unmap_total_time_ns: u64,
+    /// The highest offset written so far.
+    pub wr_highest_offset: u64,
+    /// Read requests merged into others.
+    pub rd_merged: u64,
+    /// Write requests merged into others.
+    pub wr_merged: u64,
+    /// Discard requests merged into others.
+    pub unmap_merged: u64,
+    /// Nanoseconds since the last I/O, absent before the first.
+    #[serde(default)]
+    pub idle_time_ns: Option<u64>,
+    /// Failed reads.
+    pub failed_rd_operations: u64,
+    /// Failed writes.
+    pub failed_wr_operations: u64,
+    /// Failed flushes.
+    pub failed_flush_operations: u64,
+    /// Failed discards.
+    pub failed_unmap_operations: u64,
+    /// Invalid reads.
+    pub invalid_rd_operations: u64,
+    /// Invalid writes.
+    pub invalid_wr_operations: u64,
+    /// Invalid flushes.
+    pub invalid_flush_operations: u64,
+    /// Invalid discards.
+    pub invalid_unmap_operations: u64,
+    /// Whether invalid requests are counted in the latency statistics.
+    pub account_invalid: bool,
+    /// Whether failed requests are counted in the latency statistics.
+    pub account_failed: bool,
+}
