@@ -1,0 +1,869 @@
+//! Starting private QEMU processes to talk to: `qemu-storage-daemon`,
+//! `qemu-system-x86_64` and `qemu-ga`.
+//!
+//! Each [`QemuProcess`] lives in its own temporary directory (monitor sockets, log,
+//! guest-agent state). [`QemuProcess::spawn`] returns only once the monitor socket
+//! accepts connections, or fails with the process's stderr in the error. Dropping the
+//! process kills it (`SIGKILL`), reaps it and removes the directory.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use qmp_std::launch::{Launcher, ServerKind};
+//!
+//! let qsd = Launcher::new(ServerKind::StorageDaemon).spawn()?;
+//! let transport = qsd.connect(Some(Duration::from_secs(5)))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The binaries are found on `PATH` under their usual names; the environment variables
+//! `QMP_QSD`, `QMP_QEMU_SYSTEM` and `QMP_QGA` override them.
+
+use core::fmt;
+use core::net::SocketAddr;
+use core::time::Duration;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::time::Instant;
+
+use tempfile::TempDir;
+
+use crate::transport::Transport;
+
+/// Which QEMU program to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ServerKind {
+    /// `qemu-storage-daemon`: block layer and QMP only, no guest.
+    StorageDaemon,
+    /// `qemu-system-x86_64`, by default `-M none` (no guest hardware at all).
+    System,
+    /// `qemu-ga`, the guest agent, run on this host and listening on a Unix socket.
+    GuestAgent,
+}
+
+impl ServerKind {
+    /// The program name looked up on `PATH` when no override is set.
+    pub fn default_program(self) -> &'static str {
+        match self {
+            Self::StorageDaemon => "qemu-storage-daemon",
+            Self::System => "qemu-system-x86_64",
+            Self::GuestAgent => "qemu-ga",
+        }
+    }
+
+    /// The environment variable that overrides the program path.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            Self::StorageDaemon => "QMP_QSD",
+            Self::System => "QMP_QEMU_SYSTEM",
+            Self::GuestAgent => "QMP_QGA",
+        }
+    }
+
+    /// The program to run: the environment override if set and not empty, else
+    /// [`ServerKind::default_program`].
+    pub fn program(self) -> PathBuf {
+        match std::env::var_os(self.env_var()) {
+            Some(path) if !path.is_empty() => PathBuf::from(path),
+            _ => PathBuf::from(self.default_program()),
+        }
+    }
+}
+
+impl fmt::Display for ServerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.default_program())
+    }
+}
+
+/// Why a QEMU process could not be started or waited for.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LaunchError {
+    /// The program does not exist (QEMU is not installed, or the override is wrong).
+    ProgramNotFound {
+        /// What was run.
+        program: PathBuf,
+        /// The environment variable that can point at another binary.
+        env_var: &'static str,
+    },
+    /// Spawning failed for another reason.
+    Spawn {
+        /// What was run.
+        program: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// Preparing the private directory or its files failed.
+    Setup {
+        /// What was being prepared.
+        what: &'static str,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The socket path would not fit in `sockaddr_un` (108 bytes); set `TMPDIR` shorter.
+    SocketPathTooLong {
+        /// The path that was too long.
+        path: PathBuf,
+    },
+    /// The requested option does not exist for this program.
+    Unsupported {
+        /// The program asked for.
+        kind: ServerKind,
+        /// The option it lacks.
+        option: &'static str,
+    },
+    /// The process exited before its monitor accepted connections.
+    ExitedEarly {
+        /// What was run.
+        program: PathBuf,
+        /// How it exited.
+        status: ExitStatus,
+        /// Everything it wrote to stderr (and stdout, unless stdout was the monitor).
+        stderr: String,
+    },
+    /// The monitor did not accept connections within the start timeout.
+    NotReady {
+        /// What was run.
+        program: PathBuf,
+        /// How long we waited.
+        waited: Duration,
+        /// What it wrote to stderr so far.
+        stderr: String,
+    },
+    /// [`QemuProcess::wait_exit`] ran out of time.
+    ExitTimeout {
+        /// What was run.
+        program: PathBuf,
+        /// How long we waited.
+        waited: Duration,
+    },
+    /// Waiting for or signalling the process failed.
+    Wait {
+        /// The underlying error.
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for LaunchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ProgramNotFound { program, env_var } => write!(
+                f,
+                "{} not found: install QEMU 10.0.2 (run `bash scripts/setup.sh` in the qmp \
+                 repository) or set {env_var} to the binary",
+                program.display()
+            ),
+            Self::Spawn { program, source } => {
+                write!(f, "cannot start {}: {source}", program.display())
+            }
+            Self::Setup { what, source } => write!(f, "cannot prepare {what}: {source}"),
+            Self::SocketPathTooLong { path } => write!(
+                f,
+                "socket path {} is {} bytes, longer than the 107 a unix socket allows \
+                 (set TMPDIR to a shorter directory)",
+                path.display(),
+                path.as_os_str().len()
+            ),
+            Self::Unsupported { kind, option } => write!(f, "{kind} has no {option}"),
+            Self::ExitedEarly {
+                program,
+                status,
+                stderr,
+            } => write!(
+                f,
+                "{} exited ({status}) before its monitor was ready; its output: {}",
+                program.display(),
+                output_or_none(stderr)
+            ),
+            Self::NotReady {
+                program,
+                waited,
+                stderr,
+            } => write!(
+                f,
+                "{} did not accept monitor connections within {} ms; its output: {}",
+                program.display(),
+                waited.as_millis(),
+                output_or_none(stderr)
+            ),
+            Self::ExitTimeout { program, waited } => write!(
+                f,
+                "{} still running after {} ms",
+                program.display(),
+                waited.as_millis()
+            ),
+            Self::Wait { source } => write!(f, "cannot wait for the process: {source}"),
+        }
+    }
+}
+
+fn output_or_none(output: &str) -> &str {
+    let trimmed = output.trim();
+    if trimmed.is_empty() {
+        "(nothing)"
+    } else {
+        trimmed
+    }
+}
+
+impl core::error::Error for LaunchError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Spawn { source, .. } | Self::Setup { source, .. } | Self::Wait { source } => {
+                Some(source)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl From<LaunchError> for io::Error {
+    fn from(error: LaunchError) -> Self {
+        let kind = match &error {
+            LaunchError::ProgramNotFound { .. } => io::ErrorKind::NotFound,
+            LaunchError::NotReady { .. } | LaunchError::ExitTimeout { .. } => {
+                io::ErrorKind::TimedOut
+            }
+            LaunchError::Unsupported { .. } => io::ErrorKind::Unsupported,
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, error)
+    }
+}
+
+/// The RPCs a launched guest agent allows unless told otherwise: harmless ones only, as
+/// the agent runs on this host, not in a guest.
+pub const DEFAULT_QGA_RPCS: &[&str] = &[
+    "guest-sync",
+    "guest-sync-delimited",
+    "guest-info",
+    "guest-ping",
+];
+
+/// Longest path a Unix socket address can hold (without the terminating NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// Options for starting a [`QemuProcess`]; finish with [`Launcher::spawn`].
+///
+/// By default: one monitor on a Unix socket, compact output, `-M none` for
+/// `qemu-system-x86_64`, [`DEFAULT_QGA_RPCS`] for `qemu-ga`, a 30 s start timeout.
+#[derive(Debug, Clone)]
+pub struct Launcher {
+    kind: ServerKind,
+    program: Option<PathBuf>,
+    pretty: bool,
+    extra_monitors: usize,
+    tcp_monitor: bool,
+    stdio_monitor: bool,
+    machine: String,
+    args: Vec<OsString>,
+    allowed_rpcs: Vec<String>,
+    start_timeout: Duration,
+}
+
+impl Launcher {
+    /// Default options for `kind`.
+    pub fn new(kind: ServerKind) -> Self {
+        Self {
+            kind,
+            program: None,
+            pretty: false,
+            extra_monitors: 0,
+            tcp_monitor: false,
+            stdio_monitor: false,
+            machine: String::from("none"),
+            args: Vec::new(),
+            allowed_rpcs: DEFAULT_QGA_RPCS
+                .iter()
+                .map(|rpc| String::from(*rpc))
+                .collect(),
+            start_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Runs this binary instead of [`ServerKind::program`].
+    pub fn program(mut self, program: impl Into<PathBuf>) -> Self {
+        self.program = Some(program.into());
+        self
+    }
+
+    /// Asks the primary monitor for pretty-printed (multi-line) JSON (QMP only).
+    pub fn pretty(mut self, pretty: bool) -> Self {
+        self.pretty = pretty;
+        self
+    }
+
+    /// Adds `count` more monitors, each on its own Unix socket
+    /// ([`QemuProcess::extra_socket_paths`]) (QMP only).
+    pub fn extra_monitors(mut self, count: usize) -> Self {
+        self.extra_monitors = count;
+        self
+    }
+
+    /// Adds a monitor listening on a free TCP port of 127.0.0.1
+    /// ([`QemuProcess::tcp_address`]) (QMP only).
+    pub fn tcp_monitor(mut self, enabled: bool) -> Self {
+        self.tcp_monitor = enabled;
+        self
+    }
+
+    /// Adds a monitor on the process's stdin/stdout
+    /// ([`QemuProcess::take_stdio_transport`]) (QMP only).
+    pub fn stdio_monitor(mut self, enabled: bool) -> Self {
+        self.stdio_monitor = enabled;
+        self
+    }
+
+    /// The machine type for `qemu-system-x86_64` (`-M`), `"none"` by default; e.g.
+    /// `"pc"` together with `.args(["-S", "-m", "1024"])`.
+    pub fn machine(mut self, machine: impl Into<String>) -> Self {
+        self.machine = machine.into();
+        self
+    }
+
+    /// Appends one command-line argument after the generated ones.
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Appends command-line arguments after the generated ones.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// The RPCs `qemu-ga` allows (`--allow-rpcs`); all others answer "disabled".
+    pub fn allow_rpcs<I, S>(mut self, rpcs: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_rpcs = rpcs.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// How long [`Launcher::spawn`] waits for the monitor to accept connections.
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// Starts the process and waits until its monitor (and TCP monitor, if any) accepts
+    /// connections.
+    ///
+    /// # Errors
+    /// See [`LaunchError`]; a missing binary is [`LaunchError::ProgramNotFound`].
+    pub fn spawn(self) -> Result<QemuProcess, LaunchError> {
+        let is_agent = self.kind == ServerKind::GuestAgent;
+        if is_agent {
+            let unsupported = [
+                (self.pretty, "pretty monitor"),
+                (self.extra_monitors > 0, "extra monitors"),
+                (self.tcp_monitor, "tcp monitor"),
+                (self.stdio_monitor, "stdio monitor"),
+            ];
+            if let Some((_, option)) = unsupported.iter().find(|(asked, _)| *asked) {
+                return Err(LaunchError::Unsupported {
+                    kind: self.kind,
+                    option,
+                });
+            }
+        }
+        let program = self.program.clone().unwrap_or_else(|| self.kind.program());
+        let dir = tempfile::Builder::new()
+            .prefix("qmp-")
+            .tempdir()
+            .map_err(|source| LaunchError::Setup {
+                what: "a temporary directory",
+                source,
+            })?;
+        let socket_path = dir.path().join("monitor.sock");
+        let extra_socket_paths: Vec<PathBuf> = (1..=self.extra_monitors)
+            .map(|index| dir.path().join(format!("monitor{index}.sock")))
+            .collect();
+        for path in core::iter::once(&socket_path).chain(&extra_socket_paths) {
+            if path.as_os_str().len() > MAX_SOCKET_PATH {
+                return Err(LaunchError::SocketPathTooLong { path: path.clone() });
+            }
+        }
+        let tcp_address = if self.tcp_monitor {
+            Some(free_local_port().map_err(|source| LaunchError::Setup {
+                what: "a free tcp port",
+                source,
+            })?)
+        } else {
+            None
+        };
+
+        let log_path = dir.path().join("output.log");
+        let log = File::create(&log_path).map_err(|source| LaunchError::Setup {
+            what: "the output log",
+            source,
+        })?;
+        let mut command = Command::new(&program);
+        match self.kind {
+            ServerKind::StorageDaemon | ServerKind::System => {
+                self.add_monitor_args(&mut command, &socket_path, &extra_socket_paths, tcp_address);
+            }
+            ServerKind::GuestAgent => {
+                self.add_agent_args(&mut command, dir.path(), &socket_path)?;
+            }
+        }
+        command.args(&self.args);
+        if self.stdio_monitor {
+            command.stdin(Stdio::piped()).stdout(Stdio::piped());
+        } else {
+            let log_copy = log.try_clone().map_err(|source| LaunchError::Setup {
+                what: "the output log",
+                source,
+            })?;
+            command.stdin(Stdio::null()).stdout(log_copy);
+        }
+        command.stderr(log);
+
+        let mut child = command.spawn().map_err(|source| {
+            if source.kind() == io::ErrorKind::NotFound {
+                LaunchError::ProgramNotFound {
+                    program: program.clone(),
+                    env_var: self.kind.env_var(),
+                }
+            } else {
+                LaunchError::Spawn {
+                    program: program.clone(),
+                    source,
+                }
+            }
+        })?;
+        let stdio = match (child.stdin.take(), child.stdout.take()) {
+            (Some(stdin), Some(stdout)) => Some((stdin, stdout)),
+            _ => None,
+        };
+        let mut process = QemuProcess {
+            kind: self.kind,
+            program,
+            child,
+            exit_status: None,
+            socket_path,
+            extra_socket_paths,
+            tcp_address,
+            stdio,
+            log_path,
+            dir,
+        };
+        process.wait_until_ready(self.start_timeout)?;
+        Ok(process)
+    }
+
+    fn add_monitor_args(
+        &self,
+        command: &mut Command,
+        socket_path: &Path,
+        extra_socket_paths: &[PathBuf],
+        tcp_address: Option<SocketAddr>,
+    ) {
+        let system = self.kind == ServerKind::System;
+        if system {
+            command.args(["-M", &self.machine, "-nodefaults", "-display", "none"]);
+            command.args(["-accel", "tcg"]);
+        }
+        let (chardev_flag, monitor_flag, control) = if system {
+            ("-chardev", "-mon", ",mode=control")
+        } else {
+            ("--chardev", "--monitor", "")
+        };
+        let mut add_monitor = |chardev: OsString, id: &str, pretty: bool| {
+            let pretty = if pretty { ",pretty=on" } else { "" };
+            command.arg(chardev_flag).arg(chardev);
+            command
+                .arg(monitor_flag)
+                .arg(format!("chardev={id}{control}{pretty}"));
+        };
+        add_monitor(socket_chardev(socket_path, "m0"), "m0", self.pretty);
+        for (index, path) in extra_socket_paths.iter().enumerate() {
+            let id = format!("m{}", index + 1);
+            add_monitor(socket_chardev(path, &id), &id, false);
+        }
+        if let Some(address) = tcp_address {
+            let chardev = format!(
+                "socket,host={},port={},server=on,wait=off,id=mtcp",
+                address.ip(),
+                address.port()
+            );
+            add_monitor(chardev.into(), "mtcp", false);
+        }
+        if self.stdio_monitor {
+            add_monitor("stdio,id=mstdio".into(), "mstdio", false);
+        }
+    }
+
+    fn add_agent_args(
+        &self,
+        command: &mut Command,
+        dir: &Path,
+        socket_path: &Path,
+    ) -> Result<(), LaunchError> {
+        let state_dir = dir.join("qga-state");
+        std::fs::create_dir(&state_dir).map_err(|source| LaunchError::Setup {
+            what: "the guest agent state directory",
+            source,
+        })?;
+        let config = dir.join("qga.conf");
+        File::create(&config).map_err(|source| LaunchError::Setup {
+            what: "the guest agent config file",
+            source,
+        })?;
+        command.env("QGA_CONF", &config);
+        command.args(["-m", "unix-listen", "-p"]).arg(socket_path);
+        command.arg("-t").arg(&state_dir);
+        command.arg("-f").arg(dir.join("qga.pid"));
+        command.arg(format!("--allow-rpcs={}", self.allowed_rpcs.join(",")));
+        Ok(())
+    }
+}
+
+/// `socket,path=P,server=on,wait=off,id=ID` with commas in `P` doubled, as QEMU's
+/// option syntax requires.
+fn socket_chardev(path: &Path, id: &str) -> OsString {
+    let mut chardev = OsString::from("socket,path=");
+    chardev.push(escape_commas(path.as_os_str()));
+    chardev.push(format!(",server=on,wait=off,id={id}"));
+    chardev
+}
+
+fn escape_commas(value: &OsStr) -> OsString {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let mut escaped = Vec::with_capacity(value.len());
+    for &byte in value.as_bytes() {
+        escaped.push(byte);
+        if byte == b',' {
+            escaped.push(b',');
+        }
+    }
+    OsString::from_vec(escaped)
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+fn free_local_port() -> io::Result<SocketAddr> {
+    TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
+/// A running QEMU process in a private directory; killed and cleaned up on drop.
+#[derive(Debug)]
+pub struct QemuProcess {
+    kind: ServerKind,
+    program: PathBuf,
+    child: Child,
+    exit_status: Option<ExitStatus>,
+    socket_path: PathBuf,
+    extra_socket_paths: Vec<PathBuf>,
+    tcp_address: Option<SocketAddr>,
+    stdio: Option<(ChildStdin, ChildStdout)>,
+    log_path: PathBuf,
+    // Last, so the directory is removed after everything else is dropped.
+    dir: TempDir,
+}
+
+impl QemuProcess {
+    /// Starts a `qemu-storage-daemon` with default options (see [`Launcher`]).
+    ///
+    /// # Errors
+    /// See [`Launcher::spawn`].
+    pub fn storage_daemon() -> Result<Self, LaunchError> {
+        Launcher::new(ServerKind::StorageDaemon).spawn()
+    }
+
+    /// Starts a `qemu-system-x86_64 -M none` with default options (see [`Launcher`]).
+    ///
+    /// # Errors
+    /// See [`Launcher::spawn`].
+    pub fn system() -> Result<Self, LaunchError> {
+        Launcher::new(ServerKind::System).spawn()
+    }
+
+    /// Starts a `qemu-ga` on a Unix socket with default options (see [`Launcher`]).
+    ///
+    /// # Errors
+    /// See [`Launcher::spawn`].
+    pub fn guest_agent() -> Result<Self, LaunchError> {
+        Launcher::new(ServerKind::GuestAgent).spawn()
+    }
+
+    fn wait_until_ready(&mut self, timeout: Duration) -> Result<(), LaunchError> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            if let Some(status) = self.try_exit_status()? {
+                return Err(LaunchError::ExitedEarly {
+                    program: self.program.clone(),
+                    status,
+                    stderr: self.output(),
+                });
+            }
+            // A probe connection: QEMU greets it, sees it close, and listens again.
+            let unix_ready = UnixStream::connect(&self.socket_path).is_ok();
+            let tcp_ready = self.tcp_address.is_none_or(|address| {
+                TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_ok()
+            });
+            if unix_ready && tcp_ready {
+                return Ok(());
+            }
+            let waited = started.elapsed();
+            if waited >= timeout {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return Err(LaunchError::NotReady {
+                    program: self.program.clone(),
+                    waited,
+                    stderr: self.output(),
+                });
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    /// Which program this is.
+    pub fn kind(&self) -> ServerKind {
+        self.kind
+    }
+
+    /// The binary that was started.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The private temporary directory (a place for disk images and other scratch files;
+    /// removed on drop).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The primary monitor's Unix socket (for `qemu-ga`, the agent's socket).
+    pub fn socket_path(&self) -> &Path {
+        &self.socket_path
+    }
+
+    /// The sockets of the monitors added with [`Launcher::extra_monitors`].
+    pub fn extra_socket_paths(&self) -> &[PathBuf] {
+        &self.extra_socket_paths
+    }
+
+    /// The address of the monitor added with [`Launcher::tcp_monitor`].
+    pub fn tcp_address(&self) -> Option<SocketAddr> {
+        self.tcp_address
+    }
+
+    /// Connects to the primary monitor's Unix socket.
+    ///
+    /// # Errors
+    /// See [`Transport::connect_unix`].
+    pub fn connect(&self, timeout: Option<Duration>) -> io::Result<Transport> {
+        Transport::connect_unix(&self.socket_path, timeout)
+    }
+
+    /// Takes the stdio monitor added with [`Launcher::stdio_monitor`] as a transport;
+    /// `None` if there is none or it was taken already.
+    ///
+    /// # Errors
+    /// See [`Transport::from_child_stdio`].
+    pub fn take_stdio_transport(&mut self) -> Option<io::Result<Transport>> {
+        self.stdio
+            .take()
+            .map(|(stdin, stdout)| Transport::from_child_stdio(stdin, stdout))
+    }
+
+    /// Everything the process wrote to stderr (and to stdout, unless stdout is the
+    /// stdio monitor) so far, lossily decoded.
+    pub fn output(&self) -> String {
+        std::fs::read(&self.log_path)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Sends `SIGKILL` (a crash, as far as clients can tell). Does nothing if the
+    /// process has already exited.
+    ///
+    /// # Errors
+    /// If the signal cannot be sent.
+    pub fn kill(&mut self) -> Result<(), LaunchError> {
+        if self.try_exit_status()?.is_none() {
+            self.child
+                .kill()
+                .map_err(|source| LaunchError::Wait { source })?;
+        }
+        Ok(())
+    }
+
+    /// Sends `SIGTERM` (an orderly shutdown request). Does nothing if the process has
+    /// already exited.
+    ///
+    /// # Errors
+    /// If the signal cannot be sent.
+    pub fn terminate(&mut self) -> Result<(), LaunchError> {
+        if self.try_exit_status()?.is_none() {
+            let pid = rustix::process::Pid::from_child(&self.child);
+            rustix::process::kill_process(pid, rustix::process::Signal::TERM).map_err(|errno| {
+                LaunchError::Wait {
+                    source: errno.into(),
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The exit status if the process has exited (reaping it), without waiting.
+    ///
+    /// # Errors
+    /// If `waitpid(2)` fails.
+    pub fn try_exit_status(&mut self) -> Result<Option<ExitStatus>, LaunchError> {
+        if self.exit_status.is_none() {
+            self.exit_status = self
+                .child
+                .try_wait()
+                .map_err(|source| LaunchError::Wait { source })?;
+        }
+        Ok(self.exit_status)
+    }
+
+    /// Waits up to `timeout` for the process to exit and returns its status.
+    ///
+    /// # Errors
+    /// [`LaunchError::ExitTimeout`] if it is still running then (it is left running).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus, LaunchError> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            if let Some(status) = self.try_exit_status()? {
+                return Ok(status);
+            }
+            let waited = started.elapsed();
+            if waited >= timeout {
+                return Err(LaunchError::ExitTimeout {
+                    program: self.program.clone(),
+                    waited,
+                });
+            }
+            std::thread::sleep(pause.min(timeout - waited));
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for QemuProcess {
+    fn drop(&mut self) {
+        if self.exit_status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commas_are_doubled_for_qemu_options() {
+        let chardev = socket_chardev(Path::new("/tmp/a,b/s"), "m0");
+        assert_eq!(chardev, "socket,path=/tmp/a,,b/s,server=on,wait=off,id=m0");
+    }
+
+    #[test]
+    fn names_and_override_variables() {
+        assert_eq!(ServerKind::GuestAgent.env_var(), "QMP_QGA");
+        assert_eq!(ServerKind::System.default_program(), "qemu-system-x86_64");
+        assert_eq!(ServerKind::StorageDaemon.to_string(), "qemu-storage-daemon");
+    }
+
+    /// A fake server: a shell script that ignores the generated arguments.
+    fn fake_program(dir: &TempDir, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.path().join("fake-qemu");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    #[test]
+    fn missing_program_is_reported_with_the_setup_hint() {
+        let err = Launcher::new(ServerKind::StorageDaemon)
+            .program("/nonexistent/qemu-storage-daemon")
+            .spawn()
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            LaunchError::ProgramNotFound {
+                env_var: "QMP_QSD",
+                ..
+            }
+        ));
+        let message = err.to_string();
+        assert!(message.contains("scripts/setup.sh"), "{message}");
+        assert!(message.contains("QMP_QSD"), "{message}");
+    }
+
+    #[test]
+    fn early_exit_carries_the_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Launcher::new(ServerKind::StorageDaemon)
+            .program(fake_program(&dir, "echo broken config >&2; exit 3"))
+            .spawn()
+            .unwrap_err();
+        match &err {
+            LaunchError::ExitedEarly { status, stderr, .. } => {
+                assert_eq!(status.code(), Some(3));
+                assert_eq!(stderr.trim(), "broken config");
+            }
+            other => panic!("unexpected: {other}"),
+        }
+        assert!(err.to_string().contains("broken config"));
+    }
+
+    #[test]
+    fn never_ready_times_out_and_kills() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Launcher::new(ServerKind::StorageDaemon)
+            .program(fake_program(&dir, "echo waiting >&2; exec sleep 30"))
+            .start_timeout(Duration::from_millis(200))
+            .spawn()
+            .unwrap_err();
+        match &err {
+            LaunchError::NotReady { waited, stderr, .. } => {
+                assert!(*waited >= Duration::from_millis(200));
+                assert_eq!(stderr.trim(), "waiting");
+            }
+            other => panic!("unexpected: {other}"),
+        }
+    }
+
+    #[test]
+    fn agent_options_are_checked() {
+        let err = Launcher::new(ServerKind::GuestAgent)
+            .tcp_monitor(true)
+            .spawn()
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            LaunchError::Unsupported {
+                option: "tcp monitor",
+                ..
+            }
+        ));
+    }
+}
