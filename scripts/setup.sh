@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Installs everything the build and the tests need, and does nothing that is already done:
+#   - QEMU 10.0.2 (qemu-system-x86_64, qemu-storage-daemon, qemu-ga; qemu-system-arm if
+#     available) from Debian bookworm-backports. Plain bookworm has QEMU 7.2, and
+#     installing qemu-system-x86 from it would REPLACE the machine's 10.0.2 qemu-utils,
+#     so everything is installed with `-t bookworm-backports`.
+#   - Rust targets for the no_std builds, clippy/rustfmt, and miri + rust-src on nightly.
+# Safe to run repeatedly; run as root (or with sudo available).
+set -euo pipefail
+
+QEMU_VERSION="10.0.2"
+NO_STD_TARGETS=(thumbv6m-none-eabi thumbv7em-none-eabihf riscv32imc-unknown-none-elf wasm32-unknown-unknown)
+
+log() { printf '[setup] %s\n' "$*"; }
+
+if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
+
+# True if "$1 --version" reports exactly QEMU_VERSION (as a whole word).
+has_qemu_version() {
+    command -v "$1" >/dev/null 2>&1 || return 1
+    "$1" --version 2>/dev/null | head -n 1 | grep -Eq "(^|[^0-9.])${QEMU_VERSION//./\\.}([^0-9.]|$)"
+}
+
+qemu_ok() {
+    has_qemu_version qemu-system-x86_64 && has_qemu_version qemu-storage-daemon \
+        && has_qemu_version qemu-ga
+}
+
+# The mirror URI of the existing bookworm entry (deb822 .sources or one-line format).
+bookworm_mirror() {
+    local uri
+    uri=$(
+        {
+            for f in /etc/apt/sources.list.d/*.sources; do
+                [ -f "$f" ] || continue
+                awk '/^URIs:/ {u=$2} /^Suites:/ && /(^| )bookworm( |$)/ {print u} /^$/ {u=""}' "$f"
+            done
+            cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
+                | awk '$1=="deb" && $0 ~ / bookworm( |$)/ {for (i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) {print $i; break}}'
+        } | grep -v security | head -n 1
+    )
+    printf '%s\n' "${uri:-http://deb.debian.org/debian}"
+}
+
+install_qemu() {
+    local codename=""
+    if [ -r /etc/os-release ]; then
+        codename=$(. /etc/os-release && printf '%s' "${VERSION_CODENAME:-}")
+    fi
+    local apt_target=()
+    if [ "$codename" = "bookworm" ]; then
+        if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+            local mirror
+            mirror=$(bookworm_mirror)
+            log "adding bookworm-backports from $mirror"
+            printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+                "$mirror" | "${SUDO[@]}" tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null
+        fi
+        apt_target=(-t bookworm-backports)
+    else
+        log "not Debian bookworm (VERSION_CODENAME=${codename:-unknown}): installing QEMU from the default suite"
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" apt-get update -q
+    "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${apt_target[@]}" \
+        qemu-system-x86 qemu-guest-agent qemu-utils
+    # Wanted for later ARM work; not required by the tests.
+    if ! "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${apt_target[@]}" qemu-system-arm; then
+        log "warning: qemu-system-arm could not be installed (not needed by the tests)"
+    fi
+}
+
+if qemu_ok && command -v qemu-system-arm >/dev/null 2>&1; then
+    log "QEMU ${QEMU_VERSION} already installed"
+else
+    install_qemu
+fi
+for program in qemu-system-x86_64 qemu-storage-daemon qemu-ga; do
+    if ! has_qemu_version "$program"; then
+        log "error: $program is not version ${QEMU_VERSION}: $("$program" --version 2>&1 | head -n 1 || true)"
+        exit 1
+    fi
+    log "$program: $("$program" --version | head -n 1)"
+done
+
+# --- Rust -------------------------------------------------------------------------------
+installed_targets=$(rustup target list --installed)
+for target in "${NO_STD_TARGETS[@]}"; do
+    if ! grep -qx "$target" <<<"$installed_targets"; then
+        log "adding rust target $target"
+        rustup target add "$target"
+    fi
+done
+
+installed_components=$(rustup component list --installed)
+for component in clippy rustfmt; do
+    if ! grep -q "^${component}-" <<<"$installed_components"; then
+        log "adding rust component $component"
+        rustup component add "$component"
+    fi
+done
+
+if ! rustup toolchain list | grep -q '^nightly'; then
+    log "installing the nightly toolchain (for miri)"
+    rustup toolchain install nightly --profile minimal --component miri,rust-src
+fi
+nightly_components=$(rustup +nightly component list --installed)
+for component in miri rust-src; do
+    if ! grep -q "^${component}" <<<"$nightly_components"; then
+        log "adding nightly component $component"
+        rustup +nightly component add "$component"
+    fi
+done
+
+log "done"

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The project's test command (README): sets the machine up, then runs every check CI runs.
+# The whole test suite is the `cargo test --workspace` step; the other steps are format,
+# lints, the no_std builds of qmp-core, its dependency allow-list, docs and miri.
+# Fails fast: the first failing step stops the run with its name printed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+NO_STD_TARGETS=(thumbv6m-none-eabi thumbv7em-none-eabihf riscv32imc-unknown-none-elf wasm32-unknown-unknown)
+# Crates qmp-core may pull into a no_std build (proc-macro crates run on the host and are
+# not listed: `cargo tree -e no-proc-macro` leaves them out).
+CORE_DEPENDENCY_ALLOW_LIST=(
+    qmp-core heapless hash32 byteorder stable_deref_trait
+    serde serde_core serde-json-core ryu
+    embedded-io embedded-io-async
+    defmt defmt-macros defmt-parser bitflags
+)
+
+RUN_STARTED=$SECONDS
+STEP_NAME=""
+STEP_STARTED=0
+TIMINGS=()
+
+finish_step() {
+    if [ -n "$STEP_NAME" ]; then
+        TIMINGS+=("$(printf '%5ds  %s' $((SECONDS - STEP_STARTED)) "$STEP_NAME")")
+    fi
+}
+step() {
+    finish_step
+    STEP_NAME="$*"
+    STEP_STARTED=$SECONDS
+    printf '\n==== [%4ds] %s ====\n' $((SECONDS - RUN_STARTED)) "$STEP_NAME"
+}
+on_exit() {
+    local status=$?
+    if [ "$status" -ne 0 ]; then
+        printf '\n==== FAILED: %s (exit %d) ====\n' "${STEP_NAME:-setup}" "$status" >&2
+    fi
+}
+trap on_exit EXIT
+
+step "machine set-up (scripts/setup.sh)"
+bash scripts/setup.sh
+
+step "format: cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+step "lints: cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "tests: cargo test --workspace"
+cargo test --workspace
+
+for target in "${NO_STD_TARGETS[@]}"; do
+    step "no_std build: qmp-core for $target"
+    cargo build -p qmp-core --target "$target"
+    step "no_std build: qmp-core for $target with defmt"
+    cargo build -p qmp-core --target "$target" --features defmt
+done
+
+step "dependency allow-list: qmp-core on thumbv7em-none-eabihf"
+for features in "" "--features=defmt"; do
+    # shellcheck disable=SC2086 # $features is empty or one word
+    crates=$(cargo tree -p qmp-core -e normal,no-proc-macro --target thumbv7em-none-eabihf \
+        $features --prefix none --format '{p}' | awk '{print $1}' | sort -u)
+    unknown=()
+    for crate in $crates; do
+        crate=${crate//_/-}
+        allowed=false
+        for ok in "${CORE_DEPENDENCY_ALLOW_LIST[@]}"; do
+            if [ "$crate" = "${ok//_/-}" ]; then allowed=true; fi
+        done
+        "$allowed" || unknown+=("$crate")
+    done
+    echo "qmp-core ${features:-(default features)}:" $crates
+    if [ "${#unknown[@]}" -ne 0 ]; then
+        echo "error: qmp-core depends on crates outside the no_std allow-list: ${unknown[*]}" >&2
+        echo "(every crate here must be no_std without alloc; extend the list in scripts/test.sh only after checking)" >&2
+        exit 1
+    fi
+done
+
+step "docs: cargo doc --workspace --no-deps (warnings are errors)"
+RUSTDOCFLAGS="-Dwarnings" cargo doc --workspace --no-deps
+
+step "miri: cargo +nightly miri test -p qmp-core"
+MIRIFLAGS="${MIRIFLAGS:-}" cargo +nightly miri test -p qmp-core
+
+# ---- FUZZ STEPS: later sessions add the short fuzz runs of every fuzz/ target here ----
+# (e.g. step "fuzz: <target>"; cargo +nightly fuzz run <target> -- -max_total_time=N)
+# ---- END FUZZ STEPS ----
+
+finish_step
+STEP_NAME=""
+printf '\n==== all steps passed in %ds ====\n' $((SECONDS - RUN_STARTED))
+printf '%s\n' "${TIMINGS[@]}"
