@@ -123,15 +123,23 @@ impl<'a, T: serde::Deserialize<'a>> Iterator for JsonArrayIter<'a, T> {
 }
 
 mod block;
+mod chardev;
 pub(crate) mod de;
+mod devices;
 mod jobs;
 mod lazy;
 pub(crate) mod macros;
+mod migration;
 mod misc;
+mod qom;
 mod run_state;
 
 pub use block::*;
+pub use chardev::*;
+pub use devices::*;
 pub use jobs::*;
 pub use lazy::{FromRawJson, LazyArray, LazyArrayIter};
+pub use migration::*;
 pub use misc::*;
+pub use qom::*;
 pub use run_state::*;
