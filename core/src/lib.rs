@@ -8,5 +8,7 @@
 extern crate std;
 
 pub mod commands;
+pub mod events;
 pub mod json;
+pub mod qga;
 pub mod time;
