@@ -2,7 +2,7 @@
 //! `qemu-system-x86_64` and `qemu-ga`.
 //!
 //! Each [`QemuProcess`] lives in its own temporary directory (monitor sockets, log,
-//! guest-agent state). [`QemuProcess::spawn`] returns only once the monitor socket
+//! guest-agent state). [`Launcher::spawn`] returns only once the monitor socket
 //! accepts connections, or fails with the process's stderr in the error. Dropping the
 //! process kills it (`SIGKILL`), reaps it and removes the directory.
 //!
