@@ -135,9 +135,9 @@ impl From<Duration> for core::time::Duration {
 
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.micros % 1_000_000 == 0 {
+        if self.micros.is_multiple_of(1_000_000) {
             write!(f, "{}s", self.micros / 1_000_000)
-        } else if self.micros % 1_000 == 0 {
+        } else if self.micros.is_multiple_of(1_000) {
             write!(f, "{}ms", self.micros / 1_000)
         } else {
             write!(f, "{}us", self.micros)

@@ -1,0 +1,376 @@
+//! Messages: one framed JSON value classified as a greeting, a reply, an error, an event,
+//! or something this crate does not know.
+//!
+//! Classification never fails: members it does not know are ignored, and a value that fits
+//! no known shape is [`Message::Unknown`]. QEMU prints members in hash order (`id` may come
+//! first or last), so nothing here depends on member order.
+
+use core::fmt;
+
+use crate::json::{JsonStr, RawJson};
+
+/// The empty string, for members a message lacks.
+const EMPTY_STR: JsonStr<'static> = JsonStr::from_validated(b"");
+
+/// One server message, borrowing the receive buffer.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Message<'a> {
+    /// The `{"QMP": {...}}` greeting sent once when a client connects.
+    Greeting(Greeting<'a>),
+    /// A successful reply: `{"return": VALUE, "id": ID}`.
+    Return {
+        /// The request's `id`, exactly as the server echoed it (absent when the request
+        /// had none).
+        id: Option<RawJson<'a>>,
+        /// The `return` value.
+        value: RawJson<'a>,
+    },
+    /// An error reply: `{"error": {"class": C, "desc": D}, "id": ID}`.
+    Error {
+        /// The request's `id`; QEMU omits it for input it could not parse.
+        id: Option<RawJson<'a>>,
+        /// The error.
+        error: QmpError<'a>,
+    },
+    /// An asynchronous event.
+    Event(AsyncEvent<'a>),
+    /// Valid JSON that is none of the above (kept whole for the caller to inspect).
+    Unknown(RawJson<'a>),
+}
+
+impl<'a> Message<'a> {
+    /// Classifies one complete JSON value.
+    pub fn classify(value: RawJson<'a>) -> Message<'a> {
+        Self::classify_members(value, value.members())
+    }
+
+    /// Classifies a value given an iterator over its top-level members (the framer
+    /// records them while scanning, which saves a second walk).
+    pub fn classify_members<I>(value: RawJson<'a>, members: I) -> Message<'a>
+    where
+        I: IntoIterator<Item = (JsonStr<'a>, RawJson<'a>)>,
+    {
+        if !value.is_object() {
+            return Message::Unknown(value);
+        }
+        let mut kind: Option<(Kind, RawJson<'a>)> = None;
+        let mut ambiguous = false;
+        let mut id = None;
+        let mut data = None;
+        let mut timestamp = None;
+        for (key, member) in members {
+            let found = match key.as_plain() {
+                Some("id") => {
+                    id = Some(member);
+                    continue;
+                }
+                Some("data") => {
+                    data = Some(member);
+                    continue;
+                }
+                Some("timestamp") => {
+                    timestamp = Some(member);
+                    continue;
+                }
+                Some("return") => Kind::Return,
+                Some("error") => Kind::Error,
+                Some("event") => Kind::Event,
+                Some("QMP") => Kind::Greeting,
+                Some(_) => continue,
+                // An escaped key is legal JSON but QEMU never sends one: compare unescaped.
+                None => {
+                    if key == "id" {
+                        id = Some(member);
+                        continue;
+                    } else if key == "data" {
+                        data = Some(member);
+                        continue;
+                    } else if key == "timestamp" {
+                        timestamp = Some(member);
+                        continue;
+                    } else if key == "return" {
+                        Kind::Return
+                    } else if key == "error" {
+                        Kind::Error
+                    } else if key == "event" {
+                        Kind::Event
+                    } else if key == "QMP" {
+                        Kind::Greeting
+                    } else {
+                        continue;
+                    }
+                }
+            };
+            if kind.is_some() {
+                ambiguous = true;
+            }
+            kind = Some((found, member));
+        }
+        let Some((kind, member)) = kind else {
+            return Message::Unknown(value);
+        };
+        if ambiguous {
+            return Message::Unknown(value);
+        }
+        match kind {
+            Kind::Return => Message::Return { id, value: member },
+            Kind::Error => match QmpError::from_json(member) {
+                Some(error) => Message::Error { id, error },
+                None => Message::Unknown(value),
+            },
+            Kind::Event => match member.as_json_str() {
+                Some(name) => Message::Event(AsyncEvent {
+                    name,
+                    data,
+                    timestamp: timestamp.map_or(Timestamp::UNKNOWN, Timestamp::from_json),
+                }),
+                None => Message::Unknown(value),
+            },
+            Kind::Greeting => match Greeting::from_json(member) {
+                Some(greeting) => Message::Greeting(greeting),
+                None => Message::Unknown(value),
+            },
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Return,
+    Error,
+    Event,
+    Greeting,
+}
+
+/// The server's greeting: its version and the capabilities this monitor offers.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Greeting<'a> {
+    /// `QMP.version.qemu`.
+    pub version: Version,
+    /// `QMP.version.package`: free-form, may be empty.
+    pub package: JsonStr<'a>,
+    /// The capabilities offered.
+    pub capabilities: Capabilities,
+    /// The whole `QMP` object, for members this crate does not know.
+    pub raw: RawJson<'a>,
+}
+
+impl<'a> Greeting<'a> {
+    fn from_json(qmp: RawJson<'a>) -> Option<Self> {
+        if !qmp.is_object() {
+            return None;
+        }
+        let mut version = Version::default();
+        let mut package = EMPTY_STR;
+        if let Some(v) = qmp.get("version") {
+            if let Some(qemu) = v.get("qemu") {
+                let number = |key| {
+                    qemu.get(key)
+                        .and_then(|n| n.as_u64())
+                        .and_then(|n| u32::try_from(n).ok())
+                        .unwrap_or(0)
+                };
+                version = Version {
+                    major: number("major"),
+                    minor: number("minor"),
+                    micro: number("micro"),
+                };
+            }
+            if let Some(p) = v.get("package").and_then(|p| p.as_json_str()) {
+                package = p;
+            }
+        }
+        let mut capabilities = Capabilities::default();
+        if let Some(list) = qmp.get("capabilities") {
+            for capability in list.elements() {
+                match capability.as_json_str() {
+                    Some(name) if name == "oob" => capabilities.oob = true,
+                    _ => capabilities.unknown = capabilities.unknown.saturating_add(1),
+                }
+            }
+        }
+        Some(Greeting {
+            version,
+            package,
+            capabilities,
+            raw: qmp,
+        })
+    }
+}
+
+/// A QEMU version triple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Version {
+    /// Major version.
+    pub major: u32,
+    /// Minor version.
+    pub minor: u32,
+    /// Micro version.
+    pub micro: u32,
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.micro)
+    }
+}
+
+/// Capabilities a monitor offers in its greeting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// `oob`: out-of-band execution can be enabled.
+    pub oob: bool,
+    /// How many capabilities this crate does not know (ignored, as the spec asks).
+    pub unknown: u16,
+}
+
+/// An error reply's contents.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct QmpError<'a> {
+    /// The error class.
+    pub class: ErrorClass<'a>,
+    /// The human-readable description (do not parse it).
+    pub desc: JsonStr<'a>,
+}
+
+impl<'a> QmpError<'a> {
+    fn from_json(error: RawJson<'a>) -> Option<Self> {
+        if !error.is_object() {
+            return None;
+        }
+        let class = error
+            .get("class")
+            .and_then(|c| c.as_json_str())
+            .map_or(ErrorClass::Other(EMPTY_STR), ErrorClass::from_name);
+        let desc = error
+            .get("desc")
+            .and_then(|d| d.as_json_str())
+            .unwrap_or(EMPTY_STR);
+        Some(QmpError { class, desc })
+    }
+}
+
+impl fmt::Display for QmpError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.class, self.desc)
+    }
+}
+
+/// The `class` of an error reply. QEMU 10.0.2 defines five; any other is kept as
+/// [`ErrorClass::Other`] (the spec allows new classes at any time: treat them as generic).
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum ErrorClass<'a> {
+    /// `GenericError`: most errors.
+    GenericError,
+    /// `CommandNotFound`: unknown or disabled command, or a command sent before
+    /// negotiation.
+    CommandNotFound,
+    /// `DeviceNotActive`.
+    DeviceNotActive,
+    /// `DeviceNotFound`.
+    DeviceNotFound,
+    /// `KVMMissingCap`.
+    KvmMissingCap,
+    /// A class this crate does not know.
+    Other(JsonStr<'a>),
+}
+
+impl<'a> ErrorClass<'a> {
+    /// Maps a class name to the enum.
+    pub fn from_name(name: JsonStr<'a>) -> Self {
+        match name.as_plain() {
+            Some("GenericError") => ErrorClass::GenericError,
+            Some("CommandNotFound") => ErrorClass::CommandNotFound,
+            Some("DeviceNotActive") => ErrorClass::DeviceNotActive,
+            Some("DeviceNotFound") => ErrorClass::DeviceNotFound,
+            Some("KVMMissingCap") => ErrorClass::KvmMissingCap,
+            _ => ErrorClass::Other(name),
+        }
+    }
+
+    /// The class name as on the wire (escaped for [`ErrorClass::Other`]).
+    pub fn name(&self) -> &'a str {
+        match self {
+            ErrorClass::GenericError => "GenericError",
+            ErrorClass::CommandNotFound => "CommandNotFound",
+            ErrorClass::DeviceNotActive => "DeviceNotActive",
+            ErrorClass::DeviceNotFound => "DeviceNotFound",
+            ErrorClass::KvmMissingCap => "KVMMissingCap",
+            ErrorClass::Other(name) => name.raw(),
+        }
+    }
+}
+
+impl PartialEq for ErrorClass<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for ErrorClass<'_> {}
+
+impl fmt::Display for ErrorClass<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorClass::Other(name) => fmt::Display::fmt(name, f),
+            known => f.write_str(known.name()),
+        }
+    }
+}
+
+/// An asynchronous event: `{"event": NAME, "data": {...}, "timestamp": {...}}`.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct AsyncEvent<'a> {
+    /// The event name, e.g. `JOB_STATUS_CHANGE`.
+    pub name: JsonStr<'a>,
+    /// The `data` member; absent for events such as `STOP` and `RESUME`.
+    pub data: Option<RawJson<'a>>,
+    /// When the server built the event.
+    pub timestamp: Timestamp,
+}
+
+/// An event's wall-clock timestamp. The spec allows `-1`/`-1` when the host clock could
+/// not be read, and rate-limited events may arrive out of timestamp order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Timestamp {
+    /// Whole seconds since the Unix epoch, or -1.
+    pub seconds: i64,
+    /// Microseconds within the second, or -1.
+    pub microseconds: i64,
+}
+
+impl Timestamp {
+    /// The `-1`/`-1` timestamp: unknown (also used when the member is missing or not
+    /// numeric).
+    pub const UNKNOWN: Timestamp = Timestamp {
+        seconds: -1,
+        microseconds: -1,
+    };
+
+    /// Whether the server did not know the time.
+    pub fn is_unknown(&self) -> bool {
+        self.seconds < 0 || self.microseconds < 0
+    }
+
+    fn from_json(value: RawJson<'_>) -> Timestamp {
+        let seconds = value.get("seconds").and_then(|s| s.as_i64());
+        let microseconds = value.get("microseconds").and_then(|s| s.as_i64());
+        match (seconds, microseconds) {
+            (Some(seconds), Some(microseconds)) => Timestamp {
+                seconds,
+                microseconds,
+            },
+            _ => Timestamp::UNKNOWN,
+        }
+    }
+}
