@@ -1,0 +1,78 @@
+//! The smallest firmware-shaped qmp-core client, built by `scripts/firmware-size.sh` for
+//! thumbv7em-none-eabihf with `opt-level = "z"` to measure what the core costs in flash.
+//!
+//! It does what every firmware user does and nothing else: negotiate through the blocking
+//! driver over a UART, run one typed command (`query-version`, decoded into a struct),
+//! and watch `JOB_STATUS_CHANGE` events through the event callback. There is no text
+//! output (`core::fmt` would dominate the image): the result is the exit status, through
+//! semihosting, so the script can also run the probe under QEMU (`mps2-an386`, a
+//! Cortex-M4F with the same UART as the AN385 of `examples/firmware`) against a real
+//! qemu-storage-daemon. Status 0: version 10.x read; 1: anything else.
+#![no_std]
+#![no_main]
+
+// The UART driver and clock of the full example firmware, shared rather than copied.
+#[path = "../../firmware/src/clock.rs"]
+mod clock;
+#[path = "../../firmware/src/uart.rs"]
+mod uart;
+
+use core::hint::black_box;
+
+use cortex_m_rt::entry;
+use cortex_m_semihosting::debug;
+use panic_halt as _;
+use qmp_core::client::{Client, Config, Event};
+use qmp_core::commands::QueryVersion;
+use qmp_core::events::{EventData, JobStatusChangeEvent};
+use qmp_core::io::BlockingDriver;
+
+/// Enough for the greeting and the `query-version` reply (~170 bytes each).
+const RX_SIZE: usize = 512;
+/// Enough for `qmp_capabilities` plus one request.
+const TX_SIZE: usize = 128;
+
+#[entry]
+fn main() -> ! {
+    let success = run().unwrap_or(false);
+    debug::exit(if success {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+/// Negotiates and reads the version; `None` if the session failed.
+fn run() -> Option<bool> {
+    let peripherals = cortex_m::Peripherals::take()?;
+    clock::start(peripherals.SYST);
+    let uart = uart::CmsdkUart::take(115_200)?;
+    let rx = cortex_m::singleton!(: [u8; RX_SIZE] = [0; RX_SIZE])?;
+    let tx = cortex_m::singleton!(: [u8; TX_SIZE] = [0; TX_SIZE])?;
+
+    let mut client: Client<'_, 2> = Client::new(Config::qmp(), clock::now(), rx, tx);
+    let mut driver = BlockingDriver::new(&mut client, uart, clock::now);
+
+    let mut concluded_jobs = 0u32;
+    let mut on_event = |event: &Event<'_>| {
+        if let Event::AsyncEvent(event) = event {
+            if let Some(Ok(change)) = JobStatusChangeEvent::from_event(event.name.raw(), event.data)
+            {
+                if change.status == "concluded" {
+                    concluded_jobs += 1;
+                }
+            }
+        }
+    };
+    driver.wait_ready(&mut on_event).ok()?;
+    let major = driver
+        .call(&QueryVersion, &mut on_event, |reply| {
+            reply.map(|info| info.qemu.major).unwrap_or(0)
+        })
+        .ok()?;
+    black_box(concluded_jobs);
+    Some(major == 10)
+}
