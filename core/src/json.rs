@@ -13,13 +13,15 @@
 
 use core::fmt;
 
-// mod framer;
+mod framer;
 mod raw;
 mod scanner;
 mod string;
 mod swar;
+#[cfg(test)]
+mod tests;
 
-// pub use framer::{Frame, Framer, FramerStats, Item};
+pub use framer::{Frame, Framer, FramerStats, Item};
 pub use raw::{Elements, JsonKind, Members, RawJson};
 pub use string::{JsonChars, JsonStr};
 

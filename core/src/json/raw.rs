@@ -197,7 +197,7 @@ impl<'a> RawJson<'a> {
 }
 
 /// Parses ASCII digits (one or more) into a `u64`, rejecting leading zeros and overflow.
-fn parse_u64_digits(digits: &[u8]) -> Option<u64> {
+pub(crate) fn parse_u64_digits(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || (digits.len() > 1 && digits.first() == Some(&b'0')) {
         return None;
     }

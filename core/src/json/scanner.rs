@@ -1,229 +1,924 @@
-//! Validation of JSON text (temporary slice validator; the streaming scanner replaces it).
+//! The resumable, validating JSON scanner behind [`Framer`](super::Framer) and
+//! [`RawJson::parse`](super::RawJson::parse).
+//!
+//! [`Scanner::scan`] consumes bytes from a position in a slice until a top-level value ends,
+//! the input is invalid, a 0xFF sentinel byte appears, or the slice runs out. All state
+//! lives in the scanner, so the next slice may continue anywhere, even inside a token;
+//! while a token is whole in the slice it is scanned inline on fast paths (word-at-a-time
+//! for strings).
 
-use super::swar::{is_whitespace, skip_whitespace};
-use super::{JsonError, JsonErrorKind};
+use super::raw::{parse_u64_digits, MemberSpan};
+use super::swar::{eq_bytes, first_flagged, is_whitespace, load, skip_whitespace, HIGHS, ONES};
+use super::{JsonError, JsonErrorKind, JsonStr, MAX_DEPTH_LIMIT};
 
-fn error(kind: JsonErrorKind, offset: usize) -> JsonError {
-    JsonError::new(kind, offset as u64)
+/// How many depth-1 members of an object the scanner records for `Frame::members`.
+pub(crate) const RECORDED_MEMBERS: usize = 16;
+
+/// What one [`Scanner::scan`] call ended on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// The slice is exhausted; more bytes are needed.
+    NeedMore,
+    /// A top-level value ended just before `end` (it started at `Scanner::value_start`).
+    ValueEnd { end: usize },
+    /// The byte at `at` is invalid.
+    Error { kind: JsonErrorKind, at: usize },
+    /// The byte at `at` is 0xFF; the scanner has been reset.
+    Sentinel { at: usize },
 }
 
-/// Validates a string body starting at `pos` (just after the opening quote); returns the
-/// index just after the closing quote.
-fn string_end(bytes: &[u8], mut pos: usize) -> Result<usize, JsonError> {
-    loop {
-        let Some(&byte) = bytes.get(pos) else {
-            return Err(error(JsonErrorKind::Truncated, pos));
+/// What the structure expects next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Between top-level values: whitespace or the start of a value.
+    TopValue,
+    /// A value (after `:` or after `,` in an array).
+    Value,
+    /// A value or `]` (after `[`).
+    ValueOrClose,
+    /// A key or `}` (after `{`).
+    KeyOrClose,
+    /// A key (after `,` in an object).
+    Key,
+    /// `:` after a key.
+    Colon,
+    /// `,` or the close of the current container, after a value.
+    CommaOrClose,
+}
+
+/// Progress inside a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StringState {
+    Plain,
+    /// After a backslash.
+    Escape,
+    /// Inside `\uXXXX`, `left` hex digits to go.
+    Hex {
+        left: u8,
+    },
+    /// Inside a multi-byte UTF-8 sequence: `left` continuation bytes to go, the next one in
+    /// `lo..=hi`.
+    Utf8 {
+        left: u8,
+        lo: u8,
+        hi: u8,
+    },
+}
+
+/// Progress inside a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NumberState {
+    /// After `-`.
+    Minus,
+    /// After a leading `0`.
+    Zero,
+    /// In the integer digits.
+    Int,
+    /// After `.`.
+    Dot,
+    /// In the fraction digits.
+    Frac,
+    /// After `e`/`E`.
+    Exp,
+    /// After the exponent sign.
+    ExpSign,
+    /// In the exponent digits.
+    ExpDigits,
+}
+
+impl NumberState {
+    /// Whether the number may end here.
+    const fn is_complete(self) -> bool {
+        matches!(
+            self,
+            NumberState::Zero | NumberState::Int | NumberState::Frac | NumberState::ExpDigits
+        )
+    }
+}
+
+/// A token interrupted by the end of a slice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    None,
+    String { key: bool, state: StringState },
+    Number(NumberState),
+    Literal { rest: &'static [u8] },
+}
+
+/// How a token scan ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenEnd {
+    /// The token ends just before this index.
+    Done(usize),
+    /// The slice ran out inside the token.
+    More,
+    Fail(JsonErrorKind, usize),
+    Sentinel(usize),
+}
+
+/// Tracks the value of a depth-1 member named `"id"` when it is an unsigned integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IdState {
+    Idle,
+    /// Capturing a depth-1 key.
+    Key,
+    /// The last depth-1 key was `id`; its value has not started.
+    KeyIsId,
+    /// Capturing the digits of the `id` value.
+    Value,
+    Found(u64),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct IdTracker {
+    state: IdState,
+    /// Raw bytes of the key (`\u0069\u0064` is the longest spelling of `id`: 12 bytes) or
+    /// of the number (a `u64` has at most 20 digits).
+    capture: [u8; 20],
+    len: u8,
+    overflow: bool,
+}
+
+impl IdTracker {
+    const NEW: IdTracker = IdTracker {
+        state: IdState::Idle,
+        capture: [0; 20],
+        len: 0,
+        overflow: false,
+    };
+
+    #[inline]
+    fn capturing(&self) -> bool {
+        matches!(self.state, IdState::Key | IdState::Value)
+    }
+
+    fn append(&mut self, bytes: &[u8]) {
+        let len = self.len as usize;
+        match self.capture.get_mut(len..len + bytes.len()) {
+            Some(slot) => {
+                slot.copy_from_slice(bytes);
+                self.len = (len + bytes.len()) as u8;
+            }
+            None => self.overflow = true,
+        }
+    }
+
+    fn captured(&self) -> Option<&[u8]> {
+        if self.overflow {
+            None
+        } else {
+            self.capture.get(..self.len as usize)
+        }
+    }
+
+    #[inline]
+    fn key_start(&mut self) {
+        if !matches!(self.state, IdState::Found(_)) {
+            self.state = IdState::Key;
+            self.len = 0;
+            self.overflow = false;
+        }
+    }
+
+    #[inline]
+    fn key_end(&mut self) {
+        if self.state == IdState::Key {
+            let is_id = self
+                .captured()
+                .is_some_and(|key| JsonStr::from_validated(key) == "id");
+            self.state = if is_id {
+                IdState::KeyIsId
+            } else {
+                IdState::Idle
+            };
+        }
+    }
+
+    #[inline]
+    fn value_start(&mut self, first: u8) {
+        if self.state == IdState::KeyIsId {
+            if first.is_ascii_digit() {
+                self.state = IdState::Value;
+                self.len = 0;
+                self.overflow = false;
+            } else {
+                self.state = IdState::Idle;
+            }
+        }
+    }
+
+    #[inline]
+    fn value_end(&mut self) {
+        if self.state == IdState::Value {
+            self.state = match self.captured().and_then(parse_u64_digits) {
+                Some(id) => IdState::Found(id),
+                None => IdState::Idle,
+            };
+        }
+    }
+
+    fn found(&self) -> Option<u64> {
+        match self.state {
+            IdState::Found(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// The resumable scanner. See the module documentation.
+#[derive(Debug, Clone)]
+pub(crate) struct Scanner {
+    max_depth: usize,
+    expect: Expect,
+    token: Token,
+    depth: usize,
+    /// Bit `d` set: the container at depth `d + 1` is an object.
+    containers: [u64; MAX_DEPTH_LIMIT / 64],
+    /// Where the current top-level value starts, in the coordinates of the slices scanned
+    /// (the framer shifts it when it compacts its buffer).
+    pub(crate) value_start: usize,
+    /// Whether member spans are wanted at all (off for plain validation).
+    record_enabled: bool,
+    /// Whether depth-1 member spans are being recorded now.
+    recording: bool,
+    /// Whether the recorded spans describe the current value (it is an object whose
+    /// offsets fit in `u32`).
+    spans_valid: bool,
+    span_count: usize,
+    spans: [MemberSpan; RECORDED_MEMBERS],
+    id: IdTracker,
+}
+
+impl Scanner {
+    /// A scanner accepting nesting up to `max_depth` (clamped to [`MAX_DEPTH_LIMIT`]).
+    pub(crate) const fn new(max_depth: usize) -> Self {
+        Scanner {
+            max_depth: if max_depth > MAX_DEPTH_LIMIT {
+                MAX_DEPTH_LIMIT
+            } else {
+                max_depth
+            },
+            expect: Expect::TopValue,
+            token: Token::None,
+            depth: 0,
+            containers: [0; MAX_DEPTH_LIMIT / 64],
+            value_start: 0,
+            record_enabled: true,
+            recording: false,
+            spans_valid: false,
+            span_count: 0,
+            spans: [MemberSpan {
+                key_start: 0,
+                key_end: 0,
+                value_start: 0,
+                value_end: 0,
+            }; RECORDED_MEMBERS],
+            id: IdTracker::NEW,
+        }
+    }
+
+    /// A scanner that does not record member spans.
+    pub(crate) const fn validator(max_depth: usize) -> Self {
+        let mut scanner = Scanner::new(max_depth);
+        scanner.record_enabled = false;
+        scanner
+    }
+
+    pub(crate) fn max_depth(&self) -> usize {
+        self.max_depth
+    }
+
+    /// Forgets any partial value.
+    pub(crate) fn reset(&mut self) {
+        self.expect = Expect::TopValue;
+        self.token = Token::None;
+        self.depth = 0;
+        self.recording = false;
+        self.spans_valid = false;
+    }
+
+    /// Whether a value has started and not ended.
+    pub(crate) fn in_value(&self) -> bool {
+        self.expect != Expect::TopValue || self.token != Token::None
+    }
+
+    /// Stops recording member spans for the current value (it will not become a frame).
+    pub(crate) fn stop_recording(&mut self) {
+        self.recording = false;
+        self.spans_valid = false;
+    }
+
+    /// The `id` of the current (or just ended) top-level object, when it is an unsigned
+    /// integer member at depth 1.
+    pub(crate) fn found_id(&self) -> Option<u64> {
+        self.id.found()
+    }
+
+    /// The member spans of the value that just ended, and where the walker resumes after
+    /// them (`usize::MAX` when they are all the members). `None` if no spans apply.
+    pub(crate) fn recorded_members(&self) -> Option<(&[MemberSpan], usize)> {
+        if !self.spans_valid {
+            return None;
+        }
+        let spans = self.spans.get(..self.span_count).unwrap_or(&[]);
+        let resume = if self.span_count == RECORDED_MEMBERS {
+            spans
+                .last()
+                .map_or(usize::MAX, |last| last.value_end as usize)
+        } else {
+            usize::MAX
         };
-        match byte {
-            b'"' => return Ok(pos + 1),
-            b'\\' => match bytes.get(pos + 1) {
-                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => pos += 2,
-                Some(b'u') => {
-                    for offset in 2..6 {
-                        match bytes.get(pos + offset) {
-                            Some(digit) if digit.is_ascii_hexdigit() => {}
-                            Some(_) => return Err(error(JsonErrorKind::InvalidEscape, pos)),
-                            None => return Err(error(JsonErrorKind::Truncated, pos)),
+        Some((spans, resume))
+    }
+
+    /// At end of input: whether the interrupted token is a complete top-level number.
+    pub(crate) fn can_end_at_eof(&self) -> bool {
+        self.depth == 0 && matches!(self.token, Token::Number(state) if state.is_complete())
+    }
+
+    #[inline(always)]
+    fn in_object(&self) -> bool {
+        let level = self.depth.wrapping_sub(1);
+        let word = self.containers[(level >> 6) & 3];
+        word & (1 << (level & 63)) != 0
+    }
+
+    /// `pos - value_start` as a recorded offset; stops recording if it does not fit.
+    #[inline(always)]
+    fn relative(&mut self, pos: usize) -> u32 {
+        match u32::try_from(pos.wrapping_sub(self.value_start)) {
+            Ok(offset) => offset,
+            Err(_) => {
+                self.stop_recording();
+                0
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn current_span(&mut self) -> Option<&mut MemberSpan> {
+        self.spans.get_mut(self.span_count)
+    }
+
+    /// A top-level value starts at `pos` with `first`.
+    #[inline]
+    fn begin_top(&mut self, pos: usize, first: u8) {
+        self.value_start = pos;
+        self.recording = self.record_enabled && first == b'{';
+        self.spans_valid = self.recording;
+        self.span_count = 0;
+        self.id = IdTracker::NEW;
+    }
+
+    /// A key starts at depth 1 (`pos` is its opening quote).
+    #[inline]
+    fn member_key_start(&mut self, pos: usize) {
+        if self.recording {
+            let offset = self.relative(pos + 1);
+            if let Some(span) = self.current_span() {
+                span.key_start = offset;
+            }
+        }
+        self.id.key_start();
+    }
+
+    /// A key at depth 1 ends just before `end` (its closing quote is at `end - 1`).
+    #[inline]
+    fn member_key_end(&mut self, end: usize) {
+        if self.recording {
+            let offset = self.relative(end - 1);
+            if let Some(span) = self.current_span() {
+                span.key_end = offset;
+            }
+        }
+        self.id.key_end();
+    }
+
+    /// A value at depth 1 starts at `pos` with `first`.
+    #[inline]
+    fn member_value_start(&mut self, pos: usize, first: u8) {
+        if self.recording {
+            let offset = self.relative(pos);
+            if let Some(span) = self.current_span() {
+                span.value_start = offset;
+            }
+        }
+        self.id.value_start(first);
+    }
+
+    /// A value at depth 1 ends just before `end`.
+    #[inline]
+    fn member_value_end(&mut self, end: usize) {
+        if self.recording {
+            let offset = self.relative(end);
+            if let Some(span) = self.current_span() {
+                span.value_end = offset;
+            }
+            if self.recording {
+                self.span_count += 1;
+                if self.span_count >= RECORDED_MEMBERS {
+                    self.recording = false;
+                }
+            }
+        }
+        self.id.value_end();
+    }
+
+    /// A value ended just before `end`: returns `Some(end)` if it was the top-level one.
+    #[inline(always)]
+    fn value_done(&mut self, end: usize) -> Option<usize> {
+        if self.depth == 0 {
+            self.expect = Expect::TopValue;
+            return Some(end);
+        }
+        if self.depth == 1 {
+            self.member_value_end(end);
+        }
+        self.expect = Expect::CommaOrClose;
+        None
+    }
+
+    /// Scans a string from `from` (inside it) and feeds the id tracker.
+    #[inline(always)]
+    fn string_token(&mut self, data: &[u8], from: usize, state: &mut StringState) -> TokenEnd {
+        let end = scan_string(data, from, state);
+        if self.id.capturing() {
+            let stop = match end {
+                TokenEnd::Done(after) => after - 1,
+                _ => data.len(),
+            };
+            self.id.append(data.get(from..stop).unwrap_or(&[]));
+        }
+        end
+    }
+
+    /// Scans a number from `from` (inside it; it started at `start`) and feeds the id
+    /// tracker.
+    #[inline(always)]
+    fn number_token(
+        &mut self,
+        data: &[u8],
+        start: usize,
+        from: usize,
+        state: &mut NumberState,
+    ) -> TokenEnd {
+        let end = scan_number(data, from, state);
+        if self.id.capturing() {
+            let stop = match end {
+                TokenEnd::Done(after) => after,
+                _ => data.len(),
+            };
+            self.id.append(data.get(start..stop).unwrap_or(&[]));
+        }
+        end
+    }
+
+    /// Continues an interrupted token at `pos`. `Ok(Some(end))`: the top-level value ended;
+    /// `Ok(None)`: structure continues at `*pos`.
+    fn resume_token(&mut self, data: &[u8], pos: &mut usize) -> Result<Option<usize>, Step> {
+        let token = self.token;
+        let (end, key) = match token {
+            Token::None => return Ok(None),
+            Token::String { key, mut state } => {
+                let end = self.string_token(data, *pos, &mut state);
+                self.token = Token::String { key, state };
+                (end, key)
+            }
+            Token::Number(mut state) => {
+                let end = self.number_token(data, *pos, *pos, &mut state);
+                if end == TokenEnd::More {
+                    self.token = Token::Number(state);
+                }
+                (end, false)
+            }
+            Token::Literal { mut rest } => {
+                let end = scan_literal(data, *pos, &mut rest);
+                self.token = Token::Literal { rest };
+                (end, false)
+            }
+        };
+        match end {
+            TokenEnd::More => Err(Step::NeedMore),
+            TokenEnd::Fail(kind, at) => Err(Step::Error { kind, at }),
+            TokenEnd::Sentinel(at) => {
+                self.reset();
+                Err(Step::Sentinel { at })
+            }
+            TokenEnd::Done(after) => {
+                self.token = Token::None;
+                *pos = after;
+                if key {
+                    if self.depth == 1 {
+                        self.member_key_end(after);
+                    }
+                    self.expect = Expect::Colon;
+                    Ok(None)
+                } else {
+                    Ok(self.value_done(after))
+                }
+            }
+        }
+    }
+
+    /// Scans `data` from `pos`. See [`Step`].
+    pub(crate) fn scan(&mut self, data: &[u8], mut pos: usize) -> Step {
+        if self.token != Token::None {
+            match self.resume_token(data, &mut pos) {
+                Ok(Some(end)) => return Step::ValueEnd { end },
+                Ok(None) => {}
+                Err(step) => return step,
+            }
+        }
+        loop {
+            let Some(&byte) = data.get(pos) else {
+                return Step::NeedMore;
+            };
+            if is_whitespace(byte) {
+                pos = skip_whitespace_run(data, pos + 1);
+                continue;
+            }
+            if byte == 0xFF {
+                self.reset();
+                return Step::Sentinel { at: pos };
+            }
+            match self.expect {
+                Expect::Colon => {
+                    if byte != b':' {
+                        return unexpected(byte, pos);
+                    }
+                    self.expect = Expect::Value;
+                    pos += 1;
+                }
+                Expect::CommaOrClose => match byte {
+                    b',' => {
+                        self.expect = if self.in_object() {
+                            Expect::Key
+                        } else {
+                            Expect::Value
+                        };
+                        pos += 1;
+                    }
+                    b'}' | b']' => {
+                        if (byte == b'}') != self.in_object() {
+                            return unexpected(byte, pos);
+                        }
+                        pos += 1;
+                        self.depth = self.depth.saturating_sub(1);
+                        if let Some(end) = self.value_done(pos) {
+                            return Step::ValueEnd { end };
                         }
                     }
-                    pos += 6;
+                    _ => return unexpected(byte, pos),
+                },
+                Expect::Key | Expect::KeyOrClose => {
+                    if byte == b'"' {
+                        if self.depth == 1 {
+                            self.member_key_start(pos);
+                        }
+                        let mut state = StringState::Plain;
+                        match self.string_token(data, pos + 1, &mut state) {
+                            TokenEnd::Done(after) => {
+                                if self.depth == 1 {
+                                    self.member_key_end(after);
+                                }
+                                self.expect = Expect::Colon;
+                                pos = after;
+                            }
+                            other => {
+                                self.token = Token::String { key: true, state };
+                                return self.token_step(other);
+                            }
+                        }
+                    } else if byte == b'}' && self.expect == Expect::KeyOrClose {
+                        pos += 1;
+                        self.depth = self.depth.saturating_sub(1);
+                        if let Some(end) = self.value_done(pos) {
+                            return Step::ValueEnd { end };
+                        }
+                    } else {
+                        return unexpected(byte, pos);
+                    }
                 }
-                Some(_) => return Err(error(JsonErrorKind::InvalidEscape, pos)),
-                None => return Err(error(JsonErrorKind::Truncated, pos)),
-            },
-            0..=0x1F => return Err(error(JsonErrorKind::ControlInString { byte }, pos)),
-            0x20..=0x7F => pos += 1,
-            _ => {
-                let rest = bytes.get(pos..).unwrap_or(&[]);
-                let valid = match core::str::from_utf8(rest.get(..4.min(rest.len())).unwrap_or(&[]))
-                {
-                    Ok(_) => 4.min(rest.len()),
-                    Err(e) => e.valid_up_to(),
+                Expect::Value | Expect::ValueOrClose | Expect::TopValue => {
+                    if byte == b']' && self.expect == Expect::ValueOrClose {
+                        pos += 1;
+                        self.depth = self.depth.saturating_sub(1);
+                        if let Some(end) = self.value_done(pos) {
+                            return Step::ValueEnd { end };
+                        }
+                        continue;
+                    }
+                    if self.depth == 0 {
+                        self.begin_top(pos, byte);
+                    } else if self.depth == 1 {
+                        self.member_value_start(pos, byte);
+                    }
+                    match byte {
+                        b'{' | b'[' => {
+                            if self.depth >= self.max_depth {
+                                return Step::Error {
+                                    kind: JsonErrorKind::TooDeep {
+                                        limit: self.max_depth,
+                                    },
+                                    at: pos,
+                                };
+                            }
+                            let bit = 1u64 << (self.depth & 63);
+                            let word = &mut self.containers[(self.depth >> 6) & 3];
+                            if byte == b'{' {
+                                *word |= bit;
+                                self.expect = Expect::KeyOrClose;
+                            } else {
+                                *word &= !bit;
+                                self.expect = Expect::ValueOrClose;
+                            }
+                            self.depth += 1;
+                            pos += 1;
+                        }
+                        b'"' => {
+                            let mut state = StringState::Plain;
+                            match self.string_token(data, pos + 1, &mut state) {
+                                TokenEnd::Done(after) => {
+                                    pos = after;
+                                    if let Some(end) = self.value_done(after) {
+                                        return Step::ValueEnd { end };
+                                    }
+                                }
+                                other => {
+                                    self.token = Token::String { key: false, state };
+                                    return self.token_step(other);
+                                }
+                            }
+                        }
+                        b'-' | b'0'..=b'9' => {
+                            let mut state = match byte {
+                                b'-' => NumberState::Minus,
+                                b'0' => NumberState::Zero,
+                                _ => NumberState::Int,
+                            };
+                            match self.number_token(data, pos, pos + 1, &mut state) {
+                                TokenEnd::Done(after) => {
+                                    pos = after;
+                                    if let Some(end) = self.value_done(after) {
+                                        return Step::ValueEnd { end };
+                                    }
+                                }
+                                other => {
+                                    self.token = Token::Number(state);
+                                    return self.token_step(other);
+                                }
+                            }
+                        }
+                        b't' | b'f' | b'n' => {
+                            let mut rest: &'static [u8] = match byte {
+                                b't' => b"rue",
+                                b'f' => b"alse",
+                                _ => b"ull",
+                            };
+                            match scan_literal(data, pos + 1, &mut rest) {
+                                TokenEnd::Done(after) => {
+                                    pos = after;
+                                    if let Some(end) = self.value_done(after) {
+                                        return Step::ValueEnd { end };
+                                    }
+                                }
+                                other => {
+                                    self.token = Token::Literal { rest };
+                                    return self.token_step(other);
+                                }
+                            }
+                        }
+                        _ => return unexpected(byte, pos),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The step for a token that did not finish in this slice.
+    #[cold]
+    fn token_step(&mut self, end: TokenEnd) -> Step {
+        match end {
+            TokenEnd::Fail(kind, at) => Step::Error { kind, at },
+            TokenEnd::Sentinel(at) => {
+                self.reset();
+                Step::Sentinel { at }
+            }
+            TokenEnd::More | TokenEnd::Done(_) => Step::NeedMore,
+        }
+    }
+}
+
+#[cold]
+fn unexpected(byte: u8, at: usize) -> Step {
+    Step::Error {
+        kind: JsonErrorKind::UnexpectedByte { byte },
+        at,
+    }
+}
+
+/// Skips whitespace from `pos`, eight spaces at a time on indentation runs.
+#[inline(always)]
+fn skip_whitespace_run(data: &[u8], mut pos: usize) -> usize {
+    while load(data, pos) == Some(ONES * b' ' as u64) {
+        pos += 8;
+    }
+    skip_whitespace(data, pos)
+}
+
+/// The accepted range of the second byte and the number of continuation bytes for a UTF-8
+/// lead byte (Unicode table 3-7), or `None` if it cannot start a sequence.
+#[inline]
+const fn utf8_lead(byte: u8) -> Option<(u8, u8, u8)> {
+    match byte {
+        0xC2..=0xDF => Some((1, 0x80, 0xBF)),
+        0xE0 => Some((2, 0xA0, 0xBF)),
+        0xE1..=0xEC | 0xEE..=0xEF => Some((2, 0x80, 0xBF)),
+        0xED => Some((2, 0x80, 0x9F)),
+        0xF0 => Some((3, 0x90, 0xBF)),
+        0xF1..=0xF3 => Some((3, 0x80, 0xBF)),
+        0xF4 => Some((3, 0x80, 0x8F)),
+        _ => None,
+    }
+}
+
+/// Scans string content from `pos` (after the opening quote or a resumed point).
+#[inline(always)]
+fn scan_string(data: &[u8], mut pos: usize, state: &mut StringState) -> TokenEnd {
+    loop {
+        match *state {
+            StringState::Plain => loop {
+                while let Some(word) = load(data, pos) {
+                    let mask = eq_bytes(word, b'"')
+                        | eq_bytes(word, b'\\')
+                        | ((word.wrapping_sub(ONES * 0x20) | word) & HIGHS);
+                    if mask != 0 {
+                        pos += first_flagged(mask);
+                        break;
+                    }
+                    pos += 8;
+                }
+                let Some(&byte) = data.get(pos) else {
+                    return TokenEnd::More;
                 };
-                if valid == 0 {
-                    return Err(error(JsonErrorKind::InvalidUtf8, pos));
+                match byte {
+                    b'"' => return TokenEnd::Done(pos + 1),
+                    b'\\' => {
+                        pos += 1;
+                        *state = StringState::Escape;
+                        break;
+                    }
+                    0x20..=0x7F => pos += 1,
+                    0..=0x1F => {
+                        return TokenEnd::Fail(JsonErrorKind::ControlInString { byte }, pos)
+                    }
+                    0xFF => return TokenEnd::Sentinel(pos),
+                    _ => match utf8_lead(byte) {
+                        Some((left, lo, hi)) => {
+                            pos += 1;
+                            *state = StringState::Utf8 { left, lo, hi };
+                            break;
+                        }
+                        None => return TokenEnd::Fail(JsonErrorKind::InvalidUtf8, pos),
+                    },
                 }
+            },
+            StringState::Escape => {
+                let Some(&byte) = data.get(pos) else {
+                    return TokenEnd::More;
+                };
+                *state = match byte {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => StringState::Plain,
+                    b'u' => StringState::Hex { left: 4 },
+                    0xFF => return TokenEnd::Sentinel(pos),
+                    _ => return TokenEnd::Fail(JsonErrorKind::InvalidEscape, pos),
+                };
+                pos += 1;
+            }
+            StringState::Hex { left } => {
+                let Some(&byte) = data.get(pos) else {
+                    return TokenEnd::More;
+                };
+                if !byte.is_ascii_hexdigit() {
+                    return if byte == 0xFF {
+                        TokenEnd::Sentinel(pos)
+                    } else {
+                        TokenEnd::Fail(JsonErrorKind::InvalidEscape, pos)
+                    };
+                }
+                *state = if left <= 1 {
+                    StringState::Plain
+                } else {
+                    StringState::Hex { left: left - 1 }
+                };
+                pos += 1;
+            }
+            StringState::Utf8 { left, lo, hi } => {
+                let Some(&byte) = data.get(pos) else {
+                    return TokenEnd::More;
+                };
+                if byte < lo || byte > hi {
+                    return if byte == 0xFF {
+                        TokenEnd::Sentinel(pos)
+                    } else {
+                        TokenEnd::Fail(JsonErrorKind::InvalidUtf8, pos)
+                    };
+                }
+                *state = if left <= 1 {
+                    StringState::Plain
+                } else {
+                    StringState::Utf8 {
+                        left: left - 1,
+                        lo: 0x80,
+                        hi: 0xBF,
+                    }
+                };
                 pos += 1;
             }
         }
     }
 }
 
-/// Whether `bytes` is a valid string body (the text between the quotes).
-pub(crate) fn is_valid_string_body(bytes: &[u8]) -> bool {
-    if core::str::from_utf8(bytes).is_err() {
-        return false;
-    }
-    let mut pos = 0;
-    while pos < bytes.len() {
-        match bytes.get(pos) {
-            Some(b'"') | Some(0..=0x1F) => return false,
-            Some(b'\\') => match bytes.get(pos + 1) {
-                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => pos += 2,
-                Some(b'u') => {
-                    if !bytes
-                        .get(pos + 2..pos + 6)
-                        .is_some_and(|digits| digits.iter().all(u8::is_ascii_hexdigit))
-                    {
-                        return false;
-                    }
-                    pos += 6;
+/// Scans a number from `pos`; the terminating byte is not consumed.
+#[inline(always)]
+fn scan_number(data: &[u8], mut pos: usize, state: &mut NumberState) -> TokenEnd {
+    use NumberState::*;
+    loop {
+        let Some(&byte) = data.get(pos) else {
+            return TokenEnd::More;
+        };
+        *state = match (*state, byte) {
+            (Int | Frac | ExpDigits, b'0'..=b'9') => {
+                pos += 1;
+                while data.get(pos).is_some_and(u8::is_ascii_digit) {
+                    pos += 1;
                 }
-                _ => return false,
-            },
-            _ => pos += 1,
-        }
+                continue;
+            }
+            (Minus, b'0') => Zero,
+            (Minus, b'1'..=b'9') => Int,
+            (Zero | Int, b'.') => Dot,
+            (Zero | Int | Frac, b'e' | b'E') => Exp,
+            (Dot, b'0'..=b'9') => Frac,
+            (Exp, b'+' | b'-') => ExpSign,
+            (Exp | ExpSign, b'0'..=b'9') => ExpDigits,
+            (Zero | Int | Frac | ExpDigits, _) if !byte.is_ascii_digit() => {
+                return TokenEnd::Done(pos)
+            }
+            _ => return TokenEnd::Fail(JsonErrorKind::InvalidNumber, pos),
+        };
+        pos += 1;
     }
-    true
+}
+
+/// Matches the rest of a literal from `pos`.
+#[inline(always)]
+fn scan_literal(data: &[u8], mut pos: usize, rest: &mut &'static [u8]) -> TokenEnd {
+    loop {
+        let Some((&want, tail)) = rest.split_first() else {
+            return TokenEnd::Done(pos);
+        };
+        let Some(&byte) = data.get(pos) else {
+            return TokenEnd::More;
+        };
+        if byte != want {
+            return if byte == 0xFF {
+                TokenEnd::Sentinel(pos)
+            } else {
+                TokenEnd::Fail(JsonErrorKind::InvalidLiteral, pos)
+            };
+        }
+        *rest = tail;
+        pos += 1;
+    }
 }
 
 /// Validates that `bytes` hold exactly one value (whitespace around it allowed); returns
 /// the value's start and end.
 pub(crate) fn validate_one(bytes: &[u8], max_depth: usize) -> Result<(usize, usize), JsonError> {
-    if core::str::from_utf8(bytes).is_err() {
-        let at = core::str::from_utf8(bytes)
-            .err()
-            .map_or(0, |e| e.valid_up_to());
-        return Err(error(JsonErrorKind::InvalidUtf8, at));
-    }
-    let start = skip_whitespace(bytes, 0);
-    if start == bytes.len() {
-        return Err(error(JsonErrorKind::Empty, start));
-    }
-    let mut stack = [false; super::MAX_DEPTH_LIMIT];
-    let mut depth = 0usize;
-    let mut pos = start;
-    'value: loop {
-        pos = skip_whitespace(bytes, pos);
-        let Some(&byte) = bytes.get(pos) else {
-            return Err(error(JsonErrorKind::Truncated, pos));
-        };
-        match byte {
-            b'{' | b'[' => {
-                if depth >= max_depth.min(super::MAX_DEPTH_LIMIT) {
-                    return Err(error(JsonErrorKind::TooDeep { limit: max_depth }, pos));
-                }
-                let is_object = byte == b'{';
-                if let Some(slot) = stack.get_mut(depth) {
-                    *slot = is_object;
-                }
-                depth += 1;
-                pos = skip_whitespace(bytes, pos + 1);
-                let close = if is_object { b'}' } else { b']' };
-                if bytes.get(pos) == Some(&close) {
-                    depth -= 1;
-                    pos += 1;
-                } else if is_object {
-                    pos = object_key(bytes, pos)?;
-                    continue 'value;
-                } else {
-                    continue 'value;
-                }
-            }
-            b'"' => pos = string_end(bytes, pos + 1)?,
-            b't' | b'f' | b'n' => {
-                let literal: &[u8] = match byte {
-                    b't' => b"true",
-                    b'f' => b"false",
-                    _ => b"null",
-                };
-                if bytes.get(pos..pos + literal.len()) != Some(literal) {
-                    return Err(error(JsonErrorKind::InvalidLiteral, pos));
-                }
-                pos += literal.len();
-            }
-            b'-' | b'0'..=b'9' => pos = number_end(bytes, pos)?,
-            _ => return Err(error(JsonErrorKind::UnexpectedByte { byte }, pos)),
-        }
-        // After a value: close containers or continue with the next element/member.
-        loop {
-            if depth == 0 {
-                let end = pos;
-                let rest = skip_whitespace(bytes, pos);
-                return match bytes.get(rest) {
-                    None => Ok((start, end)),
-                    Some(_) => Err(error(JsonErrorKind::TrailingCharacters, rest)),
-                };
-            }
-            pos = skip_whitespace(bytes, pos);
-            let is_object = stack.get(depth - 1).copied().unwrap_or(false);
-            match bytes.get(pos) {
-                None => return Err(error(JsonErrorKind::Truncated, pos)),
-                Some(b',') => {
-                    pos += 1;
-                    if is_object {
-                        pos = object_key(bytes, skip_whitespace(bytes, pos))?;
-                    }
-                    continue 'value;
-                }
-                Some(b'}') if is_object => {
-                    depth -= 1;
-                    pos += 1;
-                }
-                Some(b']') if !is_object => {
-                    depth -= 1;
-                    pos += 1;
-                }
-                Some(&byte) => return Err(error(JsonErrorKind::UnexpectedByte { byte }, pos)),
+    let error = |kind, at: usize| JsonError::new(kind, at as u64);
+    let mut scanner = Scanner::validator(max_depth);
+    match scanner.scan(bytes, 0) {
+        Step::ValueEnd { end } => {
+            let rest = skip_whitespace(bytes, end);
+            if rest < bytes.len() {
+                Err(error(JsonErrorKind::TrailingCharacters, rest))
+            } else {
+                Ok((scanner.value_start, end))
             }
         }
+        Step::NeedMore if scanner.can_end_at_eof() => Ok((scanner.value_start, bytes.len())),
+        Step::NeedMore if scanner.in_value() => Err(error(JsonErrorKind::Truncated, bytes.len())),
+        Step::NeedMore => Err(error(JsonErrorKind::Empty, bytes.len())),
+        Step::Error { kind, at } => Err(error(kind, at)),
+        Step::Sentinel { at } => Err(error(JsonErrorKind::InvalidUtf8, at)),
     }
 }
 
-/// Validates `"key" :` at `pos`; returns the index after the colon.
-fn object_key(bytes: &[u8], pos: usize) -> Result<usize, JsonError> {
-    match bytes.get(pos) {
-        Some(b'"') => {}
-        Some(&byte) => return Err(error(JsonErrorKind::UnexpectedByte { byte }, pos)),
-        None => return Err(error(JsonErrorKind::Truncated, pos)),
-    }
-    let after = skip_whitespace(bytes, string_end(bytes, pos + 1)?);
-    match bytes.get(after) {
-        Some(b':') => Ok(after + 1),
-        Some(&byte) => Err(error(JsonErrorKind::UnexpectedByte { byte }, after)),
-        None => Err(error(JsonErrorKind::Truncated, after)),
-    }
-}
-
-/// Validates a number at `pos`; returns the index after it.
-fn number_end(bytes: &[u8], mut pos: usize) -> Result<usize, JsonError> {
-    let start = pos;
-    let digits = |bytes: &[u8], mut pos: usize| -> usize {
-        while bytes.get(pos).is_some_and(u8::is_ascii_digit) {
-            pos += 1;
-        }
-        pos
-    };
-    if bytes.get(pos) == Some(&b'-') {
-        pos += 1;
-    }
-    match bytes.get(pos) {
-        Some(b'0') => pos += 1,
-        Some(b'1'..=b'9') => pos = digits(bytes, pos),
-        _ => return Err(error(JsonErrorKind::InvalidNumber, start)),
-    }
-    if bytes.get(pos) == Some(&b'.') {
-        let after = digits(bytes, pos + 1);
-        if after == pos + 1 {
-            return Err(error(JsonErrorKind::InvalidNumber, start));
-        }
-        pos = after;
-    }
-    if matches!(bytes.get(pos), Some(b'e' | b'E')) {
-        pos += 1;
-        if matches!(bytes.get(pos), Some(b'+' | b'-')) {
-            pos += 1;
-        }
-        let after = digits(bytes, pos);
-        if after == pos {
-            return Err(error(JsonErrorKind::InvalidNumber, start));
-        }
-        pos = after;
-    }
-    match bytes.get(pos) {
-        Some(&byte) if !is_whitespace(byte) && !matches!(byte, b',' | b']' | b'}') => {
-            Err(error(JsonErrorKind::InvalidNumber, start))
-        }
-        _ => Ok(pos),
-    }
+/// Whether `bytes` is a valid string body (the text between the quotes).
+pub(crate) fn is_valid_string_body(bytes: &[u8]) -> bool {
+    let mut scanner = Scanner::validator(0);
+    scanner.scan(b"\"", 0) == Step::NeedMore
+        && scanner.scan(bytes, 0) == Step::NeedMore
+        && scanner.scan(b"\"", 0) == Step::ValueEnd { end: 1 }
 }

@@ -190,7 +190,7 @@ impl defmt::Format for JsonStr<'_> {
     }
 }
 
-impl<'de> serde::Deserialize<'de> for JsonStr<'de> {
+impl<'de: 'a, 'a> serde::Deserialize<'de> for JsonStr<'a> {
     /// Borrows the string still escaped (serde-json-core's `EscapedStr` path), then checks
     /// that it is a valid JSON string body.
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -29,12 +29,6 @@ pub(crate) const fn eq_bytes(word: u64, byte: u8) -> u64 {
     zero_bytes(word ^ (ONES * byte as u64))
 }
 
-/// High bit set in each byte of `word` below `limit` (`limit <= 0x80`; exact for the lowest).
-#[inline(always)]
-pub(crate) const fn lt_bytes(word: u64, limit: u8) -> u64 {
-    word.wrapping_sub(ONES * limit as u64) & !word & HIGHS
-}
-
 /// Index of the first byte flagged in a non-zero mask.
 #[inline(always)]
 pub(crate) const fn first_flagged(mask: u64) -> usize {
@@ -149,7 +143,10 @@ mod tests {
         let word = u64::from_le_bytes(*b"ab\"d\\f\x01\x80");
         assert_eq!(first_flagged(eq_bytes(word, b'"')), 2);
         assert_eq!(first_flagged(eq_bytes(word, b'\\')), 4);
-        assert_eq!(first_flagged(lt_bytes(word, 0x20)), 6);
+        assert_eq!(
+            first_flagged(word.wrapping_sub(ONES * 0x20) & !word & HIGHS),
+            6
+        );
         assert_eq!(first_flagged(word & HIGHS), 7);
         assert_eq!(eq_bytes(word, b'z'), 0);
         // A zero byte followed by 0x01: the borrow may flag the 0x01 too, never earlier.
