@@ -1,5 +1,10 @@
 //! The std adapter for [`qmp_core`]: real IO for the sans-IO QMP/QGA client.
 //!
+//! - [`Client`]: a blocking QMP client, `Clone + Send + Sync`, over a Unix socket, TCP, a
+//!   child process's stdio or any stream; typed, `serde_json` and hand-built commands,
+//!   per-call timeouts and cancellation ([`Pending`]), fd passing, event listeners
+//!   ([`Subscription`]) and callbacks. [`GuestAgentClient`] speaks to `qemu-ga`.
+//! - [`tokio::AsyncClient`] (feature `tokio`): the same surface with `async fn`s.
 //! - [`transport`]: one [`Transport`] type over Unix and TCP sockets, a child process's
 //!   stdio, character devices and any `Read + Write` stream, with read deadlines,
 //!   shutdown that wakes blocked readers, and clones for reader/writer threads.
@@ -7,14 +12,62 @@
 //!   command that consumes the descriptors (`add-fd`, `getfd`).
 //! - [`launch`]: start private `qemu-storage-daemon`, `qemu-system-x86_64` and `qemu-ga`
 //!   processes and wait until their monitors accept connections.
+//!
+//! Both clients are thin shells over one [`qmp_core::client::Client`] each: the core
+//! makes every protocol decision (ids, matching, deadlines, negotiation, guest-agent
+//! sync); the shells move bytes, read the clock and route what the core reports.
+//!
+//! # Blocking
+//! ```no_run
+//! use qmp_std::qmp_core::commands::QueryVersion;
+//! use qmp_std::{Client, ConnectOptions};
+//!
+//! let client = Client::connect_unix("/tmp/qmp.sock", ConnectOptions::new())?;
+//! let version = client.call(&QueryVersion, |v| v.qemu)?;
+//! println!("QEMU {version}");
+//! client.on_event("JOB_STATUS_CHANGE", |event| println!("{:?}", event.data_value()));
+//! # Ok::<(), qmp_std::Error>(())
+//! ```
+//!
+//! # Tokio (feature `tokio`)
+//! ```no_run
+//! # #[cfg(feature = "tokio")]
+//! # async fn demo() -> Result<(), qmp_std::Error> {
+//! use qmp_std::qmp_core::commands::QueryVersion;
+//! use qmp_std::tokio::AsyncClient;
+//! use qmp_std::ConnectOptions;
+//!
+//! let client = AsyncClient::connect_unix("/tmp/qmp.sock", ConnectOptions::new()).await?;
+//! let reply = client.execute(&QueryVersion).await?;
+//! println!("QEMU {}", reply.get()?.qemu);
+//! let events = client.subscribe_filtered(&["JOB_STATUS_CHANGE"]);
+//! let event = events.recv().await?;
+//! println!("{}", event.name());
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub use qmp_core;
 
+mod client;
+mod engine;
+pub mod error;
+pub mod events;
 pub mod fdpass;
 pub mod launch;
+mod options;
+pub mod reply;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 pub mod transport;
 
+pub use client::{Canceller, Client, GuestAgentClient, Pending, WeakClient};
+pub use error::{Error, ErrorClass};
+pub use events::{CallbackId, Event, Subscription, SubscriptionCanceller};
 pub use launch::{LaunchError, Launcher, QemuProcess, ServerKind};
+pub use options::{CallOptions, ConnectOptions, ServerInfo, Timeout, MAX_IN_FLIGHT};
+pub use qmp_core::client::{CloseReason, Stats};
+pub use reply::{RawReply, Reply};
 pub use transport::{Transport, TransportKind};

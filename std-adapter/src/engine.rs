@@ -1,0 +1,1161 @@
+//! The routing half of the IO actor, shared by the blocking and the tokio drivers.
+//!
+//! The core [`Client`](qmp_core::client::Client) borrows its buffers, so it lives as a
+//! local of one IO task (a thread, or a tokio task) that owns it. That task's driver
+//! only moves bytes and waits; everything else is here, in [`Engine`]: queueing the
+//! callers' requests into the core (ids, matching, deadlines and negotiation are the
+//! core's), turning the core's events into owned replies for the waiting callers and
+//! owned events for the listeners, and failing everything with one clear error when the
+//! session ends.
+//!
+//! # Why arguments are rendered in the caller's thread
+//! A command value may borrow the caller's data (`HumanMonitorCommand<'a>`), while the
+//! core lives on another thread. So the caller renders the command's arguments to JSON
+//! text (with `serde_json`), and the IO task hands that text to the core under the
+//! command's name and flags ([`submit_forward`]); the core validates it, writes the
+//! envelope and owns the id. No protocol decision is made outside the core.
+
+use core::marker::PhantomData;
+use core::time::Duration;
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hasher};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant as StdInstant;
+
+use qmp_core::client::{
+    CloseReason, CommandFailure, CommandId, Event as CoreEvent, ExecuteError, Protocol, Stats,
+};
+use qmp_core::commands::Command;
+use qmp_core::json::{DecodeError, RawJson};
+use qmp_core::message::{Capabilities, Version};
+use qmp_core::time::Instant;
+
+use crate::error::{unescape, Error};
+use crate::events::{lock, wait_until, Event, EventHub};
+use crate::options::ServerInfo;
+use crate::reply::RawReply;
+
+/// The core's in-flight table size.
+pub(crate) const CORE_CAPACITY: usize = 128;
+
+/// The core as the std clients use it.
+pub(crate) type Core<'buf> = qmp_core::client::Client<'buf, CORE_CAPACITY>;
+
+/// Queues a typed command into the core, given its arguments as JSON text. One
+/// monomorphic function per command type, so the command's name and flags travel as a
+/// plain function pointer.
+pub(crate) type SubmitFn = for<'c, 'buf, 'a> fn(
+    &'c mut Core<'buf>,
+    Instant,
+    Option<&'a [u8]>,
+    bool,
+) -> Result<CommandId, ExecuteError>;
+
+/// Command `C`'s name and flags with its arguments as a `serde_json::Value`: how a
+/// command whose success is silent (`guest-shutdown`, `guest-suspend-*`) reaches the
+/// core's typed path, which is the one that knows that.
+struct Forward<C: ?Sized> {
+    arguments: Option<serde_json::Value>,
+    _command: PhantomData<fn() -> C>,
+}
+
+impl<C: Command + ?Sized> Command for Forward<C> {
+    const NAME: &'static str = C::NAME;
+    const ALLOW_OOB: bool = C::ALLOW_OOB;
+    const REPLIES_ON_SUCCESS: bool = C::REPLIES_ON_SUCCESS;
+    type Arguments = serde_json::Value;
+    type Response<'r> = RawJson<'r>;
+
+    fn arguments(&self) -> Option<&serde_json::Value> {
+        self.arguments.as_ref()
+    }
+
+    fn decode_response(raw: RawJson<'_>) -> Result<RawJson<'_>, DecodeError> {
+        Ok(raw)
+    }
+}
+
+/// Queues typed command `C` given its arguments as JSON text. Commands that answer
+/// success go through the core's JSON path (the text is validated and copied as is);
+/// silent ones through its typed path with the same name and flags ([`Forward`]).
+fn submit_forward<C: Command + ?Sized>(
+    core: &mut Core<'_>,
+    now: Instant,
+    arguments: Option<&[u8]>,
+    oob: bool,
+) -> Result<CommandId, ExecuteError> {
+    if oob && !C::ALLOW_OOB {
+        return Err(ExecuteError::OobNotAllowed);
+    }
+    if C::REPLIES_ON_SUCCESS {
+        return core.execute_json(now, C::NAME, arguments, oob);
+    }
+    let arguments = match arguments {
+        Some(bytes) => {
+            Some(serde_json::from_slice(bytes).map_err(|_| ExecuteError::InvalidArguments)?)
+        }
+        None => None,
+    };
+    let command = Forward::<C> {
+        arguments,
+        _command: PhantomData,
+    };
+    if oob {
+        core.execute_oob(now, &command)
+    } else {
+        core.execute(now, &command)
+    }
+}
+
+/// The request body for typed command `command`: its arguments rendered as JSON text.
+pub(crate) fn typed_body<C: Command>(command: &C) -> Result<Body, Error> {
+    let arguments = match command.arguments() {
+        Some(arguments) => Some(serde_json::to_vec(arguments)?),
+        None => None,
+    };
+    Ok(Body::Typed {
+        submit: submit_forward::<C>,
+        arguments,
+    })
+}
+
+/// The request body for a command given by name with `serde_json` arguments (`Null`:
+/// none).
+pub(crate) fn value_body(name: &str, arguments: &serde_json::Value) -> Result<Body, Error> {
+    let arguments = match arguments {
+        serde_json::Value::Null => None,
+        serde_json::Value::Object(_) => Some(serde_json::to_vec(arguments)?),
+        _ => {
+            return Err(Error::InvalidRequest(
+                "arguments must be a JSON object (or null for none)".into(),
+            ))
+        }
+    };
+    Ok(Body::Json {
+        name: name.to_owned(),
+        arguments,
+    })
+}
+
+/// The request body for a hand-built message `{"execute"|"exec-oob": NAME,
+/// "arguments": {...}, "id": ...}`, and whether it asks for `exec-oob`. The core
+/// assigns its own id, so a given `id` is ignored.
+pub(crate) fn raw_message_body(message: &[u8]) -> Result<(Body, bool), Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Message<'a> {
+        #[serde(borrow, default)]
+        execute: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow, default, rename = "exec-oob")]
+        exec_oob: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow, default)]
+        arguments: Option<&'a serde_json::value::RawValue>,
+        #[serde(default, rename = "id")]
+        _id: Option<serde::de::IgnoredAny>,
+    }
+    let message: Message<'_> = serde_json::from_slice(message)
+        .map_err(|error| Error::InvalidRequest(format!("not a QMP command: {error}")))?;
+    let (name, oob) = match (message.execute, message.exec_oob) {
+        (Some(name), None) => (name, false),
+        (None, Some(name)) => (name, true),
+        (Some(_), Some(_)) => {
+            return Err(Error::InvalidRequest(
+                "both `execute` and `exec-oob` given".into(),
+            ))
+        }
+        (None, None) => {
+            return Err(Error::InvalidRequest(
+                "neither `execute` nor `exec-oob` given".into(),
+            ))
+        }
+    };
+    let arguments = message.arguments.map(|raw| raw.get().as_bytes().to_vec());
+    Ok((
+        Body::Json {
+            name: name.into_owned(),
+            arguments,
+        },
+        oob,
+    ))
+}
+
+/// What to send.
+pub(crate) enum Body {
+    /// A typed command (see [`SubmitFn`]).
+    Typed {
+        submit: SubmitFn,
+        arguments: Option<Vec<u8>>,
+    },
+    /// A command by name with JSON arguments.
+    Json {
+        name: String,
+        arguments: Option<Vec<u8>>,
+    },
+    /// A guest-agent resynchronisation (`0xFF` + `guest-sync-delimited`).
+    Sync,
+}
+
+/// One caller's request, on its way to the IO task.
+pub(crate) struct Request {
+    pub(crate) ticket: u64,
+    pub(crate) body: Body,
+    pub(crate) oob: bool,
+    pub(crate) fds: Vec<OwnedFd>,
+    pub(crate) deadline: Option<StdInstant>,
+    pub(crate) completer: Completer,
+}
+
+/// A reply slot a blocking caller waits on.
+pub(crate) struct Slot {
+    result: Mutex<Option<Result<RawReply, Error>>>,
+    cond: Condvar,
+}
+
+impl Slot {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Slot {
+            result: Mutex::new(None),
+            cond: Condvar::new(),
+        })
+    }
+
+    /// Stores the result unless one is there already (a cancellation wins a race with
+    /// the reply). Returns whether it was stored.
+    pub(crate) fn fill(&self, result: Result<RawReply, Error>) -> bool {
+        let mut slot = lock(&self.result);
+        if slot.is_some() {
+            return false;
+        }
+        *slot = Some(result);
+        drop(slot);
+        self.cond.notify_all();
+        true
+    }
+
+    /// Waits for the result until `deadline` (`None`: forever); `None` if it passed.
+    pub(crate) fn take(&self, deadline: Option<StdInstant>) -> Option<Result<RawReply, Error>> {
+        let mut slot = lock(&self.result);
+        loop {
+            if let Some(result) = slot.take() {
+                return Some(result);
+            }
+            match deadline {
+                None => {
+                    slot = self
+                        .cond
+                        .wait(slot)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                }
+                Some(deadline) => {
+                    let (guard, passed) = wait_until(&self.cond, slot, deadline);
+                    slot = guard;
+                    if passed {
+                        return slot.take();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether a result is waiting.
+    pub(crate) fn is_filled(&self) -> bool {
+        lock(&self.result).is_some()
+    }
+}
+
+/// Where a request's result goes.
+pub(crate) enum Completion {
+    /// A blocking caller's slot.
+    Slot(Arc<Slot>),
+    /// An `execute_async` callback (run on the dispatcher thread).
+    Callback(Box<dyn FnOnce(Result<RawReply, Error>) + Send>),
+    /// An async caller.
+    #[cfg(feature = "tokio")]
+    Oneshot(::tokio::sync::oneshot::Sender<Result<RawReply, Error>>),
+    /// The guest-agent sync `connect` waits for.
+    Connect,
+    /// A guest-agent sync the client started itself after a timeout.
+    Resync,
+}
+
+/// Delivers a request's result exactly once; a request dropped unanswered (the session
+/// ended while it sat in a channel) is failed with the session's end.
+pub(crate) struct Completer {
+    shared: Arc<Shared>,
+    completion: Option<Completion>,
+}
+
+impl Completer {
+    /// A completer for a caller's request (counted as outstanding until delivered).
+    pub(crate) fn new(shared: &Arc<Shared>, completion: Completion) -> Self {
+        if counts(&completion) {
+            shared.begin();
+        }
+        Completer {
+            shared: Arc::clone(shared),
+            completion: Some(completion),
+        }
+    }
+
+    fn is_internal(&self) -> bool {
+        matches!(
+            self.completion,
+            Some(Completion::Connect | Completion::Resync)
+        )
+    }
+
+    fn is_connect(&self) -> bool {
+        matches!(self.completion, Some(Completion::Connect))
+    }
+
+    /// Delivers `result`.
+    pub(crate) fn complete(mut self, result: Result<RawReply, Error>) {
+        if let Some(completion) = self.completion.take() {
+            deliver(&self.shared, completion, result);
+        }
+    }
+}
+
+impl Drop for Completer {
+    fn drop(&mut self) {
+        if let Some(completion) = self.completion.take() {
+            let error = self.shared.end_error();
+            deliver(&self.shared, completion, Err(error));
+        }
+    }
+}
+
+fn counts(completion: &Completion) -> bool {
+    !matches!(completion, Completion::Connect | Completion::Resync)
+}
+
+fn deliver(shared: &Arc<Shared>, completion: Completion, result: Result<RawReply, Error>) {
+    match completion {
+        Completion::Slot(slot) => {
+            slot.fill(result);
+            shared.done();
+        }
+        Completion::Callback(callback) => {
+            let after = Arc::clone(shared);
+            shared.hub.dispatch_reply(Box::new(move || {
+                callback(result);
+                after.done();
+            }));
+        }
+        #[cfg(feature = "tokio")]
+        Completion::Oneshot(sender) => {
+            let _ = sender.send(result);
+            shared.done();
+        }
+        Completion::Connect | Completion::Resync => {}
+    }
+}
+
+/// State shared by the IO task and every handle of one client.
+pub(crate) struct Shared {
+    pub(crate) hub: EventHub,
+    state: Mutex<SharedState>,
+    idle: Condvar,
+    #[cfg(feature = "tokio")]
+    pub(crate) idle_notify: ::tokio::sync::Notify,
+    next_ticket: AtomicU64,
+}
+
+struct SharedState {
+    outstanding: u64,
+    closed: Option<CloseReason>,
+    stats: Stats,
+}
+
+impl Shared {
+    pub(crate) fn new(event_queue_size: usize) -> Arc<Self> {
+        Arc::new(Shared {
+            hub: EventHub::new(event_queue_size),
+            state: Mutex::new(SharedState {
+                outstanding: 0,
+                closed: None,
+                stats: Stats::default(),
+            }),
+            idle: Condvar::new(),
+            #[cfg(feature = "tokio")]
+            idle_notify: ::tokio::sync::Notify::new(),
+            next_ticket: AtomicU64::new(1),
+        })
+    }
+
+    /// A fresh ticket number (identifies a request for cancellation).
+    pub(crate) fn ticket(&self) -> u64 {
+        self.next_ticket.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn begin(&self) {
+        lock(&self.state).outstanding += 1;
+    }
+
+    fn done(&self) {
+        let mut state = lock(&self.state);
+        state.outstanding = state.outstanding.saturating_sub(1);
+        let idle = state.outstanding == 0;
+        drop(state);
+        if idle {
+            self.idle.notify_all();
+            #[cfg(feature = "tokio")]
+            self.idle_notify.notify_waiters();
+        }
+    }
+
+    /// Calls submitted and not yet answered (callbacks count until they have run).
+    pub(crate) fn outstanding(&self) -> u64 {
+        lock(&self.state).outstanding
+    }
+
+    /// Waits until nothing is outstanding, at most until `deadline`.
+    pub(crate) fn wait_idle(&self, deadline: Option<StdInstant>) -> Result<(), Error> {
+        let mut state = lock(&self.state);
+        loop {
+            if state.outstanding == 0 {
+                return Ok(());
+            }
+            match deadline {
+                None => {
+                    state = self
+                        .idle
+                        .wait(state)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                }
+                Some(deadline) => {
+                    let (guard, passed) = wait_until(&self.idle, state, deadline);
+                    state = guard;
+                    if passed && state.outstanding != 0 {
+                        return Err(Error::Timeout);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Why the session closed, once it has.
+    pub(crate) fn close_reason(&self) -> Option<CloseReason> {
+        lock(&self.state).closed
+    }
+
+    /// The error for a call made (or left waiting) after the session ended.
+    pub(crate) fn end_error(&self) -> Error {
+        match self.close_reason() {
+            Some(reason) => Error::closed(reason),
+            None => Error::ClientClosed,
+        }
+    }
+
+    /// The core's counters as of the IO task's last round.
+    pub(crate) fn stats(&self) -> Stats {
+        lock(&self.state).stats
+    }
+
+    fn mark_closed(&self, reason: CloseReason) {
+        let mut state = lock(&self.state);
+        if state.closed.is_none() {
+            state.closed = Some(reason);
+        }
+    }
+}
+
+/// Tells `connect` how the session start went.
+pub(crate) type ConnectSignal = Box<dyn FnOnce(Result<ServerInfo, Error>) + Send>;
+
+/// What the drivers hand to the engine besides bytes.
+pub(crate) enum Control {
+    /// A new request.
+    Submit(Request),
+    /// Give up on the request with this ticket.
+    Cancel(u64),
+    /// Close the session (`close()` or the last handle dropped).
+    Close,
+}
+
+/// An event of the core, copied out of the receive buffer so the core can be used again.
+enum Routed {
+    Greeting {
+        version: Version,
+        package: String,
+        capabilities: Capabilities,
+    },
+    Ready,
+    Reply {
+        id: CommandId,
+        result: Result<RawReply, Error>,
+    },
+    Event(Event),
+    Failed {
+        id: CommandId,
+        reason: CommandFailure,
+    },
+    NegotiationFailed(Error),
+    Closed(CloseReason),
+    Other,
+}
+
+impl Routed {
+    fn from_core(event: CoreEvent<'_>) -> Self {
+        match event {
+            CoreEvent::Greeting(greeting) => Routed::Greeting {
+                version: greeting.version,
+                package: unescape(greeting.package),
+                capabilities: greeting.capabilities,
+            },
+            CoreEvent::Ready => Routed::Ready,
+            CoreEvent::Response(response) => Routed::Reply {
+                id: response.id,
+                result: match response.result {
+                    Ok(value) => Ok(RawReply::from_raw(value)),
+                    Err(error) => Err(Error::from_qmp(&error)),
+                },
+            },
+            CoreEvent::AsyncEvent(event) => Routed::Event(Event::from_core(&event)),
+            CoreEvent::CommandFailed { id, reason } => Routed::Failed { id, reason },
+            CoreEvent::NegotiationFailed(error) => {
+                Routed::NegotiationFailed(Error::from_qmp(&error))
+            }
+            CoreEvent::Closed(reason) => Routed::Closed(reason),
+            // Unattributed errors, unmatched replies, malformed and oversize messages are
+            // counted in the core's `Stats`.
+            _ => Routed::Other,
+        }
+    }
+}
+
+/// Whether a request went into the core.
+enum Submitted {
+    /// Queued in the core; the descriptors (if any) must ride on what
+    /// `poll_transmit` now returns.
+    Yes(Vec<OwnedFd>),
+    /// Not now (table or buffer full): retry after replies come back.
+    Later(Request),
+    /// Failed for good (the caller has its error).
+    Failed,
+}
+
+/// The IO task's routing state; see the module docs.
+pub(crate) struct Engine {
+    epoch: StdInstant,
+    protocol: Protocol,
+    shared: Arc<Shared>,
+    in_flight: HashMap<u64, (u64, Completer)>,
+    backlog: VecDeque<Request>,
+    oob_backlog: VecDeque<Request>,
+    backlog_deadline: Option<StdInstant>,
+    in_flight_limit: usize,
+    tx_capacity: usize,
+    sync_timeout: Option<Duration>,
+    connect: Option<ConnectSignal>,
+    info: ServerInfo,
+    received_any: bool,
+    negotiation_error: Option<Error>,
+    finished: Option<CloseReason>,
+    random: RandomState,
+    random_counter: u64,
+}
+
+impl Engine {
+    /// An engine for a session that starts now.
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        protocol: Protocol,
+        options: &crate::options::ConnectOptions,
+        connect: ConnectSignal,
+    ) -> Self {
+        Engine {
+            epoch: StdInstant::now(),
+            protocol,
+            shared,
+            in_flight: HashMap::new(),
+            backlog: VecDeque::new(),
+            oob_backlog: VecDeque::new(),
+            backlog_deadline: None,
+            in_flight_limit: options.in_flight_limit(),
+            tx_capacity: options.tx_size(),
+            sync_timeout: options.greeting_timeout.or(options.command_timeout),
+            connect: Some(connect),
+            info: ServerInfo::new(protocol),
+            received_any: false,
+            negotiation_error: None,
+            finished: None,
+            random: RandomState::new(),
+            random_counter: 0,
+        }
+    }
+
+    /// The core's clock: microseconds since this engine's epoch.
+    pub(crate) fn now(&self) -> Instant {
+        self.core_time(StdInstant::now())
+    }
+
+    fn core_time(&self, at: StdInstant) -> Instant {
+        let micros = at.saturating_duration_since(self.epoch).as_micros();
+        Instant::from_micros(u64::try_from(micros).unwrap_or(u64::MAX))
+    }
+
+    fn std_time(&self, at: Instant) -> StdInstant {
+        self.epoch
+            .checked_add(Duration::from_micros(at.as_micros()))
+            .unwrap_or_else(|| StdInstant::now() + Duration::from_secs(86_400 * 365))
+    }
+
+    /// Starts the session: a guest agent is synchronised first (QMP negotiates by
+    /// itself when the greeting comes).
+    pub(crate) fn start(&mut self) {
+        if self.protocol == Protocol::GuestAgent {
+            let request = self.internal_sync(Completion::Connect);
+            self.enqueue(request);
+        }
+    }
+
+    fn internal_sync(&mut self, completion: Completion) -> Request {
+        Request {
+            ticket: 0,
+            body: Body::Sync,
+            oob: false,
+            fds: Vec::new(),
+            deadline: self.sync_timeout.map(|t| StdInstant::now() + t),
+            completer: Completer::new(&self.shared, completion),
+        }
+    }
+
+    /// A random guest-agent sync id below 2^53 (exact in every JSON implementation).
+    fn random_id(&mut self) -> u64 {
+        self.random_counter += 1;
+        let mut hasher = self.random.build_hasher();
+        hasher.write_u64(self.random_counter);
+        hasher.write_u128(self.epoch.elapsed().as_nanos());
+        (hasher.finish() & ((1 << 53) - 1)).max(1)
+    }
+
+    /// Whether the session is over (the driver stops).
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished.is_some()
+    }
+
+    /// Handles one control message.
+    pub(crate) fn control(&mut self, core: &mut Core<'_>, control: Control) {
+        match control {
+            Control::Submit(request) => self.enqueue(request),
+            Control::Cancel(ticket) => self.cancel(core, ticket),
+            Control::Close => {
+                core.close(CloseReason::Local);
+                self.drain(core);
+            }
+        }
+    }
+
+    fn enqueue(&mut self, request: Request) {
+        if let Some(reason) = self.finished {
+            request.completer.complete(Err(Error::closed(reason)));
+            return;
+        }
+        if let Some(deadline) = request.deadline {
+            self.backlog_deadline =
+                Some(self.backlog_deadline.map_or(deadline, |d| d.min(deadline)));
+        }
+        if request.oob {
+            self.oob_backlog.push_back(request);
+        } else {
+            self.backlog.push_back(request);
+        }
+    }
+
+    fn cancel(&mut self, core: &mut Core<'_>, ticket: u64) {
+        for queue in [&mut self.backlog, &mut self.oob_backlog] {
+            if let Some(index) = queue.iter().position(|r| r.ticket == ticket) {
+                if let Some(request) = queue.remove(index) {
+                    request.completer.complete(Err(Error::Cancelled));
+                }
+                return;
+            }
+        }
+        let found = self
+            .in_flight
+            .iter()
+            .find(|(_, (t, _))| *t == ticket)
+            .map(|(id, _)| *id);
+        if let Some(id) = found {
+            core.cancel(CommandId::new(id));
+            if let Some((_, completer)) = self.in_flight.remove(&id) {
+                completer.complete(Err(Error::Cancelled));
+            }
+        }
+    }
+
+    /// Feeds received bytes to the core, draining events whenever its buffer is full.
+    pub(crate) fn on_input(&mut self, core: &mut Core<'_>, mut bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.received_any = true;
+        }
+        let mut stalls = 0;
+        while !bytes.is_empty() {
+            match core.handle_input(self.now(), bytes) {
+                Ok(taken) => {
+                    bytes = bytes.get(taken..).unwrap_or_default();
+                    stalls = if taken == 0 { stalls + 1 } else { 0 };
+                }
+                Err(_closed) => break,
+            }
+            self.drain(core);
+            if stalls > 2 {
+                // Cannot happen with the core's framer (it skips what does not fit);
+                // never spin if it did.
+                break;
+            }
+        }
+    }
+
+    /// The peer closed the stream (or the transport failed).
+    pub(crate) fn on_eof(&mut self, core: &mut Core<'_>) {
+        core.handle_eof(self.now());
+        self.drain(core);
+    }
+
+    /// One round of work after any input: expire deadlines, move waiting requests into
+    /// the core, deliver what the core reports. Returns descriptors that must be sent
+    /// with the bytes `poll_transmit` returns now (exactly one command's message).
+    pub(crate) fn pump(&mut self, core: &mut Core<'_>) -> Option<Vec<OwnedFd>> {
+        core.handle_timeout(self.now());
+        self.expire_backlog();
+        self.drain(core);
+        let fds = self.submit_backlog(core);
+        self.drain(core);
+        lock(&self.shared.state).stats = core.stats();
+        fds
+    }
+
+    /// When the driver must call [`Engine::pump`] again even if nothing arrives.
+    pub(crate) fn next_deadline(&self, core: &Core<'_>) -> Option<StdInstant> {
+        let core_deadline = core.poll_timeout().map(|at| self.std_time(at));
+        match (core_deadline, self.backlog_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn expire_backlog(&mut self) {
+        let Some(deadline) = self.backlog_deadline else {
+            return;
+        };
+        let now = StdInstant::now();
+        if now < deadline {
+            return;
+        }
+        let mut next: Option<StdInstant> = None;
+        for queue in [&mut self.backlog, &mut self.oob_backlog] {
+            let mut kept = VecDeque::with_capacity(queue.len());
+            for request in queue.drain(..) {
+                match request.deadline {
+                    Some(d) if d <= now => request.completer.complete(Err(Error::Timeout)),
+                    Some(d) => {
+                        next = Some(next.map_or(d, |n| n.min(d)));
+                        kept.push_back(request);
+                    }
+                    None => kept.push_back(request),
+                }
+            }
+            *queue = kept;
+        }
+        self.backlog_deadline = next;
+    }
+
+    fn submit_backlog(&mut self, core: &mut Core<'_>) -> Option<Vec<OwnedFd>> {
+        // Out-of-band requests first: they are meant to overtake.
+        while let Some(request) = self.oob_backlog.pop_front() {
+            match self.submit(core, request) {
+                Submitted::Yes(_) | Submitted::Failed => {}
+                Submitted::Later(request) => {
+                    self.oob_backlog.push_front(request);
+                    break;
+                }
+            }
+        }
+        while let Some(request) = self.backlog.pop_front() {
+            if !request.fds.is_empty() && !(core.is_ready() && core.poll_transmit().is_none()) {
+                // Descriptors must ride on this command's own bytes: wait until the
+                // session is ready and everything before it is written.
+                self.backlog.push_front(request);
+                return None;
+            }
+            match self.submit(core, request) {
+                Submitted::Yes(fds) => {
+                    if !fds.is_empty() {
+                        return Some(fds);
+                    }
+                }
+                Submitted::Failed => {}
+                Submitted::Later(request) => {
+                    self.backlog.push_front(request);
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    fn submit(&mut self, core: &mut Core<'_>, mut request: Request) -> Submitted {
+        if self.in_flight.len() >= self.in_flight_limit && !request.completer.is_internal() {
+            return Submitted::Later(request);
+        }
+        let now = self.now();
+        let result = match &request.body {
+            Body::Typed { submit, arguments } => {
+                submit(core, now, arguments.as_deref(), request.oob)
+            }
+            Body::Json { name, arguments } => {
+                core.execute_json(now, name, arguments.as_deref(), request.oob)
+            }
+            Body::Sync => {
+                let value = self.random_id();
+                core.sync(now, value)
+            }
+        };
+        match result {
+            Ok(id) => {
+                let deadline = request.deadline.map(|d| self.core_time(d));
+                core.set_deadline(id, deadline);
+                let fds = core::mem::take(&mut request.fds);
+                self.in_flight
+                    .insert(id.get(), (request.ticket, request.completer));
+                Submitted::Yes(fds)
+            }
+            Err(ExecuteError::TooManyInFlight { .. }) => Submitted::Later(request),
+            Err(ExecuteError::TxFull { required, .. })
+                if required.saturating_add(64) <= self.tx_capacity =>
+            {
+                // Fits once queued bytes are written (or negotiation releases them).
+                Submitted::Later(request)
+            }
+            Err(error) => {
+                request.completer.complete(Err(Error::Execute(error)));
+                Submitted::Failed
+            }
+        }
+    }
+
+    /// Delivers every event the core has.
+    fn drain(&mut self, core: &mut Core<'_>) {
+        loop {
+            let routed = match core.poll_event() {
+                Some(event) => Routed::from_core(event),
+                None => return,
+            };
+            self.route(core, routed);
+        }
+    }
+
+    fn route(&mut self, core: &mut Core<'_>, routed: Routed) {
+        if let Some(reason) = core.close_reason() {
+            // The core resolves every command before it reports `Closed`: whoever wakes
+            // up from those resolutions must already see the session as closed.
+            self.shared.mark_closed(reason);
+        }
+        match routed {
+            Routed::Greeting {
+                version,
+                package,
+                capabilities,
+            } => {
+                self.info.version = Some(version);
+                self.info.package = package;
+                self.info.capabilities = Some(capabilities);
+            }
+            Routed::Ready => {
+                self.info.oob_enabled = core.oob_enabled();
+                if let Some(signal) = self.connect.take() {
+                    signal(Ok(self.info.clone()));
+                }
+            }
+            Routed::Reply { id, result } => {
+                if let Some((_, completer)) = self.in_flight.remove(&id.get()) {
+                    if completer.is_connect() {
+                        if let Some(signal) = self.connect.take() {
+                            signal(result.map(|_| self.info.clone()));
+                        }
+                        return;
+                    }
+                    completer.complete(result);
+                }
+            }
+            Routed::Event(event) => self.shared.hub.publish(event),
+            Routed::Failed { id, reason } => {
+                let Some((_, completer)) = self.in_flight.remove(&id.get()) else {
+                    return;
+                };
+                let close_reason = core
+                    .close_reason()
+                    .unwrap_or(CloseReason::EndOfStream { truncated: false });
+                let error = || match reason {
+                    CommandFailure::TimedOut => Error::Timeout,
+                    CommandFailure::ReplyTooLarge { len } => Error::ReplyTooLarge { len },
+                    _ => Error::closed(close_reason),
+                };
+                if completer.is_connect() {
+                    if let Some(signal) = self.connect.take() {
+                        signal(Err(error()));
+                    }
+                }
+                let user_timed_out = reason == CommandFailure::TimedOut && !completer.is_internal();
+                completer.complete(Err(error()));
+                if user_timed_out && self.protocol == Protocol::GuestAgent && !core.is_syncing() {
+                    // The agent may still be busy with (or stuck in) the old request:
+                    // resynchronise before anything else is sent (the protocol asks for
+                    // this after any timeout).
+                    let request = self.internal_sync(Completion::Resync);
+                    self.backlog.push_front(request);
+                    if let Some(deadline) = self.backlog.front().and_then(|r| r.deadline) {
+                        self.backlog_deadline =
+                            Some(self.backlog_deadline.map_or(deadline, |d| d.min(deadline)));
+                    }
+                }
+            }
+            Routed::NegotiationFailed(error) => self.negotiation_error = Some(error),
+            Routed::Closed(reason) => self.finish(reason),
+            Routed::Other => {}
+        }
+    }
+
+    /// The session is over: everyone waiting gets the reason, listeners are told.
+    fn finish(&mut self, reason: CloseReason) {
+        if self.finished.is_some() {
+            return;
+        }
+        self.finished = Some(reason);
+        self.shared.mark_closed(reason);
+        self.shared.hub.close(reason);
+        let error = || Error::closed(reason);
+        for (_, (_, completer)) in self.in_flight.drain() {
+            completer.complete(Err(error()));
+        }
+        for request in self.backlog.drain(..).chain(self.oob_backlog.drain(..)) {
+            request.completer.complete(Err(error()));
+        }
+        if let Some(signal) = self.connect.take() {
+            let failure = match reason {
+                CloseReason::GreetingTimedOut if !self.received_any => Error::AlreadyConnected,
+                _ => self.negotiation_error.take().unwrap_or_else(error),
+            };
+            signal(Err(failure));
+        }
+    }
+
+    /// The driver is stopping for good (its task ends): make sure every caller hears.
+    pub(crate) fn shutdown(&mut self, core: &mut Core<'_>) {
+        if self.finished.is_none() {
+            core.close(CloseReason::Local);
+            self.drain(core);
+            self.finish(CloseReason::Local);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qmp_core::commands::QueryVersion;
+    use std::sync::mpsc;
+
+    fn engine(
+        protocol: Protocol,
+    ) -> (
+        Engine,
+        Arc<Shared>,
+        mpsc::Receiver<Result<ServerInfo, Error>>,
+    ) {
+        let shared = Shared::new(16);
+        let (tx, rx) = mpsc::channel();
+        let options = crate::options::ConnectOptions::new()
+            .greeting_timeout(Some(Duration::from_millis(200)))
+            .max_in_flight(2);
+        let engine = Engine::new(
+            Arc::clone(&shared),
+            protocol,
+            &options,
+            Box::new(move |result| {
+                let _ = tx.send(result);
+            }),
+        );
+        (engine, shared, rx)
+    }
+
+    fn request(shared: &Arc<Shared>, body: Body) -> (Request, Arc<Slot>) {
+        let slot = Slot::new();
+        let request = Request {
+            ticket: shared.ticket(),
+            body,
+            oob: false,
+            fds: Vec::new(),
+            deadline: None,
+            completer: Completer::new(shared, Completion::Slot(Arc::clone(&slot))),
+        };
+        (request, slot)
+    }
+
+    fn take_tx(core: &mut Core<'_>) -> String {
+        let bytes = core.poll_transmit().unwrap_or_default().to_vec();
+        core.mark_transmitted(bytes.len());
+        String::from_utf8(bytes).unwrap()
+    }
+
+    const GREETING: &[u8] = b"{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 2, \"minor\": 0, \"major\": 10}, \"package\": \"pkg\"}, \"capabilities\": [\"oob\"]}}\r\n";
+
+    #[test]
+    fn negotiates_routes_replies_and_events_and_fails_on_eof() {
+        let (mut engine, shared, connected) = engine(Protocol::Qmp);
+        let (mut rx, mut tx) = (vec![0u8; 4096], vec![0u8; 4096]);
+        let mut core = Core::new(
+            crate::options::ConnectOptions::new().core_config(Protocol::Qmp),
+            engine.now(),
+            &mut rx,
+            &mut tx,
+        );
+        engine.start();
+        // Requests made before the greeting are held by the core, and the in-flight limit
+        // (2) keeps the third in the engine's backlog.
+        let mut slots = Vec::new();
+        for _ in 0..3 {
+            let (request, slot) = request(&shared, typed_body(&QueryVersion).unwrap());
+            engine.control(&mut core, Control::Submit(request));
+            slots.push(slot);
+        }
+        assert!(engine.pump(&mut core).is_none());
+        assert_eq!(shared.outstanding(), 3);
+        assert!(core.poll_transmit().is_none());
+        engine.on_input(&mut core, GREETING);
+        engine.pump(&mut core);
+        assert_eq!(take_tx(&mut core), "{\"execute\":\"qmp_capabilities\"}\n");
+        engine.on_input(&mut core, b"{\"return\": {}}\r\n");
+        engine.pump(&mut core);
+        let info = connected.try_recv().unwrap().unwrap();
+        assert_eq!(info.version.unwrap().major, 10);
+        assert_eq!(info.package, "pkg");
+        assert!(!info.oob_enabled);
+        let sent = take_tx(&mut core);
+        assert_eq!(sent.matches("query-version").count(), 2, "{sent}");
+        let sub = crate::events::Subscription::new(shared.hub.listener(None, None));
+        engine.on_input(
+            &mut core,
+            b"{\"event\": \"STOP\", \"timestamp\": {\"seconds\": 1, \"microseconds\": 2}}\r\n{\"return\": {\"x\": 1}, \"id\": 1}\r\n{\"id\": 2, \"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}}\r\n",
+        );
+        engine.pump(&mut core);
+        assert_eq!(sub.try_recv().unwrap().unwrap().name(), "STOP");
+        assert_eq!(slots[0].take(None).unwrap().unwrap().as_str(), "{\"x\": 1}");
+        assert!(matches!(
+            slots[1].take(None).unwrap(),
+            Err(Error::Qmp { .. })
+        ));
+        // The third went out once the first two were answered.
+        assert!(take_tx(&mut core).contains("\"id\":3"));
+        engine.on_eof(&mut core);
+        assert!(engine.is_finished());
+        assert!(matches!(
+            slots[2].take(None).unwrap(),
+            Err(Error::Closed(CloseReason::EndOfStream { truncated: false }))
+        ));
+        assert_eq!(shared.outstanding(), 0);
+        assert!(matches!(sub.recv(), Err(Error::Closed(_))));
+        // Late requests fail at once with the same reason.
+        let (late, slot) = request(&shared, value_body("x", &serde_json::Value::Null).unwrap());
+        engine.control(&mut core, Control::Submit(late));
+        assert!(matches!(slot.take(None).unwrap(), Err(Error::Closed(_))));
+    }
+
+    #[test]
+    fn silent_server_is_already_connected() {
+        let (mut engine, _shared, connected) = engine(Protocol::Qmp);
+        let (mut rx, mut tx) = (vec![0u8; 1024], vec![0u8; 1024]);
+        let config = crate::options::ConnectOptions::new()
+            .greeting_timeout(Some(Duration::from_millis(10)))
+            .core_config(Protocol::Qmp);
+        let mut core = Core::new(config, engine.now(), &mut rx, &mut tx);
+        let deadline = engine.next_deadline(&core).unwrap();
+        std::thread::sleep(deadline.saturating_duration_since(StdInstant::now()));
+        engine.pump(&mut core);
+        assert!(matches!(
+            connected.try_recv().unwrap(),
+            Err(Error::AlreadyConnected)
+        ));
+    }
+
+    #[test]
+    fn cancel_and_backlog_deadlines() {
+        let (mut engine, shared, _connected) = engine(Protocol::Qmp);
+        let (mut rx, mut tx) = (vec![0u8; 1024], vec![0u8; 1024]);
+        let config = crate::options::ConnectOptions::new().core_config(Protocol::Qmp);
+        let mut core = Core::new(config, engine.now(), &mut rx, &mut tx);
+        let (first, first_slot) =
+            request(&shared, value_body("a", &serde_json::json!({})).unwrap());
+        let ticket = first.ticket;
+        engine.control(&mut core, Control::Submit(first));
+        let (mut second, second_slot) =
+            request(&shared, value_body("b", &serde_json::Value::Null).unwrap());
+        second.deadline = Some(StdInstant::now());
+        engine.control(&mut core, Control::Submit(second));
+        engine.pump(&mut core);
+        assert!(matches!(
+            second_slot.take(None).unwrap(),
+            Err(Error::Timeout)
+        ));
+        engine.control(&mut core, Control::Cancel(ticket));
+        assert!(matches!(
+            first_slot.take(None).unwrap(),
+            Err(Error::Cancelled)
+        ));
+        assert_eq!(shared.outstanding(), 0);
+        assert!(shared.wait_idle(Some(StdInstant::now())).is_ok());
+        engine.control(&mut core, Control::Close);
+        assert!(engine.is_finished());
+        assert!(matches!(shared.end_error(), Error::ClientClosed));
+    }
+
+    #[test]
+    fn guest_agent_syncs_at_start() {
+        let (mut engine, _shared, connected) = engine(Protocol::GuestAgent);
+        let (mut rx, mut tx) = (vec![0u8; 1024], vec![0u8; 1024]);
+        let config = crate::options::ConnectOptions::new().core_config(Protocol::GuestAgent);
+        let mut core = Core::new(config, engine.now(), &mut rx, &mut tx);
+        engine.start();
+        engine.pump(&mut core);
+        let bytes = core.poll_transmit().unwrap().to_vec();
+        core.mark_transmitted(bytes.len());
+        assert_eq!(bytes[0], 0xFF);
+        let text = String::from_utf8(bytes[1..].to_vec()).unwrap();
+        let request: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(request["execute"], "guest-sync-delimited");
+        let id = request["arguments"]["id"].as_u64().unwrap();
+        assert!(id < (1 << 53));
+        let mut reply = vec![0xFF];
+        reply.extend_from_slice(format!("{{\"return\": {id}}}\n").as_bytes());
+        engine.on_input(&mut core, &reply);
+        engine.pump(&mut core);
+        let info = connected.try_recv().unwrap().unwrap();
+        assert_eq!(info.protocol, Protocol::GuestAgent);
+        assert!(info.version.is_none());
+    }
+
+    #[test]
+    fn raw_messages_are_checked() {
+        let (body, oob) =
+            raw_message_body(br#"{"exec-oob":"query-yank","id":"x","arguments":{"a":[1]}}"#)
+                .unwrap();
+        assert!(oob);
+        match body {
+            Body::Json { name, arguments } => {
+                assert_eq!(name, "query-yank");
+                assert_eq!(arguments.unwrap(), br#"{"a":[1]}"#);
+            }
+            _ => panic!("wrong body"),
+        }
+        assert!(raw_message_body(br#"{"arguments":{}}"#).is_err());
+        assert!(raw_message_body(br#"{"execute":"a","exec-oob":"b"}"#).is_err());
+        assert!(raw_message_body(br#"{"execute":"a","control":{}}"#).is_err());
+        assert!(raw_message_body(b"[1]").is_err());
+        assert!(value_body("a", &serde_json::json!([1])).is_err());
+    }
+}

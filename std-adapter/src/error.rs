@@ -1,0 +1,295 @@
+//! The one error type of the std clients, [`Error`], and the owned [`ErrorClass`].
+//!
+//! A QMP `{"error": ...}` reply becomes [`Error::Qmp`] with its class and description
+//! (owned, unescaped). Failures of the connection carry the core's
+//! [`CloseReason`]; the two situations users of the Go `qmp` package test for have their
+//! own variants: [`Error::AlreadyConnected`] (another client holds the monitor, so the
+//! greeting never came) and [`Error::ClientClosed`] (this client was closed).
+
+use core::fmt;
+use std::io;
+
+use qmp_core::client::{CloseReason, ExecuteError};
+use qmp_core::json::{DecodeError, JsonStr};
+use qmp_core::message::{self, QmpError};
+
+/// Everything a call on a [`Client`](crate::Client) or
+/// [`AsyncClient`](crate::tokio::AsyncClient) can fail with.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The transport failed (connecting, reading or writing).
+    Io(io::Error),
+    /// The server answered with a QMP error.
+    Qmp {
+        /// The error class.
+        class: ErrorClass,
+        /// The human-readable description, unescaped (do not parse it).
+        desc: String,
+    },
+    /// The command's deadline (or the wait's) passed without a reply. A reply arriving
+    /// later is dropped; the command may still have run on the server.
+    Timeout,
+    /// The call was cancelled with [`Pending::cancel`](crate::Pending::cancel) or a
+    /// [`Canceller`](crate::Canceller), or a subscription was cancelled.
+    Cancelled,
+    /// The session ended (the server closed the connection, died, or broke the
+    /// protocol) before the reply came.
+    Closed(CloseReason),
+    /// No greeting arrived within the greeting timeout and the server sent nothing at
+    /// all: QEMU serves one client per monitor, and another client is connected.
+    AlreadyConnected,
+    /// This client was closed with `close()` (or dropped) before or while the call
+    /// waited.
+    ClientClosed,
+    /// The core refused to queue the command (transmit buffer too small, OOB not
+    /// negotiated or not allowed for this command, ...).
+    Execute(ExecuteError),
+    /// The reply could not be decoded as the command's response type.
+    Decode(DecodeError),
+    /// JSON conversion with `serde_json` failed (arguments that cannot be serialized, a
+    /// value that does not fit the requested type).
+    Json(serde_json::Error),
+    /// The reply was larger than the receive buffer
+    /// ([`ConnectOptions::rx_buffer_size`](crate::ConnectOptions::rx_buffer_size)); it
+    /// was skipped.
+    ReplyTooLarge {
+        /// The reply's length in bytes.
+        len: u64,
+    },
+    /// A hand-built request was not a QMP command (`{"execute": NAME, ...}`).
+    InvalidRequest(String),
+}
+
+impl Error {
+    /// The QMP error class, if this is a QMP error reply.
+    pub fn qmp_class(&self) -> Option<&ErrorClass> {
+        match self {
+            Error::Qmp { class, .. } => Some(class),
+            _ => None,
+        }
+    }
+
+    /// Whether the session is over (nothing more can be sent on this client).
+    pub fn is_closed(&self) -> bool {
+        matches!(
+            self,
+            Error::Closed(_) | Error::ClientClosed | Error::AlreadyConnected
+        )
+    }
+
+    /// Builds [`Error::Qmp`] from the core's borrowed error.
+    pub(crate) fn from_qmp(error: &QmpError<'_>) -> Self {
+        Error::Qmp {
+            class: ErrorClass::from(error.class),
+            desc: unescape(error.desc),
+        }
+    }
+
+    /// The error for a session that closed for `reason`.
+    pub(crate) fn closed(reason: CloseReason) -> Self {
+        match reason {
+            CloseReason::Local => Error::ClientClosed,
+            other => Error::Closed(other),
+        }
+    }
+}
+
+/// Decodes a still-escaped JSON string into an owned `String`.
+pub(crate) fn unescape(text: JsonStr<'_>) -> String {
+    match text.as_plain() {
+        Some(plain) => plain.to_owned(),
+        None => text.chars().collect(),
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(error) => write!(f, "i/o error: {error}"),
+            Error::Qmp { class, desc } => write!(f, "qmp error {class}: {desc}"),
+            Error::Timeout => f.write_str("timed out waiting for the reply"),
+            Error::Cancelled => f.write_str("cancelled"),
+            Error::Closed(reason) => write!(f, "connection closed: {reason}"),
+            Error::AlreadyConnected => f.write_str(
+                "no greeting from the server: another client is connected to this monitor",
+            ),
+            Error::ClientClosed => f.write_str("client closed"),
+            Error::Execute(error) => write!(f, "cannot send the command: {error}"),
+            Error::Decode(error) => write!(f, "cannot decode the reply: {error}"),
+            Error::Json(error) => write!(f, "json conversion failed: {error}"),
+            Error::ReplyTooLarge { len } => {
+                write!(f, "reply of {len} bytes is larger than the receive buffer")
+            }
+            Error::InvalidRequest(why) => write!(f, "invalid request: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(error) => Some(error),
+            Error::Execute(error) => Some(error),
+            Error::Decode(error) => Some(error),
+            Error::Json(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(error: io::Error) -> Self {
+        Error::Io(error)
+    }
+}
+
+impl From<ExecuteError> for Error {
+    fn from(error: ExecuteError) -> Self {
+        Error::Execute(error)
+    }
+}
+
+impl From<DecodeError> for Error {
+    fn from(error: DecodeError) -> Self {
+        Error::Decode(error)
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(error: serde_json::Error) -> Self {
+        Error::Json(error)
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(error: Error) -> Self {
+        let kind = match &error {
+            Error::Io(_) => {
+                let Error::Io(inner) = error else {
+                    unreachable!("matched above")
+                };
+                return inner;
+            }
+            Error::Timeout => io::ErrorKind::TimedOut,
+            Error::Cancelled => io::ErrorKind::Interrupted,
+            Error::Closed(_) => io::ErrorKind::ConnectionAborted,
+            Error::AlreadyConnected => io::ErrorKind::ResourceBusy,
+            Error::ClientClosed => io::ErrorKind::NotConnected,
+            Error::Execute(_) | Error::InvalidRequest(_) => io::ErrorKind::InvalidInput,
+            Error::Decode(_) | Error::Json(_) | Error::ReplyTooLarge { .. } => {
+                io::ErrorKind::InvalidData
+            }
+            Error::Qmp { .. } => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, error)
+    }
+}
+
+/// The class of a QMP error reply, owned. Mirrors
+/// [`qmp_core::message::ErrorClass`]; a class this crate does not know is kept as
+/// [`ErrorClass::Other`] (the spec allows new classes: treat them as generic).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorClass {
+    /// `GenericError`: most errors.
+    GenericError,
+    /// `CommandNotFound`: unknown or disabled command.
+    CommandNotFound,
+    /// `DeviceNotActive`.
+    DeviceNotActive,
+    /// `DeviceNotFound`.
+    DeviceNotFound,
+    /// `KVMMissingCap`.
+    KvmMissingCap,
+    /// Any other class, by name.
+    Other(String),
+}
+
+impl ErrorClass {
+    /// The class name as on the wire.
+    pub fn name(&self) -> &str {
+        match self {
+            ErrorClass::GenericError => "GenericError",
+            ErrorClass::CommandNotFound => "CommandNotFound",
+            ErrorClass::DeviceNotActive => "DeviceNotActive",
+            ErrorClass::DeviceNotFound => "DeviceNotFound",
+            ErrorClass::KvmMissingCap => "KVMMissingCap",
+            ErrorClass::Other(name) => name,
+        }
+    }
+}
+
+impl From<message::ErrorClass<'_>> for ErrorClass {
+    fn from(class: message::ErrorClass<'_>) -> Self {
+        match class {
+            message::ErrorClass::GenericError => ErrorClass::GenericError,
+            message::ErrorClass::CommandNotFound => ErrorClass::CommandNotFound,
+            message::ErrorClass::DeviceNotActive => ErrorClass::DeviceNotActive,
+            message::ErrorClass::DeviceNotFound => ErrorClass::DeviceNotFound,
+            message::ErrorClass::KvmMissingCap => ErrorClass::KvmMissingCap,
+            message::ErrorClass::Other(name) => ErrorClass::Other(unescape(name)),
+            // The core's enum may grow: keep the wire name.
+            other => ErrorClass::Other(other.name().to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn classes_round_trip_through_their_names() {
+        let other = JsonStr::from_escaped("Weird\\u0041").unwrap();
+        assert_eq!(
+            ErrorClass::from(message::ErrorClass::Other(other)),
+            ErrorClass::Other("WeirdA".into())
+        );
+        assert_eq!(
+            ErrorClass::from(message::ErrorClass::KvmMissingCap).name(),
+            "KVMMissingCap"
+        );
+        let generic =
+            message::ErrorClass::from_name(JsonStr::from_escaped("GenericError").unwrap());
+        assert_eq!(ErrorClass::from(generic), ErrorClass::GenericError);
+    }
+
+    #[test]
+    fn qmp_errors_are_unescaped_and_displayed() {
+        let error = QmpError {
+            class: message::ErrorClass::CommandNotFound,
+            desc: JsonStr::from_escaped("no \\\"x\\\" \\u00e9").unwrap(),
+        };
+        let error = Error::from_qmp(&error);
+        assert_eq!(error.to_string(), "qmp error CommandNotFound: no \"x\" é");
+        assert_eq!(error.qmp_class(), Some(&ErrorClass::CommandNotFound));
+        assert!(!error.is_closed());
+    }
+
+    #[test]
+    fn io_conversion_keeps_kind_and_source() {
+        let io: io::Error = Error::Timeout.into();
+        assert_eq!(io.kind(), io::ErrorKind::TimedOut);
+        let io: io::Error = Error::AlreadyConnected.into();
+        assert_eq!(io.kind(), io::ErrorKind::ResourceBusy);
+        let original = io::Error::new(io::ErrorKind::BrokenPipe, "gone");
+        let io: io::Error = Error::Io(original).into();
+        assert_eq!(io.kind(), io::ErrorKind::BrokenPipe);
+        assert_eq!(io.to_string(), "gone");
+        let wrapped = Error::Execute(ExecuteError::OobNotEnabled);
+        assert!(wrapped.source().is_some());
+        assert_eq!(
+            Error::closed(CloseReason::Local).to_string(),
+            "client closed"
+        );
+        assert!(Error::closed(CloseReason::GreetingTimedOut).is_closed());
+    }
+}
