@@ -1,0 +1,184 @@
+//! Exit codes, one per kind of failure, and the error type that carries them.
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | QMP `GenericError`; `watch`: a job or migration failed or was cancelled |
+//! | 2 | usage error: bad options or `key=value` arguments |
+//! | 3 | QMP `CommandNotFound` (unknown or disabled command); `schema`: unknown name |
+//! | 4 | QMP `DeviceNotFound` or `DeviceNotActive` |
+//! | 5 | QMP `KVMMissingCap` |
+//! | 6 | any other QMP error class |
+//! | 10 | connection problem: cannot connect, connection lost, not a QMP server |
+//! | 11 | timeout: no reply in time; `events --count`/`watch` ran out of time |
+//! | 12 | QEMU could not be started (no target, or `--launch`) |
+
+use core::fmt;
+
+use qmp_std::Error;
+
+/// The exit-code table as shown in `--help` and the README.
+pub(crate) const EXIT_CODES_HELP: &str = "\
+Exit codes:
+   0  success
+   1  QMP GenericError; watch: a job or migration failed or was cancelled
+   2  usage error (bad options or key=value arguments)
+   3  QMP CommandNotFound (unknown or disabled command); schema: unknown name
+   4  QMP DeviceNotFound or DeviceNotActive
+   5  QMP KVMMissingCap
+   6  any other QMP error class
+  10  connection problem (cannot connect, connection lost, not a QMP server)
+  11  timeout (no reply in time; events --count or watch ran out of time)
+  12  QEMU could not be started (no target given, or --launch)";
+
+/// Why `qmp` stops with a non-zero exit code.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Bad command line or arguments (exit 2).
+    Usage(String),
+    /// The server answered with a QMP error.
+    Qmp {
+        /// The error class as on the wire.
+        class: String,
+        /// QEMU's description.
+        desc: String,
+    },
+    /// The connection could not be made or was lost (exit 10); the text says what to
+    /// check.
+    Connection(String),
+    /// Something did not happen in time (exit 11).
+    Timeout(String),
+    /// QEMU could not be started (exit 12).
+    Launch(String),
+    /// `watch` saw a job or migration fail (exit 1).
+    JobFailed(String),
+    /// `schema` was asked for a name it does not have (exit 3).
+    UnknownName(String),
+}
+
+impl Failure {
+    /// The process exit code.
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) => 2,
+            Self::Qmp { class, .. } => qmp_class_exit_code(class),
+            Self::Connection(_) => 10,
+            Self::Timeout(_) => 11,
+            Self::Launch(_) => 12,
+            Self::JobFailed(_) => 1,
+            Self::UnknownName(_) => 3,
+        }
+    }
+
+    /// A client error seen while talking to `target` (a description such as
+    /// `unix socket /run/vm.sock`).
+    pub(crate) fn from_client(error: Error, target: &str) -> Self {
+        match error {
+            Error::Qmp { class, desc } => Self::Qmp {
+                class: class.name().to_owned(),
+                desc,
+            },
+            Error::Timeout => Self::Timeout(format!("no reply from {target} in time")),
+            Error::AlreadyConnected => Self::Connection(format!(
+                "{target} accepted the connection but sent no greeting: another client is \
+                 probably connected to this monitor (QEMU serves one client per monitor; \
+                 add another -qmp/--monitor, or close the other client)"
+            )),
+            Error::Closed(reason) => Self::Connection(format!(
+                "the connection to {target} ended ({reason}): did QEMU exit or crash?"
+            )),
+            Error::ClientClosed => {
+                Self::Connection(format!("the connection to {target} was closed"))
+            }
+            Error::Io(io) => Self::Connection(format!("talking to {target} failed: {io}")),
+            other => Self::Connection(format!("talking to {target} failed: {other}")),
+        }
+    }
+}
+
+/// The exit code for a QMP error class.
+pub(crate) fn qmp_class_exit_code(class: &str) -> u8 {
+    match class {
+        "GenericError" => 1,
+        "CommandNotFound" => 3,
+        "DeviceNotFound" | "DeviceNotActive" => 4,
+        "KVMMissingCap" => 5,
+        _ => 6,
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Usage(message)
+            | Self::Connection(message)
+            | Self::Timeout(message)
+            | Self::Launch(message)
+            | Self::JobFailed(message)
+            | Self::UnknownName(message) => f.write_str(message),
+            Self::Qmp { class, desc } => write!(f, "{class}: {desc}"),
+        }
+    }
+}
+
+impl From<crate::arguments::ArgumentError> for Failure {
+    fn from(error: crate::arguments::ArgumentError) -> Self {
+        Self::Usage(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qmp_std::ErrorClass;
+
+    fn class_code(class: &ErrorClass) -> u8 {
+        qmp_class_exit_code(class.name())
+    }
+
+    #[test]
+    fn every_class_has_its_code() {
+        assert_eq!(class_code(&ErrorClass::GenericError), 1);
+        assert_eq!(class_code(&ErrorClass::CommandNotFound), 3);
+        assert_eq!(class_code(&ErrorClass::DeviceNotFound), 4);
+        assert_eq!(class_code(&ErrorClass::DeviceNotActive), 4);
+        assert_eq!(class_code(&ErrorClass::KvmMissingCap), 5);
+        assert_eq!(class_code(&ErrorClass::Other("NewClass".into())), 6);
+    }
+
+    #[test]
+    fn client_errors_map_to_codes_and_hints() {
+        let qmp = Failure::from_client(
+            Error::Qmp {
+                class: ErrorClass::DeviceNotFound,
+                desc: "Device 'x' not found".into(),
+            },
+            "t",
+        );
+        assert_eq!(qmp.exit_code(), 4);
+        assert_eq!(qmp.to_string(), "DeviceNotFound: Device 'x' not found");
+        assert_eq!(Failure::from_client(Error::Timeout, "t").exit_code(), 11);
+        let busy = Failure::from_client(Error::AlreadyConnected, "unix socket /s");
+        assert_eq!(busy.exit_code(), 10);
+        assert!(busy.to_string().contains("another client"), "{busy}");
+        let io = Failure::from_client(
+            Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+            "t",
+        );
+        assert_eq!(io.exit_code(), 10);
+    }
+
+    #[test]
+    fn the_help_table_lists_every_code() {
+        for code in [0, 1, 2, 3, 4, 5, 6, 10, 11, 12] {
+            assert!(
+                EXIT_CODES_HELP.contains(&format!("{code:>4}  ")),
+                "code {code} missing"
+            );
+        }
+        assert_eq!(Failure::Usage(String::new()).exit_code(), 2);
+        assert_eq!(Failure::Launch(String::new()).exit_code(), 12);
+        assert_eq!(Failure::JobFailed(String::new()).exit_code(), 1);
+        assert_eq!(Failure::UnknownName(String::new()).exit_code(), 3);
+    }
+}

@@ -1,0 +1,853 @@
+//! `qmp shell`: an interactive QMP shell.
+//!
+//! Lines are `COMMAND key=value ...` (qmp-shell's syntax, split like a POSIX shell so
+//! quotes work), raw JSON requests, or one of the built-ins: `help [NAME]`,
+//! `hmp HMP-COMMAND`, `transaction(` ... `)` (also `begin` / `commit` / `abort`),
+//! `events on|off`, `exit`. Tab completes command names (`query-commands`), argument
+//! names and enum values (`query-qmp-schema`, following union discriminators such as
+//! `driver=file`). Events are printed as they arrive, above the prompt, through
+//! rustyline's external printer, so the line being typed is redrawn intact below them.
+//!
+//! When stdin is not a terminal the shell reads plain lines (no prompt, no editing),
+//! which makes it a small script runner: `qmp shell < commands.txt`.
+
+use std::io::{BufRead, IsTerminal, Write as _};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rustyline::completion::{Completer, Pair};
+use rustyline::error::ReadlineError;
+use rustyline::history::{DefaultHistory, History as _};
+use rustyline::{
+    CompletionType, Config, Context, Editor, ExternalPrinter as _, Helper, Highlighter, Hinter,
+    Validator,
+};
+use serde_json::{Map, Value};
+
+use crate::arguments::{self, split_line};
+use crate::exit::Failure;
+use crate::options::ShellArgs;
+use crate::output::Style;
+use crate::schema::Schema;
+use crate::session::Session;
+
+/// The shell's own words, completed beside the command names.
+const BUILTINS: &[&str] = &["help", "hmp", "transaction(", "begin", "events", "exit"];
+
+/// Built-ins valid inside a transaction.
+const TRANSACTION_BUILTINS: &[&str] = &[")", "commit", "abort"];
+
+const HELP_TEXT: &str = "\
+  COMMAND key=value ...   run a QMP command (a.b=1 nests; values are JSON when they parse)
+  {\"execute\": ...}        send a raw JSON request
+  help [NAME]             this text, or a command's or event's arguments from the schema
+  hmp HMP-COMMAND         run a human monitor command (e.g. hmp info block)
+  transaction(            start a transaction: each next line is ACTION key=value ...
+  )                       send the transaction (begin/commit/abort also work)
+  events on|off           show or hide events as they arrive
+  exit                    leave (so does Ctrl-D; `quit` is QEMU's quit command)
+Tab completes commands, argument names (driver=... first for blockdev-add) and values.";
+
+/// State shared between the shell loop and the completer.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Inside `transaction(` ... `)`.
+    in_transaction: AtomicBool,
+}
+
+/// Tab completion from the command list and the schema.
+#[derive(Helper, Hinter, Highlighter, Validator)]
+struct ShellHelper {
+    commands: Vec<String>,
+    schema: Schema,
+    shared: Arc<Shared>,
+}
+
+impl ShellHelper {
+    /// The completions for the text before the cursor: where the replaced part starts,
+    /// and the candidates.
+    fn candidates(&self, before: &str) -> (usize, Vec<Pair>) {
+        let word_start = before
+            .rfind(char::is_whitespace)
+            .map_or(0, |index| index + 1);
+        let word = &before[word_start..];
+        let previous: Vec<&str> = before[..word_start].split_whitespace().collect();
+        let in_transaction = self.shared.in_transaction.load(Ordering::Relaxed);
+        let words_given = previous.len();
+
+        // The first word: a command, an action type in a transaction, or a built-in.
+        let first_is_command = previous
+            .first()
+            .is_some_and(|first| *first == "transaction(" || *first == "begin");
+        if words_given == 0 || (first_is_command && words_given == 1) {
+            let names: Vec<String> = if in_transaction || first_is_command {
+                self.action_types()
+                    .into_iter()
+                    .chain(TRANSACTION_BUILTINS.iter().map(|word| (*word).to_owned()))
+                    .collect()
+            } else {
+                self.commands
+                    .iter()
+                    .cloned()
+                    .chain(BUILTINS.iter().map(|word| (*word).to_owned()))
+                    .collect()
+            };
+            return (word_start, word_candidates(word, names));
+        }
+        let command = if first_is_command {
+            previous.get(1).copied().unwrap_or_default()
+        } else {
+            previous.first().copied().unwrap_or_default()
+        };
+        match command {
+            "help" if words_given == 1 => {
+                let names = self
+                    .schema
+                    .commands()
+                    .into_iter()
+                    .chain(self.schema.events())
+                    .map(str::to_owned)
+                    .collect();
+                return (word_start, word_candidates(word, names));
+            }
+            "events" if words_given == 1 => {
+                let names = vec![String::from("on"), String::from("off")];
+                return (word_start, word_candidates(word, names));
+            }
+            "help" | "hmp" | "events" | "exit" => return (word_start, Vec::new()),
+            _ => {}
+        }
+        let argument_words = previous
+            .iter()
+            .skip(if first_is_command { 2 } else { 1 })
+            .copied();
+        let chosen = lenient_arguments(argument_words);
+        let arguments_type = if in_transaction || first_is_command {
+            self.action_data_type(command)
+        } else {
+            self.schema.member_type(command, &[], &Map::new())
+        };
+        let Some(arguments_type) = arguments_type else {
+            return (word_start, Vec::new());
+        };
+        if let Some((key, value_prefix)) = word.split_once('=') {
+            let path: Vec<&str> = key.split('.').collect();
+            let Some(type_name) = self.type_at(&arguments_type, &path, &chosen) else {
+                return (word_start, Vec::new());
+            };
+            let start = word_start + key.len() + 1;
+            return (
+                start,
+                word_candidates(value_prefix, self.schema.value_choices(&type_name)),
+            );
+        }
+        // An argument name, possibly below dotted parents.
+        let (parents, name_prefix) = match word.rsplit_once('.') {
+            Some((parents, prefix)) => (parents.split('.').collect::<Vec<_>>(), prefix),
+            None => (Vec::new(), word),
+        };
+        let Some(parent_type) = self.type_at(&arguments_type, &parents, &chosen) else {
+            return (word_start, Vec::new());
+        };
+        let chosen_here = nested(&chosen, &parents);
+        let dotted = if parents.is_empty() {
+            String::new()
+        } else {
+            format!("{}.", parents.join("."))
+        };
+        let pairs = self
+            .schema
+            .members(&parent_type, &chosen_here)
+            .into_iter()
+            .filter(|member| member.name.starts_with(name_prefix))
+            .filter(|member| !chosen_here.contains_key(&member.name))
+            .map(|member| {
+                let is_object = !self
+                    .schema
+                    .members(&member.type_name, &Map::new())
+                    .is_empty()
+                    && self.schema.value_choices(&member.type_name).is_empty()
+                    && self.schema.label(&member.type_name).starts_with("object");
+                let suffix = if is_object { "." } else { "=" };
+                let replacement = format!("{dotted}{}{suffix}", member.name);
+                let optional = if member.optional { "?" } else { "" };
+                Pair {
+                    display: format!("{}{optional}{suffix}", member.name),
+                    replacement,
+                }
+            })
+            .collect();
+        (word_start, pairs)
+    }
+
+    /// The type at `path` below `type_name`, with `chosen` as the values typed so far.
+    fn type_at(
+        &self,
+        type_name: &str,
+        path: &[&str],
+        chosen: &Map<String, Value>,
+    ) -> Option<String> {
+        let mut current = type_name.to_owned();
+        let mut chosen_here = chosen.clone();
+        for part in path {
+            let member = self
+                .schema
+                .members(&current, &chosen_here)
+                .into_iter()
+                .find(|member| member.name == *part)?;
+            chosen_here = match chosen_here.get(*part) {
+                Some(Value::Object(inner)) => inner.clone(),
+                _ => Map::new(),
+            };
+            current = member.type_name;
+        }
+        Some(current)
+    }
+
+    /// The element type of `transaction`'s `actions` (a union on `type`).
+    fn action_union(&self) -> Option<String> {
+        let actions = self
+            .schema
+            .member_type("transaction", &["actions"], &Map::new())?;
+        self.schema
+            .entry(&actions)?
+            .get("element-type")?
+            .as_str()
+            .map(str::to_owned)
+    }
+
+    /// The transaction action types (`block-dirty-bitmap-add`, ...).
+    fn action_types(&self) -> Vec<String> {
+        self.action_union()
+            .and_then(|union| {
+                let tag = self
+                    .schema
+                    .members(&union, &Map::new())
+                    .into_iter()
+                    .find(|member| member.name == "type")?;
+                Some(self.schema.value_choices(&tag.type_name))
+            })
+            .unwrap_or_default()
+    }
+
+    /// The type of an action's `data`.
+    fn action_data_type(&self, action: &str) -> Option<String> {
+        let union = self.action_union()?;
+        let mut chosen = Map::new();
+        chosen.insert(String::from("type"), Value::String(action.to_owned()));
+        self.schema
+            .members(&union, &chosen)
+            .into_iter()
+            .find(|member| member.name == "data")
+            .map(|member| member.type_name)
+    }
+}
+
+/// Candidates among `names` that start with `prefix`, each followed by a space.
+fn word_candidates(prefix: &str, names: Vec<String>) -> Vec<Pair> {
+    let mut names: Vec<String> = names
+        .into_iter()
+        .filter(|name| name.starts_with(prefix))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| Pair {
+            replacement: format!("{name} "),
+            display: name,
+        })
+        .collect()
+}
+
+/// The `key=value` words typed so far as an object, skipping words that do not parse.
+fn lenient_arguments<'a>(words: impl Iterator<Item = &'a str>) -> Map<String, Value> {
+    let mut chosen = Map::new();
+    for word in words {
+        let mut attempt = chosen.clone();
+        if arguments::add_key_values(&mut attempt, [word]).is_ok() {
+            chosen = attempt;
+        }
+    }
+    chosen
+}
+
+fn nested(chosen: &Map<String, Value>, path: &[&str]) -> Map<String, Value> {
+    let mut current = chosen.clone();
+    for part in path {
+        current = match current.get(*part) {
+            Some(Value::Object(inner)) => inner.clone(),
+            _ => return Map::new(),
+        };
+    }
+    current
+}
+
+impl Completer for ShellHelper {
+    type Candidate = Pair;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let before = line.get(..pos).unwrap_or(line);
+        Ok(self.candidates(before))
+    }
+}
+
+/// What the loop does after a line.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    Continue,
+    Exit,
+}
+
+/// The shell's state apart from line editing.
+struct Shell<'a> {
+    session: &'a Session,
+    style: Style,
+    schema: Schema,
+    shared: Arc<Shared>,
+    show_events: Arc<AtomicBool>,
+    actions: Vec<Value>,
+}
+
+impl Shell<'_> {
+    fn prompt(&self) -> &'static str {
+        if self.shared.in_transaction.load(Ordering::Relaxed) {
+            "(qmp transaction) "
+        } else {
+            "(qmp) "
+        }
+    }
+
+    /// Runs one line; only a lost connection ends the shell with an error.
+    fn handle_line(&mut self, line: &str) -> Result<Next, Failure> {
+        match self.dispatch(line.trim()) {
+            Ok(next) => Ok(next),
+            Err(failure @ Failure::Connection(_)) => Err(failure),
+            Err(failure) => {
+                let label = match &failure {
+                    Failure::Qmp { .. } => "error",
+                    Failure::Timeout(_) => "timeout",
+                    _ => "usage",
+                };
+                eprintln!("{label}: {failure}");
+                Ok(Next::Continue)
+            }
+        }
+    }
+
+    fn dispatch(&mut self, line: &str) -> Result<Next, Failure> {
+        if line.is_empty() || line.starts_with('#') {
+            return Ok(Next::Continue);
+        }
+        if line.starts_with('{') {
+            let value = self.session.execute_json(line)?;
+            self.print(&value);
+            return Ok(Next::Continue);
+        }
+        if let Some(rest) = line.strip_prefix("hmp") {
+            if rest.is_empty() || rest.starts_with(char::is_whitespace) {
+                return self.hmp(rest.trim());
+            }
+        }
+        let words =
+            split_line(line).ok_or_else(|| Failure::Usage(String::from("unbalanced quotes")))?;
+        let Some((first, rest)) = words.split_first() else {
+            return Ok(Next::Continue);
+        };
+        let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+        if self.shared.in_transaction.load(Ordering::Relaxed) {
+            return self.transaction_line(first, &rest);
+        }
+        match (first.as_str(), rest.as_slice()) {
+            ("exit", []) => Ok(Next::Exit),
+            ("help", []) => {
+                println!("{HELP_TEXT}");
+                Ok(Next::Continue)
+            }
+            ("help", [name]) => {
+                if self.schema.is_empty() {
+                    return Err(Failure::Usage(String::from(
+                        "no schema to describe commands with (the guest agent has none)",
+                    )));
+                }
+                let text = self
+                    .schema
+                    .describe(name, 2)
+                    .map_err(|unknown| Failure::Usage(unknown.to_string()))?;
+                print!("{text}");
+                Ok(Next::Continue)
+            }
+            ("events", [switch @ ("on" | "off")]) => {
+                self.show_events.store(*switch == "on", Ordering::Relaxed);
+                Ok(Next::Continue)
+            }
+            ("transaction(" | "begin", action) => {
+                self.shared.in_transaction.store(true, Ordering::Relaxed);
+                self.actions.clear();
+                match action.split_first() {
+                    Some((first, rest)) => self.transaction_line(first, rest),
+                    None => Ok(Next::Continue),
+                }
+            }
+            (")" | "commit" | "abort", _) => Err(Failure::Usage(format!(
+                "'{first}' outside a transaction (start one with `transaction(`)"
+            ))),
+            (command, words) => {
+                let arguments = if words.is_empty() {
+                    Value::Null
+                } else {
+                    Value::Object(arguments::build_arguments(None, words.iter().copied())?)
+                };
+                let value = self.session.execute(command, &arguments)?;
+                self.print(&value);
+                Ok(Next::Continue)
+            }
+        }
+    }
+
+    /// A line inside `transaction(` ... `)`: an action, possibly ending with `)`.
+    fn transaction_line(&mut self, first: &str, rest: &[&str]) -> Result<Next, Failure> {
+        match first {
+            "abort" => {
+                self.shared.in_transaction.store(false, Ordering::Relaxed);
+                self.actions.clear();
+                println!("transaction aborted");
+                return Ok(Next::Continue);
+            }
+            ")" | "commit" => return self.commit(),
+            _ => {}
+        }
+        let (words, finish) = match rest.split_last() {
+            Some((&")", words)) => (words, true),
+            _ => (rest, false),
+        };
+        let data = arguments::build_arguments(None, words.iter().copied())?;
+        self.actions
+            .push(serde_json::json!({"type": first, "data": data}));
+        if finish {
+            self.commit()
+        } else {
+            Ok(Next::Continue)
+        }
+    }
+
+    fn commit(&mut self) -> Result<Next, Failure> {
+        self.shared.in_transaction.store(false, Ordering::Relaxed);
+        let actions = core::mem::take(&mut self.actions);
+        let value = self
+            .session
+            .execute("transaction", &serde_json::json!({"actions": actions}))?;
+        self.print(&value);
+        Ok(Next::Continue)
+    }
+
+    fn hmp(&mut self, command_line: &str) -> Result<Next, Failure> {
+        if command_line.is_empty() {
+            return Err(Failure::Usage(String::from(
+                "hmp needs a command, e.g. hmp info status",
+            )));
+        }
+        let value = self.session.execute(
+            "human-monitor-command",
+            &serde_json::json!({"command-line": command_line}),
+        )?;
+        match value {
+            Value::String(text) => {
+                print!("{text}");
+                if !text.is_empty() && !text.ends_with('\n') {
+                    println!();
+                }
+            }
+            other => self.print(&other),
+        }
+        let _ = std::io::stdout().flush();
+        Ok(Next::Continue)
+    }
+
+    fn print(&self, value: &Value) {
+        crate::print_value(value, self.style);
+    }
+}
+
+/// One event as the shell shows it.
+fn event_line(event: &qmp_std::Event) -> String {
+    let data = event.data_value();
+    if data.is_null() {
+        format!("event {}", event.name())
+    } else {
+        format!("event {} {}", event.name(), Style::Compact.format(&data))
+    }
+}
+
+/// The history file: `--history`, `$QMP_HISTORY`, or `~/.qmp_history`.
+fn history_path(args: &ShellArgs) -> Option<PathBuf> {
+    if args.no_history {
+        return None;
+    }
+    if let Some(path) = &args.history {
+        return Some(path.clone());
+    }
+    if let Some(path) = std::env::var_os("QMP_HISTORY").filter(|path| !path.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    std::env::var_os("HOME")
+        .filter(|home| !home.is_empty())
+        .map(|home| PathBuf::from(home).join(".qmp_history"))
+}
+
+/// Runs the shell until `exit`, end of input, or a lost connection.
+///
+/// # Errors
+/// [`Failure::Connection`] when the connection is lost.
+pub(crate) fn run(session: &Session, args: &ShellArgs, style: Style) -> Result<(), Failure> {
+    let guest_agent = session.is_guest_agent();
+    let commands = command_names(session)?;
+    let schema = if guest_agent {
+        Schema::default()
+    } else {
+        crate::load_schema(session)?
+    };
+    let shared = Arc::new(Shared::default());
+    let show_events = Arc::new(AtomicBool::new(!args.quiet_events));
+    let mut shell = Shell {
+        session,
+        style,
+        schema: schema.clone(),
+        shared: Arc::clone(&shared),
+        show_events: Arc::clone(&show_events),
+        actions: Vec::new(),
+    };
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    if interactive {
+        let helper = ShellHelper {
+            commands,
+            schema,
+            shared,
+        };
+        interactive_loop(&mut shell, helper, args)
+    } else {
+        let sink: EventSink = Arc::new(Mutex::new(Box::new(|line: String| {
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{line}");
+            let _ = stdout.flush();
+        })));
+        let events = start_event_printer(session, sink, show_events);
+        let result = piped_loop(&mut shell);
+        session.close();
+        if let Some(events) = events {
+            events.finish();
+        }
+        result
+    }
+}
+
+fn piped_loop(shell: &mut Shell<'_>) -> Result<(), Failure> {
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let line = line.map_err(|error| Failure::Usage(format!("cannot read stdin: {error}")))?;
+        if shell.handle_line(&line)? == Next::Exit {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn command_names(session: &Session) -> Result<Vec<String>, Failure> {
+    if session.is_guest_agent() {
+        let info = session.execute("guest-info", &Value::Null)?;
+        return Ok(info
+            .get("supported_commands")
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter(|command| {
+                        command.get("enabled").and_then(Value::as_bool) != Some(false)
+                    })
+                    .filter_map(|command| command.get("name").and_then(Value::as_str))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default());
+    }
+    let list = session.execute("query-commands", &Value::Null)?;
+    Ok(list
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|command| command.get("name").and_then(Value::as_str))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+type EventSink = Arc<Mutex<Box<dyn FnMut(String) + Send>>>;
+
+/// Stops the event thread when dropped.
+struct EventPrinter {
+    canceller: qmp_std::SubscriptionCanceller,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EventPrinter {
+    /// Waits for the thread to print what is still queued and end; call after the
+    /// session is closed (a closed session ends the subscription once it is drained).
+    fn finish(mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for EventPrinter {
+    fn drop(&mut self) {
+        self.canceller.cancel();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn start_event_printer(
+    session: &Session,
+    sink: EventSink,
+    show: Arc<AtomicBool>,
+) -> Option<EventPrinter> {
+    if session.is_guest_agent() {
+        return None;
+    }
+    let subscription = session.client().subscribe();
+    let canceller = subscription.canceller();
+    let thread = std::thread::Builder::new()
+        .name(String::from("qmp-shell-events"))
+        .spawn(move || {
+            while let Ok(event) = subscription.recv() {
+                if !show.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let missed = subscription.take_missed();
+                let mut sink = sink.lock().unwrap_or_else(PoisonError::into_inner);
+                if missed > 0 {
+                    sink(format!("({missed} events dropped)"));
+                }
+                sink(event_line(&event));
+            }
+        })
+        .ok()?;
+    Some(EventPrinter {
+        canceller,
+        thread: Some(thread),
+    })
+}
+
+fn interactive_loop(
+    shell: &mut Shell<'_>,
+    helper: ShellHelper,
+    args: &ShellArgs,
+) -> Result<(), Failure> {
+    let config = Config::builder()
+        .completion_type(CompletionType::List)
+        .auto_add_history(false)
+        .history_ignore_dups(true)
+        .map_err(|error| Failure::Usage(error.to_string()))?
+        .max_history_size(10_000)
+        .map_err(|error| Failure::Usage(error.to_string()))?
+        .build();
+    let mut editor: Editor<ShellHelper, DefaultHistory> = Editor::with_config(config)
+        .map_err(|error| Failure::Usage(format!("terminal: {error}")))?;
+    editor.set_helper(Some(helper));
+    let history = history_path(args);
+    if let Some(path) = &history {
+        // A missing file is a first run.
+        let _ = editor.load_history(path);
+    }
+    let events = match editor.create_external_printer() {
+        Ok(mut printer) => {
+            let sink: EventSink = Arc::new(Mutex::new(Box::new(move |line: String| {
+                let _ = printer.print(format!("{line}\n"));
+            })));
+            start_event_printer(shell.session, sink, Arc::clone(&shell.show_events))
+        }
+        Err(_) => {
+            let sink: EventSink = Arc::new(Mutex::new(Box::new(|line: String| {
+                println!("{line}");
+            })));
+            start_event_printer(shell.session, sink, Arc::clone(&shell.show_events))
+        }
+    };
+    greet(shell.session);
+    let result = loop {
+        match editor.readline(shell.prompt()) {
+            Ok(line) => {
+                if !line.trim().is_empty() {
+                    let _ = editor.add_history_entry(line.as_str());
+                    if let Some(path) = &history {
+                        let _ = editor.history_mut().save(path);
+                    }
+                }
+                match shell.handle_line(&line) {
+                    Ok(Next::Continue) => {}
+                    Ok(Next::Exit) => break Ok(()),
+                    Err(failure) => break Err(failure),
+                }
+            }
+            Err(ReadlineError::Interrupted) => {
+                // Ctrl-C drops the line (and a transaction being typed).
+                if shell.shared.in_transaction.swap(false, Ordering::Relaxed) {
+                    shell.actions.clear();
+                    eprintln!("transaction aborted");
+                }
+            }
+            Err(ReadlineError::Eof) => break Ok(()),
+            Err(error) => break Err(Failure::Usage(format!("terminal: {error}"))),
+        }
+    };
+    if let Some(path) = &history {
+        let _ = editor.history_mut().save(path);
+    }
+    shell.session.close();
+    if let Some(events) = events {
+        events.finish();
+    }
+    result
+}
+
+fn greet(session: &Session) {
+    let version = session
+        .client()
+        .version()
+        .map(|version| format!("QEMU {version}"))
+        .unwrap_or_else(|| String::from("the guest agent"));
+    let started = if session.started_qemu() {
+        format!(", {}", session.description())
+    } else {
+        format!(" on {}", session.description())
+    };
+    println!("Connected to {version}{started}.");
+    println!("Type `help` for help, Tab to complete, `exit` or Ctrl-D to leave.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn helper() -> ShellHelper {
+        let text = include_str!("testdata/qsd-schema.json");
+        let schema = Schema::from_value(serde_json::from_str(text).unwrap()).unwrap();
+        let commands = schema.commands().into_iter().map(str::to_owned).collect();
+        ShellHelper {
+            commands,
+            schema,
+            shared: Arc::new(Shared::default()),
+        }
+    }
+
+    fn replacements(helper: &ShellHelper, before: &str) -> (usize, Vec<String>) {
+        let (start, pairs) = helper.candidates(before);
+        (
+            start,
+            pairs.into_iter().map(|pair| pair.replacement).collect(),
+        )
+    }
+
+    #[test]
+    fn command_names_complete_first() {
+        let helper = helper();
+        let (start, found) = replacements(&helper, "query-vers");
+        assert_eq!(start, 0);
+        assert_eq!(found, vec!["query-version "]);
+        let (_, found) = replacements(&helper, "he");
+        assert_eq!(found, vec!["help "]);
+        let (_, found) = replacements(&helper, "blockdev-");
+        assert!(found.contains(&String::from("blockdev-add ")));
+        assert!(found.contains(&String::from("blockdev-mirror ")));
+    }
+
+    #[test]
+    fn argument_names_and_values_complete() {
+        let helper = helper();
+        let (start, found) = replacements(&helper, "blockdev-mirror sy");
+        assert_eq!(start, 16);
+        assert_eq!(found, vec!["sync="]);
+        let (start, found) = replacements(&helper, "blockdev-mirror sync=f");
+        assert_eq!(start, 21);
+        assert_eq!(found, vec!["full "]);
+        let (_, found) = replacements(&helper, "blockdev-mirror device=a auto-finalize=");
+        assert_eq!(found, vec!["false ", "true "]);
+        // Given arguments are not offered again.
+        let (_, found) = replacements(&helper, "blockdev-mirror device=a de");
+        assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn union_members_follow_the_discriminator() {
+        let helper = helper();
+        let (_, found) = replacements(&helper, "blockdev-add driver=nu");
+        assert_eq!(found, vec!["null-aio ", "null-co "]);
+        let (_, before) = replacements(&helper, "blockdev-add fil");
+        assert!(before.is_empty(), "{before:?}");
+        let (_, after) = replacements(&helper, "blockdev-add driver=file fil");
+        assert_eq!(after, vec!["filename="]);
+        // Nested objects complete with dots.
+        let (_, found) = replacements(&helper, "blockdev-create job-id=j opt");
+        assert_eq!(found, vec!["options."]);
+        let (_, found) = replacements(&helper, "blockdev-create options.driver=file options.fi");
+        assert_eq!(found, vec!["options.filename="]);
+    }
+
+    #[test]
+    fn transactions_complete_action_types_and_data() {
+        let helper = helper();
+        let (_, found) = replacements(&helper, "transaction( block-dirty-bitmap-a");
+        assert_eq!(found, vec!["block-dirty-bitmap-add "]);
+        helper.shared.in_transaction.store(true, Ordering::Relaxed);
+        let (_, found) = replacements(&helper, "block-dirty-bitmap-add gr");
+        assert_eq!(found, vec!["granularity="]);
+        let (_, found) = replacements(&helper, "com");
+        assert_eq!(found, vec!["commit "]);
+    }
+
+    #[test]
+    fn help_and_builtins_complete() {
+        let helper = helper();
+        let (_, found) = replacements(&helper, "help JOB_STATUS");
+        assert_eq!(found, vec!["JOB_STATUS_CHANGE "]);
+        let (_, found) = replacements(&helper, "events o");
+        assert_eq!(found, vec!["off ", "on "]);
+        let (_, found) = replacements(&helper, "hmp inf");
+        assert!(found.is_empty());
+        let (_, found) = replacements(&helper, "no-such-command x");
+        assert!(found.is_empty());
+    }
+
+    #[test]
+    fn lenient_arguments_skip_bad_words() {
+        let chosen = lenient_arguments(["driver=file", "oops", "a.b=1", "a=2"].into_iter());
+        assert_eq!(
+            Value::Object(chosen),
+            serde_json::json!({"driver": "file", "a": {"b": 1}})
+        );
+    }
+
+    #[test]
+    fn history_path_precedence() {
+        let args = ShellArgs {
+            history: Some(PathBuf::from("/h")),
+            no_history: false,
+            quiet_events: false,
+        };
+        assert_eq!(history_path(&args), Some(PathBuf::from("/h")));
+        let none = ShellArgs {
+            history: None,
+            no_history: true,
+            quiet_events: false,
+        };
+        assert_eq!(history_path(&none), None);
+    }
+}

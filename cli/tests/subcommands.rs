@@ -1,0 +1,471 @@
+//! `events`, `watch`, `schema`, `completions` and the shell fed from a pipe, against
+//! real QEMU.
+
+mod common;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{
+    qmp_command, run_qmp, socket_args, storage_daemon, system, wait_output, Output, LIMIT,
+};
+use serde_json::Value;
+
+/// Runs a one-shot command on `socket` and expects success.
+fn ok(socket: &Path, words: &[&str]) -> Value {
+    let output = run_qmp(
+        socket_args(socket)
+            .into_iter()
+            .chain(words.iter().map(|word| (*word).to_owned())),
+        LIMIT,
+    );
+    output.assert_code(0);
+    output.json()
+}
+
+/// Two null-co nodes and a backup job between them throttled to last about
+/// `seconds` seconds.
+fn start_slow_backup(socket: &Path, job: &str, seconds: u64) {
+    let size = 64u64 << 20;
+    let size_arg = format!("size={size}");
+    let speed = format!("speed={}", size / seconds);
+    ok(
+        socket,
+        &["blockdev-add", "driver=null-co", "node-name=src", &size_arg],
+    );
+    ok(
+        socket,
+        &["blockdev-add", "driver=null-co", "node-name=dst", &size_arg],
+    );
+    let job_id = format!("job-id={job}");
+    ok(
+        socket,
+        &[
+            "blockdev-backup",
+            &job_id,
+            "device=src",
+            "target=dst",
+            "sync=full",
+            &speed,
+        ],
+    );
+}
+
+fn lines_as_json(output: &Output) -> Vec<Value> {
+    output
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}")))
+        .collect()
+}
+
+#[test]
+fn events_are_printed_as_json_lines() {
+    let qsd = storage_daemon(1);
+    let listener = qmp_command(
+        socket_args(&qsd.extra_socket_paths()[0])
+            .into_iter()
+            .chain([
+                "events".into(),
+                "--count".into(),
+                "3".into(),
+                "--timeout".into(),
+                "30".into(),
+            ]),
+    )
+    .spawn()
+    .unwrap();
+    start_slow_backup(qsd.socket_path(), "b0", 2);
+    let output = wait_output(listener, LIMIT);
+    output.assert_code(0);
+    let events = lines_as_json(&output);
+    assert_eq!(events.len(), 3, "{}", output.stdout);
+    for event in &events {
+        assert!(event["event"].is_string(), "{event}");
+        assert!(
+            event["timestamp"]["seconds"].as_i64().unwrap() > 0,
+            "{event}"
+        );
+    }
+}
+
+#[test]
+fn events_filter_and_count() {
+    let qsd = storage_daemon(1);
+    let listener = qmp_command(
+        socket_args(&qsd.extra_socket_paths()[0]).into_iter().chain(
+            [
+                "events",
+                "--filter",
+                "BLOCK_JOB_COMPLETED",
+                "--count",
+                "1",
+                "--timeout",
+                "30",
+            ]
+            .map(String::from),
+        ),
+    )
+    .spawn()
+    .unwrap();
+    start_slow_backup(qsd.socket_path(), "b0", 2);
+    let output = wait_output(listener, LIMIT);
+    output.assert_code(0);
+    let events = lines_as_json(&output);
+    assert_eq!(events.len(), 1, "{}", output.stdout);
+    assert_eq!(events[0]["event"], "BLOCK_JOB_COMPLETED");
+    assert_eq!(events[0]["data"]["device"], "b0");
+    assert_eq!(events[0]["data"]["type"], "backup");
+}
+
+#[test]
+fn events_timeouts() {
+    let qsd = storage_daemon(0);
+    let socket = socket_args(qsd.socket_path());
+    let started = Instant::now();
+    let output = run_qmp(
+        socket
+            .iter()
+            .cloned()
+            .chain(["events", "--timeout", "0.5"].map(String::from)),
+        LIMIT,
+    );
+    output.assert_code(0);
+    assert!(output.stdout.is_empty());
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    let output = run_qmp(
+        socket
+            .iter()
+            .cloned()
+            .chain(["events", "--count", "1", "--timeout", "0.5"].map(String::from)),
+        LIMIT,
+    );
+    output.assert_code(11);
+    assert!(output.stderr.contains("0 of 1 events"), "{}", output.stderr);
+}
+
+#[test]
+fn watch_follows_a_job_to_completion() {
+    let qsd = storage_daemon(0);
+    start_slow_backup(qsd.socket_path(), "b0", 2);
+    let output = run_qmp(
+        socket_args(qsd.socket_path())
+            .into_iter()
+            .chain(["watch".into()]),
+        LIMIT,
+    );
+    output.assert_code(0);
+    assert!(
+        output
+            .stdout
+            .contains("job b0 (backup): completed (64.00 MiB of 64.00 MiB)"),
+        "stdout: {}\nstderr: {}",
+        output.stdout,
+        output.stderr
+    );
+    // stderr is not a terminal: plain status lines instead of bars.
+    assert!(
+        output.stderr.contains("job b0 (backup): running"),
+        "{}",
+        output.stderr
+    );
+}
+
+#[test]
+fn watch_reports_a_failed_job() {
+    let qsd = storage_daemon(0);
+    let socket = qsd.socket_path();
+    ok(
+        socket,
+        &[
+            "blockdev-add",
+            "driver=null-co",
+            "node-name=base",
+            "size=4194304",
+        ],
+    );
+    ok(
+        socket,
+        &[
+            "blockdev-add",
+            "--args",
+            r#"{"driver": "blkdebug", "node-name": "bad", "image": "base",
+                "inject-error": [{"event": "read_aio", "errno": 5}]}"#,
+        ],
+    );
+    ok(
+        socket,
+        &[
+            "blockdev-add",
+            "driver=null-co",
+            "node-name=dst",
+            "size=4194304",
+        ],
+    );
+    ok(
+        socket,
+        &[
+            "blockdev-backup",
+            "job-id=b1",
+            "device=bad",
+            "target=dst",
+            "sync=full",
+            "auto-dismiss=false",
+        ],
+    );
+    let output = run_qmp(
+        socket_args(socket)
+            .into_iter()
+            .chain(["watch".into(), "--job".into(), "b1".into()]),
+        LIMIT,
+    );
+    output.assert_code(1);
+    assert!(
+        output
+            .stdout
+            .contains("job b1 (backup): failed: Input/output error"),
+        "stdout: {}\nstderr: {}",
+        output.stdout,
+        output.stderr
+    );
+}
+
+#[test]
+fn watch_with_nothing_running() {
+    let qsd = storage_daemon(0);
+    let socket = socket_args(qsd.socket_path());
+    let output = run_qmp(socket.iter().cloned().chain(["watch".into()]), LIMIT);
+    output.assert_code(0);
+    assert!(
+        output.stderr.contains("nothing to watch"),
+        "{}",
+        output.stderr
+    );
+    let output = run_qmp(
+        socket
+            .iter()
+            .cloned()
+            .chain(["watch", "--wait", "--timeout", "0.5"].map(String::from)),
+        LIMIT,
+    );
+    output.assert_code(11);
+}
+
+#[test]
+fn watch_waits_for_a_job_to_start() {
+    let qsd = storage_daemon(1);
+    let watcher = qmp_command(
+        socket_args(&qsd.extra_socket_paths()[0])
+            .into_iter()
+            .chain(["watch", "--wait", "--timeout", "40"].map(String::from)),
+    )
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    start_slow_backup(qsd.socket_path(), "late", 1);
+    let output = wait_output(watcher, LIMIT);
+    output.assert_code(0);
+    assert!(
+        output.stdout.contains("job late (backup): completed"),
+        "{}",
+        output.stdout
+    );
+}
+
+#[test]
+fn watch_follows_a_migration() {
+    let qemu = system(0);
+    let socket = qemu.socket_path();
+    let dir = tempfile::tempdir().unwrap();
+    let target = format!("uri=file:{}", dir.path().join("migration.bin").display());
+    ok(socket, &["migrate-set-parameters", "max-bandwidth=1"]);
+    ok(socket, &["migrate", &target]);
+    let output = run_qmp(
+        socket_args(socket)
+            .into_iter()
+            .chain(["watch".into(), "--migration".into()]),
+        LIMIT,
+    );
+    output.assert_code(0);
+    assert!(
+        output.stdout.contains("migration: completed"),
+        "stdout: {}\nstderr: {}",
+        output.stdout,
+        output.stderr
+    );
+}
+
+#[test]
+fn schema_browsing() {
+    let overview = run_qmp(["schema"], LIMIT);
+    overview.assert_code(0);
+    assert!(
+        overview.stdout.starts_with("commands ("),
+        "{}",
+        overview.stdout
+    );
+    assert!(
+        overview.stdout.contains("blockdev-add"),
+        "{}",
+        overview.stdout
+    );
+
+    let described = run_qmp(["schema", "blockdev-add"], LIMIT);
+    described.assert_code(0);
+    assert!(
+        described.stdout.starts_with("blockdev-add (command)\n"),
+        "{}",
+        described.stdout
+    );
+    assert!(
+        described
+            .stdout
+            .contains("when driver is 'file' | 'host_cdrom' | 'host_device':"),
+        "{}",
+        described.stdout
+    );
+
+    let member = run_qmp(["schema", "blockdev-mirror.sync"], LIMIT);
+    member.assert_code(0);
+    assert_eq!(
+        member.stdout,
+        "blockdev-mirror.sync: enum\n  top, full, none, incremental, bitmap\n"
+    );
+
+    let raw = run_qmp(["schema", "--json", "query-jobs"], LIMIT);
+    raw.assert_code(0);
+    let entries = raw.json();
+    assert_eq!(entries[0]["name"], "query-jobs");
+    assert!(entries.as_array().unwrap().len() > 3);
+
+    let unknown = run_qmp(["schema", "blockdev"], LIMIT);
+    unknown.assert_code(3);
+    assert!(
+        unknown.stderr.contains("did you mean"),
+        "{}",
+        unknown.stderr
+    );
+
+    // The live schema of the target, not a built-in one.
+    let qemu = system(0);
+    let status = run_qmp(
+        socket_args(qemu.socket_path())
+            .into_iter()
+            .chain(["schema".into(), "query-status".into()]),
+        LIMIT,
+    );
+    status.assert_code(0);
+    assert!(status.stdout.contains("running: bool"), "{}", status.stdout);
+}
+
+#[test]
+fn completion_scripts() {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef qmp"),
+        ("fish", "complete -c qmp"),
+        ("elvish", "qmp"),
+    ] {
+        let output = run_qmp(["completions", shell], LIMIT);
+        output.assert_code(0);
+        assert!(output.stdout.contains(marker), "{shell}: {}", output.stdout);
+        assert!(output.stdout.contains("watch"), "{shell}");
+    }
+}
+
+/// Feeds `script` to `qmp shell` on stdin (not a terminal).
+fn piped_shell(socket: &Path, script: &str) -> Output {
+    let mut child = qmp_command(socket_args(socket).into_iter().chain(["shell".into()]))
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    wait_output(child, LIMIT)
+}
+
+#[test]
+fn shell_from_a_pipe_runs_commands_hmp_and_transactions() {
+    let qemu = system(0);
+    let script = "\
+query-status
+hmp info status
+blockdev-add driver=null-co node-name=n0 size=1048576
+transaction(
+block-dirty-bitmap-add node=n0 name=b0
+block-dirty-bitmap-add node=n0 name=b1
+)
+begin block-dirty-bitmap-add node=n0 name=b2 )
+no-such-command
+{\"execute\": \"query-name\"}
+help query-status
+exit
+query-version
+";
+    let output = piped_shell(qemu.socket_path(), script);
+    output.assert_code(0);
+    let stdout = &output.stdout;
+    assert!(
+        stdout.contains(r#"{"running":false,"status":"prelaunch"}"#),
+        "{stdout}"
+    );
+    assert!(stdout.contains("VM status: paused (prelaunch)"), "{stdout}");
+    assert!(stdout.contains("query-status (command)"), "{stdout}");
+    assert!(
+        !stdout.contains("\"qemu\""),
+        "commands after exit ran: {stdout}"
+    );
+    assert!(
+        output
+            .stderr
+            .contains("error: CommandNotFound: The command no-such-command has not been found"),
+        "{}",
+        output.stderr
+    );
+
+    // All three bitmaps exist: both transaction forms were sent.
+    let bitmaps = ok(qemu.socket_path(), &["query-named-block-nodes"]);
+    let names: Vec<&str> = bitmaps[0]["dirty-bitmaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|bitmap| bitmap["name"].as_str().unwrap())
+        .collect();
+    for name in ["b0", "b1", "b2"] {
+        assert!(names.contains(&name), "{name} missing: {bitmaps}");
+    }
+}
+
+#[test]
+fn shell_from_a_pipe_prints_events() {
+    let qsd = storage_daemon(0);
+    let script = "\
+blockdev-add driver=null-co node-name=src size=1048576
+blockdev-add driver=null-co node-name=dst size=1048576
+blockdev-backup job-id=j0 device=src target=dst sync=full
+query-version
+query-version
+";
+    let output = piped_shell(qsd.socket_path(), script);
+    output.assert_code(0);
+    assert!(
+        output
+            .stdout
+            .contains(r#"event JOB_STATUS_CHANGE {"id":"j0","status":"created"}"#),
+        "{}",
+        output.stdout
+    );
+}
+
+#[test]
+fn shell_reports_a_lost_connection() {
+    let qsd = storage_daemon(0);
+    let output = piped_shell(qsd.socket_path(), "quit\nquery-version\n");
+    output.assert_code(10);
+}
