@@ -1,0 +1,231 @@
+//! Guest-agent mode: `sync` (0xFF + `guest-sync-delimited`), stale data before the
+//! agent's 0xFF sentinel, commands held while syncing, sync timeouts and supersession, and
+//! the commands that never reply on success.
+
+mod support;
+
+use qmp_core::client::{Config, ExecuteError, State};
+use qmp_core::qga::{GuestPing, GuestShutdown, GuestSuspendDisk, GuestSync};
+use support::vectors::Vector;
+use support::{ms, Setup};
+
+fn sync_line(value: u64) -> Vec<u8> {
+    let request = format!("{{\"execute\":\"guest-sync-delimited\",\"arguments\":{{\"id\":{value}}}}}\n");
+    [&[0xFF][..], request.as_bytes()].concat()
+}
+
+#[test]
+fn sync_writes_the_reset_byte_and_guest_sync_delimited_without_id() {
+    let v = Vector::get("40-qga-session");
+    assert_eq!(sync_line(1_234_567_890_123), v.line(0));
+    for value in [0, 1, 42, u64::from(u32::MAX), i64::MAX as u64] {
+        let rec = Setup::guest_agent().check(|h| {
+            assert_eq!(h.sync(value).get(), 1);
+            assert!(h.client.is_syncing());
+            assert!(!h.client.is_ready());
+            assert_eq!(h.client.state(), State::Ready);
+        });
+        rec.assert_tx(&sync_line(value));
+    }
+}
+
+#[test]
+fn sync_is_refused_on_a_qmp_session_without_using_an_id() {
+    let rec = Setup::qmp().check(|h| {
+        assert_eq!(h.try_sync(7), Err(ExecuteError::NotGuestAgent));
+        assert_eq!(h.raw("query-status").get(), 1);
+    });
+    assert!(rec.tx.is_empty());
+}
+
+#[test]
+fn sync_needs_the_sentinel_and_the_right_value() {
+    let rec = Setup::guest_agent().check(|h| {
+        h.sync(42);
+        // Without the sentinel (plain guest-sync output), and with a wrong value after
+        // it: stale.
+        h.feed(b"{\"return\": 42}\n");
+        h.feed(b"\xff{\"return\": 41}\n");
+        h.feed(b"{\"return\": \"42\"}\n");
+        assert!(h.client.is_syncing());
+        h.feed(b"{\"return\": 42}\n");
+        assert!(!h.client.is_syncing());
+        // Once synced, an id-less reply is unmatched again.
+        h.feed(b"{\"return\": 42}\n");
+    });
+    rec.assert_events(&["Response #1 ok 42", "Unmatched id=- ok 42"]);
+    assert_eq!(rec.stats.discarded_while_syncing, 3);
+}
+
+#[test]
+fn sync_answered_with_an_error_after_the_sentinel() {
+    let rec = Setup::guest_agent().check(|h| {
+        h.sync(9);
+        h.feed(b"\xff{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Command guest-sync-delimited has been disabled\"}}\n");
+    });
+    rec.assert_events(&[
+        "Response #1 err CommandNotFound: Command guest-sync-delimited has been disabled",
+    ]);
+}
+
+#[test]
+fn commands_before_the_sync_are_answered_and_commands_during_it_are_held() {
+    let rec = Setup::guest_agent().check(|h| {
+        let before = h.execute(&GuestPing);
+        assert_eq!(before.get(), 1);
+        h.sync(5);
+        let during = h.execute(&GuestSync { id: 77 });
+        assert_eq!(during.get(), 3);
+        assert_eq!(
+            h.transmitted(),
+            [&b"{\"execute\":\"guest-ping\",\"id\":1}\n"[..], &sync_line(5)].concat(),
+            "the command executed during the sync waits"
+        );
+        // The agent answers the ping (sent before the sync), then the sync.
+        h.feed(b"{\"return\": {}, \"id\": 1}\n\xff{\"return\": 5}\n");
+        h.feed(b"{\"return\": 77, \"id\": 3}\n");
+    });
+    rec.assert_events(&["Response #1 ok {}", "Response #2 ok 5", "Response #3 ok 77"]);
+    assert!(rec
+        .tx
+        .ends_with(b"{\"execute\":\"guest-sync\",\"arguments\":{\"id\":77},\"id\":3}\n"));
+}
+
+#[test]
+fn sync_timeout_releases_held_commands() {
+    let setup = Setup::guest_agent().config(Config::guest_agent().with_command_timeout(Some(ms(1_000))));
+    let rec = setup.check(|h| {
+        h.sync(5);
+        h.set_time(500);
+        h.execute(&GuestPing);
+        assert_eq!(h.transmitted(), sync_line(5));
+        h.advance_to(1_000);
+        assert!(!h.client.is_syncing());
+        assert!(h.transmitted().ends_with(b"{\"execute\":\"guest-ping\",\"id\":2}\n"));
+        h.feed(b"{\"return\": {}, \"id\": 2}\n");
+    });
+    rec.assert_events(&["CommandFailed #1 TimedOut", "Response #2 ok {}"]);
+}
+
+#[test]
+fn sync_reply_after_its_timeout_is_dropped_and_counted_as_late() {
+    // The resolution guarantee (client module docs): a reply that arrives after its
+    // command timed out is dropped and counted in `late_replies`; it never reaches anyone.
+    let setup = Setup::guest_agent().config(Config::guest_agent().with_command_timeout(Some(ms(1_000))));
+    let rec = setup.check(|h| {
+        h.sync(5);
+        h.advance_to(1_000);
+        h.feed(b"\xff{\"return\": 5}\n");
+    });
+    rec.assert_events(&["CommandFailed #1 TimedOut"]);
+    assert_eq!(rec.stats.late_replies, 1, "{:?}", rec.stats);
+}
+
+#[test]
+fn a_new_sync_supersedes_the_previous_one() {
+    let rec = Setup::guest_agent().check(|h| {
+        h.sync(1);
+        h.sync(2);
+        assert!(h.client.is_syncing());
+        // Both requests went out; the agent answers both, each behind a sentinel.
+        h.feed(b"\xff{\"return\": 1}\n\xff{\"return\": 2}\n");
+        assert!(!h.client.is_syncing());
+    });
+    rec.assert_events(&["CommandFailed #1 TimedOut", "Response #2 ok 2"]);
+    rec.assert_tx(&[sync_line(1), sync_line(2)].concat());
+}
+
+#[test]
+fn cancelling_the_sync_stops_holding_commands() {
+    // `cancel` gives a command up "as if" it timed out, without an event; for a sync that
+    // must also end the sync, or every later command waits for a reply that was given up.
+    let rec = Setup::guest_agent().check(|h| {
+        let sync = h.sync(5);
+        h.execute(&GuestPing);
+        assert!(h.cancel(sync));
+        assert!(!h.client.is_syncing(), "still syncing after the sync was cancelled");
+        assert!(
+            h.transmitted().ends_with(b"{\"execute\":\"guest-ping\",\"id\":2}\n"),
+            "the held command was not released"
+        );
+    });
+    assert!(rec.brief().is_empty());
+}
+
+#[test]
+fn end_of_stream_during_sync() {
+    let rec = Setup::guest_agent().check(|h| {
+        h.execute(&GuestShutdown::default());
+        h.sync(3);
+        h.execute(&GuestPing);
+        h.feed(b"{\"return\": {}, \"id\"");
+        h.eof();
+    });
+    // Commands resolved together come in no particular order; Closed comes last.
+    let mut brief = rec.brief();
+    assert_eq!(brief.pop().as_deref(), Some("Closed EndOfStream truncated"));
+    brief.sort();
+    assert_eq!(
+        brief,
+        [
+            "CommandFailed #2 ConnectionClosed",
+            "CommandFailed #3 ConnectionClosed",
+            "Response #1 ok {}",
+        ]
+    );
+}
+
+#[test]
+fn a_sync_reply_shows_earlier_silent_commands_finished() {
+    // Client module docs: a silent command is resolved as a success by "a reply to a
+    // *later* command (the agent answers strictly in order)". The sync is a later command
+    // with its own id, answered in order.
+    let setup = Setup::guest_agent().config(Config::guest_agent().with_command_timeout(Some(ms(2_000))));
+    let rec = setup.check(|h| {
+        h.execute(&GuestSuspendDisk);
+        h.set_time(1_000);
+        h.sync(8);
+        h.feed(b"\xff{\"return\": 8}\n");
+        assert_eq!(
+            h.client.in_flight(),
+            0,
+            "guest-suspend-disk still waits for its deadline after the sync reply"
+        );
+        h.advance_to(3_000);
+    });
+    let mut brief = rec.brief();
+    brief.sort();
+    assert_eq!(brief, ["Response #1 ok {}", "Response #2 ok 8"]);
+}
+
+#[test]
+fn sync_that_does_not_fit_the_transmit_buffer() {
+    let rec = Setup::guest_agent().tx(40).check(|h| {
+        match h.try_sync(1) {
+            Err(ExecuteError::TxFull {
+                required,
+                available,
+            }) => {
+                assert_eq!(required, sync_line(1).len());
+                assert_eq!(available, 40);
+            }
+            other => panic!("expected TxFull, got {other:?}"),
+        }
+        assert_eq!(h.execute(&GuestPing).get(), 1);
+    });
+    rec.assert_tx(b"{\"execute\":\"guest-ping\",\"id\":1}\n");
+}
+
+#[test]
+fn the_agent_sends_no_greeting_and_no_events() {
+    let greeting = Vector::get("01-greeting").s2c;
+    let rec = Setup::guest_agent().check(|h| {
+        h.feed(greeting);
+        h.execute(&GuestPing);
+        h.feed(b"{\"return\": {}, \"id\": 1}\n");
+    });
+    let brief = rec.brief();
+    assert!(brief[0].starts_with("Unknown {\"QMP\""), "{brief:?}");
+    assert_eq!(brief[1], "Response #1 ok {}");
+    rec.assert_tx(b"{\"execute\":\"guest-ping\",\"id\":1}\n");
+}
