@@ -42,6 +42,8 @@ pub struct Framer<'buf> {
     /// The last byte seen in skip mode, to tell whether an error sits in column 0.
     last_skipped: u8,
     stats: FramerStats,
+    /// The range of the frame the last `next_item` returned, while it is still held.
+    last_frame: Option<(usize, usize)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,6 +194,7 @@ impl<'buf> Framer<'buf> {
             pending: None,
             last_skipped: b'\n',
             stats: FramerStats::default(),
+            last_frame: None,
         }
     }
 
@@ -234,6 +237,7 @@ impl<'buf> Framer<'buf> {
 
     /// Drops every buffered byte, any pending item and any partial value.
     pub fn reset(&mut self) {
+        self.last_frame = None;
         if !matches!(self.mode, Mode::Skipping { .. }) {
             self.base += self.filled as u64;
         }
@@ -249,6 +253,7 @@ impl<'buf> Framer<'buf> {
     /// buffer is full of bytes not yet returned by [`next_item`](Framer::next_item), which
     /// must then be called before the rest can be pushed.
     pub fn push(&mut self, bytes: &[u8]) -> usize {
+        self.last_frame = None;
         let mut taken = 0;
         loop {
             let rest = bytes.get(taken..).unwrap_or(&[]);
@@ -278,6 +283,7 @@ impl<'buf> Framer<'buf> {
     /// [`commit`](Framer::commit)). Compacts the buffer first when useful; empty when the
     /// buffer is full of bytes not yet returned by [`next_item`](Framer::next_item).
     pub fn window(&mut self) -> &mut [u8] {
+        self.last_frame = None;
         if self.start == self.filled && self.scan_pos == self.filled {
             // Nothing held: start over at the front for free.
             self.base += self.filled as u64;
@@ -295,6 +301,7 @@ impl<'buf> Framer<'buf> {
     /// Records that `n` bytes were written at the start of [`window`](Framer::window)
     /// (clamped to its length).
     pub fn commit(&mut self, n: usize) {
+        self.last_frame = None;
         let n = n.min(self.buffer.len() - self.filled);
         if matches!(self.mode, Mode::Skipping { .. }) && self.pending.is_none() {
             // The buffer is empty in skip mode: scan the new bytes where they lie and keep
@@ -321,8 +328,28 @@ impl<'buf> Framer<'buf> {
         self.filled += n;
     }
 
+    /// The frame the last [`next_item`](Framer::next_item) call returned, again, as long
+    /// as no other call has changed the framer since (`None` otherwise, or when that call
+    /// returned something other than a frame). Lets a caller that inspected a frame in a
+    /// loop hand it out afterwards without keeping the first borrow alive.
+    pub fn current_item(&self) -> Option<Item<'_>> {
+        let (value_start, end) = self.last_frame?;
+        let bytes = self.buffer.get(value_start..end)?;
+        let (spans, resume) = match self.scanner.recorded_members() {
+            Some(recorded) => recorded,
+            None if bytes.first() == Some(&b'{') => (&[][..], 1),
+            None => (&[][..], usize::MAX),
+        };
+        Some(Item::Frame(Frame {
+            bytes,
+            spans,
+            resume,
+        }))
+    }
+
     /// The next complete item, or `None` when more bytes are needed.
     pub fn next_item(&mut self) -> Option<Item<'_>> {
+        self.last_frame = None;
         if let Some(pending) = self.pending.take() {
             return Some(match pending {
                 Pending::Oversize { len, id } => Item::Oversize { len, id },
@@ -365,6 +392,7 @@ impl<'buf> Framer<'buf> {
                 self.start = end;
                 self.scan_pos = end;
                 self.stats.frames += 1;
+                self.last_frame = Some((value_start, end));
                 let bytes = self.buffer.get(value_start..end).unwrap_or(&[]);
                 let (spans, resume) = match self.scanner.recorded_members() {
                     Some(recorded) => recorded,

@@ -1,0 +1,1414 @@
+//! The session: one sans-IO state machine for a QMP monitor or a guest agent.
+//!
+//! [`Client`] takes bytes in ([`Client::handle_input`] or the zero-copy
+//! [`Client::rx_window`] / [`Client::commit_rx`]), end of stream ([`Client::handle_eof`]) and
+//! the passage of time ([`Client::handle_timeout`]); it gives bytes out
+//! ([`Client::poll_transmit`] / [`Client::mark_transmitted`]), the next deadline
+//! ([`Client::poll_timeout`]) and events ([`Client::poll_event`]). It never performs IO and
+//! never reads a clock: every call that can start or expire a deadline takes `now`.
+//!
+//! # Life cycle (QMP)
+//! `AwaitingGreeting -> Negotiating -> Ready -> Closed`. When the greeting arrives the
+//! client queues `qmp_capabilities` itself (with `"enable": ["oob"]` only when
+//! [`Config::with_oob`] asked for it *and* the server offered it). Commands executed before
+//! the session is ready are encoded at once but held back: nothing except
+//! `qmp_capabilities` ever reaches a server that is still negotiating (it would answer
+//! `CommandNotFound`). They are released, in order, when negotiation succeeds.
+//!
+//! # Guest-agent mode
+//! The agent sends no greeting, so the session starts `Ready`. Call [`Client::sync`] with a
+//! random number first (the core has no random source): it sends the `0xFF` reset byte and
+//! `guest-sync-delimited`; until the matching reply arrives behind the agent's `0xFF`
+//! sentinel, id-less errors and replies to ids this client never sent are stale and are
+//! dropped (counted in [`Stats::discarded_while_syncing`]), and commands executed meanwhile
+//! are held back. Replies to commands sent *before* the sync are still delivered.
+//!
+//! Commands whose [`Command::REPLIES_ON_SUCCESS`] is `false` (`guest-shutdown`,
+//! `guest-suspend-*`) are resolved as a success, with the value `{}`, by whichever comes
+//! first: a reply to a *later* command (the agent answers strictly in order, so the silent
+//! one has finished without error), their deadline passing without an error reply, or the
+//! end of the stream (the guest went down). An error reply carrying their id resolves them
+//! as that error.
+//!
+//! # Resolution guarantee
+//! Every command id returned by `execute*` or `sync` is resolved exactly once, by either
+//! [`Event::Response`] or [`Event::CommandFailed`] (timeout, connection closed, reply too
+//! large for the receive buffer), unless the caller gives it up with [`Client::cancel`].
+//! A reply that arrives after its command timed out or was cancelled is dropped and
+//! counted ([`Stats::late_replies`]); it never reaches anyone as a response. After `quit`,
+//! the end of the stream counts as its success.
+
+use core::fmt;
+
+use heapless::{Deque, Vec};
+
+use crate::commands::Command;
+use crate::encode::{self, EncodeError, RequestKind};
+use crate::json::{Framer, Item, JsonError, RawJson};
+use crate::message::{AsyncEvent, Capabilities, Greeting, Message, QmpError, Version};
+use crate::time::{Duration, Instant};
+
+/// In-band commands a QMP server queues while OOB is enabled (`QMP_REQ_QUEUE_LEN_MAX`).
+/// With more in flight the server stops reading, so an OOB command could not overtake
+/// them; the client refuses a ninth in-band command instead.
+pub const OOB_IN_BAND_LIMIT: usize = 8;
+
+/// Room kept free in the transmit buffer while commands are held before negotiation, so
+/// `qmp_capabilities` (at most 62 bytes) can always be put in front of them.
+const NEGOTIATION_RESERVE: usize = 64;
+
+/// Which protocol the peer speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Protocol {
+    /// A QMP monitor: greeting, negotiation, events, OOB.
+    Qmp,
+    /// The QEMU guest agent: no greeting, `0xFF` resynchronisation, no events.
+    GuestAgent,
+}
+
+/// Session settings. Start from [`Config::qmp`] or [`Config::guest_agent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct Config {
+    /// The protocol spoken.
+    pub protocol: Protocol,
+    /// How long to wait for the greeting after the session starts (`None`: forever).
+    /// QEMU serves one client per monitor; a second client connects fine and then hears
+    /// nothing, so this is what turns that into an error.
+    pub greeting_timeout: Option<Duration>,
+    /// The default deadline of each command, counted from `execute` (`None`: none).
+    pub command_timeout: Option<Duration>,
+    /// Ask for out-of-band execution if the server offers it.
+    pub enable_oob: bool,
+    /// The deepest JSON nesting accepted from the server.
+    pub max_depth: usize,
+}
+
+impl Config {
+    /// QMP with a 10 s greeting timeout, a 30 s command timeout and OOB off.
+    pub const fn qmp() -> Self {
+        Config {
+            protocol: Protocol::Qmp,
+            greeting_timeout: Some(Duration::from_secs(10)),
+            command_timeout: Some(Duration::from_secs(30)),
+            enable_oob: false,
+            max_depth: crate::json::DEFAULT_MAX_DEPTH,
+        }
+    }
+
+    /// The guest agent with a 30 s command timeout.
+    pub const fn guest_agent() -> Self {
+        Config {
+            protocol: Protocol::GuestAgent,
+            greeting_timeout: None,
+            command_timeout: Some(Duration::from_secs(30)),
+            enable_oob: false,
+            max_depth: crate::json::DEFAULT_MAX_DEPTH,
+        }
+    }
+
+    /// Sets the greeting timeout.
+    pub const fn with_greeting_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.greeting_timeout = timeout;
+        self
+    }
+
+    /// Sets the default command timeout.
+    pub const fn with_command_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// Asks for OOB execution when the server offers it.
+    pub const fn with_oob(mut self, enable: bool) -> Self {
+        self.enable_oob = enable;
+        self
+    }
+
+    /// Sets the JSON nesting limit (at most [`crate::json::MAX_DEPTH_LIMIT`]).
+    pub const fn with_max_depth(mut self, max_depth: usize) -> Self {
+        self.max_depth = max_depth;
+        self
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::qmp()
+    }
+}
+
+/// Where the session is in its life cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum State {
+    /// Connected, waiting for the server's greeting.
+    AwaitingGreeting,
+    /// `qmp_capabilities` queued or sent, waiting for its reply.
+    Negotiating,
+    /// Commands flow.
+    Ready,
+    /// The session is over; see [`Client::close_reason`].
+    Closed,
+}
+
+/// The id the client gave a command. Ids are integers it allocates, starting at 1 and
+/// never reused, so they round-trip through QEMU exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct CommandId(u64);
+
+impl CommandId {
+    /// The id as sent on the wire.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// Wraps an id, e.g. one decoded from a reply.
+    pub const fn new(id: u64) -> Self {
+        CommandId(id)
+    }
+}
+
+impl fmt::Display for CommandId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// A reply to one of this client's commands.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Response<'a> {
+    /// The command it answers.
+    pub id: CommandId,
+    /// The `return` value, or the error the server reported. A QMP error is data here,
+    /// not a Rust error of the client.
+    pub result: Result<RawJson<'a>, QmpError<'a>>,
+}
+
+impl<'a> Response<'a> {
+    /// Decodes the `return` value as command `C`'s response type.
+    pub fn decode<C: Command>(
+        &self,
+    ) -> Result<Result<C::Response<'a>, QmpError<'a>>, crate::json::DecodeError> {
+        match self.result {
+            Ok(raw) => C::decode_response(raw).map(Ok),
+            Err(error) => Ok(Err(error)),
+        }
+    }
+}
+
+/// Why a command was resolved without a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum CommandFailure {
+    /// Its deadline passed. A reply arriving later is dropped.
+    TimedOut,
+    /// The connection ended (or the session closed) before the reply came.
+    ConnectionClosed,
+    /// The reply was larger than the receive buffer; it was skipped.
+    ReplyTooLarge {
+        /// The reply's length in bytes.
+        len: u64,
+    },
+}
+
+impl fmt::Display for CommandFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandFailure::TimedOut => f.write_str("command timed out"),
+            CommandFailure::ConnectionClosed => f.write_str("connection closed before the reply"),
+            CommandFailure::ReplyTooLarge { len } => {
+                write!(f, "reply of {len} bytes is larger than the receive buffer")
+            }
+        }
+    }
+}
+
+impl core::error::Error for CommandFailure {}
+
+/// Why the session closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The peer closed the stream. `truncated` tells whether a message was cut off.
+    EndOfStream {
+        /// A message had started but not ended.
+        truncated: bool,
+    },
+    /// No greeting within [`Config::greeting_timeout`] (typically: another client holds
+    /// the monitor).
+    GreetingTimedOut,
+    /// The server broke the protocol.
+    Protocol(ProtocolError),
+    /// The caller closed the session with [`Client::close`].
+    Local,
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::EndOfStream { truncated: false } => f.write_str("end of stream"),
+            CloseReason::EndOfStream { truncated: true } => {
+                f.write_str("end of stream in the middle of a message")
+            }
+            CloseReason::GreetingTimedOut => {
+                f.write_str("no greeting from the server (is another client connected?)")
+            }
+            CloseReason::Protocol(error) => write!(f, "protocol error: {error}"),
+            CloseReason::Local => f.write_str("closed by the caller"),
+        }
+    }
+}
+
+/// The server broke the protocol; the session is over. Sticky: every later input call
+/// reports it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// The first message of a QMP session was not a greeting.
+    MissingGreeting,
+    /// The server refused `qmp_capabilities`.
+    NegotiationFailed,
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtocolError::MissingGreeting => {
+                f.write_str("the first message from the server was not a QMP greeting")
+            }
+            ProtocolError::NegotiationFailed => f.write_str("the server refused qmp_capabilities"),
+        }
+    }
+}
+
+impl core::error::Error for ProtocolError {}
+
+/// Input was offered to a session that is already closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct SessionClosed {
+    /// Why it closed.
+    pub reason: CloseReason,
+}
+
+impl fmt::Display for SessionClosed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "session closed: {}", self.reason)
+    }
+}
+
+impl core::error::Error for SessionClosed {}
+
+/// A command could not be queued. Nothing was sent and no id was used up; the session
+/// goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum ExecuteError {
+    /// The session is closed.
+    Closed,
+    /// The transmit buffer cannot hold the request: `required` bytes, `available` free
+    /// (after writing out what is queued, up to the buffer's size).
+    TxFull {
+        /// Bytes the encoded request needs.
+        required: usize,
+        /// Bytes free now.
+        available: usize,
+    },
+    /// The in-flight table is full (its capacity, or [`OOB_IN_BAND_LIMIT`] in-band
+    /// commands once OOB is enabled). Wait for replies.
+    TooManyInFlight {
+        /// The limit that applies.
+        limit: usize,
+    },
+    /// `exec-oob` needs OOB, which was not negotiated (or not yet: the session is not
+    /// ready).
+    OobNotEnabled,
+    /// The typed command is not marked `allow-oob`.
+    OobNotAllowed,
+    /// Guest-agent sync was asked of a QMP session.
+    NotGuestAgent,
+    /// The arguments could not be encoded.
+    Encode(EncodeError),
+    /// Raw arguments were not one JSON object.
+    InvalidArguments,
+}
+
+impl fmt::Display for ExecuteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExecuteError::Closed => f.write_str("session closed"),
+            ExecuteError::TxFull {
+                required,
+                available,
+            } => write!(
+                f,
+                "transmit buffer full: request needs {required} bytes, {available} free"
+            ),
+            ExecuteError::TooManyInFlight { limit } => {
+                write!(f, "too many commands in flight (limit {limit})")
+            }
+            ExecuteError::OobNotEnabled => f.write_str("out-of-band execution is not enabled"),
+            ExecuteError::OobNotAllowed => f.write_str("command does not allow out-of-band execution"),
+            ExecuteError::NotGuestAgent => f.write_str("sync is only for guest-agent sessions"),
+            ExecuteError::Encode(error) => write!(f, "cannot encode arguments: {error}"),
+            ExecuteError::InvalidArguments => f.write_str("arguments must be one JSON object"),
+        }
+    }
+}
+
+impl core::error::Error for ExecuteError {}
+
+impl From<EncodeError> for ExecuteError {
+    fn from(error: EncodeError) -> Self {
+        ExecuteError::Encode(error)
+    }
+}
+
+/// Counters of what the client dropped or saw, for diagnostics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct Stats {
+    /// Replies that came after their command timed out or was cancelled (dropped).
+    pub late_replies: u64,
+    /// Replies to ids this client never sent (reported as [`Event::UnmatchedResponse`]).
+    pub unmatched_replies: u64,
+    /// Id-less error replies (reported as [`Event::UnattributedError`]).
+    pub unattributed_errors: u64,
+    /// Invalid JSON messages skipped.
+    pub malformed: u64,
+    /// Messages larger than the receive buffer skipped.
+    pub oversize: u64,
+    /// Events received.
+    pub events: u64,
+    /// Stale messages dropped while a guest-agent sync was in progress.
+    pub discarded_while_syncing: u64,
+    /// `0xFF` bytes seen outside a guest-agent sync (the framer resets on them).
+    pub stray_reset_bytes: u64,
+}
+
+/// What happened. Drain [`Client::poll_event`] until `None` after every input and every
+/// `execute*` call; each event borrows the client until the next call.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// The QMP greeting arrived; `qmp_capabilities` is now queued for transmission.
+    Greeting(Greeting<'a>),
+    /// Negotiation succeeded: held commands are released, new ones go out at once.
+    Ready,
+    /// A reply to one of this client's commands (success or QMP error).
+    Response(Response<'a>),
+    /// An asynchronous event from the server.
+    AsyncEvent(AsyncEvent<'a>),
+    /// A command was resolved without a reply.
+    CommandFailed {
+        /// The command.
+        id: CommandId,
+        /// Why.
+        reason: CommandFailure,
+    },
+    /// An error reply without an id: QEMU's answer to input it could not parse, or that
+    /// was not a JSON object. It cannot be tied to a command.
+    UnattributedError(QmpError<'a>),
+    /// A reply whose id this client never sent (or already resolved).
+    UnmatchedResponse {
+        /// The id as the server sent it (absent for an id-less success reply).
+        id: Option<RawJson<'a>>,
+        /// The reply.
+        result: Result<RawJson<'a>, QmpError<'a>>,
+    },
+    /// The server sent invalid JSON (QEMU can print `inf`); the message was dropped and
+    /// the framer resynchronised at the next line.
+    Malformed(JsonError),
+    /// A message larger than the receive buffer was skipped (one that answered a command
+    /// of ours is reported as [`Event::CommandFailed`] instead).
+    Oversize {
+        /// Its length in bytes.
+        len: u64,
+    },
+    /// Valid JSON that is not a message this client expects in its current state.
+    Unknown(RawJson<'a>),
+    /// The server refused `qmp_capabilities`; [`Event::Closed`] follows.
+    NegotiationFailed(QmpError<'a>),
+    /// The session is over; reported once, after every command was resolved.
+    Closed(CloseReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resolution {
+    Failed(CommandFailure),
+    SilentSuccess,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    id: u64,
+    deadline: Option<Instant>,
+    oob: bool,
+    replies_on_success: bool,
+    is_quit: bool,
+    resolution: Option<Resolution>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sync {
+    id: u64,
+    value: u64,
+    sentinel_seen: bool,
+}
+
+/// The QMP / guest-agent client state machine. `N` is the capacity of the in-flight
+/// table (commands sent or queued and not yet resolved).
+///
+/// Buffers are the caller's: `rx` holds at most one complete message plus the start of
+/// the next (a message longer than `rx` is skipped and reported, and the session goes on);
+/// `tx` holds encoded requests not yet written. See the crate docs for sizing and the run
+/// loop.
+pub struct Client<'buf, const N: usize = 16> {
+    config: Config,
+    framer: Framer<'buf>,
+    tx: &'buf mut [u8],
+    /// `tx[..tx_sent]` is written; `tx[tx_sent..tx_release]` may be written;
+    /// `tx[tx_release..tx_len]` is held until negotiation or a sync completes.
+    tx_sent: usize,
+    tx_release: usize,
+    tx_len: usize,
+    state: State,
+    next_id: u64,
+    pending: Vec<Pending, N>,
+    given_up: Deque<u64, N>,
+    greeting_deadline: Option<Instant>,
+    version: Option<Version>,
+    capabilities: Option<Capabilities>,
+    oob_enabled: bool,
+    sync: Option<Sync>,
+    eof: bool,
+    close_reason: Option<CloseReason>,
+    closed_reported: bool,
+    stats: Stats,
+}
+
+impl<'buf, const N: usize> Client<'buf, N> {
+    /// A new session that starts now. `rx` receives, `tx` transmits.
+    pub fn new(config: Config, now: Instant, rx: &'buf mut [u8], tx: &'buf mut [u8]) -> Self {
+        let (state, greeting_deadline) = match config.protocol {
+            Protocol::Qmp => (
+                State::AwaitingGreeting,
+                config.greeting_timeout.map(|t| now + t),
+            ),
+            Protocol::GuestAgent => (State::Ready, None),
+        };
+        Client {
+            config,
+            framer: Framer::new(rx).with_max_depth(config.max_depth),
+            tx,
+            tx_sent: 0,
+            tx_release: 0,
+            tx_len: 0,
+            state,
+            next_id: 1,
+            pending: Vec::new(),
+            given_up: Deque::new(),
+            greeting_deadline,
+            version: None,
+            capabilities: None,
+            oob_enabled: false,
+            sync: None,
+            eof: false,
+            close_reason: None,
+            closed_reported: false,
+            stats: Stats::default(),
+        }
+    }
+
+    // ---- getters ----
+
+    /// The life-cycle state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Whether commands go out immediately (ready and not holding for a sync).
+    pub fn is_ready(&self) -> bool {
+        self.state == State::Ready && self.sync.is_none()
+    }
+
+    /// Whether `execute*` can accept commands (anything but closed).
+    pub fn can_execute(&self) -> bool {
+        self.state != State::Closed
+    }
+
+    /// Commands queued or sent and not yet resolved.
+    pub fn in_flight(&self) -> usize {
+        self.pending
+            .iter()
+            .filter(|p| p.resolution.is_none())
+            .count()
+    }
+
+    /// The server's version from the greeting.
+    pub fn server_version(&self) -> Option<Version> {
+        self.version
+    }
+
+    /// The capabilities the server offered in its greeting.
+    pub fn server_capabilities(&self) -> Option<Capabilities> {
+        self.capabilities
+    }
+
+    /// Whether OOB execution was negotiated.
+    pub fn oob_enabled(&self) -> bool {
+        self.oob_enabled
+    }
+
+    /// Whether a guest-agent sync is in progress.
+    pub fn is_syncing(&self) -> bool {
+        self.sync.is_some()
+    }
+
+    /// Why the session closed, once it has.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.close_reason
+    }
+
+    /// Diagnostic counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    // ---- input ----
+
+    /// Feeds received bytes. Returns how many were taken: fewer than offered only when
+    /// the receive buffer is full of messages not yet drained with [`Client::poll_event`]
+    /// (drain, then offer the rest again).
+    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<usize, SessionClosed> {
+        let _ = now;
+        self.check_open()?;
+        Ok(self.framer.push(bytes))
+    }
+
+    /// The zero-copy receive path: free space to read into, followed by
+    /// [`Client::commit_rx`]. Empty when the buffer is full of undrained messages.
+    pub fn rx_window(&mut self) -> &mut [u8] {
+        if self.state == State::Closed {
+            return &mut [];
+        }
+        self.framer.window()
+    }
+
+    /// Declares `n` bytes of [`Client::rx_window`] filled.
+    pub fn commit_rx(&mut self, now: Instant, n: usize) -> Result<(), SessionClosed> {
+        let _ = now;
+        self.check_open()?;
+        self.framer.commit(n);
+        Ok(())
+    }
+
+    /// The peer closed its side. Messages already received are still delivered; then every
+    /// command still in flight is resolved and [`Event::Closed`] follows.
+    pub fn handle_eof(&mut self, now: Instant) {
+        let _ = now;
+        self.eof = true;
+    }
+
+    /// Expires deadlines at `now`. Safe to call at any time, as often as convenient.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Closed {
+            return;
+        }
+        if self.state == State::AwaitingGreeting {
+            if let Some(deadline) = self.greeting_deadline {
+                if now >= deadline {
+                    self.close(CloseReason::GreetingTimedOut);
+                    return;
+                }
+            }
+        }
+        let mut sync_expired = false;
+        for p in self.pending.iter_mut() {
+            if p.resolution.is_some() {
+                continue;
+            }
+            if let Some(deadline) = p.deadline {
+                if now >= deadline {
+                    p.resolution = Some(if p.replies_on_success {
+                        Resolution::Failed(CommandFailure::TimedOut)
+                    } else {
+                        Resolution::SilentSuccess
+                    });
+                    if self.sync.is_some_and(|s| s.id == p.id) {
+                        sync_expired = true;
+                    }
+                }
+            }
+        }
+        if sync_expired {
+            // The agent did not answer the sync: stop holding commands back so they meet
+            // their own deadlines instead of waiting forever.
+            self.sync = None;
+            self.tx_release = self.tx_len;
+        }
+    }
+
+    /// Closes the session from this side: every command in flight is resolved with
+    /// [`CommandFailure::ConnectionClosed`] and [`Event::Closed`] follows.
+    pub fn close(&mut self, reason: CloseReason) {
+        if self.state == State::Closed {
+            return;
+        }
+        let end_of_stream = matches!(reason, CloseReason::EndOfStream { .. });
+        self.state = State::Closed;
+        self.close_reason = Some(reason);
+        self.sync = None;
+        for p in self.pending.iter_mut() {
+            if p.resolution.is_none() {
+                p.resolution = Some(if end_of_stream && (p.is_quit || !p.replies_on_success) {
+                    Resolution::SilentSuccess
+                } else {
+                    Resolution::Failed(CommandFailure::ConnectionClosed)
+                });
+            }
+        }
+        self.tx_sent = 0;
+        self.tx_release = 0;
+        self.tx_len = 0;
+    }
+
+    fn check_open(&self) -> Result<(), SessionClosed> {
+        match self.close_reason {
+            Some(reason) => Err(SessionClosed { reason }),
+            None => Ok(()),
+        }
+    }
+
+    // ---- output ----
+
+    /// Bytes to write to the peer, if any. Write as many as the transport takes, then call
+    /// [`Client::mark_transmitted`].
+    #[must_use]
+    pub fn poll_transmit(&self) -> Option<&[u8]> {
+        match self.tx.get(self.tx_sent..self.tx_release) {
+            Some(bytes) if !bytes.is_empty() => Some(bytes),
+            _ => None,
+        }
+    }
+
+    /// Declares `n` bytes of [`Client::poll_transmit`] written (clamped to what was
+    /// offered).
+    pub fn mark_transmitted(&mut self, n: usize) {
+        self.tx_sent = self.tx_sent.saturating_add(n).min(self.tx_release);
+        if self.tx_sent == self.tx_len {
+            self.tx_sent = 0;
+            self.tx_release = 0;
+            self.tx_len = 0;
+        }
+    }
+
+    /// The earliest deadline: call [`Client::handle_timeout`] then. `None`: no deadline
+    /// pending. Changes after `execute*`, input and `handle_timeout`.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let greeting = match self.state {
+            State::AwaitingGreeting => self.greeting_deadline,
+            _ => None,
+        };
+        self.pending
+            .iter()
+            .filter(|p| p.resolution.is_none())
+            .filter_map(|p| p.deadline)
+            .chain(greeting)
+            .min()
+    }
+
+    /// The next event, or `None` when there is nothing more until new input, a command or a
+    /// timeout. The event borrows the receive buffer until the next call on the client.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event<'_>> {
+        match self.advance()? {
+            Step::Owned(event) => Some(event),
+            Step::FromFrame(tag) => Some(self.frame_event(tag)),
+        }
+    }
+
+    /// Processes input until something is to be reported. Events that borrow the current
+    /// frame are returned as a tag and built by [`Client::frame_event`] afterwards: a
+    /// borrow returned from inside the loop would keep the framer borrowed for every
+    /// later iteration.
+    fn advance(&mut self) -> Option<Step> {
+        loop {
+            if let Some(event) = self.take_resolution() {
+                return Some(Step::Owned(event));
+            }
+            if self.state == State::Closed {
+                if self.closed_reported {
+                    return None;
+                }
+                self.closed_reported = true;
+                return self.close_reason.map(|r| Step::Owned(Event::Closed(r)));
+            }
+            let summary = match self.framer.next_item() {
+                None => {
+                    if self.eof {
+                        let truncated = self.framer.has_partial();
+                        self.close(CloseReason::EndOfStream { truncated });
+                        continue;
+                    }
+                    return None;
+                }
+                Some(Item::Frame(frame)) => {
+                    Summary::of(Message::classify_members(frame.value(), frame.members()))
+                }
+                Some(Item::Oversize { len, id }) => {
+                    self.stats.oversize += 1;
+                    match id.and_then(|id| self.unresolved(id)) {
+                        Some(index) => {
+                            if let Some(p) = self.pending.get_mut(index) {
+                                p.resolution =
+                                    Some(Resolution::Failed(CommandFailure::ReplyTooLarge { len }));
+                            }
+                            continue;
+                        }
+                        None => return Some(Step::Owned(Event::Oversize { len })),
+                    }
+                }
+                Some(Item::Malformed { error }) => {
+                    self.stats.malformed += 1;
+                    return Some(Step::Owned(Event::Malformed(error)));
+                }
+                Some(Item::Sentinel) => {
+                    match self.sync.as_mut() {
+                        Some(sync) => sync.sentinel_seen = true,
+                        None => self.stats.stray_reset_bytes += 1,
+                    }
+                    continue;
+                }
+            };
+            if let Some(step) = self.on_message(summary) {
+                return Some(step);
+            }
+        }
+    }
+
+    /// Builds the event for `tag` from the frame [`Client::advance`] stopped at.
+    fn frame_event(&mut self, tag: FrameEvent) -> Event<'_> {
+        let Some(Item::Frame(frame)) = self.framer.current_item() else {
+            // `advance` only returns a frame tag right after taking a frame.
+            return Event::Closed(CloseReason::Local);
+        };
+        let root = frame.value();
+        let message = Message::classify_members(root, frame.members());
+        match (tag, message) {
+            (FrameEvent::Greeting, Message::Greeting(greeting)) => Event::Greeting(greeting),
+            (FrameEvent::Response(id), Message::Return { value, .. }) => {
+                Event::Response(Response { id, result: Ok(value) })
+            }
+            (FrameEvent::Response(id), Message::Error { error, .. }) => {
+                Event::Response(Response { id, result: Err(error) })
+            }
+            (FrameEvent::AsyncEvent, Message::Event(event)) => Event::AsyncEvent(event),
+            (FrameEvent::UnattributedError, Message::Error { error, .. }) => {
+                Event::UnattributedError(error)
+            }
+            (FrameEvent::NegotiationFailed, Message::Error { error, .. }) => {
+                Event::NegotiationFailed(error)
+            }
+            (FrameEvent::Unmatched, Message::Return { id, value }) => Event::UnmatchedResponse {
+                id,
+                result: Ok(value),
+            },
+            (FrameEvent::Unmatched, Message::Error { id, error }) => Event::UnmatchedResponse {
+                id,
+                result: Err(error),
+            },
+            _ => Event::Unknown(root),
+        }
+    }
+
+    fn unresolved(&self, id: u64) -> Option<usize> {
+        self.pending
+            .iter()
+            .position(|p| p.id == id && p.resolution.is_none())
+    }
+
+    fn take_resolution(&mut self) -> Option<Event<'static>> {
+        let index = self.pending.iter().position(|p| p.resolution.is_some())?;
+        let p = self.pending.swap_remove(index);
+        let id = CommandId(p.id);
+        match p.resolution? {
+            Resolution::Failed(reason) => {
+                if reason == CommandFailure::TimedOut {
+                    remember_given_up(&mut self.given_up, p.id);
+                }
+                Some(Event::CommandFailed { id, reason })
+            }
+            Resolution::SilentSuccess => Some(Event::Response(Response {
+                id,
+                result: Ok(RawJson::EMPTY_OBJECT),
+            })),
+        }
+    }
+
+    fn on_message(&mut self, message: Summary) -> Option<Step> {
+        match self.state {
+            State::AwaitingGreeting => match message {
+                Summary::Greeting {
+                    version,
+                    capabilities,
+                } => {
+                    self.version = Some(version);
+                    self.capabilities = Some(capabilities);
+                    let oob = self.config.enable_oob && capabilities.oob;
+                    self.oob_enabled = oob;
+                    let request: &[u8] = if oob {
+                        b"{\"execute\":\"qmp_capabilities\",\"arguments\":{\"enable\":[\"oob\"]}}\n"
+                    } else {
+                        b"{\"execute\":\"qmp_capabilities\"}\n"
+                    };
+                    // Room for it is reserved while commands are held, so this cannot fail.
+                    let _ = self.insert_released(request);
+                    self.state = State::Negotiating;
+                    Some(Step::FromFrame(FrameEvent::Greeting))
+                }
+                _ => {
+                    self.close(CloseReason::Protocol(ProtocolError::MissingGreeting));
+                    None
+                }
+            },
+            State::Negotiating => match message {
+                Summary::Return { .. } => {
+                    self.state = State::Ready;
+                    self.tx_release = self.tx_len;
+                    Some(Step::Owned(Event::Ready))
+                }
+                Summary::Error { .. } => {
+                    self.close(CloseReason::Protocol(ProtocolError::NegotiationFailed));
+                    // The error text is reported before the resolutions and `Closed`.
+                    Some(Step::FromFrame(FrameEvent::NegotiationFailed))
+                }
+                Summary::Event => {
+                    self.stats.events += 1;
+                    Some(Step::FromFrame(FrameEvent::AsyncEvent))
+                }
+                Summary::Greeting { .. } | Summary::Unknown => {
+                    Some(Step::FromFrame(FrameEvent::Unknown))
+                }
+            },
+            State::Ready => self.on_ready_message(message),
+            State::Closed => None,
+        }
+    }
+
+    fn on_ready_message(&mut self, message: Summary) -> Option<Step> {
+        match message {
+            Summary::Return {
+                id: ReplyId::Absent,
+                value,
+            } => {
+                if let Some(sync) = self.sync {
+                    if sync.sentinel_seen && value == Some(sync.value) {
+                        return self.finish_sync(sync);
+                    }
+                    self.stats.discarded_while_syncing += 1;
+                    return None;
+                }
+                self.stats.unmatched_replies += 1;
+                Some(Step::FromFrame(FrameEvent::Unmatched))
+            }
+            Summary::Error { id: ReplyId::Absent } => {
+                if let Some(sync) = self.sync {
+                    if sync.sentinel_seen {
+                        return self.finish_sync(sync);
+                    }
+                    self.stats.discarded_while_syncing += 1;
+                    return None;
+                }
+                self.stats.unattributed_errors += 1;
+                Some(Step::FromFrame(FrameEvent::UnattributedError))
+            }
+            Summary::Return { id, .. } | Summary::Error { id } => self.on_reply(id),
+            Summary::Event => {
+                self.stats.events += 1;
+                Some(Step::FromFrame(FrameEvent::AsyncEvent))
+            }
+            Summary::Greeting { .. } | Summary::Unknown => Some(Step::FromFrame(FrameEvent::Unknown)),
+        }
+    }
+
+    fn on_reply(&mut self, id: ReplyId) -> Option<Step> {
+        let id = match id {
+            ReplyId::Integer(id) => Some(id),
+            _ => None,
+        };
+        if let Some(id) = id {
+            if let Some(index) = self.unresolved(id) {
+                self.pending.swap_remove(index);
+                // The agent answers in order: silent commands sent before this one are done.
+                if self.config.protocol == Protocol::GuestAgent {
+                    for p in self.pending.iter_mut() {
+                        if p.id < id && !p.replies_on_success && p.resolution.is_none() {
+                            p.resolution = Some(Resolution::SilentSuccess);
+                        }
+                    }
+                }
+                return Some(Step::FromFrame(FrameEvent::Response(CommandId(id))));
+            }
+            if self.given_up.iter().any(|&g| g == id) {
+                self.stats.late_replies += 1;
+                return None;
+            }
+        }
+        if self.sync.is_some() {
+            self.stats.discarded_while_syncing += 1;
+            return None;
+        }
+        self.stats.unmatched_replies += 1;
+        Some(Step::FromFrame(FrameEvent::Unmatched))
+    }
+
+    fn finish_sync(&mut self, sync: Sync) -> Option<Step> {
+        self.sync = None;
+        self.tx_release = self.tx_len;
+        let index = self.unresolved(sync.id)?;
+        self.pending.swap_remove(index);
+        Some(Step::FromFrame(FrameEvent::Response(CommandId(sync.id))))
+    }
+
+    /// Inserts `bytes` at the release point (after everything releasable, before held
+    /// commands) and releases them. Err carries the free space.
+    fn insert_released(&mut self, bytes: &[u8]) -> Result<(), usize> {
+        if self.tx.len() - self.tx_len < bytes.len() && self.tx_sent > 0 {
+            self.compact_tx();
+        }
+        let free = self.tx.len() - self.tx_len;
+        if free < bytes.len() {
+            return Err(free);
+        }
+        let start = self.tx_release;
+        let end = self.tx_len + bytes.len();
+        let Some(region) = self.tx.get_mut(start..end) else {
+            return Err(free);
+        };
+        region.rotate_right(bytes.len());
+        if let Some(head) = region.get_mut(..bytes.len()) {
+            head.copy_from_slice(bytes);
+        }
+        self.tx_len = end;
+        self.tx_release = start + bytes.len();
+        Ok(())
+    }
+
+    // ---- commands ----
+
+    /// Queues a typed command (in-band). Returns its id; the reply comes as
+    /// [`Event::Response`] with that id (decode it with [`Response::decode`]).
+    pub fn execute<C: Command>(&mut self, now: Instant, command: &C) -> Result<CommandId, ExecuteError> {
+        self.submit(
+            now,
+            RequestKind::Execute,
+            C::NAME,
+            command.arguments(),
+            C::REPLIES_ON_SUCCESS,
+        )
+    }
+
+    /// Queues a typed command for out-of-band execution (`exec-oob`). Needs OOB
+    /// negotiated ([`Config::with_oob`]) and a command marked `allow-oob`.
+    pub fn execute_oob<C: Command>(
+        &mut self,
+        now: Instant,
+        command: &C,
+    ) -> Result<CommandId, ExecuteError> {
+        if !C::ALLOW_OOB {
+            return Err(ExecuteError::OobNotAllowed);
+        }
+        self.submit(
+            now,
+            RequestKind::ExecOob,
+            C::NAME,
+            command.arguments(),
+            C::REPLIES_ON_SUCCESS,
+        )
+    }
+
+    /// Queues a command by name with any serializable arguments (`None`: no `arguments`
+    /// member). For commands this crate has no type for.
+    pub fn execute_raw<A: serde::Serialize + ?Sized>(
+        &mut self,
+        now: Instant,
+        name: &str,
+        arguments: Option<&A>,
+    ) -> Result<CommandId, ExecuteError> {
+        self.submit(now, RequestKind::Execute, name, arguments, true)
+    }
+
+    /// [`Client::execute_raw`] with `exec-oob`.
+    pub fn execute_raw_oob<A: serde::Serialize + ?Sized>(
+        &mut self,
+        now: Instant,
+        name: &str,
+        arguments: Option<&A>,
+    ) -> Result<CommandId, ExecuteError> {
+        self.submit(now, RequestKind::ExecOob, name, arguments, true)
+    }
+
+    /// Queues a command whose arguments are already JSON text (must be one object). The
+    /// text is validated and copied as is.
+    pub fn execute_json(
+        &mut self,
+        now: Instant,
+        name: &str,
+        arguments: Option<&[u8]>,
+        oob: bool,
+    ) -> Result<CommandId, ExecuteError> {
+        let arguments = match arguments {
+            Some(bytes) => match RawJson::parse(bytes) {
+                Ok(raw) if raw.is_object() => Some(raw),
+                _ => return Err(ExecuteError::InvalidArguments),
+            },
+            None => None,
+        };
+        let kind = if oob {
+            RequestKind::ExecOob
+        } else {
+            RequestKind::Execute
+        };
+        let arguments = arguments.map(|raw| raw.as_bytes());
+        self.submit_with(now, kind, name, true, |out, id| {
+            encode_json_request(out, kind, name, arguments, id)
+        })
+    }
+
+    /// Changes a command's deadline (`None`: wait forever). Returns whether the command
+    /// was still in flight.
+    pub fn set_deadline(&mut self, id: CommandId, deadline: Option<Instant>) -> bool {
+        match self
+            .pending
+            .iter_mut()
+            .find(|p| p.id == id.0 && p.resolution.is_none())
+        {
+            Some(p) => {
+                p.deadline = deadline;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Gives up on a command: no event will be reported for it, and its reply, if it
+    /// comes, is dropped (counted as late). The command may still run on the server.
+    /// Returns whether it was in flight.
+    pub fn cancel(&mut self, id: CommandId) -> bool {
+        match self
+            .pending
+            .iter()
+            .position(|p| p.id == id.0 && p.resolution.is_none())
+        {
+            Some(index) => {
+                self.pending.swap_remove(index);
+                remember_given_up(&mut self.given_up, id.0);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Guest agent: resynchronise with `0xFF` + `guest-sync-delimited` carrying `value`, a
+    /// random number the caller picks. Resolved by [`Event::Response`] whose value is
+    /// `value` once the agent's reply arrives behind its `0xFF` sentinel; until then new
+    /// commands are held back and stale replies are dropped.
+    pub fn sync(&mut self, now: Instant, value: u64) -> Result<CommandId, ExecuteError> {
+        if self.config.protocol != Protocol::GuestAgent {
+            return Err(ExecuteError::NotGuestAgent);
+        }
+        if self.state == State::Closed {
+            return Err(ExecuteError::Closed);
+        }
+        self.reserve_slot(false)?;
+        #[derive(serde::Serialize)]
+        struct SyncArguments {
+            id: u64,
+        }
+        let mut request = [0u8; 80];
+        request[0] = 0xFF;
+        let len = encode::encode_request(
+            request.get_mut(1..).unwrap_or(&mut []),
+            RequestKind::Execute,
+            "guest-sync-delimited",
+            Some(&SyncArguments { id: value }),
+            None,
+        )?;
+        let request = request.get(..len + 1).unwrap_or(&[]);
+        self.insert_released(request)
+            .map_err(|available| ExecuteError::TxFull {
+                required: request.len(),
+                available,
+            })?;
+        // An earlier sync still waiting is superseded: resolve it as timed out so its id
+        // is not left hanging.
+        if let Some(previous) = self.sync.take() {
+            if let Some(p) = self.pending.iter_mut().find(|p| p.id == previous.id) {
+                p.resolution = Some(Resolution::Failed(CommandFailure::TimedOut));
+            }
+        }
+        let id = self.allocate(now, false, true, false);
+        self.sync = Some(Sync {
+            id,
+            value,
+            sentinel_seen: false,
+        });
+        Ok(CommandId(id))
+    }
+
+    fn reserve_slot(&self, oob: bool) -> Result<(), ExecuteError> {
+        let in_flight = self.pending.len();
+        if in_flight >= N {
+            return Err(ExecuteError::TooManyInFlight { limit: N });
+        }
+        let oob_possible = self.oob_enabled
+            || (self.config.enable_oob && self.state == State::AwaitingGreeting);
+        if oob_possible && !oob {
+            let in_band = self.pending.iter().filter(|p| !p.oob).count();
+            if in_band >= OOB_IN_BAND_LIMIT {
+                return Err(ExecuteError::TooManyInFlight {
+                    limit: OOB_IN_BAND_LIMIT,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn allocate(&mut self, now: Instant, oob: bool, replies_on_success: bool, is_quit: bool) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let entry = Pending {
+            id,
+            deadline: self.config.command_timeout.map(|t| now + t),
+            oob,
+            replies_on_success,
+            is_quit,
+            resolution: None,
+        };
+        // `reserve_slot` checked the capacity.
+        let _ = self.pending.push(entry);
+        id
+    }
+
+    fn submit<A: serde::Serialize + ?Sized>(
+        &mut self,
+        now: Instant,
+        kind: RequestKind,
+        name: &str,
+        arguments: Option<&A>,
+        replies_on_success: bool,
+    ) -> Result<CommandId, ExecuteError> {
+        self.submit_with(now, kind, name, replies_on_success, |out, id| {
+            encode::encode_request(out, kind, name, arguments, Some(id))
+        })
+    }
+
+    /// Queues one request that `encode` writes into the free end of the transmit buffer
+    /// (given the room and the id to use).
+    fn submit_with(
+        &mut self,
+        now: Instant,
+        kind: RequestKind,
+        name: &str,
+        replies_on_success: bool,
+        encode: impl Fn(&mut [u8], u64) -> Result<usize, EncodeError>,
+    ) -> Result<CommandId, ExecuteError> {
+        if self.state == State::Closed {
+            return Err(ExecuteError::Closed);
+        }
+        let oob = kind == RequestKind::ExecOob;
+        if oob && !(self.state == State::Ready && self.oob_enabled) {
+            return Err(ExecuteError::OobNotEnabled);
+        }
+        self.reserve_slot(oob)?;
+        let id = self.next_id;
+        // Keep room for `qmp_capabilities` in front of commands held before negotiation.
+        let reserve = if self.state == State::AwaitingGreeting {
+            NEGOTIATION_RESERVE
+        } else {
+            0
+        };
+        let attempt = |tx: &mut [u8], start: usize| {
+            let end = tx.len().saturating_sub(reserve);
+            encode(tx.get_mut(start..end).unwrap_or(&mut []), id)
+        };
+        let mut result = attempt(self.tx, self.tx_len);
+        if matches!(result, Err(EncodeError::BufferTooSmall { .. })) && self.tx_sent > 0 {
+            self.compact_tx();
+            result = attempt(self.tx, self.tx_len);
+        }
+        let written = match result {
+            Ok(n) => n,
+            Err(EncodeError::BufferTooSmall { required, .. }) => {
+                let available = self.tx.len().saturating_sub(self.tx_len + reserve);
+                return Err(ExecuteError::TxFull {
+                    required,
+                    available,
+                });
+            }
+            Err(other) => return Err(ExecuteError::Encode(other)),
+        };
+        let holding = self.state != State::Ready || self.sync.is_some();
+        self.tx_len += written;
+        if !holding {
+            self.tx_release = self.tx_len;
+        }
+        let is_quit = name == "quit";
+        self.allocate(now, oob, replies_on_success, is_quit);
+        Ok(CommandId(id))
+    }
+
+    fn compact_tx(&mut self) {
+        self.tx.copy_within(self.tx_sent..self.tx_len, 0);
+        self.tx_release -= self.tx_sent;
+        self.tx_len -= self.tx_sent;
+        self.tx_sent = 0;
+    }
+}
+
+/// Writes `{"execute":NAME,"arguments":ARGUMENTS,"id":ID}\n` with `arguments` already JSON
+/// text (validated by the caller), in the same layout as [`encode::encode_request`].
+fn encode_json_request(
+    out: &mut [u8],
+    kind: RequestKind,
+    name: &str,
+    arguments: Option<&[u8]>,
+    id: u64,
+) -> Result<usize, EncodeError> {
+    // Encode the envelope without arguments, then splice the arguments in before `,"id"`.
+    let envelope_len = encode::encode_request::<()>(out, kind, name, None, Some(id));
+    let insertion = match arguments {
+        None => return envelope_len,
+        Some(arguments) => arguments,
+    };
+    let extra = b",\"arguments\":".len() + insertion.len();
+    let envelope_len = match envelope_len {
+        Ok(n) => n,
+        Err(EncodeError::BufferTooSmall { required, available }) => {
+            return Err(EncodeError::BufferTooSmall {
+                required: required + extra,
+                available,
+            })
+        }
+        Err(other) => return Err(other),
+    };
+    let total = envelope_len + extra;
+    let Some(region) = out.get_mut(..total) else {
+        return Err(EncodeError::BufferTooSmall {
+            required: total,
+            available: out.len(),
+        });
+    };
+    // The id member starts at the last `,"id":` of the envelope.
+    let id_member = region
+        .get(..envelope_len)
+        .and_then(|envelope| envelope.windows(6).rposition(|w| w == b",\"id\":"))
+        .unwrap_or(envelope_len.saturating_sub(2));
+    region.copy_within(id_member..envelope_len, id_member + extra);
+    let mut at = id_member;
+    for part in [&b",\"arguments\":"[..], insertion] {
+        if let Some(slot) = region.get_mut(at..at + part.len()) {
+            slot.copy_from_slice(part);
+        }
+        at += part.len();
+    }
+    Ok(total)
+}
+
+fn remember_given_up<const N: usize>(given_up: &mut Deque<u64, N>, id: u64) {
+    if given_up.is_full() {
+        given_up.pop_front();
+    }
+    let _ = given_up.push_back(id);
+}
+
+/// What [`Client::advance`] found to report.
+enum Step {
+    /// An event that borrows nothing.
+    Owned(Event<'static>),
+    /// An event built from the current frame.
+    FromFrame(FrameEvent),
+}
+
+/// Which event to build from the current frame.
+#[derive(Clone, Copy)]
+enum FrameEvent {
+    Greeting,
+    Response(CommandId),
+    AsyncEvent,
+    UnattributedError,
+    Unmatched,
+    NegotiationFailed,
+    Unknown,
+}
+
+/// How a reply identified its request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReplyId {
+    Absent,
+    Integer(u64),
+    /// Present but not an integer this client could have sent.
+    Foreign,
+}
+
+/// What the state machine needs to know of a message, without borrowing it.
+#[derive(Clone, Copy)]
+enum Summary {
+    Greeting {
+        version: Version,
+        capabilities: Capabilities,
+    },
+    Return {
+        id: ReplyId,
+        /// The value when it is an unsigned integer (guest-agent sync replies).
+        value: Option<u64>,
+    },
+    Error {
+        id: ReplyId,
+    },
+    Event,
+    Unknown,
+}
+
+impl Summary {
+    fn of(message: Message<'_>) -> Summary {
+        let reply_id = |id: Option<RawJson<'_>>| match id {
+            None => ReplyId::Absent,
+            Some(raw) => raw.as_u64().map_or(ReplyId::Foreign, ReplyId::Integer),
+        };
+        match message {
+            Message::Greeting(greeting) => Summary::Greeting {
+                version: greeting.version,
+                capabilities: greeting.capabilities,
+            },
+            Message::Return { id, value } => Summary::Return {
+                id: reply_id(id),
+                value: value.as_u64(),
+            },
+            Message::Error { id, .. } => Summary::Error { id: reply_id(id) },
+            Message::Event(_) => Summary::Event,
+            Message::Unknown(_) => Summary::Unknown,
+        }
+    }
+}
