@@ -4,8 +4,8 @@
 //!   qemu-storage-daemon 10.0.2 (vector 07) and, when `qemu-system-x86_64` is installed,
 //!   against its live schema: member names, JSON types, enum values, required members;
 //! - the names of response and event fields exist in the schema's return and event types;
-//! - encodings equal the bytes of the captured requests, and serde-json-core (what the
-//!   crate encodes with) writes the same bytes as serde_json;
+//! - encodings equal the bytes of the captured requests, and the crate's encoder,
+//!   serde-json-core and serde_json write the same bytes;
 //! - captured replies and events decode to the values QEMU sent.
 
 use core::fmt;
@@ -114,11 +114,20 @@ fn arguments_bytes(line: &[u8]) -> &[u8] {
 // ---------------------------------------------------------------------------------------
 // Encoding.
 
-/// Serializes with serde_json and with serde-json-core (the crate's no_std encoder) and
-/// checks that both write the same bytes.
+/// Serializes with the crate's own encoder (`qmp_core::encode`, what the client sends),
+/// with serde-json-core and with serde_json, and checks that all three write the same
+/// bytes.
 fn encode<T: serde::Serialize + ?Sized>(value: &T) -> String {
     let std_text = serde_json::to_string(value).expect("serde_json serializes");
     let mut buffer = vec![0u8; 8192];
+    let len = qmp_core::encode::to_slice(value, &mut buffer).expect("qmp-core encodes");
+    let crate_text = core::str::from_utf8(&buffer[..len])
+        .expect("utf-8")
+        .to_owned();
+    assert_eq!(
+        std_text, crate_text,
+        "serde_json and qmp_core::encode disagree"
+    );
     let len = serde_json_core::to_slice(value, &mut buffer).expect("serde-json-core serializes");
     let core_text = core::str::from_utf8(&buffer[..len])
         .expect("utf-8")
@@ -2141,4 +2150,37 @@ fn newer_servers_still_decode() {
             assert_eq!(DecodedEvent::decode(name, data).name(), *name);
         }
     }
+}
+
+/// Encodes a whole request line for `command` with the crate's encoder.
+fn request_line<C: qmp_core::commands::Command>(
+    command: &C,
+    kind: qmp_core::encode::RequestKind,
+    id: Option<u64>,
+) -> Vec<u8> {
+    let mut buffer = vec![0u8; 4096];
+    let len = qmp_core::encode::encode_request(&mut buffer, kind, C::NAME, command.arguments(), id)
+        .expect("request encodes");
+    buffer.truncate(len);
+    buffer
+}
+
+#[test]
+fn whole_request_lines_match_the_captures() {
+    use qmp_core::encode::RequestKind::Execute;
+    let mut expected = line_with("40-qga-session.c2s", "guest-sync-delimited");
+    expected.push(b'\n');
+    let sync = GuestSyncDelimited {
+        id: 1_234_567_890_123,
+    };
+    assert_eq!(request_line(&sync, Execute, None), expected);
+    let mut expected = line_with("40-qga-session.c2s", "guest-ping");
+    expected.push(b'\n');
+    assert_eq!(request_line(&GuestPing, Execute, None), expected);
+    let mut expected = line_with("31-qsys-oob.c2s", "\"query-status\",\"id\":3}");
+    expected.push(b'\n');
+    assert_eq!(request_line(&QueryStatus, Execute, Some(3)), expected);
+    let mut expected = line_with("05-query-version.c2s", "\"id\":1}");
+    expected.push(b'\n');
+    assert_eq!(request_line(&QueryVersion, Execute, Some(1)), expected);
 }
