@@ -39,6 +39,10 @@ if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep 
     echo "firmware-size: adding rust target $TARGET"
     rustup target add "$TARGET"
 fi
+echo "firmware-size: building the baseline (same firmware without qmp-core)"
+(cd "$PROBE_DIR" && cargo build --release --quiet --features baseline) || fail "baseline build failed"
+BASELINE_ELF=$(mktemp "${TMPDIR:-/tmp}/qmp-size-baseline.XXXXXX")
+cp "$ELF" "$BASELINE_ELF"
 echo "firmware-size: building $ELF"
 (cd "$PROBE_DIR" && cargo build --release --quiet) || fail "size probe build failed"
 
@@ -52,8 +56,11 @@ section_sizes() {
         fail "neither binutils size nor llvm-size is installed"
     fi
 }
-SIZES=$(section_sizes "$ELF")
 section() { awk -v name="$1" '$1 == name { print $2; found = 1 } END { if (!found) print 0 }' <<<"$SIZES"; }
+SIZES=$(section_sizes "$BASELINE_ELF")
+rm -f "$BASELINE_ELF"
+BASELINE_TEXT=$(($(section .vector_table) + $(section .text) + $(section .rodata)))
+SIZES=$(section_sizes "$ELF")
 VECTORS=$(section .vector_table)
 TEXT=$(section .text)
 RODATA=$(section .rodata)
@@ -66,6 +73,7 @@ echo
 echo "SIZE target=$TARGET opt-level=z lto=fat codegen-units=1 panic=abort"
 echo "SIZE .vector_table=$VECTORS .text=$TEXT .rodata=$RODATA .data=$DATA .bss=$BSS .uninit=$UNINIT"
 echo "SIZE text=$FLASH_TEXT data=$DATA bss=$((BSS + UNINIT)) (Berkeley: text = vector_table+text+rodata)"
+echo "SIZE baseline-text=$BASELINE_TEXT qmp-core-adds=$((FLASH_TEXT - BASELINE_TEXT)) (baseline: vectors, start-up, UART, clock, exit; no qmp-core)"
 echo "SIZE .bss holds the probe's buffers: rx 512 + tx 128 bytes; the client's state is on the stack"
 
 # --- what takes the space ----------------------------------------------------------------
@@ -80,23 +88,33 @@ else
     NM=()
 fi
 if [ "${#NM[@]}" -gt 0 ]; then
-    SYMBOLS=$("${NM[@]}" -C -S --size-sort "$ELF" | awk '$3 ~ /^[tTrR]$/')
+    # "size type name" lines, size in decimal, largest first.
+    SYMBOLS=$("${NM[@]}" -C -S --size-sort "$ELF" | awk '$3 ~ /^[tTrR]$/' \
+        | while read -r _ size type name; do printf '%d %s %s\n' "$((16#$size))" "$type" "$name"; done \
+        | sort -rn)
     echo
     echo "largest symbols in flash (bytes, type, name):"
-    sort -k2,2r <<<"$SYMBOLS" | head -n "$TOP" | while read -r _ size type name; do
-        printf '  %6d %s %s\n' "$((16#$size))" "$type" "$name"
-    done
+    head -n "$TOP" <<<"$SYMBOLS" | awk '{ printf "  %6d", $1; $1 = ""; print }'
     echo
     echo "flash by crate of the symbol's path (bytes):"
     awk '{
-        size = strtonum("0x" $2)
-        $1 = ""; $2 = ""; $3 = ""
-        name = substr($0, 4)
-        # "<T as Trait>::f" and "<T>::f": attribute to the crate of T.
+        size = $1
+        name = $0
+        sub(/^[0-9]+ [tTrR] /, "", name)
+        # "<T as Trait>::f" and "<T>::f" count for the crate of T.
         sub(/^</, "", name); sub(/^&(mut )?/, "", name)
         crate = name
-        sub(/::.*/, "", crate); sub(/[<( ].*/, "", crate)
-        if (name !~ /::/) crate = "(unmangled: " crate ")"
+        sub(/::.*/, "", crate); sub(/[<( >].*/, "", crate)
+        if (crate ~ /^([A-Z]|str|char|bool|[iu](8|16|32|64|128|size)|f32|f64|\[.*)$/) {
+            crate = "core"                      # generic or primitive type: core impls
+        } else if (name ~ /^__rustc::/) {
+            crate = "panic handler"
+        } else if (name !~ /::/) {
+            if (name ~ /^(__aeabi_|__udiv|__div|__mod|__umod|mem(cpy|move|set|cmp)$)/) crate = "compiler_builtins"
+            else if (name ~ /^OUTLINED_FUNCTION_/) crate = "(machine outliner fragments)"
+            else if (name ~ /^\.L/) crate = "(anonymous constants)"
+            else crate = "cortex-m-rt (vector table, startup, handlers)"
+        }
         total[crate] += size
     } END { for (c in total) printf "  %6d %s\n", total[c], c }' <<<"$SYMBOLS" | sort -rn
 fi

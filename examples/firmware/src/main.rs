@@ -186,8 +186,9 @@ impl Observer {
                     Some(Ok(change)) => {
                         hprintln!("EVENT {} {} {}", name, change.id, change.status);
                         if change.id == JOB_ID {
-                            if let Some(bit) =
-                                JOB_STATUSES.iter().position(|known| change.status == *known)
+                            if let Some(bit) = JOB_STATUSES
+                                .iter()
+                                .position(|known| change.status == *known)
                             {
                                 self.job_statuses |= 1 << bit;
                             }
@@ -224,7 +225,11 @@ fn expect_success<C: Command>(
     let outcome = driver.call(
         command,
         |event| observer.observe(event),
-        |reply| reply.map(|_| ()).map_err(|error| ErrorClassName::of(&error)),
+        |reply| {
+            reply
+                .map(|_| ())
+                .map_err(|error| ErrorClassName::of(&error))
+        },
     )?;
     match outcome {
         Ok(()) => {

@@ -22,10 +22,13 @@ use core::hint::black_box;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::debug;
 use panic_halt as _;
-use qmp_core::client::{Client, Config, Event};
-use qmp_core::commands::QueryVersion;
-use qmp_core::events::{EventData, JobStatusChangeEvent};
-use qmp_core::io::BlockingDriver;
+#[cfg(not(feature = "baseline"))]
+use qmp_core::{
+    client::{Client, Config, Event},
+    commands::QueryVersion,
+    events::{EventData, JobStatusChangeEvent},
+    io::BlockingDriver,
+};
 
 /// Enough for the greeting and the `query-version` reply (~170 bytes each).
 const RX_SIZE: usize = 512;
@@ -46,6 +49,7 @@ fn main() -> ! {
 }
 
 /// Negotiates and reads the version; `None` if the session failed.
+#[cfg(not(feature = "baseline"))]
 fn run() -> Option<bool> {
     let peripherals = cortex_m::Peripherals::take()?;
     clock::start(peripherals.SYST);
@@ -75,4 +79,26 @@ fn run() -> Option<bool> {
         .ok()?;
     black_box(concluded_jobs);
     Some(major == 10)
+}
+
+/// The baseline: the same hardware set-up, and the UART used without qmp-core (waits for
+/// the greeting's first byte, answers with an empty line, reads one byte with a timeout).
+#[cfg(feature = "baseline")]
+fn run() -> Option<bool> {
+    use embedded_io::{Read, ReadReady, Write};
+    let peripherals = cortex_m::Peripherals::take()?;
+    clock::start(peripherals.SYST);
+    let mut uart = uart::CmsdkUart::take(115_200)?;
+    let rx = cortex_m::singleton!(: [u8; RX_SIZE] = [0; RX_SIZE])?;
+    let tx = cortex_m::singleton!(: [u8; TX_SIZE] = [0; TX_SIZE])?;
+    let deadline = clock::now().as_millis() + 1_000;
+    while !uart.read_ready().ok()? {
+        if clock::now().as_millis() > deadline {
+            return None;
+        }
+    }
+    let n = uart.read(rx).ok()?;
+    tx[0] = b'\n';
+    uart.write_all(&tx[..1]).ok()?;
+    Some(black_box(n) > 0)
 }
