@@ -56,8 +56,8 @@ const CHUNK_SIZE: usize = 64 * 1024;
 /// Chunks in circulation between the reader and the IO thread: the reader waits for a
 /// free one, so a slow IO thread bounds memory instead of queueing without limit.
 const CHUNKS: usize = 4;
-/// Control messages the IO thread handles before writing what they produced (batches
-/// pipelined requests into few writes without starving the socket).
+/// Requests the IO thread takes before writing what they produced (batches pipelined
+/// requests into few writes without starving the socket).
 const CONTROL_BATCH: usize = 256;
 
 /// What the IO thread waits for.
@@ -204,9 +204,12 @@ fn run_io(
                 Err(_) => break,
             },
         };
+        // Consecutive requests are taken in one go, so pipelined calls leave in few
+        // writes; received data is handed over at once so replies are never delayed.
         let mut next = Some(input);
         let mut handled = 0;
         while let Some(input) = next.take() {
+            let batchable = matches!(input, Input::Control(_));
             match input {
                 Input::Data(chunk, len) => {
                     engine.on_input(&mut core, chunk.get(..len).unwrap_or_default());
@@ -219,7 +222,7 @@ fn run_io(
                 break 'session;
             }
             handled += 1;
-            if handled < CONTROL_BATCH {
+            if batchable && handled < CONTROL_BATCH {
                 next = inputs.try_recv().ok();
             }
         }

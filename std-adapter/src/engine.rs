@@ -15,13 +15,13 @@
 //! command's name and flags ([`submit_forward`]); the core validates it, writes the
 //! envelope and owns the id. No protocol decision is made outside the core.
 
+use core::hash::{BuildHasher, Hasher};
 use core::marker::PhantomData;
+use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, Hasher};
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant as StdInstant;
 
@@ -726,8 +726,12 @@ impl Engine {
         self.drain(core);
         let fds = self.submit_backlog(core);
         self.drain(core);
-        lock(&self.shared.state).stats = core.stats();
+        self.publish_stats(core);
         fds
+    }
+
+    fn publish_stats(&self, core: &Core<'_>) {
+        lock(&self.shared.state).stats = core.stats();
     }
 
     /// When the driver must call [`Engine::pump`] again even if nothing arrives.
@@ -777,7 +781,8 @@ impl Engine {
             }
         }
         while let Some(request) = self.backlog.pop_front() {
-            if !request.fds.is_empty() && !(core.is_ready() && core.poll_transmit().is_none()) {
+            let fds_can_go = core.is_ready() && core.poll_transmit().is_none();
+            if !request.fds.is_empty() && !fds_can_go {
                 // Descriptors must ride on this command's own bytes: wait until the
                 // session is ready and everything before it is written.
                 self.backlog.push_front(request);
@@ -873,6 +878,8 @@ impl Engine {
                 }
             }
             Routed::Reply { id, result } => {
+                // Whoever wakes up sees counters that include everything before its reply.
+                self.publish_stats(core);
                 if let Some((_, completer)) = self.in_flight.remove(&id.get()) {
                     if completer.is_connect() {
                         if let Some(signal) = self.connect.take() {
@@ -885,6 +892,7 @@ impl Engine {
             }
             Routed::Event(event) => self.shared.hub.publish(event),
             Routed::Failed { id, reason } => {
+                self.publish_stats(core);
                 let Some((_, completer)) = self.in_flight.remove(&id.get()) else {
                     return;
                 };

@@ -126,8 +126,8 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+impl core::error::Error for Error {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
             Error::Io(error) => Some(error),
             Error::Execute(error) => Some(error),
@@ -244,7 +244,7 @@ impl fmt::Display for ErrorClass {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::error::Error as _;
+    use core::error::Error as _;
 
     #[test]
     fn classes_round_trip_through_their_names() {

@@ -3,12 +3,13 @@
 
 mod common;
 
+use core::sync::atomic::{AtomicUsize, Ordering};
+use core::time::Duration;
 use std::os::fd::AsFd;
 use std::process::Command as ProcessCommand;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::{options, qsd, qsd_client, signal, watchdog};
 use qmp_std::launch::{Launcher, ServerKind};

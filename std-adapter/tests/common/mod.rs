@@ -1,9 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, unreachable_pub)]
 
+use core::time::Duration;
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
 
 use qmp_std::launch::{Launcher, QemuProcess, ServerKind};
 use qmp_std::{Client, ConnectOptions};
