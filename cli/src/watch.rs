@@ -484,6 +484,11 @@ fn set_job_status(display: &Display, id: &str, job: &mut JobState, status: &str)
     }
     if matches!(status, "concluded" | "null") {
         job.outcome = Some(job_outcome(job));
+        if job.outcome == Some(Outcome::Completed) {
+            // The last progress update may not have been seen before the job went.
+            job.current = job.current.max(job.total);
+            job.bar.set_position(job.current);
+        }
         match job.outcome {
             Some(Outcome::Completed) => job.bar.finish_with_message("completed"),
             Some(Outcome::Failed(_)) => job.bar.abandon_with_message("failed"),

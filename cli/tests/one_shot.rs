@@ -155,7 +155,7 @@ fn tcp_target() {
     let address = qemu.tcp_address().unwrap().to_string();
     let output = run_qmp(["--tcp", address.as_str(), "query-status"], LIMIT);
     output.assert_code(0);
-    assert_eq!(output.json()["status"], "prelaunch");
+    assert_eq!(output.json()["status"], "running");
 }
 
 #[test]

@@ -177,57 +177,35 @@ fn watch_follows_a_job_to_completion() {
 fn watch_reports_a_failed_job() {
     let qsd = storage_daemon(0);
     let socket = qsd.socket_path();
+    // blockdev-create jobs stay (concluded, with their error) until dismissed.
     ok(
         socket,
         &[
-            "blockdev-add",
-            "driver=null-co",
-            "node-name=base",
-            "size=4194304",
-        ],
-    );
-    ok(
-        socket,
-        &[
-            "blockdev-add",
-            "--args",
-            r#"{"driver": "blkdebug", "node-name": "bad", "image": "base",
-                "inject-error": [{"event": "read_aio", "errno": 5}]}"#,
-        ],
-    );
-    ok(
-        socket,
-        &[
-            "blockdev-add",
-            "driver=null-co",
-            "node-name=dst",
-            "size=4194304",
-        ],
-    );
-    ok(
-        socket,
-        &[
-            "blockdev-backup",
-            "job-id=b1",
-            "device=bad",
-            "target=dst",
-            "sync=full",
-            "auto-dismiss=false",
+            "blockdev-create",
+            "job-id=c0",
+            "options.driver=file",
+            "options.filename=/nonexistent/dir/x.img",
+            "options.size=1048576",
         ],
     );
     let output = run_qmp(
         socket_args(socket)
             .into_iter()
-            .chain(["watch".into(), "--job".into(), "b1".into()]),
+            .chain(["watch".into(), "--job".into(), "c0".into()]),
         LIMIT,
     );
     output.assert_code(1);
     assert!(
-        output
-            .stdout
-            .contains("job b1 (backup): failed: Input/output error"),
+        output.stdout.contains(
+            "job c0 (create): failed: Could not create '/nonexistent/dir/x.img': No such file or directory"
+        ),
         "stdout: {}\nstderr: {}",
         output.stdout,
+        output.stderr
+    );
+    assert!(
+        output.stderr.contains("did not complete"),
+        "{}",
         output.stderr
     );
 }
@@ -274,14 +252,21 @@ fn watch_waits_for_a_job_to_start() {
     );
 }
 
+/// A paused PC with a little RAM: enough for a migration stream that outgrows a pipe.
+fn migratable_machine() -> qmp_std::QemuProcess {
+    qmp_std::Launcher::new(qmp_std::ServerKind::System)
+        .machine("pc")
+        .args(["-S", "-m", "64"])
+        .spawn()
+        .expect("start qemu-system-x86_64 -M pc")
+}
+
 #[test]
 fn watch_follows_a_migration() {
-    let qemu = system(0);
+    let qemu = migratable_machine();
     let socket = qemu.socket_path();
-    let dir = tempfile::tempdir().unwrap();
-    let target = format!("uri=file:{}", dir.path().join("migration.bin").display());
-    ok(socket, &["migrate-set-parameters", "max-bandwidth=1"]);
-    ok(socket, &["migrate", &target]);
+    // The reader starts late, so the migration stays active about two seconds.
+    ok(socket, &["migrate", "uri=exec:sleep 2; cat > /dev/null"]);
     let output = run_qmp(
         socket_args(socket)
             .into_iter()
@@ -290,7 +275,32 @@ fn watch_follows_a_migration() {
     );
     output.assert_code(0);
     assert!(
-        output.stdout.contains("migration: completed"),
+        output.stdout.contains("migration: completed in "),
+        "stdout: {}\nstderr: {}",
+        output.stdout,
+        output.stderr
+    );
+    assert!(
+        output.stderr.contains("migration: active"),
+        "{}",
+        output.stderr
+    );
+}
+
+#[test]
+fn watch_reports_a_failed_migration() {
+    let qemu = migratable_machine();
+    let socket = qemu.socket_path();
+    ok(socket, &["migrate", "uri=exec:sleep 1; exit 1"]);
+    let output = run_qmp(
+        socket_args(socket).into_iter().chain(["watch".into()]),
+        LIMIT,
+    );
+    output.assert_code(1);
+    assert!(
+        output
+            .stdout
+            .contains("migration: failed: Unable to write to command: Broken pipe"),
         "stdout: {}\nstderr: {}",
         output.stdout,
         output.stderr
@@ -412,10 +422,10 @@ query-version
     output.assert_code(0);
     let stdout = &output.stdout;
     assert!(
-        stdout.contains(r#"{"running":false,"status":"prelaunch"}"#),
+        stdout.contains(r#"{"running":true,"status":"running"}"#),
         "{stdout}"
     );
-    assert!(stdout.contains("VM status: paused (prelaunch)"), "{stdout}");
+    assert!(stdout.contains("VM status: running"), "{stdout}");
     assert!(stdout.contains("query-status (command)"), "{stdout}");
     assert!(
         !stdout.contains("\"qemu\""),
