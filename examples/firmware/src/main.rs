@@ -22,6 +22,7 @@
 #![no_main]
 
 mod clock;
+mod mmio;
 mod uart;
 
 use core::fmt;
@@ -420,8 +421,7 @@ fn main() -> ! {
 
 /// Sets up the hardware and the static buffers, then runs the conversation.
 fn start() -> Result<(), Failure> {
-    let peripherals = cortex_m::Peripherals::take().expect("core peripherals taken once");
-    clock::start(peripherals.SYST);
+    assert!(clock::start(), "TIMER0 taken once");
     let uart = CmsdkUart::take(115_200).expect("UART0 taken once");
     let rx = cortex_m::singleton!(: [u8; RX_SIZE] = [0; RX_SIZE]).expect("rx buffer");
     let tx = cortex_m::singleton!(: [u8; TX_SIZE] = [0; TX_SIZE]).expect("tx buffer");

@@ -6,13 +6,10 @@
 //! the receive side cannot overrun however slowly the firmware reads. Real hardware can
 //! overrun; the driver reports that as [`UartError::RxOverrun`].
 //!
-//! The only `unsafe` code of the firmware is here: volatile access to the five registers
-//! of one peripheral, handed out once by [`CmsdkUart::take`].
+//! Register access goes through [`crate::mmio`], the firmware's only `unsafe` code.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use crate::mmio::Registers;
 
-/// Base address of UART0 on the MPS2 AN385 (QEMU `mps2-an385`).
-pub const UART0_BASE: usize = 0x4000_4000;
 /// The APB clock of the MPS2 AN385, in Hz.
 pub const PCLK_HZ: u32 = 25_000_000;
 
@@ -33,8 +30,6 @@ const STATE_RX_OVERRUN: u32 = 1 << 3;
 /// `CTRL` bits.
 const CTRL_TX_ENABLE: u32 = 1 << 0;
 const CTRL_RX_ENABLE: u32 = 1 << 1;
-
-static UART0_TAKEN: AtomicBool = AtomicBool::new(false);
 
 /// What can go wrong on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,17 +56,16 @@ impl embedded_io::Error for UartError {
 
 /// UART0, enabled in both directions.
 pub struct CmsdkUart {
-    base: usize,
+    registers: Registers,
 }
 
 impl CmsdkUart {
     /// UART0, configured for `baud` (QEMU ignores the rate but needs a valid divisor,
     /// at least 16, before it moves bytes). `None` if it was taken already.
     pub fn take(baud: u32) -> Option<Self> {
-        if UART0_TAKEN.swap(true, Ordering::AcqRel) {
-            return None;
-        }
-        let uart = CmsdkUart { base: UART0_BASE };
+        let uart = CmsdkUart {
+            registers: Registers::uart0()?,
+        };
         uart.write_reg(reg::CTRL, 0);
         uart.write_reg(reg::BAUDDIV, (PCLK_HZ / baud.max(1)).max(16));
         // Clear stale overrun flags (write 1 to clear) and interrupt status.
@@ -82,18 +76,11 @@ impl CmsdkUart {
     }
 
     fn read_reg(&self, offset: usize) -> u32 {
-        let address = (self.base + offset) as *const u32;
-        // SAFETY: `base` is UART0's base address (the only value `take` uses) and `offset`
-        // one of its register offsets: a valid, aligned MMIO register. Reads of STATE have
-        // no side effect; a read of DATA takes the received byte, which only this driver
-        // (the single owner, see `take`) does.
-        unsafe { core::ptr::read_volatile(address) }
+        self.registers.read(offset)
     }
 
     fn write_reg(&self, offset: usize, value: u32) {
-        let address = (self.base + offset) as *mut u32;
-        // SAFETY: as in `read_reg`; writing these registers affects only this UART.
-        unsafe { core::ptr::write_volatile(address, value) }
+        self.registers.write(offset, value)
     }
 
     fn state(&self) -> u32 {

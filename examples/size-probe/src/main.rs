@@ -14,6 +14,8 @@
 // The UART driver and clock of the full example firmware, shared rather than copied.
 #[path = "../../firmware/src/clock.rs"]
 mod clock;
+#[path = "../../firmware/src/mmio.rs"]
+mod mmio;
 #[path = "../../firmware/src/uart.rs"]
 mod uart;
 
@@ -51,8 +53,7 @@ fn main() -> ! {
 /// Negotiates and reads the version; `None` if the session failed.
 #[cfg(not(feature = "baseline"))]
 fn run() -> Option<bool> {
-    let peripherals = cortex_m::Peripherals::take()?;
-    clock::start(peripherals.SYST);
+    clock::start().then_some(())?;
     let uart = uart::CmsdkUart::take(115_200)?;
     let rx = cortex_m::singleton!(: [u8; RX_SIZE] = [0; RX_SIZE])?;
     let tx = cortex_m::singleton!(: [u8; TX_SIZE] = [0; TX_SIZE])?;
@@ -86,14 +87,13 @@ fn run() -> Option<bool> {
 #[cfg(feature = "baseline")]
 fn run() -> Option<bool> {
     use embedded_io::{Read, ReadReady, Write};
-    let peripherals = cortex_m::Peripherals::take()?;
-    clock::start(peripherals.SYST);
+    clock::start().then_some(())?;
     let mut uart = uart::CmsdkUart::take(115_200)?;
     let rx = cortex_m::singleton!(: [u8; RX_SIZE] = [0; RX_SIZE])?;
     let tx = cortex_m::singleton!(: [u8; TX_SIZE] = [0; TX_SIZE])?;
-    let deadline = clock::now().as_millis() + 1_000;
+    let deadline = clock::now().saturating_add(qmp_core::time::Duration::from_secs(1));
     while !uart.read_ready().ok()? {
-        if clock::now().as_millis() > deadline {
+        if clock::now() > deadline {
             return None;
         }
     }
