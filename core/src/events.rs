@@ -882,3 +882,64 @@ decoded_event! {
         DumpCompleted(DumpCompletedEvent<'a>),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> RawJson<'_> {
+        RawJson::parse(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn known_names_are_decoded_to_their_variant() {
+        let data = parse(r#"{"id": "j", "status": "running"}"#);
+        let event = DecodedEvent::decode("JOB_STATUS_CHANGE", Some(data));
+        let DecodedEvent::JobStatusChange(change) = event else {
+            panic!("{event:?}")
+        };
+        assert_eq!((change.id.raw(), change.status.raw()), ("j", "running"));
+        assert_eq!(event.name(), "JOB_STATUS_CHANGE");
+        assert_eq!(
+            DecodedEvent::decode("POWERDOWN", None),
+            DecodedEvent::Powerdown(PowerdownEvent)
+        );
+    }
+
+    #[test]
+    fn never_fails() {
+        let samples = [
+            None,
+            Some(parse("{}")),
+            Some(parse("[]")),
+            Some(parse("1")),
+            Some(parse(r#"{"action": 1, "info": {}}"#)),
+            Some(parse(r#"{"netdev-id": "n", "addr": {"type": "unix"}}"#)),
+        ];
+        for name in DecodedEvent::KNOWN_NAMES.iter().copied().chain(["NEW"]) {
+            for data in samples {
+                let event = DecodedEvent::decode(name, data);
+                assert_eq!(event.name(), name);
+            }
+        }
+        let event = DecodedEvent::decode(
+            "NETDEV_STREAM_CONNECTED",
+            Some(parse(r#"{"netdev-id": "n", "addr": {"type": "unix"}}"#)),
+        );
+        assert!(matches!(event, DecodedEvent::NetdevStreamConnected(_)));
+    }
+
+    #[test]
+    fn one_type_can_be_asked_for() {
+        let data = Some(parse(r#"{"guest": true, "reason": "guest-shutdown"}"#));
+        assert!(ShutdownEvent::from_event("RESET", data).is_none());
+        let shutdown = ShutdownEvent::from_event("SHUTDOWN", data)
+            .unwrap()
+            .unwrap();
+        assert!(shutdown.guest);
+        assert_eq!(shutdown.reason, "guest-shutdown");
+        assert!(ShutdownEvent::from_event("SHUTDOWN", None)
+            .unwrap()
+            .is_err());
+    }
+}

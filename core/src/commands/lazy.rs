@@ -96,3 +96,47 @@ impl<'a, T: FromRawJson<'a>> Iterator for LazyArrayIter<'a, T> {
         self.elements.next().map(T::from_raw_json)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::JsonStr;
+
+    /// A hand-decoded element: the string member `k`, required.
+    #[derive(Debug, PartialEq)]
+    struct Keyed<'a>(JsonStr<'a>);
+
+    impl<'a> FromRawJson<'a> for Keyed<'a> {
+        fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
+            raw.get("k")
+                .and_then(|k| k.as_json_str())
+                .map(Keyed)
+                .ok_or(DecodeError::NotAnObject)
+        }
+    }
+
+    #[test]
+    fn decodes_each_element_when_reached() {
+        let raw = RawJson::parse(br#"[{"k": "a"}, 1, {"k": "b\"", "x": [1]}]"#).unwrap();
+        let array = LazyArray::<Keyed<'_>>::new(raw).unwrap();
+        assert_eq!(array.len(), 3);
+        assert!(!array.is_empty());
+        let mut elements = array.iter();
+        assert_eq!(elements.next().unwrap().unwrap().0, "a");
+        assert!(elements.next().unwrap().is_err());
+        assert_eq!(elements.next().unwrap().unwrap().0, "b\"");
+        assert!(elements.next().is_none());
+        assert_eq!(array.raw(), raw);
+    }
+
+    #[test]
+    fn rejects_what_is_not_an_array() {
+        let raw = RawJson::parse(br#"{"k": "a"}"#).unwrap();
+        assert_eq!(
+            LazyArray::<Keyed<'_>>::new(raw).unwrap_err(),
+            DecodeError::NotAnArray
+        );
+        let empty = LazyArray::<RawJson<'_>>::new(RawJson::parse(b"[]").unwrap()).unwrap();
+        assert!(empty.is_empty() && empty.len() == 0);
+    }
+}

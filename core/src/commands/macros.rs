@@ -130,3 +130,36 @@ pub(crate) fn required_array<'a, T: serde::Deserialize<'a>>(
 ) -> Result<JsonArray<'a, T>, DecodeError> {
     optional_array(object, key)?.ok_or(MISSING_MEMBER)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> RawJson<'_> {
+        RawJson::parse(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn empty_accepts_any_object_only() {
+        assert_eq!(empty(parse("{}")), Ok(Empty));
+        assert_eq!(empty(parse(r#"{"added-later": 1}"#)), Ok(Empty));
+        assert_eq!(empty(parse("[]")), Err(DecodeError::NotAnObject));
+        assert_eq!(empty(parse("null")), Err(DecodeError::NotAnObject));
+    }
+
+    #[test]
+    fn arrays_in_members() {
+        let object = parse(r#"{"list": [1, 2], "scalar": 3}"#);
+        let list: JsonArray<'_, u8> = required_array(object, "list").unwrap();
+        assert_eq!(list.iter().map(Result::unwrap).sum::<u8>(), 3);
+        assert!(optional_array::<u8>(object, "absent").unwrap().is_none());
+        assert_eq!(
+            required_array::<u8>(object, "absent").unwrap_err(),
+            MISSING_MEMBER
+        );
+        assert_eq!(
+            optional_array::<u8>(object, "scalar").unwrap_err(),
+            DecodeError::NotAnArray
+        );
+    }
+}
