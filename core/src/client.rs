@@ -1070,7 +1070,10 @@ impl<'buf, const N: usize> Client<'buf, N> {
     }
 
     /// Queues a command whose arguments are already JSON text (must be one object). The
-    /// text is validated and copied as is.
+    /// text is validated and copied as is; what QEMU's parser would reject without telling
+    /// which request it was (duplicate keys, Unicode non-characters, nesting deeper than
+    /// [`RAW_ARGUMENTS_MAX_DEPTH`]) is refused with [`ExecuteError::InvalidArguments`],
+    /// since such a command would never be answered.
     pub fn execute_json(
         &mut self,
         now: Instant,
@@ -1080,7 +1083,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
     ) -> Result<CommandId, ExecuteError> {
         let arguments = match arguments {
             Some(bytes) => match RawJson::parse(bytes) {
-                Ok(raw) if raw.is_object() => Some(raw),
+                Ok(raw) if raw.is_object() && acceptable_to_qemu(raw, 0) => Some(raw),
                 _ => return Err(ExecuteError::InvalidArguments),
             },
             None => None,
@@ -1334,6 +1337,46 @@ fn encode_json_request(
         at += part.len();
     }
     Ok(total)
+}
+
+/// How deeply raw JSON arguments may nest (QMP arguments are shallow; the limit bounds
+/// the validation's recursion on small stacks).
+pub const RAW_ARGUMENTS_MAX_DEPTH: usize = 32;
+
+/// Whether QEMU's JSON parser accepts `value`: no duplicate keys in any object (QEMU
+/// answers "duplicate key" without an id), no non-characters U+FDD0..U+FDEF or U+xxFFFE /
+/// U+xxFFFF in any string, raw or escaped (QMP.md §8.2).
+fn acceptable_to_qemu(value: RawJson<'_>, depth: usize) -> bool {
+    if depth >= RAW_ARGUMENTS_MAX_DEPTH {
+        return false;
+    }
+    let text_ok = |text: crate::json::JsonStr<'_>| {
+        text.chars().all(|c| {
+            let c = u32::from(c);
+            !((0xFDD0..=0xFDEF).contains(&c) || c & 0xFFFE == 0xFFFE)
+        })
+    };
+    if value.is_object() {
+        let earlier = value.members();
+        for (index, (key, member)) in value.members().enumerate() {
+            if !text_ok(key) || !acceptable_to_qemu(member, depth + 1) {
+                return false;
+            }
+            // Compare the key with every earlier key of this object (objects are small).
+            let duplicate = earlier
+                .clone()
+                .take(index)
+                .any(|(other, _)| other.chars().eq(key.chars()));
+            if duplicate {
+                return false;
+            }
+        }
+        true
+    } else if value.is_array() {
+        value.elements().all(|element| acceptable_to_qemu(element, depth + 1))
+    } else {
+        value.as_json_str().is_none_or(text_ok)
+    }
 }
 
 fn remember_given_up<const N: usize>(given_up: &mut Deque<u64, N>, id: u64) {
