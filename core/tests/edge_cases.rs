@@ -18,7 +18,8 @@ use support::{ms, Setup};
 
 const GREETING: &str = "Greeting 10.0.2 [oob] \"Debian 1:10.0.2+ds-2+deb13u1~bpo12+1\"";
 const NEGOTIATE: &[u8] = b"{\"execute\":\"qmp_capabilities\"}\n";
-const NEGOTIATE_OOB: &[u8] = b"{\"execute\":\"qmp_capabilities\",\"arguments\":{\"enable\":[\"oob\"]}}\n";
+const NEGOTIATE_OOB: &[u8] =
+    b"{\"execute\":\"qmp_capabilities\",\"arguments\":{\"enable\":[\"oob\"]}}\n";
 
 /// Greeting and negotiation reply as qemu-storage-daemon 10.0.2 sends them (vector 02).
 fn ready() -> &'static [u8] {
@@ -48,13 +49,18 @@ fn edge_01_greeting_with_unknown_capabilities_none_or_empty_package() {
     // Unknown capabilities and members are ignored; oob is still found and used.
     let future = base
         .replace("[\"oob\"]", "[\"x-future\", \"oob\", \"another\"]")
-        .replace("\"capabilities\"", "\"x-extra\": {\"a\": [1]}, \"capabilities\"");
+        .replace(
+            "\"capabilities\"",
+            "\"x-extra\": {\"a\": [1]}, \"capabilities\"",
+        );
     let setup = Setup::qmp().config(Config::qmp().with_oob(true));
     let rec = setup.check(|h| {
         h.feed(future.as_bytes());
         assert_eq!(h.client.server_capabilities().unwrap().unknown, 2);
     });
-    rec.assert_events(&["Greeting 10.0.2 [oob +2 unknown] \"Debian 1:10.0.2+ds-2+deb13u1~bpo12+1\""]);
+    rec.assert_events(&[
+        "Greeting 10.0.2 [oob +2 unknown] \"Debian 1:10.0.2+ds-2+deb13u1~bpo12+1\"",
+    ]);
     rec.assert_tx(NEGOTIATE_OOB);
 
     // No capabilities at all: OOB is not asked for even when wanted, and exec-oob is
@@ -77,7 +83,10 @@ fn edge_01_greeting_with_unknown_capabilities_none_or_empty_package() {
 
     // An empty package (upstream builds), and one missing altogether.
     let empty = base.replace("Debian 1:10.0.2+ds-2+deb13u1~bpo12+1", "");
-    let missing = base.replace(", \"package\": \"Debian 1:10.0.2+ds-2+deb13u1~bpo12+1\"", "");
+    let missing = base.replace(
+        ", \"package\": \"Debian 1:10.0.2+ds-2+deb13u1~bpo12+1\"",
+        "",
+    );
     for greeting in [empty, missing] {
         let rec = Setup::qmp().check(|h| h.feed(greeting.as_bytes()));
         rec.assert_events(&["Greeting 10.0.2 [oob] \"\""]);
@@ -142,16 +151,18 @@ fn edge_02_commands_before_negotiation_are_held_not_sent() {
 #[test]
 fn edge_03_second_qmp_capabilities_is_command_not_found_not_success() {
     let v4 = Vector::get("04-before-negotiation");
-    let rec = Setup::qmp().config(Config::qmp().with_oob(true)).check(|h| {
-        h.feed(&v4.message(0));
-        h.feed(&without_id(&v4.message(4)));
-        assert!(h.client.oob_enabled());
-        h.raw("qmp_capabilities");
-        h.feed(&reply(&v4.message(5), 1));
-        // Still ready, capabilities unchanged.
-        assert!(h.client.is_ready());
-        assert!(h.client.oob_enabled());
-    });
+    let rec = Setup::qmp()
+        .config(Config::qmp().with_oob(true))
+        .check(|h| {
+            h.feed(&v4.message(0));
+            h.feed(&without_id(&v4.message(4)));
+            assert!(h.client.oob_enabled());
+            h.raw("qmp_capabilities");
+            h.feed(&reply(&v4.message(5), 1));
+            // Still ready, capabilities unchanged.
+            assert!(h.client.is_ready());
+            assert!(h.client.oob_enabled());
+        });
     rec.assert_events(&[
         GREETING,
         "Ready",
@@ -291,7 +302,10 @@ fn edge_07_id_reserialised_floats_strings_and_objects_never_match_our_integer_id
     rec.assert_events(&strs(&expected));
     assert_eq!(rec.stats.unmatched_replies, foreign.len() as u64);
     // Our id went out as a plain integer.
-    rec.assert_tx(&cat(&[NEGOTIATE, b"{\"execute\":\"query-status\",\"id\":1}\n"]));
+    rec.assert_tx(&cat(&[
+        NEGOTIATE,
+        b"{\"execute\":\"query-status\",\"id\":1}\n",
+    ]));
 
     // An id that overflowed to `inf` makes the whole reply invalid JSON: see edge 8.
     let rec = Setup::qmp().check(|h| {
@@ -327,12 +341,17 @@ fn edge_08_invalid_json_inf_nan_is_dropped_and_the_session_survives() {
     }
     assert_eq!(
         &brief[5..],
-        ["Response #3 ok {}", "CommandFailed #1 TimedOut", "CommandFailed #2 TimedOut"]
+        [
+            "Response #3 ok {}",
+            "CommandFailed #1 TimedOut",
+            "CommandFailed #2 TimedOut"
+        ]
     );
     assert_eq!(rec.stats.malformed, 3);
 
     // Pretty mode: the framer resynchronises at the next `{` in column 0.
-    let pretty = b"{\r\n    \"return\": {\r\n        \"x\": inf\r\n    },\r\n    \"id\": 1\r\n}\r\n\
+    let pretty =
+        b"{\r\n    \"return\": {\r\n        \"x\": inf\r\n    },\r\n    \"id\": 1\r\n}\r\n\
 {\r\n    \"return\": {\r\n    },\r\n    \"id\": 2\r\n}\r\n";
     let rec = Setup::qmp().check(|h| {
         h.feed(ready());
@@ -396,10 +415,19 @@ fn edge_10_events_arrive_before_the_reply_of_the_command_that_caused_them() {
     });
     let brief = rec.brief();
     let at = |e: &str| brief.iter().position(|b| b.starts_with(e)).unwrap();
-    assert!(at("Event STOP") < at("Response #2"), "STOP before the stop return");
-    assert!(at("Event RESUME") < at("Response #4"), "RESUME before the cont return");
+    assert!(
+        at("Event STOP") < at("Response #2"),
+        "STOP before the stop return"
+    );
+    assert!(
+        at("Event RESUME") < at("Response #4"),
+        "RESUME before the cont return"
+    );
     assert!(at("Event RESET") < at("Response #5"));
-    assert!(at("Event SHUTDOWN") < at("Response #6"), "SHUTDOWN before the quit return");
+    assert!(
+        at("Event SHUTDOWN") < at("Response #6"),
+        "SHUTDOWN before the quit return"
+    );
 
     // Vector 15: JOB_STATUS_CHANGE created/running before the blockdev-create return.
     let v = Vector::get("15-job-blockdev-create");
@@ -462,19 +490,24 @@ fn edge_12_event_timestamps_minus_one_and_not_monotonic() {
     assert!(full[5].starts_with("Event POWERDOWN @-1/-1"));
     assert_eq!(rec.stats.events, 4);
 
-    let raw = RawJson::parse(b"{\"timestamp\": {\"seconds\": -1, \"microseconds\": -1}, \"event\": \"X\"}").unwrap();
+    let raw = RawJson::parse(
+        b"{\"timestamp\": {\"seconds\": -1, \"microseconds\": -1}, \"event\": \"X\"}",
+    )
+    .unwrap();
     let Message::Event(event) = Message::classify(raw) else {
         panic!("not an event");
     };
     assert_eq!(event.timestamp, Timestamp::UNKNOWN);
     assert!(event.timestamp.is_unknown());
-    assert!(Timestamp {
-        seconds: 1795314399,
-        microseconds: 999_999
-    } < Timestamp {
-        seconds: 1795314400,
-        microseconds: 500
-    });
+    assert!(
+        Timestamp {
+            seconds: 1795314399,
+            microseconds: 999_999
+        } < Timestamp {
+            seconds: 1795314400,
+            microseconds: 500
+        }
+    );
 }
 
 #[test]
@@ -483,7 +516,10 @@ fn edge_13_events_before_negotiation_are_lost_and_other_clients_events_arrive() 
     let y = Vector::get("27-two-monitors-events-Y");
     let rec_y = Setup::qmp().check(|h| h.feed(y.s2c));
     let brief = rec_y.brief();
-    assert!(brief.iter().all(|e| !e.contains("\"j1\"")), "no backlog: {brief:?}");
+    assert!(
+        brief.iter().all(|e| !e.contains("\"j1\"")),
+        "no backlog: {brief:?}"
+    );
     assert_eq!(brief.iter().filter(|e| e.contains("\"j2\"")).count(), 6);
     // Identical to what monitor X got, timestamps included.
     let s = Session::new(&x).send(&x, &[1, 2, 3, 4]);
@@ -491,7 +527,11 @@ fn edge_13_events_before_negotiation_are_lost_and_other_clients_events_arrive() 
         h.send(s.requests());
         h.feed(&s.s2c());
     });
-    let x_j2: Vec<String> = rec_x.full().into_iter().filter(|e| e.contains("\"j2\"")).collect();
+    let x_j2: Vec<String> = rec_x
+        .full()
+        .into_iter()
+        .filter(|e| e.contains("\"j2\""))
+        .collect();
     assert_eq!(x_j2, rec_y.full()[2..]);
 
     // QEMU does not send events during negotiation; if a server did, they are reported.
@@ -541,7 +581,9 @@ fn edge_14_oob_replies_overtake_in_band_ones_which_keep_their_order() {
         ));
     }
     rec.assert_events(&strs(&expected));
-    assert!(rec.tx.ends_with(b"{\"exec-oob\":\"query-yank\",\"id\":9}\n"));
+    assert!(rec
+        .tx
+        .ends_with(b"{\"exec-oob\":\"query-yank\",\"id\":9}\n"));
 
     // Matching is by id, not by order: even out-of-order in-band replies find their
     // commands.
@@ -561,7 +603,8 @@ trait YankExt {
 
 impl YankExt for support::H<'_> {
     fn execute_oob_yank(&mut self) -> CommandId {
-        self.try_execute_oob(&QueryYank).expect("query-yank allows OOB")
+        self.try_execute_oob(&QueryYank)
+            .expect("query-yank allows OOB")
     }
 }
 
@@ -593,7 +636,10 @@ fn edge_15_at_most_8_in_band_commands_in_flight_with_oob() {
             Err(ExecuteError::TooManyInFlight { limit: 8 })
         );
     });
-    assert_eq!(rec.brief()[2], "Response #1 ok {\"status\":\"prelaunch\",\"running\":false}");
+    assert_eq!(
+        rec.brief()[2],
+        "Response #1 ok {\"status\":\"prelaunch\",\"running\":false}"
+    );
 
     // Commands held before the greeting already count when OOB may be negotiated.
     let rec = setup.check(|h| {
@@ -707,7 +753,10 @@ fn edge_17_reply_larger_than_the_receive_buffer_is_skipped_and_fails_its_command
     let v7 = Vector::get("07-query-qmp-schema");
     let s7 = Session::new(&v7).send(&v7, &[1]);
     let server = cat(&[s7.s2c(), version_reply(2)]);
-    for split in [support::Split::Whole, support::Split::Random { seed: 7, max: 5000 }] {
+    for split in [
+        support::Split::Whole,
+        support::Split::Random { seed: 7, max: 5000 },
+    ] {
         let rec = Setup::qmp().rx(4096).run(split, |h| {
             h.send(s7.requests());
             h.execute(&QueryVersion);
@@ -790,7 +839,10 @@ fn edge_19_non_ascii_arrives_as_upper_case_escapes_and_surrogate_pairs() {
         "Could not open '/nonexistent/\u{e9}\t\u{2603}': No such file or directory"
     );
     let badname = desc(3);
-    assert_eq!(JsonStr::from_escaped(&badname).unwrap(), "Invalid node-name: 'n\u{e9}\"x'");
+    assert_eq!(
+        JsonStr::from_escaped(&badname).unwrap(),
+        "Invalid node-name: 'n\u{e9}\"x'"
+    );
 }
 
 #[test]
@@ -806,7 +858,10 @@ fn edge_20_second_client_hears_nothing_so_the_greeting_times_out() {
         // Spurious calls later are harmless.
         h.advance_to(20_000);
     });
-    rec.assert_events(&["CommandFailed #1 ConnectionClosed", "Closed GreetingTimedOut"]);
+    rec.assert_events(&[
+        "CommandFailed #1 ConnectionClosed",
+        "Closed GreetingTimedOut",
+    ]);
     assert!(rec.tx.is_empty());
 
     // With a shorter greeting timeout the deadline moves accordingly; without one the
@@ -868,7 +923,10 @@ fn edge_21_commands_in_flight_at_disconnect_are_resolved_connection_closed_exact
         h.feed(&v.s2c[..100]);
         h.eof();
     });
-    rec.assert_events(&["CommandFailed #1 ConnectionClosed", "Closed EndOfStream truncated"]);
+    rec.assert_events(&[
+        "CommandFailed #1 ConnectionClosed",
+        "Closed EndOfStream truncated",
+    ]);
 }
 
 #[test]
@@ -924,7 +982,11 @@ fn edge_23_bare_top_level_number_waits_for_the_next_byte_and_requests_are_object
     let rec = Setup::qmp().check(|h| {
         h.feed(ready());
         h.feed(b"7");
-        assert_eq!(h.event_count(), 2, "a number is not complete before the next byte");
+        assert_eq!(
+            h.event_count(),
+            2,
+            "a number is not complete before the next byte"
+        );
         h.feed(b" ");
         h.execute(&QueryStatus);
         h.execute(&QueryVersion);
@@ -954,7 +1016,9 @@ fn edge_24_encoder_refuses_non_characters_and_escapes_control_bytes() {
         ] {
             assert_eq!(
                 h.try_raw("x", Some(&Args { s: text })),
-                Err(ExecuteError::Encode(EncodeError::NonCharacter { code_point })),
+                Err(ExecuteError::Encode(EncodeError::NonCharacter {
+                    code_point
+                })),
                 "{text:?}"
             );
         }
@@ -977,8 +1041,13 @@ fn edge_24_encoder_refuses_non_characters_and_escapes_control_bytes() {
         );
         // Control characters, quotes and backslashes are escaped; U+FFFD and other
         // non-ASCII text is fine.
-        h.try_raw("x", Some(&Args { s: "\u{0}\u{1}\t\n\r\u{8}\u{c}\u{1f}\u{7f}\"\\/ \u{FFFD}\u{e9}" }))
-            .unwrap();
+        h.try_raw(
+            "x",
+            Some(&Args {
+                s: "\u{0}\u{1}\t\n\r\u{8}\u{c}\u{1f}\u{7f}\"\\/ \u{FFFD}\u{e9}",
+            }),
+        )
+        .unwrap();
         // A name cannot inject members.
         h.try_raw::<()>("x\",\"id\":99,\"y\":\"", None).unwrap();
     });
@@ -994,7 +1063,10 @@ fn edge_24_encoder_refuses_non_characters_and_escapes_control_bytes() {
     );
     for line in &lines {
         let body = &line[..line.len() - 1];
-        assert!(body.iter().all(|&b| b >= 0x20), "raw control byte in {line:?}");
+        assert!(
+            body.iter().all(|&b| b >= 0x20),
+            "raw control byte in {line:?}"
+        );
         let value: serde_json::Value = serde_json::from_slice(body).unwrap();
         assert!(value.is_object());
     }
@@ -1018,7 +1090,10 @@ fn edge_24_raw_json_arguments_with_what_qemu_rejects_are_refused() {
         ] {
             let result = h.try_json("x", Some(arguments), false);
             if result != Err(ExecuteError::InvalidArguments) {
-                accepted.push(format!("{} -> {result:?}", String::from_utf8_lossy(arguments)));
+                accepted.push(format!(
+                    "{} -> {result:?}",
+                    String::from_utf8_lossy(arguments)
+                ));
             }
         }
         assert!(accepted.is_empty(), "accepted: {accepted:#?}");
@@ -1107,7 +1182,8 @@ fn edge_26_guest_agent_sentinel_stale_data_and_own_reset_error() {
 
 #[test]
 fn edge_27_guest_agent_commands_without_success_reply() {
-    let setup = Setup::guest_agent().config(Config::guest_agent().with_command_timeout(Some(ms(5_000))));
+    let setup =
+        Setup::guest_agent().config(Config::guest_agent().with_command_timeout(Some(ms(5_000))));
     // Resolved as success by the reply to a later command.
     let rec = setup.check(|h| {
         h.execute(&GuestShutdown::default());
@@ -1121,7 +1197,10 @@ fn edge_27_guest_agent_commands_without_success_reply() {
     // By its deadline, without an error reply: success, not a timeout.
     let rec = setup.check(|h| {
         h.execute(&GuestSuspendRam);
-        assert_eq!(h.client.poll_timeout(), Some(qmp_core::time::Instant::from_millis(5_000)));
+        assert_eq!(
+            h.client.poll_timeout(),
+            Some(qmp_core::time::Instant::from_millis(5_000))
+        );
         h.advance_to(4_999);
         assert_eq!(h.event_count(), 0);
         h.advance_to(5_000);
@@ -1151,10 +1230,15 @@ fn edge_27_guest_agent_commands_without_success_reply() {
     });
     let mut brief = rec.brief();
     brief.sort();
-    assert_eq!(brief, ["Response #1 ok {}", "Response #2 err GenericError: no"]);
+    assert_eq!(
+        brief,
+        ["Response #1 ok {}", "Response #2 err GenericError: no"]
+    );
 
     // The request itself: no arguments member unless a mode is given.
-    rec.assert_tx(b"{\"execute\":\"guest-shutdown\",\"id\":1}\n{\"execute\":\"guest-ping\",\"id\":2}\n");
+    rec.assert_tx(
+        b"{\"execute\":\"guest-shutdown\",\"id\":1}\n{\"execute\":\"guest-ping\",\"id\":2}\n",
+    );
 }
 
 #[test]

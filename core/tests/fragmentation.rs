@@ -35,7 +35,11 @@ fn setup_for(vector: &Vector) -> Setup {
 
 #[test]
 fn every_vector_with_small_receive_buffers() {
-    let sizes: &[usize] = if cfg!(miri) { &[256] } else { &[160, 256, 512, 1024] };
+    let sizes: &[usize] = if cfg!(miri) {
+        &[256]
+    } else {
+        &[160, 256, 512, 1024]
+    };
     for vector in ALL {
         if cfg!(miri) && vector.s2c.len() > 4096 {
             continue;
@@ -56,7 +60,11 @@ fn every_vector_with_small_receive_buffers() {
             };
             check_splits::<32>(&setup, &scenario, &whole, &points);
             let last = whole.brief().pop().unwrap_or_default();
-            assert!(last.starts_with("Closed"), "{} rx {rx}: {last}", vector.name);
+            assert!(
+                last.starts_with("Closed"),
+                "{} rx {rx}: {last}",
+                vector.name
+            );
         }
     }
 }
@@ -89,7 +97,12 @@ fn many_small_messages_in_one_read_into_a_small_buffer() {
 #[test]
 fn random_fragments_with_many_seeds() {
     let seeds = if cfg!(miri) { 2 } else { 200 };
-    for name in ["18-pretty", "40-qga-session", "10-parser-reset", "15-job-blockdev-create"] {
+    for name in [
+        "18-pretty",
+        "40-qga-session",
+        "10-parser-reset",
+        "15-job-blockdev-create",
+    ] {
         let vector = Vector::get(name);
         let setup = setup_for(&vector).rx(512);
         let scenario = |h: &mut support::H<'_>| {
@@ -116,7 +129,10 @@ fn oob_session_with_split_transmit_and_receive() {
         .drop_message(1)
         .strip(2)
         .send(&v, &[2, 3, 4, 5, 6]);
-    let setup = Setup::qmp().config(Config::qmp().with_oob(true)).rx(256).tx(64);
+    let setup = Setup::qmp()
+        .config(Config::qmp().with_oob(true))
+        .rx(256)
+        .tx(64);
     let rec = setup.check(|h| {
         h.feed(&s.s2c_range(0..3));
         h.send(s.requests());
@@ -128,19 +144,35 @@ fn oob_session_with_split_transmit_and_receive() {
 #[test]
 fn harness_rewrites_ids_splits_messages_and_minifies() {
     assert_eq!(
-        with_id(b"{\"return\": {}, \"id\": \"st\"}\r\n", Some(7), Style::Server),
+        with_id(
+            b"{\"return\": {}, \"id\": \"st\"}\r\n",
+            Some(7),
+            Style::Server
+        ),
         b"{\"return\": {}, \"id\": 7}\r\n"
     );
     assert_eq!(
-        with_id(b"{\"id\": \"e1\", \"error\": {\"class\": \"X\"}}\r\n", None, Style::Server),
+        with_id(
+            b"{\"id\": \"e1\", \"error\": {\"class\": \"X\"}}\r\n",
+            None,
+            Style::Server
+        ),
         b"{\"error\": {\"class\": \"X\"}}\r\n"
     );
     assert_eq!(
-        with_id(b"{\"return\": {}, \"id\": \"neg\"}\r\n", None, Style::Server),
+        with_id(
+            b"{\"return\": {}, \"id\": \"neg\"}\r\n",
+            None,
+            Style::Server
+        ),
         b"{\"return\": {}}\r\n"
     );
     assert_eq!(
-        with_id(b"{\"error\": {\"class\": \"X\"}}\r\n", Some(3), Style::Server),
+        with_id(
+            b"{\"error\": {\"class\": \"X\"}}\r\n",
+            Some(3),
+            Style::Server
+        ),
         b"{\"id\": 3, \"error\": {\"class\": \"X\"}}\r\n"
     );
     assert_eq!(
@@ -157,7 +189,10 @@ fn harness_rewrites_ids_splits_messages_and_minifies() {
     );
     assert_eq!(
         split_messages(b"{\"a\": \"}\"}\r\n\xff{\"b\": [1]}\n  "),
-        vec![b"{\"a\": \"}\"}\r\n".to_vec(), b"\xff{\"b\": [1]}\n  ".to_vec()]
+        vec![
+            b"{\"a\": \"}\"}\r\n".to_vec(),
+            b"\xff{\"b\": [1]}\n  ".to_vec()
+        ]
     );
     assert_eq!(minify(b"{\r\n    \"a b\": [\r\n 1 ]\r\n}"), "{\"a b\":[1]}");
 }

@@ -10,7 +10,8 @@ use support::vectors::Vector;
 use support::{ms, Setup};
 
 fn sync_line(value: u64) -> Vec<u8> {
-    let request = format!("{{\"execute\":\"guest-sync-delimited\",\"arguments\":{{\"id\":{value}}}}}\n");
+    let request =
+        format!("{{\"execute\":\"guest-sync-delimited\",\"arguments\":{{\"id\":{value}}}}}\n");
     [&[0xFF][..], request.as_bytes()].concat()
 }
 
@@ -78,7 +79,11 @@ fn commands_before_the_sync_are_answered_and_commands_during_it_are_held() {
         assert_eq!(during.get(), 3);
         assert_eq!(
             h.transmitted(),
-            [&b"{\"execute\":\"guest-ping\",\"id\":1}\n"[..], &sync_line(5)].concat(),
+            [
+                &b"{\"execute\":\"guest-ping\",\"id\":1}\n"[..],
+                &sync_line(5)
+            ]
+            .concat(),
             "the command executed during the sync waits"
         );
         // The agent answers the ping (sent before the sync), then the sync.
@@ -93,7 +98,8 @@ fn commands_before_the_sync_are_answered_and_commands_during_it_are_held() {
 
 #[test]
 fn sync_timeout_releases_held_commands() {
-    let setup = Setup::guest_agent().config(Config::guest_agent().with_command_timeout(Some(ms(1_000))));
+    let setup =
+        Setup::guest_agent().config(Config::guest_agent().with_command_timeout(Some(ms(1_000))));
     let rec = setup.check(|h| {
         h.sync(5);
         h.set_time(500);
@@ -101,7 +107,9 @@ fn sync_timeout_releases_held_commands() {
         assert_eq!(h.transmitted(), sync_line(5));
         h.advance_to(1_000);
         assert!(!h.client.is_syncing());
-        assert!(h.transmitted().ends_with(b"{\"execute\":\"guest-ping\",\"id\":2}\n"));
+        assert!(h
+            .transmitted()
+            .ends_with(b"{\"execute\":\"guest-ping\",\"id\":2}\n"));
         h.feed(b"{\"return\": {}, \"id\": 2}\n");
     });
     rec.assert_events(&["CommandFailed #1 TimedOut", "Response #2 ok {}"]);
@@ -111,7 +119,8 @@ fn sync_timeout_releases_held_commands() {
 fn sync_reply_after_its_timeout_is_dropped_and_counted_as_late() {
     // The resolution guarantee (client module docs): a reply that arrives after its
     // command timed out is dropped and counted in `late_replies`; it never reaches anyone.
-    let setup = Setup::guest_agent().config(Config::guest_agent().with_command_timeout(Some(ms(1_000))));
+    let setup =
+        Setup::guest_agent().config(Config::guest_agent().with_command_timeout(Some(ms(1_000))));
     let rec = setup.check(|h| {
         h.sync(5);
         h.advance_to(1_000);
@@ -143,9 +152,13 @@ fn cancelling_the_sync_stops_holding_commands() {
         let sync = h.sync(5);
         h.execute(&GuestPing);
         assert!(h.cancel(sync));
-        assert!(!h.client.is_syncing(), "still syncing after the sync was cancelled");
         assert!(
-            h.transmitted().ends_with(b"{\"execute\":\"guest-ping\",\"id\":2}\n"),
+            !h.client.is_syncing(),
+            "still syncing after the sync was cancelled"
+        );
+        assert!(
+            h.transmitted()
+                .ends_with(b"{\"execute\":\"guest-ping\",\"id\":2}\n"),
             "the held command was not released"
         );
     });
@@ -180,7 +193,8 @@ fn a_sync_reply_shows_earlier_silent_commands_finished() {
     // Client module docs: a silent command is resolved as a success by "a reply to a
     // *later* command (the agent answers strictly in order)". The sync is a later command
     // with its own id, answered in order.
-    let setup = Setup::guest_agent().config(Config::guest_agent().with_command_timeout(Some(ms(2_000))));
+    let setup =
+        Setup::guest_agent().config(Config::guest_agent().with_command_timeout(Some(ms(2_000))));
     let rec = setup.check(|h| {
         h.execute(&GuestSuspendDisk);
         h.set_time(1_000);

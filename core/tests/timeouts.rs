@@ -32,7 +32,11 @@ fn poll_timeout_is_the_earliest_deadline() {
         assert_eq!(h.client.poll_timeout(), at(10_000));
         h.set_time(1_000);
         h.feed(ready());
-        assert_eq!(h.client.poll_timeout(), None, "no greeting deadline once greeted");
+        assert_eq!(
+            h.client.poll_timeout(),
+            None,
+            "no greeting deadline once greeted"
+        );
         h.set_time(2_000);
         let a = h.execute(&QueryStatus);
         assert_eq!(h.client.poll_timeout(), at(32_000));
@@ -86,18 +90,27 @@ fn handle_timeout_fires_at_the_deadline_not_a_microsecond_before() {
 
 #[test]
 fn late_error_replies_are_dropped_too_and_other_replies_still_match() {
-    let rec = Setup::qmp().config(Config::qmp().with_command_timeout(Some(ms(100)))).check(|h| {
-        h.feed(ready());
-        h.execute(&QueryStatus);
-        h.set_time(50);
-        h.execute(&QueryStatus);
-        h.advance_to(100);
-        h.feed(b"{\"id\": 1, \"error\": {\"class\": \"GenericError\", \"desc\": \"late\"}}\r\n");
-        h.feed(b"{\"return\": {}, \"id\": 2}\r\n");
-        // Twice late: still only counted.
-        h.feed(b"{\"return\": {}, \"id\": 1}\r\n");
-    });
-    rec.assert_events(&[GREETING, "Ready", "CommandFailed #1 TimedOut", "Response #2 ok {}"]);
+    let rec = Setup::qmp()
+        .config(Config::qmp().with_command_timeout(Some(ms(100))))
+        .check(|h| {
+            h.feed(ready());
+            h.execute(&QueryStatus);
+            h.set_time(50);
+            h.execute(&QueryStatus);
+            h.advance_to(100);
+            h.feed(
+                b"{\"id\": 1, \"error\": {\"class\": \"GenericError\", \"desc\": \"late\"}}\r\n",
+            );
+            h.feed(b"{\"return\": {}, \"id\": 2}\r\n");
+            // Twice late: still only counted.
+            h.feed(b"{\"return\": {}, \"id\": 1}\r\n");
+        });
+    rec.assert_events(&[
+        GREETING,
+        "Ready",
+        "CommandFailed #1 TimedOut",
+        "Response #2 ok {}",
+    ]);
     assert_eq!(rec.stats.late_replies, 2);
 }
 

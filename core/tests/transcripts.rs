@@ -27,7 +27,8 @@ use support::{json_text, Setup};
 const GREETING: &str = "Greeting 10.0.2 [oob] \"Debian 1:10.0.2+ds-2+deb13u1~bpo12+1\"";
 const VERSION: &str = "{\"qemu\":{\"micro\":2,\"minor\":0,\"major\":10},\"package\":\"Debian 1:10.0.2+ds-2+deb13u1~bpo12+1\"}";
 const NEGOTIATE: &[u8] = b"{\"execute\":\"qmp_capabilities\"}\n";
-const NEGOTIATE_OOB: &[u8] = b"{\"execute\":\"qmp_capabilities\",\"arguments\":{\"enable\":[\"oob\"]}}\n";
+const NEGOTIATE_OOB: &[u8] =
+    b"{\"execute\":\"qmp_capabilities\",\"arguments\":{\"enable\":[\"oob\"]}}\n";
 
 fn response_ok(id: u64, value: &str) -> String {
     format!("Response #{id} ok {value}")
@@ -108,7 +109,10 @@ fn v04_commands_before_negotiation_are_held_until_ready() {
     ]);
     let rec = Setup::qmp().check(|h| {
         h.send(s.requests());
-        assert!(h.transmitted().is_empty(), "nothing is sent before the greeting");
+        assert!(
+            h.transmitted().is_empty(),
+            "nothing is sent before the greeting"
+        );
         assert_eq!(h.client.in_flight(), 2);
         h.feed(&server);
     });
@@ -158,7 +162,10 @@ fn v04_second_qmp_capabilities_is_an_ordinary_error_reply() {
         "Response #1 err CommandNotFound: Capabilities negotiation is already complete, command ignored",
     ]);
     assert_eq!(rec.state, State::Ready);
-    rec.assert_tx(&cat(&[NEGOTIATE, b"{\"execute\":\"qmp_capabilities\",\"id\":1}\n"]));
+    rec.assert_tx(&cat(&[
+        NEGOTIATE,
+        b"{\"execute\":\"qmp_capabilities\",\"id\":1}\n",
+    ]));
 }
 
 #[test]
@@ -179,7 +186,10 @@ fn v05_query_version_with_and_without_id_and_empty_arguments() {
     );
     let raw = rec.response(qmp_core::client::CommandId::new(1));
     let decoded = QueryVersion::decode_response(RawJson::parse(raw.as_bytes()).unwrap()).unwrap();
-    assert_eq!((decoded.qemu.major, decoded.qemu.minor, decoded.qemu.micro), (10, 0, 2));
+    assert_eq!(
+        (decoded.qemu.major, decoded.qemu.minor, decoded.qemu.micro),
+        (10, 0, 2)
+    );
     assert_eq!(decoded.package, "Debian 1:10.0.2+ds-2+deb13u1~bpo12+1");
 }
 
@@ -226,14 +236,18 @@ fn v07_schema_fits_a_256_kib_receive_buffer() {
         h.feed(&s.s2c());
     };
     let rec = setup.run(support::Split::Whole, scenario);
-    let points = support::sampled_split_points(&boundaries(&v.messages()), setup.rx, rec.fed, 24, 1499);
+    let points =
+        support::sampled_split_points(&boundaries(&v.messages()), setup.rx, rec.fed, 24, 1499);
     support::check_splits::<32>(&setup, &scenario, &rec, &points);
     rec.assert_events(&[GREETING, "Ready", "Response #1 ok <105045 bytes>"]);
     rec.assert_tx(&cat(&[v.line(0), s.tx()]));
     // The value is delivered exactly as sent.
     let message = v.message(2);
     let value = json_text::member(&message, "return").unwrap();
-    assert_eq!(rec.response(qmp_core::client::CommandId::new(1)).as_bytes(), value);
+    assert_eq!(
+        rec.response(qmp_core::client::CommandId::new(1)).as_bytes(),
+        value
+    );
     assert_eq!(message.len(), 116_875 + 2);
 }
 
@@ -250,7 +264,8 @@ fn v07_schema_larger_than_a_4_kib_receive_buffer_fails_only_that_command() {
         h.feed(&server);
     };
     let rec = setup.run(support::Split::Whole, scenario);
-    let points = support::sampled_split_points(&boundaries(&v.messages()), setup.rx, rec.fed, 24, 1499);
+    let points =
+        support::sampled_split_points(&boundaries(&v.messages()), setup.rx, rec.fed, 24, 1499);
     support::check_splits::<32>(&setup, &scenario, &rec, &points);
     // The reply is 116,875 bytes as captured, 7 fewer with our id 1 instead of "schema".
     rec.assert_events(&[
@@ -434,7 +449,10 @@ fn v14_blockdev_add_and_escaped_json_in_strings() {
         .and_then(|image| image.get("filename"))
         .and_then(|f| f.as_json_str())
         .unwrap();
-    assert_eq!(filename, "json:{\"driver\": \"null-co\", \"size\": 1048576}");
+    assert_eq!(
+        filename,
+        "json:{\"driver\": \"null-co\", \"size\": 1048576}"
+    );
 }
 
 fn job(status: &str, id: &str) -> String {
@@ -477,7 +495,8 @@ fn v16_mirror_job_events_and_auto_dismiss() {
         h.send(s.requests());
         h.feed(&s.s2c());
     });
-    let block = "{\"device\":\"m0\",\"len\":4194304,\"offset\":4194304,\"speed\":0,\"type\":\"mirror\"}";
+    let block =
+        "{\"device\":\"m0\",\"len\":4194304,\"offset\":4194304,\"speed\":0,\"type\":\"mirror\"}";
     rec.assert_events(&as_strs(&[
         GREETING.into(),
         "Ready".into(),
@@ -566,12 +585,17 @@ fn v18_pretty_output_gives_the_same_events_as_compact() {
     // The pretty query-commands reply is the compact one of vector 06, whitespace aside.
     let pretty = rec.response(qmp_core::client::CommandId::new(3));
     let v6 = Vector::get("06-query-commands");
-    let compact = json_text::member(&v6.message(2), "return").unwrap().to_vec();
+    let compact = json_text::member(&v6.message(2), "return")
+        .unwrap()
+        .to_vec();
     assert_eq!(
         json_text::minify(pretty.as_bytes()),
         json_text::minify(&compact)
     );
-    assert!(pretty.contains("\r\n"), "the value is delivered as sent, CRLFs included");
+    assert!(
+        pretty.contains("\r\n"),
+        "the value is delivered as sent, CRLFs included"
+    );
 }
 
 #[test]
@@ -670,8 +694,15 @@ fn v21_second_client_times_out_waiting_for_the_greeting() {
         h.feed(v.s2c);
         assert!(h.refused_input);
     });
-    rec.assert_events(&["CommandFailed #1 ConnectionClosed", "Closed GreetingTimedOut"]);
-    assert!(rec.tx.is_empty(), "nothing was ever sent: {:?}", rec.tx_text());
+    rec.assert_events(&[
+        "CommandFailed #1 ConnectionClosed",
+        "Closed GreetingTimedOut",
+    ]);
+    assert!(
+        rec.tx.is_empty(),
+        "nothing was ever sent: {:?}",
+        rec.tx_text()
+    );
 }
 
 #[test]
@@ -950,7 +981,9 @@ fn v40_guest_agent_session() {
     let info = GuestInfo::decode_response(RawJson::parse(raw.as_bytes()).unwrap()).unwrap();
     assert_eq!(info.version, "10.0.2");
     let commands: Vec<_> = info.supported_commands.iter().map(Result::unwrap).collect();
-    assert!(commands.iter().any(|c| c.name == "guest-sync-delimited" && c.enabled));
+    assert!(commands
+        .iter()
+        .any(|c| c.name == "guest-sync-delimited" && c.enabled));
     assert!(commands
         .iter()
         .any(|c| c.name == "guest-shutdown" && !c.success_response));
@@ -999,7 +1032,10 @@ fn every_vector_replays_verbatim_identically_at_every_split() {
         };
         support::check_splits::<32>(&setup, &scenario, &whole, &points);
         assert!(
-            whole.brief().last().is_some_and(|e| e.starts_with("Closed")),
+            whole
+                .brief()
+                .last()
+                .is_some_and(|e| e.starts_with("Closed")),
             "{name}: {:?}",
             whole.brief()
         );

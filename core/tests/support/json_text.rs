@@ -137,9 +137,7 @@ pub(crate) enum Style {
 pub(crate) fn with_id(text: &[u8], id: Option<u64>, style: Style) -> Vec<u8> {
     let open = object_start(text);
     let (spans, close) = members(text, open);
-    let existing = spans
-        .iter()
-        .position(|s| &text[s.key.0..s.key.1] == b"id");
+    let existing = spans.iter().position(|s| &text[s.key.0..s.key.1] == b"id");
     let mut out = Vec::with_capacity(text.len() + 16);
     match (existing, id) {
         (Some(index), Some(id)) => {

@@ -212,7 +212,10 @@ impl Setup {
     }
 
     /// [`Setup::check`] with in-flight capacity `N`.
-    pub(crate) fn check_n<const N: usize, F: Fn(&mut Harness<'_, N>)>(&self, scenario: F) -> Record {
+    pub(crate) fn check_n<const N: usize, F: Fn(&mut Harness<'_, N>)>(
+        &self,
+        scenario: F,
+    ) -> Record {
         check_fragmentation::<N>(self, &scenario)
     }
 }
@@ -255,7 +258,11 @@ pub(crate) fn sampled_split_points(
     points.insert(fed);
     if cfg!(miri) {
         let all: Vec<usize> = points.into_iter().collect();
-        return all.iter().step_by((all.len() / 8).max(1)).copied().collect();
+        return all
+            .iter()
+            .step_by((all.len() / 8).max(1))
+            .copied()
+            .collect();
     }
     points.into_iter().collect()
 }
@@ -291,7 +298,11 @@ pub(crate) fn check_splits<const N: usize>(
     for &seed in seeds {
         for max in [7, 300] {
             let random = setup.run_n(Split::Random { seed, max }, scenario);
-            assert_same(whole, &random, &format!("random fragments seed {seed} max {max}"));
+            assert_same(
+                whole,
+                &random,
+                &format!("random fragments seed {seed} max {max}"),
+            );
         }
     }
 }
@@ -317,8 +328,14 @@ fn assert_same(whole: &Record, other: &Record, how: &str) {
         other.tx_text()
     );
     assert_eq!(whole.stats, other.stats, "stats differ when fed {how}");
-    assert_eq!(whole.state, other.state, "final state differs when fed {how}");
-    assert_eq!(whole.epilogue, other.epilogue, "epilogue differs when fed {how}");
+    assert_eq!(
+        whole.state, other.state,
+        "final state differs when fed {how}"
+    );
+    assert_eq!(
+        whole.epilogue, other.epilogue,
+        "epilogue differs when fed {how}"
+    );
 }
 
 /// A small deterministic generator (xorshift64*).
@@ -434,7 +451,7 @@ impl<'b, const N: usize> Harness<'b, N> {
         let mut stalls = 0;
         while !rest.is_empty() {
             let zero_copy = match self.split {
-                Split::Random { .. } => self.rng.next_u64() % 2 == 0,
+                Split::Random { .. } => self.rng.next_u64() & 1 == 0,
                 _ => false,
             };
             let taken = if zero_copy {
@@ -506,12 +523,12 @@ impl<'b, const N: usize> Harness<'b, N> {
         self.drain();
     }
 
-    fn issued(&mut self, result: Result<CommandId, ExecuteError>) -> Result<CommandId, ExecuteError> {
+    fn issued(
+        &mut self,
+        result: Result<CommandId, ExecuteError>,
+    ) -> Result<CommandId, ExecuteError> {
         if let Ok(id) = result {
-            assert!(
-                !self.issued.contains(&id.get()),
-                "id {id} returned twice"
-            );
+            assert!(!self.issued.contains(&id.get()), "id {id} returned twice");
             self.issued.push(id.get());
         }
         self.drain();
@@ -560,7 +577,10 @@ impl<'b, const N: usize> Harness<'b, N> {
     }
 
     /// `execute` of a typed command.
-    pub(crate) fn try_execute<C: Command>(&mut self, command: &C) -> Result<CommandId, ExecuteError> {
+    pub(crate) fn try_execute<C: Command>(
+        &mut self,
+        command: &C,
+    ) -> Result<CommandId, ExecuteError> {
         let now = self.now;
         let result = self.client.execute(now, command);
         self.issued(result)
@@ -611,8 +631,7 @@ impl<'b, const N: usize> Harness<'b, N> {
     /// Guest agent `sync`, which must succeed.
     #[track_caller]
     pub(crate) fn sync(&mut self, value: u64) -> CommandId {
-        self.try_sync(value)
-            .unwrap_or_else(|e| panic!("sync: {e}"))
+        self.try_sync(value).unwrap_or_else(|e| panic!("sync: {e}"))
     }
 
     /// Sends each request line of a [`vectors::Session`], checking the id it gets.
@@ -620,7 +639,12 @@ impl<'b, const N: usize> Harness<'b, N> {
     pub(crate) fn send(&mut self, requests: &[(Vec<u8>, u64)]) {
         for (line, id) in requests {
             let got = self.line(line);
-            assert_eq!(got.get(), *id, "unexpected id for {:?}", String::from_utf8_lossy(line));
+            assert_eq!(
+                got.get(),
+                *id,
+                "unexpected id for {:?}",
+                String::from_utf8_lossy(line)
+            );
         }
     }
 
@@ -666,7 +690,10 @@ impl<'b, const N: usize> Harness<'b, N> {
             }
             self.events.push(logged);
         }
-        assert!(self.client.poll_transmit().is_none(), "transmit not drained");
+        assert!(
+            self.client.poll_transmit().is_none(),
+            "transmit not drained"
+        );
     }
 
     /// Writes out everything `poll_transmit` offers (in random partial writes in random
@@ -719,7 +746,11 @@ impl<'b, const N: usize> Harness<'b, N> {
                 );
             }
         }
-        assert_eq!(self.client.in_flight(), 0, "commands left in flight after close");
+        assert_eq!(
+            self.client.in_flight(),
+            0,
+            "commands left in flight after close"
+        );
         if let Some(last) = epilogue.last().or(main_events.last()) {
             if self.closed == 1 {
                 assert!(
@@ -772,7 +803,10 @@ fn json_str(s: &JsonStr<'_>) -> String {
 
 fn result_forms(result: &Result<RawJson<'_>, QmpError<'_>>) -> (String, String) {
     match result {
-        Ok(value) => (format!("ok {}", full_json(value)), format!("ok {}", brief_json(value))),
+        Ok(value) => (
+            format!("ok {}", full_json(value)),
+            format!("ok {}", brief_json(value)),
+        ),
         Err(error) => {
             let text = format!("err {}", error_text(error));
             (text.clone(), text)
@@ -811,7 +845,10 @@ pub(crate) fn render(event: &Event<'_>) -> Logged {
             let name = json_str(&event.name);
             let ts = event.timestamp;
             let (full_data, brief_data) = match event.data {
-                Some(data) => (format!(" {}", full_json(&data)), format!(" {}", brief_json(&data))),
+                Some(data) => (
+                    format!(" {}", full_json(&data)),
+                    format!(" {}", brief_json(&data)),
+                ),
                 None => (String::new(), String::new()),
             };
             (

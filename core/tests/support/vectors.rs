@@ -236,7 +236,10 @@ pub(crate) fn request(line: &[u8], id: Option<u64>) -> Vec<u8> {
 
 /// Concatenates byte strings.
 pub(crate) fn cat<T: AsRef<[u8]>>(parts: &[T]) -> Vec<u8> {
-    parts.iter().flat_map(|p| p.as_ref().iter().copied()).collect()
+    parts
+        .iter()
+        .flat_map(|p| p.as_ref().iter().copied())
+        .collect()
 }
 
 /// A request line taken apart.
@@ -274,7 +277,8 @@ impl Request {
 /// The live vector directory next to the repository (`../shared/protocol/vectors`), if
 /// present: acceptance runs may add vectors there that are not copied into `tests/data`.
 pub(crate) fn shared_dir() -> Option<std::path::PathBuf> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/protocol/vectors");
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/protocol/vectors");
     dir.is_dir().then_some(dir)
 }
 
@@ -359,9 +363,9 @@ impl Session {
 
     /// The client's id for the request whose captured id is the JSON text `captured`.
     fn our_id(&self, captured: &[u8]) -> Option<u64> {
-        self.sent.iter().find_map(|(line, id)| {
-            (json_text::member(line, "id") == Some(captured)).then_some(*id)
-        })
+        self.sent
+            .iter()
+            .find_map(|(line, id)| (json_text::member(line, "id") == Some(captured)).then_some(*id))
     }
 
     /// Server message `index` as this client's session would receive it (empty if dropped).
