@@ -424,7 +424,8 @@ impl Scanner {
         self.id.value_end();
     }
 
-    /// A value ended just before `end`: returns `Some(end)` if it was the top-level one.
+    /// A value ended just before `end`: returns `Some(end)` if it was the top-level one
+    /// (and then expects the next top-level value).
     #[inline(always)]
     fn value_done(&mut self, end: usize) -> Option<usize> {
         if self.depth == 0 {
@@ -434,7 +435,8 @@ impl Scanner {
         if self.depth == 1 {
             self.member_value_end(end);
         }
-        self.expect = Expect::CommaOrClose;
+        // `self.expect` is left alone: `scan` tracks the structure by code position and
+        // records `CommaOrClose` itself if the slice runs out here.
         None
     }
 
@@ -514,6 +516,7 @@ impl Scanner {
                     self.expect = Expect::Colon;
                     Ok(None)
                 } else {
+                    self.expect = Expect::CommaOrClose;
                     Ok(self.value_done(after))
                 }
             }
@@ -521,6 +524,10 @@ impl Scanner {
     }
 
     /// Scans `data` from `pos`. See [`Step`].
+    ///
+    /// The structure is followed by code position (value, then "after value", with keys
+    /// and colons inline), not by dispatching on [`Expect`] for every byte: `self.expect`
+    /// is read once on entry and written only when the slice runs out.
     pub(crate) fn scan(&mut self, data: &[u8], mut pos: usize) -> Step {
         if self.token != Token::None {
             match self.resume_token(data, &mut pos) {
@@ -529,112 +536,68 @@ impl Scanner {
                 Err(step) => return step,
             }
         }
+        // Entry: where in the structure the previous slice stopped.
+        let mut after_value = false;
+        let mut close_allowed = false;
+        match self.expect {
+            Expect::TopValue | Expect::Value => {}
+            Expect::ValueOrClose => close_allowed = true,
+            Expect::CommaOrClose => after_value = true,
+            Expect::Colon => match self.colon(data, pos) {
+                Ok(after) => pos = after,
+                Err(step) => return step,
+            },
+            Expect::Key => match self.member_key(data, pos) {
+                Ok(after) => pos = after,
+                Err(step) => return step,
+            },
+            Expect::KeyOrClose => {
+                pos = skip_ws(data, pos);
+                match data.get(pos) {
+                    None => return Step::NeedMore,
+                    Some(b'}') => {
+                        pos += 1;
+                        self.depth = self.depth.saturating_sub(1);
+                        if let Some(end) = self.value_done(pos) {
+                            return Step::ValueEnd { end };
+                        }
+                        after_value = true;
+                    }
+                    Some(_) => match self.member_key(data, pos) {
+                        Ok(after) => pos = after,
+                        Err(step) => return step,
+                    },
+                }
+            }
+        }
         loop {
-            let Some(&byte) = data.get(pos) else {
-                return Step::NeedMore;
-            };
-            if is_whitespace(byte) {
-                pos = skip_whitespace_run(data, pos + 1);
-                continue;
-            }
-            if byte == 0xFF {
-                self.reset();
-                return Step::Sentinel { at: pos };
-            }
-            match self.expect {
-                Expect::Colon => {
-                    if byte != b':' {
-                        return unexpected(byte, pos);
-                    }
-                    self.expect = Expect::Value;
-                    pos += 1;
-                }
-                Expect::CommaOrClose => match byte {
-                    b',' => {
-                        self.expect = if self.in_object() {
-                            Expect::Key
-                        } else {
-                            Expect::Value
-                        };
-                        pos += 1;
-                    }
-                    b'}' | b']' => {
-                        if (byte == b'}') != self.in_object() {
-                            return unexpected(byte, pos);
-                        }
-                        pos += 1;
-                        self.depth = self.depth.saturating_sub(1);
-                        if let Some(end) = self.value_done(pos) {
-                            return Step::ValueEnd { end };
-                        }
-                    }
-                    _ => return unexpected(byte, pos),
-                },
-                Expect::Key | Expect::KeyOrClose => {
-                    if byte == b'"' {
-                        if self.depth == 1 {
-                            self.member_key_start(pos);
-                        }
-                        let mut state = StringState::Plain;
-                        match self.string_token(data, pos + 1, &mut state) {
-                            TokenEnd::Done(after) => {
-                                if self.depth == 1 {
-                                    self.member_key_end(after);
-                                }
-                                self.expect = Expect::Colon;
-                                pos = after;
-                            }
-                            other => {
-                                self.token = Token::String { key: true, state };
-                                return self.token_step(other);
-                            }
-                        }
-                    } else if byte == b'}' && self.expect == Expect::KeyOrClose {
-                        pos += 1;
-                        self.depth = self.depth.saturating_sub(1);
-                        if let Some(end) = self.value_done(pos) {
-                            return Step::ValueEnd { end };
-                        }
+            if !after_value {
+                // A value (or `]` right after `[`).
+                pos = skip_ws(data, pos);
+                let Some(&byte) = data.get(pos) else {
+                    self.expect = if self.depth == 0 {
+                        Expect::TopValue
+                    } else if close_allowed {
+                        Expect::ValueOrClose
                     } else {
-                        return unexpected(byte, pos);
+                        Expect::Value
+                    };
+                    return Step::NeedMore;
+                };
+                if byte == b']' && close_allowed {
+                    pos += 1;
+                    self.depth = self.depth.saturating_sub(1);
+                    if let Some(end) = self.value_done(pos) {
+                        return Step::ValueEnd { end };
                     }
-                }
-                Expect::Value | Expect::ValueOrClose | Expect::TopValue => {
-                    if byte == b']' && self.expect == Expect::ValueOrClose {
-                        pos += 1;
-                        self.depth = self.depth.saturating_sub(1);
-                        if let Some(end) = self.value_done(pos) {
-                            return Step::ValueEnd { end };
-                        }
-                        continue;
-                    }
+                } else {
+                    close_allowed = false;
                     if self.depth == 0 {
                         self.begin_top(pos, byte);
                     } else if self.depth == 1 {
                         self.member_value_start(pos, byte);
                     }
                     match byte {
-                        b'{' | b'[' => {
-                            if self.depth >= self.max_depth {
-                                return Step::Error {
-                                    kind: JsonErrorKind::TooDeep {
-                                        limit: self.max_depth,
-                                    },
-                                    at: pos,
-                                };
-                            }
-                            let bit = 1u64 << (self.depth & 63);
-                            let word = &mut self.containers[(self.depth >> 6) & 3];
-                            if byte == b'{' {
-                                *word |= bit;
-                                self.expect = Expect::KeyOrClose;
-                            } else {
-                                *word &= !bit;
-                                self.expect = Expect::ValueOrClose;
-                            }
-                            self.depth += 1;
-                            pos += 1;
-                        }
                         b'"' => {
                             let mut state = StringState::Plain;
                             match self.string_token(data, pos + 1, &mut state) {
@@ -649,6 +612,40 @@ impl Scanner {
                                     return self.token_step(other);
                                 }
                             }
+                        }
+                        b'{' => {
+                            if let Err(step) = self.open(true, pos) {
+                                return step;
+                            }
+                            pos = skip_ws(data, pos + 1);
+                            match data.get(pos) {
+                                Some(b'}') => {
+                                    pos += 1;
+                                    self.depth = self.depth.saturating_sub(1);
+                                    if let Some(end) = self.value_done(pos) {
+                                        return Step::ValueEnd { end };
+                                    }
+                                }
+                                Some(_) => {
+                                    match self.member_key(data, pos) {
+                                        Ok(after) => pos = after,
+                                        Err(step) => return step,
+                                    }
+                                    continue;
+                                }
+                                None => {
+                                    self.expect = Expect::KeyOrClose;
+                                    return Step::NeedMore;
+                                }
+                            }
+                        }
+                        b'[' => {
+                            if let Err(step) = self.open(false, pos) {
+                                return step;
+                            }
+                            pos += 1;
+                            close_allowed = true;
+                            continue;
                         }
                         b'-' | b'0'..=b'9' => {
                             let mut state = match byte {
@@ -688,10 +685,117 @@ impl Scanner {
                                 }
                             }
                         }
-                        _ => return unexpected(byte, pos),
+                        _ => return self.bad_byte(byte, pos),
                     }
                 }
             }
+            after_value = false;
+            // After a value inside a container: `,` or the container's close.
+            loop {
+                pos = skip_ws(data, pos);
+                let Some(&byte) = data.get(pos) else {
+                    self.expect = Expect::CommaOrClose;
+                    return Step::NeedMore;
+                };
+                match byte {
+                    b',' => {
+                        if self.in_object() {
+                            match self.member_key(data, pos + 1) {
+                                Ok(after) => pos = after,
+                                Err(step) => return step,
+                            }
+                        } else {
+                            pos += 1;
+                        }
+                        break;
+                    }
+                    b'}' | b']' if (byte == b'}') == self.in_object() => {
+                        pos += 1;
+                        self.depth = self.depth.saturating_sub(1);
+                        if let Some(end) = self.value_done(pos) {
+                            return Step::ValueEnd { end };
+                        }
+                    }
+                    _ => return self.bad_byte(byte, pos),
+                }
+            }
+        }
+    }
+
+    /// Opens a container at `pos`, unless that exceeds the depth limit.
+    #[inline(always)]
+    fn open(&mut self, is_object: bool, pos: usize) -> Result<(), Step> {
+        if self.depth >= self.max_depth {
+            return Err(Step::Error {
+                kind: JsonErrorKind::TooDeep {
+                    limit: self.max_depth,
+                },
+                at: pos,
+            });
+        }
+        let bit = 1u64 << (self.depth & 63);
+        let word = &mut self.containers[(self.depth >> 6) & 3];
+        if is_object {
+            *word |= bit;
+        } else {
+            *word &= !bit;
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    /// A key, then its colon, from `pos` (whitespace allowed before each). Returns the
+    /// position after the colon; on running out, records where it stopped.
+    #[inline(always)]
+    fn member_key(&mut self, data: &[u8], pos: usize) -> Result<usize, Step> {
+        let pos = skip_ws(data, pos);
+        let Some(&byte) = data.get(pos) else {
+            self.expect = Expect::Key;
+            return Err(Step::NeedMore);
+        };
+        if byte != b'"' {
+            return Err(self.bad_byte(byte, pos));
+        }
+        if self.depth == 1 {
+            self.member_key_start(pos);
+        }
+        let mut state = StringState::Plain;
+        match self.string_token(data, pos + 1, &mut state) {
+            TokenEnd::Done(after) => {
+                if self.depth == 1 {
+                    self.member_key_end(after);
+                }
+                self.colon(data, after)
+            }
+            other => {
+                self.token = Token::String { key: true, state };
+                Err(self.token_step(other))
+            }
+        }
+    }
+
+    /// The colon after a key, from `pos`. Returns the position after it.
+    #[inline(always)]
+    fn colon(&mut self, data: &[u8], pos: usize) -> Result<usize, Step> {
+        let pos = skip_ws(data, pos);
+        match data.get(pos) {
+            Some(b':') => Ok(pos + 1),
+            Some(&byte) => Err(self.bad_byte(byte, pos)),
+            None => {
+                self.expect = Expect::Colon;
+                Err(Step::NeedMore)
+            }
+        }
+    }
+
+    /// A byte that does not fit: the sentinel, or an error.
+    #[cold]
+    fn bad_byte(&mut self, byte: u8, at: usize) -> Step {
+        if byte == 0xFF {
+            self.reset();
+            Step::Sentinel { at }
+        } else {
+            unexpected(byte, at)
         }
     }
 
@@ -717,13 +821,34 @@ fn unexpected(byte: u8, at: usize) -> Step {
     }
 }
 
-/// Skips whitespace from `pos`, eight spaces at a time on indentation runs.
+/// Skips whitespace from `pos`: the usual single space inline, longer runs (indentation)
+/// eight spaces at a time.
 #[inline(always)]
-fn skip_whitespace_run(data: &[u8], mut pos: usize) -> usize {
-    while load(data, pos) == Some(ONES * b' ' as u64) {
-        pos += 8;
+fn skip_ws(data: &[u8], mut pos: usize) -> usize {
+    match data.get(pos) {
+        Some(&byte) if byte > b' ' => return pos,
+        Some(b' ') => pos += 1,
+        _ => {}
     }
-    skip_whitespace(data, pos)
+    match data.get(pos) {
+        Some(&byte) if byte > b' ' => pos,
+        _ => skip_whitespace_run(data, pos),
+    }
+}
+
+/// Skips a whitespace run from `pos`, eight spaces at a time on indentation.
+#[cold]
+fn skip_whitespace_run(data: &[u8], mut pos: usize) -> usize {
+    loop {
+        if load(data, pos) == Some(ONES * b' ' as u64) {
+            pos += 8;
+            continue;
+        }
+        match data.get(pos) {
+            Some(&byte) if is_whitespace(byte) => pos += 1,
+            _ => return pos,
+        }
+    }
 }
 
 /// The accepted range of the second byte and the number of continuation bytes for a UTF-8
