@@ -137,6 +137,7 @@ mod tests {
             DecodeError::NotAnArray
         );
         let empty = LazyArray::<RawJson<'_>>::new(RawJson::parse(b"[]").unwrap()).unwrap();
-        assert!(empty.is_empty() && empty.len() == 0);
+        assert!(empty.is_empty());
+        assert_eq!(empty.iter().count(), 0);
     }
 }
