@@ -12,6 +12,7 @@
 //! | 10 | connection problem: cannot connect, connection lost, not a QMP server |
 //! | 11 | timeout: no reply in time; `events --count`/`watch` ran out of time |
 //! | 12 | QEMU could not be started (no target, or `--launch`) |
+//! | 130 | interrupted (Ctrl-C, `SIGTERM`, `SIGHUP`) |
 
 use core::fmt;
 
@@ -29,7 +30,8 @@ Exit codes:
    6  any other QMP error class
   10  connection problem (cannot connect, connection lost, not a QMP server)
   11  timeout (no reply in time; events --count or watch ran out of time)
-  12  QEMU could not be started (no target given, or --launch)";
+  12  QEMU could not be started (no target given, or --launch)
+ 130  interrupted (Ctrl-C, SIGTERM or SIGHUP)";
 
 /// Why `qmp` stops with a non-zero exit code.
 #[derive(Debug)]
@@ -170,7 +172,7 @@ mod tests {
 
     #[test]
     fn the_help_table_lists_every_code() {
-        for code in [0, 1, 2, 3, 4, 5, 6, 10, 11, 12] {
+        for code in [0, 1, 2, 3, 4, 5, 6, 10, 11, 12, 130] {
             assert!(
                 EXIT_CODES_HELP.contains(&format!("{code:>4}  ")),
                 "code {code} missing"

@@ -15,6 +15,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -147,6 +148,8 @@ impl LaunchedQemu {
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(log_copy)
+            // Its own process group: Ctrl-C reaches qmp, which stops QEMU in order.
+            .process_group(0)
             .spawn()
             .map_err(|error| {
                 Failure::Launch(format!(

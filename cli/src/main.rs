@@ -7,6 +7,7 @@
 
 mod arguments;
 mod exit;
+mod interrupt;
 mod launch;
 mod options;
 mod output;
@@ -41,6 +42,10 @@ fn main() -> ExitCode {
     cli.target.launch_command = launch_command;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(_) if interrupt::interrupted() => {
+            eprintln!("qmp: interrupted");
+            ExitCode::from(interrupt::INTERRUPTED_EXIT_CODE)
+        }
         Err(failure) => {
             eprintln!("qmp: {failure}");
             ExitCode::from(failure.exit_code())
@@ -63,19 +68,19 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Some(Subcommands::Schema(args)) => {
-            let session = Session::open(&cli.target, reply_timeout)?;
+            let session = open(&cli.target, reply_timeout)?;
             schema_command(&session, &args, style)
         }
         Some(Subcommands::Events(args)) => {
-            let session = Session::open(&cli.target, reply_timeout)?;
+            let session = open(&cli.target, reply_timeout)?;
             events_command(&session, &args)
         }
         Some(Subcommands::Watch(args)) => {
-            let session = Session::open(&cli.target, reply_timeout)?;
+            let session = open(&cli.target, reply_timeout)?;
             watch::run(&session, &args)
         }
         Some(Subcommands::Shell(args)) => {
-            let session = Session::open(&cli.target, reply_timeout)?;
+            let session = open(&cli.target, reply_timeout)?;
             shell::run(&session, &args, style)
         }
         None => {
@@ -87,12 +92,19 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 )));
             };
             let arguments = one_shot_arguments(cli.args.as_deref(), &cli.words)?;
-            let session = Session::open(&cli.target, reply_timeout)?;
+            let session = open(&cli.target, reply_timeout)?;
             let value = session.execute(&command, &arguments)?;
             print_value(&value, style);
             Ok(())
         }
     }
+}
+
+/// Connects (or launches), then lets Ctrl-C close the session cleanly.
+fn open(target: &options::TargetArgs, reply_timeout: Duration) -> Result<Session, Failure> {
+    let session = Session::open(target, reply_timeout)?;
+    interrupt::close_on_signal(session.client());
+    Ok(session)
 }
 
 /// The arguments of a one-shot command: null when none are given (QMP accepts a

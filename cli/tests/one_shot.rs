@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{run_qmp, socket_args, storage_daemon, system, FakeServer, LIMIT};
 use serde_json::json;
@@ -27,25 +27,98 @@ fn no_target_launches_a_private_storage_daemon() {
     );
 }
 
-#[test]
-fn no_target_cleans_up_the_private_daemon() {
-    let before = count_processes("qemu-storage-daemon");
-    run_qmp(["query-status"], LIMIT).assert_code(3);
-    run_qmp(["query-version"], LIMIT).assert_code(0);
-    // Other tests may run daemons concurrently; ours must not be left behind, so the
-    // count cannot have grown by the two we started.
-    let after = count_processes("qemu-storage-daemon");
-    assert!(after < before + 2, "before {before}, after {after}");
-}
-
-fn count_processes(name: &str) -> usize {
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(Result::ok)
-        .filter(|entry| {
-            std::fs::read_to_string(entry.path().join("comm")).is_ok_and(|comm| comm.trim() == name)
-        })
-        .count()
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .map(|bytes| String::from_utf8_lossy(&bytes).replace('\0', " "))
+        .filter(|cmdline| cmdline.contains(needle))
+        .collect()
+}
+
+/// Waits (bounded) until `dir` is empty and no process mentions it.
+fn assert_cleaned_up(dir: &std::path::Path) {
+    let needle = dir.display().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .collect();
+        let running = processes_mentioning(&needle);
+        if left.is_empty() && running.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left behind: files {left:?}, processes {running:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn no_target_cleans_up_the_private_daemon() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (command, code) in [("query-version", 0), ("query-status", 3)] {
+        let output = common::wait_output(
+            common::qmp_command([command])
+                .env("TMPDIR", tmp.path())
+                .spawn()
+                .unwrap(),
+            LIMIT,
+        );
+        output.assert_code(code);
+        assert_cleaned_up(tmp.path());
+    }
+}
+
+#[test]
+fn ctrl_c_stops_qmp_and_the_qemu_it_started() {
+    let tmp = tempfile::tempdir().unwrap();
+    for target in [
+        &["events"][..],
+        &[
+            "events",
+            "--launch",
+            "--",
+            "qemu-system-x86_64",
+            "-M",
+            "none",
+            "-display",
+            "none",
+        ][..],
+    ] {
+        let child = common::qmp_command(target)
+            .env("TMPDIR", tmp.path())
+            .spawn()
+            .unwrap();
+        // Wait for the private monitor socket, then a little for the connection.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !has_socket(tmp.path()) {
+            assert!(Instant::now() < deadline, "no monitor socket appeared");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let output = common::wait_output(child, LIMIT);
+        output.assert_code(130);
+        assert!(output.stderr.contains("interrupted"), "{}", output.stderr);
+        assert_cleaned_up(tmp.path());
+    }
+}
+
+fn has_socket(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|entry| entry.path().join("monitor.sock").exists())
 }
 
 #[test]
