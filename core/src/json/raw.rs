@@ -215,10 +215,15 @@ pub(crate) fn parse_u64_digits(digits: &[u8]) -> Option<u64> {
 
 impl fmt::Debug for RawJson<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match core::str::from_utf8(self.bytes) {
-            Ok(text) => f.write_str(text),
-            Err(_) => write!(f, "{:?}", self.bytes),
+        // The JSON text itself; bytes that are not UTF-8 (never the case for validated
+        // values) show as U+FFFD.
+        for chunk in self.bytes.utf8_chunks() {
+            f.write_str(chunk.valid())?;
+            if !chunk.invalid().is_empty() {
+                f.write_str("\u{FFFD}")?;
+            }
         }
+        Ok(())
     }
 }
 
