@@ -186,6 +186,8 @@ fn events_command(session: &Session, args: &EventsArgs) -> Result<(), Failure> {
         .timeout
         .map(|timeout| Instant::now() + seconds(timeout));
     let mut received: u64 = 0;
+    // QEMU closes the connection after SHUTDOWN when it exits: a normal end.
+    let mut clean_shutdown = false;
     if args.count == Some(0) {
         return Ok(());
     }
@@ -201,7 +203,8 @@ fn events_command(session: &Session, args: &EventsArgs) -> Result<(), Failure> {
                     eprintln!("qmp: {missed} events were dropped (output too slow)");
                 }
                 let mut stdout = std::io::stdout().lock();
-                let line = Style::Compact.format(&output::event_json(&event));
+                let line = output::event_line(&event);
+                clean_shutdown = event.name() == "SHUTDOWN";
                 if writeln!(stdout, "{line}")
                     .and_then(|()| stdout.flush())
                     .is_err()
@@ -222,6 +225,9 @@ fn events_command(session: &Session, args: &EventsArgs) -> Result<(), Failure> {
                     ))),
                     None => Ok(()),
                 };
+            }
+            Err(qmp_std::Error::Closed(_)) if clean_shutdown && args.count.is_none() => {
+                return Ok(());
             }
             Err(error) => return Err(Failure::from_client(error, session.description())),
         }

@@ -43,24 +43,24 @@ impl Style {
     }
 }
 
-/// An event as printed by `qmp events` and the shell: `{"event", "data", "timestamp"}`
-/// (`data` only when the event has some).
-pub(crate) fn event_json(event: &qmp_std::Event) -> Value {
+/// An event as one line of JSON, as `qmp events` prints it:
+/// `{"event": NAME, "data": {...}, "timestamp": {"seconds": S, "microseconds": U}}`
+/// (members in QEMU's order; `data` only when the event has some).
+pub(crate) fn event_line(event: &qmp_std::Event) -> String {
     let timestamp = event.timestamp();
-    let mut object = serde_json::Map::new();
-    object.insert("event".into(), Value::String(event.name().to_owned()));
+    let name = Value::String(event.name().to_owned());
     let data = event.data_value();
-    if !data.is_null() {
-        object.insert("data".into(), data);
-    }
-    object.insert(
-        "timestamp".into(),
-        serde_json::json!({
-            "seconds": timestamp.seconds,
-            "microseconds": timestamp.microseconds,
-        }),
-    );
-    Value::Object(object)
+    let data = if data.is_null() {
+        String::new()
+    } else {
+        format!(",\"data\":{}", Style::Compact.format(&data))
+    };
+    format!(
+        "{{\"event\":{}{data},\"timestamp\":{{\"seconds\":{},\"microseconds\":{}}}}}",
+        Style::Compact.format(&name),
+        timestamp.seconds,
+        timestamp.microseconds
+    )
 }
 
 #[cfg(test)]

@@ -77,11 +77,20 @@ fn events_are_printed_as_json_lines() {
     )
     .spawn()
     .unwrap();
+    common::wait_for_client(qsd.socket_path(), &qsd.extra_socket_paths()[0]);
     start_slow_backup(qsd.socket_path(), "b0", 2);
     let output = wait_output(listener, LIMIT);
     output.assert_code(0);
     let events = lines_as_json(&output);
     assert_eq!(events.len(), 3, "{}", output.stdout);
+    // Members in QEMU's order, the job from its creation on.
+    let first = output.stdout.lines().next().unwrap();
+    assert!(
+        first.starts_with(
+            r#"{"event":"JOB_STATUS_CHANGE","data":{"id":"b0","status":"created"},"timestamp":{"seconds":"#
+        ),
+        "{first}"
+    );
     for event in &events {
         assert!(event["event"].is_string(), "{event}");
         assert!(
@@ -110,6 +119,7 @@ fn events_filter_and_count() {
     )
     .spawn()
     .unwrap();
+    common::wait_for_client(qsd.socket_path(), &qsd.extra_socket_paths()[0]);
     start_slow_backup(qsd.socket_path(), "b0", 2);
     let output = wait_output(listener, LIMIT);
     output.assert_code(0);
@@ -144,6 +154,29 @@ fn events_timeouts() {
     );
     output.assert_code(11);
     assert!(output.stderr.contains("0 of 1 events"), "{}", output.stderr);
+}
+
+#[test]
+fn events_end_cleanly_when_qemu_shuts_down() {
+    let mut qemu = system(1);
+    let listener = qmp_command(
+        socket_args(&qemu.extra_socket_paths()[0])
+            .into_iter()
+            .chain(["events".into()]),
+    )
+    .spawn()
+    .unwrap();
+    common::wait_for_client(qemu.socket_path(), &qemu.extra_socket_paths()[0]);
+    ok(qemu.socket_path(), &["quit"]);
+    let output = wait_output(listener, LIMIT);
+    output.assert_code(0);
+    let events = lines_as_json(&output);
+    let last = events
+        .last()
+        .unwrap_or_else(|| panic!("no events: {}", output.stderr));
+    assert_eq!(last["event"], "SHUTDOWN");
+    assert_eq!(last["data"]["reason"], "host-qmp-quit");
+    qemu.wait_exit(Duration::from_secs(10)).unwrap();
 }
 
 #[test]
@@ -241,7 +274,7 @@ fn watch_waits_for_a_job_to_start() {
     )
     .spawn()
     .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    common::wait_for_client(qsd.socket_path(), &qsd.extra_socket_paths()[0]);
     start_slow_backup(qsd.socket_path(), "late", 1);
     let output = wait_output(watcher, LIMIT);
     output.assert_code(0);

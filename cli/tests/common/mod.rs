@@ -198,3 +198,28 @@ fn serve(stream: UnixStream, reply: &dyn Fn(&str) -> Option<String>) {
         }
     }
 }
+
+/// Waits (at most 20 s) until a client is connected to the monitor on `other`, as
+/// `query-chardev` on the monitor at `main` shows it, then a little longer for the
+/// client to finish negotiating and subscribe.
+pub fn wait_for_client(main: &Path, other: &Path) {
+    let other = other.display().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let output = run_qmp(
+            ["--socket", &main.display().to_string(), "query-chardev"],
+            LIMIT,
+        );
+        output.assert_code(0);
+        let connected = output.json().as_array().unwrap().iter().any(|chardev| {
+            let filename = chardev["filename"].as_str().unwrap_or_default();
+            filename.contains(&other) && !filename.starts_with("disconnected:")
+        });
+        if connected {
+            std::thread::sleep(Duration::from_millis(300));
+            return;
+        }
+        assert!(Instant::now() < deadline, "no client connected to {other}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
