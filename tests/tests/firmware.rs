@@ -1,7 +1,8 @@
 //! The example firmware (examples/firmware) on an emulated Cortex-M3 against a real
-//! qemu-storage-daemon: `scripts/firmware-test.sh` builds it, runs it under
-//! `qemu-system-arm -M mps2-an385` with its UART on the daemon's QMP monitor, checks its
-//! semihosting report and prints its flash and RAM use. This test runs that script and
+//! qemu-storage-daemon: `scripts/firmware-test.sh` builds it, runs both variants (the
+//! blocking and the async driver) under `qemu-system-arm -M mps2-an385` with the UART on
+//! the daemon's QMP monitor, checks their semihosting reports and prints their flash and
+//! RAM use. This test runs that script and
 //! checks the same report itself, so a script that checked too little would not hide a
 //! broken firmware. A missing `qemu-system-arm` fails the test (run `scripts/setup.sh`).
 
@@ -34,7 +35,33 @@ fn run_firmware_test() -> Run {
     }
 }
 
+/// The lines one variant printed, from its `VARIANT` header to the next.
+struct Report<'a> {
+    lines: &'a [String],
+    transcript: &'a str,
+}
+
 impl Run {
+    /// The report of `variant`.
+    fn report(&self, variant: &str) -> Report<'_> {
+        let header = format!("VARIANT {variant}");
+        let start = self
+            .lines
+            .iter()
+            .position(|l| *l == header)
+            .unwrap_or_else(|| panic!("no {header:?} section\n{}", self.transcript));
+        let end = self.lines[start + 1..]
+            .iter()
+            .position(|l| l.starts_with("VARIANT "))
+            .map_or(self.lines.len(), |offset| start + 1 + offset);
+        Report {
+            lines: &self.lines[start + 1..end],
+            transcript: &self.transcript,
+        }
+    }
+}
+
+impl Report<'_> {
     fn position(&self, line: &str) -> usize {
         self.lines
             .iter()
@@ -70,7 +97,18 @@ fn firmware_manages_qemu_storage_daemon_over_its_uart() {
         "firmware-test.sh failed ({})\n{}",
         run.status, run.transcript
     );
+    assert_eq!(
+        run.lines.last().map(String::as_str),
+        Some("firmware-test: PASS")
+    );
+    check_report(&run.report("blocking"));
+    let report = run.report("async");
+    assert_eq!(report.lines.get(1).map(String::as_str), Some("MODE async"));
+    check_report(&report);
+}
 
+/// What every variant must have reported, in order.
+fn check_report(run: &Report<'_>) {
     // Negotiation and the version, from the greeting and from query-version.
     let greeting = run.position("GREETING 10.0.2 oob=true");
     let ready = run.position("READY");
@@ -130,10 +168,6 @@ fn firmware_manages_qemu_storage_daemon_over_its_uart() {
     assert!(deleted < run.position("PASS"));
     assert!(!run.lines.iter().any(|l| l.starts_with("FAIL")));
     run.position("CHECK ok image created by the daemon (1048576 bytes)");
-    assert_eq!(
-        run.lines.last().map(String::as_str),
-        Some("firmware-test: PASS")
-    );
 
     // Flash and RAM use are reported; the buffers alone are 2.5 KiB of RAM.
     let flash = run.size("flash");

@@ -87,6 +87,11 @@ impl CmsdkUart {
         self.read_reg(reg::STATE)
     }
 
+    /// Whether the transmitter can take a byte now.
+    pub fn tx_ready(&self) -> bool {
+        self.state() & STATE_TX_FULL == 0
+    }
+
     /// Takes the received byte if there is one; reports (and clears) an overrun.
     fn try_read_byte(&mut self) -> Result<Option<u8>, UartError> {
         let state = self.state();
