@@ -360,7 +360,9 @@ impl fmt::Display for ExecuteError {
                 write!(f, "too many commands in flight (limit {limit})")
             }
             ExecuteError::OobNotEnabled => f.write_str("out-of-band execution is not enabled"),
-            ExecuteError::OobNotAllowed => f.write_str("command does not allow out-of-band execution"),
+            ExecuteError::OobNotAllowed => {
+                f.write_str("command does not allow out-of-band execution")
+            }
             ExecuteError::NotGuestAgent => f.write_str("sync is only for guest-agent sessions"),
             ExecuteError::Encode(error) => write!(f, "cannot encode arguments: {error}"),
             ExecuteError::InvalidArguments => f.write_str("arguments must be one JSON object"),
@@ -818,11 +820,15 @@ impl<'buf, const N: usize> Client<'buf, N> {
         match (tag, message) {
             (FrameEvent::Greeting, Message::Greeting(greeting)) => Event::Greeting(greeting),
             (FrameEvent::Response(id), Message::Return { value, .. }) => {
-                Event::Response(Response { id, result: Ok(value) })
+                Event::Response(Response {
+                    id,
+                    result: Ok(value),
+                })
             }
-            (FrameEvent::Response(id), Message::Error { error, .. }) => {
-                Event::Response(Response { id, result: Err(error) })
-            }
+            (FrameEvent::Response(id), Message::Error { error, .. }) => Event::Response(Response {
+                id,
+                result: Err(error),
+            }),
             (FrameEvent::AsyncEvent, Message::Event(event)) => Event::AsyncEvent(event),
             (FrameEvent::UnattributedError, Message::Error { error, .. }) => {
                 Event::UnattributedError(error)
@@ -932,7 +938,9 @@ impl<'buf, const N: usize> Client<'buf, N> {
                 self.stats.unmatched_replies += 1;
                 Some(Step::FromFrame(FrameEvent::Unmatched))
             }
-            Summary::Error { id: ReplyId::Absent } => {
+            Summary::Error {
+                id: ReplyId::Absent,
+            } => {
                 if let Some(sync) = self.sync {
                     if sync.sentinel_seen {
                         return self.finish_sync(sync);
@@ -948,7 +956,9 @@ impl<'buf, const N: usize> Client<'buf, N> {
                 self.stats.events += 1;
                 Some(Step::FromFrame(FrameEvent::AsyncEvent))
             }
-            Summary::Greeting { .. } | Summary::Unknown => Some(Step::FromFrame(FrameEvent::Unknown)),
+            Summary::Greeting { .. } | Summary::Unknown => {
+                Some(Step::FromFrame(FrameEvent::Unknown))
+            }
         }
     }
 
@@ -1019,7 +1029,11 @@ impl<'buf, const N: usize> Client<'buf, N> {
 
     /// Queues a typed command (in-band). Returns its id; the reply comes as
     /// [`Event::Response`] with that id (decode it with [`Response::decode`]).
-    pub fn execute<C: Command>(&mut self, now: Instant, command: &C) -> Result<CommandId, ExecuteError> {
+    pub fn execute<C: Command>(
+        &mut self,
+        now: Instant,
+        command: &C,
+    ) -> Result<CommandId, ExecuteError> {
         self.submit(
             now,
             RequestKind::Execute,
@@ -1185,8 +1199,8 @@ impl<'buf, const N: usize> Client<'buf, N> {
         if in_flight >= N {
             return Err(ExecuteError::TooManyInFlight { limit: N });
         }
-        let oob_possible = self.oob_enabled
-            || (self.config.enable_oob && self.state == State::AwaitingGreeting);
+        let oob_possible =
+            self.oob_enabled || (self.config.enable_oob && self.state == State::AwaitingGreeting);
         if oob_possible && !oob {
             let in_band = self.pending.iter().filter(|p| !p.oob).count();
             if in_band >= OOB_IN_BAND_LIMIT {
@@ -1198,7 +1212,13 @@ impl<'buf, const N: usize> Client<'buf, N> {
         Ok(())
     }
 
-    fn allocate(&mut self, now: Instant, oob: bool, replies_on_success: bool, is_quit: bool) -> u64 {
+    fn allocate(
+        &mut self,
+        now: Instant,
+        oob: bool,
+        replies_on_success: bool,
+        is_quit: bool,
+    ) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         let entry = Pending {
@@ -1308,7 +1328,10 @@ fn encode_json_request(
     let extra = b",\"arguments\":".len() + insertion.len();
     let envelope_len = match envelope_len {
         Ok(n) => n,
-        Err(EncodeError::BufferTooSmall { required, available }) => {
+        Err(EncodeError::BufferTooSmall {
+            required,
+            available,
+        }) => {
             return Err(EncodeError::BufferTooSmall {
                 required: required + extra,
                 available,
@@ -1373,7 +1396,9 @@ fn acceptable_to_qemu(value: RawJson<'_>, depth: usize) -> bool {
         }
         true
     } else if value.is_array() {
-        value.elements().all(|element| acceptable_to_qemu(element, depth + 1))
+        value
+            .elements()
+            .all(|element| acceptable_to_qemu(element, depth + 1))
     } else {
         value.as_json_str().is_none_or(text_ok)
     }

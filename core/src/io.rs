@@ -46,9 +46,7 @@ use core::future::Future;
 use core::pin::pin;
 use core::task::Poll;
 
-use crate::client::{
-    Client, CloseReason, CommandFailure, CommandId, Event, ExecuteError, State,
-};
+use crate::client::{Client, CloseReason, CommandFailure, CommandId, Event, ExecuteError, State};
 use crate::commands::Command;
 use crate::json::DecodeError;
 use crate::message::QmpError;
@@ -220,7 +218,11 @@ where
         loop {
             let now = self.clock.now();
             self.client.handle_timeout(now);
-            if self.client.poll_timeout().is_some_and(|deadline| deadline <= now) {
+            if self
+                .client
+                .poll_timeout()
+                .is_some_and(|deadline| deadline <= now)
+            {
                 return Ok(());
             }
             if self.io.read_ready().map_err(DriverError::Io)? {

@@ -74,7 +74,12 @@ impl core::ops::Add<Duration> for Instant {
 
 impl fmt::Display for Instant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:06}s", self.micros / 1_000_000, self.micros % 1_000_000)
+        write!(
+            f,
+            "{}.{:06}s",
+            self.micros / 1_000_000,
+            self.micros % 1_000_000
+        )
     }
 }
 
@@ -162,7 +167,10 @@ mod tests {
 
     #[test]
     fn conversions() {
-        assert_eq!(Duration::from(core::time::Duration::from_millis(1500)), Duration::from_millis(1500));
+        assert_eq!(
+            Duration::from(core::time::Duration::from_millis(1500)),
+            Duration::from_millis(1500)
+        );
         assert_eq!(Instant::from_millis(2).as_micros(), 2_000);
     }
 }
