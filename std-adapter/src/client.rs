@@ -120,20 +120,21 @@ impl WriteHalf {
 }
 
 /// Writes what the core wants sent; `fds` ride on the first bytes (one command's
-/// message, see [`Engine::pump`]).
+/// message, see [`Engine::pump`]). Returns whether anything was written.
 fn transmit(
     core: &mut Core<'_>,
     writer: &mut WriteHalf,
     fds: Option<Vec<OwnedFd>>,
-) -> io::Result<()> {
+) -> io::Result<bool> {
+    let mut wrote = false;
     if let Some(fds) = fds {
         let bytes = core.poll_transmit().unwrap_or_default();
         let len = bytes.len();
         let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
         writer.send_with_fds(bytes, &borrowed)?;
         core.mark_transmitted(len);
+        wrote = true;
     }
-    let mut wrote = false;
     while let Some(bytes) = core.poll_transmit() {
         let n = match writer.write(bytes) {
             Ok(0) => {
@@ -152,7 +153,7 @@ fn transmit(
     if wrote {
         writer.flush()?;
     }
-    Ok(())
+    Ok(wrote)
 }
 
 /// The IO thread: owns the core and its buffers.
@@ -175,13 +176,17 @@ fn run_io(
         // at a time, after everything before them).
         loop {
             let fds = engine.pump(&mut core);
-            let more = fds.is_some();
+            let mut more = fds.is_some();
             if !write_failed {
-                if let Err(_error) = transmit(&mut core, &mut writer, fds) {
-                    // The peer is gone; what it sent before is still delivered, then
-                    // everything waiting fails with the end of the stream.
-                    write_failed = true;
-                    engine.on_eof(&mut core);
+                match transmit(&mut core, &mut writer, fds) {
+                    // Writing made room in the transmit buffer: waiting requests may fit.
+                    Ok(wrote) => more |= wrote && engine.has_backlog(),
+                    Err(_) => {
+                        // The peer is gone; what it sent before is still delivered, then
+                        // everything waiting fails with the end of the stream.
+                        write_failed = true;
+                        engine.on_eof(&mut core);
+                    }
                 }
             }
             if !more {
@@ -273,12 +278,18 @@ impl Inner {
         if let Some(closer) = &*lock(&self.closer) {
             let _ = closer.shutdown();
         }
-        if let Some(handle) = lock(&self.io_thread).take() {
-            let _ = handle.join();
+        // Never join oneself: a callback run inline on the IO thread (when no callback
+        // thread could be started) may drop the last handle.
+        let current = thread::current().id();
+        let io_thread = lock(&self.io_thread).take();
+        if let Some(handle) = io_thread {
+            if handle.thread().id() != current {
+                let _ = handle.join();
+            }
         }
         let reader = lock(&self.reader_thread).take();
         if let Some(handle) = reader {
-            if self.join_reader {
+            if self.join_reader && handle.thread().id() != current {
                 let _ = handle.join();
             }
         }

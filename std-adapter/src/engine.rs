@@ -633,6 +633,12 @@ impl Engine {
         (hasher.finish() & ((1 << 53) - 1)).max(1)
     }
 
+    /// Whether requests wait in the engine for room in the core (the driver pumps
+    /// again after a write, which may have made room in the transmit buffer).
+    pub(crate) fn has_backlog(&self) -> bool {
+        !self.backlog.is_empty() || !self.oob_backlog.is_empty()
+    }
+
     /// Whether the session is over (the driver stops).
     pub(crate) fn is_finished(&self) -> bool {
         self.finished.is_some()

@@ -150,15 +150,16 @@ async fn transmit(
     core: &mut Core<'_>,
     writer: &mut Writer,
     fds: Option<Vec<OwnedFd>>,
-) -> io::Result<()> {
+) -> io::Result<bool> {
+    let mut wrote = false;
     if let Some(fds) = fds {
         let bytes = core.poll_transmit().unwrap_or_default();
         let len = bytes.len();
         let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
         writer.send_with_fds(bytes, &borrowed).await?;
         core.mark_transmitted(len);
+        wrote = true;
     }
-    let mut wrote = false;
     while let Some(bytes) = core.poll_transmit() {
         let n = writer.write(bytes).await?;
         if n == 0 {
@@ -173,7 +174,7 @@ async fn transmit(
     if wrote {
         writer.flush().await?;
     }
-    Ok(())
+    Ok(wrote)
 }
 
 /// The IO actor: owns the core and its buffers.
@@ -196,10 +197,16 @@ async fn run_actor(
     loop {
         loop {
             let fds = engine.pump(&mut core);
-            let more = fds.is_some();
-            if !write_failed && transmit(&mut core, &mut writer, fds).await.is_err() {
-                write_failed = true;
-                engine.on_eof(&mut core);
+            let mut more = fds.is_some();
+            if !write_failed {
+                match transmit(&mut core, &mut writer, fds).await {
+                    // Writing made room in the transmit buffer: waiting requests may fit.
+                    Ok(wrote) => more |= wrote && engine.has_backlog(),
+                    Err(_) => {
+                        write_failed = true;
+                        engine.on_eof(&mut core);
+                    }
+                }
             }
             if !more {
                 break;

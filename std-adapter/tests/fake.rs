@@ -327,3 +327,42 @@ fn guest_agent_sync_resync_and_silent_success() {
         ]
     );
 }
+
+#[test]
+fn requests_wait_for_room_in_a_small_transmit_buffer() {
+    let _guard = watchdog("small_tx", Duration::from_secs(30));
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let server = thread::spawn(move || {
+        let mut server = Server::new(theirs);
+        server.negotiate();
+        while let Some((_, request)) = server.request() {
+            let len = request["arguments"]["text"].as_str().map_or(0, str::len);
+            server.reply(&request, json!(len));
+        }
+    });
+    let client = Client::connect(
+        Transport::from_unix_stream(ours).unwrap(),
+        options().tx_buffer_size(1024),
+    )
+    .unwrap();
+    let text = "x".repeat(700);
+    let pending: Vec<_> = (0..20)
+        .map(|_| {
+            client
+                .submit_value(
+                    "echo",
+                    &json!({ "text": text }),
+                    qmp_std::CallOptions::new(),
+                )
+                .unwrap()
+        })
+        .collect();
+    for call in pending {
+        assert_eq!(call.wait().unwrap(), 700);
+    }
+    // One that can never fit fails at once instead of waiting.
+    let huge = client.execute_value("echo", json!({ "text": "y".repeat(2000) }));
+    assert!(matches!(huge, Err(Error::Execute(_))), "{huge:?}");
+    client.close();
+    server.join().unwrap();
+}
