@@ -176,12 +176,9 @@ fn events_command(session: &Session, args: &EventsArgs) -> Result<(), Failure> {
             "the guest agent sends no events",
         )));
     }
-    let names: Vec<&str> = args.filter.iter().map(String::as_str).collect();
-    let subscription = if names.is_empty() {
-        session.client().subscribe()
-    } else {
-        session.client().subscribe_filtered(&names)
-    };
+    // Every event, filtered here: SHUTDOWN must be seen even when filtered out.
+    let subscription = session.client().subscribe();
+    let wanted = |name: &str| args.filter.is_empty() || args.filter.iter().any(|f| f == name);
     let deadline = args
         .timeout
         .map(|timeout| Instant::now() + seconds(timeout));
@@ -198,13 +195,18 @@ fn events_command(session: &Session, args: &EventsArgs) -> Result<(), Failure> {
         };
         match next {
             Ok(event) => {
+                if event.name() == "SHUTDOWN" {
+                    clean_shutdown = true;
+                }
+                if !wanted(event.name()) {
+                    continue;
+                }
                 let missed = subscription.take_missed();
                 if missed > 0 {
                     eprintln!("qmp: {missed} events were dropped (output too slow)");
                 }
                 let mut stdout = std::io::stdout().lock();
                 let line = output::event_line(&event);
-                clean_shutdown = event.name() == "SHUTDOWN";
                 if writeln!(stdout, "{line}")
                     .and_then(|()| stdout.flush())
                     .is_err()

@@ -156,17 +156,20 @@ fn events_timeouts() {
     assert!(output.stderr.contains("0 of 1 events"), "{}", output.stderr);
 }
 
+/// `qmp events` with `extra` options on the monitor at `socket`, running.
+fn listen_on(socket: &Path, extra: &[&str]) -> std::process::Child {
+    let mut args = socket_args(socket);
+    args.push("events".into());
+    args.extend(extra.iter().map(|word| (*word).to_owned()));
+    qmp_command(args).spawn().unwrap()
+}
+
 #[test]
 fn events_end_cleanly_when_qemu_shuts_down() {
     let mut qemu = system(1);
-    let listener = qmp_command(
-        socket_args(&qemu.extra_socket_paths()[0])
-            .into_iter()
-            .chain(["events".into()]),
-    )
-    .spawn()
-    .unwrap();
-    common::wait_for_client(qemu.socket_path(), &qemu.extra_socket_paths()[0]);
+    let extra = &qemu.extra_socket_paths()[0];
+    let listener = listen_on(extra, &[]);
+    common::wait_for_client(qemu.socket_path(), extra);
     ok(qemu.socket_path(), &["quit"]);
     let output = wait_output(listener, LIMIT);
     output.assert_code(0);
@@ -177,6 +180,31 @@ fn events_end_cleanly_when_qemu_shuts_down() {
     assert_eq!(last["event"], "SHUTDOWN");
     assert_eq!(last["data"]["reason"], "host-qmp-quit");
     qemu.wait_exit(Duration::from_secs(10)).unwrap();
+
+    // Also when SHUTDOWN itself is filtered out.
+    let mut qemu = system(1);
+    let extra = &qemu.extra_socket_paths()[0];
+    let listener = listen_on(extra, &["--filter", "JOB_STATUS_CHANGE"]);
+    common::wait_for_client(qemu.socket_path(), extra);
+    ok(qemu.socket_path(), &["quit"]);
+    let output = wait_output(listener, LIMIT);
+    output.assert_code(0);
+    assert!(output.stdout.is_empty(), "{}", output.stdout);
+    qemu.wait_exit(Duration::from_secs(10)).unwrap();
+
+    // A QEMU that dies without SHUTDOWN is a lost connection.
+    let mut qemu = system(1);
+    let extra = &qemu.extra_socket_paths()[0];
+    let listener = listen_on(extra, &[]);
+    common::wait_for_client(qemu.socket_path(), extra);
+    qemu.kill().unwrap();
+    let output = wait_output(listener, LIMIT);
+    output.assert_code(10);
+    assert!(
+        output.stderr.contains("did QEMU exit or crash?"),
+        "{}",
+        output.stderr
+    );
 }
 
 #[test]
