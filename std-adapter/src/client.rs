@@ -1039,3 +1039,54 @@ impl core::ops::Deref for GuestAgentClient {
         &self.client
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_shareable<T: Clone + Send + Sync + 'static>() {}
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn handles_cross_threads() {
+        assert_shareable::<Client>();
+        assert_shareable::<GuestAgentClient>();
+        assert_shareable::<WeakClient>();
+        assert_shareable::<Canceller>();
+        assert_send::<Pending<Reply<qmp_core::commands::QueryVersion>>>();
+        assert_send::<Subscription>();
+    }
+
+    #[test]
+    fn a_custom_stream_transport_needs_connect_io() {
+        let transport = Transport::from_stream(std::io::Cursor::new(Vec::new()));
+        let error = Client::connect(transport, ConnectOptions::new()).unwrap_err();
+        match error {
+            Error::Io(error) => {
+                assert_eq!(error.kind(), io::ErrorKind::Unsupported);
+                assert!(error.to_string().contains("connect_io"));
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn a_server_that_closes_at_once_fails_the_connect() {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        drop(theirs);
+        let started = Instant::now();
+        let error = Client::connect(
+            Transport::from_unix_stream(ours).unwrap(),
+            ConnectOptions::new(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::Closed(CloseReason::EndOfStream { truncated: false })
+            ),
+            "{error:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+}

@@ -1021,3 +1021,39 @@ impl core::ops::Deref for AsyncGuestAgentClient {
         &self.client
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_shareable<T: Clone + Send + Sync + 'static>() {}
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn handles_cross_tasks() {
+        assert_shareable::<AsyncClient>();
+        assert_shareable::<AsyncGuestAgentClient>();
+        assert_shareable::<AsyncCanceller>();
+        assert_send::<AsyncPending<Reply<qmp_core::commands::QueryVersion>>>();
+        assert_send::<AsyncSubscription>();
+    }
+
+    #[test]
+    fn a_server_that_closes_at_once_fails_the_connect() {
+        let runtime = ::tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (ours, theirs) = UnixStream::pair().unwrap();
+            drop(theirs);
+            let error = AsyncClient::from_unix_stream(ours, ConnectOptions::new())
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(error, Error::Closed(CloseReason::EndOfStream { .. })),
+                "{error:?}"
+            );
+        });
+    }
+}
