@@ -13,6 +13,9 @@ NO_STD_TARGETS=(thumbv6m-none-eabi thumbv7em-none-eabihf riscv32imc-unknown-none
 
 log() { printf '[setup] %s\n' "$*"; }
 
+# qemu-ga lives in /usr/sbin, which a non-root PATH may lack.
+export PATH="$PATH:/usr/sbin:/sbin"
+
 if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
 
 # True if "$1 --version" reports exactly QEMU_VERSION (as a whole word).
