@@ -32,6 +32,9 @@ use crate::output::Style;
 use crate::schema::Schema;
 use crate::session::Session;
 
+/// How long the shell waits for QEMU to close the connection after `quit`.
+const QUIT_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The shell's own words, completed beside the command names.
 const BUILTINS: &[&str] = &["help", "hmp", "transaction(", "begin", "events", "exit"];
 
@@ -326,9 +329,10 @@ impl Shell<'_> {
 
     /// Runs one line; only a lost connection ends the shell with an error.
     fn handle_line(&mut self, line: &str) -> Result<Next, Failure> {
-        match self.dispatch(line.trim()) {
-            Ok(next) => Ok(next),
-            Err(failure @ Failure::Connection(_)) => Err(failure),
+        let line = line.trim();
+        let next = match self.dispatch(line) {
+            Ok(next) => next,
+            Err(failure @ Failure::Connection(_)) => return Err(failure),
             Err(failure) => {
                 let label = match &failure {
                     Failure::Qmp { .. } => "error",
@@ -336,9 +340,29 @@ impl Shell<'_> {
                     _ => "usage",
                 };
                 eprintln!("{label}: {failure}");
-                Ok(Next::Continue)
+                Next::Continue
+            }
+        };
+        let quit = line.split_whitespace().next() == Some("quit")
+            && !self.shared.in_transaction.load(Ordering::Relaxed);
+        if quit {
+            // QEMU answers `quit` and then closes the connection.
+            let deadline = std::time::Instant::now() + QUIT_GRACE;
+            while !self.session.client().is_closed() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
             }
         }
+        if self.session.client().is_closed() {
+            if quit {
+                eprintln!("QEMU quit; leaving the shell");
+                return Ok(Next::Exit);
+            }
+            return Err(Failure::Connection(format!(
+                "the connection to {} ended: did QEMU exit or crash?",
+                self.session.description()
+            )));
+        }
+        Ok(next)
     }
 
     fn dispatch(&mut self, line: &str) -> Result<Next, Failure> {
@@ -627,16 +651,27 @@ fn start_event_printer(
     let thread = std::thread::Builder::new()
         .name(String::from("qmp-shell-events"))
         .spawn(move || {
-            while let Ok(event) = subscription.recv() {
-                if !show.load(Ordering::Relaxed) {
-                    continue;
+            loop {
+                match subscription.recv() {
+                    Ok(event) => {
+                        if !show.load(Ordering::Relaxed) {
+                            continue;
+                        }
+                        let missed = subscription.take_missed();
+                        let mut sink = sink.lock().unwrap_or_else(PoisonError::into_inner);
+                        if missed > 0 {
+                            sink(format!("({missed} events dropped)"));
+                        }
+                        sink(event_line(&event));
+                    }
+                    Err(qmp_std::Error::Closed(reason)) => {
+                        // Said at once, above the prompt, not at the next command.
+                        let mut sink = sink.lock().unwrap_or_else(PoisonError::into_inner);
+                        sink(format!("connection closed ({reason})"));
+                        break;
+                    }
+                    Err(_) => break,
                 }
-                let missed = subscription.take_missed();
-                let mut sink = sink.lock().unwrap_or_else(PoisonError::into_inner);
-                if missed > 0 {
-                    sink(format!("({missed} events dropped)"));
-                }
-                sink(event_line(&event));
             }
         })
         .ok()?;

@@ -535,8 +535,70 @@ query-version
 }
 
 #[test]
-fn shell_reports_a_lost_connection() {
+fn shell_ends_when_qemu_goes_away() {
+    // `quit`: QEMU stops, and so does the shell, without running what follows.
     let qsd = storage_daemon(0);
     let output = piped_shell(qsd.socket_path(), "quit\nquery-version\n");
+    output.assert_code(0);
+    assert!(!output.stdout.contains("\"qemu\""), "{}", output.stdout);
+    assert!(output.stderr.contains("QEMU quit"), "{}", output.stderr);
+
+    // QEMU killed under the shell: a lost connection (exit 10).
+    let mut qsd = storage_daemon(0);
+    let mut child = qmp_command(
+        socket_args(qsd.socket_path())
+            .into_iter()
+            .chain(["shell".into()]),
+    )
+    .stdin(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"query-version\n").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    qsd.kill().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = stdin.write_all(b"query-version\n");
+    drop(stdin);
+    let output = wait_output(child, LIMIT);
     output.assert_code(10);
+    assert!(
+        output.stdout.contains("connection closed"),
+        "{}",
+        output.stdout
+    );
+}
+
+#[test]
+fn guest_agent_shell() {
+    let mut child = qmp_command(["--qga", "shell"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"guest-ping\nhelp guest-ping\nguest-get-osinfo\nguest-info\n")
+        .unwrap();
+    let output = wait_output(child, LIMIT);
+    output.assert_code(0);
+    assert!(output.stdout.starts_with("{}\n"), "{}", output.stdout);
+    assert!(
+        output.stdout.contains("\"supported_commands\""),
+        "{}",
+        output.stdout
+    );
+    assert!(
+        output.stderr.contains("the guest agent has none"),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        output
+            .stderr
+            .contains("error: CommandNotFound: Command guest-get-osinfo has been disabled"),
+        "{}",
+        output.stderr
+    );
 }
