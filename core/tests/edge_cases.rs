@@ -749,7 +749,10 @@ fn edge_17_reply_larger_than_the_receive_buffer_is_skipped_and_fails_its_command
     rec.assert_events(&[GREETING, "Ready", "Response #1 ok <2142 bytes>"]);
 
     // Vector 07's 117 KB schema in 4 KiB: one run per input path (the transcript tests
-    // split it every way).
+    // split it every way; under Miri they do the one run this budget allows).
+    if support::MIRI {
+        return;
+    }
     let v7 = Vector::get("07-query-qmp-schema");
     let s7 = Session::new(&v7).send(&v7, &[1]);
     let server = cat(&[s7.s2c(), version_reply(2)]);

@@ -387,7 +387,7 @@ impl Session {
     }
 
     /// Server messages `range` as this client's session receives them.
-    pub(crate) fn s2c_range(&self, range: std::ops::Range<usize>) -> Vec<u8> {
+    pub(crate) fn s2c_range(&self, range: core::ops::Range<usize>) -> Vec<u8> {
         range.flat_map(|i| self.message(i)).collect()
     }
 
