@@ -139,14 +139,16 @@ fn an_event_arriving_mid_line_keeps_the_typed_text() {
         shell.expect("{}").unwrap();
         shell.expect("(qmp) ").unwrap();
     }
-    // About two seconds at 32 MiB/s.
+    // About three seconds at 21 MiB/s.
     shell
-        .send("blockdev-backup job-id=b0 device=src target=dst sync=full speed=33554432\r")
+        .send("blockdev-backup job-id=b0 device=src target=dst sync=full speed=22369621\r")
         .unwrap();
     shell.expect("{}").unwrap();
     shell.expect("(qmp) ").unwrap();
-    // Half a command, no Enter: the job concludes while it sits there.
+    // Half a command, no Enter: its echo comes first, then the job concludes while the
+    // text sits there (were the event earlier, the second expectation would fail).
     shell.send("query-na").unwrap();
+    shell.expect("query-na").expect("the typed text is echoed");
     shell
         .expect(r#"event JOB_STATUS_CHANGE {"id":"b0","status":"concluded"}"#)
         .expect("the event is printed while the line is being typed");
