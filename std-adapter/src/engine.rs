@@ -334,9 +334,11 @@ fn counts(completion: &Completion) -> bool {
 
 fn deliver(shared: &Arc<Shared>, completion: Completion, result: Result<RawReply, Error>) {
     match completion {
+        // Counted as done before the caller can wake up, so a caller that has its reply
+        // never sees its own call as outstanding.
         Completion::Slot(slot) => {
-            slot.fill(result);
             shared.done();
+            slot.fill(result);
         }
         Completion::Callback(callback) => {
             let after = Arc::clone(shared);
@@ -347,8 +349,8 @@ fn deliver(shared: &Arc<Shared>, completion: Completion, result: Result<RawReply
         }
         #[cfg(feature = "tokio")]
         Completion::Oneshot(sender) => {
-            let _ = sender.send(result);
             shared.done();
+            let _ = sender.send(result);
         }
         Completion::Connect | Completion::Resync => {}
     }

@@ -159,7 +159,7 @@ fn second_client_times_out_as_already_connected() {
     let waited = started.elapsed();
     assert!(matches!(second, Err(Error::AlreadyConnected)), "{second:?}");
     assert!(waited >= Duration::from_millis(450), "{waited:?}");
-    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
     let io: std::io::Error = second.unwrap_err().into();
     assert_eq!(io.kind(), std::io::ErrorKind::ResourceBusy);
     // The first client is unaffected; once it leaves, a new one gets in.
@@ -202,7 +202,7 @@ fn sigkill_fails_every_waiting_call_promptly() {
             matches!(result, Err(Error::Closed(CloseReason::EndOfStream { .. }))),
             "{result:?}"
         );
-        assert!(at.duration_since(killed) < Duration::from_secs(2));
+        assert!(at.duration_since(killed) < Duration::from_secs(5));
     }
     assert!(client.is_closed());
     assert!(matches!(events.recv(), Err(Error::Closed(_))));
@@ -342,7 +342,7 @@ fn per_call_timeouts_cancellation_and_late_replies() {
     let started = Instant::now();
     let timed_out = client.execute_timeout(&QueryVersion, Duration::from_millis(200));
     assert!(matches!(timed_out, Err(Error::Timeout)), "{timed_out:?}");
-    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(started.elapsed() < Duration::from_secs(5));
 
     let pending = client.submit(&QueryVersion, CallOptions::new()).unwrap();
     let canceller = pending.canceller();

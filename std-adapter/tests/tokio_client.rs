@@ -150,7 +150,7 @@ async fn sigkill_timeouts_and_cancellation() {
             "{result:?}"
         );
     }
-    assert!(killed.elapsed() < Duration::from_secs(2));
+    assert!(killed.elapsed() < Duration::from_secs(5));
     assert!(client.is_closed());
 }
 
