@@ -10,6 +10,9 @@ set -euo pipefail
 
 QEMU_VERSION="10.0.2"
 NO_STD_TARGETS=(thumbv6m-none-eabi thumbv7em-none-eabihf riscv32imc-unknown-none-elf wasm32-unknown-unknown)
+# The example firmware (examples/firmware, run by tests/tests/firmware.rs) targets the
+# Cortex-M3 of qemu-system-arm's mps2-an385.
+FIRMWARE_TARGETS=(thumbv7m-none-eabi)
 
 log() { printf '[setup] %s\n' "$*"; }
 
@@ -26,7 +29,7 @@ has_qemu_version() {
 
 qemu_ok() {
     has_qemu_version qemu-system-x86_64 && has_qemu_version qemu-storage-daemon \
-        && has_qemu_version qemu-ga
+        && has_qemu_version qemu-ga && has_qemu_version qemu-system-arm
 }
 
 # The mirror URI of the existing bookworm entry (deb822 .sources or one-line format).
@@ -66,14 +69,10 @@ install_qemu() {
     export DEBIAN_FRONTEND=noninteractive
     "${SUDO[@]}" apt-get update -q
     "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${apt_target[@]}" \
-        qemu-system-x86 qemu-guest-agent qemu-utils
-    # Wanted for later ARM work; not required by the tests.
-    if ! "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${apt_target[@]}" qemu-system-arm; then
-        log "warning: qemu-system-arm could not be installed (not needed by the tests)"
-    fi
+        qemu-system-x86 qemu-system-arm qemu-guest-agent qemu-utils
 }
 
-if qemu_ok && command -v qemu-system-arm >/dev/null 2>&1; then
+if qemu_ok; then
     log "QEMU ${QEMU_VERSION} already installed"
 else
     install_qemu
@@ -88,7 +87,7 @@ done
 
 # --- Rust -------------------------------------------------------------------------------
 installed_targets=$(rustup target list --installed)
-for target in "${NO_STD_TARGETS[@]}"; do
+for target in "${NO_STD_TARGETS[@]}" "${FIRMWARE_TARGETS[@]}"; do
     if ! grep -qx "$target" <<<"$installed_targets"; then
         log "adding rust target $target"
         rustup target add "$target"
