@@ -16,8 +16,7 @@ use qmp_std::qmp_core::commands::{
     QueryJobs, QueryStatus, Quit, Stop, SystemReset,
 };
 use qmp_std::qmp_core::events::{
-    BlockJobCompleted, BlockJobReady, EventData, JobStatusChangeEvent, ResetEvent,
-    ShutdownEvent,
+    BlockJobCompleted, BlockJobReady, EventData, JobStatusChangeEvent, ResetEvent, ShutdownEvent,
 };
 use qmp_std::{CloseReason, Error, Event, Subscription};
 

@@ -202,8 +202,8 @@ pub fn vector_transcript(name: &str) -> Vec<Value> {
         .into_iter()
         .skip(2)
         .map(|line| {
-            let mut message: Value = serde_json::from_slice(line)
-                .unwrap_or_else(|error| panic!("{name}.s2c: {error}"));
+            let mut message: Value =
+                serde_json::from_slice(line).unwrap_or_else(|error| panic!("{name}.s2c: {error}"));
             let object = message.as_object_mut().expect("every message is an object");
             object.remove("timestamp");
             object.remove("id");
