@@ -1076,6 +1076,41 @@ fn edge_24_encoder_refuses_non_characters_and_escapes_control_bytes() {
 }
 
 #[test]
+fn edge_24_request_larger_than_the_transmit_buffer_is_refused_with_its_size() {
+    let add = BlockdevAdd::new(BlockdevOptions::NullCo(BlockdevOptionsNull::new(
+        "a-rather-long-node-name",
+        1_048_576,
+    )));
+    let expected = b"{\"execute\":\"blockdev-add\",\"arguments\":{\"driver\":\"null-co\",\"node-name\":\"a-rather-long-node-name\",\"size\":1048576},\"id\":1}\n";
+    let rec = Setup::qmp().tx(64).check(|h| {
+        // Before the greeting room for qmp_capabilities is kept: nothing else fits.
+        assert!(matches!(
+            h.try_execute(&QueryVersion),
+            Err(ExecuteError::TxFull { required: 35, .. })
+        ));
+        h.feed(ready());
+        assert_eq!(
+            h.try_execute(&add),
+            Err(ExecuteError::TxFull {
+                required: expected.len(),
+                available: 64
+            })
+        );
+        // Nothing was queued and no id used.
+        assert_eq!(h.execute(&QueryVersion).get(), 1);
+    });
+    rec.assert_tx(&cat(&[
+        NEGOTIATE,
+        b"{\"execute\":\"query-version\",\"id\":1}\n",
+    ]));
+    let rec = Setup::qmp().tx(expected.len()).check(|h| {
+        h.feed(ready());
+        h.execute(&add);
+    });
+    rec.assert_tx(&cat(&[NEGOTIATE, expected]));
+}
+
+#[test]
 fn edge_24_raw_json_arguments_with_what_qemu_rejects_are_refused() {
     // QEMU answers a request with a duplicate key or a non-character with an id-less
     // parse error (vector 09, QMP.md §8.2): the command would never be answered. The
