@@ -127,8 +127,7 @@ fn argument_errors_are_the_captured_ones() {
     // written through the hand-built path; the client assigns its own ids.
     let requests = read_vector("12-bad-arguments.c2s");
     let requests = split_lines(&requests);
-    for index in 6..=12 {
-        let request = requests[index];
+    for (index, request) in requests.iter().enumerate().take(13).skip(6) {
         let error = client.execute_raw_json(request).unwrap_err();
         let expected = vector_message("12-bad-arguments", index + 1);
         assert_eq!(

@@ -38,8 +38,11 @@ fn qemu_fds_on(process: &QemuProcess, name: &str) -> Vec<i64> {
     fds
 }
 
-/// The fd sets as `(fdset-id, [(fd, opaque)])`, decoded with the typed command.
-fn fdsets(client: &Client) -> Vec<(i64, Vec<(i64, Option<String>)>)> {
+/// One fd set as `(fdset-id, [(fd, opaque)])`.
+type Fdset = (i64, Vec<(i64, Option<String>)>);
+
+/// The fd sets, decoded with the typed command.
+fn fdsets(client: &Client) -> Vec<Fdset> {
     let reply = client.execute(&QueryFdsets).unwrap();
     let sets = reply.get().unwrap();
     sets.iter()

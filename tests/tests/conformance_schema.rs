@@ -481,7 +481,7 @@ fn declared_names(files: &[&str]) -> BTreeSet<&'static str> {
             let wire_name =
                 |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
             if !name.is_empty() && name != "wire-name" && name.chars().all(wire_name) {
-                names.insert(&*conformance_common::leak(name));
+                names.insert(conformance_common::leak(name));
             }
         }
     }
