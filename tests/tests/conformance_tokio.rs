@@ -46,7 +46,8 @@ fn queued(events: &AsyncSubscription) -> Vec<Value> {
 }
 
 /// Runs `command` and returns its reply as the vectors show it, preceded by the events
-/// that were queued when it returned (those QEMU sent before the reply).
+/// that were queued when it returned: those QEMU sent before the reply, and any that
+/// came right after it (only for commands that cause no later events).
 async fn exchange<C: Command>(
     client: &AsyncClient,
     events: &AsyncSubscription,
@@ -58,15 +59,6 @@ async fn exchange<C: Command>(
     };
     let mut entries = queued(events);
     entries.push(reply);
-    entries
-}
-
-/// Waits for `count` more events.
-async fn more_events(events: &AsyncSubscription, count: usize) -> Vec<Value> {
-    let mut entries = Vec::new();
-    for _ in 0..count {
-        entries.push(event_value(&events.recv_timeout(WAIT).await.unwrap()));
-    }
     entries
 }
 
@@ -150,30 +142,90 @@ async fn tokio_negotiation_commands_and_large_replies() {
     ));
 }
 
+/// Records events and replies in arrival order: both reach callbacks that run on the
+/// client's one callback thread in the order they arrived.
+struct AsyncTranscript {
+    client: AsyncClient,
+    entries: Arc<Mutex<Vec<Value>>>,
+}
+
+impl AsyncTranscript {
+    fn record(client: &AsyncClient) -> Self {
+        let entries = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&entries);
+        client.on_any_event(move |event| sink.lock().unwrap().push(event_value(event)));
+        AsyncTranscript {
+            client: client.clone(),
+            entries,
+        }
+    }
+
+    async fn execute<C: Command + 'static>(&self, command: &C) {
+        let sink = Arc::clone(&self.entries);
+        let (done, reply) = tokio::sync::oneshot::channel();
+        self.client
+            .execute_async(command, move |result| {
+                let entry = match result {
+                    Ok(reply) => json!({"return": reply.raw().to_value()}),
+                    Err(error) => error_value(&error),
+                };
+                sink.lock().unwrap().push(entry);
+                let _ = done.send(());
+            })
+            .unwrap();
+        tokio::time::timeout(WAIT, reply).await.unwrap().unwrap();
+    }
+
+    async fn wait_for(&self, count: usize) {
+        tokio::time::timeout(WAIT, async {
+            while self.entries.lock().unwrap().len() < count {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("transcript entries");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_job_events_arrive_with_their_replies_as_captured() {
     let _guard = watchdog("tokio_jobs", LIMIT);
     let qsd = qsd();
     let client = connect(&qsd, options()).await;
-    let events = client.subscribe();
+    let events = client.subscribe_filtered(&["JOB_STATUS_CHANGE"]);
+    let transcript = AsyncTranscript::record(&client);
     let image = leak(qsd.dir().join("tokio.img").to_str().unwrap());
-    let mut transcript = exchange(
-        &client,
-        &events,
-        &BlockdevCreate::new(
+    transcript
+        .execute(&BlockdevCreate::new(
             "job0",
             BlockdevCreateOptionsFile {
                 filename: image,
                 size: 1 << 20,
                 ..Default::default()
             },
-        ),
-    )
-    .await;
-    transcript.extend(more_events(&events, 3).await);
-    transcript.extend(exchange(&client, &events, &QueryJobs).await);
-    transcript.extend(exchange(&client, &events, &JobDismiss { id: "job0" }).await);
-    assert_eq!(transcript, vector_transcript("15-job-blockdev-create"));
+        ))
+        .await;
+    transcript.wait_for(6).await;
+    transcript.execute(&QueryJobs).await;
+    transcript.execute(&JobDismiss { id: "job0" }).await;
+    let entries = transcript.entries.lock().unwrap().clone();
+    assert_eq!(entries, vector_transcript("15-job-blockdev-create"));
+    // The subscription saw the same six status changes.
+    let statuses: Vec<Value> = queued(&events)
+        .into_iter()
+        .map(|event| event["data"]["status"].clone())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "created",
+            "running",
+            "waiting",
+            "pending",
+            "concluded",
+            "null"
+        ]
+    );
     assert_eq!(events.missed(), 0);
 }
 
