@@ -497,6 +497,9 @@ pub struct Client<'buf, const N: usize = 16> {
     capabilities: Option<Capabilities>,
     oob_enabled: bool,
     sync: Option<Sync>,
+    /// The value of the last sync given up (timed out, superseded or cancelled), so its
+    /// late reply is dropped as late rather than reported as unmatched.
+    abandoned_sync: Option<u64>,
     eof: bool,
     close_reason: Option<CloseReason>,
     closed_reported: bool,
@@ -529,6 +532,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
             capabilities: None,
             oob_enabled: false,
             sync: None,
+            abandoned_sync: None,
             eof: false,
             close_reason: None,
             closed_reported: false,
@@ -665,8 +669,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
         if sync_expired {
             // The agent did not answer the sync: stop holding commands back so they meet
             // their own deadlines instead of waiting forever.
-            self.sync = None;
-            self.tx_release = self.tx_len;
+            self.abandon_sync();
         }
     }
 
@@ -935,6 +938,11 @@ impl<'buf, const N: usize> Client<'buf, N> {
                     self.stats.discarded_while_syncing += 1;
                     return None;
                 }
+                if value.is_some() && value == self.abandoned_sync {
+                    self.abandoned_sync = None;
+                    self.stats.late_replies += 1;
+                    return None;
+                }
                 self.stats.unmatched_replies += 1;
                 Some(Step::FromFrame(FrameEvent::Unmatched))
             }
@@ -970,14 +978,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
         if let Some(id) = id {
             if let Some(index) = self.unresolved(id) {
                 self.pending.swap_remove(index);
-                // The agent answers in order: silent commands sent before this one are done.
-                if self.config.protocol == Protocol::GuestAgent {
-                    for p in self.pending.iter_mut() {
-                        if p.id < id && !p.replies_on_success && p.resolution.is_none() {
-                            p.resolution = Some(Resolution::SilentSuccess);
-                        }
-                    }
-                }
+                self.resolve_silent_before(id);
                 return Some(Step::FromFrame(FrameEvent::Response(CommandId(id))));
             }
             if self.given_up.iter().any(|&g| g == id) {
@@ -993,9 +994,22 @@ impl<'buf, const N: usize> Client<'buf, N> {
         Some(Step::FromFrame(FrameEvent::Unmatched))
     }
 
+    /// The agent answers in order: silent commands sent before command `id` are done.
+    fn resolve_silent_before(&mut self, id: u64) {
+        if self.config.protocol != Protocol::GuestAgent {
+            return;
+        }
+        for p in self.pending.iter_mut() {
+            if p.id < id && !p.replies_on_success && p.resolution.is_none() {
+                p.resolution = Some(Resolution::SilentSuccess);
+            }
+        }
+    }
+
     fn finish_sync(&mut self, sync: Sync) -> Option<Step> {
         self.sync = None;
         self.tx_release = self.tx_len;
+        self.resolve_silent_before(sync.id);
         let index = self.unresolved(sync.id)?;
         self.pending.swap_remove(index);
         Some(Step::FromFrame(FrameEvent::Response(CommandId(sync.id))))
@@ -1141,9 +1155,21 @@ impl<'buf, const N: usize> Client<'buf, N> {
             Some(index) => {
                 self.pending.swap_remove(index);
                 remember_given_up(&mut self.given_up, id.0);
+                if self.sync.is_some_and(|sync| sync.id == id.0) {
+                    self.abandon_sync();
+                }
                 true
             }
             None => false,
+        }
+    }
+
+    /// Stops waiting for the current guest-agent sync: held commands are released and its
+    /// reply, if it still comes, is dropped as late.
+    fn abandon_sync(&mut self) {
+        if let Some(sync) = self.sync.take() {
+            self.abandoned_sync = Some(sync.value);
+            self.tx_release = self.tx_len;
         }
     }
 
@@ -1184,6 +1210,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
             if let Some(p) = self.pending.iter_mut().find(|p| p.id == previous.id) {
                 p.resolution = Some(Resolution::Failed(CommandFailure::TimedOut));
             }
+            self.abandoned_sync = Some(previous.value);
         }
         let id = self.allocate(now, false, true, false);
         self.sync = Some(Sync {
