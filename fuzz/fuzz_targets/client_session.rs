@@ -1,0 +1,6 @@
+//! Fuzz target `client_session`: see `fuzz/README.md` and the module `qmp_fuzz::session`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    qmp_fuzz::check_target("client_session", data);
+});
