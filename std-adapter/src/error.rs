@@ -14,7 +14,7 @@ use qmp_core::json::{DecodeError, JsonStr};
 use qmp_core::message::{self, QmpError};
 
 /// Everything a call on a [`Client`](crate::Client) or
-/// [`AsyncClient`](crate::tokio::AsyncClient) can fail with.
+/// `AsyncClient` (feature `tokio`) can fail with.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {

@@ -4,7 +4,7 @@
 //!   child process's stdio or any stream; typed, `serde_json` and hand-built commands,
 //!   per-call timeouts and cancellation ([`Pending`]), fd passing, event listeners
 //!   ([`Subscription`]) and callbacks. [`GuestAgentClient`] speaks to `qemu-ga`.
-//! - [`tokio::AsyncClient`] (feature `tokio`): the same surface with `async fn`s.
+//! - `tokio::AsyncClient` (feature `tokio`): the same surface with `async fn`s.
 //! - [`transport`]: one [`Transport`] type over Unix and TCP sockets, a child process's
 //!   stdio, character devices and any `Read + Write` stream, with read deadlines,
 //!   shutdown that wakes blocked readers, and clones for reader/writer threads.
