@@ -17,7 +17,7 @@ REPO=$PWD
 
 TARGET=thumbv7em-none-eabihf
 PROBE_DIR=$REPO/examples/size-probe
-ELF=$PROBE_DIR/target/$TARGET/release/qmp-size-probe
+ELF=${CARGO_TARGET_DIR:-$PROBE_DIR/target}/$TARGET/release/qmp-size-probe
 GOAL=16384
 RUN=true
 TOP=25

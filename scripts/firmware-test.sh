@@ -158,8 +158,8 @@ run_variant() {
 
 for variant in "${VARIANTS[@]}"; do
     case "$variant" in
-        blocking) run_variant blocking "$FIRMWARE_DIR/target/$TARGET/release/qmp-firmware" ;;
-        async) run_variant async "$FIRMWARE_DIR/target/$TARGET/release/qmp-firmware-async" ;;
+        blocking) run_variant blocking "${CARGO_TARGET_DIR:-$FIRMWARE_DIR/target}/$TARGET/release/qmp-firmware" ;;
+        async) run_variant async "${CARGO_TARGET_DIR:-$FIRMWARE_DIR/target}/$TARGET/release/qmp-firmware-async" ;;
     esac
 done
 echo "firmware-test: PASS"
