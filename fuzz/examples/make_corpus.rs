@@ -102,11 +102,19 @@ fn main() {
     let mut encode = Out::new(corpus, "encode_roundtrip");
 
     for path in &names {
-        let file = path.file_name().and_then(|n| n.to_str()).unwrap_or("x").to_owned();
+        let file = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("x")
+            .to_owned();
         let bytes = fs::read(path).expect("read vector");
         let cut = &bytes[..bytes.len().min(MAX_SEED)];
         // framer: byte 0 = buffer size (and bit 4: zero-copy), byte 1 = fragments, byte 2 = seed.
-        for (tag, header) in [("4096", [12u8, 0, 0]), ("64z", [6 | 16, 3, 7]), ("1000", [11, 5, 1])] {
+        for (tag, header) in [
+            ("4096", [12u8, 0, 0]),
+            ("64z", [6 | 16, 3, 7]),
+            ("1000", [11, 5, 1]),
+        ] {
             framer.put(&format!("{file}-{tag}"), &[&header[..], cut].concat());
         }
         for (i, message) in messages(&bytes).iter().enumerate().take(40) {
@@ -175,7 +183,10 @@ fn main() {
         Op::Execute(Cmd::Stop),
         Op::Execute(Cmd::QueryYankOob),
         Op::Feed(vec![
-            Piece::Event { name: 0, data: false },
+            Piece::Event {
+                name: 0,
+                data: false,
+            },
             Piece::Return {
                 id: IdRef::InFlight(0),
                 value: Value::Status,

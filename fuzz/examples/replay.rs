@@ -6,7 +6,10 @@ use qmp_fuzz::session::{self, Mode, Script};
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((target, files)) = args.split_first() else {
-        eprintln!("usage: replay TARGET FILE...   (targets: {:?})", qmp_fuzz::TARGETS);
+        eprintln!(
+            "usage: replay TARGET FILE...   (targets: {:?})",
+            qmp_fuzz::TARGETS
+        );
         std::process::exit(2);
     };
     for file in files {
@@ -25,7 +28,10 @@ fn main() {
             }
             println!("  transmitted: {}", String::from_utf8_lossy(&transcript.tx));
         }
-        assert!(qmp_fuzz::check_target(target, &data), "unknown target {target}");
+        assert!(
+            qmp_fuzz::check_target(target, &data),
+            "unknown target {target}"
+        );
         println!("{file}: ok");
     }
 }

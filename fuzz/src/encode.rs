@@ -367,17 +367,25 @@ pub fn compare(text: &str, expected: &Expected) {
         (Expected::Null, Shape::Null) => {}
         (Expected::Bool(b), Shape::Bool(v)) => assert_eq!(*b, v),
         (Expected::Int(n), Shape::Number { .. }) => {
-            assert_eq!(text.parse::<i128>().ok(), Some(*n), "integer written as {text}")
+            assert_eq!(
+                text.parse::<i128>().ok(),
+                Some(*n),
+                "integer written as {text}"
+            )
         }
         (Expected::F64(f), Shape::Number { .. }) => {
-            let parsed: f64 = text.parse().unwrap_or_else(|_| panic!("not a float: {text}"));
+            let parsed: f64 = text
+                .parse()
+                .unwrap_or_else(|_| panic!("not a float: {text}"));
             assert_eq!(parsed.to_bits(), f.to_bits(), "{f:?} written as {text}");
             // serde_json (float_roundtrip) reads the same.
             let theirs: f64 = serde_json::from_str(text).expect("serde_json float");
             assert_eq!(theirs.to_bits(), f.to_bits(), "{f:?} written as {text}");
         }
         (Expected::F32(f), Shape::Number { .. }) => {
-            let parsed: f32 = text.parse().unwrap_or_else(|_| panic!("not a float: {text}"));
+            let parsed: f32 = text
+                .parse()
+                .unwrap_or_else(|_| panic!("not a float: {text}"));
             assert_eq!(parsed.to_bits(), f.to_bits(), "{f:?} written as {text}");
         }
         (Expected::Str(s), Shape::String(decoded)) => {
@@ -407,7 +415,8 @@ pub fn compare(text: &str, expected: &Expected) {
 fn check_bytes(bytes: &[u8], allow_final_lf: bool) {
     let text = std::str::from_utf8(bytes).expect("encoder wrote invalid UTF-8");
     let body = if allow_final_lf {
-        text.strip_suffix('\n').expect("request line without its LF")
+        text.strip_suffix('\n')
+            .expect("request line without its LF")
     } else {
         text
     };
@@ -444,11 +453,18 @@ pub fn check_value(value: &Tree, buffer: usize) {
     match (&expected, len) {
         (Ok(expected), Ok(n)) => {
             let mut out = vec![0xAAu8; n + GUARD];
-            assert_eq!(encode::to_slice(value, &mut out), Ok(n), "to_slice vs encoded_len");
+            assert_eq!(
+                encode::to_slice(value, &mut out),
+                Ok(n),
+                "to_slice vs encoded_len"
+            );
             assert!(out[n..].iter().all(|&b| b == 0xAA), "wrote past the value");
             check_bytes(&out[..n], false);
             let text = std::str::from_utf8(&out[..n]).expect("utf-8");
-            assert!(reference::is_valid_json(text.as_bytes()), "invalid JSON: {text}");
+            assert!(
+                reference::is_valid_json(text.as_bytes()),
+                "invalid JSON: {text}"
+            );
             compare(text, expected);
             for size in [buffer % (n + 1), n - 1] {
                 if size >= n {
@@ -463,7 +479,10 @@ pub fn check_value(value: &Tree, buffer: usize) {
                         available: size
                     })
                 );
-                assert!(small[size..].iter().all(|&b| b == 0xAA), "wrote past the buffer");
+                assert!(
+                    small[size..].iter().all(|&b| b == 0xAA),
+                    "wrote past the buffer"
+                );
             }
             let mut exact = vec![0u8; n];
             assert_eq!(encode::to_slice(value, &mut exact), Ok(n));
@@ -498,12 +517,8 @@ pub fn check_request(request: &Request) {
         }
     };
     let expected = name_expected.and_then(|name| args_expected.map(|args| (name, args)));
-    let len = encode::encoded_request_len(
-        kind,
-        &request.name,
-        request.arguments.as_ref(),
-        request.id,
-    );
+    let len =
+        encode::encoded_request_len(kind, &request.name, request.arguments.as_ref(), request.id);
     let mut big = vec![0xAAu8; len.unwrap_or(4096) + GUARD];
     let result = encode::encode_request(
         &mut big,
@@ -515,7 +530,10 @@ pub fn check_request(request: &Request) {
     match (expected, result) {
         (Ok((name, args)), Ok(n)) => {
             assert_eq!(len, Ok(n));
-            assert!(big[n..].iter().all(|&b| b == 0xAA), "wrote past the request");
+            assert!(
+                big[n..].iter().all(|&b| b == 0xAA),
+                "wrote past the request"
+            );
             let line = &big[..n];
             check_bytes(line, true);
             assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
@@ -554,7 +572,10 @@ pub fn check_request(request: &Request) {
                         available: size
                     })
                 );
-                assert!(small[size..].iter().all(|&b| b == 0xAA), "wrote past the buffer");
+                assert!(
+                    small[size..].iter().all(|&b| b == 0xAA),
+                    "wrote past the buffer"
+                );
             }
         }
         (Err(error), result) => {

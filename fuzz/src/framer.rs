@@ -179,7 +179,11 @@ fn check_accounting(framer: &Framer<'_>, stream: &[u8], items: &[Owned]) {
             }
             Owned::Malformed(error) => {
                 malformed += 1;
-                assert!(error.offset < fed, "error at {} of {fed} bytes", error.offset);
+                assert!(
+                    error.offset < fed,
+                    "error at {} of {fed} bytes",
+                    error.offset
+                );
                 if let Some(previous) = last_error {
                     assert!(error.offset > previous, "error offsets do not increase");
                 }
@@ -188,7 +192,10 @@ fn check_accounting(framer: &Framer<'_>, stream: &[u8], items: &[Owned]) {
             Owned::Sentinel => sentinels += 1,
         }
     }
-    assert!(used <= fed, "frames and skipped values cover {used} of {fed} bytes");
+    assert!(
+        used <= fed,
+        "frames and skipped values cover {used} of {fed} bytes"
+    );
     let stats = framer.stats();
     assert_eq!(
         (stats.frames, stats.oversize, stats.malformed),
@@ -257,19 +264,29 @@ pub fn check(data: &[u8]) {
         let len = value.len();
         match item {
             Owned::Frame(bytes) => {
-                assert_eq!(bytes.as_slice(), value, "framed differently from serde_json");
+                assert_eq!(
+                    bytes.as_slice(),
+                    value,
+                    "framed differently from serde_json"
+                );
                 assert!(len <= capacity);
             }
             Owned::Oversize { len: skipped, id } => {
                 assert_eq!(*skipped, len as u64, "skipped length differs");
-                assert!(len >= capacity, "{len}-byte value skipped by a {capacity}-byte buffer");
+                assert!(
+                    len >= capacity,
+                    "{len}-byte value skipped by a {capacity}-byte buffer"
+                );
                 let text = std::str::from_utf8(value).expect("utf-8");
                 assert_eq!(*id, expected_id(text), "id of a skipped value {text:?}");
             }
             other => panic!("serde_json reads a value where the framer reports {other:?}"),
         }
         if len < capacity {
-            assert!(matches!(item, Owned::Frame(_)), "{len}-byte value not framed");
+            assert!(
+                matches!(item, Owned::Frame(_)),
+                "{len}-byte value not framed"
+            );
         }
     }
 }

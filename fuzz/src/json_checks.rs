@@ -21,7 +21,12 @@ pub fn decode(text: JsonStr<'_>) -> String {
     let unescaped = text
         .unescape_into(&mut buffer)
         .unwrap_or_else(|e| panic!("unescape_into an exact buffer failed: {e}"));
-    assert_eq!(unescaped, by_chars, "unescape_into vs chars of {:?}", text.raw());
+    assert_eq!(
+        unescaped,
+        by_chars,
+        "unescape_into vs chars of {:?}",
+        text.raw()
+    );
     if len > 0 {
         let mut short = vec![0u8; len - 1];
         let error = text
@@ -33,7 +38,11 @@ pub fn decode(text: JsonStr<'_>) -> String {
         assert!(!text.has_escapes());
         assert_eq!(plain, by_chars);
     }
-    assert!(text == by_chars.as_str(), "JsonStr == &str for {:?}", text.raw());
+    assert!(
+        text == by_chars.as_str(),
+        "JsonStr == &str for {:?}",
+        text.raw()
+    );
     by_chars
 }
 
@@ -65,7 +74,11 @@ pub fn compare_value(value: RawJson<'_>, depth_left: usize) {
             assert_eq!(ours.len(), members.len(), "member count of {text:?}");
             for ((key, member), (ref_key, ref_member)) in ours.iter().zip(members) {
                 assert_eq!(&decode(*key), ref_key, "key in {text:?}");
-                assert_eq!(member.as_str(), ref_member.get(), "member value in {text:?}");
+                assert_eq!(
+                    member.as_str(),
+                    ref_member.get(),
+                    "member value in {text:?}"
+                );
             }
             for (ref_key, _) in members {
                 let ours = value.get(ref_key).map(|v| v.as_str());
@@ -165,12 +178,18 @@ pub fn check_classify(data: &[u8]) {
             String::from_utf8_lossy(data)
         );
     } else if depth > MAX_DEPTH_LIMIT {
-        assert!(parsed.is_err(), "accepted nesting deeper than MAX_DEPTH_LIMIT");
+        assert!(
+            parsed.is_err(),
+            "accepted nesting deeper than MAX_DEPTH_LIMIT"
+        );
     }
     let Ok(value) = parsed else {
         return;
     };
-    assert!(valid, "RawJson::parse accepted what serde_json rejects: {data:?}");
+    assert!(
+        valid,
+        "RawJson::parse accepted what serde_json rejects: {data:?}"
+    );
     // The span is the input without surrounding whitespace.
     let text = std::str::from_utf8(data).expect("valid JSON that is not UTF-8");
     assert_eq!(
@@ -187,7 +206,10 @@ pub fn check_message(value: RawJson<'_>) {
     let _ = format!("{message:?}");
     let shape = reference::shape(value.as_str());
     let Shape::Object(members) = &shape else {
-        assert!(matches!(message, Message::Unknown(_)), "non-object: {message:?}");
+        assert!(
+            matches!(message, Message::Unknown(_)),
+            "non-object: {message:?}"
+        );
         return;
     };
     let kinds: Vec<_> = members
@@ -286,7 +308,9 @@ pub fn check_message(value: RawJson<'_>) {
         ("QMP", Message::Greeting(greeting)) => {
             assert!(matches!(member_shape, Shape::Object(_)));
             assert_eq!(greeting.raw.as_str(), member.get());
-            let version = member_shape.first("version").map(|v| reference::shape(v.get()));
+            let version = member_shape
+                .first("version")
+                .map(|v| reference::shape(v.get()));
             let qemu = version
                 .as_ref()
                 .and_then(|v| v.first("qemu"))
@@ -329,10 +353,7 @@ pub fn check_message(value: RawJson<'_>) {
                 (oob, unknown)
             );
         }
-        (
-            "error" | "event" | "QMP",
-            Message::Unknown(_),
-        ) => match kind.as_str() {
+        ("error" | "event" | "QMP", Message::Unknown(_)) => match kind.as_str() {
             "error" | "QMP" => assert!(!matches!(member_shape, Shape::Object(_))),
             _ => assert!(!matches!(member_shape, Shape::String(_))),
         },
