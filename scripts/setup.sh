@@ -114,4 +114,10 @@ for component in miri rust-src; do
     fi
 done
 
+# --- cargo-fuzz (the FUZZ STEPS of scripts/test.sh run fuzz/ with it, on nightly) ---------
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    log "installing cargo-fuzz"
+    cargo install cargo-fuzz --locked
+fi
+
 log "done"

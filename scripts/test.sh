@@ -92,7 +92,21 @@ step "miri: cargo +nightly miri test -p qmp-core --lib json:: time::"
 MIRIFLAGS="${MIRIFLAGS:-}" cargo +nightly miri test -p qmp-core --lib -- json:: time::
 
 # ---- FUZZ STEPS: later sessions add the short fuzz runs of every fuzz/ target here ----
-# (e.g. step "fuzz: <target>"; cargo +nightly fuzz run <target> -- -max_total_time=N)
+# Every fuzz/ target (cargo fuzz list) runs FUZZ_SECONDS (default 60) from its seed
+# corpus with fuzz/dictionary.txt; a crash, hang or OOM fails the step and its input is
+# copied to fuzz/regressions/<target>/ (commit it: core/tests/properties.rs replays it).
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+step "fuzz: build every target (cargo +nightly fuzz build)"
+(cd fuzz && cargo +nightly fuzz build --sanitizer none --debug-assertions)
+mapfile -t FUZZ_TARGETS < <(cd fuzz && cargo +nightly fuzz list)
+if [ "${#FUZZ_TARGETS[@]}" -eq 0 ]; then
+    echo "error: cargo fuzz list found no fuzz target" >&2
+    exit 1
+fi
+for target in "${FUZZ_TARGETS[@]}"; do
+    step "fuzz: $target for ${FUZZ_SECONDS}s (fuzz/run.sh)"
+    bash fuzz/run.sh "$target" "$FUZZ_SECONDS"
+done
 # ---- END FUZZ STEPS ----
 
 finish_step
