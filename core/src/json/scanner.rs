@@ -585,6 +585,9 @@ impl Scanner {
                     return Step::NeedMore;
                 };
                 if byte == b']' && close_allowed {
+                    // `[]` closed: what follows is `,` or a close, and after a `,` a value
+                    // must come (`[[],]` is invalid).
+                    close_allowed = false;
                     pos += 1;
                     self.depth = self.depth.saturating_sub(1);
                     if let Some(end) = self.value_done(pos) {
