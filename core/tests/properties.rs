@@ -114,6 +114,45 @@ fn fuzz_seed_corpus_passes() {
     );
 }
 
+/// Found by the `classify` fuzz target (fuzz/regressions/*/…trailing-comma…): after an
+/// empty array closes inside an array, `,]` is accepted, so `[[],]` passes as valid JSON.
+/// QEMU rejects such input with an id-less error, so a command whose raw arguments hold it
+/// would never be answered; `execute_json` must refuse it, and the framer must not frame it.
+#[test]
+fn a_trailing_comma_after_an_empty_array_is_invalid_json() {
+    for text in [
+        "[[],]",
+        "[[] ,]",
+        "[[]\r\n,]",
+        "{\"a\":[[],]}",
+        "[[[]],]",
+        "[\r[[],]]",
+    ] {
+        assert!(
+            RawJson::parse(text.as_bytes()).is_err(),
+            "RawJson::parse accepts {text:?}"
+        );
+        let mut buffer = [0u8; 64];
+        let mut framer = qmp_core::json::Framer::new(&mut buffer);
+        framer.push(text.as_bytes());
+        framer.push(b"\n");
+        let first = framer.next_item();
+        assert!(
+            matches!(first, Some(qmp_core::json::Item::Malformed { .. })),
+            "the framer yields {first:?} for {text:?}"
+        );
+    }
+    let (mut rx, mut tx) = ([0u8; 256], [0u8; 256]);
+    let mut client: Client<'_, 4> =
+        Client::new(Config::guest_agent(), Instant::ZERO, &mut rx, &mut tx);
+    let result = client.execute_json(Instant::ZERO, "guest-exec", Some(b"{\"arg\":[[],]}"), false);
+    assert_eq!(
+        result,
+        Err(qmp_core::client::ExecuteError::InvalidArguments),
+        "execute_json accepted arguments QEMU rejects without an id"
+    );
+}
+
 // ---- generators ------------------------------------------------------------------------
 
 const STREAM_SOURCES: [&[u8]; 6] = [

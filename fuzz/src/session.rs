@@ -367,8 +367,9 @@ struct Harness<'s, 'b> {
     greetings: usize,
     log: Vec<String>,
     tx: Vec<u8>,
-    /// For each transmitted line start: whether the session was ready when it went out.
-    line_ready: Vec<bool>,
+    /// For each transmit call: the offset in `tx` where its bytes start, and whether the
+    /// session was ready then.
+    tx_ready: Vec<(usize, bool)>,
     fragments: Option<Fragments>,
     zero_copy: bool,
 }
@@ -645,13 +646,8 @@ impl<'s, 'b> Harness<'s, 'b> {
             return;
         };
         let n = bytes.len().min(limit);
-        for &b in &bytes[..n] {
-            let at_line_start = matches!(self.tx.last(), None | Some(b'\n' | 0xFF));
-            if at_line_start && b != 0xFF {
-                self.line_ready.push(ready);
-            }
-            self.tx.push(b);
-        }
+        self.tx_ready.push((self.tx.len(), ready));
+        self.tx.extend_from_slice(&bytes[..n]);
         self.client.mark_transmitted(n);
     }
 
@@ -867,7 +863,12 @@ impl<'s, 'b> Harness<'s, 'b> {
                     .execute_json(self.now, name, bytes.as_deref(), *oob);
                 if content.as_ref().err() == Some(&ExecuteError::InvalidArguments) {
                     // Refused before anything else is looked at.
-                    assert_eq!(result, Err(ExecuteError::InvalidArguments));
+                    assert_eq!(
+                        result,
+                        Err(ExecuteError::InvalidArguments),
+                        "execute_json with arguments {:?}",
+                        bytes.as_deref().map(String::from_utf8_lossy)
+                    );
                 }
                 self.after_call("Json", result, content, *oob, state, in_flight);
             }
@@ -993,29 +994,59 @@ impl<'s, 'b> Harness<'s, 'b> {
         self.check_transmitted();
     }
 
+    /// Whether the session was ready when the byte at `offset` of `tx` was written.
+    fn ready_at(&self, offset: usize) -> bool {
+        self.tx_ready
+            .iter()
+            .rev()
+            .find(|(start, _)| *start <= offset)
+            .is_some_and(|(_, ready)| *ready)
+    }
+
+    /// Walks the transmitted bytes request by request (each a JSON object followed by
+    /// LF; `0xFF` only right before a sync) and matches each with what was issued.
     fn check_transmitted(&mut self) {
         let tx = self.tx.clone();
-        let mut lines: Vec<&[u8]> = tx.split(|&b| b == b'\n').collect();
-        // The last piece is empty, or a line cut short by the end of the session.
-        lines.pop();
-        assert!(lines.len() <= self.line_ready.len());
         let mut syncs: Vec<u64> = self.issued.values().filter_map(|c| c.sync_value).collect();
         syncs.reverse();
         let mut seen = BTreeMap::new();
         let mut capabilities = 0;
-        for (index, line) in lines.iter().enumerate() {
-            let (sync_marker, line) = match line.split_first() {
-                Some((0xFF, rest)) => (true, rest),
-                _ => (false, *line),
-            };
-            assert!(!line.contains(&0xFF), "0xFF inside a request");
-            let text = std::str::from_utf8(line).expect("request not UTF-8");
+        let mut index = 0;
+        let mut at = 0;
+        while at < tx.len() {
+            let sync_marker = tx[at] == 0xFF;
+            if sync_marker {
+                at += 1;
+            }
+            let mut stream = serde_json::Deserializer::from_slice(&tx[at..])
+                .into_iter::<serde::de::IgnoredAny>();
+            match stream.next() {
+                Some(Ok(_)) => {}
+                // A request cut short by the end of the session: nothing may follow.
+                Some(Err(error)) if error.is_eof() => break,
+                None => break,
+                Some(Err(error)) => panic!(
+                    "transmitted bytes are not JSON at {at}: {error}: {:?}",
+                    String::from_utf8_lossy(&tx[at..])
+                ),
+            }
+            let end = at + stream.byte_offset();
+            let request = &tx[at..end];
+            let ready = self.ready_at(at);
+            match tx.get(end) {
+                Some(b'\n') => {}
+                None => break,
+                Some(other) => panic!("request not followed by LF but {other:#x}"),
+            }
+            at = end + 1;
+            assert!(!request.contains(&0xFF), "0xFF inside a request");
+            let text = std::str::from_utf8(request).expect("request not UTF-8");
             assert!(
-                reference::is_valid_json(line),
-                "transmitted line is not JSON: {text:?}"
+                reference::is_valid_json(request),
+                "transmitted request is not JSON: {text:?}"
             );
             let Shape::Object(members) = reference::shape(text) else {
-                panic!("transmitted line is not an object: {text}")
+                panic!("transmitted request is not an object: {text}")
             };
             let member = members.first().map(|(k, _)| k.as_str()).unwrap_or("");
             let name = match members.first().map(|(_, v)| reference::shape(v.get())) {
@@ -1030,11 +1061,12 @@ impl<'s, 'b> Harness<'s, 'b> {
                 .iter()
                 .find(|(k, _)| k == "id")
                 .map(|(_, v)| v.get().parse::<u64>().expect("integer id"));
-            let ready = self.line_ready[index];
+            let first = index == 0;
+            index += 1;
             if name == "qmp_capabilities" && id.is_none() {
                 assert_eq!(self.mode, Mode::Qmp);
                 assert_eq!(capabilities, 0, "qmp_capabilities sent twice");
-                assert_eq!(index, 0, "qmp_capabilities is not the first request");
+                assert!(first, "qmp_capabilities is not the first request");
                 capabilities += 1;
                 continue;
             }
@@ -1043,10 +1075,12 @@ impl<'s, 'b> Harness<'s, 'b> {
             }
             if name == "guest-sync-delimited" && id.is_none() {
                 assert!(sync_marker, "sync without its 0xFF");
-                let value = syncs.pop().expect("a sync line for no sync issued");
+                let value = syncs.pop().expect("a sync request for no sync issued");
                 assert_eq!(
-                    arguments.as_deref(),
-                    Some(format!("{{\"id\":{value}}}").as_str())
+                    text,
+                    format!(
+                        "{{\"execute\":\"guest-sync-delimited\",\"arguments\":{{\"id\":{value}}}}}"
+                    )
                 );
                 continue;
             }
@@ -1061,14 +1095,24 @@ impl<'s, 'b> Harness<'s, 'b> {
             assert_eq!(member, issued.member, "{text}");
             assert_eq!(name, issued.name, "{text}");
             match (&issued.arguments, arguments) {
-                (ExpectedArguments::None, None) => {}
-                (ExpectedArguments::Value(value), Some(text)) => {
-                    let sent: serde_json::Value = serde_json::from_str(&text).expect("arguments");
-                    assert_eq!(&sent, value);
+                (ExpectedArguments::Text(expected), Some(sent)) => assert_eq!(&sent, expected),
+                (expected, sent) => {
+                    // Requests the encoder wrote: one compact line, every string escaped.
+                    assert!(
+                        request.iter().all(|&b| b >= 0x20 && b != 0x7F),
+                        "raw control byte in {text:?}"
+                    );
+                    match (expected, sent) {
+                        (ExpectedArguments::None, None) => {}
+                        (ExpectedArguments::Value(value), Some(sent)) => {
+                            let sent: serde_json::Value =
+                                serde_json::from_str(&sent).expect("arguments");
+                            assert_eq!(&sent, value);
+                        }
+                        (ExpectedArguments::Tree(expected), Some(sent)) => compare(&sent, expected),
+                        (expected, sent) => panic!("arguments {sent:?}, expected {expected:?}"),
+                    }
                 }
-                (ExpectedArguments::Tree(expected), Some(text)) => compare(&text, expected),
-                (ExpectedArguments::Text(expected), Some(text)) => assert_eq!(&text, expected),
-                (expected, sent) => panic!("arguments {sent:?}, expected {expected:?}"),
             }
         }
     }
@@ -1224,7 +1268,7 @@ pub fn run(script: &Script, mode: Mode, split: bool) -> Transcript {
         greetings: 0,
         log: Vec::new(),
         tx: Vec::new(),
-        line_ready: Vec::new(),
+        tx_ready: Vec::new(),
         fragments: split.then(|| Fragments::new(u64::from(script.seed), max_fragment)),
         zero_copy: if split {
             script.zero_copy
