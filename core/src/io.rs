@@ -5,6 +5,12 @@
 //! is silent) and [`AsyncDriver`] over their `embedded-io-async` counterparts plus a timer.
 //! Both only move bytes and read the clock; every protocol decision stays in the client.
 //!
+//! `call` runs one command to its outcome (a reply, or its timeout from
+//! [`Config`](crate::client::Config)); `wait_event(deadline, ..)` is the bounded wait of a
+//! loop that only listens for events; `step` / `step_until` are the single turns both are
+//! made of. Reply callbacks are best passed as closures: a generic `fn` item may not be
+//! general enough over the reply's lifetime.
+//!
 //! ```no_run
 //! use qmp_core::client::{Client, Config};
 //! use qmp_core::commands::QueryStatus;
@@ -155,6 +161,19 @@ fn drain<const N: usize, E, R>(
     Ok(Found::Nothing)
 }
 
+/// Hands every event the client has to `on_event`; true if there was at least one.
+fn deliver_all<const N: usize>(
+    client: &mut Client<'_, N>,
+    on_event: &mut impl FnMut(&Event<'_>),
+) -> bool {
+    let mut delivered = false;
+    while let Some(event) = client.poll_event() {
+        delivered = true;
+        on_event(&event);
+    }
+    delivered
+}
+
 /// A raw `return` value handed to a driver's reply callback before decoding.
 struct RawReply<'a>(crate::json::RawJson<'a>);
 
@@ -168,11 +187,19 @@ fn decode_reply<'a, C: Command>(
 }
 
 /// Runs a client over a blocking `embedded-io` transport.
+///
+/// While it waits it polls [`embedded_io::ReadReady`] and the clock in a loop; give it an
+/// idle hook ([`BlockingDriver::with_idle`], e.g. `cortex_m::asm::wfi`) to sleep between
+/// polls.
 pub struct BlockingDriver<'c, 'buf, T, K, const N: usize> {
     client: &'c mut Client<'buf, N>,
     io: T,
     clock: K,
+    idle: fn(),
 }
+
+/// The default idle hook: keep polling.
+fn keep_polling() {}
 
 impl<'c, 'buf, T, K, const N: usize> BlockingDriver<'c, 'buf, T, K, N>
 where
@@ -181,7 +208,20 @@ where
 {
     /// Wraps a client, a transport and a clock.
     pub fn new(client: &'c mut Client<'buf, N>, io: T, clock: K) -> Self {
-        BlockingDriver { client, io, clock }
+        BlockingDriver {
+            client,
+            io,
+            clock,
+            idle: keep_polling,
+        }
+    }
+
+    /// Calls `idle` each time a wait finds no input and no deadline reached (for example
+    /// `cortex_m::asm::wfi`, woken by the UART or timer interrupt).
+    #[must_use]
+    pub fn with_idle(mut self, idle: fn()) -> Self {
+        self.idle = idle;
+        self
     }
 
     /// The client, for direct use between calls.
@@ -214,23 +254,27 @@ where
     /// Waits for input until the client's next deadline, then feeds it (or the timeout)
     /// to the client. Call [`Client::poll_event`] afterwards.
     pub fn step(&mut self) -> Result<(), DriverError<T::Error>> {
+        self.step_until(None)
+    }
+
+    /// Like [`BlockingDriver::step`], but also returns once `deadline` passes with nothing
+    /// received: the bounded wait of a loop that only listens for events.
+    pub fn step_until(&mut self, deadline: Option<Instant>) -> Result<(), DriverError<T::Error>> {
         self.flush()?;
         loop {
             let now = self.clock.now();
-            self.client.handle_timeout(now);
-            if self
-                .client
-                .poll_timeout()
-                .is_some_and(|deadline| deadline <= now)
-            {
+            if self.client.poll_timeout().is_some_and(|due| due <= now) {
+                // Resolves what timed out; the caller drains the events.
+                self.client.handle_timeout(now);
                 return Ok(());
             }
             if self.io.read_ready().map_err(DriverError::Io)? {
                 break;
             }
-            if self.client.state() == State::Closed {
+            if self.client.state() == State::Closed || deadline.is_some_and(|d| d <= now) {
                 return Ok(());
             }
+            (self.idle)();
         }
         let window = self.client.rx_window();
         if window.is_empty() {
@@ -246,6 +290,29 @@ where
             let _ = self.client.commit_rx(now, n);
         }
         Ok(())
+    }
+
+    /// Runs until at least one event was handed to `on_event` (then returns `Ok(true)`
+    /// after delivering every event already received) or until `deadline` passes with
+    /// none (`Ok(false)`); `None` waits without limit. The session's end is delivered as
+    /// [`Event::Closed`] once; waiting on a closed session is [`DriverError::Closed`].
+    pub fn wait_event(
+        &mut self,
+        deadline: Option<Instant>,
+        mut on_event: impl FnMut(&Event<'_>),
+    ) -> Result<bool, DriverError<T::Error>> {
+        loop {
+            if deliver_all(self.client, &mut on_event) {
+                return Ok(true);
+            }
+            if let Some(reason) = self.client.close_reason() {
+                return Err(DriverError::Closed(reason));
+            }
+            if deadline.is_some_and(|d| d <= self.clock.now()) {
+                return Ok(false);
+            }
+            self.step_until(deadline)?;
+        }
     }
 
     /// Runs until the session is ready (QMP negotiation done, or a guest agent's first
@@ -333,14 +400,33 @@ where
 
     /// Waits for input or the client's next deadline, whichever comes first, and feeds it
     /// to the client.
+    ///
+    /// Cancel-safe when the transport's `read` is: the client takes bytes only from a
+    /// completed read, so dropping this future (e.g. in a `select`) loses nothing; bytes
+    /// of an interrupted write are sent again from the last completed one.
     pub async fn step(&mut self) -> Result<(), DriverError<T::Error>> {
+        self.step_until(None).await
+    }
+
+    /// Like [`AsyncDriver::step`], but also returns once `deadline` passes with nothing
+    /// received.
+    pub async fn step_until(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<(), DriverError<T::Error>> {
         self.flush().await?;
         let now = self.clock.now();
-        self.client.handle_timeout(now);
-        if self.client.state() == State::Closed {
+        if self.client.poll_timeout().is_some_and(|due| due <= now) {
+            self.client.handle_timeout(now);
             return Ok(());
         }
-        let deadline = self.client.poll_timeout();
+        if self.client.state() == State::Closed || deadline.is_some_and(|d| d <= now) {
+            return Ok(());
+        }
+        let wake_at = match (self.client.poll_timeout(), deadline) {
+            (Some(a), Some(b)) => Some(if a <= b { a } else { b }),
+            (a, b) => a.or(b),
+        };
         let window = self.client.rx_window();
         if window.is_empty() {
             return Ok(());
@@ -348,8 +434,8 @@ where
         let read = {
             let mut read = pin!(self.io.read(window));
             let mut sleep = pin!(async {
-                match deadline {
-                    Some(deadline) => self.clock.sleep_until(deadline).await,
+                match wake_at {
+                    Some(wake_at) => self.clock.sleep_until(wake_at).await,
                     None => core::future::pending::<()>().await,
                 }
             });
@@ -374,6 +460,27 @@ where
             None => self.client.handle_timeout(now),
         }
         Ok(())
+    }
+
+    /// Runs until at least one event was handed to `on_event` (`Ok(true)`) or `deadline`
+    /// passes with none (`Ok(false)`); see [`BlockingDriver::wait_event`].
+    pub async fn wait_event(
+        &mut self,
+        deadline: Option<Instant>,
+        mut on_event: impl FnMut(&Event<'_>),
+    ) -> Result<bool, DriverError<T::Error>> {
+        loop {
+            if deliver_all(self.client, &mut on_event) {
+                return Ok(true);
+            }
+            if let Some(reason) = self.client.close_reason() {
+                return Err(DriverError::Closed(reason));
+            }
+            if deadline.is_some_and(|d| d <= self.clock.now()) {
+                return Ok(false);
+            }
+            self.step_until(deadline).await?;
+        }
     }
 
     /// Runs until the session is ready. Other events go to `on_event`.
@@ -414,5 +521,390 @@ where
             }
             self.step().await?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The drivers over an in-memory transport whose bytes arrive at scripted times, with
+    //! a clock that advances one millisecond each time it is read (so waits end).
+    use super::*;
+    use crate::client::Config;
+    use crate::commands::QueryStatus;
+    use crate::time::Duration;
+    use core::cell::{Cell, RefCell};
+    use core::sync::atomic::{AtomicUsize, Ordering};
+    use core::task::{Context, Waker};
+    use std::collections::VecDeque;
+    use std::rc::Rc;
+    use std::string::String;
+    use std::vec::Vec;
+
+    const GREETING: &[u8] = b"{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 2, \"minor\": 0, \"major\": 10}, \"package\": \"\"}, \"capabilities\": [\"oob\"]}}\r\n";
+
+    /// Milliseconds since the start of the test, shared by the clock and the transport.
+    #[derive(Clone, Default)]
+    struct TestClock(Rc<Cell<u64>>);
+
+    impl TestClock {
+        fn millis(&self) -> u64 {
+            self.0.get()
+        }
+    }
+
+    impl Clock for TestClock {
+        fn now(&self) -> Instant {
+            let now = self.0.get();
+            self.0.set(now + 1);
+            Instant::from_millis(now)
+        }
+    }
+
+    impl AsyncClock for TestClock {
+        async fn sleep_until(&self, deadline: Instant) {
+            let millis = deadline.as_millis();
+            if self.0.get() < millis {
+                self.0.set(millis);
+            }
+        }
+    }
+
+    /// Server bytes released at given times; what the client writes is kept, and every
+    /// `qmp_capabilities` request is answered at once.
+    struct ScriptedServer {
+        clock: TestClock,
+        incoming: VecDeque<(u64, Vec<u8>)>,
+        end_of_stream_at: Option<u64>,
+        written: Rc<RefCell<Vec<u8>>>,
+    }
+
+    impl ScriptedServer {
+        fn new(clock: &TestClock) -> Self {
+            ScriptedServer {
+                clock: clock.clone(),
+                incoming: VecDeque::from([(0, GREETING.to_vec())]),
+                end_of_stream_at: None,
+                written: Rc::default(),
+            }
+        }
+
+        fn send_at(mut self, millis: u64, bytes: &[u8]) -> Self {
+            self.incoming.push_back((millis, bytes.to_vec()));
+            self
+        }
+
+        fn close_at(mut self, millis: u64) -> Self {
+            self.end_of_stream_at = Some(millis);
+            self
+        }
+
+        fn ready(&self) -> bool {
+            let now = self.clock.millis();
+            self.incoming.front().is_some_and(|(at, _)| *at <= now)
+                || (self.incoming.is_empty() && self.end_of_stream_at.is_some_and(|at| at <= now))
+        }
+
+        fn take(&mut self, buf: &mut [u8]) -> usize {
+            let Some((at, mut bytes)) = self.incoming.pop_front() else {
+                return 0;
+            };
+            let n = bytes.len().min(buf.len());
+            buf[..n].copy_from_slice(&bytes[..n]);
+            if n < bytes.len() {
+                bytes.drain(..n);
+                self.incoming.push_front((at, bytes));
+            }
+            n
+        }
+    }
+
+    impl embedded_io::ErrorType for ScriptedServer {
+        type Error = embedded_io::ErrorKind;
+    }
+
+    impl embedded_io::ReadReady for ScriptedServer {
+        fn read_ready(&mut self) -> Result<bool, Self::Error> {
+            Ok(self.ready())
+        }
+    }
+
+    impl embedded_io::Read for ScriptedServer {
+        fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+            assert!(
+                self.ready(),
+                "the blocking driver read before ReadReady said so"
+            );
+            Ok(self.take(buf))
+        }
+    }
+
+    impl embedded_io_async::Read for ScriptedServer {
+        async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+            core::future::poll_fn(|_| {
+                if self.ready() {
+                    Poll::Ready(Ok(self.take(buf)))
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await
+        }
+    }
+
+    impl ScriptedServer {
+        fn accept(&mut self, buf: &[u8]) -> usize {
+            self.written.borrow_mut().extend_from_slice(buf);
+            let text = String::from_utf8_lossy(&self.written.borrow()).into_owned();
+            if buf.ends_with(b"\n")
+                && text
+                    .lines()
+                    .last()
+                    .is_some_and(|l| l.contains("qmp_capabilities"))
+            {
+                let now = self.clock.millis();
+                self.incoming
+                    .push_front((now, b"{\"return\": {}}\r\n".to_vec()));
+            }
+            buf.len()
+        }
+    }
+
+    impl embedded_io::Write for ScriptedServer {
+        fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+            Ok(self.accept(buf))
+        }
+        fn flush(&mut self) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+
+    impl embedded_io_async::Write for ScriptedServer {
+        async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+            Ok(self.accept(buf))
+        }
+        async fn flush(&mut self) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+
+    /// Polls `future` to completion, failing the test if it stays pending too long.
+    fn block_on<F: Future>(future: F) -> F::Output {
+        let mut future = pin!(future);
+        let mut context = Context::from_waker(Waker::noop());
+        for _ in 0..1_000_000 {
+            if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+                return output;
+            }
+        }
+        panic!("the future never completed");
+    }
+
+    fn names(events: &[String]) -> Vec<&str> {
+        events.iter().map(String::as_str).collect()
+    }
+
+    fn describe(event: &Event<'_>) -> String {
+        match event {
+            Event::AsyncEvent(event) => {
+                std::format!("event {}", event.name.as_plain().unwrap_or("?"))
+            }
+            Event::Closed(reason) => std::format!("closed: {reason}"),
+            other => std::format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn blocking_wait_event_returns_at_its_deadline_when_the_peer_is_silent() {
+        let clock = TestClock::default();
+        let (mut rx, mut tx) = ([0u8; 512], [0u8; 256]);
+        let mut client: Client<'_, 2> = Client::new(Config::qmp(), Instant::ZERO, &mut rx, &mut tx);
+        let server = ScriptedServer::new(&clock);
+        let mut driver = BlockingDriver::new(&mut client, server, clock.clone());
+        driver.wait_ready(|_| {}).unwrap();
+        let deadline = Instant::from_millis(clock.millis() + 100);
+        let mut seen = Vec::new();
+        assert_eq!(
+            driver.wait_event(Some(deadline), |e| seen.push(describe(e))),
+            Ok(false)
+        );
+        assert!(seen.is_empty(), "{seen:?}");
+        assert!(clock.millis() >= deadline.as_millis());
+        assert!(
+            clock.millis() <= deadline.as_millis() + 3,
+            "overslept to {}",
+            clock.millis()
+        );
+    }
+
+    #[test]
+    fn blocking_wait_event_delivers_what_arrives_before_the_deadline() {
+        let clock = TestClock::default();
+        let (mut rx, mut tx) = ([0u8; 512], [0u8; 256]);
+        let mut client: Client<'_, 2> = Client::new(Config::qmp(), Instant::ZERO, &mut rx, &mut tx);
+        let server = ScriptedServer::new(&clock).send_at(
+            50,
+            b"{\"timestamp\": {\"seconds\": 1, \"microseconds\": 2}, \"event\": \"STOP\"}\r\n{\"timestamp\": {\"seconds\": 1, \"microseconds\": 3}, \"event\": \"RESUME\"}\r\n",
+        );
+        let mut driver = BlockingDriver::new(&mut client, server, clock.clone());
+        driver.wait_ready(|_| {}).unwrap();
+        let mut seen = Vec::new();
+        let deadline = Some(Instant::from_millis(1_000));
+        assert_eq!(
+            driver.wait_event(deadline, |e| seen.push(describe(e))),
+            Ok(true)
+        );
+        assert_eq!(names(&seen), ["event STOP", "event RESUME"]);
+        assert!(
+            (50..60).contains(&clock.millis()),
+            "returned at {} ms",
+            clock.millis()
+        );
+    }
+
+    #[test]
+    fn blocking_wait_event_reports_the_end_once_then_an_error() {
+        let clock = TestClock::default();
+        let (mut rx, mut tx) = ([0u8; 512], [0u8; 256]);
+        let mut client: Client<'_, 2> = Client::new(Config::qmp(), Instant::ZERO, &mut rx, &mut tx);
+        let server = ScriptedServer::new(&clock).close_at(20);
+        let mut driver = BlockingDriver::new(&mut client, server, clock.clone());
+        driver.wait_ready(|_| {}).unwrap();
+        let mut seen = Vec::new();
+        assert_eq!(
+            driver.wait_event(None, |e| seen.push(describe(e))),
+            Ok(true)
+        );
+        assert_eq!(seen.len(), 1);
+        assert!(seen[0].starts_with("closed"), "{seen:?}");
+        assert!(matches!(
+            driver.wait_event(None, |_| {}),
+            Err(DriverError::Closed(_))
+        ));
+    }
+
+    #[test]
+    fn blocking_wait_lets_a_command_time_out_inside_the_callers_deadline() {
+        let clock = TestClock::default();
+        let (mut rx, mut tx) = ([0u8; 512], [0u8; 256]);
+        let config = Config::qmp().with_command_timeout(Some(Duration::from_millis(30)));
+        let mut client: Client<'_, 2> = Client::new(config, Instant::ZERO, &mut rx, &mut tx);
+        let server = ScriptedServer::new(&clock);
+        let mut driver = BlockingDriver::new(&mut client, server, clock.clone());
+        driver.wait_ready(|_| {}).unwrap();
+        let id = driver.client().execute(clock.now(), &QueryStatus).unwrap();
+        let mut failed = Vec::new();
+        let found = driver.wait_event(Some(Instant::from_millis(10_000)), |event| {
+            if let Event::CommandFailed { id, reason } = event {
+                failed.push((*id, *reason));
+            }
+        });
+        assert_eq!(found, Ok(true));
+        assert_eq!(failed, [(id, CommandFailure::TimedOut)]);
+        assert!(
+            clock.millis() < 100,
+            "timed out only at {} ms",
+            clock.millis()
+        );
+    }
+
+    static IDLE_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+    fn count_idle() {
+        IDLE_CALLS.fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn blocking_driver_calls_the_idle_hook_while_it_waits() {
+        let clock = TestClock::default();
+        let (mut rx, mut tx) = ([0u8; 512], [0u8; 256]);
+        let mut client: Client<'_, 2> = Client::new(Config::qmp(), Instant::ZERO, &mut rx, &mut tx);
+        let server = ScriptedServer::new(&clock);
+        let mut driver =
+            BlockingDriver::new(&mut client, server, clock.clone()).with_idle(count_idle);
+        driver.wait_ready(|_| {}).unwrap();
+        let before = IDLE_CALLS.load(Ordering::Relaxed);
+        let deadline = Instant::from_millis(clock.millis() + 40);
+        assert_eq!(driver.wait_event(Some(deadline), |_| {}), Ok(false));
+        assert!(IDLE_CALLS.load(Ordering::Relaxed) - before >= 10);
+    }
+
+    #[test]
+    fn async_wait_event_sleeps_to_its_deadline_or_delivers_what_arrives() {
+        let clock = TestClock::default();
+        let (mut rx, mut tx) = ([0u8; 512], [0u8; 256]);
+        let mut client: Client<'_, 2> = Client::new(Config::qmp(), Instant::ZERO, &mut rx, &mut tx);
+        let server = ScriptedServer::new(&clock).send_at(
+            500,
+            b"{\"timestamp\": {\"seconds\": 1, \"microseconds\": 2}, \"event\": \"STOP\"}\r\n",
+        );
+        let mut driver = AsyncDriver::new(&mut client, server, clock.clone());
+        block_on(driver.wait_ready(|_| {})).unwrap();
+        let mut seen = Vec::new();
+        let first = Instant::from_millis(200);
+        assert_eq!(
+            block_on(driver.wait_event(Some(first), |e| seen.push(describe(e)))),
+            Ok(false)
+        );
+        assert!(seen.is_empty());
+        assert!(
+            (200..210).contains(&clock.millis()),
+            "woke at {} ms",
+            clock.millis()
+        );
+        clock.0.set(500);
+        let second = Instant::from_millis(1_000);
+        assert_eq!(
+            block_on(driver.wait_event(Some(second), |e| seen.push(describe(e)))),
+            Ok(true)
+        );
+        assert_eq!(names(&seen), ["event STOP"]);
+    }
+    #[test]
+    fn a_call_to_a_silent_server_ends_at_the_command_timeout() {
+        let config = Config::qmp().with_command_timeout(Some(Duration::from_millis(30)));
+        let clock = TestClock::default();
+        let (mut rx, mut tx) = ([0u8; 512], [0u8; 256]);
+        let mut client: Client<'_, 2> = Client::new(config, Instant::ZERO, &mut rx, &mut tx);
+        let mut driver =
+            BlockingDriver::new(&mut client, ScriptedServer::new(&clock), clock.clone());
+        driver.wait_ready(|_| {}).unwrap();
+        let outcome = driver.call(&QueryStatus, |_| {}, |reply| reply.is_ok());
+        assert!(
+            matches!(
+                outcome,
+                Err(DriverError::Failed {
+                    reason: CommandFailure::TimedOut,
+                    ..
+                })
+            ),
+            "{outcome:?}"
+        );
+        assert!(
+            clock.millis() < 100,
+            "blocking call ended at {} ms",
+            clock.millis()
+        );
+
+        let clock = TestClock::default();
+        let (mut rx, mut tx) = ([0u8; 512], [0u8; 256]);
+        let mut client: Client<'_, 2> = Client::new(config, Instant::ZERO, &mut rx, &mut tx);
+        let mut driver = AsyncDriver::new(&mut client, ScriptedServer::new(&clock), clock.clone());
+        block_on(driver.wait_ready(|_| {})).unwrap();
+        let outcome = block_on(driver.call(&QueryStatus, |_| {}, |reply| reply.is_ok()));
+        assert!(
+            matches!(
+                outcome,
+                Err(DriverError::Failed {
+                    reason: CommandFailure::TimedOut,
+                    ..
+                })
+            ),
+            "{outcome:?}"
+        );
+        assert!(
+            clock.millis() < 100,
+            "async call ended at {} ms",
+            clock.millis()
+        );
     }
 }
