@@ -1099,7 +1099,8 @@ impl<'buf, const N: usize> Client<'buf, N> {
 
     /// Queues a command whose arguments are already JSON text (must be one object). The
     /// text is validated and copied as is; what QEMU's parser would reject without telling
-    /// which request it was (duplicate keys, Unicode non-characters, nesting deeper than
+    /// which request it was (duplicate keys, Unicode non-characters, unpaired surrogate
+    /// escapes such as `\ud800`, nesting deeper than
     /// [`RAW_ARGUMENTS_MAX_DEPTH`]) is refused with [`ExecuteError::InvalidArguments`],
     /// since such a command would never be answered.
     pub fn execute_json(
@@ -1395,16 +1396,18 @@ pub const RAW_ARGUMENTS_MAX_DEPTH: usize = 32;
 
 /// Whether QEMU's JSON parser accepts `value`: no duplicate keys in any object (QEMU
 /// answers "duplicate key" without an id), no non-characters U+FDD0..U+FDEF or U+xxFFFE /
-/// U+xxFFFF in any string, raw or escaped (QMP.md §8.2).
+/// U+xxFFFF in any string, raw or escaped, and no surrogate escape that is not half of a
+/// pair (QMP.md §8.2).
 fn acceptable_to_qemu(value: RawJson<'_>, depth: usize) -> bool {
     if depth >= RAW_ARGUMENTS_MAX_DEPTH {
         return false;
     }
     let text_ok = |text: crate::json::JsonStr<'_>| {
-        text.chars().all(|c| {
-            let c = u32::from(c);
-            !((0xFDD0..=0xFDEF).contains(&c) || c & 0xFFFE == 0xFFFE)
-        })
+        !has_lone_surrogate_escape(text.raw_bytes())
+            && text.chars().all(|c| {
+                let c = u32::from(c);
+                !((0xFDD0..=0xFDEF).contains(&c) || c & 0xFFFE == 0xFFFE)
+            })
     };
     if value.is_object() {
         let earlier = value.members();
@@ -1429,6 +1432,40 @@ fn acceptable_to_qemu(value: RawJson<'_>, depth: usize) -> bool {
     } else {
         value.as_json_str().is_none_or(text_ok)
     }
+}
+
+/// Whether escaped string text holds a `\uD800`..`\uDFFF` escape that is not a high
+/// surrogate directly followed by a low one (QEMU rejects it; `JsonStr::chars` would
+/// quietly decode it as U+FFFD).
+fn has_lone_surrogate_escape(escaped: &[u8]) -> bool {
+    let unit = |at: usize| -> Option<u32> {
+        match escaped.get(at..at.checked_add(6)?)? {
+            [b'\\', b'u', digits @ ..] => digits.iter().try_fold(0u32, |value, &digit| {
+                Some(value * 16 + (digit as char).to_digit(16)?)
+            }),
+            _ => None,
+        }
+    };
+    let mut at = 0;
+    while let Some(offset) = escaped
+        .get(at..)
+        .and_then(|rest| rest.iter().position(|&byte| byte == b'\\'))
+    {
+        at += offset;
+        match unit(at) {
+            Some(0xD800..=0xDBFF) => {
+                if !matches!(unit(at + 6), Some(0xDC00..=0xDFFF)) {
+                    return true;
+                }
+                at += 12;
+            }
+            Some(0xDC00..=0xDFFF) => return true,
+            Some(_) => at += 6,
+            // Any other escape is two bytes long.
+            None => at += 2,
+        }
+    }
+    false
 }
 
 fn remember_given_up<const N: usize>(given_up: &mut Deque<u64, N>, id: u64) {
@@ -1505,5 +1542,61 @@ impl Summary {
             Message::Event(_) => Summary::Event,
             Message::Unknown(_) => Summary::Unknown,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lone_surrogate_escapes_are_found_and_pairs_are_not() {
+        for (text, lone) in [
+            (&br"plain"[..], false),
+            (br"\ud83d\ude00", false),
+            (br"\uD83D\uDE00 and \u00e9", false),
+            (br"\\ud800", false),
+            (br"\ud800", true),
+            (br"x\ud800y", true),
+            (br"\udc00", true),
+            (br"\ud800\u0041", true),
+            (br"\ud800\ud800\udc00", true),
+            (br"\ude00\ud83d", true),
+            (br"\\\ud800", true),
+            (br"\u12", false),
+        ] {
+            assert_eq!(
+                has_lone_surrogate_escape(text),
+                lone,
+                "{}",
+                core::str::from_utf8(text).unwrap_or("?")
+            );
+        }
+    }
+
+    #[test]
+    fn execute_json_refuses_what_qemu_would_reject_without_an_id() {
+        let (mut rx, mut tx) = ([0u8; 256], [0u8; 256]);
+        let mut client: Client<'_, 2> =
+            Client::new(Config::guest_agent(), Instant::ZERO, &mut rx, &mut tx);
+        for arguments in [
+            &br#"{"path": "\ud800"}"#[..],
+            br#"{"\udfff": 1}"#,
+            br#"{"a": ["\ud83d"]}"#,
+            br#"{"a": "\ufdd0"}"#,
+            br#"{"a": 1, "a": 2}"#,
+            br#"[1]"#,
+        ] {
+            assert_eq!(
+                client.execute_json(Instant::ZERO, "guest-ping", Some(arguments), false),
+                Err(ExecuteError::InvalidArguments),
+                "{}",
+                core::str::from_utf8(arguments).unwrap_or("?")
+            );
+        }
+        let paired = br#"{"a": "\ud83d\ude00 \\ud800"}"#;
+        assert!(client
+            .execute_json(Instant::ZERO, "guest-ping", Some(paired), false)
+            .is_ok());
     }
 }

@@ -1193,7 +1193,7 @@ fn first_error(tree: &Tree) -> Option<EncodeError> {
 /// The deepest value in `text` counted the way `execute_json` does (the object itself at
 /// 0), and whether any key repeats in one object or any string holds a non-character.
 fn json_arguments_acceptable(text: &str, depth: usize) -> bool {
-    if depth >= qmp_core::client::RAW_ARGUMENTS_MAX_DEPTH {
+    if depth >= qmp_core::client::RAW_ARGUMENTS_MAX_DEPTH || has_unpaired_surrogate(text) {
         return false;
     }
     match reference::shape(text) {
@@ -1211,6 +1211,30 @@ fn json_arguments_acceptable(text: &str, depth: usize) -> bool {
         Shape::String(s) => non_character(&s).is_none(),
         _ => true,
     }
+}
+
+/// Whether JSON text holds a `\\u` escape of a surrogate that is not a high one followed
+/// at once by a low one (QEMU rejects those; serde_json's lossy view shows U+FFFD).
+fn has_unpaired_surrogate(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let code_unit = |at: usize| {
+        let hex = bytes.get(at..at + 6)?.strip_prefix(b"\\u")?;
+        u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+    };
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at] != b'\\' {
+            at += 1;
+            continue;
+        }
+        match code_unit(at) {
+            Some(0xD800..=0xDBFF) if matches!(code_unit(at + 6), Some(0xDC00..=0xDFFF)) => at += 12,
+            Some(0xD800..=0xDFFF) => return true,
+            Some(_) => at += 6,
+            None => at += 2,
+        }
+    }
+    false
 }
 
 fn json_content(
