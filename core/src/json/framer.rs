@@ -4,7 +4,7 @@ use core::fmt;
 
 use super::raw::{MemberSpan, Members};
 use super::scanner::{Scanner, Step};
-use super::swar::{eq_bytes, first_flagged, load};
+use super::swar::{eq_bytes, first_flagged, load, WORD_BYTES};
 use super::{JsonError, JsonErrorKind, RawJson, DEFAULT_MAX_DEPTH};
 
 /// Splits a byte stream into complete top-level JSON values, validating them as bytes
@@ -461,7 +461,7 @@ impl<'buf> Framer<'buf> {
                     pos += first_flagged(mask);
                     break;
                 }
-                pos += 8;
+                pos += WORD_BYTES;
             }
             match data.get(pos) {
                 None => {

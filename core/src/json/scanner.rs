@@ -8,7 +8,9 @@
 //! for strings).
 
 use super::raw::{parse_u64_digits, MemberSpan};
-use super::swar::{eq_bytes, first_flagged, is_whitespace, load, skip_whitespace, HIGHS, ONES};
+use super::swar::{
+    eq_bytes, first_flagged, is_whitespace, load, skip_whitespace, Word, HIGHS, ONES, WORD_BYTES,
+};
 use super::{JsonError, JsonErrorKind, JsonStr, MAX_DEPTH_LIMIT};
 
 /// How many depth-1 members of an object the scanner records for `Frame::members`.
@@ -233,7 +235,7 @@ pub(crate) struct Scanner {
     token: Token,
     depth: usize,
     /// Bit `d` set: the container at depth `d + 1` is an object.
-    containers: [u64; MAX_DEPTH_LIMIT / 64],
+    containers: [u32; MAX_DEPTH_LIMIT / 32],
     /// Where the current top-level value starts, in the coordinates of the slices scanned
     /// (the framer shifts it when it compacts its buffer).
     pub(crate) value_start: usize,
@@ -261,7 +263,7 @@ impl Scanner {
             expect: Expect::TopValue,
             token: Token::None,
             depth: 0,
-            containers: [0; MAX_DEPTH_LIMIT / 64],
+            containers: [0; MAX_DEPTH_LIMIT / 32],
             value_start: 0,
             record_enabled: true,
             recording: false,
@@ -336,15 +338,17 @@ impl Scanner {
         self.depth == 0 && matches!(self.token, Token::Number(state) if state.is_complete())
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
     fn in_object(&self) -> bool {
         let level = self.depth.wrapping_sub(1);
-        let word = self.containers[(level >> 6) & 3];
-        word & (1 << (level & 63)) != 0
+        let word = self.containers[(level >> 5) & 7];
+        word & (1 << (level & 31)) != 0
     }
 
     /// `pos - value_start` as a recorded offset; stops recording if it does not fit.
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
     fn relative(&mut self, pos: usize) -> u32 {
         match u32::try_from(pos.wrapping_sub(self.value_start)) {
             Ok(offset) => offset,
@@ -355,7 +359,8 @@ impl Scanner {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
     fn current_span(&mut self) -> Option<&mut MemberSpan> {
         self.spans.get_mut(self.span_count)
     }
@@ -426,7 +431,8 @@ impl Scanner {
 
     /// A value ended just before `end`: returns `Some(end)` if it was the top-level one
     /// (and then expects the next top-level value).
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
     fn value_done(&mut self, end: usize) -> Option<usize> {
         if self.depth == 0 {
             self.expect = Expect::TopValue;
@@ -441,7 +447,8 @@ impl Scanner {
     }
 
     /// Scans a string from `from` (inside it) and feeds the id tracker.
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
     fn string_token(&mut self, data: &[u8], from: usize, state: &mut StringState) -> TokenEnd {
         let end = scan_string(data, from, state);
         if self.id.capturing() {
@@ -456,7 +463,8 @@ impl Scanner {
 
     /// Scans a number from `from` (inside it; it started at `start`) and feeds the id
     /// tracker.
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
     fn number_token(
         &mut self,
         data: &[u8],
@@ -726,7 +734,8 @@ impl Scanner {
     }
 
     /// Opens a container at `pos`, unless that exceeds the depth limit.
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
     fn open(&mut self, is_object: bool, pos: usize) -> Result<(), Step> {
         if self.depth >= self.max_depth {
             return Err(Step::Error {
@@ -736,8 +745,8 @@ impl Scanner {
                 at: pos,
             });
         }
-        let bit = 1u64 << (self.depth & 63);
-        let word = &mut self.containers[(self.depth >> 6) & 3];
+        let bit = 1u32 << (self.depth & 31);
+        let word = &mut self.containers[(self.depth >> 5) & 7];
         if is_object {
             *word |= bit;
         } else {
@@ -749,7 +758,8 @@ impl Scanner {
 
     /// A key, then its colon, from `pos` (whitespace allowed before each). Returns the
     /// position after the colon; on running out, records where it stopped.
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
     fn member_key(&mut self, data: &[u8], pos: usize) -> Result<usize, Step> {
         let pos = skip_ws(data, pos);
         let Some(&byte) = data.get(pos) else {
@@ -778,7 +788,8 @@ impl Scanner {
     }
 
     /// The colon after a key, from `pos`. Returns the position after it.
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline)]
     fn colon(&mut self, data: &[u8], pos: usize) -> Result<usize, Step> {
         let pos = skip_ws(data, pos);
         match data.get(pos) {
@@ -826,7 +837,8 @@ fn unexpected(byte: u8, at: usize) -> Step {
 
 /// Skips whitespace from `pos`: the usual single space inline, longer runs (indentation)
 /// eight spaces at a time.
-#[inline(always)]
+#[cfg_attr(not(target_os = "none"), inline(always))]
+#[cfg_attr(target_os = "none", inline)]
 fn skip_ws(data: &[u8], mut pos: usize) -> usize {
     match data.get(pos) {
         Some(&byte) if byte > b' ' => return pos,
@@ -843,8 +855,8 @@ fn skip_ws(data: &[u8], mut pos: usize) -> usize {
 #[cold]
 fn skip_whitespace_run(data: &[u8], mut pos: usize) -> usize {
     loop {
-        if load(data, pos) == Some(ONES * b' ' as u64) {
-            pos += 8;
+        if load(data, pos) == Some(ONES * b' ' as Word) {
+            pos += WORD_BYTES;
             continue;
         }
         match data.get(pos) {
@@ -871,7 +883,8 @@ const fn utf8_lead(byte: u8) -> Option<(u8, u8, u8)> {
 }
 
 /// Scans string content from `pos` (after the opening quote or a resumed point).
-#[inline(always)]
+#[cfg_attr(not(target_os = "none"), inline(always))]
+#[cfg_attr(target_os = "none", inline)]
 fn scan_string(data: &[u8], mut pos: usize, state: &mut StringState) -> TokenEnd {
     loop {
         match *state {
@@ -884,7 +897,7 @@ fn scan_string(data: &[u8], mut pos: usize, state: &mut StringState) -> TokenEnd
                         pos += first_flagged(mask);
                         break;
                     }
-                    pos += 8;
+                    pos += WORD_BYTES;
                 }
                 let Some(&byte) = data.get(pos) else {
                     return TokenEnd::More;
@@ -968,7 +981,8 @@ fn scan_string(data: &[u8], mut pos: usize, state: &mut StringState) -> TokenEnd
 }
 
 /// Scans a number from `pos`; the terminating byte is not consumed.
-#[inline(always)]
+#[cfg_attr(not(target_os = "none"), inline(always))]
+#[cfg_attr(target_os = "none", inline)]
 fn scan_number(data: &[u8], mut pos: usize, state: &mut NumberState) -> TokenEnd {
     use NumberState::*;
     loop {
@@ -1000,7 +1014,8 @@ fn scan_number(data: &[u8], mut pos: usize, state: &mut NumberState) -> TokenEnd
 }
 
 /// Matches the rest of a literal from `pos`.
-#[inline(always)]
+#[cfg_attr(not(target_os = "none"), inline(always))]
+#[cfg_attr(target_os = "none", inline)]
 fn scan_literal(data: &[u8], mut pos: usize, rest: &mut &'static [u8]) -> TokenEnd {
     loop {
         let Some((&want, tail)) = rest.split_first() else {

@@ -1,42 +1,54 @@
 //! Word-at-a-time (SWAR) byte searches and the skipping primitives of the walker.
 //!
-//! All searches load 8 bytes as a little-endian `u64`, so the lowest set bit of a match
-//! mask belongs to the first matching byte. The masks below are exact for their lowest
+//! All searches load a machine word ([`Word`]: 8 bytes on 64-bit targets, 4 on 32-bit
+//! firmware, where 64-bit arithmetic would be emulated) as a little-endian integer, so the
+//! lowest set bit of a match mask belongs to the first matching byte. The masks below are exact for their lowest
 //! set byte (false positives can only appear above a true one, through borrows), which is
 //! all the searches use.
 
-pub(crate) const ONES: u64 = 0x0101_0101_0101_0101;
-pub(crate) const HIGHS: u64 = 0x8080_8080_8080_8080;
+/// The word the searches work on.
+pub(crate) type Word = usize;
+/// Bytes in a [`Word`].
+pub(crate) const WORD_BYTES: usize = core::mem::size_of::<Word>();
+/// `0x01` in every byte.
+pub(crate) const ONES: Word = Word::MAX / 0xFF;
+/// `0x80` in every byte.
+pub(crate) const HIGHS: Word = ONES * 0x80;
 
-/// Loads the 8 bytes at `pos`, if there are 8.
-#[inline(always)]
-pub(crate) fn load(bytes: &[u8], pos: usize) -> Option<u64> {
+/// Loads the [`WORD_BYTES`] bytes at `pos`, if there are that many.
+#[cfg_attr(not(target_os = "none"), inline(always))]
+#[cfg_attr(target_os = "none", inline)]
+pub(crate) fn load(bytes: &[u8], pos: usize) -> Option<Word> {
     bytes
         .get(pos..)
-        .and_then(|rest| rest.first_chunk::<8>())
-        .map(|chunk| u64::from_le_bytes(*chunk))
+        .and_then(|rest| rest.first_chunk::<WORD_BYTES>())
+        .map(|chunk| Word::from_le_bytes(*chunk))
 }
 
 /// High bit set in each byte of `word` that is zero (exact for the lowest one).
-#[inline(always)]
-pub(crate) const fn zero_bytes(word: u64) -> u64 {
+#[cfg_attr(not(target_os = "none"), inline(always))]
+#[cfg_attr(target_os = "none", inline)]
+pub(crate) const fn zero_bytes(word: Word) -> Word {
     word.wrapping_sub(ONES) & !word & HIGHS
 }
 
 /// High bit set in each byte of `word` equal to `byte` (exact for the lowest one).
-#[inline(always)]
-pub(crate) const fn eq_bytes(word: u64, byte: u8) -> u64 {
-    zero_bytes(word ^ (ONES * byte as u64))
+#[cfg_attr(not(target_os = "none"), inline(always))]
+#[cfg_attr(target_os = "none", inline)]
+pub(crate) const fn eq_bytes(word: Word, byte: u8) -> Word {
+    zero_bytes(word ^ (ONES * byte as Word))
 }
 
 /// Index of the first byte flagged in a non-zero mask.
-#[inline(always)]
-pub(crate) const fn first_flagged(mask: u64) -> usize {
+#[cfg_attr(not(target_os = "none"), inline(always))]
+#[cfg_attr(target_os = "none", inline)]
+pub(crate) const fn first_flagged(mask: Word) -> usize {
     (mask.trailing_zeros() / 8) as usize
 }
 
 /// Whether `byte` is JSON whitespace.
-#[inline(always)]
+#[cfg_attr(not(target_os = "none"), inline(always))]
+#[cfg_attr(target_os = "none", inline)]
 pub(crate) const fn is_whitespace(byte: u8) -> bool {
     matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
 }
@@ -64,7 +76,7 @@ pub(crate) fn skip_string_body(bytes: &[u8], mut pos: usize) -> usize {
                 pos += first_flagged(mask);
                 break;
             }
-            pos += 8;
+            pos += WORD_BYTES;
         }
         match bytes.get(pos) {
             None => return bytes.len(),
@@ -77,8 +89,9 @@ pub(crate) fn skip_string_body(bytes: &[u8], mut pos: usize) -> usize {
 
 /// Flags `"`, and the bracket candidates `[ ] { }` (plus `Y _ y DEL`, which share their
 /// masked bit pattern and are filtered by the caller).
-#[inline(always)]
-const fn structural_mask(word: u64) -> u64 {
+#[cfg_attr(not(target_os = "none"), inline(always))]
+#[cfg_attr(target_os = "none", inline)]
+const fn structural_mask(word: Word) -> Word {
     eq_bytes(word, b'"') | eq_bytes(word & (ONES * 0xD9), 0x59)
 }
 
@@ -93,7 +106,7 @@ pub(crate) fn skip_container(bytes: &[u8], mut pos: usize) -> usize {
                 pos += first_flagged(mask);
                 break;
             }
-            pos += 8;
+            pos += WORD_BYTES;
         }
         match bytes.get(pos) {
             None => return bytes.len(),
@@ -140,7 +153,7 @@ mod tests {
 
     #[test]
     fn masks_find_first_byte() {
-        let word = u64::from_le_bytes(*b"ab\"d\\f\x01\x80");
+        let word = u64::from_le_bytes(*b"ab\"d\\f\x01\x80") as Word;
         assert_eq!(first_flagged(eq_bytes(word, b'"')), 2);
         assert_eq!(first_flagged(eq_bytes(word, b'\\')), 4);
         assert_eq!(
@@ -150,7 +163,7 @@ mod tests {
         assert_eq!(first_flagged(word & HIGHS), 7);
         assert_eq!(eq_bytes(word, b'z'), 0);
         // A zero byte followed by 0x01: the borrow may flag the 0x01 too, never earlier.
-        let word = u64::from_le_bytes([b'x', 0, 1, b'x', b'x', b'x', b'x', b'x']);
+        let word = u64::from_le_bytes([b'x', 0, 1, b'x', b'x', b'x', b'x', b'x']) as Word;
         assert_eq!(first_flagged(zero_bytes(word)), 1);
     }
 
