@@ -312,30 +312,37 @@ fn write_string(writer: &mut Writer<'_>, text: &str) -> Result<(), EncodeError> 
 }
 
 /// Writes `magnitude` in decimal, preceded by `-` when `negative`.
+///
+/// The number is divided by 10 as four 32-bit limbs, 16 bits at a time, so that every
+/// division is a 32-bit one: 64- and 128-bit division would pull a large routine into
+/// 32-bit firmware.
 fn write_integer(writer: &mut Writer<'_>, negative: bool, magnitude: u128) {
     // u128::MAX has 39 digits; one more byte for the sign.
     let mut digits = [0u8; 40];
     let mut start = digits.len();
-    let mut push_digit = |digit: u8| {
+    // Most significant limb first.
+    let mut limbs = [
+        (magnitude >> 96) as u32,
+        (magnitude >> 64) as u32,
+        (magnitude >> 32) as u32,
+        magnitude as u32,
+    ];
+    loop {
+        let mut remainder = 0u32;
+        for limb in &mut limbs {
+            // `remainder < 10`, so each partial dividend fits in 20 bits.
+            let high = (remainder << 16) | (*limb >> 16);
+            remainder = high % 10;
+            let low = (remainder << 16) | (*limb & 0xFFFF);
+            remainder = low % 10;
+            *limb = ((high / 10) << 16) | (low / 10);
+        }
         start = start.saturating_sub(1);
         if let Some(slot) = digits.get_mut(start) {
-            *slot = b'0' + digit;
+            *slot = b'0' + remainder as u8;
         }
-    };
-    // 128-bit division is slow on 32-bit targets: use it only for values that need it.
-    if let Ok(mut small) = u64::try_from(magnitude) {
-        loop {
-            push_digit((small % 10) as u8);
-            small /= 10;
-            if small == 0 {
-                break;
-            }
-        }
-    } else {
-        let mut large = magnitude;
-        while large != 0 {
-            push_digit((large % 10) as u8);
-            large /= 10;
+        if limbs == [0; 4] {
+            break;
         }
     }
     if negative {
