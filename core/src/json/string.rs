@@ -106,24 +106,31 @@ impl<'a> JsonStr<'a> {
         Fragments { rest: self.escaped }
     }
 
-    /// Whether the unescaped text equals `other`, compared as UTF-8 bytes.
+    /// Whether the unescaped text equals `other`, compared as UTF-8 bytes. Plain bytes
+    /// are compared as they are (the text is valid UTF-8), escapes decoded one at a time.
     fn eq_unescaped(&self, other: &[u8]) -> bool {
-        if !self.has_escapes() {
-            return self.escaped == other;
-        }
-        let mut rest = other;
-        for fragment in self.fragments() {
+        let mut rest = self.escaped;
+        let mut other = other;
+        while let Some((&first, tail)) = rest.split_first() {
+            if first != b'\\' {
+                match other.split_first() {
+                    Some((&expected, other_tail)) if expected == first => {
+                        rest = tail;
+                        other = other_tail;
+                        continue;
+                    }
+                    _ => return false,
+                }
+            }
+            let (decoded, consumed) = decode_escape(rest);
             let mut encoded = [0u8; 4];
-            let bytes = match fragment {
-                Fragment::Plain(text) => text.as_bytes(),
-                Fragment::Char(c) => c.encode_utf8(&mut encoded).as_bytes(),
-            };
-            match rest.strip_prefix(bytes) {
-                Some(tail) => rest = tail,
+            match other.strip_prefix(decoded.encode_utf8(&mut encoded).as_bytes()) {
+                Some(other_tail) => other = other_tail,
                 None => return false,
             }
+            rest = rest.get(consumed..).unwrap_or(&[]);
         }
-        rest.is_empty()
+        other.is_empty()
     }
 }
 
@@ -252,42 +259,49 @@ impl<'a> Iterator for Fragments<'a> {
                 }
             });
         }
-        let (decoded, consumed) = match rest.get(1) {
-            Some(b'"') => ('"', 2),
-            Some(b'\\') => ('\\', 2),
-            Some(b'/') => ('/', 2),
-            Some(b'b') => ('\u{8}', 2),
-            Some(b'f') => ('\u{c}', 2),
-            Some(b'n') => ('\n', 2),
-            Some(b'r') => ('\r', 2),
-            Some(b't') => ('\t', 2),
-            Some(b'u') => match rest.get(2..).and_then(hex_value) {
-                Some(high @ 0xD800..=0xDBFF) => {
-                    let low = match (rest.get(6..8), rest.get(8..).and_then(hex_value)) {
-                        (Some(b"\\u"), Some(low @ 0xDC00..=0xDFFF)) => Some(low),
-                        _ => None,
-                    };
-                    match low {
-                        Some(low) => {
-                            let code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
-                            (
-                                char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER),
-                                12,
-                            )
-                        }
-                        None => (char::REPLACEMENT_CHARACTER, 6),
-                    }
-                }
-                Some(code) => (
-                    char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER),
-                    6,
-                ),
-                None => (char::REPLACEMENT_CHARACTER, 2),
-            },
-            _ => (char::REPLACEMENT_CHARACTER, 1),
-        };
+        let (decoded, consumed) = decode_escape(rest);
         self.rest = rest.get(consumed..).unwrap_or(&[]);
         Some(Fragment::Char(decoded))
+    }
+}
+
+/// Decodes the escape at the start of `rest` (which starts with a backslash): the
+/// character and how many bytes it took. Surrogate pairs are combined; a lone surrogate or
+/// a malformed escape decodes to U+FFFD.
+fn decode_escape(rest: &[u8]) -> (char, usize) {
+    match rest.get(1) {
+        Some(b'"') => ('"', 2),
+        Some(b'\\') => ('\\', 2),
+        Some(b'/') => ('/', 2),
+        Some(b'b') => ('\u{8}', 2),
+        Some(b'f') => ('\u{c}', 2),
+        Some(b'n') => ('\n', 2),
+        Some(b'r') => ('\r', 2),
+        Some(b't') => ('\t', 2),
+        Some(b'u') => match rest.get(2..).and_then(hex_value) {
+            Some(high @ 0xD800..=0xDBFF) => {
+                let low = match (rest.get(6..8), rest.get(8..).and_then(hex_value)) {
+                    (Some(b"\\u"), Some(low @ 0xDC00..=0xDFFF)) => Some(low),
+                    _ => None,
+                };
+                match low {
+                    Some(low) => {
+                        let code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
+                        (
+                            char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER),
+                            12,
+                        )
+                    }
+                    None => (char::REPLACEMENT_CHARACTER, 6),
+                }
+            }
+            Some(code) => (
+                char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER),
+                6,
+            ),
+            None => (char::REPLACEMENT_CHARACTER, 2),
+        },
+        _ => (char::REPLACEMENT_CHARACTER, 1),
     }
 }
 
