@@ -368,6 +368,9 @@ pub(crate) struct Shared {
 
 struct SharedState {
     outstanding: u64,
+    /// Threads blocked in [`Shared::wait_idle`]: `done` wakes the condition variable
+    /// only when there are some (a wake is a system call even with nobody waiting).
+    idle_waiters: u32,
     closed: Option<CloseReason>,
     stats: Stats,
 }
@@ -378,6 +381,7 @@ impl Shared {
             hub: EventHub::new(event_queue_size),
             state: Mutex::new(SharedState {
                 outstanding: 0,
+                idle_waiters: 0,
                 closed: None,
                 stats: Stats::default(),
             }),
@@ -401,10 +405,13 @@ impl Shared {
         let mut state = lock(&self.state);
         state.outstanding = state.outstanding.saturating_sub(1);
         let idle = state.outstanding == 0;
+        let waiters = state.idle_waiters > 0;
         drop(state);
-        if idle {
+        if idle && waiters {
             self.idle.notify_all();
-            #[cfg(feature = "tokio")]
+        }
+        #[cfg(feature = "tokio")]
+        if idle {
             self.idle_notify.notify_waiters();
         }
     }
@@ -417,9 +424,10 @@ impl Shared {
     /// Waits until nothing is outstanding, at most until `deadline`.
     pub(crate) fn wait_idle(&self, deadline: Option<StdInstant>) -> Result<(), Error> {
         let mut state = lock(&self.state);
-        loop {
+        state.idle_waiters += 1;
+        let result = loop {
             if state.outstanding == 0 {
-                return Ok(());
+                break Ok(());
             }
             match deadline {
                 None => {
@@ -432,11 +440,13 @@ impl Shared {
                     let (guard, passed) = wait_until(&self.idle, state, deadline);
                     state = guard;
                     if passed && state.outstanding != 0 {
-                        return Err(Error::Timeout);
+                        break Err(Error::Timeout);
                     }
                 }
             }
-        }
+        };
+        state.idle_waiters -= 1;
+        result
     }
 
     /// Why the session closed, once it has.
@@ -694,6 +704,18 @@ impl Engine {
                 completer.complete(Err(Error::Cancelled));
             }
         }
+    }
+
+    /// `n` bytes were read straight into the core's receive window
+    /// ([`Core::rx_window`]): hands them to the core and delivers what they complete.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn on_received(&mut self, core: &mut Core<'_>, n: usize) {
+        if n > 0 {
+            self.received_any = true;
+        }
+        // A closed core ignores input; the drain reports why.
+        let _ = core.commit_rx(self.now(), n);
+        self.drain(core);
     }
 
     /// Feeds received bytes to the core, draining events whenever its buffer is full.

@@ -36,7 +36,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use ::tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use ::tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use ::tokio::net::unix::OwnedWriteHalf;
 use ::tokio::net::{TcpStream, ToSocketAddrs, UnixStream};
 use ::tokio::sync::{mpsc, oneshot};
@@ -53,9 +53,6 @@ use crate::error::Error;
 use crate::events::{lock, CallbackId, Event, Listener, SubscriptionCanceller};
 use crate::options::{CallOptions, ConnectOptions, ServerInfo, Timeout};
 use crate::reply::{to_raw, to_typed, to_value, Convert, RawReply, Reply};
-
-/// Size of the actor's read buffer.
-const CHUNK_SIZE: usize = 64 * 1024;
 
 /// The write half the actor owns.
 enum Writer {
@@ -177,6 +174,28 @@ async fn transmit(
     Ok(wrote)
 }
 
+/// Reads from `reader` straight into the core's receive window (no intermediate buffer,
+/// no copy). Resolves to the number of bytes read; 0 is the end of the stream, and so is
+/// a window with no room (the engine drains after every read, so that means a closed
+/// session).
+fn read_into_core<'a, 'buf>(
+    reader: &'a mut (dyn AsyncRead + Send + Unpin),
+    core: &'a mut Core<'buf>,
+) -> impl core::future::Future<Output = io::Result<usize>> + use<'a, 'buf> {
+    core::future::poll_fn(move |cx| {
+        let window = core.rx_window();
+        if window.is_empty() {
+            return core::task::Poll::Ready(Ok(0));
+        }
+        let mut buf = ::tokio::io::ReadBuf::new(window);
+        match core::pin::Pin::new(&mut *reader).poll_read(cx, &mut buf) {
+            core::task::Poll::Ready(Ok(())) => core::task::Poll::Ready(Ok(buf.filled().len())),
+            core::task::Poll::Ready(Err(error)) => core::task::Poll::Ready(Err(error)),
+            core::task::Poll::Pending => core::task::Poll::Pending,
+        }
+    })
+}
+
 /// The IO actor: owns the core and its buffers.
 async fn run_actor(
     mut engine: Engine,
@@ -189,11 +208,15 @@ async fn run_actor(
 ) {
     let mut rx = vec![0u8; rx_size];
     let mut tx = vec![0u8; tx_size];
-    let mut chunk = vec![0u8; CHUNK_SIZE];
     let mut core = Core::new(config, engine.now(), &mut rx, &mut tx);
     engine.start();
     let mut write_failed = false;
     let mut read_done = false;
+    // One timer for the whole session, moved when the next deadline changes (creating
+    // a timer per round would register and cancel one per command).
+    let timer = ::tokio::time::sleep_until(::tokio::time::Instant::now());
+    ::tokio::pin!(timer);
+    let mut armed: Option<Instant> = None;
     loop {
         loop {
             let fds = engine.pump(&mut core);
@@ -215,22 +238,28 @@ async fn run_actor(
         if engine.is_finished() {
             break;
         }
-        let deadline = engine
-            .next_deadline(&core)
-            .map(::tokio::time::Instant::from_std);
-        let sleep_until = deadline.unwrap_or_else(::tokio::time::Instant::now);
+        let deadline = engine.next_deadline(&core);
+        if deadline.is_some() && deadline != armed {
+            if let Some(at) = deadline {
+                timer.as_mut().reset(::tokio::time::Instant::from_std(at));
+            }
+        }
+        armed = deadline;
         ::tokio::select! {
-            read = reader.read(&mut chunk), if !read_done => match read {
+            read = read_into_core(&mut *reader, &mut core), if !read_done => match read {
                 Ok(0) | Err(_) => {
                     read_done = true;
                     engine.on_eof(&mut core);
                 }
-                Ok(n) => engine.on_input(&mut core, chunk.get(..n).unwrap_or_default()),
+                Ok(n) => engine.on_received(&mut core, n),
             },
             control = controls.recv() => {
                 engine.control(&mut core, control.unwrap_or(Control::Close));
             }
-            () = ::tokio::time::sleep_until(sleep_until), if deadline.is_some() => {}
+            () = &mut timer, if armed.is_some() => {
+                // Fired: re-armed (if still needed) at the top of the next round.
+                armed = None;
+            }
         }
     }
     engine.shutdown(&mut core);
