@@ -412,8 +412,8 @@ impl<'buf> Framer<'buf> {
                 } else {
                     b'\n'
                 };
-                let resume_here =
-                    previous == b'\n' && kind == JsonErrorKind::UnexpectedByte { byte: b'{' };
+                let resume_here = previous == b'\n'
+                    && matches!(kind, JsonErrorKind::UnexpectedByte { byte: b'{' });
                 self.scanner.reset();
                 self.mode = if resume_here {
                     Mode::Normal
@@ -570,7 +570,7 @@ fn skip_scan(
                 None => *last_skipped,
             };
             let resume_here =
-                previous == b'\n' && kind == JsonErrorKind::UnexpectedByte { byte: b'{' };
+                previous == b'\n' && matches!(kind, JsonErrorKind::UnexpectedByte { byte: b'{' });
             scanner.reset();
             stats.malformed += 1;
             *pending = Some(Pending::Malformed(JsonError::new(kind, base + at as u64)));

@@ -8,9 +8,9 @@
 //! for strings).
 
 use super::raw::{parse_u64_digits, MemberSpan};
-use super::swar::{
-    eq_bytes, first_flagged, is_whitespace, load, skip_whitespace, Word, HIGHS, ONES, WORD_BYTES,
-};
+use super::swar::{eq_bytes, first_flagged, load, skip_whitespace, HIGHS, ONES, WORD_BYTES};
+#[cfg(not(target_os = "none"))]
+use super::swar::{is_whitespace, Word};
 use super::{JsonError, JsonErrorKind, JsonStr, MAX_DEPTH_LIMIT};
 
 /// How many depth-1 members of an object the scanner records for `Frame::members`.
@@ -836,9 +836,9 @@ fn unexpected(byte: u8, at: usize) -> Step {
 }
 
 /// Skips whitespace from `pos`: the usual single space inline, longer runs (indentation)
-/// eight spaces at a time.
-#[cfg_attr(not(target_os = "none"), inline(always))]
-#[cfg_attr(target_os = "none", inline)]
+/// a word at a time.
+#[cfg(not(target_os = "none"))]
+#[inline(always)]
 fn skip_ws(data: &[u8], mut pos: usize) -> usize {
     match data.get(pos) {
         Some(&byte) if byte > b' ' => return pos,
@@ -851,7 +851,14 @@ fn skip_ws(data: &[u8], mut pos: usize) -> usize {
     }
 }
 
-/// Skips a whitespace run from `pos`, eight spaces at a time on indentation.
+/// Skips whitespace from `pos` (firmware: the one plain loop, for size).
+#[cfg(target_os = "none")]
+fn skip_ws(data: &[u8], pos: usize) -> usize {
+    skip_whitespace(data, pos)
+}
+
+/// Skips a whitespace run from `pos`, a word of spaces at a time on indentation.
+#[cfg(not(target_os = "none"))]
 #[cold]
 fn skip_whitespace_run(data: &[u8], mut pos: usize) -> usize {
     loop {
@@ -1061,7 +1068,8 @@ pub(crate) fn validate_one(bytes: &[u8], max_depth: usize) -> Result<(usize, usi
 /// Whether `bytes` is a valid string body (the text between the quotes).
 pub(crate) fn is_valid_string_body(bytes: &[u8]) -> bool {
     let mut scanner = Scanner::validator(0);
-    scanner.scan(b"\"", 0) == Step::NeedMore
-        && scanner.scan(bytes, 0) == Step::NeedMore
-        && scanner.scan(b"\"", 0) == Step::ValueEnd { end: 1 }
+    // `matches!` rather than `==`: no comparison function in firmware images.
+    matches!(scanner.scan(b"\"", 0), Step::NeedMore)
+        && matches!(scanner.scan(bytes, 0), Step::NeedMore)
+        && matches!(scanner.scan(b"\"", 0), Step::ValueEnd { end: 1 })
 }
