@@ -32,6 +32,7 @@ use std::net::ToSocketAddrs;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::process::{Child, Command as ProcessCommand, Stdio};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::{self, JoinHandle};
@@ -50,6 +51,7 @@ use crate::events::{lock, CallbackId, Event, Subscription};
 use crate::options::{CallOptions, ConnectOptions, ServerInfo, Timeout};
 use crate::reply::{to_raw, to_typed, to_value, Convert, RawReply, Reply};
 use crate::transport::Transport;
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
 /// Size of each chunk the reader thread reads into.
 const CHUNK_SIZE: usize = 64 * 1024;
@@ -65,6 +67,59 @@ enum Input {
     Data(Vec<u8>, usize),
     Eof,
     Control(Control),
+}
+
+/// Wakes the IO thread of a polled session (see [`run_polled_io`]) when it sleeps in
+/// `poll(2)`: a request sent while it works is picked up without a system call.
+struct IoWaker {
+    /// Set by the IO thread just before it sleeps, cleared by whoever wakes it.
+    sleeping: AtomicBool,
+    /// An eventfd the IO thread polls beside the transport.
+    event: OwnedFd,
+}
+
+impl IoWaker {
+    fn new() -> io::Result<Arc<Self>> {
+        let event = rustix::event::eventfd(
+            0,
+            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+        )?;
+        Ok(Arc::new(IoWaker {
+            sleeping: AtomicBool::new(false),
+            event,
+        }))
+    }
+
+    fn wake(&self) {
+        fence(Ordering::SeqCst);
+        if self.sleeping.swap(false, Ordering::SeqCst) {
+            let _ = rustix::io::write(&self.event, &1u64.to_ne_bytes());
+        }
+    }
+
+    /// Clears a wake-up that was delivered.
+    fn reset(&self) {
+        let mut count = [0u8; 8];
+        let _ = rustix::io::read(&self.event, &mut count);
+    }
+}
+
+/// How callers hand inputs to the IO thread: the channel, plus a wake-up for an IO
+/// thread that polls the transport instead of waiting on the channel.
+#[derive(Clone)]
+struct ControlSender {
+    inputs: Sender<Input>,
+    waker: Option<Arc<IoWaker>>,
+}
+
+impl ControlSender {
+    fn send(&self, input: Input) -> Result<(), mpsc::SendError<Input>> {
+        let sent = self.inputs.send(input);
+        if let Some(waker) = &self.waker {
+            waker.wake();
+        }
+        sent
+    }
 }
 
 /// The read half the reader thread owns.
@@ -257,9 +312,163 @@ fn run_reader(mut reader: ReadHalf, inputs: Sender<Input>, free_chunks: Receiver
     }
 }
 
+/// The IO thread of a session over a transport with a descriptor: it owns the core and
+/// the transport, and waits in `poll(2)` on the transport and the [`IoWaker`] together,
+/// reading straight into the core's receive window. No reader thread, so a reply costs
+/// one thread switch (IO thread to caller) instead of two.
+fn run_polled_io(
+    mut engine: Engine,
+    config: qmp_core::client::Config,
+    rx_size: usize,
+    tx_size: usize,
+    mut transport: Transport,
+    mut writer: WriteHalf,
+    inputs: Receiver<Input>,
+    waker: Arc<IoWaker>,
+) {
+    let mut rx = vec![0u8; rx_size];
+    let mut tx = vec![0u8; tx_size];
+    let mut core = Core::new(config, engine.now(), &mut rx, &mut tx);
+    engine.start();
+    let mut write_failed = false;
+    let mut read_done = false;
+    'session: loop {
+        loop {
+            let fds = engine.pump(&mut core);
+            let mut more = fds.is_some();
+            if !write_failed {
+                match transmit(&mut core, &mut writer, fds) {
+                    Ok(wrote) => more |= wrote && engine.has_backlog(),
+                    Err(_) => {
+                        write_failed = true;
+                        engine.on_eof(&mut core);
+                    }
+                }
+            }
+            if !more {
+                break;
+            }
+        }
+        if engine.is_finished() {
+            break;
+        }
+        // Requests first, in batches, without sleeping.
+        let mut handled = 0;
+        let mut disconnected = false;
+        while handled < CONTROL_BATCH {
+            match inputs.try_recv() {
+                Ok(input) => {
+                    handle_input(&mut engine, &mut core, input);
+                    handled += 1;
+                    if engine.is_finished() {
+                        break 'session;
+                    }
+                }
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    disconnected = true;
+                    break;
+                }
+            }
+        }
+        if disconnected {
+            break;
+        }
+        if handled > 0 {
+            continue;
+        }
+        // Announce the sleep, then look once more: a request sent before the
+        // announcement is seen here, one sent after it wakes the poll.
+        waker.sleeping.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        match inputs.try_recv() {
+            Ok(input) => {
+                waker.sleeping.store(false, Ordering::SeqCst);
+                handle_input(&mut engine, &mut core, input);
+                if engine.is_finished() {
+                    break;
+                }
+                continue;
+            }
+            Err(mpsc::TryRecvError::Disconnected) => break,
+            Err(mpsc::TryRecvError::Empty) => {}
+        }
+        let timeout = engine.next_deadline(&core).map(|deadline| {
+            let left = deadline.saturating_duration_since(Instant::now());
+            // Round up so the deadline has passed when poll returns.
+            Timespec::try_from(left + Duration::from_micros(999)).unwrap_or(Timespec {
+                tv_sec: i64::MAX,
+                tv_nsec: 0,
+            })
+        });
+        let (readable, woken) = {
+            let Some(fd) = transport.read_fd() else {
+                break;
+            };
+            let mut fds = [
+                PollFd::new(&waker.event, PollFlags::IN),
+                PollFd::from_borrowed_fd(fd, PollFlags::IN),
+            ];
+            if read_done {
+                fds[1] = PollFd::new(&waker.event, PollFlags::IN);
+            }
+            match poll(&mut fds, timeout.as_ref()) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(_) => {
+                    waker.sleeping.store(false, Ordering::SeqCst);
+                    break;
+                }
+            }
+            (
+                !read_done && !fds[1].revents().is_empty(),
+                !fds[0].revents().is_empty(),
+            )
+        };
+        waker.sleeping.store(false, Ordering::SeqCst);
+        if woken {
+            waker.reset();
+            // Requests that came while we slept go first, as they would through the
+            // channel: a `close()` that also shut the socket down must be seen as the
+            // local close it is, not as the end of the stream it caused.
+            while let Ok(input) = inputs.try_recv() {
+                handle_input(&mut engine, &mut core, input);
+                if engine.is_finished() {
+                    break 'session;
+                }
+            }
+        }
+        if readable {
+            let window = core.rx_window();
+            let read = if window.is_empty() {
+                Ok(0)
+            } else {
+                transport.read_with_deadline(window, None)
+            };
+            match read {
+                Ok(0) | Err(_) => {
+                    read_done = true;
+                    engine.on_eof(&mut core);
+                }
+                Ok(n) => engine.on_received(&mut core, n),
+            }
+        }
+    }
+    engine.shutdown(&mut core);
+    drop(inputs);
+}
+
+/// One input taken from the channel by [`run_polled_io`].
+fn handle_input(engine: &mut Engine, core: &mut Core<'_>, input: Input) {
+    match input {
+        Input::Data(chunk, len) => engine.on_input(core, chunk.get(..len).unwrap_or_default()),
+        Input::Eof => engine.on_eof(core),
+        Input::Control(control) => engine.control(core, control),
+    }
+}
+
 /// The part of a client that exists once per session; dropping it closes the session.
 struct Inner {
-    inputs: Sender<Input>,
+    inputs: ControlSender,
     shared: Arc<Shared>,
     info: ServerInfo,
     default_timeout: Option<Duration>,
@@ -803,10 +1012,6 @@ fn start(
 ) -> Result<Arc<Inner>, Error> {
     let shared = Shared::new(options.event_queue_size);
     let (inputs_tx, inputs_rx) = mpsc::channel();
-    let (free_tx, free_rx) = mpsc::channel();
-    for _ in 0..CHUNKS {
-        let _ = free_tx.send(vec![0u8; CHUNK_SIZE]);
-    }
     let (connected_tx, connected_rx) = mpsc::channel();
     let engine = Engine::new(
         Arc::clone(&shared),
@@ -823,15 +1028,47 @@ fn start(
     let join_reader = matches!(reader, ReadHalf::Transport(_));
     let config = options.core_config(protocol);
     let (rx_size, tx_size) = (options.rx_size(), options.tx_size());
-    let io_thread = thread::Builder::new()
-        .name("qmp-io".into())
-        .spawn(move || run_io(engine, config, rx_size, tx_size, writer, inputs_rx, free_tx))?;
-    let reader_inputs = inputs_tx.clone();
-    let reader_thread = thread::Builder::new()
-        .name("qmp-reader".into())
-        .spawn(move || run_reader(reader, reader_inputs, free_rx));
+    // A transport with a descriptor is polled by the IO thread itself; anything else
+    // gets a reader thread.
+    let polled = match reader {
+        ReadHalf::Transport(transport) if transport.read_fd().is_some() => Ok(transport),
+        other => Err(other),
+    };
+    let (io_thread, reader_thread, waker) = match polled {
+        Ok(transport) => {
+            let waker = IoWaker::new()?;
+            let io_waker = Arc::clone(&waker);
+            let io_thread = thread::Builder::new()
+                .name("qmp-io".into())
+                .spawn(move || {
+                    run_polled_io(
+                        engine, config, rx_size, tx_size, transport, writer, inputs_rx, io_waker,
+                    )
+                })?;
+            (io_thread, None, Some(waker))
+        }
+        Err(reader) => {
+            let (free_tx, free_rx) = mpsc::channel();
+            for _ in 0..CHUNKS {
+                let _ = free_tx.send(vec![0u8; CHUNK_SIZE]);
+            }
+            let io_thread = thread::Builder::new()
+                .name("qmp-io".into())
+                .spawn(move || {
+                    run_io(engine, config, rx_size, tx_size, writer, inputs_rx, free_tx)
+                })?;
+            let reader_inputs = inputs_tx.clone();
+            let reader_thread = thread::Builder::new()
+                .name("qmp-reader".into())
+                .spawn(move || run_reader(reader, reader_inputs, free_rx));
+            (io_thread, Some(reader_thread), None)
+        }
+    };
     let mut inner = Inner {
-        inputs: inputs_tx,
+        inputs: ControlSender {
+            inputs: inputs_tx,
+            waker,
+        },
         shared,
         info: ServerInfo::new(protocol),
         default_timeout: options.command_timeout,
@@ -842,7 +1079,9 @@ fn start(
         join_reader,
     };
     // From here on, dropping `inner` on an error shuts everything down.
-    *lock(&inner.reader_thread) = Some(reader_thread?);
+    if let Some(reader_thread) = reader_thread {
+        *lock(&inner.reader_thread) = Some(reader_thread?);
+    }
     let outcome = match options.ready_wait() {
         Some(wait) => connected_rx.recv_timeout(wait).map_err(|_| Error::Timeout),
         None => connected_rx.recv().map_err(|_| Error::ClientClosed),
@@ -858,7 +1097,7 @@ fn start(
 pub struct Pending<T> {
     slot: Arc<Slot>,
     ticket: u64,
-    inputs: Sender<Input>,
+    inputs: ControlSender,
     convert: Convert<T>,
 }
 
@@ -931,7 +1170,7 @@ impl<T> fmt::Debug for Pending<T> {
 pub struct Canceller {
     slot: Weak<Slot>,
     ticket: u64,
-    inputs: Sender<Input>,
+    inputs: ControlSender,
 }
 
 impl Canceller {

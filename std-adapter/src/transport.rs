@@ -344,7 +344,7 @@ impl Transport {
     }
 
     /// The descriptor reads come from, if the channel has one.
-    fn read_fd(&self) -> Option<BorrowedFd<'_>> {
+    pub(crate) fn read_fd(&self) -> Option<BorrowedFd<'_>> {
         match &self.channel {
             Channel::Unix(stream) => Some(stream.as_fd()),
             Channel::Tcp(stream) => Some(stream.as_fd()),
