@@ -120,4 +120,33 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
+# --- WASM console (examples/wasm-console, tested by tests/tests/wasm_console.rs) -----------
+# Headless Chromium driven through chromedriver, websockify (QEMU 10.0.2's own WebSocket
+# chardev never delivers the client's frames to a QMP monitor, so the test bridges the page's
+# WebSocket to a TCP monitor with it), binaryen's wasm-opt for the size build, and
+# wasm-bindgen-cli of exactly the wasm-bindgen version in examples/wasm-console/Cargo.lock
+# (the CLI refuses modules from any other version).
+WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/[^0-9.]/, ""); print; exit}' \
+    "$(dirname "$0")/../examples/wasm-console/Cargo.lock")
+if [ -z "$WASM_BINDGEN_VERSION" ]; then
+    log "error: no wasm-bindgen version in examples/wasm-console/Cargo.lock"
+    exit 1
+fi
+wasm_apt_packages=()
+command -v chromium >/dev/null 2>&1 || wasm_apt_packages+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || wasm_apt_packages+=(chromium-driver)
+command -v websockify >/dev/null 2>&1 || wasm_apt_packages+=(websockify)
+command -v wasm-opt >/dev/null 2>&1 || wasm_apt_packages+=(binaryen)
+if [ "${#wasm_apt_packages[@]}" -gt 0 ]; then
+    log "installing ${wasm_apt_packages[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" apt-get update -q
+    "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${wasm_apt_packages[@]}"
+fi
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
+    log "installing wasm-bindgen-cli ${WASM_BINDGEN_VERSION}"
+    cargo install wasm-bindgen-cli --version "=${WASM_BINDGEN_VERSION}" --locked
+fi
+log "wasm-bindgen: $(wasm-bindgen --version)"
+
 log "done"

@@ -27,22 +27,30 @@ raw=$target_dir/wasm32-unknown-unknown/release/$name.wasm
 
 rm -rf "$dist"
 mkdir -p "$dist"
-wasm-bindgen --target web --no-typescript --out-dir "$dist" "$raw"
-module=$dist/${name}_bg.wasm
-bindgen_bytes=$(stat -c %s "$module")
+work=$target_dir/wasm-console-build
+rm -rf "$work"
+mkdir -p "$work/plain" "$work/opt"
+
+# The size without wasm-opt, for the README's table.
+wasm-bindgen --target web --no-typescript --out-dir "$work/plain" "$raw"
+bindgen_bytes=$(stat -c %s "$work/plain/${name}_bg.wasm")
 
 if command -v wasm-opt >/dev/null 2>&1; then
-    # rustc's wasm32 output uses these post-MVP features; binaryen 108 (Debian 12) must be
-    # told, or it refuses the module.
+    # wasm-opt runs BEFORE wasm-bindgen: binaryen 108 (Debian 12) rewrites a module with
+    # two tables wrongly (it exports the funcref table as `__wbindgen_externrefs`, and the
+    # page dies in `WebAssembly.Table.grow`), and cargo's output has only one. rustc's
+    # wasm32 output uses these post-MVP features, which binaryen 108 must be told about.
     wasm-opt -Oz --strip-debug --strip-producers \
         --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
         --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
-        "$module" -o "$module.opt"
-    mv "$module.opt" "$module"
-    optimiser="wasm-opt -Oz ($(wasm-opt --version))"
+        "$raw" -o "$work/opt/$name.wasm"
+    wasm-bindgen --target web --no-typescript --out-dir "$dist" "$work/opt/$name.wasm"
+    optimiser="wasm-opt -Oz ($(wasm-opt --version)) before wasm-bindgen"
 else
+    cp "$work/plain/$name.js" "$work/plain/${name}_bg.wasm" "$dist/"
     optimiser="none (binaryen's wasm-opt not installed)"
 fi
+module=$dist/${name}_bg.wasm
 cp "$here/index.html" "$dist/index.html"
 
 final_bytes=$(stat -c %s "$module")
