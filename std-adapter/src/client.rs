@@ -113,12 +113,13 @@ struct ControlSender {
 }
 
 impl ControlSender {
-    fn send(&self, input: Input) -> Result<(), mpsc::SendError<Input>> {
-        let sent = self.inputs.send(input);
+    /// Hands `input` over. If the IO thread is gone, the input is dropped here, and a
+    /// request's completer fails it with the session's end.
+    fn send(&self, input: Input) {
+        let _ = self.inputs.send(input);
         if let Some(waker) = &self.waker {
             waker.wake();
         }
-        sent
     }
 }
 
@@ -319,8 +320,7 @@ fn run_reader(mut reader: ReadHalf, inputs: Sender<Input>, free_chunks: Receiver
 fn run_polled_io(
     mut engine: Engine,
     config: qmp_core::client::Config,
-    rx_size: usize,
-    tx_size: usize,
+    (rx_size, tx_size): (usize, usize),
     mut transport: Transport,
     mut writer: WriteHalf,
     inputs: Receiver<Input>,
@@ -483,7 +483,7 @@ struct Inner {
 
 impl Inner {
     fn shutdown(&self) {
-        let _ = self.inputs.send(Input::Control(Control::Close));
+        self.inputs.send(Input::Control(Control::Close));
         if let Some(closer) = &*lock(&self.closer) {
             let _ = closer.shutdown();
         }
@@ -953,8 +953,7 @@ impl Client {
         };
         // If the IO thread is gone, the request comes back in the error and its
         // completer fails it with the session's end.
-        let _ = self
-            .inner
+        self.inner
             .inputs
             .send(Input::Control(Control::Submit(request)));
         Ok(ticket)
@@ -1042,7 +1041,13 @@ fn start(
                 .name("qmp-io".into())
                 .spawn(move || {
                     run_polled_io(
-                        engine, config, rx_size, tx_size, transport, writer, inputs_rx, io_waker,
+                        engine,
+                        config,
+                        (rx_size, tx_size),
+                        transport,
+                        writer,
+                        inputs_rx,
+                        io_waker,
                     )
                 })?;
             (io_thread, None, Some(waker))
@@ -1184,8 +1189,7 @@ impl Canceller {
         if let Some(slot) = self.slot.upgrade() {
             slot.fill(Err(error));
         }
-        let _ = self
-            .inputs
+        self.inputs
             .send(Input::Control(Control::Cancel(self.ticket)));
     }
 }
