@@ -4,15 +4,16 @@
 //!
 //! The test builds the page with `examples/wasm-console/build.sh`, serves `dist/` from a
 //! small HTTP server thread on 127.0.0.1, starts `qemu-storage-daemon` (`QMP_QSD`
-//! overrides the binary) with its monitor on a WebSocket chardev, and drives Debian's
+//! overrides the binary) with a TCP monitor bridged to a WebSocket by `websockify` (see
+//! below for why not QEMU's own WebSocket chardev), and drives Debian's
 //! `/usr/bin/chromium` through `chromedriver` with plain WebDriver requests: it types
 //! `query-version` into the page and checks the reply shows the daemon's own version, then
 //! starts a `blockdev-create` job from the page and waits for its `JOB_STATUS_CHANGE`
 //! events (up to `concluded`, and `null` after `job-dismiss`) in the page's event list.
 //! A screenshot is written to `<target>/test-artifacts/wasm-console.png`.
 //!
-//! Missing tools (chromium, chromedriver, wasm-bindgen-cli) fail the test with a message
-//! saying to run `scripts/setup.sh`; nothing is skipped.
+//! Missing tools (chromium, chromedriver, websockify, wasm-bindgen-cli) fail the test with
+//! a message saying to run `scripts/setup.sh`; nothing is skipped.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -631,9 +632,9 @@ fn console_page_negotiates_runs_commands_and_lists_job_events() {
     let scratch = ScratchDir::new();
 
     // QEMU 10.0.2's own WebSocket chardev (`websocket=on`) sends the greeting but never
-    // hands the client's frames to the monitor: QMP monitors run in the monitor I/O
-    // thread, and the WebSocket layer reads frames from a watch in the main loop without
-    // waking that thread (a ping is answered, `qmp_capabilities` never is). So the monitor
+    // hands the client's frames to a QMP monitor (a ping is answered, `qmp_capabilities`
+    // never is; likely because QMP monitors read in the monitor I/O thread and the
+    // WebSocket layer decodes frames in the main loop without waking it). So the monitor
     // listens on plain TCP and websockify (Debian's package) bridges the page's WebSocket
     // to it, binary frame for binary frame.
     let monitor_port = free_port();
