@@ -191,7 +191,7 @@ impl Vector {
 
     /// The server's messages, each with its line end (see [`json_text::split_messages`]).
     pub(crate) fn messages(&self) -> Vec<Vec<u8>> {
-        json_text::split_messages(self.s2c)
+        cached(&MESSAGES, self.name, || json_text::split_messages(self.s2c))
     }
 
     /// Server message `i`.
@@ -205,7 +205,7 @@ impl Vector {
 
     /// The client's request lines, each with its `\n`.
     pub(crate) fn lines(&self) -> Vec<Vec<u8>> {
-        json_text::split_lines(self.c2s)
+        cached(&LINES, self.name, || json_text::split_lines(self.c2s))
     }
 
     /// Client line `i`.
@@ -236,10 +236,25 @@ pub(crate) fn request(line: &[u8], id: Option<u64>) -> Vec<u8> {
 
 /// Concatenates byte strings.
 pub(crate) fn cat<T: AsRef<[u8]>>(parts: &[T]) -> Vec<u8> {
-    parts
-        .iter()
-        .flat_map(|p| p.as_ref().iter().copied())
-        .collect()
+    let mut out = Vec::with_capacity(parts.iter().map(|p| p.as_ref().len()).sum());
+    for part in parts {
+        out.extend_from_slice(part.as_ref());
+    }
+    out
+}
+
+/// A vector's messages or lines, split once per test binary (Miri interprets every split,
+/// and the scenarios ask for them in every run).
+type Cache = std::sync::Mutex<std::collections::BTreeMap<&'static str, Vec<Vec<u8>>>>;
+
+static MESSAGES: Cache = std::sync::Mutex::new(std::collections::BTreeMap::new());
+static LINES: Cache = std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+fn cached(cache: &Cache, name: &'static str, split: impl FnOnce() -> Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut cache = cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    cache.entry(name).or_insert_with(split).clone()
 }
 
 /// A request line taken apart.
@@ -296,6 +311,9 @@ pub(crate) struct Session {
     reply_ids: Vec<(usize, u64)>,
     stripped: Vec<usize>,
     dropped: Vec<usize>,
+    /// Messages already rewritten by [`Session::message`] (scenarios ask for them in every
+    /// run); emptied whenever the session changes.
+    rewritten: std::cell::RefCell<std::collections::BTreeMap<usize, Vec<u8>>>,
 }
 
 impl Session {
@@ -314,6 +332,7 @@ impl Session {
             reply_ids: Vec::new(),
             stripped: Vec::new(),
             dropped: Vec::new(),
+            rewritten: std::cell::RefCell::default(),
         }
     }
 
@@ -333,12 +352,14 @@ impl Session {
         let id = self.next_id;
         self.next_id += 1;
         self.sent.push((line.to_vec(), id));
+        self.rewritten.get_mut().clear();
         self
     }
 
     /// Server message `index` (an id-less reply in the capture) answers the client's `id`.
     pub(crate) fn reply_to(mut self, index: usize, id: u64) -> Self {
         self.reply_ids.push((index, id));
+        self.rewritten.get_mut().clear();
         self
     }
 
@@ -346,6 +367,7 @@ impl Session {
     /// one, i.e. `qmp_capabilities`).
     pub(crate) fn strip(mut self, index: usize) -> Self {
         self.stripped.push(index);
+        self.rewritten.get_mut().clear();
         self
     }
 
@@ -353,6 +375,7 @@ impl Session {
     /// and would derail the session, e.g. a reply before negotiation).
     pub(crate) fn drop_message(mut self, index: usize) -> Self {
         self.dropped.push(index);
+        self.rewritten.get_mut().clear();
         self
     }
 
@@ -370,6 +393,15 @@ impl Session {
 
     /// Server message `index` as this client's session would receive it (empty if dropped).
     pub(crate) fn message(&self, index: usize) -> Vec<u8> {
+        if let Some(message) = self.rewritten.borrow().get(&index) {
+            return message.clone();
+        }
+        let message = self.rewrite(index);
+        self.rewritten.borrow_mut().insert(index, message.clone());
+        message
+    }
+
+    fn rewrite(&self, index: usize) -> Vec<u8> {
         if self.dropped.contains(&index) {
             return Vec::new();
         }
@@ -388,7 +420,7 @@ impl Session {
 
     /// Server messages `range` as this client's session receives them.
     pub(crate) fn s2c_range(&self, range: core::ops::Range<usize>) -> Vec<u8> {
-        range.flat_map(|i| self.message(i)).collect()
+        range.map(|i| self.message(i)).collect::<Vec<_>>().concat()
     }
 
     /// Every server message as this client's session receives it.
