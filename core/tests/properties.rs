@@ -13,9 +13,10 @@
 //! - random argument strings and serde values round-tripped through the encoder, the
 //!   client's transmit buffer and serde_json.
 //!
-//! Not under Miri: proptest and the corpus files need the host (file system, time).
-
-#![cfg(not(miri))]
+//! Under Miri (which interprets every step, thousands of times slower) each property runs
+//! [`MIRI_CASES`] cases and the seed corpus is sampled ([`MIRI_CORPUS_FILES`] files per
+//! target, spread over its sorted list); the regressions are replayed in full. Reading the
+//! corpus needs `MIRIFLAGS=-Zmiri-disable-isolation` (scripts/test.sh sets it).
 
 #[allow(unreachable_pub, dead_code)]
 #[path = "../../fuzz/src/encode.rs"]
@@ -48,6 +49,12 @@ use qmp_core::time::Instant;
 use encode::Tree;
 use session::{Cmd, IdRef, JsonArguments, Mode, Name, Op, Piece, Script, Value};
 
+/// Cases per property under Miri.
+const MIRI_CASES: u32 = 3;
+
+/// Seed-corpus files replayed per fuzz target under Miri.
+const MIRI_CORPUS_FILES: usize = 3;
+
 /// A fuzz target's check.
 type Check = fn(&[u8]);
 
@@ -77,12 +84,23 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Runs every file under `fuzz/<root>/<target>/` through its target's checks, naming the
-/// file that fails.
-fn replay(root: &str) -> usize {
+/// At most `n` of `files`, spread evenly from the first to the last.
+fn spread(files: Vec<PathBuf>, n: usize) -> Vec<PathBuf> {
+    if files.len() <= n {
+        return files;
+    }
+    let last = files.len() - 1;
+    (0..n)
+        .map(|k| files[k * last / (n - 1).max(1)].clone())
+        .collect()
+}
+
+/// Runs every file under `fuzz/<root>/<target>/` (at most `limit` per target, spread over
+/// the sorted list) through its target's checks, naming the file that fails.
+fn replay(root: &str, limit: usize) -> usize {
     let mut count = 0;
     for (target, check) in TARGETS {
-        for file in files_in(&fuzz_dir().join(root).join(target)) {
+        for file in spread(files_in(&fuzz_dir().join(root).join(target)), limit) {
             let data = std::fs::read(&file).expect("read input");
             let outcome = std::panic::catch_unwind(|| check(&data));
             if let Err(panic) = outcome {
@@ -102,12 +120,20 @@ fn replay(root: &str) -> usize {
 #[test]
 fn fuzz_regressions_still_pass() {
     // Inputs that once crashed a fuzz target (none may be there: then nothing to replay).
-    replay("regressions");
+    replay("regressions", usize::MAX);
 }
 
 #[test]
 fn fuzz_seed_corpus_passes() {
-    let count = replay("corpus");
+    if cfg!(miri) {
+        let count = replay("corpus", MIRI_CORPUS_FILES);
+        assert!(
+            count >= TARGETS.len(),
+            "only {count} seed inputs found under fuzz/corpus"
+        );
+        return;
+    }
+    let count = replay("corpus", usize::MAX);
     assert!(
         count >= 100,
         "only {count} seed inputs found under fuzz/corpus"
@@ -398,11 +424,11 @@ fn negotiated_script() -> impl Strategy<Value = Script> {
     })
 }
 
-/// `cases` cases, no failure files written into the source tree (a failing case is
-/// printed, minimised, with the seed to reproduce it).
+/// `cases` cases ([`MIRI_CASES`] under Miri), no failure files written into the source
+/// tree (a failing case is printed, minimised, with the seed to reproduce it).
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
-        cases,
+        cases: if cfg!(miri) { MIRI_CASES } else { cases },
         failure_persistence: None,
         ..ProptestConfig::default()
     }
