@@ -16,6 +16,15 @@ use super::{JsonError, JsonErrorKind, JsonStr, MAX_DEPTH_LIMIT};
 /// How many depth-1 members of an object the scanner records for `Frame::members`.
 pub(crate) const RECORDED_MEMBERS: usize = 16;
 
+/// The initial span table: a constant, so that it is cleared in place rather than built
+/// on the stack and copied.
+const NO_SPANS: [MemberSpan; RECORDED_MEMBERS] = [MemberSpan {
+    key_start: 0,
+    key_end: 0,
+    value_start: 0,
+    value_end: 0,
+}; RECORDED_MEMBERS];
+
 /// What one [`Scanner::scan`] call ended on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Step {
@@ -269,12 +278,7 @@ impl Scanner {
             recording: false,
             spans_valid: false,
             span_count: 0,
-            spans: [MemberSpan {
-                key_start: 0,
-                key_end: 0,
-                value_start: 0,
-                value_end: 0,
-            }; RECORDED_MEMBERS],
+            spans: NO_SPANS,
             id: IdTracker::NEW,
         }
     }
@@ -434,6 +438,9 @@ impl Scanner {
     #[cfg_attr(not(target_os = "none"), inline(always))]
     #[cfg_attr(target_os = "none", inline)]
     fn value_done(&mut self, end: usize) -> Option<usize> {
+        if self.depth > 1 {
+            return None;
+        }
         if self.depth == 0 {
             self.expect = Expect::TopValue;
             return Some(end);
@@ -603,15 +610,19 @@ impl Scanner {
                     }
                 } else {
                     close_allowed = false;
-                    if self.depth == 0 {
-                        self.begin_top(pos, byte);
-                    } else if self.depth == 1 {
-                        self.member_value_start(pos, byte);
+                    if self.depth <= 1 {
+                        if self.depth == 0 {
+                            self.begin_top(pos, byte);
+                        } else {
+                            self.member_value_start(pos, byte);
+                        }
                     }
                     match byte {
                         b'"' => {
                             let mut state = StringState::Plain;
-                            match self.string_token(data, pos + 1, &mut state) {
+                            // A string value never feeds the id tracker (only keys and
+                            // numbers do).
+                            match scan_string(data, pos + 1, &mut state) {
                                 TokenEnd::Done(after) => {
                                     pos = after;
                                     if let Some(end) = self.value_done(after) {
@@ -791,6 +802,14 @@ impl Scanner {
     #[cfg_attr(not(target_os = "none"), inline(always))]
     #[cfg_attr(target_os = "none", inline)]
     fn colon(&mut self, data: &[u8], pos: usize) -> Result<usize, Step> {
+        // QEMU's usual `": "` and a value, checked at once (the value's first byte is then
+        // found without skipping whitespace).
+        #[cfg(not(target_os = "none"))]
+        if let Some(&[b':', b' ', first]) = data.get(pos..pos + 3) {
+            if first > b' ' {
+                return Ok(pos + 2);
+            }
+        }
         let pos = skip_ws(data, pos);
         match data.get(pos) {
             Some(b':') => Ok(pos + 1),
