@@ -3,7 +3,7 @@
 # firmware-shaped client (blocking driver over a UART, negotiation, one typed command
 # decoded into a struct, JOB_STATUS_CHANGE handling), for thumbv7em-none-eabihf with
 # opt-level "z", fat LTO, codegen-units=1 and panic=abort, then prints its section sizes
-# and what takes the space. Goal: under 16 KiB of text.
+# and what takes the space. Goal: under 16 KiB of .text (code).
 #
 #   scripts/firmware-size.sh             # build, sizes, breakdown, run under QEMU
 #   scripts/firmware-size.sh --no-run    # skip the QEMU run (no qemu-system-arm needed)
@@ -119,12 +119,18 @@ if [ "${#NM[@]}" -gt 0 ]; then
     } END { for (c in total) printf "  %6d %s\n", total[c], c }' <<<"$SYMBOLS" | sort -rn
 fi
 
+# The goal (issue 2) is stated for code: the .text section. The stricter Berkeley text
+# (vectors and read-only data too) is reported beside it.
 echo
-if [ "$FLASH_TEXT" -lt "$GOAL" ]; then
-    echo "SIZE goal met: text $FLASH_TEXT < $GOAL bytes"
-else
-    echo "SIZE goal MISSED: text $FLASH_TEXT >= $GOAL bytes"
-fi
+for measure in ".text:$TEXT" "text:$FLASH_TEXT"; do
+    name=${measure%%:*}
+    bytes=${measure#*:}
+    if [ "$bytes" -lt "$GOAL" ]; then
+        echo "SIZE goal met: $name $bytes < $GOAL bytes"
+    else
+        echo "SIZE goal MISSED: $name $bytes >= $GOAL bytes"
+    fi
+done
 
 # --- the probe really works ----------------------------------------------------------------
 if "$RUN"; then
