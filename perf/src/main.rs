@@ -22,6 +22,9 @@ use qmp_std::{Launcher, QemuProcess, ServerKind};
 #[global_allocator]
 static ALLOCATOR: measure::CountingAllocator = measure::CountingAllocator;
 
+/// Buffers for a client that never asks for the schema: 16 KiB receive, 4 KiB transmit.
+const SMALL_BUFFERS: (usize, usize) = (16 * 1024, 4 * 1024);
+
 /// CPU the QEMU processes run on.
 const SERVER_CPU: &str = "0";
 /// CPU the clients run on.
@@ -112,9 +115,15 @@ fn main() {
         Some("client") => client_main(&args[1..]),
         Some("scale-client") => scale::client_main(&args[1..]),
         Some("run") => run_main(&args[1..]),
+        Some("sizes") => println!(
+            "qmp-core Client<128>: {} bytes, Client<8>: {} bytes",
+            std::mem::size_of::<qmp_core::client::Client<'static, 128>>(),
+            std::mem::size_of::<qmp_core::client::Client<'static, 8>>()
+        ),
         Some("scale") => {
             let quick = args.iter().any(|a| a == "--quick");
-            scale::print(&scale::run(quick));
+            scale::print(&scale::run(quick, None));
+            scale::print(&scale::run(quick, Some(SMALL_BUFFERS)));
         }
         _ => {
             eprintln!("usage: qmp-perf run [--quick] [--reps N] [--only ID,ID] [--workloads W,W] [--no-scale]");
@@ -365,6 +374,7 @@ fn run_main(args: &[String]) {
         println!();
     }
     if !args.iter().any(|a| a == "--no-scale") {
-        scale::print(&scale::run(quick));
+        scale::print(&scale::run(quick, None));
+        scale::print(&scale::run(quick, Some(SMALL_BUFFERS)));
     }
 }

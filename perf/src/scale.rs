@@ -14,11 +14,35 @@ use qmp_std::ConnectOptions;
 
 use crate::measure::{cpu_micros, current_rss_kib, peak_rss_kib};
 
-/// Monitors driven at once.
-pub const CONNECTIONS: usize = 200;
+/// Monitors driven at once (`QMP_PERF_SCALE_CONNECTIONS` overrides, for diagnosis).
+fn connections() -> usize {
+    std::env::var("QMP_PERF_SCALE_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200)
+}
+
+/// The client's options: the defaults, unless `QMP_PERF_SCALE_RX`/`QMP_PERF_SCALE_TX`
+/// set the buffer sizes (for diagnosis).
+fn scale_options() -> ConnectOptions {
+    let size = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<usize>().ok());
+    let mut options = ConnectOptions::new();
+    if let Some(rx) = size("QMP_PERF_SCALE_RX") {
+        options = options.rx_buffer_size(rx);
+    }
+    if let Some(tx) = size("QMP_PERF_SCALE_TX") {
+        options = options.tx_buffer_size(tx);
+    }
+    options
+}
+
+/// Pause between one connection's jobs.
+const JOB_PAUSE_MS: u64 = 1000;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ScaleResult {
+    /// Receive and transmit buffer sizes, when not the defaults.
+    pub buffers: Option<(usize, usize)>,
     pub connections: usize,
     pub seconds: f64,
     pub commands: u64,
@@ -34,20 +58,28 @@ pub struct ScaleResult {
 }
 
 /// Starts the daemons (on the server CPU), runs the client process (on the client CPU).
-pub fn run(quick: bool) -> ScaleResult {
+pub fn run(quick: bool, buffers: Option<(usize, usize)>) -> ScaleResult {
     let seconds = if quick { 5 } else { 20 };
-    eprintln!("scale: starting {CONNECTIONS} qemu-storage-daemon processes");
+    let count = connections();
+    eprintln!("scale: starting {count} qemu-storage-daemon processes");
     let daemons: Vec<_> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..4)
-            .map(|_| {
-                scope.spawn(|| (0..CONNECTIONS / 4).map(|_| crate::start_qsd()).collect::<Vec<_>>())
+            .map(|w| {
+                let share = count / 4 + usize::from(w < count % 4);
+                scope.spawn(move || (0..share).map(|_| crate::start_qsd()).collect::<Vec<_>>())
             })
             .collect();
         workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
     });
     let list = tempfile_list(&daemons);
     eprintln!("scale: running {seconds} s");
-    let output = Command::new("taskset")
+    let mut command = Command::new("taskset");
+    if let Some((rx, tx)) = buffers {
+        command
+            .env("QMP_PERF_SCALE_RX", rx.to_string())
+            .env("QMP_PERF_SCALE_TX", tx.to_string());
+    }
+    let output = command
         .args(["-c", crate::CLIENT_CPU])
         .arg(std::env::current_exe().unwrap())
         .arg("scale-client")
@@ -83,8 +115,15 @@ pub fn print(result: &ScaleResult) {
     let per_connection = |rss: u64| {
         rss.saturating_sub(result.baseline_rss_kib) as f64 / result.connections as f64
     };
-    println!("### Scale: one tokio process (current-thread runtime), {} monitors at once\n", result.connections);
-    println!("Each connection runs a `query-version` loop while a `blockdev-create` job (then `job-dismiss`) emits `JOB_STATUS_CHANGE` events; {:.0} s; load average {} at the end.\n", result.seconds, result.load);
+    let options = match result.buffers {
+        None => "default `ConnectOptions` (256 KiB receive, 64 KiB transmit buffer)".to_string(),
+        Some((rx, tx)) => format!(
+            "`ConnectOptions::new().rx_buffer_size({}).tx_buffer_size({})`",
+            rx, tx
+        ),
+    };
+    println!("### Scale: one tokio process (current-thread runtime), {} monitors at once, {options}\n", result.connections);
+    println!("Each connection runs a `query-version` loop while a `blockdev-create` job (then `job-dismiss`, then {JOB_PAUSE_MS} ms pause) emits `JOB_STATUS_CHANGE` events; {:.0} s; load average {} at the end.\n", result.seconds, result.load);
     println!("| figure | value |");
     println!("|---|---:|");
     println!("| total throughput | {:.0} cmds/s |", result.commands as f64 / result.seconds);
@@ -122,7 +161,7 @@ pub fn client_main(args: &[String]) {
         let mut clients = Vec::new();
         for (socket, _) in &targets {
             clients.push(
-                AsyncClient::connect_unix(socket, ConnectOptions::new())
+                AsyncClient::connect_unix(socket, scale_options())
                     .await
                     .expect("connect"),
             );
@@ -177,7 +216,7 @@ pub fn client_main(args: &[String]) {
                     }
                     client.execute(&JobDismiss { id: &job }).await.expect("dismiss");
                     jobs.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(JOB_PAUSE_MS)).await;
                 }
             }));
         }
@@ -192,6 +231,10 @@ pub fn client_main(args: &[String]) {
             client.close().await;
         }
         super::scale::ScaleResult {
+            buffers: std::env::var("QMP_PERF_SCALE_RX").ok().map(|_| {
+                let options = scale_options();
+                (options.rx_buffer_size, options.tx_buffer_size)
+            }),
             connections: clients.len(),
             seconds: elapsed,
             commands,
