@@ -1,12 +1,14 @@
 //! The blocking client: [`Client`] (QMP) and [`GuestAgentClient`] (QGA).
 //!
-//! One [`Client`] is a cheap handle (`Clone + Send + Sync`) to one session. Behind it run
-//! two threads: a reader that only reads the transport into recycled chunks, and the IO
-//! thread that owns the sans-IO core (it borrows its buffers, so it lives there as a
-//! local), feeds it the chunks, the callers' requests and the passage of time, writes
-//! what it wants sent, and routes what it reports: replies to the waiting caller, events
-//! to listeners, the end of the session to everyone. Callbacks run on a third thread,
-//! started on first use, so a slow callback never delays a reply.
+//! One [`Client`] is a cheap handle (`Clone + Send + Sync`) to one session. Behind it runs
+//! the IO thread that owns the sans-IO core (it borrows its buffers, so it lives there as
+//! a local): it waits in `poll(2)` on the transport and on an eventfd that callers signal
+//! while it sleeps, reads straight into the core's receive buffer, feeds the core the
+//! callers' requests and the passage of time, writes what it wants sent, and routes what
+//! it reports: replies to the waiting caller, events to listeners, the end of the session
+//! to everyone. A stream without a descriptor ([`Client::connect_io`]) gets a second
+//! thread that only reads it into recycled chunks for the IO thread. Callbacks run on
+//! another thread, started on first use, so a slow callback never delays a reply.
 //!
 //! ```no_run
 //! use std::time::Duration;
