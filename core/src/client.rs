@@ -595,6 +595,23 @@ impl<'buf, const N: usize> Client<'buf, N> {
         self.stats
     }
 
+    /// Ends the session and gives the buffers back as `(rx, tx)`, so a host that owns
+    /// them (a `static`, a pool) can start the next session on the same memory.
+    ///
+    /// ```
+    /// use qmp_core::client::{Client, Config};
+    /// use qmp_core::time::Instant;
+    ///
+    /// let (mut rx, mut tx) = ([0u8; 1024], [0u8; 256]);
+    /// let first: Client<'_, 4> = Client::new(Config::qmp(), Instant::ZERO, &mut rx, &mut tx);
+    /// let (rx, tx) = first.into_buffers();
+    /// let second: Client<'_, 4> = Client::new(Config::qmp(), Instant::ZERO, rx, tx);
+    /// # let _ = second;
+    /// ```
+    pub fn into_buffers(self) -> (&'buf mut [u8], &'buf mut [u8]) {
+        (self.framer.into_buffer(), self.tx)
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config

@@ -211,6 +211,11 @@ impl<'buf> Framer<'buf> {
         self.buffer.len()
     }
 
+    /// Ends the framer and gives its buffer back (for reuse by a new one).
+    pub fn into_buffer(self) -> &'buf mut [u8] {
+        self.buffer
+    }
+
     /// Bytes held (not yet returned or discarded).
     pub fn buffered(&self) -> usize {
         self.filled - self.start

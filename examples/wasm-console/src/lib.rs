@@ -55,20 +55,50 @@ pub fn parse_command_line(line: &str) -> Option<(&str, Option<&str>)> {
     }
 }
 
+/// A receive and a transmit buffer that live as long as the page.
+type Buffers = (&'static mut [u8], &'static mut [u8]);
+
+thread_local! {
+    /// Buffers of ended sessions, handed to the next ones: a page that reconnects again
+    /// and again allocates only as many buffer pairs as it has sessions open at once.
+    static SPARE_BUFFERS: std::cell::RefCell<Vec<Buffers>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A buffer pair for a new session: a spare one, or a new pair allocated for good (the
+/// client borrows its buffers for its whole life; without `unsafe`, `'static` is how a
+/// shell owns them).
+fn take_buffers() -> Buffers {
+    SPARE_BUFFERS
+        .with(|spare| spare.borrow_mut().pop())
+        .unwrap_or_else(|| {
+            (
+                Box::leak(vec![0u8; RX_BYTES].into_boxed_slice()),
+                Box::leak(vec![0u8; TX_BYTES].into_boxed_slice()),
+            )
+        })
+}
+
 /// The console session in plain Rust: one [`Client`] and the reports not yet taken.
 pub struct Session {
+    /// Its buffers go back to [`SPARE_BUFFERS`] when the session is dropped.
     client: Client<'static, IN_FLIGHT>,
     reports: Vec<String>,
 }
 
+impl Drop for Session {
+    fn drop(&mut self) {
+        // An empty client takes its place for the last moment of the session's life.
+        let empty = Client::new(Config::qmp(), Instant::ZERO, &mut [], &mut []);
+        let buffers = std::mem::replace(&mut self.client, empty).into_buffers();
+        SPARE_BUFFERS.with(|spare| spare.borrow_mut().push(buffers));
+    }
+}
+
 impl Session {
-    /// A QMP session starting at `now` (10 s greeting timeout, 30 s command timeout).
-    ///
-    /// The client borrows its buffers for its whole life, so they are leaked: about
-    /// 320 KiB per session, and a page makes one per connection.
+    /// A QMP session starting at `now` (10 s greeting timeout, 30 s command timeout),
+    /// on the buffers of an ended session when there is one (RX_BYTES + TX_BYTES each).
     pub fn new(now: Instant) -> Self {
-        let rx: &'static mut [u8] = Box::leak(vec![0u8; RX_BYTES].into_boxed_slice());
-        let tx: &'static mut [u8] = Box::leak(vec![0u8; TX_BYTES].into_boxed_slice());
+        let (rx, tx) = take_buffers();
         Session {
             client: Client::new(Config::qmp(), now, rx, tx),
             reports: Vec::new(),
@@ -479,5 +509,23 @@ mod tests {
     #[test]
     fn json_strings_are_escaped() {
         assert_eq!(json_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+    }
+
+    #[test]
+    fn a_new_session_reuses_the_buffers_of_an_ended_one() {
+        let first = Session::new(Instant::ZERO);
+        drop(first);
+        let spare_before = SPARE_BUFFERS.with(|spare| spare.borrow().len());
+        assert!(spare_before >= 1);
+        let second = Session::new(Instant::ZERO);
+        assert_eq!(
+            SPARE_BUFFERS.with(|spare| spare.borrow().len()),
+            spare_before - 1
+        );
+        drop(second);
+        assert_eq!(
+            SPARE_BUFFERS.with(|spare| spare.borrow().len()),
+            spare_before
+        );
     }
 }
