@@ -54,6 +54,10 @@ use crate::events::{lock, CallbackId, Event, Listener, SubscriptionCanceller};
 use crate::options::{CallOptions, ConnectOptions, ServerInfo, Timeout};
 use crate::reply::{to_raw, to_typed, to_value, Convert, RawReply, Reply};
 
+/// Requests the actor takes before writing what they produced (batches pipelined
+/// requests into few writes).
+const CONTROL_BATCH: usize = 256;
+
 /// The write half the actor owns.
 enum Writer {
     /// A Unix socket: can pass file descriptors.
@@ -255,6 +259,13 @@ async fn run_actor(
             },
             control = controls.recv() => {
                 engine.control(&mut core, control.unwrap_or(Control::Close));
+                // Take what else is queued, so pipelined requests leave in one write.
+                let mut taken = 1;
+                while taken < CONTROL_BATCH && !engine.is_finished() {
+                    let Ok(control) = controls.try_recv() else { break };
+                    engine.control(&mut core, control);
+                    taken += 1;
+                }
             }
             () = &mut timer, if armed.is_some() => {
                 // Fired: re-armed (if still needed) at the top of the next round.
