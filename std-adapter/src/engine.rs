@@ -708,7 +708,6 @@ impl Engine {
 
     /// `n` bytes were read straight into the core's receive window
     /// ([`Core::rx_window`]): hands them to the core and delivers what they complete.
-    #[cfg(feature = "tokio")]
     pub(crate) fn on_received(&mut self, core: &mut Core<'_>, n: usize) {
         if n > 0 {
             self.received_any = true;
