@@ -155,13 +155,29 @@ impl Session {
             }
         };
         let socket = socket.unwrap_or_default();
-        let client = if qga {
-            GuestAgentClient::connect_unix(&socket, connect_options)
-                .map(|agent| agent.client().clone())
-        } else {
-            Client::connect_unix(&socket, connect_options)
+        let connect = || {
+            if qga {
+                GuestAgentClient::connect_unix(&socket, connect_options.clone())
+                    .map(|agent| agent.client().clone())
+            } else {
+                Client::connect_unix(&socket, connect_options.clone())
+            }
+        };
+        let mut result = connect();
+        // A QEMU we started has no other client, so a close before the handshake ends is
+        // QEMU still tearing down the launcher's readiness probe (its socket chardev
+        // drops a connection that arrives in that window): try again, a few times.
+        for _ in 0..3 {
+            match &result {
+                Err(Error::Closed(_)) if started.is_some() => {
+                    std::thread::sleep(Duration::from_millis(100));
+                    result = connect();
+                }
+                _ => break,
+            }
         }
-        .map_err(|error| connect_failure(error, &Target::Socket(socket.clone()), qga))?;
+        let client =
+            result.map_err(|error| connect_failure(error, &Target::Socket(socket.clone()), qga))?;
         Ok(Self {
             client,
             description,
