@@ -32,8 +32,12 @@ step() {
     STEP_STARTED=$SECONDS
     printf '\n==== [%4ds] %s ====\n' $((SECONDS - RUN_STARTED)) "$STEP_NAME"
 }
+MIRI_PID=""
 on_exit() {
     local status=$?
+    if [ -n "$MIRI_PID" ]; then
+        kill "$MIRI_PID" 2>/dev/null || true
+    fi
     if [ "$status" -ne 0 ]; then
         printf '\n==== FAILED: %s (exit %d) ====\n' "${STEP_NAME:-setup}" "$status" >&2
     fi
@@ -49,8 +53,22 @@ cargo fmt --all -- --check
 step "lints: cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+# A build of one package alone sees only its own features (the workspace build above
+# unifies them): qmp-std without tokio, and the CLI as `cargo run -p qmp-cli` builds it.
+step "feature sets: cargo check -p qmp-std (no features), -p qmp-cli alone"
+cargo check -p qmp-std
+cargo check -p qmp-cli
+
 step "tests: cargo test --workspace"
 cargo test --workspace
+
+# The browser console's own workspace (excluded from the root one): formatted, lint-free
+# on wasm32, its host unit tests pass (the browser test above runs its page end to end).
+# perf/ is not built here: it only runs by hand (perf/run.sh), and CI has no time to spare.
+step "wasm console: fmt, clippy (wasm32), unit tests"
+cargo fmt --manifest-path examples/wasm-console/Cargo.toml -- --check
+cargo clippy --manifest-path examples/wasm-console/Cargo.toml --target wasm32-unknown-unknown -- -D warnings
+cargo test --manifest-path examples/wasm-console/Cargo.toml
 
 for target in "${NO_STD_TARGETS[@]}"; do
     step "no_std build: qmp-core for $target"
@@ -91,8 +109,13 @@ RUSTDOCFLAGS="-Dwarnings" cargo doc --workspace --no-deps
 # cases, the fuzz seed corpus is sampled. Every code path still runs; the native step
 # above runs everything in full. Isolation is off because tests read the fuzz corpus and
 # the vectors in ../shared (Miri cannot start processes: the live-QEMU checks skip).
-step "miri: cargo +nightly miri test -p qmp-core"
-MIRIFLAGS="-Zmiri-disable-isolation ${MIRIFLAGS:-}" cargo +nightly miri test -p qmp-core
+# Miri uses one core for most of its run, so it runs in the background beside the fuzz
+# steps (one core each) and is waited for at the end; its output is printed then.
+step "miri: cargo +nightly miri test -p qmp-core (in the background, beside the fuzz steps)"
+MIRI_LOG=$(mktemp)
+MIRIFLAGS="-Zmiri-disable-isolation ${MIRIFLAGS:-}" cargo +nightly miri test -p qmp-core \
+    >"$MIRI_LOG" 2>&1 &
+MIRI_PID=$!
 
 # ---- FUZZ STEPS: later sessions add the short fuzz runs of every fuzz/ target here ----
 # Every fuzz/ target (cargo fuzz list) runs FUZZ_SECONDS (default 60) from its seed
@@ -111,6 +134,17 @@ for target in "${FUZZ_TARGETS[@]}"; do
     bash fuzz/run.sh "$target" "$FUZZ_SECONDS"
 done
 # ---- END FUZZ STEPS ----
+
+step "miri: waiting for cargo +nightly miri test -p qmp-core"
+miri_status=0
+wait "$MIRI_PID" || miri_status=$?
+MIRI_PID=""
+if [ "$miri_status" -ne 0 ]; then
+    cat "$MIRI_LOG"
+    echo "error: miri failed (exit $miri_status)" >&2
+    exit "$miri_status"
+fi
+grep -E '^(test result|     Running|   Doc-tests)' "$MIRI_LOG"
 
 finish_step
 STEP_NAME=""
