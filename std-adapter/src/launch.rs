@@ -607,6 +607,41 @@ fn reads_whole_greeting(mut probe: Transport, deadline: Instant) -> bool {
     true
 }
 
+/// Waits (until `deadline`) for the server to close its end of our probe connection to
+/// `path`. A client connecting while QEMU is still tearing the probe's connection down
+/// can be accepted and dropped at once (seen under load as an end of stream before the
+/// greeting); once QEMU's accepted socket is gone from `/proc/net/unix`, its socket
+/// chardev takes the next client normally.
+fn probe_connection_closed(path: &Path, deadline: Instant) -> bool {
+    loop {
+        if connected_unix_sockets(path) == 0 {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// How many connected (not listening) Unix stream sockets are bound to `path`: a
+/// server's accepted connections (`St` 03, `SS_CONNECTED`, in `/proc/net/unix`).
+fn connected_unix_sockets(path: &Path) -> usize {
+    /// `SS_CONNECTED`.
+    const CONNECTED: &str = "03";
+    let table = std::fs::read_to_string("/proc/net/unix").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let mut fields = line.split_whitespace();
+            let state = fields.nth(5);
+            let bound = fields.nth(1);
+            state == Some(CONNECTED) && bound.is_some_and(|bound| Path::new(bound) == path)
+        })
+        .count()
+}
+
 /// The paths of all listening Unix stream sockets in this network namespace, from
 /// `/proc/net/unix` (columns: Num RefCount Protocol Flags Type St Inode Path).
 fn listening_unix_sockets() -> Vec<PathBuf> {
@@ -745,6 +780,7 @@ impl QemuProcess {
                 let probe_timeout = deadline.saturating_duration_since(Instant::now());
                 Transport::connect_unix(path, Some(probe_timeout))
                     .is_ok_and(|probe| reads_whole_greeting(probe, deadline))
+                    && probe_connection_closed(path, deadline)
             });
         unix && self.tcp_address.is_none_or(|address| {
             let probe_timeout = deadline.saturating_duration_since(Instant::now());
@@ -922,6 +958,29 @@ mod tests {
         let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = tcp.local_addr().unwrap().port();
         assert!(is_listening_tcp(port));
+    }
+
+    #[test]
+    fn accepted_connections_are_counted_until_the_server_closes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        assert_eq!(connected_unix_sockets(&path), 0);
+        let client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert_eq!(connected_unix_sockets(&path), 1);
+        drop(client);
+        // The client is gone but the server has not closed its end yet.
+        assert_eq!(connected_unix_sockets(&path), 1);
+        assert!(!probe_connection_closed(
+            &path,
+            Instant::now() + Duration::from_millis(20)
+        ));
+        drop(accepted);
+        assert!(probe_connection_closed(
+            &path,
+            Instant::now() + Duration::from_secs(5)
+        ));
     }
 
     #[test]
