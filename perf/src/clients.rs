@@ -25,7 +25,9 @@ fn options(workload: Workload) -> ConnectOptions {
 }
 
 /// Decodes the schema into qmp-core's typed entries; returns how many there are.
-fn count_schema(schema: qmp_core::commands::LazyArray<'_, qmp_core::commands::SchemaInfo<'_>>) -> usize {
+fn count_schema(
+    schema: qmp_core::commands::LazyArray<'_, qmp_core::commands::SchemaInfo<'_>>,
+) -> usize {
     schema
         .iter()
         .filter_map(Result::ok)
@@ -186,7 +188,11 @@ pub fn eio_driver(socket: &Path, workload: Workload, count: u64, warmup: u64) ->
         Workload::Sequential => {
             for _ in 0..n {
                 let major = driver
-                    .call(&QueryVersion, |_| {}, |r| r.map(|v| v.qemu.major).unwrap_or(0))
+                    .call(
+                        &QueryVersion,
+                        |_| {},
+                        |r| r.map(|v| v.qemu.major).unwrap_or(0),
+                    )
                     .expect("call");
                 assert!(major >= 1);
             }
@@ -194,7 +200,11 @@ pub fn eio_driver(socket: &Path, workload: Workload, count: u64, warmup: u64) ->
         Workload::Schema => {
             for _ in 0..n {
                 let entries = driver
-                    .call(&QueryQmpSchema, |_| {}, |r| r.map(count_schema).unwrap_or(0))
+                    .call(
+                        &QueryQmpSchema,
+                        |_| {},
+                        |r| r.map(count_schema).unwrap_or(0),
+                    )
                     .expect("call");
                 assert!(entries > 100);
             }
@@ -232,7 +242,13 @@ pub fn eio_driver(socket: &Path, workload: Workload, count: u64, warmup: u64) ->
 /// default its serializer writes every JSON token with its own system call), and
 /// pipelining by hand (8 requests written, then 8 replies read) instead of a shared
 /// `Mutex<Qmp>` for the pipelined workload.
-pub fn qapi_sync(socket: &Path, workload: Workload, count: u64, warmup: u64, buffered: bool) -> Sample {
+pub fn qapi_sync(
+    socket: &Path,
+    workload: Workload,
+    count: u64,
+    warmup: u64,
+    buffered: bool,
+) -> Sample {
     use qapi::qmp::{qmp_capabilities, query_qmp_schema, query_version, QMPCapability};
     let stream = UnixStream::connect(socket).expect("connect");
     fn one_version<S: std::io::BufRead + Write>(qmp: &mut qapi::Qmp<S>) {
@@ -245,8 +261,10 @@ pub fn qapi_sync(socket: &Path, workload: Workload, count: u64, warmup: u64, buf
             match workload {
                 Workload::Pipelined if buffered => {
                     qmp.read_capabilities().expect("greeting");
-                    qmp.execute(&qmp_capabilities { enable: Some(vec![QMPCapability::oob]) })
-                        .expect("negotiate");
+                    qmp.execute(&qmp_capabilities {
+                        enable: Some(vec![QMPCapability::oob]),
+                    })
+                    .expect("negotiate");
                     let mut run = |n: u64| {
                         let mut left = n;
                         while left > 0 {
@@ -328,7 +346,13 @@ pub fn qapi_sync(socket: &Path, workload: Workload, count: u64, warmup: u64, buf
 
 /// `best`: a current-thread runtime and OOB negotiated for the pipelined workload; the
 /// documented way is `#[tokio::main]` (multi-threaded) and `negotiate()`.
-pub fn qapi_tokio(socket: &Path, workload: Workload, count: u64, warmup: u64, best: bool) -> Sample {
+pub fn qapi_tokio(
+    socket: &Path,
+    workload: Workload,
+    count: u64,
+    warmup: u64,
+    best: bool,
+) -> Sample {
     use qapi::qmp::{query_qmp_schema, query_version, QMPCapability};
     let runtime = if best {
         tokio::runtime::Builder::new_current_thread()

@@ -97,16 +97,56 @@ struct ClientSpec {
 }
 
 const CLIENTS: &[ClientSpec] = &[
-    ClientSpec { id: "raw", label: "raw loop (limit)", peer: false },
-    ClientSpec { id: "std-blocking", label: "qmp-std blocking `Client`", peer: false },
-    ClientSpec { id: "std-tokio", label: "qmp-std tokio `AsyncClient`", peer: false },
-    ClientSpec { id: "eio-driver", label: "qmp-core `BlockingDriver` (embedded-io over std socket)", peer: false },
-    ClientSpec { id: "qapi-sync-doc", label: "qapi sync, as documented", peer: true },
-    ClientSpec { id: "qapi-sync-best", label: "qapi sync, best (`BufWriter`; hand pipelining)", peer: true },
-    ClientSpec { id: "qapi-tokio-doc", label: "qapi tokio, as documented", peer: true },
-    ClientSpec { id: "qapi-tokio-best", label: "qapi tokio, best (current-thread; OOB)", peer: true },
-    ClientSpec { id: "py-doc", label: "Python qemu.qmp, as documented", peer: true },
-    ClientSpec { id: "py-best", label: "Python qemu.qmp, best (uvloop, logging off)", peer: true },
+    ClientSpec {
+        id: "raw",
+        label: "raw loop (limit)",
+        peer: false,
+    },
+    ClientSpec {
+        id: "std-blocking",
+        label: "qmp-std blocking `Client`",
+        peer: false,
+    },
+    ClientSpec {
+        id: "std-tokio",
+        label: "qmp-std tokio `AsyncClient`",
+        peer: false,
+    },
+    ClientSpec {
+        id: "eio-driver",
+        label: "qmp-core `BlockingDriver` (embedded-io over std socket)",
+        peer: false,
+    },
+    ClientSpec {
+        id: "qapi-sync-doc",
+        label: "qapi sync, as documented",
+        peer: true,
+    },
+    ClientSpec {
+        id: "qapi-sync-best",
+        label: "qapi sync, best (`BufWriter`; hand pipelining)",
+        peer: true,
+    },
+    ClientSpec {
+        id: "qapi-tokio-doc",
+        label: "qapi tokio, as documented",
+        peer: true,
+    },
+    ClientSpec {
+        id: "qapi-tokio-best",
+        label: "qapi tokio, best (current-thread; OOB)",
+        peer: true,
+    },
+    ClientSpec {
+        id: "py-doc",
+        label: "Python qemu.qmp, as documented",
+        peer: true,
+    },
+    ClientSpec {
+        id: "py-best",
+        label: "Python qemu.qmp, best (uvloop, logging off)",
+        peer: true,
+    },
 ];
 
 fn main() {
@@ -175,13 +215,22 @@ fn peer_script() -> PathBuf {
 }
 
 /// Runs one client in a child process pinned to [`CLIENT_CPU`].
-fn run_child(client: &ClientSpec, workload: Workload, socket: &Path, count: u64, warmup: u64) -> Option<Sample> {
+fn run_child(
+    client: &ClientSpec,
+    workload: Workload,
+    socket: &Path,
+    count: u64,
+    warmup: u64,
+) -> Option<Sample> {
     let mut command = Command::new("taskset");
     command.args(["-c", CLIENT_CPU]);
     if let Some(mode) = client.id.strip_prefix("py-") {
         command.arg(python()?).arg(peer_script()).arg(mode);
     } else {
-        command.arg(std::env::current_exe().unwrap()).arg("client").arg(client.id);
+        command
+            .arg(std::env::current_exe().unwrap())
+            .arg("client")
+            .arg(client.id);
     }
     command
         .arg(workload.name())
@@ -231,9 +280,18 @@ fn figures(samples: &[Sample]) -> Option<Figures> {
     if samples.is_empty() {
         return None;
     }
-    let mut per_sec: Vec<f64> = samples.iter().map(|s| s.commands as f64 / s.wall_secs).collect();
-    let mut cpu: Vec<f64> = samples.iter().map(|s| s.cpu_micros as f64 / s.commands as f64).collect();
-    let mut rss: Vec<f64> = samples.iter().map(|s| s.peak_rss_kib as f64 / 1024.0).collect();
+    let mut per_sec: Vec<f64> = samples
+        .iter()
+        .map(|s| s.commands as f64 / s.wall_secs)
+        .collect();
+    let mut cpu: Vec<f64> = samples
+        .iter()
+        .map(|s| s.cpu_micros as f64 / s.commands as f64)
+        .collect();
+    let mut rss: Vec<f64> = samples
+        .iter()
+        .map(|s| s.peak_rss_kib as f64 / 1024.0)
+        .collect();
     let mut allocs: Vec<f64> = samples
         .iter()
         .filter_map(|s| s.allocations.map(|a| a as f64 / s.commands as f64))
@@ -272,7 +330,8 @@ fn run_main(args: &[String]) {
             .cloned()
     };
     let reps: usize = value("--reps").map_or(3, |v| v.parse().unwrap());
-    let only: Option<Vec<String>> = value("--only").map(|v| v.split(',').map(String::from).collect());
+    let only: Option<Vec<String>> =
+        value("--only").map(|v| v.split(',').map(String::from).collect());
     let workloads: Vec<Workload> = value("--workloads").map_or(Workload::ALL.to_vec(), |v| {
         v.split(',').map(Workload::parse).collect()
     });
@@ -290,8 +349,14 @@ fn run_main(args: &[String]) {
             let (count, warmup) = workload.counts(quick);
             for (c, client) in clients.iter().enumerate() {
                 let qsd = start_qsd();
-                eprint!("rep {}/{reps} {:<10} {:<16}", rep + 1, workload.name(), client.id);
-                if let Some(sample) = run_child(client, workload, qsd.socket_path(), count, warmup) {
+                eprint!(
+                    "rep {}/{reps} {:<10} {:<16}",
+                    rep + 1,
+                    workload.name(),
+                    client.id
+                );
+                if let Some(sample) = run_child(client, workload, qsd.socket_path(), count, warmup)
+                {
                     eprintln!(
                         " {:>9.0} cmds/s {:>7.1} µs CPU/cmd",
                         sample.commands as f64 / sample.wall_secs,
@@ -350,7 +415,8 @@ fn run_main(args: &[String]) {
         let best_rate = best(|f| f.per_sec, true);
         let best_cpu = best(|f| f.cpu_us, false);
         let best_rss = best(|f| f.rss_mib, false);
-        let ratio = |v: f64, base: Option<f64>| base.map_or("–".into(), |b| format!("{:.2}", v / b));
+        let ratio =
+            |v: f64, base: Option<f64>| base.map_or("–".into(), |b| format!("{:.2}", v / b));
         for (client, cell) in clients.iter().zip(&cells) {
             let Some(f) = cell else {
                 println!("| {} | failed | | | | | | | | | |", client.label);

@@ -69,7 +69,9 @@ fn pipelined(
         let window_end = (answered + depth).min(total);
         if sent < window_end {
             let from = if sent == 0 { 0 } else { ends[sent - 1] };
-            stream.write_all(&bytes[from..ends[window_end - 1]]).expect("write");
+            stream
+                .write_all(&bytes[from..ends[window_end - 1]])
+                .expect("write");
             sent = window_end;
         }
         let n = stream.read(buf).expect("read");

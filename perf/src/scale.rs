@@ -25,7 +25,11 @@ fn connections() -> usize {
 /// The client's options: the defaults, unless `QMP_PERF_SCALE_RX`/`QMP_PERF_SCALE_TX`
 /// set the buffer sizes (for diagnosis).
 fn scale_options() -> ConnectOptions {
-    let size = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<usize>().ok());
+    let size = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+    };
     let mut options = ConnectOptions::new();
     if let Some(rx) = size("QMP_PERF_SCALE_RX") {
         options = options.rx_buffer_size(rx);
@@ -69,7 +73,10 @@ pub fn run(quick: bool, buffers: Option<(usize, usize)>) -> ScaleResult {
                 scope.spawn(move || (0..share).map(|_| crate::start_qsd()).collect::<Vec<_>>())
             })
             .collect();
-        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
     });
     let list = tempfile_list(&daemons);
     eprintln!("scale: running {seconds} s");
@@ -112,9 +119,8 @@ fn tempfile_list(daemons: &[qmp_std::QemuProcess]) -> PathBuf {
 }
 
 pub fn print(result: &ScaleResult) {
-    let per_connection = |rss: u64| {
-        rss.saturating_sub(result.baseline_rss_kib) as f64 / result.connections as f64
-    };
+    let per_connection =
+        |rss: u64| rss.saturating_sub(result.baseline_rss_kib) as f64 / result.connections as f64;
     let options = match result.buffers {
         None => "default `ConnectOptions` (256 KiB receive, 64 KiB transmit buffer)".to_string(),
         Some((rx, tx)) => format!(
@@ -122,22 +128,46 @@ pub fn print(result: &ScaleResult) {
             rx, tx
         ),
     };
-    println!("### Scale: one tokio process (current-thread runtime), {} monitors at once, {options}\n", result.connections);
+    println!(
+        "### Scale: one tokio process (current-thread runtime), {} monitors at once, {options}\n",
+        result.connections
+    );
     println!("Each connection runs a `query-version` loop while a `blockdev-create` job (then `job-dismiss`, then {JOB_PAUSE_MS} ms pause) emits `JOB_STATUS_CHANGE` events; {:.0} s; load average {} at the end.\n", result.seconds, result.load);
     println!("| figure | value |");
     println!("|---|---:|");
-    println!("| total throughput | {:.0} cmds/s |", result.commands as f64 / result.seconds);
-    println!("| jobs run / events received | {} / {} |", result.jobs, result.events);
-    println!("| slowest `query-version` reply | {:.1} ms |", result.slowest_reply_ms);
-    println!("| client CPU per command | {:.1} µs |", result.cpu_us_per_command);
+    println!(
+        "| total throughput | {:.0} cmds/s |",
+        result.commands as f64 / result.seconds
+    );
+    println!(
+        "| jobs run / events received | {} / {} |",
+        result.jobs, result.events
+    );
+    println!(
+        "| slowest `query-version` reply | {:.1} ms |",
+        result.slowest_reply_ms
+    );
+    println!(
+        "| client CPU per command | {:.1} µs |",
+        result.cpu_us_per_command
+    );
     println!("| client RSS: before connecting / connected / after the run / peak | {:.1} / {:.1} / {:.1} / {:.1} MiB |",
         result.baseline_rss_kib as f64 / 1024.0,
         result.connected_rss_kib as f64 / 1024.0,
         result.final_rss_kib as f64 / 1024.0,
         result.peak_rss_kib as f64 / 1024.0);
-    println!("| client memory per connection, connected (idle) | {:.1} KiB |", per_connection(result.connected_rss_kib));
-    println!("| client memory per connection, after the run | {:.1} KiB |", per_connection(result.final_rss_kib));
-    println!("| client memory per connection, peak | {:.1} KiB |", per_connection(result.peak_rss_kib));
+    println!(
+        "| client memory per connection, connected (idle) | {:.1} KiB |",
+        per_connection(result.connected_rss_kib)
+    );
+    println!(
+        "| client memory per connection, after the run | {:.1} KiB |",
+        per_connection(result.final_rss_kib)
+    );
+    println!(
+        "| client memory per connection, peak | {:.1} KiB |",
+        per_connection(result.peak_rss_kib)
+    );
     println!();
 }
 
@@ -176,18 +206,23 @@ pub fn client_main(args: &[String]) {
         let deadline = started + Duration::from_secs(seconds);
         let mut tasks = Vec::new();
         for (client, (_, dir)) in clients.iter().zip(&targets) {
-            let (client2, commands, slowest_us) = (client.clone(), commands.clone(), slowest_us.clone());
+            let (client2, commands, slowest_us) =
+                (client.clone(), commands.clone(), slowest_us.clone());
             tasks.push(tokio::spawn(async move {
                 while Instant::now() < deadline {
                     let sent = Instant::now();
-                    let major = client2.call(&QueryVersion, |v| v.qemu.major).await.expect("call");
+                    let major = client2
+                        .call(&QueryVersion, |v| v.qemu.major)
+                        .await
+                        .expect("call");
                     assert!(major >= 1);
                     let took = sent.elapsed().as_micros() as u64;
                     slowest_us.fetch_max(took, Ordering::Relaxed);
                     commands.fetch_add(1, Ordering::Relaxed);
                 }
             }));
-            let (client, jobs, events, dir) = (client.clone(), jobs.clone(), events.clone(), dir.clone());
+            let (client, jobs, events, dir) =
+                (client.clone(), jobs.clone(), events.clone(), dir.clone());
             tasks.push(tokio::spawn(async move {
                 let changes = client.subscribe_filtered(&["JOB_STATUS_CHANGE"]);
                 let mut n = 0u64;
@@ -214,7 +249,10 @@ pub fn client_main(args: &[String]) {
                             break;
                         }
                     }
-                    client.execute(&JobDismiss { id: &job }).await.expect("dismiss");
+                    client
+                        .execute(&JobDismiss { id: &job })
+                        .await
+                        .expect("dismiss");
                     jobs.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(Duration::from_millis(JOB_PAUSE_MS)).await;
                 }
