@@ -39,7 +39,7 @@ fn preformat(name: &str, first: u64, count: u64) -> (Vec<u8>, Vec<usize>) {
     let mut bytes = Vec::new();
     let mut ends = Vec::with_capacity(count as usize);
     for id in first..first + count {
-        write!(bytes, "{{\"execute\":\"{name}\",\"id\":{id}}}\n").unwrap();
+        writeln!(bytes, "{{\"execute\":\"{name}\",\"id\":{id}}}").unwrap();
         ends.push(bytes.len());
     }
     (bytes, ends)
