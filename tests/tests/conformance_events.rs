@@ -40,7 +40,13 @@ fn job_status(event: &Event) -> String {
 /// Every event already queued, without waiting.
 fn queued(events: &Subscription) -> Vec<Event> {
     let mut queued = Vec::new();
-    while let Some(event) = events.try_recv().expect("subscription open") {
+    // After `quit` the session may close right behind the last event: what was queued
+    // still comes first, then the end, which is not an error here.
+    while let Some(event) = match events.try_recv() {
+        Ok(event) => event,
+        Err(Error::Closed(_)) => None,
+        Err(error) => panic!("subscription failed: {error}"),
+    } {
         queued.push(event);
     }
     queued

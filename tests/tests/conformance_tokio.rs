@@ -39,7 +39,13 @@ async fn connect(process: &QemuProcess, options: qmp_std::ConnectOptions) -> Asy
 /// Every event already queued, without waiting.
 fn queued(events: &AsyncSubscription) -> Vec<Value> {
     let mut queued = Vec::new();
-    while let Some(event) = events.try_recv().expect("subscription open") {
+    // After `quit` the session may close right behind the last event: what was queued
+    // still comes first, then the end, which is not an error here.
+    while let Some(event) = match events.try_recv() {
+        Ok(event) => event,
+        Err(Error::Closed(_)) => None,
+        Err(error) => panic!("subscription failed: {error}"),
+    } {
         queued.push(event_value(&event));
     }
     queued
