@@ -32,12 +32,12 @@ step() {
     STEP_STARTED=$SECONDS
     printf '\n==== [%4ds] %s ====\n' $((SECONDS - RUN_STARTED)) "$STEP_NAME"
 }
-MIRI_PID=""
+MIRI_PIDS=""
 on_exit() {
     local status=$?
-    if [ -n "$MIRI_PID" ]; then
-        kill "$MIRI_PID" 2>/dev/null || true
-    fi
+    for pid in $MIRI_PIDS; do
+        kill "$pid" 2>/dev/null || true
+    done
     if [ "$status" -ne 0 ]; then
         printf '\n==== FAILED: %s (exit %d) ====\n' "${STEP_NAME:-setup}" "$status" >&2
     fi
@@ -109,13 +109,29 @@ RUSTDOCFLAGS="-Dwarnings" cargo doc --workspace --no-deps
 # cases, the fuzz seed corpus is sampled. Every code path still runs; the native step
 # above runs everything in full. Isolation is off because tests read the fuzz corpus and
 # the vectors in ../shared (Miri cannot start processes: the live-QEMU checks skip).
-# Miri uses one core for most of its run, so it runs in the background beside the fuzz
-# steps (one core each) and is waited for at the end; its output is printed then.
-step "miri: cargo +nightly miri test -p qmp-core (in the background, beside the fuzz steps)"
-MIRI_LOG=$(mktemp)
-MIRIFLAGS="-Zmiri-disable-isolation ${MIRIFLAGS:-}" cargo +nightly miri test -p qmp-core \
-    >"$MIRI_LOG" 2>&1 &
-MIRI_PID=$!
+# Miri uses one core, so the suite runs as two groups of about equal length, in the
+# background beside the fuzz steps, and is waited for at the end; output is printed then.
+MIRI_GROUP_A=(--lib --test properties --test vocabulary)
+MIRI_GROUP_B=(--test edge_cases --test fragmentation --test guest_agent --test timeouts --test transcripts)
+for test_file in core/tests/*.rs; do
+    name=$(basename "$test_file" .rs)
+    if [[ " ${MIRI_GROUP_A[*]} ${MIRI_GROUP_B[*]} " != *" $name "* ]]; then
+        echo "error: core/tests/$name.rs is in neither miri group of scripts/test.sh" >&2
+        exit 1
+    fi
+done
+export MIRIFLAGS="-Zmiri-disable-isolation ${MIRIFLAGS:-}"
+step "miri: build the qmp-core suite (cargo +nightly miri test -p qmp-core --no-run)"
+cargo +nightly miri test -p qmp-core --no-run
+step "miri: the whole qmp-core suite in two groups, in the background beside the fuzz steps"
+MIRI_LOG_A=$(mktemp)
+MIRI_LOG_B=$(mktemp)
+{ cargo +nightly miri test -p qmp-core "${MIRI_GROUP_A[@]}" && cargo +nightly miri test -p qmp-core --doc; } \
+    >"$MIRI_LOG_A" 2>&1 &
+MIRI_PID_A=$!
+cargo +nightly miri test -p qmp-core "${MIRI_GROUP_B[@]}" >"$MIRI_LOG_B" 2>&1 &
+MIRI_PID_B=$!
+MIRI_PIDS="$MIRI_PID_A $MIRI_PID_B"
 
 # ---- FUZZ STEPS: later sessions add the short fuzz runs of every fuzz/ target here ----
 # Every fuzz/ target (cargo fuzz list) runs FUZZ_SECONDS (default 60) from its seed
@@ -135,16 +151,20 @@ for target in "${FUZZ_TARGETS[@]}"; do
 done
 # ---- END FUZZ STEPS ----
 
-step "miri: waiting for cargo +nightly miri test -p qmp-core"
-miri_status=0
-wait "$MIRI_PID" || miri_status=$?
-MIRI_PID=""
-if [ "$miri_status" -ne 0 ]; then
-    cat "$MIRI_LOG"
-    echo "error: miri failed (exit $miri_status)" >&2
-    exit "$miri_status"
-fi
-grep -E '^(test result|     Running|   Doc-tests)' "$MIRI_LOG"
+step "miri: waiting for both groups of cargo +nightly miri test -p qmp-core"
+for group in A B; do
+    if [ "$group" = A ]; then pid=$MIRI_PID_A log=$MIRI_LOG_A; else pid=$MIRI_PID_B log=$MIRI_LOG_B; fi
+    miri_status=0
+    wait "$pid" || miri_status=$?
+    if [ "$miri_status" -ne 0 ]; then
+        cat "$log"
+        echo "error: miri group $group failed (exit $miri_status)" >&2
+        exit "$miri_status"
+    fi
+    echo "miri group $group:"
+    grep -E '^(test result|     Running|   Doc-tests)' "$log"
+done
+MIRI_PIDS=""
 
 finish_step
 STEP_NAME=""

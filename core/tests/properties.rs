@@ -57,7 +57,7 @@ const MIRI_CASES: u32 = 1;
 const MIRI_SEED: u64 = 7;
 
 /// Seed-corpus files replayed per fuzz target under Miri.
-const MIRI_CORPUS_FILES: usize = 2;
+const MIRI_CORPUS_FILES: usize = 1;
 
 /// A fuzz target's check.
 type Check = fn(&[u8]);
