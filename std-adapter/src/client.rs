@@ -215,6 +215,35 @@ fn transmit(
 }
 
 /// The IO thread: owns the core and its buffers.
+/// Pumps the engine and writes until nothing more is to be written (descriptor-carrying
+/// commands go one at a time, after everything before them). After a failed write the
+/// peer is gone: what it sent before is still delivered, then everything waiting fails
+/// with the end of the stream.
+fn pump_and_transmit(
+    engine: &mut Engine,
+    core: &mut Core<'_>,
+    writer: &mut WriteHalf,
+    write_failed: &mut bool,
+) {
+    loop {
+        let fds = engine.pump(core);
+        let mut more = fds.is_some();
+        if !*write_failed {
+            match transmit(core, writer, fds) {
+                // Writing made room in the transmit buffer: waiting requests may fit.
+                Ok(wrote) => more |= wrote && engine.has_backlog(),
+                Err(_) => {
+                    *write_failed = true;
+                    engine.on_eof(core);
+                }
+            }
+        }
+        if !more {
+            return;
+        }
+    }
+}
+
 fn run_io(
     mut engine: Engine,
     config: qmp_core::client::Config,
@@ -230,27 +259,7 @@ fn run_io(
     engine.start();
     let mut write_failed = false;
     'session: loop {
-        // Pump until nothing more is to be written (descriptor-carrying commands go one
-        // at a time, after everything before them).
-        loop {
-            let fds = engine.pump(&mut core);
-            let mut more = fds.is_some();
-            if !write_failed {
-                match transmit(&mut core, &mut writer, fds) {
-                    // Writing made room in the transmit buffer: waiting requests may fit.
-                    Ok(wrote) => more |= wrote && engine.has_backlog(),
-                    Err(_) => {
-                        // The peer is gone; what it sent before is still delivered, then
-                        // everything waiting fails with the end of the stream.
-                        write_failed = true;
-                        engine.on_eof(&mut core);
-                    }
-                }
-            }
-            if !more {
-                break;
-            }
-        }
+        pump_and_transmit(&mut engine, &mut core, &mut writer, &mut write_failed);
         if engine.is_finished() {
             break;
         }
@@ -335,22 +344,7 @@ fn run_polled_io(
     let mut write_failed = false;
     let mut read_done = false;
     'session: loop {
-        loop {
-            let fds = engine.pump(&mut core);
-            let mut more = fds.is_some();
-            if !write_failed {
-                match transmit(&mut core, &mut writer, fds) {
-                    Ok(wrote) => more |= wrote && engine.has_backlog(),
-                    Err(_) => {
-                        write_failed = true;
-                        engine.on_eof(&mut core);
-                    }
-                }
-            }
-            if !more {
-                break;
-            }
-        }
+        pump_and_transmit(&mut engine, &mut core, &mut writer, &mut write_failed);
         if engine.is_finished() {
             break;
         }
