@@ -401,9 +401,10 @@ where
     /// Waits for input or the client's next deadline, whichever comes first, and feeds it
     /// to the client.
     ///
-    /// Cancel-safe when the transport's `read` is: the client takes bytes only from a
-    /// completed read, so dropping this future (e.g. in a `select`) loses nothing; bytes
-    /// of an interrupted write are sent again from the last completed one.
+    /// Cancel-safe when the transport's `read` and `write` are: the client takes bytes
+    /// only from a completed read and marks bytes sent only after a completed write, so
+    /// dropping this future (e.g. in a `select`) loses no input, and the next call writes
+    /// again from the last completed write.
     pub async fn step(&mut self) -> Result<(), DriverError<T::Error>> {
         self.step_until(None).await
     }
@@ -859,6 +860,28 @@ mod tests {
         );
         assert_eq!(names(&seen), ["event STOP"]);
     }
+    /// A driver call that ended at its command timeout, within 100 ms of test time.
+    fn assert_timed_out<T: core::fmt::Debug>(
+        outcome: Result<T, DriverError<embedded_io::ErrorKind>>,
+        clock: &TestClock,
+    ) {
+        assert!(
+            matches!(
+                outcome,
+                Err(DriverError::Failed {
+                    reason: CommandFailure::TimedOut,
+                    ..
+                })
+            ),
+            "{outcome:?}"
+        );
+        assert!(
+            clock.millis() < 100,
+            "the call ended at {} ms",
+            clock.millis()
+        );
+    }
+
     #[test]
     fn a_call_to_a_silent_server_ends_at_the_command_timeout() {
         let config = Config::qmp().with_command_timeout(Some(Duration::from_millis(30)));
@@ -868,21 +891,9 @@ mod tests {
         let mut driver =
             BlockingDriver::new(&mut client, ScriptedServer::new(&clock), clock.clone());
         driver.wait_ready(|_| {}).unwrap();
-        let outcome = driver.call(&QueryStatus, |_| {}, |reply| reply.is_ok());
-        assert!(
-            matches!(
-                outcome,
-                Err(DriverError::Failed {
-                    reason: CommandFailure::TimedOut,
-                    ..
-                })
-            ),
-            "{outcome:?}"
-        );
-        assert!(
-            clock.millis() < 100,
-            "blocking call ended at {} ms",
-            clock.millis()
+        assert_timed_out(
+            driver.call(&QueryStatus, |_| {}, |reply| reply.is_ok()),
+            &clock,
         );
 
         let clock = TestClock::default();
@@ -890,21 +901,9 @@ mod tests {
         let mut client: Client<'_, 2> = Client::new(config, Instant::ZERO, &mut rx, &mut tx);
         let mut driver = AsyncDriver::new(&mut client, ScriptedServer::new(&clock), clock.clone());
         block_on(driver.wait_ready(|_| {})).unwrap();
-        let outcome = block_on(driver.call(&QueryStatus, |_| {}, |reply| reply.is_ok()));
-        assert!(
-            matches!(
-                outcome,
-                Err(DriverError::Failed {
-                    reason: CommandFailure::TimedOut,
-                    ..
-                })
-            ),
-            "{outcome:?}"
-        );
-        assert!(
-            clock.millis() < 100,
-            "async call ended at {} ms",
-            clock.millis()
+        assert_timed_out(
+            block_on(driver.call(&QueryStatus, |_| {}, |reply| reply.is_ok())),
+            &clock,
         );
     }
 }
