@@ -14,12 +14,12 @@
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use qmp_std::launch::{monitor_ready, ServerKind};
 use tempfile::TempDir;
 
 use crate::exit::Failure;
@@ -51,6 +51,15 @@ impl MonitorStyle {
             Self::StorageDaemon
         } else {
             Self::System
+        }
+    }
+
+    /// The server kind whose readiness this monitor signals.
+    fn server_kind(self) -> ServerKind {
+        match self {
+            Self::System => ServerKind::System,
+            Self::StorageDaemon => ServerKind::StorageDaemon,
+            Self::GuestAgent => ServerKind::GuestAgent,
         }
     }
 
@@ -102,6 +111,7 @@ fn escape_commas(value: &OsStr) -> OsString {
 pub(crate) struct LaunchedQemu {
     child: Child,
     program: PathBuf,
+    style: MonitorStyle,
     socket: PathBuf,
     log: PathBuf,
     exited: bool,
@@ -165,6 +175,7 @@ impl LaunchedQemu {
         let mut launched = Self {
             child,
             program: PathBuf::from(program),
+            style,
             socket,
             log,
             exited: false,
@@ -185,8 +196,9 @@ impl LaunchedQemu {
                     self.output_or_none()
                 )));
             }
-            // QEMU greets this probe, sees it close, and listens again.
-            if UnixStream::connect(&self.socket).is_ok() {
+            // A probe that reads the whole greeting and sees QEMU close its end: the next
+            // client is greeted normally (qmp-std's `Launcher` waits the same way).
+            if monitor_ready(&self.socket, self.style.server_kind(), started + timeout) {
                 return Ok(());
             }
             if started.elapsed() >= timeout {

@@ -155,29 +155,14 @@ impl Session {
             }
         };
         let socket = socket.unwrap_or_default();
-        let connect = || {
-            if qga {
-                GuestAgentClient::connect_unix(&socket, connect_options.clone())
-                    .map(|agent| agent.client().clone())
-            } else {
-                Client::connect_unix(&socket, connect_options.clone())
-            }
+        let connected = if qga {
+            GuestAgentClient::connect_unix(&socket, connect_options)
+                .map(|agent| agent.client().clone())
+        } else {
+            Client::connect_unix(&socket, connect_options)
         };
-        let mut result = connect();
-        // A QEMU we started has no other client, so a close before the handshake ends is
-        // QEMU still tearing down the launcher's readiness probe (its socket chardev
-        // drops a connection that arrives in that window): try again, a few times.
-        for _ in 0..3 {
-            match &result {
-                Err(Error::Closed(_)) if started.is_some() => {
-                    std::thread::sleep(Duration::from_millis(100));
-                    result = connect();
-                }
-                _ => break,
-            }
-        }
-        let client =
-            result.map_err(|error| connect_failure(error, &Target::Socket(socket.clone()), qga))?;
+        let client = connected
+            .map_err(|error| connect_failure(error, &Target::Socket(socket.clone()), qga))?;
         Ok(Self {
             client,
             description,

@@ -593,6 +593,46 @@ fn free_local_port() -> io::Result<SocketAddr> {
     TcpListener::bind("127.0.0.1:0")?.local_addr()
 }
 
+/// Whether the monitor socket at `path` is ready for a client, checked once, waiting
+/// at most until `deadline`.
+///
+/// For the guest agent (`kind` [`ServerKind::GuestAgent`], which sends nothing unasked):
+/// whether something listens on `path`. For a QMP server: whether a probe connection
+/// receives a whole greeting, and the server has then closed its end of the probe.
+/// Listening alone is not enough: QEMU 10.0.2 listens before its monitor is fully set
+/// up (a client connecting then can be greeted twice), and a client connecting while
+/// QEMU still tears down an earlier connection can be accepted and dropped at once.
+/// [`Launcher::spawn`] waits for this on every monitor; use it for a QEMU started
+/// another way. Linux only (reads `/proc/net/unix`).
+///
+/// ```no_run
+/// use std::path::Path;
+/// use std::time::{Duration, Instant};
+/// use qmp_std::launch::{monitor_ready, ServerKind};
+///
+/// let socket = Path::new("/run/vm1/qmp.sock");
+/// let deadline = Instant::now() + Duration::from_secs(10);
+/// while !monitor_ready(socket, ServerKind::System, deadline) {
+///     assert!(Instant::now() < deadline, "QEMU did not open its monitor");
+///     std::thread::sleep(Duration::from_millis(10));
+/// }
+/// ```
+pub fn monitor_ready(path: &Path, kind: ServerKind, deadline: Instant) -> bool {
+    if !listening_unix_sockets()
+        .iter()
+        .any(|listener| listener == path)
+    {
+        return false;
+    }
+    if kind == ServerKind::GuestAgent {
+        return true;
+    }
+    let probe_timeout = deadline.saturating_duration_since(Instant::now());
+    Transport::connect_unix(path, Some(probe_timeout))
+        .is_ok_and(|probe| reads_whole_greeting(probe, deadline))
+        && probe_connection_closed(path, deadline)
+}
+
 /// Reads from `probe` until the greeting is complete: it is the only thing a QMP server
 /// sends unasked, and both its compact and pretty forms end with `}` CR LF.
 fn reads_whole_greeting(mut probe: Transport, deadline: Instant) -> bool {
@@ -776,12 +816,7 @@ impl QemuProcess {
         }
         let unix = core::iter::once(&self.socket_path)
             .chain(&self.extra_socket_paths)
-            .all(|path| {
-                let probe_timeout = deadline.saturating_duration_since(Instant::now());
-                Transport::connect_unix(path, Some(probe_timeout))
-                    .is_ok_and(|probe| reads_whole_greeting(probe, deadline))
-                    && probe_connection_closed(path, deadline)
-            });
+            .all(|path| monitor_ready(path, self.kind, deadline));
         unix && self.tcp_address.is_none_or(|address| {
             let probe_timeout = deadline.saturating_duration_since(Instant::now());
             Transport::connect_tcp(address, Some(probe_timeout))
