@@ -3,7 +3,7 @@
 
 extern crate std;
 
-use std::string::{String, ToString};
+use std::string::String;
 use std::vec::Vec;
 use std::{format, vec};
 
@@ -1182,6 +1182,7 @@ fn truncated_input_never_panics() {
 mod properties {
     use super::*;
     use proptest::prelude::*;
+    use std::string::ToString;
 
     fn message() -> impl Strategy<Value = String> {
         let leaf = prop_oneof![
