@@ -1327,7 +1327,9 @@ mod tests {
             arguments.insert(format!("{index}{text}"), format!("{text}{index}"));
         }
         let nested = BTreeMap::from([("outer\"key", &arguments)]);
-        for name in &strings {
+        // Every string is in the arguments of every request; under Miri (13 s a request)
+        // a third of them are also tried as the command's name.
+        for name in strings.iter().step_by(if cfg!(miri) { 3 } else { 1 }) {
             let encoded = request(RequestKind::Execute, name, Some(&nested), Some(7)).unwrap();
             let (line, newline) = encoded.split_at(encoded.len() - 1);
             assert_eq!(newline, b"\n");
