@@ -874,9 +874,22 @@ impl<'buf, const N: usize> Client<'buf, N> {
             .position(|p| p.id == id && p.resolution.is_none())
     }
 
+    /// Removes `pending[index]`, the last entry taking its place (`swap_remove` without
+    /// its overlapping copy, which would link `memmove` into firmware).
+    fn remove_pending(&mut self, index: usize) {
+        if index < self.pending.len() {
+            if let Some(last) = self.pending.pop() {
+                if let Some(slot) = self.pending.get_mut(index) {
+                    *slot = last;
+                }
+            }
+        }
+    }
+
     fn take_resolution(&mut self) -> Option<Event<'static>> {
         let index = self.pending.iter().position(|p| p.resolution.is_some())?;
-        let p = self.pending.swap_remove(index);
+        let p = *self.pending.get(index)?;
+        self.remove_pending(index);
         let id = CommandId(p.id);
         match p.resolution? {
             Resolution::Failed(reason) => {
@@ -994,7 +1007,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
         };
         if let Some(id) = id {
             if let Some(index) = self.unresolved(id) {
-                self.pending.swap_remove(index);
+                self.remove_pending(index);
                 self.resolve_silent_before(id);
                 return Some(Step::FromFrame(FrameEvent::Response(CommandId(id))));
             }
@@ -1028,7 +1041,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
         self.tx_release = self.tx_len;
         self.resolve_silent_before(sync.id);
         let index = self.unresolved(sync.id)?;
-        self.pending.swap_remove(index);
+        self.remove_pending(index);
         Some(Step::FromFrame(FrameEvent::Response(CommandId(sync.id))))
     }
 
@@ -1044,13 +1057,11 @@ impl<'buf, const N: usize> Client<'buf, N> {
         }
         let start = self.tx_release;
         let end = self.tx_len + bytes.len();
-        let Some(region) = self.tx.get_mut(start..end) else {
+        crate::json::move_back(self.tx, start, self.tx_len, bytes.len());
+        let Some(head) = self.tx.get_mut(start..start + bytes.len()) else {
             return Err(free);
         };
-        region.rotate_right(bytes.len());
-        if let Some(head) = region.get_mut(..bytes.len()) {
-            head.copy_from_slice(bytes);
-        }
+        head.copy_from_slice(bytes);
         self.tx_len = end;
         self.tx_release = start + bytes.len();
         Ok(())
@@ -1171,7 +1182,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
             .position(|p| p.id == id.0 && p.resolution.is_none())
         {
             Some(index) => {
-                self.pending.swap_remove(index);
+                self.remove_pending(index);
                 remember_given_up(&mut self.given_up, id.0);
                 if self.sync.is_some_and(|sync| sync.id == id.0) {
                     self.abandon_sync();
@@ -1348,7 +1359,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
     }
 
     fn compact_tx(&mut self) {
-        self.tx.copy_within(self.tx_sent..self.tx_len, 0);
+        crate::json::move_to_front(self.tx, self.tx_sent, self.tx_len);
         self.tx_release -= self.tx_sent;
         self.tx_len -= self.tx_sent;
         self.tx_sent = 0;
@@ -1396,7 +1407,7 @@ fn encode_json_request(
         .get(..envelope_len)
         .and_then(|envelope| envelope.windows(6).rposition(|w| w == b",\"id\":"))
         .unwrap_or(envelope_len.saturating_sub(2));
-    region.copy_within(id_member..envelope_len, id_member + extra);
+    crate::json::move_back(region, id_member, envelope_len, extra);
     let mut at = id_member;
     for part in [&b",\"arguments\":"[..], insertion] {
         if let Some(slot) = region.get_mut(at..at + part.len()) {

@@ -530,7 +530,7 @@ impl<'buf> Framer<'buf> {
         if shift == 0 {
             return;
         }
-        self.buffer.copy_within(shift..self.filled, 0);
+        super::move_to_front(self.buffer, shift, self.filled);
         self.filled -= shift;
         self.scan_pos -= shift;
         self.start = 0;
