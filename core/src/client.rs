@@ -40,7 +40,7 @@
 
 use core::fmt;
 
-use heapless::{Deque, Vec};
+use heapless::Vec;
 
 use crate::commands::Command;
 use crate::encode::{self, EncodeError, RequestKind};
@@ -491,7 +491,7 @@ pub struct Client<'buf, const N: usize = 16> {
     state: State,
     next_id: u64,
     pending: Vec<Pending, N>,
-    given_up: Deque<u64, N>,
+    given_up: RecentIds<N>,
     greeting_deadline: Option<Instant>,
     version: Option<Version>,
     capabilities: Option<Capabilities>,
@@ -526,7 +526,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
             state,
             next_id: 1,
             pending: Vec::new(),
-            given_up: Deque::new(),
+            given_up: RecentIds::new(),
             greeting_deadline,
             version: None,
             capabilities: None,
@@ -894,7 +894,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
         match p.resolution? {
             Resolution::Failed(reason) => {
                 if reason == CommandFailure::TimedOut {
-                    remember_given_up(&mut self.given_up, p.id);
+                    self.given_up.remember(p.id);
                 }
                 Some(Event::CommandFailed { id, reason })
             }
@@ -1011,7 +1011,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
                 self.resolve_silent_before(id);
                 return Some(Step::FromFrame(FrameEvent::Response(CommandId(id))));
             }
-            if self.given_up.iter().any(|&g| g == id) {
+            if self.given_up.contains(id) {
                 self.stats.late_replies += 1;
                 return None;
             }
@@ -1183,7 +1183,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
         {
             Some(index) => {
                 self.remove_pending(index);
-                remember_given_up(&mut self.given_up, id.0);
+                self.given_up.remember(id.0);
                 if self.sync.is_some_and(|sync| sync.id == id.0) {
                     self.abandon_sync();
                 }
@@ -1496,11 +1496,39 @@ fn has_lone_surrogate_escape(escaped: &[u8]) -> bool {
     false
 }
 
-fn remember_given_up<const N: usize>(given_up: &mut Deque<u64, N>, id: u64) {
-    if given_up.is_full() {
-        given_up.pop_front();
+/// The last `N` command ids given up on (the oldest forgotten first), to recognise their
+/// late replies. A plain ring: smaller in firmware than a `heapless::Deque`.
+struct RecentIds<const N: usize> {
+    ids: [u64; N],
+    /// How many of `ids` hold an id (at most `N`).
+    len: usize,
+    /// Where the next id goes.
+    next: usize,
+}
+
+impl<const N: usize> RecentIds<N> {
+    const fn new() -> Self {
+        RecentIds {
+            ids: [0; N],
+            len: 0,
+            next: 0,
+        }
     }
-    let _ = given_up.push_back(id);
+
+    fn remember(&mut self, id: u64) {
+        if let Some(slot) = self.ids.get_mut(self.next) {
+            *slot = id;
+            self.next += 1;
+            if self.next == N {
+                self.next = 0;
+            }
+            self.len = N.min(self.len + 1);
+        }
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        self.ids.get(..self.len).unwrap_or(&[]).contains(&id)
+    }
 }
 
 /// What [`Client::advance`] found to report.
