@@ -40,7 +40,7 @@
 
 use core::fmt;
 
-use heapless::{Deque, Vec};
+use heapless::Vec;
 
 use crate::commands::Command;
 use crate::encode::{self, EncodeError, RequestKind};
@@ -491,7 +491,7 @@ pub struct Client<'buf, const N: usize = 16> {
     state: State,
     next_id: u64,
     pending: Vec<Pending, N>,
-    given_up: Deque<u64, N>,
+    given_up: RecentIds<N>,
     greeting_deadline: Option<Instant>,
     version: Option<Version>,
     capabilities: Option<Capabilities>,
@@ -526,7 +526,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
             state,
             next_id: 1,
             pending: Vec::new(),
-            given_up: Deque::new(),
+            given_up: RecentIds::new(),
             greeting_deadline,
             version: None,
             capabilities: None,
@@ -874,14 +874,27 @@ impl<'buf, const N: usize> Client<'buf, N> {
             .position(|p| p.id == id && p.resolution.is_none())
     }
 
+    /// Removes `pending[index]`, the last entry taking its place (`swap_remove` without
+    /// its overlapping copy, which would link `memmove` into firmware).
+    fn remove_pending(&mut self, index: usize) {
+        if index < self.pending.len() {
+            if let Some(last) = self.pending.pop() {
+                if let Some(slot) = self.pending.get_mut(index) {
+                    *slot = last;
+                }
+            }
+        }
+    }
+
     fn take_resolution(&mut self) -> Option<Event<'static>> {
         let index = self.pending.iter().position(|p| p.resolution.is_some())?;
-        let p = self.pending.swap_remove(index);
+        let p = *self.pending.get(index)?;
+        self.remove_pending(index);
         let id = CommandId(p.id);
         match p.resolution? {
             Resolution::Failed(reason) => {
                 if reason == CommandFailure::TimedOut {
-                    remember_given_up(&mut self.given_up, p.id);
+                    self.given_up.remember(p.id);
                 }
                 Some(Event::CommandFailed { id, reason })
             }
@@ -994,11 +1007,11 @@ impl<'buf, const N: usize> Client<'buf, N> {
         };
         if let Some(id) = id {
             if let Some(index) = self.unresolved(id) {
-                self.pending.swap_remove(index);
+                self.remove_pending(index);
                 self.resolve_silent_before(id);
                 return Some(Step::FromFrame(FrameEvent::Response(CommandId(id))));
             }
-            if self.given_up.iter().any(|&g| g == id) {
+            if self.given_up.contains(id) {
                 self.stats.late_replies += 1;
                 return None;
             }
@@ -1028,7 +1041,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
         self.tx_release = self.tx_len;
         self.resolve_silent_before(sync.id);
         let index = self.unresolved(sync.id)?;
-        self.pending.swap_remove(index);
+        self.remove_pending(index);
         Some(Step::FromFrame(FrameEvent::Response(CommandId(sync.id))))
     }
 
@@ -1044,13 +1057,11 @@ impl<'buf, const N: usize> Client<'buf, N> {
         }
         let start = self.tx_release;
         let end = self.tx_len + bytes.len();
-        let Some(region) = self.tx.get_mut(start..end) else {
+        crate::json::move_back(self.tx, start, self.tx_len, bytes.len());
+        let Some(head) = self.tx.get_mut(start..start + bytes.len()) else {
             return Err(free);
         };
-        region.rotate_right(bytes.len());
-        if let Some(head) = region.get_mut(..bytes.len()) {
-            head.copy_from_slice(bytes);
-        }
+        head.copy_from_slice(bytes);
         self.tx_len = end;
         self.tx_release = start + bytes.len();
         Ok(())
@@ -1171,8 +1182,8 @@ impl<'buf, const N: usize> Client<'buf, N> {
             .position(|p| p.id == id.0 && p.resolution.is_none())
         {
             Some(index) => {
-                self.pending.swap_remove(index);
-                remember_given_up(&mut self.given_up, id.0);
+                self.remove_pending(index);
+                self.given_up.remember(id.0);
                 if self.sync.is_some_and(|sync| sync.id == id.0) {
                     self.abandon_sync();
                 }
@@ -1348,7 +1359,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
     }
 
     fn compact_tx(&mut self) {
-        self.tx.copy_within(self.tx_sent..self.tx_len, 0);
+        crate::json::move_to_front(self.tx, self.tx_sent, self.tx_len);
         self.tx_release -= self.tx_sent;
         self.tx_len -= self.tx_sent;
         self.tx_sent = 0;
@@ -1396,7 +1407,7 @@ fn encode_json_request(
         .get(..envelope_len)
         .and_then(|envelope| envelope.windows(6).rposition(|w| w == b",\"id\":"))
         .unwrap_or(envelope_len.saturating_sub(2));
-    region.copy_within(id_member..envelope_len, id_member + extra);
+    crate::json::move_back(region, id_member, envelope_len, extra);
     let mut at = id_member;
     for part in [&b",\"arguments\":"[..], insertion] {
         if let Some(slot) = region.get_mut(at..at + part.len()) {
@@ -1485,11 +1496,39 @@ fn has_lone_surrogate_escape(escaped: &[u8]) -> bool {
     false
 }
 
-fn remember_given_up<const N: usize>(given_up: &mut Deque<u64, N>, id: u64) {
-    if given_up.is_full() {
-        given_up.pop_front();
+/// The last `N` command ids given up on (the oldest forgotten first), to recognise their
+/// late replies. A plain ring: smaller in firmware than a `heapless::Deque`.
+struct RecentIds<const N: usize> {
+    ids: [u64; N],
+    /// How many of `ids` hold an id (at most `N`).
+    len: usize,
+    /// Where the next id goes.
+    next: usize,
+}
+
+impl<const N: usize> RecentIds<N> {
+    const fn new() -> Self {
+        RecentIds {
+            ids: [0; N],
+            len: 0,
+            next: 0,
+        }
     }
-    let _ = given_up.push_back(id);
+
+    fn remember(&mut self, id: u64) {
+        if let Some(slot) = self.ids.get_mut(self.next) {
+            *slot = id;
+            self.next += 1;
+            if self.next == N {
+                self.next = 0;
+            }
+            self.len = N.min(self.len + 1);
+        }
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        self.ids.get(..self.len).unwrap_or(&[]).contains(&id)
+    }
 }
 
 /// What [`Client::advance`] found to report.

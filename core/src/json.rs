@@ -25,6 +25,48 @@ pub use framer::{Frame, Framer, FramerStats, Item};
 pub use raw::{Elements, JsonKind, Members, RawJson};
 pub use string::{JsonChars, JsonStr};
 
+/// Moves `buffer[from..to]` to the front of `buffer` (like `copy_within(from..to, 0)`)
+/// as forward copies of non-overlapping chunks, so firmware links `memcpy` only and not
+/// `memmove` as well. Never panics: a range reaching past `buffer` stops moving there.
+pub(crate) fn move_to_front(buffer: &mut [u8], from: usize, to: usize) {
+    let mut done = 0;
+    while from > 0 && from + done < to {
+        let chunk = from.min(to - from - done);
+        let Some((front, back)) = buffer.split_at_mut_checked(from + done) else {
+            return;
+        };
+        if let (Some(target), Some(source)) = (front.get_mut(done..done + chunk), back.get(..chunk))
+        {
+            target.copy_from_slice(source);
+        } else {
+            return;
+        }
+        done += chunk;
+    }
+}
+
+/// Moves `buffer[from..to]` `by` bytes towards the end (like
+/// `copy_within(from..to, from + by)`) as backward copies of non-overlapping chunks (see
+/// [`move_to_front`]). Never panics: a range that does not fit stops moving there.
+pub(crate) fn move_back(buffer: &mut [u8], from: usize, to: usize, by: usize) {
+    let mut left = to.saturating_sub(from);
+    while by > 0 && left > 0 {
+        let chunk = by.min(left);
+        let source_start = from + left - chunk;
+        let Some((front, back)) = buffer.split_at_mut_checked(from + left) else {
+            return;
+        };
+        if let (Some(source), Some(target)) =
+            (front.get(source_start..), back.get_mut(by - chunk..by))
+        {
+            target.copy_from_slice(source);
+        } else {
+            return;
+        }
+        left -= chunk;
+    }
+}
+
 /// The largest nesting depth any scanner accepts (objects and arrays count one level each).
 pub const MAX_DEPTH_LIMIT: usize = 256;
 

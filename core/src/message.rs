@@ -143,6 +143,30 @@ const MEMBER_NAMES: [(&str, MemberName); 7] = [
     ("QMP", MemberName::Kind(Kind::Greeting)),
 ];
 
+// Member accessors, each kept out of line: one copy serves every member it reads.
+
+/// The string member `key` of `object`, still escaped.
+#[inline(never)]
+fn string_member<'a>(object: RawJson<'a>, key: &str) -> Option<JsonStr<'a>> {
+    object.get(key).and_then(|value| value.as_json_str())
+}
+
+/// The member `key` of `object` as a `u32`; 0 if absent or not one.
+#[inline(never)]
+fn u32_member(object: RawJson<'_>, key: &str) -> u32 {
+    object
+        .get(key)
+        .and_then(|n| n.as_u64())
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(0)
+}
+
+/// The member `key` of `object` as an `i64`.
+#[inline(never)]
+fn i64_member(object: RawJson<'_>, key: &str) -> Option<i64> {
+    object.get(key).and_then(|value| value.as_i64())
+}
+
 /// The server's greeting: its version and the capabilities this monitor offers.
 #[derive(Debug, Clone, Copy)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -166,19 +190,13 @@ impl<'a> Greeting<'a> {
         let mut package = EMPTY_STR;
         if let Some(v) = qmp.get("version") {
             if let Some(qemu) = v.get("qemu") {
-                let number = |key| {
-                    qemu.get(key)
-                        .and_then(|n| n.as_u64())
-                        .and_then(|n| u32::try_from(n).ok())
-                        .unwrap_or(0)
-                };
                 version = Version {
-                    major: number("major"),
-                    minor: number("minor"),
-                    micro: number("micro"),
+                    major: u32_member(qemu, "major"),
+                    minor: u32_member(qemu, "minor"),
+                    micro: u32_member(qemu, "micro"),
                 };
             }
-            if let Some(p) = v.get("package").and_then(|p| p.as_json_str()) {
+            if let Some(p) = string_member(v, "package") {
                 package = p;
             }
         }
@@ -244,14 +262,9 @@ impl<'a> QmpError<'a> {
         if !error.is_object() {
             return None;
         }
-        let class = error
-            .get("class")
-            .and_then(|c| c.as_json_str())
+        let class = string_member(error, "class")
             .map_or(ErrorClass::Other(EMPTY_STR), ErrorClass::from_name);
-        let desc = error
-            .get("desc")
-            .and_then(|d| d.as_json_str())
-            .unwrap_or(EMPTY_STR);
+        let desc = string_member(error, "desc").unwrap_or(EMPTY_STR);
         Some(QmpError { class, desc })
     }
 }
@@ -363,8 +376,8 @@ impl Timestamp {
     }
 
     fn from_json(value: RawJson<'_>) -> Timestamp {
-        let seconds = value.get("seconds").and_then(|s| s.as_i64());
-        let microseconds = value.get("microseconds").and_then(|s| s.as_i64());
+        let seconds = i64_member(value, "seconds");
+        let microseconds = i64_member(value, "microseconds");
         match (seconds, microseconds) {
             (Some(seconds), Some(microseconds)) => Timestamp {
                 seconds,

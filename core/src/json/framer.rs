@@ -342,6 +342,7 @@ impl<'buf> Framer<'buf> {
         let bytes = self.buffer.get(value_start..end)?;
         let (spans, resume) = match self.scanner.recorded_members() {
             Some(recorded) => recorded,
+            // An object too long for recorded offsets: walk it.
             None if bytes.first() == Some(&b'{') => (&[][..], 1),
             None => (&[][..], usize::MAX),
         };
@@ -398,18 +399,7 @@ impl<'buf> Framer<'buf> {
                 self.scan_pos = end;
                 self.stats.frames += 1;
                 self.last_frame = Some((value_start, end));
-                let bytes = self.buffer.get(value_start..end).unwrap_or(&[]);
-                let (spans, resume) = match self.scanner.recorded_members() {
-                    Some(recorded) => recorded,
-                    // An object too long for recorded offsets: walk it.
-                    None if bytes.first() == Some(&b'{') => (&[][..], 1),
-                    None => (&[][..], usize::MAX),
-                };
-                Some(Item::Frame(Frame {
-                    bytes,
-                    spans,
-                    resume,
-                }))
+                self.current_item()
             }
             Step::Error { kind, at } => {
                 let previous = if at > 0 {
@@ -530,7 +520,7 @@ impl<'buf> Framer<'buf> {
         if shift == 0 {
             return;
         }
-        self.buffer.copy_within(shift..self.filled, 0);
+        super::move_to_front(self.buffer, shift, self.filled);
         self.filled -= shift;
         self.scan_pos -= shift;
         self.start = 0;

@@ -1247,3 +1247,29 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn chunked_moves_match_copy_within() {
+    let original: std::vec::Vec<u8> = (0..23u8).collect();
+    for from in 0..=original.len() {
+        for to in from..=original.len() {
+            let mut expected = original.clone();
+            expected.copy_within(from..to, 0);
+            let mut moved = original.clone();
+            super::move_to_front(&mut moved, from, to);
+            assert_eq!(moved, expected, "to front: {from}..{to}");
+            for by in 0..=original.len() - to {
+                let mut expected = original.clone();
+                expected.copy_within(from..to, from + by);
+                let mut moved = original.clone();
+                super::move_back(&mut moved, from, to, by);
+                assert_eq!(moved, expected, "back: {from}..{to} by {by}");
+            }
+        }
+    }
+    // Out-of-range requests do not panic.
+    let mut moved = original.clone();
+    super::move_to_front(&mut moved, 20, 40);
+    super::move_back(&mut moved, 10, 20, 10);
+    assert_eq!(moved.len(), original.len());
+}
