@@ -205,8 +205,19 @@ fn items(stream: &[u8], capacity: usize, max_depth: usize, pieces: &[usize]) -> 
     out
 }
 
+/// Under Miri, which interprets every step, only streams this short are framed.
+const MIRI_STREAM_LIMIT: usize = 400;
+
 fn check(stream: &[u8], rng: &mut Rng) {
-    for &(capacity, max_depth) in &[(1 << 16, 64), (200, 64), (1 << 16, 5)] {
+    if cfg!(miri) && stream.len() > MIRI_STREAM_LIMIT {
+        return;
+    }
+    let configs: &[(usize, usize)] = if cfg!(miri) {
+        &[(200, 64)]
+    } else {
+        &[(1 << 16, 64), (200, 64), (1 << 16, 5)]
+    };
+    for &(capacity, max_depth) in configs {
         let reference = items(stream, capacity, max_depth, &[1]);
         let whole = items(stream, capacity, max_depth, &[usize::MAX]);
         assert_eq!(
@@ -249,7 +260,7 @@ fn mutated_streams_frame_alike_whole_and_byte_by_byte() {
 
 #[test]
 fn generated_values_parse() {
-    let cases = if cfg!(miri) { 4 } else { 2000 };
+    let cases = if cfg!(miri) { 2 } else { 2000 };
     let mut rng = Rng(0x5EED_0003);
     for _ in 0..cases {
         let mut text = Vec::new();
@@ -270,7 +281,7 @@ fn deep_arrays_and_objects_at_every_block_offset() {
     // A fixed deep shape shifted across block edges, with a token of each kind cut at
     // every offset by a one-byte change.
     let base: &[u8] = br#"{"return": [[{"a": [1, -2.5e3, true, false, null, "text", {"k": "v"}, []], "b": {}}, ["x", 12345678901234567890, 0.5]]], "id": 7}"#;
-    let shifts = if cfg!(miri) { 2 } else { 70 };
+    let shifts = if cfg!(miri) { 1 } else { 70 };
     let mut rng = Rng(0x5EED_0004);
     for shift in 0..shifts {
         let mut stream = vec![b' '; shift];
