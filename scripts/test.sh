@@ -111,7 +111,7 @@ RUSTDOCFLAGS="-Dwarnings" cargo doc --workspace --no-deps
 # the vectors in ../shared (Miri cannot start processes: the live-QEMU checks skip).
 # Miri uses one core, so the suite runs as two groups of about equal length, in the
 # background beside the fuzz steps, and is waited for at the end; output is printed then.
-MIRI_GROUP_A=(--lib --test properties --test vocabulary)
+MIRI_GROUP_A=(--lib --test properties --test vocabulary --test block_scanning)
 MIRI_GROUP_B=(--test edge_cases --test fragmentation --test guest_agent --test timeouts --test transcripts)
 for test_file in core/tests/*.rs; do
     name=$(basename "$test_file" .rs)

@@ -13,6 +13,9 @@ use super::swar::{eq_bytes, first_flagged, load, skip_whitespace, HIGHS, ONES, W
 use super::swar::{is_whitespace, Word};
 use super::{JsonError, JsonErrorKind, JsonStr, MAX_DEPTH_LIMIT};
 
+#[cfg(not(target_os = "none"))]
+mod block;
+
 /// How many depth-1 members of an object the scanner records for `Frame::members`.
 pub(crate) const RECORDED_MEMBERS: usize = 16;
 
@@ -543,6 +546,7 @@ impl Scanner {
     /// The structure is followed by code position (value, then "after value", with keys
     /// and colons inline), not by dispatching on [`Expect`] for every byte: `self.expect`
     /// is read once on entry and written only when the slice runs out.
+    #[cfg_attr(target_os = "none", allow(unused_labels))]
     pub(crate) fn scan(&mut self, data: &[u8], mut pos: usize) -> Step {
         if self.token != Token::None {
             match self.resume_token(data, &mut pos) {
@@ -551,194 +555,215 @@ impl Scanner {
                 Err(step) => return step,
             }
         }
-        // Entry: where in the structure the previous slice stopped.
-        let mut after_value = false;
-        let mut close_allowed = false;
-        match self.expect {
-            Expect::TopValue | Expect::Value => {}
-            Expect::ValueOrClose => close_allowed = true,
-            Expect::CommaOrClose => after_value = true,
-            Expect::Colon => match self.colon(data, pos) {
-                Ok(after) => pos = after,
-                Err(step) => return step,
-            },
-            Expect::Key => match self.member_key(data, pos) {
-                Ok(after) => pos = after,
-                Err(step) => return step,
-            },
-            Expect::KeyOrClose => {
-                pos = skip_ws(data, pos);
-                match data.get(pos) {
-                    None => return Step::NeedMore,
-                    Some(b'}') => {
-                        pos += 1;
-                        self.depth = self.depth.saturating_sub(1);
-                        if let Some(end) = self.value_done(pos) {
-                            return Step::ValueEnd { end };
+        // Where the fast path may next start (it stopped before this point).
+        #[cfg(not(target_os = "none"))]
+        let mut blocks_from = 0;
+        'entry: loop {
+            // Entry: where in the structure the previous slice stopped.
+            let mut after_value = false;
+            let mut close_allowed = false;
+            match self.expect {
+                Expect::TopValue | Expect::Value => {}
+                Expect::ValueOrClose => close_allowed = true,
+                Expect::CommaOrClose => after_value = true,
+                Expect::Colon => match self.colon(data, pos) {
+                    Ok(after) => pos = after,
+                    Err(step) => return step,
+                },
+                Expect::Key => match self.member_key(data, pos) {
+                    Ok(after) => pos = after,
+                    Err(step) => return step,
+                },
+                Expect::KeyOrClose => {
+                    pos = skip_ws(data, pos);
+                    match data.get(pos) {
+                        None => return Step::NeedMore,
+                        Some(b'}') => {
+                            pos += 1;
+                            self.depth = self.depth.saturating_sub(1);
+                            if let Some(end) = self.value_done(pos) {
+                                return Step::ValueEnd { end };
+                            }
+                            after_value = true;
                         }
-                        after_value = true;
+                        Some(_) => match self.member_key(data, pos) {
+                            Ok(after) => pos = after,
+                            Err(step) => return step,
+                        },
                     }
-                    Some(_) => match self.member_key(data, pos) {
-                        Ok(after) => pos = after,
-                        Err(step) => return step,
-                    },
                 }
             }
-        }
-        loop {
-            if !after_value {
-                // A value (or `]` right after `[`).
-                pos = skip_ws(data, pos);
-                let Some(&byte) = data.get(pos) else {
-                    self.expect = if self.depth == 0 {
-                        Expect::TopValue
+            loop {
+                // Deep inside a value, whole blocks at a time while they last.
+                #[cfg(not(target_os = "none"))]
+                if self.depth >= 2
+                    && pos >= blocks_from
+                    && data.len().saturating_sub(pos) >= block::BLOCK
+                {
+                    self.expect = if after_value {
+                        Expect::CommaOrClose
                     } else if close_allowed {
                         Expect::ValueOrClose
                     } else {
                         Expect::Value
                     };
-                    return Step::NeedMore;
-                };
-                if byte == b']' && close_allowed {
-                    // `[]` closed: what follows is `,` or a close, and after a `,` a value
-                    // must come (`[[],]` is invalid).
-                    close_allowed = false;
-                    pos += 1;
-                    self.depth = self.depth.saturating_sub(1);
-                    if let Some(end) = self.value_done(pos) {
-                        return Step::ValueEnd { end };
-                    }
-                } else {
-                    close_allowed = false;
-                    if self.depth <= 1 {
-                        if self.depth == 0 {
-                            self.begin_top(pos, byte);
-                        } else {
-                            self.member_value_start(pos, byte);
-                        }
-                    }
-                    match byte {
-                        b'"' => {
-                            let mut state = StringState::Plain;
-                            // A string value never feeds the id tracker (only keys and
-                            // numbers do).
-                            match scan_string(data, pos + 1, &mut state) {
-                                TokenEnd::Done(after) => {
-                                    pos = after;
-                                    if let Some(end) = self.value_done(after) {
-                                        return Step::ValueEnd { end };
-                                    }
-                                }
-                                other => {
-                                    self.token = Token::String { key: false, state };
-                                    return self.token_step(other);
-                                }
-                            }
-                        }
-                        b'{' => {
-                            if let Err(step) = self.open(true, pos) {
-                                return step;
-                            }
-                            pos = skip_ws(data, pos + 1);
-                            match data.get(pos) {
-                                Some(b'}') => {
-                                    pos += 1;
-                                    self.depth = self.depth.saturating_sub(1);
-                                    if let Some(end) = self.value_done(pos) {
-                                        return Step::ValueEnd { end };
-                                    }
-                                }
-                                Some(_) => {
-                                    match self.member_key(data, pos) {
-                                        Ok(after) => pos = after,
-                                        Err(step) => return step,
-                                    }
-                                    continue;
-                                }
-                                None => {
-                                    self.expect = Expect::KeyOrClose;
-                                    return Step::NeedMore;
-                                }
-                            }
-                        }
-                        b'[' => {
-                            if let Err(step) = self.open(false, pos) {
-                                return step;
-                            }
-                            pos += 1;
-                            close_allowed = true;
-                            continue;
-                        }
-                        b'-' | b'0'..=b'9' => {
-                            let mut state = match byte {
-                                b'-' => NumberState::Minus,
-                                b'0' => NumberState::Zero,
-                                _ => NumberState::Int,
-                            };
-                            match self.number_token(data, pos, pos + 1, &mut state) {
-                                TokenEnd::Done(after) => {
-                                    pos = after;
-                                    if let Some(end) = self.value_done(after) {
-                                        return Step::ValueEnd { end };
-                                    }
-                                }
-                                other => {
-                                    self.token = Token::Number(state);
-                                    return self.token_step(other);
-                                }
-                            }
-                        }
-                        b't' | b'f' | b'n' => {
-                            let mut rest: &'static [u8] = match byte {
-                                b't' => b"rue",
-                                b'f' => b"alse",
-                                _ => b"ull",
-                            };
-                            match scan_literal(data, pos + 1, &mut rest) {
-                                TokenEnd::Done(after) => {
-                                    pos = after;
-                                    if let Some(end) = self.value_done(after) {
-                                        return Step::ValueEnd { end };
-                                    }
-                                }
-                                other => {
-                                    self.token = Token::Literal { rest };
-                                    return self.token_step(other);
-                                }
-                            }
-                        }
-                        _ => return self.bad_byte(byte, pos),
-                    }
+                    (pos, blocks_from) = self.scan_blocks(data, pos);
+                    continue 'entry;
                 }
-            }
-            after_value = false;
-            // After a value inside a container: `,` or the container's close.
-            loop {
-                pos = skip_ws(data, pos);
-                let Some(&byte) = data.get(pos) else {
-                    self.expect = Expect::CommaOrClose;
-                    return Step::NeedMore;
-                };
-                match byte {
-                    b',' => {
-                        if self.in_object() {
-                            match self.member_key(data, pos + 1) {
-                                Ok(after) => pos = after,
-                                Err(step) => return step,
-                            }
+                if !after_value {
+                    // A value (or `]` right after `[`).
+                    pos = skip_ws(data, pos);
+                    let Some(&byte) = data.get(pos) else {
+                        self.expect = if self.depth == 0 {
+                            Expect::TopValue
+                        } else if close_allowed {
+                            Expect::ValueOrClose
                         } else {
-                            pos += 1;
-                        }
-                        break;
-                    }
-                    b'}' | b']' if (byte == b'}') == self.in_object() => {
+                            Expect::Value
+                        };
+                        return Step::NeedMore;
+                    };
+                    if byte == b']' && close_allowed {
+                        // `[]` closed: what follows is `,` or a close, and after a `,` a value
+                        // must come (`[[],]` is invalid).
+                        close_allowed = false;
                         pos += 1;
                         self.depth = self.depth.saturating_sub(1);
                         if let Some(end) = self.value_done(pos) {
                             return Step::ValueEnd { end };
                         }
+                    } else {
+                        close_allowed = false;
+                        if self.depth <= 1 {
+                            if self.depth == 0 {
+                                self.begin_top(pos, byte);
+                            } else {
+                                self.member_value_start(pos, byte);
+                            }
+                        }
+                        match byte {
+                            b'"' => {
+                                let mut state = StringState::Plain;
+                                // A string value never feeds the id tracker (only keys and
+                                // numbers do).
+                                match scan_string(data, pos + 1, &mut state) {
+                                    TokenEnd::Done(after) => {
+                                        pos = after;
+                                        if let Some(end) = self.value_done(after) {
+                                            return Step::ValueEnd { end };
+                                        }
+                                    }
+                                    other => {
+                                        self.token = Token::String { key: false, state };
+                                        return self.token_step(other);
+                                    }
+                                }
+                            }
+                            b'{' => {
+                                if let Err(step) = self.open(true, pos) {
+                                    return step;
+                                }
+                                pos = skip_ws(data, pos + 1);
+                                match data.get(pos) {
+                                    Some(b'}') => {
+                                        pos += 1;
+                                        self.depth = self.depth.saturating_sub(1);
+                                        if let Some(end) = self.value_done(pos) {
+                                            return Step::ValueEnd { end };
+                                        }
+                                    }
+                                    Some(_) => {
+                                        match self.member_key(data, pos) {
+                                            Ok(after) => pos = after,
+                                            Err(step) => return step,
+                                        }
+                                        continue;
+                                    }
+                                    None => {
+                                        self.expect = Expect::KeyOrClose;
+                                        return Step::NeedMore;
+                                    }
+                                }
+                            }
+                            b'[' => {
+                                if let Err(step) = self.open(false, pos) {
+                                    return step;
+                                }
+                                pos += 1;
+                                close_allowed = true;
+                                continue;
+                            }
+                            b'-' | b'0'..=b'9' => {
+                                let mut state = match byte {
+                                    b'-' => NumberState::Minus,
+                                    b'0' => NumberState::Zero,
+                                    _ => NumberState::Int,
+                                };
+                                match self.number_token(data, pos, pos + 1, &mut state) {
+                                    TokenEnd::Done(after) => {
+                                        pos = after;
+                                        if let Some(end) = self.value_done(after) {
+                                            return Step::ValueEnd { end };
+                                        }
+                                    }
+                                    other => {
+                                        self.token = Token::Number(state);
+                                        return self.token_step(other);
+                                    }
+                                }
+                            }
+                            b't' | b'f' | b'n' => {
+                                let mut rest: &'static [u8] = match byte {
+                                    b't' => b"rue",
+                                    b'f' => b"alse",
+                                    _ => b"ull",
+                                };
+                                match scan_literal(data, pos + 1, &mut rest) {
+                                    TokenEnd::Done(after) => {
+                                        pos = after;
+                                        if let Some(end) = self.value_done(after) {
+                                            return Step::ValueEnd { end };
+                                        }
+                                    }
+                                    other => {
+                                        self.token = Token::Literal { rest };
+                                        return self.token_step(other);
+                                    }
+                                }
+                            }
+                            _ => return self.bad_byte(byte, pos),
+                        }
                     }
-                    _ => return self.bad_byte(byte, pos),
+                }
+                after_value = false;
+                // After a value inside a container: `,` or the container's close.
+                loop {
+                    pos = skip_ws(data, pos);
+                    let Some(&byte) = data.get(pos) else {
+                        self.expect = Expect::CommaOrClose;
+                        return Step::NeedMore;
+                    };
+                    match byte {
+                        b',' => {
+                            if self.in_object() {
+                                match self.member_key(data, pos + 1) {
+                                    Ok(after) => pos = after,
+                                    Err(step) => return step,
+                                }
+                            } else {
+                                pos += 1;
+                            }
+                            break;
+                        }
+                        b'}' | b']' if (byte == b'}') == self.in_object() => {
+                            pos += 1;
+                            self.depth = self.depth.saturating_sub(1);
+                            if let Some(end) = self.value_done(pos) {
+                                return Step::ValueEnd { end };
+                            }
+                        }
+                        _ => return self.bad_byte(byte, pos),
+                    }
                 }
             }
         }
