@@ -435,6 +435,9 @@ fn run_polled_io(
         }
         if readable {
             let window = core.rx_window();
+            // The core's window is empty only once its session is closed (its framer
+            // skips what does not fit): reading stops, and the end of stream reported to
+            // the closed core changes nothing.
             let read = if window.is_empty() {
                 Ok(0)
             } else {
