@@ -111,11 +111,14 @@ RUSTDOCFLAGS="-Dwarnings" cargo doc --workspace --no-deps
 # the vectors in ../shared (Miri cannot start processes: the live-QEMU checks skip).
 # Miri uses one core, so the suite runs as two groups of about equal length, in the
 # background beside the fuzz steps, and is waited for at the end; output is printed then.
-MIRI_GROUP_A=(--lib --test properties --test vocabulary --test block_scanning)
+MIRI_GROUP_A=(--lib --test properties --test vocabulary)
 MIRI_GROUP_B=(--test edge_cases --test fragmentation --test guest_agent --test timeouts --test transcripts)
+# Not under Miri: block_scanning compares the scanner's block fast path with its scalar
+# path, and Miri never takes the fast path (see Scanner::scan).
+MIRI_SKIPPED=(block_scanning)
 for test_file in core/tests/*.rs; do
     name=$(basename "$test_file" .rs)
-    if [[ " ${MIRI_GROUP_A[*]} ${MIRI_GROUP_B[*]} " != *" $name "* ]]; then
+    if [[ " ${MIRI_GROUP_A[*]} ${MIRI_GROUP_B[*]} ${MIRI_SKIPPED[*]} " != *" $name "* ]]; then
         echo "error: core/tests/$name.rs is in neither miri group of scripts/test.sh" >&2
         exit 1
     fi

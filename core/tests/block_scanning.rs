@@ -7,6 +7,9 @@
 //! fast path stop (backslashes, control and non-ASCII bytes, 0xFF, stray structure), are
 //! framed whole, in random pieces and one byte at a time, with roomy and small buffers
 //! and several depth limits, and must give the same items.
+//!
+//! Not under Miri, which never takes the fast path (see `Scanner::scan`).
+#![cfg(not(miri))]
 
 use qmp_core::json::{Framer, Item, RawJson};
 
@@ -205,19 +208,8 @@ fn items(stream: &[u8], capacity: usize, max_depth: usize, pieces: &[usize]) -> 
     out
 }
 
-/// Under Miri, which interprets every step, only streams this short are framed.
-const MIRI_STREAM_LIMIT: usize = 400;
-
 fn check(stream: &[u8], rng: &mut Rng) {
-    if cfg!(miri) && stream.len() > MIRI_STREAM_LIMIT {
-        return;
-    }
-    let configs: &[(usize, usize)] = if cfg!(miri) {
-        &[(200, 64)]
-    } else {
-        &[(1 << 16, 64), (200, 64), (1 << 16, 5)]
-    };
-    for &(capacity, max_depth) in configs {
+    for (capacity, max_depth) in [(1 << 16, 64), (200, 64), (1 << 16, 5)] {
         let reference = items(stream, capacity, max_depth, &[1]);
         let whole = items(stream, capacity, max_depth, &[usize::MAX]);
         assert_eq!(
@@ -239,7 +231,7 @@ fn check(stream: &[u8], rng: &mut Rng) {
 
 #[test]
 fn valid_streams_frame_alike_whole_and_byte_by_byte() {
-    let cases = if cfg!(miri) { 3 } else { 600 };
+    let cases = 600;
     let mut rng = Rng(0x5EED_0001);
     for _ in 0..cases {
         let stream = stream(&mut rng);
@@ -249,7 +241,7 @@ fn valid_streams_frame_alike_whole_and_byte_by_byte() {
 
 #[test]
 fn mutated_streams_frame_alike_whole_and_byte_by_byte() {
-    let cases = if cfg!(miri) { 4 } else { 3000 };
+    let cases = 3000;
     let mut rng = Rng(0x5EED_0002);
     for _ in 0..cases {
         let mut stream = stream(&mut rng);
@@ -260,7 +252,7 @@ fn mutated_streams_frame_alike_whole_and_byte_by_byte() {
 
 #[test]
 fn generated_values_parse() {
-    let cases = if cfg!(miri) { 2 } else { 2000 };
+    let cases = 2000;
     let mut rng = Rng(0x5EED_0003);
     for _ in 0..cases {
         let mut text = Vec::new();
@@ -281,7 +273,7 @@ fn deep_arrays_and_objects_at_every_block_offset() {
     // A fixed deep shape shifted across block edges, with a token of each kind cut at
     // every offset by a one-byte change.
     let base: &[u8] = br#"{"return": [[{"a": [1, -2.5e3, true, false, null, "text", {"k": "v"}, []], "b": {}}, ["x", 12345678901234567890, 0.5]]], "id": 7}"#;
-    let shifts = if cfg!(miri) { 1 } else { 70 };
+    let shifts = 70;
     let mut rng = Rng(0x5EED_0004);
     for shift in 0..shifts {
         let mut stream = vec![b' '; shift];
@@ -289,7 +281,7 @@ fn deep_arrays_and_objects_at_every_block_offset() {
         stream.extend_from_slice(b"\r\n");
         stream.extend_from_slice(base);
         check(&stream, &mut rng);
-        let positions = if cfg!(miri) { 2 } else { base.len() };
+        let positions = base.len();
         for at in 0..positions {
             let mut changed = stream.clone();
             let index = shift + at;
