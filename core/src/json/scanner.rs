@@ -110,6 +110,16 @@ impl NumberState {
     }
 }
 
+/// What follows the first byte (`t`, `f` or `n`) of a literal.
+#[cfg_attr(not(target_os = "none"), inline(always))]
+const fn literal_rest(first: u8) -> &'static [u8] {
+    match first {
+        b't' => b"rue",
+        b'f' => b"alse",
+        _ => b"ull",
+    }
+}
+
 /// A token interrupted by the end of a slice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Token {
@@ -717,11 +727,7 @@ impl Scanner {
                                 }
                             }
                             b't' | b'f' | b'n' => {
-                                let mut rest: &'static [u8] = match byte {
-                                    b't' => b"rue",
-                                    b'f' => b"alse",
-                                    _ => b"ull",
-                                };
+                                let mut rest = literal_rest(byte);
                                 match scan_literal(data, pos + 1, &mut rest) {
                                     TokenEnd::Done(after) => {
                                         pos = after;

@@ -18,7 +18,7 @@
 //! and reports any error at the same position, with the same kind, as without the fast
 //! path.
 
-use super::{scan_literal, scan_number, Expect, NumberState, Scanner, TokenEnd};
+use super::{literal_rest, scan_literal, scan_number, Expect, NumberState, Scanner, TokenEnd};
 
 /// Bytes per block.
 pub(super) const BLOCK: usize = 64;
@@ -309,11 +309,7 @@ impl Scanner {
                         after
                     }
                     (OBJECT_VALUE | ARRAY_VALUE_OR_CLOSE | ARRAY_VALUE, b't' | b'f' | b'n') => {
-                        let mut rest: &'static [u8] = match byte {
-                            b't' => b"rue",
-                            b'f' => b"alse",
-                            _ => b"ull",
-                        };
+                        let mut rest = literal_rest(byte);
                         let TokenEnd::Done(end) = scan_literal(data, at + 1, &mut rest) else {
                             return self.stop_blocks(at, state, depth);
                         };
