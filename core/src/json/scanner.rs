@@ -551,12 +551,133 @@ impl Scanner {
         }
     }
 
+    /// Scans `data` from `pos`. See [`Step`]. Firmware: the compact scanner.
+    #[cfg(target_os = "none")]
+    #[inline]
+    pub(crate) fn scan(&mut self, data: &[u8], pos: usize) -> Step {
+        self.scan_compact(data, pos)
+    }
+
+    /// The compact scanner (firmware's [`Scanner::scan`]; on hosts only built for the
+    /// tests that compare it with the fast one): one loop that dispatches on
+    /// [`Expect`] for every structural byte and starts every token through
+    /// [`Scanner::resume_token`], so each token is scanned from one place. The same
+    /// steps, errors, positions, member spans and ids as the host's scanner.
+    #[cfg(any(target_os = "none", test))]
+    fn scan_compact(&mut self, data: &[u8], mut pos: usize) -> Step {
+        loop {
+            match self.resume_token(data, &mut pos) {
+                Ok(Some(end)) => return Step::ValueEnd { end },
+                Ok(None) => {}
+                Err(step) => return step,
+            }
+            pos = skip_ws(data, pos);
+            let Some(&byte) = data.get(pos) else {
+                return Step::NeedMore;
+            };
+            let expect = self.expect;
+            let mut close = false;
+            match expect {
+                Expect::Colon => {
+                    if byte != b':' {
+                        return self.bad_byte(byte, pos);
+                    }
+                    self.expect = Expect::Value;
+                }
+                Expect::CommaOrClose => {
+                    let in_object = self.in_object();
+                    if byte == b',' {
+                        self.expect = if in_object {
+                            Expect::Key
+                        } else {
+                            Expect::Value
+                        };
+                    } else if byte == if in_object { b'}' } else { b']' } {
+                        close = true;
+                    } else {
+                        return self.bad_byte(byte, pos);
+                    }
+                }
+                Expect::Key | Expect::KeyOrClose => {
+                    if byte == b'}' && expect == Expect::KeyOrClose {
+                        close = true;
+                    } else if byte == b'"' {
+                        if self.depth == 1 {
+                            self.member_key_start(pos);
+                        }
+                        self.token = Token::String {
+                            key: true,
+                            state: StringState::Plain,
+                        };
+                    } else {
+                        return self.bad_byte(byte, pos);
+                    }
+                }
+                Expect::TopValue | Expect::Value | Expect::ValueOrClose => {
+                    if byte == b']' && expect == Expect::ValueOrClose {
+                        close = true;
+                    } else {
+                        if self.depth <= 1 {
+                            if self.depth == 0 {
+                                self.begin_top(pos, byte);
+                            } else {
+                                self.member_value_start(pos, byte);
+                            }
+                        }
+                        self.token = match byte {
+                            b'"' => Token::String {
+                                key: false,
+                                state: StringState::Plain,
+                            },
+                            b'{' | b'[' => {
+                                let is_object = byte == b'{';
+                                if let Err(step) = self.open(is_object, pos) {
+                                    return step;
+                                }
+                                self.expect = if is_object {
+                                    Expect::KeyOrClose
+                                } else {
+                                    Expect::ValueOrClose
+                                };
+                                Token::None
+                            }
+                            b'-' | b'0'..=b'9' => {
+                                // The number's first byte, which `resume_token` will not
+                                // see, for the id tracker.
+                                if self.id.capturing() {
+                                    self.id.append(core::slice::from_ref(&byte));
+                                }
+                                Token::Number(match byte {
+                                    b'-' => NumberState::Minus,
+                                    b'0' => NumberState::Zero,
+                                    _ => NumberState::Int,
+                                })
+                            }
+                            b't' | b'f' | b'n' => Token::Literal {
+                                rest: literal_rest(byte),
+                            },
+                            _ => return self.bad_byte(byte, pos),
+                        };
+                    }
+                }
+            }
+            pos += 1;
+            if close {
+                self.depth = self.depth.saturating_sub(1);
+                self.expect = Expect::CommaOrClose;
+                if let Some(end) = self.value_done(pos) {
+                    return Step::ValueEnd { end };
+                }
+            }
+        }
+    }
+
     /// Scans `data` from `pos`. See [`Step`].
     ///
     /// The structure is followed by code position (value, then "after value", with keys
     /// and colons inline), not by dispatching on [`Expect`] for every byte: `self.expect`
     /// is read once on entry and written only when the slice runs out.
-    #[cfg_attr(target_os = "none", allow(unused_labels))]
+    #[cfg(not(target_os = "none"))]
     pub(crate) fn scan(&mut self, data: &[u8], mut pos: usize) -> Step {
         if self.token != Token::None {
             match self.resume_token(data, &mut pos) {
@@ -806,6 +927,7 @@ impl Scanner {
     /// position after the colon; on running out, records where it stopped.
     #[cfg_attr(not(target_os = "none"), inline(always))]
     #[cfg_attr(target_os = "none", inline)]
+    #[cfg(not(target_os = "none"))]
     fn member_key(&mut self, data: &[u8], pos: usize) -> Result<usize, Step> {
         let pos = skip_ws(data, pos);
         let Some(&byte) = data.get(pos) else {
@@ -836,6 +958,7 @@ impl Scanner {
     /// The colon after a key, from `pos`. Returns the position after it.
     #[cfg_attr(not(target_os = "none"), inline(always))]
     #[cfg_attr(target_os = "none", inline)]
+    #[cfg(not(target_os = "none"))]
     fn colon(&mut self, data: &[u8], pos: usize) -> Result<usize, Step> {
         // QEMU's usual `": "` and a value, checked at once (the value's first byte is then
         // found without skipping whitespace).
@@ -869,6 +992,7 @@ impl Scanner {
 
     /// The step for a token that did not finish in this slice.
     #[cold]
+    #[cfg(not(target_os = "none"))]
     fn token_step(&mut self, end: TokenEnd) -> Step {
         match end {
             TokenEnd::Fail(kind, at) => Step::Error { kind, at },
@@ -1126,4 +1250,188 @@ pub(crate) fn is_valid_string_body(bytes: &[u8]) -> bool {
     matches!(scanner.scan(b"\"", 0), Step::NeedMore)
         && matches!(scanner.scan(bytes, 0), Step::NeedMore)
         && matches!(scanner.scan(b"\"", 0), Step::ValueEnd { end: 1 })
+}
+
+/// The compact scanner (firmware's) against the host's, step by step: the same steps,
+/// value starts, ids and member spans on the captured vectors and on random input, at
+/// many split points.
+#[cfg(test)]
+mod compact_tests {
+    extern crate std;
+
+    use std::vec;
+    use std::vec::Vec;
+
+    use super::*;
+
+    /// What the caller can see of a scanner after one step.
+    type Observed = (
+        Step,
+        usize,
+        bool,
+        bool,
+        Option<u64>,
+        Option<(Vec<MemberSpan>, usize)>,
+    );
+
+    fn run(stream: &[u8], splits: &[usize], max_depth: usize, compact: bool) -> Vec<Observed> {
+        let mut scanner = Scanner::new(max_depth);
+        let mut seen = Vec::new();
+        let mut pos = 0;
+        for &limit in splits.iter().chain(Some(&stream.len())) {
+            let data = &stream[..limit.max(pos).min(stream.len())];
+            loop {
+                let step = if compact {
+                    scanner.scan_compact(data, pos)
+                } else {
+                    scanner.scan(data, pos)
+                };
+                // After an error every caller resets the scanner: where it was in the
+                // structure then is not compared (the host's scanner does not write it).
+                let failed = matches!(step, Step::Error { .. });
+                seen.push((
+                    step,
+                    scanner.value_start,
+                    scanner.in_value() && !failed,
+                    scanner.can_end_at_eof() && !failed,
+                    scanner.found_id(),
+                    scanner
+                        .recorded_members()
+                        .map(|(spans, resume)| (spans.to_vec(), resume)),
+                ));
+                match step {
+                    Step::NeedMore => {
+                        pos = data.len();
+                        break;
+                    }
+                    Step::ValueEnd { end } => pos = end,
+                    Step::Error { at, .. } => {
+                        scanner.reset();
+                        pos = at + 1;
+                    }
+                    Step::Sentinel { at } => pos = at + 1,
+                }
+            }
+        }
+        seen
+    }
+
+    fn check(stream: &[u8], splits: &[usize]) {
+        for max_depth in [3, MAX_DEPTH_LIMIT] {
+            let host = run(stream, splits, max_depth, false);
+            let compact = run(stream, splits, max_depth, true);
+            assert_eq!(
+                host,
+                compact,
+                "{:?} split at {splits:?}, depth limit {max_depth}",
+                std::string::String::from_utf8_lossy(stream)
+            );
+        }
+    }
+
+    /// A deterministic pseudo-random generator (xorshift).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn compact_scanner_matches_on_vectors() {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/protocol/vectors/"
+        );
+        let mut count = 0;
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|ext| ext != "s2c") {
+                continue;
+            }
+            let stream = std::fs::read(&path).unwrap();
+            count += 1;
+            check(&stream, &[]);
+            let step = (stream.len() / 40).max(1);
+            for split in (0..=stream.len()).step_by(step) {
+                check(&stream, &[split]);
+            }
+            for _ in 0..5 {
+                let mut splits: Vec<usize> = (0..6).map(|_| rng.below(stream.len() + 1)).collect();
+                splits.sort_unstable();
+                check(&stream, &splits);
+            }
+        }
+        assert!(count >= 30, "vectors missing in {dir}");
+    }
+
+    #[test]
+    fn compact_scanner_matches_on_random_input() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let pieces: [&[u8]; 34] = [
+            b"{",
+            b"}",
+            b"[",
+            b"]",
+            b"\"",
+            b":",
+            b",",
+            b" ",
+            b"\n",
+            b"\\",
+            b"\\u00e9",
+            b"\\u",
+            b"\\n",
+            b"0",
+            b"7",
+            b"-",
+            b"+",
+            b".",
+            b"e",
+            b"E",
+            b"12",
+            b"true",
+            b"fals",
+            b"null",
+            b"\"id\":",
+            b"\"\\u0069d\": ",
+            b"18446744073709551616",
+            b"\xFF",
+            b"\xC3\xA9",
+            b"\xE0\xA0\x80",
+            b"\xED\xA0",
+            b"\xF4\x90",
+            b"\x01",
+            b"{\"id\": 42, \"a\": [1, {}]}",
+        ];
+        let rounds = if cfg!(miri) { 20 } else { 5_000 };
+        for _ in 0..rounds {
+            let mut stream = vec![];
+            for _ in 0..rng.below(24) {
+                stream.extend_from_slice(pieces[rng.below(pieces.len())]);
+            }
+            check(&stream, &[]);
+            let splits: Vec<usize> = if stream.len() < 40 {
+                (0..=stream.len()).collect()
+            } else {
+                (0..8).map(|_| rng.below(stream.len() + 1)).collect()
+            };
+            for &split in &splits {
+                check(&stream, &[split]);
+            }
+            let mut many = splits.clone();
+            many.sort_unstable();
+            check(&stream, &many);
+        }
+    }
 }
