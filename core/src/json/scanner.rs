@@ -8,9 +8,9 @@
 //! for strings).
 
 use super::raw::{parse_u64_digits, MemberSpan};
-use super::swar::{eq_bytes, first_flagged, load, skip_whitespace, HIGHS, ONES, WORD_BYTES};
+use super::swar::skip_whitespace;
 #[cfg(not(target_os = "none"))]
-use super::swar::{is_whitespace, Word};
+use super::swar::{eq_bytes, first_flagged, is_whitespace, load, Word, HIGHS, ONES, WORD_BYTES};
 use super::{JsonError, JsonErrorKind, JsonStr, MAX_DEPTH_LIMIT};
 
 #[cfg(not(target_os = "none"))]
@@ -1068,12 +1068,97 @@ const fn utf8_lead(byte: u8) -> Option<(u8, u8, u8)> {
 }
 
 /// Scans string content from `pos` (after the opening quote or a resumed point).
-#[cfg_attr(not(target_os = "none"), inline(always))]
-#[cfg_attr(target_os = "none", inline)]
+/// Firmware: the compact loop.
+#[cfg(target_os = "none")]
+#[inline]
+fn scan_string(data: &[u8], pos: usize, state: &mut StringState) -> TokenEnd {
+    scan_string_compact(data, pos, state)
+}
+
+/// [`scan_string`] in one loop of one byte per step (firmware's; on hosts only built
+/// for the test that compares the two): the sentinel is checked once for every state.
+#[cfg(any(target_os = "none", test))]
+fn scan_string_compact(data: &[u8], mut pos: usize, state: &mut StringState) -> TokenEnd {
+    loop {
+        let Some(&byte) = data.get(pos) else {
+            return TokenEnd::More;
+        };
+        if byte == 0xFF {
+            return TokenEnd::Sentinel(pos);
+        }
+        let invalid = match *state {
+            StringState::Plain => match byte {
+                b'"' => return TokenEnd::Done(pos + 1),
+                b'\\' => {
+                    *state = StringState::Escape;
+                    None
+                }
+                0x20..=0x7F => None,
+                0..=0x1F => Some(JsonErrorKind::ControlInString { byte }),
+                _ => match utf8_lead(byte) {
+                    Some((left, lo, hi)) => {
+                        *state = StringState::Utf8 { left, lo, hi };
+                        None
+                    }
+                    None => Some(JsonErrorKind::InvalidUtf8),
+                },
+            },
+            StringState::Escape => match byte {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {
+                    *state = StringState::Plain;
+                    None
+                }
+                b'u' => {
+                    *state = StringState::Hex { left: 4 };
+                    None
+                }
+                _ => Some(JsonErrorKind::InvalidEscape),
+            },
+            StringState::Hex { left } => {
+                if byte.is_ascii_hexdigit() {
+                    *state = if left <= 1 {
+                        StringState::Plain
+                    } else {
+                        StringState::Hex { left: left - 1 }
+                    };
+                    None
+                } else {
+                    Some(JsonErrorKind::InvalidEscape)
+                }
+            }
+            StringState::Utf8 { left, lo, hi } => {
+                if byte < lo || byte > hi {
+                    Some(JsonErrorKind::InvalidUtf8)
+                } else {
+                    *state = if left <= 1 {
+                        StringState::Plain
+                    } else {
+                        StringState::Utf8 {
+                            left: left - 1,
+                            lo: 0x80,
+                            hi: 0xBF,
+                        }
+                    };
+                    None
+                }
+            }
+        };
+        if let Some(kind) = invalid {
+            return TokenEnd::Fail(kind, pos);
+        }
+        pos += 1;
+    }
+}
+
+/// Scans string content from `pos` (after the opening quote or a resumed point).
+#[cfg(not(target_os = "none"))]
+#[inline(always)]
 fn scan_string(data: &[u8], mut pos: usize, state: &mut StringState) -> TokenEnd {
     loop {
         match *state {
             StringState::Plain => loop {
+                // A word at a time to the next quote, backslash, control or non-ASCII
+                // byte.
                 while let Some(word) = load(data, pos) {
                     let mask = eq_bytes(word, b'"')
                         | eq_bytes(word, b'\\')
@@ -1342,6 +1427,63 @@ mod compact_tests {
 
         fn below(&mut self, n: usize) -> usize {
             (self.next() % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn compact_string_scanner_matches() {
+        let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+        let pieces: [&[u8]; 16] = [
+            b"a",
+            b" ",
+            b"\"",
+            b"\\",
+            b"u",
+            b"0",
+            b"F",
+            b"g",
+            b"n",
+            b"\x01",
+            b"\x7F",
+            b"\xFF",
+            b"\xC3\xA9",
+            b"\xE0\xA0\x80",
+            b"\xED\xA0",
+            b"\xF4\x90\x80",
+        ];
+        let states = [
+            StringState::Plain,
+            StringState::Escape,
+            StringState::Hex { left: 1 },
+            StringState::Hex { left: 4 },
+            StringState::Utf8 {
+                left: 1,
+                lo: 0x80,
+                hi: 0xBF,
+            },
+            StringState::Utf8 {
+                left: 2,
+                lo: 0xA0,
+                hi: 0xBF,
+            },
+        ];
+        let rounds = if cfg!(miri) { 50 } else { 20_000 };
+        for _ in 0..rounds {
+            let mut data = vec![];
+            for _ in 0..rng.below(24) {
+                data.extend_from_slice(pieces[rng.below(pieces.len())]);
+            }
+            let from = rng.below(data.len() + 1);
+            for initial in states {
+                let (mut host, mut compact) = (initial, initial);
+                let host_end = scan_string(&data, from, &mut host);
+                let compact_end = scan_string_compact(&data, from, &mut compact);
+                assert_eq!(
+                    (host_end, host),
+                    (compact_end, compact),
+                    "{data:?} from {from} in {initial:?}"
+                );
+            }
         }
     }
 
