@@ -5,7 +5,8 @@
 //! the input is invalid, a 0xFF sentinel byte appears, or the slice runs out. All state
 //! lives in the scanner, so the next slice may continue anywhere, even inside a token;
 //! while a token is whole in the slice it is scanned inline on fast paths (word-at-a-time
-//! for strings).
+//! for strings). Firmware (`target_os = "none"`) gets a compact scanner instead, with the
+//! same steps, errors, positions, spans and ids (`compact_tests` compares the two).
 
 use super::raw::{parse_u64_digits, MemberSpan};
 use super::swar::skip_whitespace;
