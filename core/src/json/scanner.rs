@@ -1557,7 +1557,7 @@ mod compact_tests {
             b"\x01",
             b"{\"id\": 42, \"a\": [1, {}]}",
         ];
-        let rounds = if cfg!(miri) { 20 } else { 5_000 };
+        let rounds = if cfg!(miri) { 4 } else { 5_000 };
         for _ in 0..rounds {
             let mut stream = vec![];
             for _ in 0..rng.below(24) {
