@@ -129,23 +129,23 @@ const fn from_bit(offset: usize) -> u64 {
 /// entries per state): what comes next, and in which kind of container.
 mod state {
     /// After `{`: a key or `}`.
-    pub(super) const OBJECT_KEY_OR_CLOSE: u16 = 0;
+    pub(super) const OBJECT_KEY_OR_CLOSE: usize = 0;
     /// After `,` in an object: a key.
-    pub(super) const OBJECT_KEY: u16 = 1 << 8;
+    pub(super) const OBJECT_KEY: usize = 1 << 8;
     /// After a key: `:`.
-    pub(super) const OBJECT_COLON: u16 = 2 << 8;
+    pub(super) const OBJECT_COLON: usize = 2 << 8;
     /// After `:`: a value.
-    pub(super) const OBJECT_VALUE: u16 = 3 << 8;
+    pub(super) const OBJECT_VALUE: usize = 3 << 8;
     /// After a member's value: `,` or `}`.
-    pub(super) const OBJECT_AFTER: u16 = 4 << 8;
+    pub(super) const OBJECT_AFTER: usize = 4 << 8;
     /// After `[`: a value or `]`.
-    pub(super) const ARRAY_VALUE_OR_CLOSE: u16 = 5 << 8;
+    pub(super) const ARRAY_VALUE_OR_CLOSE: usize = 5 << 8;
     /// After `,` in an array: a value.
-    pub(super) const ARRAY_VALUE: u16 = 6 << 8;
+    pub(super) const ARRAY_VALUE: usize = 6 << 8;
     /// After an element: `,` or `]`.
-    pub(super) const ARRAY_AFTER: u16 = 7 << 8;
+    pub(super) const ARRAY_AFTER: usize = 7 << 8;
     /// The states' offsets all lie below this.
-    pub(super) const STATES: u16 = 8 << 8;
+    pub(super) const STATES: usize = 8 << 8;
 }
 
 /// A [`TRANSITIONS`] entry: the next state (a string, `:` or `,`), or one of these kinds
@@ -153,20 +153,20 @@ mod state {
 mod entry {
     use super::state::STATES;
     /// `{` or `[` where a value may start (the low bits: the state inside it).
-    pub(super) const OPEN: u16 = STATES;
+    pub(super) const OPEN: usize = STATES;
     /// `}` or `]` closing the current container (the next state depends on the parent).
-    pub(super) const CLOSE: u16 = 2 * STATES;
+    pub(super) const CLOSE: usize = 2 * STATES;
     /// The first byte of a number or literal where a value may start (the low bits: the
     /// state after it).
-    pub(super) const SCALAR: u16 = 3 * STATES;
+    pub(super) const SCALAR: usize = 3 * STATES;
     /// Anything else: the scalar scanner takes over before this token.
-    pub(super) const STOP: u16 = 4 * STATES;
+    pub(super) const STOP: usize = 4 * STATES;
     /// The state in an entry's low bits.
-    pub(super) const STATE_BITS: u16 = STATES - 1;
+    pub(super) const STATE_BITS: usize = STATES - 1;
 }
 
 /// The table entry for a token byte in a state (see [`entry`]).
-const fn transition(state: u16, byte: u8) -> u16 {
+const fn transition(state: usize, byte: u8) -> usize {
     use entry::*;
     use state::*;
     let value_allowed = matches!(state, OBJECT_VALUE | ARRAY_VALUE_OR_CLOSE | ARRAY_VALUE);
@@ -192,14 +192,15 @@ const fn transition(state: u16, byte: u8) -> u16 {
 }
 
 /// Entry `state + byte`: what a token byte does in a state, so that a plain token costs
-/// one load.
-static TRANSITIONS: [u16; state::STATES as usize] = {
-    let mut table = [0u16; state::STATES as usize];
+/// one load. 256 entries past the last state's row: a state below [`state::STATES`] plus
+/// any byte is an index in bounds, which the compiler sees without a mask.
+static TRANSITIONS: [u16; state::STATES + 256] = {
+    let mut table = [entry::STOP as u16; state::STATES + 256];
     let mut state = 0;
     while state < state::STATES {
         let mut byte = 0;
         while byte < 256 {
-            table[(state + byte) as usize] = transition(state, byte as u8);
+            table[state + byte] = transition(state, byte as u8) as u16;
             byte += 1;
         }
         state += 256;
@@ -208,7 +209,7 @@ static TRANSITIONS: [u16; state::STATES as usize] = {
 };
 
 /// The scalar scanner's expectation in a fast-path state.
-const fn expect_of(state: u16) -> Expect {
+const fn expect_of(state: usize) -> Expect {
     match state {
         state::OBJECT_KEY_OR_CLOSE => Expect::KeyOrClose,
         state::OBJECT_KEY => Expect::Key,
@@ -222,7 +223,7 @@ const fn expect_of(state: u16) -> Expect {
 /// The state before a string token, from the state after it (the scalar scanner rescans
 /// a string the fast path stopped in from its opening quote; `Key` and `KeyOrClose`, or
 /// `Value` and `ValueOrClose`, read a `"` alike).
-const fn state_before_string(after: u16) -> u16 {
+const fn state_before_string(after: usize) -> usize {
     match after {
         state::OBJECT_COLON => state::OBJECT_KEY,
         state::OBJECT_AFTER => state::OBJECT_VALUE,
@@ -288,7 +289,7 @@ impl Scanner {
                 let offset = tokens.trailing_zeros() as usize;
                 tokens &= tokens - 1;
                 let byte = block[offset & (BLOCK - 1)];
-                let entry = TRANSITIONS[(state as usize + byte as usize) & (STATES as usize - 1)];
+                let entry = TRANSITIONS[state + byte as usize] as usize;
                 if entry < STATES {
                     state = entry;
                     continue;
@@ -372,7 +373,7 @@ impl Scanner {
 
     /// Hands back to the scalar scanner at `at`, in `state`.
     #[inline(always)]
-    fn stop_blocks(&mut self, at: usize, state: u16, depth: usize) -> (usize, usize) {
+    fn stop_blocks(&mut self, at: usize, state: usize, depth: usize) -> (usize, usize) {
         self.expect = expect_of(state);
         self.depth = depth;
         (at, at + 1)
