@@ -209,7 +209,11 @@ fn items(stream: &[u8], capacity: usize, max_depth: usize, pieces: &[usize]) -> 
 }
 
 fn check(stream: &[u8], rng: &mut Rng) {
-    for (capacity, max_depth) in [(1 << 16, 64), (200, 64), (1 << 16, 5)] {
+    check_with(stream, rng, &[(1 << 16, 64), (200, 64), (1 << 16, 5)]);
+}
+
+fn check_with(stream: &[u8], rng: &mut Rng, configurations: &[(usize, usize)]) {
+    for &(capacity, max_depth) in configurations {
         let reference = items(stream, capacity, max_depth, &[1]);
         let whole = items(stream, capacity, max_depth, &[usize::MAX]);
         assert_eq!(
@@ -287,6 +291,53 @@ fn deep_arrays_and_objects_at_every_block_offset() {
             let index = shift + at;
             changed[index] = MUTATIONS[(shift + at) % MUTATIONS.len()];
             check(&changed, &mut rng);
+        }
+    }
+}
+
+#[test]
+fn nesting_across_depth_64_and_the_depth_limit() {
+    // The fast path keeps the kinds of depths 1 to 64 in a register and deeper ones in
+    // memory: containers of both kinds opened and closed on each side of depth 64, under
+    // limits below, at and above the nesting.
+    let mut rng = Rng(0x5EED_0006);
+    for levels in [2, 3, 30, 62, 63, 64, 65, 66, 67, 90, 130, 200] {
+        for pattern in 0..4 {
+            let mut value = Vec::new();
+            let mut closes = Vec::new();
+            for level in 0..levels {
+                let object = (level + pattern) % (2 + pattern % 2) == 0;
+                if object {
+                    value.extend_from_slice(b"{\"k\": 1, \"v\": ");
+                    closes.push(&b", \"e\": [true, \"x\"]}"[..]);
+                } else {
+                    value.extend_from_slice(b"[\"a\", null, ");
+                    closes.push(&b", {\"z\": -0.5}]"[..]);
+                }
+            }
+            value.extend_from_slice(b"\"middle\"");
+            for close in closes.iter().rev() {
+                value.extend_from_slice(close);
+            }
+            let mut stream = b"{\"return\": ".to_vec();
+            stream.extend_from_slice(&value);
+            stream.extend_from_slice(b", \"id\": 3}\r\n");
+            stream.extend_from_slice(&stream.clone());
+            check_with(
+                &stream,
+                &mut rng,
+                &[
+                    (1 << 16, 64),
+                    (1 << 16, 66),
+                    (1 << 16, 100),
+                    (1 << 16, 256),
+                    (300, 256),
+                ],
+            );
+            let at = rng.below(stream.len());
+            let mut changed = stream.clone();
+            changed[at] = MUTATIONS[rng.below(MUTATIONS.len())];
+            check_with(&changed, &mut rng, &[(1 << 16, 100), (1 << 16, 256)]);
         }
     }
 }

@@ -67,10 +67,11 @@ struct Classes {
     any_special: bool,
 }
 
-/// Classifies a block (out of line: alone, the loops are vectorised). `solid` is exact
+/// Classifies a block (inlined: the loops stay vectorised, and the classes stay in
+/// registers rather than going through a returned struct in memory). `solid` is exact
 /// only when no byte [`is_special`] (then the only whitespace is the space); otherwise
 /// [`other_whitespace`] completes it.
-#[inline(never)]
+#[inline(always)]
 fn classify(block: &[u8; BLOCK]) -> Classes {
     Classes {
         quotes: mask_of(block, |byte| byte == b'"'),
@@ -125,62 +126,91 @@ const fn from_bit(offset: usize) -> u64 {
     }
 }
 
-/// The fast path's structural states, as bit offsets into a [`TRANSITIONS`] entry: what
-/// comes next, and in which kind of container.
+/// The fast path's structural states, as row offsets into [`TRANSITIONS`] (a row of 256
+/// entries per state): what comes next, and in which kind of container.
 mod state {
     /// After `{`: a key or `}`.
-    pub(super) const OBJECT_KEY_OR_CLOSE: u32 = 0;
+    pub(super) const OBJECT_KEY_OR_CLOSE: usize = 0;
     /// After `,` in an object: a key.
-    pub(super) const OBJECT_KEY: u32 = 8;
+    pub(super) const OBJECT_KEY: usize = 1 << 8;
     /// After a key: `:`.
-    pub(super) const OBJECT_COLON: u32 = 16;
+    pub(super) const OBJECT_COLON: usize = 2 << 8;
     /// After `:`: a value.
-    pub(super) const OBJECT_VALUE: u32 = 24;
+    pub(super) const OBJECT_VALUE: usize = 3 << 8;
     /// After a member's value: `,` or `}`.
-    pub(super) const OBJECT_AFTER: u32 = 32;
+    pub(super) const OBJECT_AFTER: usize = 4 << 8;
     /// After `[`: a value or `]`.
-    pub(super) const ARRAY_VALUE_OR_CLOSE: u32 = 40;
+    pub(super) const ARRAY_VALUE_OR_CLOSE: usize = 5 << 8;
     /// After `,` in an array: a value.
-    pub(super) const ARRAY_VALUE: u32 = 48;
+    pub(super) const ARRAY_VALUE: usize = 6 << 8;
     /// After an element: `,` or `]`.
-    pub(super) const ARRAY_AFTER: u32 = 56;
-    /// Not a plain transition: a container opens or closes, a number or literal starts,
-    /// or the byte is invalid here.
-    pub(super) const OTHER: u32 = 64;
+    pub(super) const ARRAY_AFTER: usize = 7 << 8;
+    /// The states' offsets all lie below this.
+    pub(super) const STATES: usize = 8 << 8;
 }
 
-/// The next state for a string, `:` or `,` token in a state.
-const fn plain_transition(state: u32, byte: u8) -> u32 {
+/// A [`TRANSITIONS`] entry: the next state (a string, `:` or `,`), or one of these kinds
+/// (at and above [`state::STATES`]) with the state that follows in the low bits.
+mod entry {
+    use super::state::STATES;
+    /// `{` or `[` where a value may start (the low bits: the state inside it).
+    pub(super) const OPEN: usize = STATES;
+    /// `}` or `]` closing the current container (the next state depends on the parent).
+    pub(super) const CLOSE: usize = 2 * STATES;
+    /// The first byte of a number or literal where a value may start (the low bits: the
+    /// state after it).
+    pub(super) const SCALAR: usize = 3 * STATES;
+    /// Anything else: the scalar scanner takes over before this token.
+    pub(super) const STOP: usize = 4 * STATES;
+    /// The state in an entry's low bits.
+    pub(super) const STATE_BITS: usize = STATES - 1;
+}
+
+/// The table entry for a token byte in a state (see [`entry`]).
+const fn transition(state: usize, byte: u8) -> usize {
+    use entry::*;
     use state::*;
+    let value_allowed = matches!(state, OBJECT_VALUE | ARRAY_VALUE_OR_CLOSE | ARRAY_VALUE);
+    let after_value = if state == OBJECT_VALUE {
+        OBJECT_AFTER
+    } else {
+        ARRAY_AFTER
+    };
     match (state, byte) {
         (OBJECT_KEY_OR_CLOSE | OBJECT_KEY, b'"') => OBJECT_COLON,
-        (OBJECT_VALUE, b'"') => OBJECT_AFTER,
-        (ARRAY_VALUE_OR_CLOSE | ARRAY_VALUE, b'"') => ARRAY_AFTER,
         (OBJECT_COLON, b':') => OBJECT_VALUE,
         (OBJECT_AFTER, b',') => OBJECT_KEY,
         (ARRAY_AFTER, b',') => ARRAY_VALUE,
-        _ => OTHER,
+        (OBJECT_KEY_OR_CLOSE | OBJECT_AFTER, b'}') | (ARRAY_VALUE_OR_CLOSE | ARRAY_AFTER, b']') => {
+            CLOSE
+        }
+        (_, b'"') if value_allowed => after_value,
+        (_, b'{') if value_allowed => OPEN | OBJECT_KEY_OR_CLOSE,
+        (_, b'[') if value_allowed => OPEN | ARRAY_VALUE_OR_CLOSE,
+        (_, b'-' | b'0'..=b'9' | b't' | b'f' | b'n') if value_allowed => SCALAR | after_value,
+        _ => STOP,
     }
 }
 
-/// For each byte, the next state from each state (a byte per state, at the state's bit
-/// offset): the state is then one shift away, with no branch.
-static TRANSITIONS: [u64; 256] = {
-    let mut table = [0u64; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        let mut state = 0;
-        while state < 64 {
-            table[byte] |= (plain_transition(state, byte as u8) as u64) << state;
-            state += 8;
+/// Entry `state + byte`: what a token byte does in a state, so that a plain token costs
+/// one load. 256 entries past the last state's row: a state below [`state::STATES`] plus
+/// any byte is an index in bounds, which the compiler sees without a mask.
+static TRANSITIONS: [u16; state::STATES + 256] = {
+    let mut table = [entry::STOP as u16; state::STATES + 256];
+    let mut state = 0;
+    while state < state::STATES {
+        let mut byte = 0;
+        while byte < 256 {
+            table[state + byte] = transition(state, byte as u8) as u16;
+            byte += 1;
         }
-        byte += 1;
+        state += 256;
     }
     table
 };
 
 /// The scalar scanner's expectation in a fast-path state.
-const fn expect_of(state: u32) -> Expect {
+const fn expect_of(state: usize) -> Expect {
     match state {
         state::OBJECT_KEY_OR_CLOSE => Expect::KeyOrClose,
         state::OBJECT_KEY => Expect::Key,
@@ -188,6 +218,17 @@ const fn expect_of(state: u32) -> Expect {
         state::OBJECT_VALUE | state::ARRAY_VALUE => Expect::Value,
         state::ARRAY_VALUE_OR_CLOSE => Expect::ValueOrClose,
         _ => Expect::CommaOrClose,
+    }
+}
+
+/// The state before a string token, from the state after it (the scalar scanner rescans
+/// a string the fast path stopped in from its opening quote; `Key` and `KeyOrClose`, or
+/// `Value` and `ValueOrClose`, read a `"` alike).
+const fn state_before_string(after: usize) -> usize {
+    match after {
+        state::OBJECT_COLON => state::OBJECT_KEY,
+        state::OBJECT_AFTER => state::OBJECT_VALUE,
+        _ => state::ARRAY_VALUE,
     }
 }
 
@@ -216,10 +257,8 @@ impl Scanner {
         let mut consumed = pos;
         // All ones when the block starts inside a string.
         let mut carry = 0u64;
-        // The last token taken, and the state before it: when the scan stops inside a
-        // string, that is the string's opening quote, which the scalar scanner rescans.
-        let mut last_at = pos;
-        let mut last_state = state;
+        // The opening quote of the string the block starts in, when it does.
+        let mut string_start = pos;
         while let Some(block) = data
             .get(block_start..)
             .and_then(|rest| rest.first_chunk::<BLOCK>())
@@ -243,51 +282,36 @@ impl Scanner {
             } else {
                 BLOCK
             };
-            let mut tokens = ((solid & !in_string & !quotes) | (quotes & in_string))
+            let openings = quotes & in_string;
+            let mut tokens = ((solid & !in_string & !quotes) | openings)
                 & !from_bit(stop)
                 & from_bit(consumed.saturating_sub(block_start));
             while tokens != 0 {
                 let offset = tokens.trailing_zeros() as usize;
                 tokens &= tokens - 1;
-                let at = block_start + offset;
                 let byte = block[offset & (BLOCK - 1)];
-                last_at = at;
-                last_state = state;
-                let next = ((TRANSITIONS[byte as usize] >> state) & 0xFF) as u32;
-                if next != OTHER {
-                    state = next;
+                let entry = TRANSITIONS[state + byte as usize] as usize;
+                if entry < STATES {
+                    state = entry;
                     continue;
                 }
-                // After a value, in the current container.
-                let after = if state < ARRAY_VALUE_OR_CLOSE {
-                    OBJECT_AFTER
-                } else {
-                    ARRAY_AFTER
-                };
-                state = match (state, byte) {
-                    (OBJECT_VALUE | ARRAY_VALUE_OR_CLOSE | ARRAY_VALUE, b'{' | b'[') => {
+                let at = block_start + offset;
+                state = match entry & !entry::STATE_BITS {
+                    entry::OPEN => {
                         if depth >= self.max_depth {
                             return self.stop_blocks(at, state, depth);
                         }
-                        let is_object = byte == b'{';
                         let bit = 1u32 << (depth & 31);
                         let word = &mut self.containers[(depth >> 5) & 7];
-                        if is_object {
+                        if byte == b'{' {
                             *word |= bit;
                         } else {
                             *word &= !bit;
                         }
                         depth += 1;
-                        if is_object {
-                            OBJECT_KEY_OR_CLOSE
-                        } else {
-                            ARRAY_VALUE_OR_CLOSE
-                        }
+                        entry & entry::STATE_BITS
                     }
-                    (OBJECT_KEY_OR_CLOSE | OBJECT_AFTER, b'}')
-                    | (ARRAY_VALUE_OR_CLOSE | ARRAY_AFTER, b']')
-                        if depth > 2 =>
-                    {
+                    entry::CLOSE if depth > 2 => {
                         depth -= 1;
                         if self.in_object_at(depth) {
                             OBJECT_AFTER
@@ -295,27 +319,24 @@ impl Scanner {
                             ARRAY_AFTER
                         }
                     }
-                    (OBJECT_VALUE | ARRAY_VALUE_OR_CLOSE | ARRAY_VALUE, b'-' | b'0'..=b'9') => {
-                        let mut number = match byte {
-                            b'-' => NumberState::Minus,
-                            b'0' => NumberState::Zero,
-                            _ => NumberState::Int,
+                    entry::SCALAR => {
+                        let ended = if byte >= b'a' {
+                            let mut rest = literal_rest(byte);
+                            scan_literal(data, at + 1, &mut rest)
+                        } else {
+                            let mut number = match byte {
+                                b'-' => NumberState::Minus,
+                                b'0' => NumberState::Zero,
+                                _ => NumberState::Int,
+                            };
+                            scan_number(data, at + 1, &mut number)
                         };
-                        let TokenEnd::Done(end) = scan_number(data, at + 1, &mut number) else {
+                        let TokenEnd::Done(end) = ended else {
                             return self.stop_blocks(at, state, depth);
                         };
                         consumed = end;
                         tokens &= from_bit(end - block_start);
-                        after
-                    }
-                    (OBJECT_VALUE | ARRAY_VALUE_OR_CLOSE | ARRAY_VALUE, b't' | b'f' | b'n') => {
-                        let mut rest = literal_rest(byte);
-                        let TokenEnd::Done(end) = scan_literal(data, at + 1, &mut rest) else {
-                            return self.stop_blocks(at, state, depth);
-                        };
-                        consumed = end;
-                        tokens &= from_bit(end - block_start);
-                        after
+                        entry & entry::STATE_BITS
                     }
                     _ => return self.stop_blocks(at, state, depth),
                 };
@@ -324,18 +345,27 @@ impl Scanner {
                 let at = block_start + stop;
                 return if in_string & (1 << stop) != 0 {
                     // Inside the last string opened: the scalar scanner rescans it.
-                    let (resume, _) = self.stop_blocks(last_at, last_state, depth);
+                    let before = openings & !from_bit(stop + 1);
+                    let opening = if before == 0 {
+                        string_start
+                    } else {
+                        block_start + 63 - before.leading_zeros() as usize
+                    };
+                    let (resume, _) = self.stop_blocks(opening, state_before_string(state), depth);
                     (resume, at + 1)
                 } else {
                     self.stop_blocks(at, state, depth)
                 };
             }
             carry = ((in_string as i64) >> 63) as u64;
+            if openings != 0 {
+                string_start = block_start + 63 - openings.leading_zeros() as usize;
+            }
             block_start += BLOCK;
         }
         // Out of whole blocks.
         let (resume, _) = if carry != 0 {
-            self.stop_blocks(last_at, last_state, depth)
+            self.stop_blocks(string_start, state_before_string(state), depth)
         } else {
             self.stop_blocks(consumed.max(block_start), state, depth)
         };
@@ -344,7 +374,7 @@ impl Scanner {
 
     /// Hands back to the scalar scanner at `at`, in `state`.
     #[inline(always)]
-    fn stop_blocks(&mut self, at: usize, state: u32, depth: usize) -> (usize, usize) {
+    fn stop_blocks(&mut self, at: usize, state: usize, depth: usize) -> (usize, usize) {
         self.expect = expect_of(state);
         self.depth = depth;
         (at, at + 1)
