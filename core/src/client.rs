@@ -654,17 +654,25 @@ impl<'buf, const N: usize> Client<'buf, N> {
 
     /// Expires deadlines at `now`. Safe to call at any time, as often as convenient.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let _ = self.expire(now);
+    }
+
+    /// [`Client::handle_timeout`], returning whether a deadline was due (whether
+    /// [`Client::poll_timeout`] was at or before `now`), so a driver needs no separate
+    /// [`Client::poll_timeout`] check.
+    pub(crate) fn expire(&mut self, now: Instant) -> bool {
         if self.state == State::Closed {
-            return;
+            return false;
         }
         if self.state == State::AwaitingGreeting {
             if let Some(deadline) = self.greeting_deadline {
                 if now >= deadline {
                     self.close(CloseReason::GreetingTimedOut);
-                    return;
+                    return true;
                 }
             }
         }
+        let mut expired = false;
         let mut sync_expired = false;
         for p in self.pending.iter_mut() {
             if p.resolution.is_some() {
@@ -672,6 +680,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
             }
             if let Some(deadline) = p.deadline {
                 if now >= deadline {
+                    expired = true;
                     p.resolution = Some(if p.replies_on_success {
                         Resolution::Failed(CommandFailure::TimedOut)
                     } else {
@@ -688,6 +697,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
             // their own deadlines instead of waiting forever.
             self.abandon_sync();
         }
+        expired
     }
 
     /// Closes the session from this side: every command in flight is resolved with
@@ -1628,6 +1638,42 @@ mod tests {
                 core::str::from_utf8(text).unwrap_or("?")
             );
         }
+    }
+
+    /// `expire` (the drivers' `handle_timeout`) reports a due deadline exactly when
+    /// `poll_timeout` is at or before `now`, for the greeting's and commands' deadlines.
+    #[test]
+    fn expire_reports_what_poll_timeout_says_is_due() {
+        use crate::commands::QueryStatus;
+        use crate::time::Duration;
+        let at = Instant::from_millis;
+        let check = |client: &mut Client<'_, 4>, now: Instant| {
+            let due = client
+                .poll_timeout()
+                .is_some_and(|deadline| deadline <= now);
+            assert_eq!(client.expire(now), due, "at {} ms", now.as_millis());
+            due
+        };
+        let (mut rx, mut tx) = ([0u8; 256], [0u8; 256]);
+        let config = Config::qmp().with_greeting_timeout(Some(Duration::from_millis(1_000)));
+        let mut client: Client<'_, 4> = Client::new(config, at(0), &mut rx, &mut tx);
+        assert!(!check(&mut client, at(999)));
+        assert!(check(&mut client, at(1_000)));
+        assert_eq!(client.state(), State::Closed);
+        assert!(!check(&mut client, at(5_000)));
+
+        let (mut rx, mut tx) = ([0u8; 256], [0u8; 256]);
+        let config = Config::guest_agent().with_command_timeout(Some(Duration::from_millis(1_000)));
+        let mut client: Client<'_, 4> = Client::new(config, at(0), &mut rx, &mut tx);
+        assert!(client.execute(at(0), &QueryStatus).is_ok());
+        assert!(client.execute(at(100), &QueryStatus).is_ok());
+        let mut expired = 0;
+        for now in [0, 500, 999, 1_000, 1_000, 1_050, 1_100, 1_101, 2_000] {
+            if check(&mut client, at(now)) {
+                expired += 1;
+            }
+        }
+        assert_eq!(expired, 2);
     }
 
     #[test]
