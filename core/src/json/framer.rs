@@ -4,7 +4,7 @@ use core::fmt;
 
 use super::raw::{MemberSpan, Members};
 use super::scanner::{Scanner, Step};
-use super::swar::{eq_bytes, first_flagged, load, WORD_BYTES};
+use super::swar::find_line_break;
 use super::{JsonError, JsonErrorKind, RawJson, DEFAULT_MAX_DEPTH};
 
 /// Splits a byte stream into complete top-level JSON values, validating them as bytes
@@ -449,15 +449,7 @@ impl<'buf> Framer<'buf> {
                     Some(_) => line_start = false,
                 }
             }
-            // Find the next LF or 0xFF.
-            while let Some(word) = load(data, pos) {
-                let mask = eq_bytes(word, b'\n') | eq_bytes(word, 0xFF);
-                if mask != 0 {
-                    pos += first_flagged(mask);
-                    break;
-                }
-                pos += WORD_BYTES;
-            }
+            pos = find_line_break(data, pos);
             match data.get(pos) {
                 None => {
                     line_start = false;
