@@ -809,7 +809,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
                     Summary::of(Message::classify_members(frame.value(), frame.members()))
                 }
                 Some(Item::Oversize { len, id }) => {
-                    self.stats.oversize += 1;
+                    count(&mut self.stats.oversize);
                     match id.and_then(|id| self.unresolved(id)) {
                         Some(index) => {
                             if let Some(p) = self.pending.get_mut(index) {
@@ -822,13 +822,13 @@ impl<'buf, const N: usize> Client<'buf, N> {
                     }
                 }
                 Some(Item::Malformed { error }) => {
-                    self.stats.malformed += 1;
+                    count(&mut self.stats.malformed);
                     return Some(Step::Owned(Event::Malformed(error)));
                 }
                 Some(Item::Sentinel) => {
                     match self.sync.as_mut() {
                         Some(sync) => sync.sentinel_seen = true,
-                        None => self.stats.stray_reset_bytes += 1,
+                        None => count(&mut self.stats.stray_reset_bytes),
                     }
                     continue;
                 }
@@ -953,7 +953,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
                     Some(Step::FromFrame(FrameEvent::NegotiationFailed))
                 }
                 Summary::Event => {
-                    self.stats.events += 1;
+                    count(&mut self.stats.events);
                     Some(Step::FromFrame(FrameEvent::AsyncEvent))
                 }
                 Summary::Greeting { .. } | Summary::Unknown => {
@@ -975,15 +975,15 @@ impl<'buf, const N: usize> Client<'buf, N> {
                     if sync.sentinel_seen && value == Some(sync.value) {
                         return self.finish_sync(sync);
                     }
-                    self.stats.discarded_while_syncing += 1;
+                    count(&mut self.stats.discarded_while_syncing);
                     return None;
                 }
                 if value.is_some() && value == self.abandoned_sync {
                     self.abandoned_sync = None;
-                    self.stats.late_replies += 1;
+                    count(&mut self.stats.late_replies);
                     return None;
                 }
-                self.stats.unmatched_replies += 1;
+                count(&mut self.stats.unmatched_replies);
                 Some(Step::FromFrame(FrameEvent::Unmatched))
             }
             Summary::Error {
@@ -993,15 +993,15 @@ impl<'buf, const N: usize> Client<'buf, N> {
                     if sync.sentinel_seen {
                         return self.finish_sync(sync);
                     }
-                    self.stats.discarded_while_syncing += 1;
+                    count(&mut self.stats.discarded_while_syncing);
                     return None;
                 }
-                self.stats.unattributed_errors += 1;
+                count(&mut self.stats.unattributed_errors);
                 Some(Step::FromFrame(FrameEvent::UnattributedError))
             }
             Summary::Return { id, .. } | Summary::Error { id } => self.on_reply(id),
             Summary::Event => {
-                self.stats.events += 1;
+                count(&mut self.stats.events);
                 Some(Step::FromFrame(FrameEvent::AsyncEvent))
             }
             Summary::Greeting { .. } | Summary::Unknown => {
@@ -1022,15 +1022,15 @@ impl<'buf, const N: usize> Client<'buf, N> {
                 return Some(Step::FromFrame(FrameEvent::Response(CommandId(id))));
             }
             if self.given_up.contains(id) {
-                self.stats.late_replies += 1;
+                count(&mut self.stats.late_replies);
                 return None;
             }
         }
         if self.sync.is_some() {
-            self.stats.discarded_while_syncing += 1;
+            count(&mut self.stats.discarded_while_syncing);
             return None;
         }
-        self.stats.unmatched_replies += 1;
+        count(&mut self.stats.unmatched_replies);
         Some(Step::FromFrame(FrameEvent::Unmatched))
     }
 
@@ -1539,6 +1539,13 @@ impl<const N: usize> RecentIds<N> {
     fn contains(&self, id: u64) -> bool {
         self.ids.get(..self.len).unwrap_or(&[]).contains(&id)
     }
+}
+
+/// Adds one to a counter of [`Stats`]: out of line in firmware, where each of the many
+/// 64-bit increments inline is larger than a call.
+#[cfg_attr(target_os = "none", inline(never))]
+fn count(counter: &mut u64) {
+    *counter += 1;
 }
 
 /// What [`Client::advance`] found to report.
