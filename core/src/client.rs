@@ -1541,10 +1541,10 @@ impl<const N: usize> RecentIds<N> {
     }
 }
 
-/// Adds one to a counter of [`Stats`]: out of line in firmware, where each of the many
-/// 64-bit increments inline is larger than a call.
+/// Adds one to a statistics counter (the client's and the framer's): out of line in
+/// firmware, where each of the many 64-bit increments inline is larger than a call.
 #[cfg_attr(target_os = "none", inline(never))]
-fn count(counter: &mut u64) {
+pub(crate) fn count(counter: &mut u64) {
     *counter += 1;
 }
 

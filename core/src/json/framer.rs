@@ -6,6 +6,7 @@ use super::raw::{MemberSpan, Members};
 use super::scanner::{Scanner, Step};
 use super::swar::find_line_break;
 use super::{JsonError, JsonErrorKind, RawJson, DEFAULT_MAX_DEPTH};
+use crate::client::count;
 
 /// Splits a byte stream into complete top-level JSON values, validating them as bytes
 /// arrive, inside the caller's receive buffer.
@@ -397,7 +398,7 @@ impl<'buf> Framer<'buf> {
                 let value_start = self.scanner.value_start;
                 self.start = end;
                 self.scan_pos = end;
-                self.stats.frames += 1;
+                count(&mut self.stats.frames);
                 self.last_frame = Some((value_start, end));
                 self.current_item()
             }
@@ -417,7 +418,7 @@ impl<'buf> Framer<'buf> {
                 };
                 self.start = at;
                 self.scan_pos = at;
-                self.stats.malformed += 1;
+                count(&mut self.stats.malformed);
                 Some(Item::Malformed {
                     error: JsonError::new(kind, self.base + at as u64),
                 })
@@ -543,7 +544,7 @@ fn skip_scan(
             data.len()
         }
         Step::ValueEnd { end } => {
-            stats.oversize += 1;
+            count(&mut stats.oversize);
             *pending = Some(Pending::Oversize {
                 len: base + end as u64 - value_offset,
                 id: scanner.found_id(),
@@ -559,7 +560,7 @@ fn skip_scan(
             let resume_here =
                 previous == b'\n' && matches!(kind, JsonErrorKind::UnexpectedByte { byte: b'{' });
             scanner.reset();
-            stats.malformed += 1;
+            count(&mut stats.malformed);
             *pending = Some(Pending::Malformed(JsonError::new(kind, base + at as u64)));
             *mode = if resume_here {
                 Mode::Normal
