@@ -451,7 +451,13 @@ pub enum Event<'a> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Resolution {
-    Failed(CommandFailure),
+    /// [`CommandFailure::TimedOut`].
+    TimedOut,
+    /// [`CommandFailure::ConnectionClosed`].
+    ConnectionClosed,
+    /// [`CommandFailure::ReplyTooLarge`], of [`Pending::reply_len`] bytes (kept apart so
+    /// that this enum, checked on every pass over the table, is one byte).
+    ReplyTooLarge,
     SilentSuccess,
 }
 
@@ -463,6 +469,8 @@ struct Pending {
     replies_on_success: bool,
     is_quit: bool,
     resolution: Option<Resolution>,
+    /// The skipped reply's length, for [`Resolution::ReplyTooLarge`].
+    reply_len: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -682,7 +690,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
                 if now >= deadline {
                     expired = true;
                     p.resolution = Some(if p.replies_on_success {
-                        Resolution::Failed(CommandFailure::TimedOut)
+                        Resolution::TimedOut
                     } else {
                         Resolution::SilentSuccess
                     });
@@ -715,7 +723,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
                 p.resolution = Some(if end_of_stream && (p.is_quit || !p.replies_on_success) {
                     Resolution::SilentSuccess
                 } else {
-                    Resolution::Failed(CommandFailure::ConnectionClosed)
+                    Resolution::ConnectionClosed
                 });
             }
         }
@@ -813,8 +821,8 @@ impl<'buf, const N: usize> Client<'buf, N> {
                     match id.and_then(|id| self.unresolved(id)) {
                         Some(index) => {
                             if let Some(p) = self.pending.get_mut(index) {
-                                p.resolution =
-                                    Some(Resolution::Failed(CommandFailure::ReplyTooLarge { len }));
+                                p.resolution = Some(Resolution::ReplyTooLarge);
+                                p.reply_len = len;
                             }
                             continue;
                         }
@@ -901,18 +909,21 @@ impl<'buf, const N: usize> Client<'buf, N> {
         let p = *self.pending.get(index)?;
         self.remove_pending(index);
         let id = CommandId(p.id);
-        match p.resolution? {
-            Resolution::Failed(reason) => {
-                if reason == CommandFailure::TimedOut {
-                    self.given_up.remember(p.id);
-                }
-                Some(Event::CommandFailed { id, reason })
+        let reason = match p.resolution? {
+            Resolution::TimedOut => {
+                self.given_up.remember(p.id);
+                CommandFailure::TimedOut
             }
-            Resolution::SilentSuccess => Some(Event::Response(Response {
-                id,
-                result: Ok(RawJson::EMPTY_OBJECT),
-            })),
-        }
+            Resolution::ConnectionClosed => CommandFailure::ConnectionClosed,
+            Resolution::ReplyTooLarge => CommandFailure::ReplyTooLarge { len: p.reply_len },
+            Resolution::SilentSuccess => {
+                return Some(Event::Response(Response {
+                    id,
+                    result: Ok(RawJson::EMPTY_OBJECT),
+                }))
+            }
+        };
+        Some(Event::CommandFailed { id, reason })
     }
 
     fn on_message(&mut self, message: Summary) -> Option<Step> {
@@ -1247,7 +1258,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
         // is not left hanging.
         if let Some(previous) = self.sync.take() {
             if let Some(p) = self.pending.iter_mut().find(|p| p.id == previous.id) {
-                p.resolution = Some(Resolution::Failed(CommandFailure::TimedOut));
+                p.resolution = Some(Resolution::TimedOut);
             }
             self.abandoned_sync = Some(previous.value);
         }
@@ -1294,6 +1305,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
             replies_on_success,
             is_quit,
             resolution: None,
+            reply_len: 0,
         };
         // `reserve_slot` checked the capacity.
         let _ = self.pending.push(entry);
