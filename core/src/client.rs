@@ -989,10 +989,12 @@ impl<'buf, const N: usize> Client<'buf, N> {
                     count(&mut self.stats.discarded_while_syncing);
                     return None;
                 }
-                if value.is_some() && value == self.abandoned_sync {
-                    self.abandoned_sync = None;
-                    count(&mut self.stats.late_replies);
-                    return None;
+                if let (Some(value), Some(late)) = (value, self.abandoned_sync) {
+                    if value == late {
+                        self.abandoned_sync = None;
+                        count(&mut self.stats.late_replies);
+                        return None;
+                    }
                 }
                 count(&mut self.stats.unmatched_replies);
                 Some(Step::FromFrame(FrameEvent::Unmatched))
