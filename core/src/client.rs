@@ -451,7 +451,13 @@ pub enum Event<'a> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Resolution {
-    Failed(CommandFailure),
+    /// [`CommandFailure::TimedOut`].
+    TimedOut,
+    /// [`CommandFailure::ConnectionClosed`].
+    ConnectionClosed,
+    /// [`CommandFailure::ReplyTooLarge`], of [`Pending::reply_len`] bytes (kept apart so
+    /// that this enum, checked on every pass over the table, is one byte).
+    ReplyTooLarge,
     SilentSuccess,
 }
 
@@ -463,6 +469,8 @@ struct Pending {
     replies_on_success: bool,
     is_quit: bool,
     resolution: Option<Resolution>,
+    /// The skipped reply's length, for [`Resolution::ReplyTooLarge`].
+    reply_len: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -654,17 +662,25 @@ impl<'buf, const N: usize> Client<'buf, N> {
 
     /// Expires deadlines at `now`. Safe to call at any time, as often as convenient.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let _ = self.expire(now);
+    }
+
+    /// [`Client::handle_timeout`], returning whether a deadline was due (whether
+    /// [`Client::poll_timeout`] was at or before `now`), so a driver needs no separate
+    /// [`Client::poll_timeout`] check.
+    pub(crate) fn expire(&mut self, now: Instant) -> bool {
         if self.state == State::Closed {
-            return;
+            return false;
         }
         if self.state == State::AwaitingGreeting {
             if let Some(deadline) = self.greeting_deadline {
                 if now >= deadline {
                     self.close(CloseReason::GreetingTimedOut);
-                    return;
+                    return true;
                 }
             }
         }
+        let mut expired = false;
         let mut sync_expired = false;
         for p in self.pending.iter_mut() {
             if p.resolution.is_some() {
@@ -672,8 +688,9 @@ impl<'buf, const N: usize> Client<'buf, N> {
             }
             if let Some(deadline) = p.deadline {
                 if now >= deadline {
+                    expired = true;
                     p.resolution = Some(if p.replies_on_success {
-                        Resolution::Failed(CommandFailure::TimedOut)
+                        Resolution::TimedOut
                     } else {
                         Resolution::SilentSuccess
                     });
@@ -688,6 +705,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
             // their own deadlines instead of waiting forever.
             self.abandon_sync();
         }
+        expired
     }
 
     /// Closes the session from this side: every command in flight is resolved with
@@ -705,7 +723,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
                 p.resolution = Some(if end_of_stream && (p.is_quit || !p.replies_on_success) {
                     Resolution::SilentSuccess
                 } else {
-                    Resolution::Failed(CommandFailure::ConnectionClosed)
+                    Resolution::ConnectionClosed
                 });
             }
         }
@@ -799,12 +817,12 @@ impl<'buf, const N: usize> Client<'buf, N> {
                     Summary::of(Message::classify_members(frame.value(), frame.members()))
                 }
                 Some(Item::Oversize { len, id }) => {
-                    self.stats.oversize += 1;
+                    count(&mut self.stats.oversize);
                     match id.and_then(|id| self.unresolved(id)) {
                         Some(index) => {
                             if let Some(p) = self.pending.get_mut(index) {
-                                p.resolution =
-                                    Some(Resolution::Failed(CommandFailure::ReplyTooLarge { len }));
+                                p.resolution = Some(Resolution::ReplyTooLarge);
+                                p.reply_len = len;
                             }
                             continue;
                         }
@@ -812,13 +830,13 @@ impl<'buf, const N: usize> Client<'buf, N> {
                     }
                 }
                 Some(Item::Malformed { error }) => {
-                    self.stats.malformed += 1;
+                    count(&mut self.stats.malformed);
                     return Some(Step::Owned(Event::Malformed(error)));
                 }
                 Some(Item::Sentinel) => {
                     match self.sync.as_mut() {
                         Some(sync) => sync.sentinel_seen = true,
-                        None => self.stats.stray_reset_bytes += 1,
+                        None => count(&mut self.stats.stray_reset_bytes),
                     }
                     continue;
                 }
@@ -891,18 +909,21 @@ impl<'buf, const N: usize> Client<'buf, N> {
         let p = *self.pending.get(index)?;
         self.remove_pending(index);
         let id = CommandId(p.id);
-        match p.resolution? {
-            Resolution::Failed(reason) => {
-                if reason == CommandFailure::TimedOut {
-                    self.given_up.remember(p.id);
-                }
-                Some(Event::CommandFailed { id, reason })
+        let reason = match p.resolution? {
+            Resolution::TimedOut => {
+                self.given_up.remember(p.id);
+                CommandFailure::TimedOut
             }
-            Resolution::SilentSuccess => Some(Event::Response(Response {
-                id,
-                result: Ok(RawJson::EMPTY_OBJECT),
-            })),
-        }
+            Resolution::ConnectionClosed => CommandFailure::ConnectionClosed,
+            Resolution::ReplyTooLarge => CommandFailure::ReplyTooLarge { len: p.reply_len },
+            Resolution::SilentSuccess => {
+                return Some(Event::Response(Response {
+                    id,
+                    result: Ok(RawJson::EMPTY_OBJECT),
+                }))
+            }
+        };
+        Some(Event::CommandFailed { id, reason })
     }
 
     fn on_message(&mut self, message: Summary) -> Option<Step> {
@@ -943,7 +964,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
                     Some(Step::FromFrame(FrameEvent::NegotiationFailed))
                 }
                 Summary::Event => {
-                    self.stats.events += 1;
+                    count(&mut self.stats.events);
                     Some(Step::FromFrame(FrameEvent::AsyncEvent))
                 }
                 Summary::Greeting { .. } | Summary::Unknown => {
@@ -965,15 +986,17 @@ impl<'buf, const N: usize> Client<'buf, N> {
                     if sync.sentinel_seen && value == Some(sync.value) {
                         return self.finish_sync(sync);
                     }
-                    self.stats.discarded_while_syncing += 1;
+                    count(&mut self.stats.discarded_while_syncing);
                     return None;
                 }
-                if value.is_some() && value == self.abandoned_sync {
-                    self.abandoned_sync = None;
-                    self.stats.late_replies += 1;
-                    return None;
+                if let (Some(value), Some(late)) = (value, self.abandoned_sync) {
+                    if value == late {
+                        self.abandoned_sync = None;
+                        count(&mut self.stats.late_replies);
+                        return None;
+                    }
                 }
-                self.stats.unmatched_replies += 1;
+                count(&mut self.stats.unmatched_replies);
                 Some(Step::FromFrame(FrameEvent::Unmatched))
             }
             Summary::Error {
@@ -983,15 +1006,15 @@ impl<'buf, const N: usize> Client<'buf, N> {
                     if sync.sentinel_seen {
                         return self.finish_sync(sync);
                     }
-                    self.stats.discarded_while_syncing += 1;
+                    count(&mut self.stats.discarded_while_syncing);
                     return None;
                 }
-                self.stats.unattributed_errors += 1;
+                count(&mut self.stats.unattributed_errors);
                 Some(Step::FromFrame(FrameEvent::UnattributedError))
             }
             Summary::Return { id, .. } | Summary::Error { id } => self.on_reply(id),
             Summary::Event => {
-                self.stats.events += 1;
+                count(&mut self.stats.events);
                 Some(Step::FromFrame(FrameEvent::AsyncEvent))
             }
             Summary::Greeting { .. } | Summary::Unknown => {
@@ -1012,15 +1035,15 @@ impl<'buf, const N: usize> Client<'buf, N> {
                 return Some(Step::FromFrame(FrameEvent::Response(CommandId(id))));
             }
             if self.given_up.contains(id) {
-                self.stats.late_replies += 1;
+                count(&mut self.stats.late_replies);
                 return None;
             }
         }
         if self.sync.is_some() {
-            self.stats.discarded_while_syncing += 1;
+            count(&mut self.stats.discarded_while_syncing);
             return None;
         }
-        self.stats.unmatched_replies += 1;
+        count(&mut self.stats.unmatched_replies);
         Some(Step::FromFrame(FrameEvent::Unmatched))
     }
 
@@ -1237,7 +1260,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
         // is not left hanging.
         if let Some(previous) = self.sync.take() {
             if let Some(p) = self.pending.iter_mut().find(|p| p.id == previous.id) {
-                p.resolution = Some(Resolution::Failed(CommandFailure::TimedOut));
+                p.resolution = Some(Resolution::TimedOut);
             }
             self.abandoned_sync = Some(previous.value);
         }
@@ -1284,6 +1307,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
             replies_on_success,
             is_quit,
             resolution: None,
+            reply_len: 0,
         };
         // `reserve_slot` checked the capacity.
         let _ = self.pending.push(entry);
@@ -1531,6 +1555,13 @@ impl<const N: usize> RecentIds<N> {
     }
 }
 
+/// Adds one to a statistics counter (the client's and the framer's): out of line in
+/// firmware, where each of the many 64-bit increments inline is larger than a call.
+#[cfg_attr(target_os = "none", inline(never))]
+pub(crate) fn count(counter: &mut u64) {
+    *counter += 1;
+}
+
 /// What [`Client::advance`] found to report.
 enum Step {
     /// An event that borrows nothing.
@@ -1628,6 +1659,42 @@ mod tests {
                 core::str::from_utf8(text).unwrap_or("?")
             );
         }
+    }
+
+    /// `expire` (the drivers' `handle_timeout`) reports a due deadline exactly when
+    /// `poll_timeout` is at or before `now`, for the greeting's and commands' deadlines.
+    #[test]
+    fn expire_reports_what_poll_timeout_says_is_due() {
+        use crate::commands::QueryStatus;
+        use crate::time::Duration;
+        let at = Instant::from_millis;
+        let check = |client: &mut Client<'_, 4>, now: Instant| {
+            let due = client
+                .poll_timeout()
+                .is_some_and(|deadline| deadline <= now);
+            assert_eq!(client.expire(now), due, "at {} ms", now.as_millis());
+            due
+        };
+        let (mut rx, mut tx) = ([0u8; 256], [0u8; 256]);
+        let config = Config::qmp().with_greeting_timeout(Some(Duration::from_millis(1_000)));
+        let mut client: Client<'_, 4> = Client::new(config, at(0), &mut rx, &mut tx);
+        assert!(!check(&mut client, at(999)));
+        assert!(check(&mut client, at(1_000)));
+        assert_eq!(client.state(), State::Closed);
+        assert!(!check(&mut client, at(5_000)));
+
+        let (mut rx, mut tx) = ([0u8; 256], [0u8; 256]);
+        let config = Config::guest_agent().with_command_timeout(Some(Duration::from_millis(1_000)));
+        let mut client: Client<'_, 4> = Client::new(config, at(0), &mut rx, &mut tx);
+        assert!(client.execute(at(0), &QueryStatus).is_ok());
+        assert!(client.execute(at(100), &QueryStatus).is_ok());
+        let mut expired = 0;
+        for now in [0, 500, 999, 1_000, 1_000, 1_050, 1_100, 1_101, 2_000] {
+            if check(&mut client, at(now)) {
+                expired += 1;
+            }
+        }
+        assert_eq!(expired, 2);
     }
 
     #[test]

@@ -263,9 +263,8 @@ where
         self.flush()?;
         loop {
             let now = self.clock.now();
-            if self.client.poll_timeout().is_some_and(|due| due <= now) {
-                // Resolves what timed out; the caller drains the events.
-                self.client.handle_timeout(now);
+            if self.client.expire(now) {
+                // Resolved what timed out; the caller drains the events.
                 return Ok(());
             }
             if self.io.read_ready().map_err(DriverError::Io)? {

@@ -296,15 +296,27 @@ pub enum ErrorClass<'a> {
     Other(JsonStr<'a>),
 }
 
+/// The wire names of the classes [`ErrorClass::from_name`] knows, in declaration order.
+const KNOWN_CLASSES: [&str; 5] = [
+    "GenericError",
+    "CommandNotFound",
+    "DeviceNotActive",
+    "DeviceNotFound",
+    "KVMMissingCap",
+];
+
 impl<'a> ErrorClass<'a> {
     /// Maps a class name to the enum.
     pub fn from_name(name: JsonStr<'a>) -> Self {
-        match name.as_plain() {
-            Some("GenericError") => ErrorClass::GenericError,
-            Some("CommandNotFound") => ErrorClass::CommandNotFound,
-            Some("DeviceNotActive") => ErrorClass::DeviceNotActive,
-            Some("DeviceNotFound") => ErrorClass::DeviceNotFound,
-            Some("KVMMissingCap") => ErrorClass::KvmMissingCap,
+        let known = name
+            .as_plain()
+            .and_then(|text| KNOWN_CLASSES.iter().position(|known| *known == text));
+        match known {
+            Some(0) => ErrorClass::GenericError,
+            Some(1) => ErrorClass::CommandNotFound,
+            Some(2) => ErrorClass::DeviceNotActive,
+            Some(3) => ErrorClass::DeviceNotFound,
+            Some(4) => ErrorClass::KvmMissingCap,
             _ => ErrorClass::Other(name),
         }
     }
@@ -384,6 +396,48 @@ impl Timestamp {
                 microseconds,
             },
             _ => Timestamp::UNKNOWN,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_classes_are_known_by_their_exact_wire_names() {
+        for (text, class) in [
+            ("GenericError", ErrorClass::GenericError),
+            ("CommandNotFound", ErrorClass::CommandNotFound),
+            ("DeviceNotActive", ErrorClass::DeviceNotActive),
+            ("DeviceNotFound", ErrorClass::DeviceNotFound),
+            ("KVMMissingCap", ErrorClass::KvmMissingCap),
+        ] {
+            let found = ErrorClass::from_name(JsonStr::from_validated(text.as_bytes()));
+            assert!(
+                matches!(
+                    (found, class),
+                    (ErrorClass::GenericError, ErrorClass::GenericError)
+                        | (ErrorClass::CommandNotFound, ErrorClass::CommandNotFound)
+                        | (ErrorClass::DeviceNotActive, ErrorClass::DeviceNotActive)
+                        | (ErrorClass::DeviceNotFound, ErrorClass::DeviceNotFound)
+                        | (ErrorClass::KvmMissingCap, ErrorClass::KvmMissingCap)
+                ),
+                "{text}"
+            );
+            assert_eq!(found.name(), text);
+        }
+        // Escaped spellings, other cases and prefixes are not the known classes.
+        for text in [
+            r"Generic\u0045rror",
+            "genericerror",
+            "Generic",
+            "GenericErrors",
+            "",
+        ] {
+            let found = ErrorClass::from_name(JsonStr::from_validated(text.as_bytes()));
+            assert!(matches!(found, ErrorClass::Other(_)), "{text}");
+            assert_eq!(found.name(), text);
         }
     }
 }

@@ -4,8 +4,9 @@ use core::fmt;
 
 use super::raw::{MemberSpan, Members};
 use super::scanner::{Scanner, Step};
-use super::swar::{eq_bytes, first_flagged, load, WORD_BYTES};
+use super::swar::find_line_break;
 use super::{JsonError, JsonErrorKind, RawJson, DEFAULT_MAX_DEPTH};
+use crate::client::count;
 
 /// Splits a byte stream into complete top-level JSON values, validating them as bytes
 /// arrive, inside the caller's receive buffer.
@@ -397,7 +398,7 @@ impl<'buf> Framer<'buf> {
                 let value_start = self.scanner.value_start;
                 self.start = end;
                 self.scan_pos = end;
-                self.stats.frames += 1;
+                count(&mut self.stats.frames);
                 self.last_frame = Some((value_start, end));
                 self.current_item()
             }
@@ -417,7 +418,7 @@ impl<'buf> Framer<'buf> {
                 };
                 self.start = at;
                 self.scan_pos = at;
-                self.stats.malformed += 1;
+                count(&mut self.stats.malformed);
                 Some(Item::Malformed {
                     error: JsonError::new(kind, self.base + at as u64),
                 })
@@ -449,15 +450,7 @@ impl<'buf> Framer<'buf> {
                     Some(_) => line_start = false,
                 }
             }
-            // Find the next LF or 0xFF.
-            while let Some(word) = load(data, pos) {
-                let mask = eq_bytes(word, b'\n') | eq_bytes(word, 0xFF);
-                if mask != 0 {
-                    pos += first_flagged(mask);
-                    break;
-                }
-                pos += WORD_BYTES;
-            }
+            pos = find_line_break(data, pos);
             match data.get(pos) {
                 None => {
                     line_start = false;
@@ -551,7 +544,7 @@ fn skip_scan(
             data.len()
         }
         Step::ValueEnd { end } => {
-            stats.oversize += 1;
+            count(&mut stats.oversize);
             *pending = Some(Pending::Oversize {
                 len: base + end as u64 - value_offset,
                 id: scanner.found_id(),
@@ -567,7 +560,7 @@ fn skip_scan(
             let resume_here =
                 previous == b'\n' && matches!(kind, JsonErrorKind::UnexpectedByte { byte: b'{' });
             scanner.reset();
-            stats.malformed += 1;
+            count(&mut stats.malformed);
             *pending = Some(Pending::Malformed(JsonError::new(kind, base + at as u64)));
             *mode = if resume_here {
                 Mode::Normal

@@ -68,9 +68,20 @@ pub(crate) fn skip_whitespace(bytes: &[u8], mut pos: usize) -> usize {
 /// In validated text, `pos` just after an opening quote: the index just after the closing
 /// quote (or `bytes.len()` if there is none).
 #[inline]
-pub(crate) fn skip_string_body(bytes: &[u8], mut pos: usize) -> usize {
+pub(crate) fn skip_string_body(bytes: &[u8], pos: usize) -> usize {
+    skip_string_body_in::<WORD_AT_A_TIME>(bytes, pos)
+}
+
+/// Whether the skipping functions look at a machine word per step (hosts) or one byte
+/// per step (firmware, where the word loop costs flash and the messages are short). Both
+/// find the same positions (`tests::byte_and_word_skips_agree`; the framer's line search
+/// too).
+pub(crate) const WORD_AT_A_TIME: bool = !cfg!(target_os = "none");
+
+#[inline]
+fn skip_string_body_in<const WORDS: bool>(bytes: &[u8], mut pos: usize) -> usize {
     loop {
-        while let Some(word) = load(bytes, pos) {
+        while let Some(word) = if WORDS { load(bytes, pos) } else { None } {
             let mask = eq_bytes(word, b'"') | eq_bytes(word, b'\\');
             if mask != 0 {
                 pos += first_flagged(mask);
@@ -89,6 +100,31 @@ pub(crate) fn skip_string_body(bytes: &[u8], mut pos: usize) -> usize {
 
 /// Flags `"`, and the bracket candidates `[ ] { }` (plus `Y _ y DEL`, which share their
 /// masked bit pattern and are filtered by the caller).
+/// The index of the first LF or 0xFF byte at or after `pos` (the end of a line, or a
+/// guest-agent sentinel), or `bytes.len()` if there is none (`pos` if it is past the end).
+#[inline]
+pub(crate) fn find_line_break(bytes: &[u8], pos: usize) -> usize {
+    find_line_break_in::<WORD_AT_A_TIME>(bytes, pos)
+}
+
+#[inline]
+fn find_line_break_in<const WORDS: bool>(bytes: &[u8], mut pos: usize) -> usize {
+    loop {
+        while let Some(word) = if WORDS { load(bytes, pos) } else { None } {
+            let mask = eq_bytes(word, b'\n') | eq_bytes(word, 0xFF);
+            if mask != 0 {
+                pos += first_flagged(mask);
+                break;
+            }
+            pos += WORD_BYTES;
+        }
+        match bytes.get(pos) {
+            None | Some(b'\n' | 0xFF) => return pos,
+            Some(_) => pos += 1,
+        }
+    }
+}
+
 #[cfg_attr(not(target_os = "none"), inline(always))]
 #[cfg_attr(target_os = "none", inline)]
 const fn structural_mask(word: Word) -> Word {
@@ -97,10 +133,15 @@ const fn structural_mask(word: Word) -> Word {
 
 /// In validated text, `pos` at a `{` or `[`: the index just after the matching close.
 #[inline]
-pub(crate) fn skip_container(bytes: &[u8], mut pos: usize) -> usize {
+pub(crate) fn skip_container(bytes: &[u8], pos: usize) -> usize {
+    skip_container_in::<WORD_AT_A_TIME>(bytes, pos)
+}
+
+#[inline]
+fn skip_container_in<const WORDS: bool>(bytes: &[u8], mut pos: usize) -> usize {
     let mut depth: usize = 0;
     loop {
-        while let Some(word) = load(bytes, pos) {
+        while let Some(word) = if WORDS { load(bytes, pos) } else { None } {
             let mask = structural_mask(word);
             if mask != 0 {
                 pos += first_flagged(mask);
@@ -110,7 +151,7 @@ pub(crate) fn skip_container(bytes: &[u8], mut pos: usize) -> usize {
         }
         match bytes.get(pos) {
             None => return bytes.len(),
-            Some(b'"') => pos = skip_string_body(bytes, pos + 1),
+            Some(b'"') => pos = skip_string_body_in::<WORDS>(bytes, pos + 1),
             Some(b'{' | b'[') => {
                 depth += 1;
                 pos += 1;
@@ -165,6 +206,60 @@ mod tests {
         // A zero byte followed by 0x01: the borrow may flag the 0x01 too, never earlier.
         let word = u64::from_le_bytes([b'x', 0, 1, b'x', b'x', b'x', b'x', b'x']) as Word;
         assert_eq!(first_flagged(zero_bytes(word)), 1);
+    }
+
+    /// The byte-per-step variants (firmware) find the same positions as the word-per-step
+    /// ones (hosts), from every start, on inputs dense in the bytes they look for.
+    #[test]
+    fn byte_and_word_skips_agree() {
+        const ALPHABET: &[u8] = b"\"\\{}[]\nYy\x7F\xFFa ,:0";
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let fixed: [&[u8]; 4] = [
+            br#"{"a\"}": [1, {"b": "]"}], "c": tru}"#,
+            b"line one\nline two\xFFrest",
+            br#""abc\\"x"#,
+            b"",
+        ];
+        let mut text = [0u8; 40];
+        for round in 0..4_000 {
+            let len = (next() % 40) as usize;
+            for byte in text.iter_mut() {
+                let pick = next() as usize;
+                *byte = if pick.is_multiple_of(3) {
+                    ALPHABET[(pick >> 8) % ALPHABET.len()]
+                } else {
+                    b'a' + (pick % 26) as u8
+                };
+            }
+            let bytes: &[u8] = if round < fixed.len() {
+                fixed[round]
+            } else {
+                &text[..len]
+            };
+            for pos in 0..=bytes.len() + 2 {
+                assert_eq!(
+                    skip_string_body_in::<false>(bytes, pos),
+                    skip_string_body_in::<true>(bytes, pos),
+                    "string {bytes:?} from {pos}"
+                );
+                assert_eq!(
+                    skip_container_in::<false>(bytes, pos),
+                    skip_container_in::<true>(bytes, pos),
+                    "container {bytes:?} from {pos}"
+                );
+                assert_eq!(
+                    find_line_break_in::<false>(bytes, pos),
+                    find_line_break_in::<true>(bytes, pos),
+                    "line break {bytes:?} from {pos}"
+                );
+            }
+        }
     }
 
     #[test]
