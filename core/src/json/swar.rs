@@ -213,13 +213,7 @@ mod tests {
     #[test]
     fn byte_and_word_skips_agree() {
         const ALPHABET: &[u8] = b"\"\\{}[]\nYy\x7F\xFFa ,:0";
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = crate::json::tests::Rng(0x2545_F491_4F6C_DD1D);
         let fixed: [&[u8]; 4] = [
             br#"{"a\"}": [1, {"b": "]"}], "c": tru}"#,
             b"line one\nline two\xFFrest",
@@ -229,9 +223,9 @@ mod tests {
         let mut text = [0u8; 40];
         let rounds = if cfg!(miri) { 40 } else { 4_000 };
         for round in 0..rounds {
-            let len = (next() % 40) as usize;
+            let len = rng.below(40);
             for byte in text.iter_mut() {
-                let pick = next() as usize;
+                let pick = rng.next() as usize;
                 *byte = if pick.is_multiple_of(3) {
                     ALPHABET[(pick >> 8) % ALPHABET.len()]
                 } else {

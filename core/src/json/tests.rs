@@ -861,14 +861,14 @@ const VECTORS: &str = concat!(
 );
 
 #[cfg(not(miri))]
-fn vector(name: &str) -> Vec<u8> {
+pub(crate) fn vector(name: &str) -> Vec<u8> {
     let path = format!("{VECTORS}{name}");
     std::fs::read(&path).unwrap_or_else(|error| panic!("cannot read {path}: {error}"))
 }
 
 /// Under Miri (no file system) the vectors come from `include_bytes!`.
 #[cfg(miri)]
-fn vector(name: &str) -> Vec<u8> {
+pub(crate) fn vector(name: &str) -> Vec<u8> {
     macro_rules! embedded {
         ($($file:literal),*) => {
             match name {
@@ -887,7 +887,7 @@ fn vector(name: &str) -> Vec<u8> {
     )
 }
 
-fn vector_names() -> Vec<String> {
+pub(crate) fn vector_names() -> Vec<String> {
     if cfg!(miri) {
         return [
             "01-greeting.s2c",
@@ -1116,15 +1116,21 @@ fn walker_matches_serde_json_on_vectors() {
 // Garbage and random splits
 // ---------------------------------------------------------------------------------------
 
-/// A deterministic pseudo-random generator (xorshift).
-struct Rng(u64);
+/// A deterministic pseudo-random generator (xorshift), for this module's tests and the
+/// scanner's and SWAR helpers' differential tests.
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
+    }
+
+    /// A number below `n` (which must not be 0).
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
     }
 }
 

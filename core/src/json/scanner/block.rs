@@ -18,7 +18,9 @@
 //! and reports any error at the same position, with the same kind, as without the fast
 //! path.
 
-use super::{literal_rest, scan_literal, scan_number, Expect, NumberState, Scanner, TokenEnd};
+use super::{
+    literal_rest, number_after_first, scan_literal, scan_number, Expect, Scanner, TokenEnd,
+};
 
 /// Bytes per block.
 pub(super) const BLOCK: usize = 64;
@@ -324,11 +326,7 @@ impl Scanner {
                             let mut rest = literal_rest(byte);
                             scan_literal(data, at + 1, &mut rest)
                         } else {
-                            let mut number = match byte {
-                                b'-' => NumberState::Minus,
-                                b'0' => NumberState::Zero,
-                                _ => NumberState::Int,
-                            };
+                            let mut number = number_after_first(byte);
                             scan_number(data, at + 1, &mut number)
                         };
                         let TokenEnd::Done(end) = ended else {
