@@ -13,6 +13,7 @@
 
 use core::fmt;
 
+mod decode;
 mod framer;
 mod raw;
 mod scanner;

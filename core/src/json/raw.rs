@@ -175,9 +175,7 @@ impl<'a> RawJson<'a> {
     /// wire (`a\"b` stays `a\"b`). Use [`JsonStr`] fields to decode them later, or
     /// [`deserialize_unescaped`](RawJson::deserialize_unescaped).
     pub fn deserialize<T: serde::Deserialize<'a>>(&self) -> Result<T, DecodeError> {
-        serde_json_core::from_slice(self.bytes)
-            .map(|(value, _)| value)
-            .map_err(DecodeError::Json)
+        super::decode::from_slice(self.bytes).map_err(DecodeError::Json)
     }
 
     /// Decodes the value into `T`, unescaping strings through `scratch`.
@@ -185,14 +183,13 @@ impl<'a> RawJson<'a> {
     /// A string without escapes is still borrowed from the value. A string with escapes is
     /// unescaped into `scratch` and handed over as a transient `&str`: owned fields such as
     /// `heapless::String<N>` accept it, but a `&'a str` field then fails with an invalid
-    /// type error. serde-json-core cannot decode `\u` surrogate pairs here.
+    /// type error. Escapes decode as [`JsonStr::chars`] decodes them: surrogate pairs
+    /// combined, a lone surrogate as U+FFFD. [`JsonStr`] fields stay escaped.
     pub fn deserialize_unescaped<T: serde::Deserialize<'a>>(
         &self,
         scratch: &mut [u8],
     ) -> Result<T, DecodeError> {
-        serde_json_core::from_slice_escaped(self.bytes, scratch)
-            .map(|(value, _)| value)
-            .map_err(DecodeError::Json)
+        super::decode::from_slice_unescaped(self.bytes, scratch).map_err(DecodeError::Json)
     }
 }
 
