@@ -400,7 +400,10 @@ impl Scanner {
         self.recording = self.record_enabled && first == b'{';
         self.spans_valid = self.recording;
         self.span_count = 0;
-        self.id = IdTracker::NEW;
+        // The capture bytes need no clearing: only `capture[..len]` is ever read.
+        self.id.state = IdState::Idle;
+        self.id.len = 0;
+        self.id.overflow = false;
     }
 
     /// A key starts at depth 1 (`pos` is its opening quote).
