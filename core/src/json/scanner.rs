@@ -83,6 +83,11 @@ enum StringState {
 /// Progress inside a number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum NumberState {
+    /// Before the first byte (firmware's compact scanner starts numbers there, so the
+    /// first byte is scanned, and captured for the id tracker, like the others; the
+    /// host's scanner starts after the first byte).
+    #[cfg_attr(not(any(target_os = "none", test)), allow(dead_code))]
+    Start,
     /// After `-`.
     Minus,
     /// After a leading `0`.
@@ -121,8 +126,10 @@ const fn literal_rest(first: u8) -> &'static [u8] {
     }
 }
 
-/// The number state after its first byte (`-` or a digit).
-#[cfg_attr(not(target_os = "none"), inline(always))]
+/// The number state after its first byte (`-` or a digit), for the host's scanner
+/// (firmware's starts a number at [`NumberState::Start`] and scans its first byte too).
+#[cfg(not(target_os = "none"))]
+#[inline(always)]
 const fn number_after_first(first: u8) -> NumberState {
     match first {
         b'-' => NumberState::Minus,
@@ -656,12 +663,9 @@ impl Scanner {
                                 Token::None
                             }
                             b'-' | b'0'..=b'9' => {
-                                // The number's first byte, which `resume_token` will not
-                                // see, for the id tracker.
-                                if self.id.capturing() {
-                                    self.id.append(core::slice::from_ref(&byte));
-                                }
-                                Token::Number(number_after_first(byte))
+                                // `resume_token` scans the number from its first byte.
+                                self.token = Token::Number(NumberState::Start);
+                                continue;
                             }
                             b't' | b'f' | b'n' => Token::Literal {
                                 rest: literal_rest(byte),
@@ -1261,19 +1265,28 @@ fn scan_string(data: &[u8], mut pos: usize, state: &mut StringState) -> TokenEnd
 /// digit, and is invalid otherwise). The same transitions as the host's `scan_number`;
 /// a table is smaller in firmware than the match.
 #[cfg(any(target_os = "none", test))]
-const NUMBER_NEXT: [[Option<NumberState>; 6]; 8] = {
+const NUMBER_NEXT: [[Option<NumberState>; 7]; 9] = {
     use NumberState::*;
     const N: Option<NumberState> = None;
     [
-        // `0`, `1`-`9`, `.`, `e`/`E`, `+`/`-`, other
-        [Some(Zero), Some(Int), N, N, N, N], // Minus
-        [N, N, Some(Dot), Some(Exp), N, N],  // Zero
-        [Some(Int), Some(Int), Some(Dot), Some(Exp), N, N], // Int
-        [Some(Frac), Some(Frac), N, N, N, N], // Dot
-        [Some(Frac), Some(Frac), N, Some(Exp), N, N], // Frac
-        [Some(ExpDigits), Some(ExpDigits), N, N, Some(ExpSign), N], // Exp
-        [Some(ExpDigits), Some(ExpDigits), N, N, N, N], // ExpSign
-        [Some(ExpDigits), Some(ExpDigits), N, N, N, N], // ExpDigits
+        // `0`, `1`-`9`, `.`, `e`/`E`, `+`, `-`, other
+        [Some(Zero), Some(Int), N, N, N, Some(Minus), N], // Start
+        [Some(Zero), Some(Int), N, N, N, N, N],           // Minus
+        [N, N, Some(Dot), Some(Exp), N, N, N],            // Zero
+        [Some(Int), Some(Int), Some(Dot), Some(Exp), N, N, N], // Int
+        [Some(Frac), Some(Frac), N, N, N, N, N],          // Dot
+        [Some(Frac), Some(Frac), N, Some(Exp), N, N, N],  // Frac
+        [
+            Some(ExpDigits),
+            Some(ExpDigits),
+            N,
+            N,
+            Some(ExpSign),
+            Some(ExpSign),
+            N,
+        ], // Exp
+        [Some(ExpDigits), Some(ExpDigits), N, N, N, N, N], // ExpSign
+        [Some(ExpDigits), Some(ExpDigits), N, N, N, N, N], // ExpDigits
     ]
 };
 
@@ -1285,8 +1298,9 @@ fn number_byte_class(byte: u8) -> usize {
         b'1'..=b'9' => 1,
         b'.' => 2,
         b'e' | b'E' => 3,
-        b'+' | b'-' => 4,
-        _ => 5,
+        b'+' => 4,
+        b'-' => 5,
+        _ => 6,
     }
 }
 
@@ -1333,8 +1347,9 @@ fn scan_number(data: &[u8], mut pos: usize, state: &mut NumberState) -> TokenEnd
                 }
                 continue;
             }
-            (Minus, b'0') => Zero,
-            (Minus, b'1'..=b'9') => Int,
+            (Start, b'-') => Minus,
+            (Start | Minus, b'0') => Zero,
+            (Start | Minus, b'1'..=b'9') => Int,
             (Zero | Int, b'.') => Dot,
             (Zero | Int | Frac, b'e' | b'E') => Exp,
             (Dot, b'0'..=b'9') => Frac,
@@ -1546,7 +1561,7 @@ mod compact_tests {
     #[cfg_attr(miri, ignore)]
     fn table_number_scanner_matches_the_host_one() {
         use NumberState::*;
-        let states = [Minus, Zero, Int, Dot, Frac, Exp, ExpSign, ExpDigits];
+        let states = [Start, Minus, Zero, Int, Dot, Frac, Exp, ExpSign, ExpDigits];
         let agree = |start: NumberState, data: &[u8]| {
             let (mut host, mut table) = (start, start);
             let host_end = scan_number(data, 0, &mut host);
