@@ -60,12 +60,9 @@ enum Mode {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pending {
-    Oversize { len: u64, id: Option<u64> },
-    Malformed(JsonError),
-    Sentinel,
-}
+/// An item found while bytes were fed (skip mode), kept as the [`Item`] that
+/// [`Framer::next_item`] returns: never an [`Item::Frame`], so it borrows nothing.
+type Pending = Item<'static>;
 
 /// Counters kept by a [`Framer`] since it was created.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -358,11 +355,7 @@ impl<'buf> Framer<'buf> {
     pub fn next_item(&mut self) -> Option<Item<'_>> {
         self.last_frame = None;
         if let Some(pending) = self.pending.take() {
-            return Some(match pending {
-                Pending::Oversize { len, id } => Item::Oversize { len, id },
-                Pending::Malformed(error) => Item::Malformed { error },
-                Pending::Sentinel => Item::Sentinel,
-            });
+            return Some(pending);
         }
         loop {
             match self.mode {
@@ -545,7 +538,7 @@ fn skip_scan(
         }
         Step::ValueEnd { end } => {
             count(&mut stats.oversize);
-            *pending = Some(Pending::Oversize {
+            *pending = Some(Item::Oversize {
                 len: base + end as u64 - value_offset,
                 id: scanner.found_id(),
             });
@@ -561,7 +554,9 @@ fn skip_scan(
                 previous == b'\n' && matches!(kind, JsonErrorKind::UnexpectedByte { byte: b'{' });
             scanner.reset();
             count(&mut stats.malformed);
-            *pending = Some(Pending::Malformed(JsonError::new(kind, base + at as u64)));
+            *pending = Some(Item::Malformed {
+                error: JsonError::new(kind, base + at as u64),
+            });
             *mode = if resume_here {
                 Mode::Normal
             } else {
@@ -570,7 +565,7 @@ fn skip_scan(
             at
         }
         Step::Sentinel { at } => {
-            *pending = Some(Pending::Sentinel);
+            *pending = Some(Item::Sentinel);
             *mode = Mode::Normal;
             at + 1
         }

@@ -83,6 +83,11 @@ enum StringState {
 /// Progress inside a number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum NumberState {
+    /// Before the first byte (firmware's compact scanner starts numbers there, so the
+    /// first byte is scanned, and captured for the id tracker, like the others; the
+    /// host's scanner starts after the first byte).
+    #[cfg_attr(not(any(target_os = "none", test)), allow(dead_code))]
+    Start,
     /// After `-`.
     Minus,
     /// After a leading `0`.
@@ -121,8 +126,10 @@ const fn literal_rest(first: u8) -> &'static [u8] {
     }
 }
 
-/// The number state after its first byte (`-` or a digit).
-#[cfg_attr(not(target_os = "none"), inline(always))]
+/// The number state after its first byte (`-` or a digit), for the host's scanner
+/// (firmware's starts a number at [`NumberState::Start`] and scans its first byte too).
+#[cfg(not(target_os = "none"))]
+#[inline(always)]
 const fn number_after_first(first: u8) -> NumberState {
     match first {
         b'-' => NumberState::Minus,
@@ -400,7 +407,10 @@ impl Scanner {
         self.recording = self.record_enabled && first == b'{';
         self.spans_valid = self.recording;
         self.span_count = 0;
-        self.id = IdTracker::NEW;
+        // The capture bytes need no clearing: only `capture[..len]` is ever read.
+        self.id.state = IdState::Idle;
+        self.id.len = 0;
+        self.id.overflow = false;
     }
 
     /// A key starts at depth 1 (`pos` is its opening quote).
@@ -653,12 +663,9 @@ impl Scanner {
                                 Token::None
                             }
                             b'-' | b'0'..=b'9' => {
-                                // The number's first byte, which `resume_token` will not
-                                // see, for the id tracker.
-                                if self.id.capturing() {
-                                    self.id.append(core::slice::from_ref(&byte));
-                                }
-                                Token::Number(number_after_first(byte))
+                                // `resume_token` scans the number from its first byte.
+                                self.token = Token::Number(NumberState::Start);
+                                continue;
                             }
                             b't' | b'f' | b'n' => Token::Literal {
                                 rest: literal_rest(byte),
@@ -1253,9 +1260,79 @@ fn scan_string(data: &[u8], mut pos: usize, state: &mut StringState) -> TokenEnd
     }
 }
 
-/// Scans a number from `pos`; the terminating byte is not consumed.
-#[cfg_attr(not(target_os = "none"), inline(always))]
+/// The number states after each state on each byte class of [`number_byte_class`]
+/// (`None`: the number ends before the byte if it may end there and the byte is not a
+/// digit, and is invalid otherwise). The same transitions as the host's `scan_number`;
+/// a table is smaller in firmware than the match.
+#[cfg(any(target_os = "none", test))]
+const NUMBER_NEXT: [[Option<NumberState>; 7]; 9] = {
+    use NumberState::*;
+    const N: Option<NumberState> = None;
+    [
+        // `0`, `1`-`9`, `.`, `e`/`E`, `+`, `-`, other
+        [Some(Zero), Some(Int), N, N, N, Some(Minus), N], // Start
+        [Some(Zero), Some(Int), N, N, N, N, N],           // Minus
+        [N, N, Some(Dot), Some(Exp), N, N, N],            // Zero
+        [Some(Int), Some(Int), Some(Dot), Some(Exp), N, N, N], // Int
+        [Some(Frac), Some(Frac), N, N, N, N, N],          // Dot
+        [Some(Frac), Some(Frac), N, Some(Exp), N, N, N],  // Frac
+        [
+            Some(ExpDigits),
+            Some(ExpDigits),
+            N,
+            N,
+            Some(ExpSign),
+            Some(ExpSign),
+            N,
+        ], // Exp
+        [Some(ExpDigits), Some(ExpDigits), N, N, N, N, N], // ExpSign
+        [Some(ExpDigits), Some(ExpDigits), N, N, N, N, N], // ExpDigits
+    ]
+};
+
+/// The column of [`NUMBER_NEXT`] for `byte`.
+#[cfg(any(target_os = "none", test))]
+fn number_byte_class(byte: u8) -> usize {
+    match byte {
+        b'0' => 0,
+        b'1'..=b'9' => 1,
+        b'.' => 2,
+        b'e' | b'E' => 3,
+        b'+' => 4,
+        b'-' => 5,
+        _ => 6,
+    }
+}
+
+/// Scans a number from `pos` through [`NUMBER_NEXT`]; the terminating byte is not
+/// consumed. Firmware's `scan_number` (the same results as the host's, one byte per step).
+#[cfg(any(target_os = "none", test))]
 #[cfg_attr(target_os = "none", inline)]
+fn scan_number_table(data: &[u8], mut pos: usize, state: &mut NumberState) -> TokenEnd {
+    loop {
+        let Some(&byte) = data.get(pos) else {
+            return TokenEnd::More;
+        };
+        let next = NUMBER_NEXT
+            .get(*state as usize)
+            .and_then(|row| row.get(number_byte_class(byte)))
+            .copied()
+            .flatten();
+        match next {
+            Some(next) => *state = next,
+            None if state.is_complete() && !byte.is_ascii_digit() => return TokenEnd::Done(pos),
+            None => return TokenEnd::Fail(JsonErrorKind::InvalidNumber, pos),
+        }
+        pos += 1;
+    }
+}
+
+#[cfg(target_os = "none")]
+use scan_number_table as scan_number;
+
+/// Scans a number from `pos`; the terminating byte is not consumed.
+#[cfg(not(target_os = "none"))]
+#[inline(always)]
 fn scan_number(data: &[u8], mut pos: usize, state: &mut NumberState) -> TokenEnd {
     use NumberState::*;
     loop {
@@ -1270,8 +1347,9 @@ fn scan_number(data: &[u8], mut pos: usize, state: &mut NumberState) -> TokenEnd
                 }
                 continue;
             }
-            (Minus, b'0') => Zero,
-            (Minus, b'1'..=b'9') => Int,
+            (Start, b'-') => Minus,
+            (Start | Minus, b'0') => Zero,
+            (Start | Minus, b'1'..=b'9') => Int,
             (Zero | Int, b'.') => Dot,
             (Zero | Int | Frac, b'e' | b'E') => Exp,
             (Dot, b'0'..=b'9') => Frac,
@@ -1471,6 +1549,44 @@ mod compact_tests {
                     (compact_end, compact),
                     "{data:?} from {from} in {initial:?}"
                 );
+            }
+        }
+    }
+
+    /// Firmware's table-driven number scanner and the host's agree on the end, the error
+    /// and the state reached, from every state: on every single byte, and on every
+    /// sequence of up to four bytes around the number alphabet (digits, their neighbours
+    /// `/` and `:`, `.`, `e`, `E`, signs, terminators, the sentinel).
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn table_number_scanner_matches_the_host_one() {
+        use NumberState::*;
+        let states = [Start, Minus, Zero, Int, Dot, Frac, Exp, ExpSign, ExpDigits];
+        let agree = |start: NumberState, data: &[u8]| {
+            let (mut host, mut table) = (start, start);
+            let host_end = scan_number(data, 0, &mut host);
+            let table_end = scan_number_table(data, 0, &mut table);
+            assert_eq!(
+                (host_end, host),
+                (table_end, table),
+                "from {start:?} on {data:?}"
+            );
+        };
+        let alphabet = b"019/:.eE+-x, }\xFF";
+        for &start in &states {
+            for byte in 0..=u8::MAX {
+                agree(start, &[byte]);
+            }
+            let mut data = Vec::new();
+            for len in 1..=4u32 {
+                for mut index in 0..alphabet.len().pow(len) {
+                    data.clear();
+                    for _ in 0..len {
+                        data.push(alphabet[index % alphabet.len()]);
+                        index /= alphabet.len();
+                    }
+                    agree(start, &data);
+                }
             }
         }
     }
