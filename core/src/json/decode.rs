@@ -233,7 +233,7 @@ macro_rules! forward_wrapped {
             $($arg: $ty,)*
             visitor: V,
         ) -> Result<V::Value, D::Error> {
-            let visitor = Wrapped { inner: visitor, strings: self.strings.reborrow() };
+            let visitor = wrap(&mut self.strings, visitor);
             self.inner.$method($($arg,)* visitor)
         }
     )*};
@@ -296,10 +296,7 @@ impl<'de, S: Strings, D: de::Deserializer<'de>> de::Deserializer<'de> for Decode
                 None => Err(de::Error::custom("expected a string")),
             };
         }
-        let visitor = Wrapped {
-            inner: visitor,
-            strings: self.strings.reborrow(),
-        };
+        let visitor = wrap(&mut self.strings, visitor);
         self.inner.deserialize_newtype_struct(name, visitor)
     }
 
@@ -313,6 +310,14 @@ impl<'de, S: Strings, D: de::Deserializer<'de>> de::Deserializer<'de> for Decode
 struct Wrapped<S, T> {
     inner: T,
     strings: S,
+}
+
+/// Wraps `inner` with a reborrow of `strings`, for a nested wrapper.
+fn wrap<S: Strings, T>(strings: &mut S, inner: T) -> Wrapped<S::Reborrowed<'_>, T> {
+    Wrapped {
+        inner,
+        strings: strings.reborrow(),
+    }
 }
 
 /// Forwards `visit_*` methods of scalars to the inner visitor unchanged.
@@ -418,10 +423,7 @@ impl<'de, S: Strings, A: de::SeqAccess<'de>> de::SeqAccess<'de> for Wrapped<S, A
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, A::Error> {
-        let seed = Wrapped {
-            inner: seed,
-            strings: self.strings.reborrow(),
-        };
+        let seed = wrap(&mut self.strings, seed);
         self.inner.next_element_seed(seed)
     }
 
@@ -437,18 +439,12 @@ impl<'de, S: Strings, A: de::MapAccess<'de>> de::MapAccess<'de> for Wrapped<S, A
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, A::Error> {
-        let seed = Wrapped {
-            inner: seed,
-            strings: self.strings.reborrow(),
-        };
+        let seed = wrap(&mut self.strings, seed);
         self.inner.next_key_seed(seed)
     }
 
     fn next_value_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<K::Value, A::Error> {
-        let seed = Wrapped {
-            inner: seed,
-            strings: self.strings.reborrow(),
-        };
+        let seed = wrap(&mut self.strings, seed);
         self.inner.next_value_seed(seed)
     }
 
@@ -465,10 +461,7 @@ impl<'de, S: Strings, A: de::EnumAccess<'de>> de::EnumAccess<'de> for Wrapped<S,
         mut self,
         seed: K,
     ) -> Result<(K::Value, Self::Variant), A::Error> {
-        let seed = Wrapped {
-            inner: seed,
-            strings: self.strings.reborrow(),
-        };
+        let seed = wrap(&mut self.strings, seed);
         let (value, variant) = self.inner.variant_seed(seed)?;
         Ok((
             value,
