@@ -416,6 +416,66 @@ impl<'de, S: Strings, K: DeserializeSeed<'de>> DeserializeSeed<'de> for Wrapped<
     }
 }
 
+/// A member name's seed: its deserializer is a [`KeyDecoder`].
+struct KeySeed<S, K>(Wrapped<S, K>);
+
+impl<'de, S: Strings, K: DeserializeSeed<'de>> DeserializeSeed<'de> for KeySeed<S, K> {
+    type Value = K::Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<K::Value, D::Error> {
+        self.0.inner.deserialize(KeyDecoder(Decoder {
+            inner: deserializer,
+            strings: self.0.strings,
+        }))
+    }
+}
+
+/// A member name's deserializer: strings (and newtypes around them) as [`Decoder`] reads
+/// them, anything else a custom error. serde-json-core's own key deserializer reads strings only
+/// and panics when asked for anything else, such as the `u32` keys of a map type.
+struct KeyDecoder<S, D>(Decoder<S, D>);
+
+/// Forwards `deserialize_*` methods of strings to the wrapped [`Decoder`].
+macro_rules! forward_key_strings {
+    ($($method:ident)*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+            self.0.read_string(visitor)
+        }
+    )*};
+}
+
+impl<'de, S: Strings, D: de::Deserializer<'de>> de::Deserializer<'de> for KeyDecoder<S, D> {
+    type Error = D::Error;
+
+    /// Every kind of key that is not a string.
+    fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, D::Error> {
+        Err(de::Error::custom(Error::KeyMustBeAString))
+    }
+
+    forward_key_strings! { deserialize_char deserialize_str deserialize_string deserialize_identifier }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        if name == ESCAPED_STR {
+            return self.0.deserialize_newtype_struct(name, visitor);
+        }
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.inner.deserialize_str(Skim)?;
+        visitor.visit_unit()
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 bytes byte_buf option unit
+        unit_struct seq tuple tuple_struct map struct enum
+    }
+}
+
 impl<'de, S: Strings, A: de::SeqAccess<'de>> de::SeqAccess<'de> for Wrapped<S, A> {
     type Error = A::Error;
 
@@ -439,7 +499,7 @@ impl<'de, S: Strings, A: de::MapAccess<'de>> de::MapAccess<'de> for Wrapped<S, A
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, A::Error> {
-        let seed = wrap(&mut self.strings, seed);
+        let seed = KeySeed(wrap(&mut self.strings, seed));
         self.inner.next_key_seed(seed)
     }
 
@@ -699,6 +759,37 @@ mod tests {
         // A `&str` cannot borrow text that had to be unescaped.
         let escaped = br#"{"plain": "a\nb", "raw": ""}"#;
         assert!(from_slice_unescaped::<Borrowed<'_>>(escaped, &mut [0u8; 4]).is_err());
+    }
+
+    #[test]
+    fn keys_that_are_not_strings_are_an_error_not_a_panic() {
+        use std::collections::BTreeMap;
+        #[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+        struct Name(String);
+
+        let input = br#"{"1": 2, "b\u0063": 3}"#;
+        assert_eq!(
+            from_slice::<BTreeMap<u32, u32>>(input),
+            Err(Error::CustomError)
+        );
+        assert_eq!(
+            from_slice_unescaped::<BTreeMap<u32, u32>>(input, &mut [0u8; 8]),
+            Err(Error::CustomError)
+        );
+        // serde-json-core's key deserializer panics even for `String` keys.
+        let panicked = std::panic::catch_unwind(|| {
+            serde_json_core::from_slice::<BTreeMap<String, u32>>(input).ok();
+        });
+        assert!(panicked.is_err());
+        let strings = from_slice::<BTreeMap<String, u32>>(input).unwrap();
+        assert_eq!(strings.get("1"), Some(&2));
+        let names = from_slice_unescaped::<BTreeMap<Name, u32>>(input, &mut [0u8; 8]).unwrap();
+        let keys: Vec<&str> = names.keys().map(|name| name.0.as_str()).collect();
+        assert_eq!(keys, ["1", "bc"]);
+        let raw = from_slice::<BTreeMap<Name, u32>>(input).unwrap();
+        assert!(raw.contains_key(&Name(r"b\u0063".into())));
+        let skipped = from_slice::<serde::de::IgnoredAny>(input);
+        assert!(skipped.is_ok());
     }
 
     #[test]
