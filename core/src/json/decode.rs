@@ -215,13 +215,18 @@ struct Decoder<S, D> {
     strings: S,
 }
 
+/// Reads a string through [`Skim`], still escaped.
+fn read_escaped<'de, D: de::Deserializer<'de>>(inner: D) -> Result<&'de str, D::Error> {
+    inner
+        .deserialize_str(Skim)?
+        .ok_or_else(|| de::Error::custom("expected a string"))
+}
+
 impl<'de, S: Strings, D: de::Deserializer<'de>> Decoder<S, D> {
     /// Reads a string through [`Skim`] and hands it to `visitor`.
     fn read_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-        match self.inner.deserialize_str(Skim)? {
-            Some(escaped) => self.strings.visit_string(escaped, visitor),
-            None => Err(de::Error::custom("expected a string")),
-        }
+        let escaped = read_escaped(self.inner)?;
+        self.strings.visit_string(escaped, visitor)
     }
 }
 
@@ -239,7 +244,7 @@ macro_rules! forward_wrapped {
     )*};
 }
 
-/// Forwards `deserialize_*` methods of strings to [`Decoder::read_string`].
+/// Forwards `deserialize_*` methods of strings to `read_string`.
 macro_rules! forward_strings {
     ($($method:ident)*) => {$(
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
@@ -281,20 +286,16 @@ impl<'de, S: Strings, D: de::Deserializer<'de>> de::Deserializer<'de> for Decode
 
     forward_strings! { deserialize_char deserialize_str deserialize_string deserialize_identifier }
 
-    /// serde-json-core hands an `EscapedStr` (and so a [`JsonStr`]) the string still
-    /// escaped, in either mode: there is nothing inside it to wrap.
+    /// An `EscapedStr` (and so a [`JsonStr`]) gets the string still escaped, read through
+    /// [`Skim`], in either mode.
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         mut self,
         name: &'static str,
         visitor: V,
     ) -> Result<V::Value, D::Error> {
         if name == ESCAPED_STR {
-            return match self.inner.deserialize_str(Skim)? {
-                Some(escaped) => {
-                    visitor.visit_newtype_struct(BorrowedStrDeserializer::new(escaped))
-                }
-                None => Err(de::Error::custom("expected a string")),
-            };
+            let escaped = read_escaped(self.inner)?;
+            return visitor.visit_newtype_struct(BorrowedStrDeserializer::new(escaped));
         }
         let visitor = wrap(&mut self.strings, visitor);
         self.inner.deserialize_newtype_struct(name, visitor)
@@ -431,17 +432,16 @@ impl<'de, S: Strings, K: DeserializeSeed<'de>> DeserializeSeed<'de> for KeySeed<
 }
 
 /// A member name's deserializer: strings (and newtypes around them) as [`Decoder`] reads
-/// them, anything else a custom error. serde-json-core's own key deserializer reads strings only
-/// and panics when asked for anything else, such as the `u32` keys of a map type.
+/// them, anything else a custom error. serde-json-core's own key deserializer reads strings
+/// only (`deserialize_str`) and panics when asked for anything else, such as the `u32` or
+/// even the `String` keys of a map type.
 struct KeyDecoder<S, D>(Decoder<S, D>);
 
-/// Forwards `deserialize_*` methods of strings to the wrapped [`Decoder`].
-macro_rules! forward_key_strings {
-    ($($method:ident)*) => {$(
-        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-            self.0.read_string(visitor)
-        }
-    )*};
+impl<'de, S: Strings, D: de::Deserializer<'de>> KeyDecoder<S, D> {
+    /// Reads a string as [`Decoder::read_string`] does.
+    fn read_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.read_string(visitor)
+    }
 }
 
 impl<'de, S: Strings, D: de::Deserializer<'de>> de::Deserializer<'de> for KeyDecoder<S, D> {
@@ -452,7 +452,7 @@ impl<'de, S: Strings, D: de::Deserializer<'de>> de::Deserializer<'de> for KeyDec
         Err(de::Error::custom(Error::KeyMustBeAString))
     }
 
-    forward_key_strings! { deserialize_char deserialize_str deserialize_string deserialize_identifier }
+    forward_strings! { deserialize_char deserialize_str deserialize_string deserialize_identifier }
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,
@@ -466,8 +466,7 @@ impl<'de, S: Strings, D: de::Deserializer<'de>> de::Deserializer<'de> for KeyDec
     }
 
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-        self.0.inner.deserialize_str(Skim)?;
-        visitor.visit_unit()
+        self.0.deserialize_ignored_any(visitor)
     }
 
     serde::forward_to_deserialize_any! {
