@@ -93,6 +93,12 @@ impl Failure {
                 Self::Connection(format!("the connection to {target} was closed"))
             }
             Error::Io(io) => Self::Connection(format!("talking to {target} failed: {io}")),
+            Error::ConnectionFailed(io) => Self::Connection(format!(
+                "the connection to {target} failed ({io}): did QEMU exit or crash?"
+            )),
+            Error::NegotiationStalled { .. } => Self::Connection(format!(
+                "{target} sent its greeting but did not answer qmp_capabilities in time"
+            )),
             other => Self::Connection(format!("talking to {target} failed: {other}")),
         }
     }

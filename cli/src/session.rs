@@ -214,7 +214,7 @@ impl Session {
         let result = self
             .client
             .submit_value(name, arguments, CallOptions::new().timeout(timeout))
-            .and_then(qmp_std::Pending::wait);
+            .wait();
         match result {
             // qsd closes the connection right after answering `quit`, and may close it
             // before the answer is read: that is success.
@@ -234,7 +234,7 @@ impl Session {
                 request.as_bytes(),
                 CallOptions::new().timeout(self.reply_timeout),
             )
-            .and_then(qmp_std::Pending::wait);
+            .wait();
         match result {
             Ok(reply) => Ok(reply.to_value()),
             Err(Error::InvalidRequest(reason)) => Err(Failure::Usage(format!(

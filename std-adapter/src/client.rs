@@ -1,14 +1,16 @@
-//! The blocking client: [`Client`] (QMP) and [`GuestAgentClient`] (QGA).
+//! The client: [`Client`] (QMP) and [`GuestAgentClient`] (QGA), blocking or async.
 //!
-//! One [`Client`] is a cheap handle (`Clone + Send + Sync`) to one session. Behind it runs
-//! the IO thread that owns the sans-IO core (it borrows its buffers, so it lives there as
-//! a local): it waits in `poll(2)` on the transport and on an eventfd that callers signal
-//! while it sleeps, reads straight into the core's receive buffer, feeds the core the
-//! callers' requests and the passage of time, writes what it wants sent, and routes what
-//! it reports: replies to the waiting caller, events to listeners, the end of the session
-//! to everyone. A stream without a descriptor ([`Client::connect_io`]) gets a second
-//! thread that only reads it into recycled chunks for the IO thread. Callbacks run on
-//! another thread, started on first use, so a slow callback never delays a reply.
+//! One [`Client`] is a cheap handle (`Clone + Send + Sync`) to one session. Behind it
+//! runs the one IO engine ([`crate::driver`]): a thread that owns the sans-IO core and
+//! drives it over non-blocking descriptors. Callers hand it requests and wait for their
+//! result in a slot of their own; callbacks run on another thread, started on first use,
+//! so a slow callback never delays a reply.
+//!
+//! Blocking and async callers share everything but the wait. The mode is a type
+//! parameter: `Client` (that is, `Client<Blocking>`) has methods that block the calling
+//! thread, `AsyncClient` (`Client<Async>`, feature `tokio`) has the same methods as
+//! `async fn`s, and every method that does not wait is written once for both. A
+//! [`Pending`] call can be waited on ([`Pending::wait`]) or awaited.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -28,14 +30,17 @@
 //! ```
 
 use core::fmt;
+use core::future::Future;
+use core::marker::PhantomData;
+use core::pin::Pin;
+use core::task::{Context, Poll};
 use core::time::Duration;
 use std::io::{self, Read, Write};
 use std::net::ToSocketAddrs;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Child, Command as ProcessCommand, Stdio};
-use std::sync::atomic::{fence, AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
@@ -44,464 +49,154 @@ use qmp_core::client::{CloseReason, Protocol, Stats};
 use qmp_core::commands::Command;
 use qmp_core::message::{Capabilities, Version};
 
+use crate::driver::{self, ControlSender, Link};
 use crate::engine::{
-    raw_message_body, typed_body, value_body, Body, Completer, Completion, Control, Core, Engine,
+    raw_message_body, typed_body, value_body, Body, Completer, Completion, Control, Engine,
     Request, Shared, Slot,
 };
 use crate::error::Error;
 use crate::events::{lock, CallbackId, Event, Subscription};
-use crate::options::{CallOptions, ConnectOptions, ServerInfo, Timeout};
+use crate::options::{deadline_after, CallOptions, ConnectOptions, ServerInfo};
 use crate::reply::{to_raw, to_typed, to_value, Convert, RawReply, Reply};
 use crate::transport::Transport;
-use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
-/// Size of each chunk the reader thread reads into.
-const CHUNK_SIZE: usize = 64 * 1024;
-/// Chunks in circulation between the reader and the IO thread: the reader waits for a
-/// free one, so a slow IO thread bounds memory instead of queueing without limit.
-const CHUNKS: usize = 4;
-/// Requests the IO thread takes before writing what they produced (batches pipelined
-/// requests into few writes without starving the socket).
-const CONTROL_BATCH: usize = 256;
+/// How long `close()` (or dropping the last handle) waits for callbacks that are
+/// running or queued before it returns: events still queued then are dropped and
+/// counted in [`Client::callback_missed`].
+pub const CLOSE_CALLBACK_GRACE: Duration = Duration::from_secs(1);
 
-/// What the IO thread waits for.
-enum Input {
-    Data(Vec<u8>, usize),
-    Eof,
-    Control(Control),
+/// How long past a call's own deadline its waiting caller waits before it gives up by
+/// itself (the engine fails the call at the deadline; this only bounds the wait should
+/// that ever not happen).
+const WAIT_MARGIN: Duration = Duration::from_millis(250);
+
+mod sealed {
+    pub trait Sealed {}
 }
 
-/// Wakes the IO thread of a polled session (see [`run_polled_io`]) when it sleeps in
-/// `poll(2)`: a request sent while it works is picked up without a system call.
-struct IoWaker {
-    /// Set by the IO thread just before it sleeps, cleared by whoever wakes it.
-    sleeping: AtomicBool,
-    /// An eventfd the IO thread polls beside the transport.
-    event: OwnedFd,
-}
+/// How a [`Client`] waits: [`Blocking`] or `Async` (feature `tokio`).
+pub trait Mode: sealed::Sealed + Send + Sync + 'static {}
 
-impl IoWaker {
-    fn new() -> io::Result<Arc<Self>> {
-        let event = rustix::event::eventfd(
-            0,
-            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
-        )?;
-        Ok(Arc::new(IoWaker {
-            sleeping: AtomicBool::new(false),
-            event,
-        }))
-    }
+/// The blocking mode: methods that wait block the calling thread.
+#[derive(Debug)]
+pub enum Blocking {}
 
-    fn wake(&self) {
-        fence(Ordering::SeqCst);
-        if self.sleeping.swap(false, Ordering::SeqCst) {
-            let _ = rustix::io::write(&self.event, &1u64.to_ne_bytes());
-        }
-    }
+impl sealed::Sealed for Blocking {}
+impl Mode for Blocking {}
 
-    /// Clears a wake-up that was delivered.
-    fn reset(&self) {
-        let mut count = [0u8; 8];
-        let _ = rustix::io::read(&self.event, &mut count);
-    }
-}
+/// The async mode: methods that wait are `async fn`s (feature `tokio`, which supplies
+/// the timers of the waits that have a timeout).
+#[cfg(feature = "tokio")]
+#[derive(Debug)]
+pub enum Async {}
 
-/// How callers hand inputs to the IO thread: the channel, plus a wake-up for an IO
-/// thread that polls the transport instead of waiting on the channel.
-#[derive(Clone)]
-struct ControlSender {
-    inputs: Sender<Input>,
-    waker: Option<Arc<IoWaker>>,
-}
-
-impl ControlSender {
-    /// Hands `input` over. If the IO thread is gone, the input is dropped here, and a
-    /// request's completer fails it with the session's end.
-    fn send(&self, input: Input) {
-        let _ = self.inputs.send(input);
-        if let Some(waker) = &self.waker {
-            waker.wake();
-        }
-    }
-}
-
-/// The read half the reader thread owns.
-enum ReadHalf {
-    Transport(Transport),
-    Plain(Box<dyn Read + Send>),
-}
-
-impl ReadHalf {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            ReadHalf::Transport(transport) => transport.read_with_deadline(buf, None),
-            ReadHalf::Plain(reader) => loop {
-                match reader.read(buf) {
-                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                    other => return other,
-                }
-            },
-        }
-    }
-}
-
-/// The write half the IO thread owns.
-enum WriteHalf {
-    Transport(Transport),
-    Plain(Box<dyn Write + Send>),
-}
-
-impl WriteHalf {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        match self {
-            WriteHalf::Transport(transport) => transport.write(bytes),
-            WriteHalf::Plain(writer) => writer.write(bytes),
-        }
-    }
-
-    fn send_with_fds(&mut self, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
-        match self {
-            WriteHalf::Transport(transport) => transport.send_with_fds(bytes, fds),
-            WriteHalf::Plain(_) => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "file descriptors can only be passed over a unix socket",
-            )),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            WriteHalf::Transport(transport) => transport.flush(),
-            WriteHalf::Plain(writer) => writer.flush(),
-        }
-    }
-}
-
-/// Writes what the core wants sent; `fds` ride on the first bytes (one command's
-/// message, see [`Engine::pump`]). Returns whether anything was written.
-fn transmit(
-    core: &mut Core<'_>,
-    writer: &mut WriteHalf,
-    fds: Option<Vec<OwnedFd>>,
-) -> io::Result<bool> {
-    let mut wrote = false;
-    if let Some(fds) = fds {
-        let bytes = core.poll_transmit().unwrap_or_default();
-        let len = bytes.len();
-        let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
-        writer.send_with_fds(bytes, &borrowed)?;
-        core.mark_transmitted(len);
-        wrote = true;
-    }
-    while let Some(bytes) = core.poll_transmit() {
-        let n = match writer.write(bytes) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    "peer took no bytes",
-                ))
-            }
-            Ok(n) => n,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(error),
-        };
-        core.mark_transmitted(n);
-        wrote = true;
-    }
-    if wrote {
-        writer.flush()?;
-    }
-    Ok(wrote)
-}
-
-/// The IO thread: owns the core and its buffers.
-/// Pumps the engine and writes until nothing more is to be written (descriptor-carrying
-/// commands go one at a time, after everything before them). After a failed write the
-/// peer is gone: what it sent before is still delivered, then everything waiting fails
-/// with the end of the stream.
-fn pump_and_transmit(
-    engine: &mut Engine,
-    core: &mut Core<'_>,
-    writer: &mut WriteHalf,
-    write_failed: &mut bool,
-) {
-    loop {
-        let fds = engine.pump(core);
-        let mut more = fds.is_some();
-        if !*write_failed {
-            match transmit(core, writer, fds) {
-                // Writing made room in the transmit buffer: waiting requests may fit.
-                Ok(wrote) => more |= wrote && engine.has_backlog(),
-                Err(_) => {
-                    *write_failed = true;
-                    engine.on_eof(core);
-                }
-            }
-        }
-        if !more {
-            return;
-        }
-    }
-}
-
-fn run_io(
-    mut engine: Engine,
-    config: qmp_core::client::Config,
-    rx_size: usize,
-    tx_size: usize,
-    mut writer: WriteHalf,
-    inputs: Receiver<Input>,
-    free_chunks: Sender<Vec<u8>>,
-) {
-    let mut rx = vec![0u8; rx_size];
-    let mut tx = vec![0u8; tx_size];
-    let mut core = Core::new(config, engine.now(), &mut rx, &mut tx);
-    engine.start();
-    let mut write_failed = false;
-    'session: loop {
-        pump_and_transmit(&mut engine, &mut core, &mut writer, &mut write_failed);
-        if engine.is_finished() {
-            break;
-        }
-        let input = match engine.next_deadline(&core) {
-            Some(deadline) => {
-                match inputs.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                    Ok(input) => input,
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    Err(RecvTimeoutError::Disconnected) => break,
-                }
-            }
-            None => match inputs.recv() {
-                Ok(input) => input,
-                Err(_) => break,
-            },
-        };
-        // Consecutive requests are taken in one go, so pipelined calls leave in few
-        // writes; received data is handed over at once so replies are never delayed.
-        let mut next = Some(input);
-        let mut handled = 0;
-        while let Some(input) = next.take() {
-            let batchable = matches!(input, Input::Control(_));
-            match input {
-                Input::Data(chunk, len) => {
-                    engine.on_input(&mut core, chunk.get(..len).unwrap_or_default());
-                    let _ = free_chunks.send(chunk);
-                }
-                Input::Eof => engine.on_eof(&mut core),
-                Input::Control(control) => engine.control(&mut core, control),
-            }
-            if engine.is_finished() {
-                break 'session;
-            }
-            handled += 1;
-            if batchable && handled < CONTROL_BATCH {
-                next = inputs.try_recv().ok();
-            }
-        }
-    }
-    engine.shutdown(&mut core);
-    // Requests still in the channel are dropped here; their completers fail them.
-    drop(inputs);
-}
-
-/// The reader thread: reads chunks and hands them to the IO thread.
-fn run_reader(mut reader: ReadHalf, inputs: Sender<Input>, free_chunks: Receiver<Vec<u8>>) {
-    loop {
-        let Ok(mut chunk) = free_chunks.recv() else {
-            return;
-        };
-        match reader.read(&mut chunk) {
-            Ok(0) | Err(_) => {
-                let _ = inputs.send(Input::Eof);
-                return;
-            }
-            Ok(n) => {
-                if inputs.send(Input::Data(chunk, n)).is_err() {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// The IO thread of a session over a transport with a descriptor: it owns the core and
-/// the transport, and waits in `poll(2)` on the transport and the [`IoWaker`] together,
-/// reading straight into the core's receive window. No reader thread, so a reply costs
-/// one thread switch (IO thread to caller) instead of two.
-fn run_polled_io(
-    mut engine: Engine,
-    config: qmp_core::client::Config,
-    (rx_size, tx_size): (usize, usize),
-    mut transport: Transport,
-    mut writer: WriteHalf,
-    inputs: Receiver<Input>,
-    waker: Arc<IoWaker>,
-) {
-    let mut rx = vec![0u8; rx_size];
-    let mut tx = vec![0u8; tx_size];
-    let mut core = Core::new(config, engine.now(), &mut rx, &mut tx);
-    engine.start();
-    let mut write_failed = false;
-    let mut read_done = false;
-    'session: loop {
-        pump_and_transmit(&mut engine, &mut core, &mut writer, &mut write_failed);
-        if engine.is_finished() {
-            break;
-        }
-        // Requests first, in batches, without sleeping.
-        let mut handled = 0;
-        let mut disconnected = false;
-        while handled < CONTROL_BATCH {
-            match inputs.try_recv() {
-                Ok(input) => {
-                    handle_input(&mut engine, &mut core, input);
-                    handled += 1;
-                    if engine.is_finished() {
-                        break 'session;
-                    }
-                }
-                Err(mpsc::TryRecvError::Empty) => break,
-                Err(mpsc::TryRecvError::Disconnected) => {
-                    disconnected = true;
-                    break;
-                }
-            }
-        }
-        if disconnected {
-            break;
-        }
-        if handled > 0 {
-            continue;
-        }
-        // Announce the sleep, then look once more: a request sent before the
-        // announcement is seen here, one sent after it wakes the poll.
-        waker.sleeping.store(true, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        match inputs.try_recv() {
-            Ok(input) => {
-                waker.sleeping.store(false, Ordering::SeqCst);
-                handle_input(&mut engine, &mut core, input);
-                if engine.is_finished() {
-                    break;
-                }
-                continue;
-            }
-            Err(mpsc::TryRecvError::Disconnected) => break,
-            Err(mpsc::TryRecvError::Empty) => {}
-        }
-        let timeout = engine.next_deadline(&core).map(|deadline| {
-            let left = deadline.saturating_duration_since(Instant::now());
-            // Round up so the deadline has passed when poll returns.
-            Timespec::try_from(left + Duration::from_micros(999)).unwrap_or(Timespec {
-                tv_sec: i64::MAX,
-                tv_nsec: 0,
-            })
-        });
-        let (readable, woken) = {
-            let Some(fd) = transport.read_fd() else {
-                break;
-            };
-            let mut fds = [
-                PollFd::new(&waker.event, PollFlags::IN),
-                PollFd::from_borrowed_fd(fd, PollFlags::IN),
-            ];
-            if read_done {
-                fds[1] = PollFd::new(&waker.event, PollFlags::IN);
-            }
-            match poll(&mut fds, timeout.as_ref()) {
-                Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                Err(_) => {
-                    waker.sleeping.store(false, Ordering::SeqCst);
-                    break;
-                }
-            }
-            (
-                !read_done && !fds[1].revents().is_empty(),
-                !fds[0].revents().is_empty(),
-            )
-        };
-        waker.sleeping.store(false, Ordering::SeqCst);
-        if woken {
-            waker.reset();
-            // Requests that came while we slept go first, as they would through the
-            // channel: a `close()` that also shut the socket down must be seen as the
-            // local close it is, not as the end of the stream it caused.
-            while let Ok(input) = inputs.try_recv() {
-                handle_input(&mut engine, &mut core, input);
-                if engine.is_finished() {
-                    break 'session;
-                }
-            }
-        }
-        if readable {
-            let window = core.rx_window();
-            // The core's window is empty only once its session is closed (its framer
-            // skips what does not fit): reading stops, and the end of stream reported to
-            // the closed core changes nothing.
-            let read = if window.is_empty() {
-                Ok(0)
-            } else {
-                transport.read_with_deadline(window, None)
-            };
-            match read {
-                Ok(0) | Err(_) => {
-                    read_done = true;
-                    engine.on_eof(&mut core);
-                }
-                Ok(n) => engine.on_received(&mut core, n),
-            }
-        }
-    }
-    engine.shutdown(&mut core);
-    drop(inputs);
-}
-
-/// One input taken from the channel by [`run_polled_io`].
-fn handle_input(engine: &mut Engine, core: &mut Core<'_>, input: Input) {
-    match input {
-        Input::Data(chunk, len) => engine.on_input(core, chunk.get(..len).unwrap_or_default()),
-        Input::Eof => engine.on_eof(core),
-        Input::Control(control) => engine.control(core, control),
-    }
-}
+#[cfg(feature = "tokio")]
+impl sealed::Sealed for Async {}
+#[cfg(feature = "tokio")]
+impl Mode for Async {}
 
 /// The part of a client that exists once per session; dropping it closes the session.
-struct Inner {
-    inputs: ControlSender,
-    shared: Arc<Shared>,
+pub(crate) struct Inner {
+    controls: ControlSender,
+    pub(crate) shared: Arc<Shared>,
     info: ServerInfo,
     default_timeout: Option<Duration>,
     fd_passing: bool,
-    /// A clone of the transport, to wake the reader on close.
-    closer: Mutex<Option<Transport>>,
     io_thread: Mutex<Option<JoinHandle<()>>>,
-    reader_thread: Mutex<Option<JoinHandle<()>>>,
-    /// A reader over a plain `Read` cannot be woken: it is left to end by itself.
-    join_reader: bool,
 }
 
 impl Inner {
+    /// Ends the session: the IO thread resolves everything pending with
+    /// [`Error::ClientClosed`] and stops (it never blocks, so this is quick); callbacks
+    /// get [`CLOSE_CALLBACK_GRACE`].
     fn shutdown(&self) {
-        self.inputs.send(Input::Control(Control::Close));
-        if let Some(closer) = &*lock(&self.closer) {
-            let _ = closer.shutdown();
-        }
+        self.controls.send(Control::Close);
         // Never join oneself: a callback run inline on the IO thread (when no callback
         // thread could be started) may drop the last handle.
-        let current = thread::current().id();
         let io_thread = lock(&self.io_thread).take();
         if let Some(handle) = io_thread {
-            if handle.thread().id() != current {
+            if handle.thread().id() != thread::current().id() {
                 let _ = handle.join();
             }
         }
-        let reader = lock(&self.reader_thread).take();
-        if let Some(handle) = reader {
-            if self.join_reader && handle.thread().id() != current {
-                let _ = handle.join();
-            }
+        self.shared.hub.shutdown_dispatcher(CLOSE_CALLBACK_GRACE);
+    }
+
+    /// Queues a request; its result goes to `completion`. Returns its ticket.
+    fn enqueue(
+        &self,
+        body: Body,
+        options: CallOptions<'_>,
+        deadline: Option<Instant>,
+        completion: Completion,
+    ) -> Result<u64, Error> {
+        if self.shared.close_reason().is_some() {
+            return Err(self.shared.end_error());
         }
-        self.shared.hub.shutdown_dispatcher(true);
+        let fds = if options.fds.is_empty() {
+            Vec::new()
+        } else {
+            if !self.fd_passing {
+                return Err(Error::Io(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "file descriptors can only be passed over a unix socket",
+                )));
+            }
+            options
+                .fds
+                .iter()
+                .map(|fd| fd.try_clone_to_owned())
+                .collect::<io::Result<Vec<OwnedFd>>>()?
+        };
+        let shared = &self.shared;
+        let ticket = shared.ticket();
+        let request = Request {
+            ticket,
+            body,
+            oob: options.oob,
+            fds,
+            deadline,
+            completer: Completer::new(shared, completion),
+        };
+        // If the IO thread is gone, the request is dropped there and its completer
+        // fails it with the session's end.
+        self.controls.send(Control::Submit(request));
+        Ok(ticket)
+    }
+
+    /// Queues a request whose caller waits on a [`Pending`].
+    fn send<T>(
+        &self,
+        body: Result<Body, Error>,
+        options: CallOptions<'_>,
+        convert: Convert<T>,
+    ) -> Pending<T> {
+        let slot = Slot::new();
+        let deadline = self.call_deadline(options);
+        let ticket = match body.and_then(|body| {
+            self.enqueue(body, options, deadline, Completion::Slot(Arc::clone(&slot)))
+        }) {
+            Ok(ticket) => ticket,
+            Err(error) => {
+                slot.fill(Err(error));
+                0
+            }
+        };
+        Pending {
+            slot,
+            ticket,
+            deadline,
+            controls: self.controls.clone(),
+            convert,
+        }
+    }
+
+    fn call_deadline(&self, options: CallOptions<'_>) -> Option<Instant> {
+        match options.timeout {
+            crate::options::Timeout::Default => self.default_timeout.and_then(deadline_after),
+            crate::options::Timeout::Never => None,
+            crate::options::Timeout::After(timeout) => deadline_after(timeout),
+        }
     }
 }
 
@@ -511,133 +206,172 @@ impl Drop for Inner {
     }
 }
 
-/// A blocking QMP client; cheap to clone, usable from any number of threads.
-///
-/// Every call blocks only its own thread; calls from many threads are pipelined on the
-/// one connection and each reply reaches exactly the caller that sent the command (the
-/// core matches ids; a reply arriving after its command timed out or was cancelled is
-/// dropped). The session closes when [`Client::close`] is called or the last clone is
-/// dropped; then every waiting call returns [`Error::ClientClosed`]. If the server
-/// closes or dies, every waiting call returns [`Error::Closed`] at once.
-#[derive(Clone)]
-pub struct Client {
-    inner: Arc<Inner>,
+/// A session starting: the IO thread runs, `connect` waits for the session to be ready.
+pub(crate) struct Connecting {
+    inner: Inner,
+    ready: Arc<Slot<ServerInfo>>,
+    /// When `connect` gives up (greeting and negotiation included).
+    deadline: Option<Instant>,
+    waited: Duration,
 }
 
-impl fmt::Debug for Client {
+impl Connecting {
+    /// Starts the IO engine over `link`.
+    pub(crate) fn start(
+        link: Link,
+        options: &ConnectOptions,
+        protocol: Protocol,
+    ) -> Result<Self, Error> {
+        let shared = Shared::new(options);
+        let (controls, receiver, waker) = ControlSender::channel()?;
+        let ready = Slot::new();
+        let signal = Arc::clone(&ready);
+        let engine = Engine::new(
+            Arc::clone(&shared),
+            protocol,
+            options,
+            Box::new(move |result| {
+                signal.fill(result);
+            }),
+        );
+        let fd_passing = link.fd_passing();
+        let config = options.core_config(protocol);
+        let sizes = (options.rx_size(), options.tx_size());
+        let io_thread = thread::Builder::new()
+            .name("qmp-io".into())
+            .spawn(move || driver::run(engine, config, sizes, link, receiver, waker))?;
+        let waited = options.ready_wait().unwrap_or(Duration::MAX);
+        Ok(Connecting {
+            inner: Inner {
+                controls,
+                shared,
+                info: ServerInfo::new(protocol),
+                default_timeout: options.command_timeout,
+                fd_passing,
+                io_thread: Mutex::new(Some(io_thread)),
+            },
+            ready,
+            deadline: options.ready_wait().and_then(deadline_after),
+            waited,
+        })
+    }
+
+    /// Blocks until the session is ready (or failed).
+    pub(crate) fn wait(self) -> Result<Arc<Inner>, Error> {
+        let outcome = self.ready.take(self.deadline);
+        self.finish(outcome)
+    }
+
+    /// Waits without blocking: resolves when the session is ready (or failed); the
+    /// deadline is the caller's to apply ([`Connecting::deadline`]).
+    #[cfg(feature = "tokio")]
+    pub(crate) async fn ready(&self) -> Result<ServerInfo, Error> {
+        core::future::poll_fn(|context| self.ready.poll_take(context)).await
+    }
+
+    #[cfg(feature = "tokio")]
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// The client, given how the wait ended (`None`: the deadline passed). On an error
+    /// the session is closed (`inner` is dropped).
+    pub(crate) fn finish(
+        mut self,
+        outcome: Option<Result<ServerInfo, Error>>,
+    ) -> Result<Arc<Inner>, Error> {
+        match outcome {
+            Some(Ok(info)) => {
+                self.inner.info = info;
+                Ok(Arc::new(self.inner))
+            }
+            Some(Err(error)) => Err(error),
+            None if self.inner.shared.greeted() => Err(Error::NegotiationStalled {
+                waited: self.waited,
+            }),
+            None if self.inner.info.protocol == Protocol::Qmp => Err(Error::AlreadyConnected),
+            None => Err(Error::Timeout),
+        }
+    }
+}
+
+/// A blocking QMP client: [`Connection`] in the [`Blocking`] mode.
+pub type Client = Connection<Blocking>;
+
+/// A blocking guest-agent client: [`AgentConnection`] in the [`Blocking`] mode.
+pub type GuestAgentClient = AgentConnection<Blocking>;
+
+/// A QMP client; cheap to clone, usable from any number of threads (or tasks).
+///
+/// Every call waits only for itself; calls from many threads are pipelined on the one
+/// connection and each reply reaches exactly the caller that sent the command (the core
+/// matches ids; a reply arriving after its command timed out or was cancelled is
+/// dropped). The session closes when [`Client::close`] is called or the last clone is
+/// dropped; then every waiting call returns [`Error::ClientClosed`]. If the server
+/// closes the connection, calls fail with [`Error::Closed`] (or [`Error::Io`] for a
+/// reset).
+///
+/// Deadlines hold whatever the server does: the IO engine never blocks on the socket,
+/// so a server that stops reading makes calls time out on time, and `close()` returns
+/// at once.
+///
+/// `M` is the [`Mode`]: [`Client`] (`Connection<Blocking>`) blocks, `AsyncClient`
+/// (`Connection<Async>`, feature `tokio`) awaits; both are used through these names.
+pub struct Connection<M: Mode = Blocking> {
+    pub(crate) inner: Arc<Inner>,
+    _mode: PhantomData<fn() -> M>,
+}
+
+impl<M: Mode> Clone for Connection<M> {
+    fn clone(&self) -> Self {
+        Connection::from_inner(Arc::clone(&self.inner))
+    }
+}
+
+impl<M: Mode> fmt::Debug for Connection<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
+        f.debug_struct("Connection")
             .field("info", &self.inner.info)
             .field("closed", &self.close_reason())
             .finish()
     }
 }
 
-/// A client that does not keep the session open (see [`Client::downgrade`]).
-#[derive(Clone)]
-pub struct WeakClient {
+/// A [`Connection`] handle that does not keep the session open; see [`Client::downgrade`].
+pub struct WeakClient<M: Mode = Blocking> {
     inner: Weak<Inner>,
+    _mode: PhantomData<fn() -> M>,
 }
 
-impl WeakClient {
-    /// The client, if the session is still open.
-    pub fn upgrade(&self) -> Option<Client> {
-        self.inner.upgrade().map(|inner| Client { inner })
-    }
-}
-
-impl fmt::Debug for WeakClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("WeakClient")
-    }
-}
-
-impl Client {
-    /// Connects to a QMP monitor on the Unix socket at `path`.
-    ///
-    /// # Errors
-    /// [`Error::Io`] if the socket cannot be reached; [`Error::AlreadyConnected`] if no
-    /// greeting comes within [`ConnectOptions::greeting_timeout`] (another client holds
-    /// the monitor); [`Error::Closed`] if the server closes or breaks the protocol
-    /// during negotiation.
-    pub fn connect_unix(path: impl AsRef<Path>, options: ConnectOptions) -> Result<Self, Error> {
-        let transport = Transport::connect_unix(path, options.connect_timeout)?;
-        Self::connect(transport, options)
-    }
-
-    /// Connects to a QMP monitor over TCP.
-    ///
-    /// # Errors
-    /// As [`Client::connect_unix`].
-    pub fn connect_tcp(addr: impl ToSocketAddrs, options: ConnectOptions) -> Result<Self, Error> {
-        let transport = Transport::connect_tcp(addr, options.connect_timeout)?;
-        Self::connect(transport, options)
-    }
-
-    /// Spawns `command` with piped stdin/stdout and talks QMP over them; the command
-    /// must serve a monitor on stdio (`qemu-system-x86_64 ... -qmp stdio`, or
-    /// `qemu-storage-daemon --chardev stdio,id=m --monitor chardev=m`). The child is
-    /// returned for the caller to wait on or kill.
-    ///
-    /// # Errors
-    /// [`Error::Io`] if it cannot be spawned; otherwise as [`Client::connect_unix`] (the
-    /// child is killed if the session cannot start).
-    pub fn spawn(
-        command: &mut ProcessCommand,
-        options: ConnectOptions,
-    ) -> Result<(Self, Child), Error> {
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let transport = match Transport::from_child(&mut child) {
-            Ok(transport) => transport,
-            Err(error) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(error.into());
-            }
-        };
-        match Self::connect(transport, options) {
-            Ok(client) => Ok((client, child)),
-            Err(error) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(error)
-            }
+impl<M: Mode> Clone for WeakClient<M> {
+    fn clone(&self) -> Self {
+        WeakClient {
+            inner: Weak::clone(&self.inner),
+            _mode: PhantomData,
         }
     }
+}
 
-    /// Starts a QMP session over any connected [`Transport`].
-    ///
-    /// A transport made with [`Transport::from_stream`] cannot be cloned for the reader
-    /// thread: use [`Client::connect_io`] with separate read and write halves instead.
-    ///
-    /// # Errors
-    /// As [`Client::connect_unix`].
-    pub fn connect(transport: Transport, options: ConnectOptions) -> Result<Self, Error> {
-        start_transport(transport, options, Protocol::Qmp).map(|inner| Client { inner })
+impl<M: Mode> WeakClient<M> {
+    /// The client, if the session is still open somewhere.
+    pub fn upgrade(&self) -> Option<Connection<M>> {
+        self.inner.upgrade().map(Connection::from_inner)
     }
+}
 
-    /// Starts a QMP session over any byte stream given as its two halves (e.g. the two
-    /// ends of a TLS session, or `try_clone`d sockets). A reader blocked in `read` cannot
-    /// be interrupted: on close its thread is left to end when the stream does.
-    ///
-    /// # Errors
-    /// As [`Client::connect_unix`].
-    pub fn connect_io(
-        reader: impl Read + Send + 'static,
-        writer: impl Write + Send + 'static,
-        options: ConnectOptions,
-    ) -> Result<Self, Error> {
-        start(
-            ReadHalf::Plain(Box::new(reader)),
-            WriteHalf::Plain(Box::new(writer)),
-            None,
-            options,
-            Protocol::Qmp,
-        )
-        .map(|inner| Client { inner })
+impl<M: Mode> fmt::Debug for WeakClient<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakClient").finish_non_exhaustive()
+    }
+}
+
+/// Everything that does not wait: the same for blocking and async clients.
+impl<M: Mode> Connection<M> {
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
+        Connection {
+            inner,
+            _mode: PhantomData,
+        }
     }
 
     /// What the server said about itself (version, capabilities, OOB).
@@ -660,91 +394,52 @@ impl Client {
         self.inner.info.oob_enabled
     }
 
-    // ---- typed commands ----
+    // ---- commands without waiting ----
 
-    /// Runs a typed command and waits for its reply (deadline:
-    /// [`ConnectOptions::command_timeout`]).
-    ///
-    /// # Errors
-    /// [`Error::Qmp`] for an error reply, [`Error::Timeout`], [`Error::Closed`],
-    /// [`Error::ClientClosed`], [`Error::Execute`] when the core refuses it,
-    /// [`Error::Json`] when the arguments cannot be serialized.
-    pub fn execute<C: Command>(&self, command: &C) -> Result<Reply<C>, Error> {
-        self.submit(command, CallOptions::new())?.wait()
+    /// Sends a typed command without waiting: the returned [`Pending`] is waited on,
+    /// awaited, given a shorter deadline or cancelled (the Go `context` pattern).
+    /// Errors found before sending (arguments that cannot be serialized, descriptors on
+    /// a transport that cannot pass them, a closed session) come out of the `Pending`.
+    pub fn submit<C: Command>(&self, command: &C, options: CallOptions<'_>) -> Pending<Reply<C>> {
+        self.inner
+            .send(typed_body(command), options, to_typed::<C>)
     }
 
-    /// [`Client::execute`] with its own deadline.
-    ///
-    /// # Errors
-    /// As [`Client::execute`].
-    pub fn execute_timeout<C: Command>(
+    /// [`Client::submit`] for a command by name with `serde_json` arguments
+    /// (`Value::Null`: none); the `Pending` yields the `return` value.
+    /// [`Error::InvalidRequest`] if `arguments` is neither an object nor null.
+    pub fn submit_value(
         &self,
-        command: &C,
-        timeout: Duration,
-    ) -> Result<Reply<C>, Error> {
-        self.submit(command, CallOptions::new().timeout(timeout))?
-            .wait()
-    }
-
-    /// Runs a typed command out of band (`exec-oob`); needs
-    /// [`ConnectOptions::enable_oob`] and a command marked `allow-oob`.
-    ///
-    /// # Errors
-    /// As [`Client::execute`]; [`Error::Execute`] when OOB is not possible.
-    pub fn execute_oob<C: Command>(&self, command: &C) -> Result<Reply<C>, Error> {
-        self.submit(command, CallOptions::new().oob())?.wait()
-    }
-
-    /// Runs a typed command with file descriptors attached to its own message
-    /// (`SCM_RIGHTS`), for `add-fd` and `getfd`. The descriptors are duplicated; the
-    /// caller keeps its own. Unix sockets only.
-    ///
-    /// # Errors
-    /// As [`Client::execute`]; [`Error::Io`] (`Unsupported`) on other transports.
-    pub fn execute_with_fds<C: Command>(
-        &self,
-        command: &C,
-        fds: &[BorrowedFd<'_>],
-    ) -> Result<Reply<C>, Error> {
-        self.submit(command, CallOptions::new().fds(fds))?.wait()
-    }
-
-    /// Runs a typed command and maps its borrowed, typed response to an owned value.
-    ///
-    /// # Errors
-    /// As [`Client::execute`]; [`Error::Decode`] when the reply does not decode.
-    pub fn call<C, R, F>(&self, command: &C, map: F) -> Result<R, Error>
-    where
-        C: Command,
-        F: for<'r> FnOnce(C::Response<'r>) -> R,
-    {
-        let reply = self.execute(command)?;
-        let response = reply.get()?;
-        Ok(map(response))
-    }
-
-    /// Sends a typed command without waiting: the returned [`Pending`] waits, times out
-    /// or cancels (the Go `context` pattern).
-    ///
-    /// # Errors
-    /// Only errors found before sending: [`Error::Json`] for arguments that cannot be
-    /// serialized, [`Error::Io`] for descriptors on a transport that cannot pass them.
-    /// Everything else comes from [`Pending::wait`].
-    pub fn submit<C: Command>(
-        &self,
-        command: &C,
+        name: &str,
+        arguments: &serde_json::Value,
         options: CallOptions<'_>,
-    ) -> Result<Pending<Reply<C>>, Error> {
-        let body = typed_body(command)?;
-        self.send(body, options, to_typed::<C>)
+    ) -> Pending<serde_json::Value> {
+        self.inner
+            .send(value_body(name, arguments), options, to_value)
+    }
+
+    /// [`Client::submit`] for a hand-built message (`{"execute": NAME, "arguments":
+    /// {...}}`, or `"exec-oob"`). The client assigns the id (an `id` in the message is
+    /// ignored) so the reply can be matched; the name and arguments are sent as
+    /// written. `options.oob` is ignored: the message says `execute` or `exec-oob`.
+    /// [`Error::InvalidRequest`] if the message is not a QMP command.
+    pub fn submit_raw_json(&self, message: &[u8], options: CallOptions<'_>) -> Pending<RawReply> {
+        match raw_message_body(message) {
+            Ok((body, oob)) => self
+                .inner
+                .send(Ok(body), CallOptions { oob, ..options }, to_raw),
+            Err(error) => self.inner.send(Err(error), options, to_raw),
+        }
     }
 
     /// Runs a typed command; `callback` runs with the result on the callback thread when
-    /// the reply comes (the Ruby `execute_async` pattern). [`Client::wait_idle`] waits
-    /// for callbacks too.
+    /// the reply comes (the Ruby `execute_async` pattern). `wait_idle` waits for
+    /// callbacks too; a callback that panics is counted ([`Client::callback_panics`])
+    /// and still counts as done.
     ///
     /// # Errors
-    /// As [`Client::submit`].
+    /// Only errors found before sending (see [`Client::submit`]); then `callback` is
+    /// not called.
     pub fn execute_async<C, F>(&self, command: &C, callback: F) -> Result<(), Error>
     where
         C: Command + 'static,
@@ -754,83 +449,34 @@ impl Client {
         let completion = Completion::Callback(Box::new(move |result: Result<RawReply, Error>| {
             callback(result.map(Reply::from_raw));
         }));
-        self.enqueue(body, CallOptions::new(), completion)
+        let options = CallOptions::new();
+        let deadline = self.inner.call_deadline(options);
+        self.inner
+            .enqueue(body, options, deadline, completion)
             .map(|_| ())
-    }
-
-    // ---- untyped commands ----
-
-    /// Runs a command by name with `serde_json` arguments (`Value::Null`: no arguments)
-    /// and returns the `return` value.
-    ///
-    /// # Errors
-    /// As [`Client::execute`]; [`Error::InvalidRequest`] if `arguments` is neither an
-    /// object nor null.
-    pub fn execute_value(
-        &self,
-        name: &str,
-        arguments: serde_json::Value,
-    ) -> Result<serde_json::Value, Error> {
-        self.submit_value(name, &arguments, CallOptions::new())?
-            .wait()
-    }
-
-    /// [`Client::execute_value`] without waiting.
-    ///
-    /// # Errors
-    /// As [`Client::submit`]; [`Error::InvalidRequest`] for arguments that are not an
-    /// object.
-    pub fn submit_value(
-        &self,
-        name: &str,
-        arguments: &serde_json::Value,
-        options: CallOptions<'_>,
-    ) -> Result<Pending<serde_json::Value>, Error> {
-        let body = value_body(name, arguments)?;
-        self.send(body, options, to_value)
-    }
-
-    /// Sends a hand-built message (`{"execute": NAME, "arguments": {...}}`, or
-    /// `"exec-oob"`) and waits for its reply. The client assigns the id (an `id` in the
-    /// message is ignored) so the reply can be matched; the name and arguments are sent
-    /// as written.
-    ///
-    /// # Errors
-    /// As [`Client::execute`]; [`Error::InvalidRequest`] if the message is not a QMP
-    /// command.
-    pub fn execute_raw_json(&self, message: &[u8]) -> Result<RawReply, Error> {
-        self.submit_raw_json(message, CallOptions::new())?.wait()
-    }
-
-    /// [`Client::execute_raw_json`] without waiting. `options.oob` is ignored: the
-    /// message says `execute` or `exec-oob` itself.
-    ///
-    /// # Errors
-    /// As [`Client::execute_raw_json`], for what is found before sending.
-    pub fn submit_raw_json(
-        &self,
-        message: &[u8],
-        options: CallOptions<'_>,
-    ) -> Result<Pending<RawReply>, Error> {
-        let (body, oob) = raw_message_body(message)?;
-        self.send(body, CallOptions { oob, ..options }, to_raw)
     }
 
     // ---- events ----
 
-    /// A listener for every event, with [`ConnectOptions::event_queue_size`] capacity.
-    pub fn subscribe(&self) -> Subscription {
+    /// A listener for every event, bounded by [`ConnectOptions::event_queue_size`] and
+    /// [`ConnectOptions::event_queue_bytes`].
+    pub fn subscribe(&self) -> Subscription<M> {
         Subscription::new(self.inner.shared.hub.listener(None, None))
     }
 
     /// A listener for the events named in `names` only.
-    pub fn subscribe_filtered(&self, names: &[&str]) -> Subscription {
+    pub fn subscribe_filtered(&self, names: &[&str]) -> Subscription<M> {
         let names = names.iter().map(|name| (*name).to_owned()).collect();
         Subscription::new(self.inner.shared.hub.listener(Some(names), None))
     }
 
-    /// A listener with its own queue capacity (`names`: `None` for every event).
-    pub fn subscribe_with_capacity(&self, names: Option<&[&str]>, capacity: usize) -> Subscription {
+    /// A listener with its own queue capacity in events (`names`: `None` for every
+    /// event).
+    pub fn subscribe_with_capacity(
+        &self,
+        names: Option<&[&str]>,
+        capacity: usize,
+    ) -> Subscription<M> {
         let names = names.map(|names| names.iter().map(|name| (*name).to_owned()).collect());
         Subscription::new(self.inner.shared.hub.listener(names, Some(capacity)))
     }
@@ -857,24 +503,23 @@ impl Client {
         self.inner.shared.hub.remove_callback(id)
     }
 
-    /// Events the callbacks lost because they did not keep up (the callback queue holds
-    /// [`ConnectOptions::event_queue_size`] events and drops the oldest).
+    /// Events the callbacks lost: because they did not keep up (the callback queue is
+    /// bounded like a listener's and drops the oldest), or because they were still
+    /// queued [`CLOSE_CALLBACK_GRACE`] after `close()`.
     pub fn callback_missed(&self) -> u64 {
         self.inner.shared.hub.callback_missed()
     }
 
-    // ---- session ----
-
-    /// Waits until no call is outstanding (every reply delivered, every async callback
-    /// run), at most `timeout`.
-    ///
-    /// # Errors
-    /// [`Error::Timeout`] if calls are still outstanding then.
-    pub fn wait_idle(&self, timeout: Duration) -> Result<(), Error> {
-        self.inner.shared.wait_idle(Some(Instant::now() + timeout))
+    /// Callbacks (event or `execute_async`) that panicked. Each panic is contained: the
+    /// callback thread goes on, and the call counts as done.
+    pub fn callback_panics(&self) -> u64 {
+        self.inner.shared.hub.callback_panics()
     }
 
-    /// Calls submitted and not yet answered.
+    // ---- session ----
+
+    /// Calls submitted and not yet answered (`execute_async` callbacks count until
+    /// they have run).
     pub fn outstanding(&self) -> u64 {
         self.inner.shared.outstanding()
     }
@@ -896,232 +541,273 @@ impl Client {
     }
 
     /// A handle that does not keep the session open.
-    pub fn downgrade(&self) -> WeakClient {
+    pub fn downgrade(&self) -> WeakClient<M> {
         WeakClient {
             inner: Arc::downgrade(&self.inner),
+            _mode: PhantomData,
         }
     }
 
-    /// Closes the session for every clone: waiting calls return
-    /// [`Error::ClientClosed`], later ones too; listeners end; the transport is shut
-    /// down and the threads are joined. Idempotent.
+    /// Closes the session for every clone, at once whatever the server does: waiting
+    /// calls return [`Error::ClientClosed`], later ones too; listeners end; the IO
+    /// thread ends. Callbacks get at most [`CLOSE_CALLBACK_GRACE`] to finish; events
+    /// still queued for them then are dropped and counted in
+    /// [`Client::callback_missed`]. Idempotent; never blocks longer than that grace.
     pub fn close(&self) {
         self.inner.shutdown();
     }
 
-    // ---- plumbing ----
-
-    fn enqueue(
-        &self,
-        body: Body,
-        options: CallOptions<'_>,
-        completion: Completion,
-    ) -> Result<u64, Error> {
-        if let Some(reason) = self.close_reason() {
-            return Err(Error::closed(reason));
-        }
-        let fds = if options.fds.is_empty() {
-            Vec::new()
-        } else {
-            if !self.inner.fd_passing {
-                return Err(Error::Io(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    "file descriptors can only be passed over a unix socket",
-                )));
-            }
-            options
-                .fds
-                .iter()
-                .map(|fd| fd.try_clone_to_owned())
-                .collect::<io::Result<Vec<OwnedFd>>>()?
-        };
-        let deadline = match options.timeout {
-            Timeout::Default => self.inner.default_timeout.map(|t| Instant::now() + t),
-            Timeout::Never => None,
-            Timeout::After(timeout) => Some(Instant::now() + timeout),
-        };
-        let shared = &self.inner.shared;
-        let ticket = shared.ticket();
-        let request = Request {
-            ticket,
-            body,
-            oob: options.oob,
-            fds,
-            deadline,
-            completer: Completer::new(shared, completion),
-        };
-        // If the IO thread is gone, the request comes back in the error and its
-        // completer fails it with the session's end.
-        self.inner
-            .inputs
-            .send(Input::Control(Control::Submit(request)));
-        Ok(ticket)
+    /// The same session as a client of another mode (e.g. a blocking handle for a
+    /// thread of an async program).
+    pub fn with_mode<N: Mode>(&self) -> Connection<N> {
+        Connection::from_inner(Arc::clone(&self.inner))
     }
 
-    fn send<T>(
-        &self,
-        body: Body,
-        options: CallOptions<'_>,
-        convert: Convert<T>,
-    ) -> Result<Pending<T>, Error> {
-        let slot = Slot::new();
-        let ticket = self.enqueue(body, options, Completion::Slot(Arc::clone(&slot)))?;
-        Ok(Pending {
-            slot,
-            ticket,
-            inputs: self.inner.inputs.clone(),
-            convert,
-        })
+    pub(crate) fn sync_body(&self) -> Pending<RawReply> {
+        self.inner.send(Ok(Body::Sync), CallOptions::new(), to_raw)
     }
 }
 
-/// Connects the reader and IO threads to `transport`.
-fn start_transport(
+/// Starts the IO engine over a transport.
+pub(crate) fn start_transport(
     transport: Transport,
-    options: ConnectOptions,
+    options: &ConnectOptions,
     protocol: Protocol,
-) -> Result<Arc<Inner>, Error> {
-    let reader = transport.try_clone().map_err(|error| {
-        if error.kind() == io::ErrorKind::Unsupported {
-            Error::Io(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "this transport cannot be cloned for the reader thread: use Client::connect_io",
-            ))
-        } else {
-            Error::Io(error)
-        }
-    })?;
-    let closer = transport.try_clone()?;
-    start(
-        ReadHalf::Transport(reader),
-        WriteHalf::Transport(transport),
-        Some(closer),
-        options,
-        protocol,
-    )
+) -> Result<Connecting, Error> {
+    Connecting::start(transport.into_link()?, options, protocol)
 }
 
-fn start(
-    reader: ReadHalf,
-    writer: WriteHalf,
-    closer: Option<Transport>,
-    options: ConnectOptions,
+/// Starts the IO engine over any two halves of a byte stream (bridged).
+pub(crate) fn start_io(
+    reader: impl Read + Send + 'static,
+    writer: impl Write + Send + 'static,
+    options: &ConnectOptions,
     protocol: Protocol,
-) -> Result<Arc<Inner>, Error> {
-    let shared = Shared::new(options.event_queue_size);
-    let (inputs_tx, inputs_rx) = mpsc::channel();
-    let (connected_tx, connected_rx) = mpsc::channel();
-    let engine = Engine::new(
-        Arc::clone(&shared),
-        protocol,
-        &options,
-        Box::new(move |result| {
-            let _ = connected_tx.send(result);
-        }),
-    );
-    let fd_passing = match &writer {
-        WriteHalf::Transport(transport) => transport.supports_fd_passing(),
-        WriteHalf::Plain(_) => false,
-    };
-    let join_reader = matches!(reader, ReadHalf::Transport(_));
-    let config = options.core_config(protocol);
-    let (rx_size, tx_size) = (options.rx_size(), options.tx_size());
-    // A transport with a descriptor is polled by the IO thread itself; anything else
-    // gets a reader thread.
-    let polled = match reader {
-        ReadHalf::Transport(transport) if transport.read_fd().is_some() => Ok(transport),
-        other => Err(other),
-    };
-    let (io_thread, reader_thread, waker) = match polled {
-        Ok(transport) => {
-            let waker = IoWaker::new()?;
-            let io_waker = Arc::clone(&waker);
-            let io_thread = thread::Builder::new()
-                .name("qmp-io".into())
-                .spawn(move || {
-                    run_polled_io(
-                        engine,
-                        config,
-                        (rx_size, tx_size),
-                        transport,
-                        writer,
-                        inputs_rx,
-                        io_waker,
-                    )
-                })?;
-            (io_thread, None, Some(waker))
-        }
-        Err(reader) => {
-            let (free_tx, free_rx) = mpsc::channel();
-            for _ in 0..CHUNKS {
-                let _ = free_tx.send(vec![0u8; CHUNK_SIZE]);
-            }
-            let io_thread = thread::Builder::new()
-                .name("qmp-io".into())
-                .spawn(move || {
-                    run_io(engine, config, rx_size, tx_size, writer, inputs_rx, free_tx)
-                })?;
-            let reader_inputs = inputs_tx.clone();
-            let reader_thread = thread::Builder::new()
-                .name("qmp-reader".into())
-                .spawn(move || run_reader(reader, reader_inputs, free_rx));
-            (io_thread, Some(reader_thread), None)
-        }
-    };
-    let mut inner = Inner {
-        inputs: ControlSender {
-            inputs: inputs_tx,
-            waker,
-        },
-        shared,
-        info: ServerInfo::new(protocol),
-        default_timeout: options.command_timeout,
-        fd_passing,
-        closer: Mutex::new(closer),
-        io_thread: Mutex::new(Some(io_thread)),
-        reader_thread: Mutex::new(None),
-        join_reader,
-    };
-    // From here on, dropping `inner` on an error shuts everything down.
-    if let Some(reader_thread) = reader_thread {
-        *lock(&inner.reader_thread) = Some(reader_thread?);
+) -> Result<Connecting, Error> {
+    Connecting::start(Link::bridge(reader, writer)?, options, protocol)
+}
+
+/// Waiting methods, blocking the calling thread.
+impl Connection<Blocking> {
+    /// Connects to a QMP monitor on the Unix socket at `path`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the socket cannot be reached; [`Error::AlreadyConnected`] if no
+    /// greeting comes within [`ConnectOptions::greeting_timeout`] (another client holds
+    /// the monitor); [`Error::NegotiationStalled`] if the greeting came but negotiation
+    /// did not finish in time; [`Error::Closed`] if the server closes or breaks the
+    /// protocol during negotiation.
+    pub fn connect_unix(path: impl AsRef<Path>, options: ConnectOptions) -> Result<Self, Error> {
+        let transport = Transport::connect_unix(path, options.connect_timeout)?;
+        Self::connect(transport, options)
     }
-    let outcome = match options.ready_wait() {
-        Some(wait) => connected_rx.recv_timeout(wait).map_err(|_| Error::Timeout),
-        None => connected_rx.recv().map_err(|_| Error::ClientClosed),
-    };
-    inner.info = outcome??;
-    Ok(Arc::new(inner))
+
+    /// Connects to a QMP monitor over TCP.
+    ///
+    /// # Errors
+    /// As [`Client::connect_unix`].
+    pub fn connect_tcp(addr: impl ToSocketAddrs, options: ConnectOptions) -> Result<Self, Error> {
+        let transport = Transport::connect_tcp(addr, options.connect_timeout)?;
+        Self::connect(transport, options)
+    }
+
+    /// Starts a QMP session over a connected Unix socket (fd passing works).
+    ///
+    /// # Errors
+    /// As [`Client::connect_unix`].
+    pub fn from_unix_stream(stream: UnixStream, options: ConnectOptions) -> Result<Self, Error> {
+        Self::connect(Transport::from_unix_stream(stream)?, options)
+    }
+
+    /// Spawns `command` with piped stdin/stdout and talks QMP over them; the command
+    /// must serve a monitor on stdio (`qemu-system-x86_64 ... -qmp stdio`, or
+    /// `qemu-storage-daemon --chardev stdio,id=m --monitor chardev=m`). The child is
+    /// returned for the caller to wait on or kill.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if it cannot be spawned; otherwise as [`Client::connect_unix`] (the
+    /// child is killed if the session cannot start).
+    pub fn spawn(
+        command: &mut ProcessCommand,
+        options: ConnectOptions,
+    ) -> Result<(Self, Child), Error> {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let connected =
+            Transport::from_child(&mut child).map_err(Error::Io).and_then(|t| Self::connect(t, options));
+        match connected {
+            Ok(client) => Ok((client, child)),
+            Err(error) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(error)
+            }
+        }
+    }
+
+    /// Starts a QMP session over any connected [`Transport`] with a descriptor (a
+    /// transport made with [`Transport::from_stream`] has none: use
+    /// [`Client::connect_io`]).
+    ///
+    /// # Errors
+    /// As [`Client::connect_unix`].
+    pub fn connect(transport: Transport, options: ConnectOptions) -> Result<Self, Error> {
+        start_transport(transport, &options, Protocol::Qmp)?
+            .wait()
+            .map(Connection::from_inner)
+    }
+
+    /// Starts a QMP session over any byte stream given as its two halves (e.g. the two
+    /// ends of a TLS session). Two threads copy between them and the IO engine; one
+    /// blocked in `reader.read` when the session closes ends when that read returns.
+    ///
+    /// # Errors
+    /// As [`Client::connect_unix`].
+    pub fn connect_io(
+        reader: impl Read + Send + 'static,
+        writer: impl Write + Send + 'static,
+        options: ConnectOptions,
+    ) -> Result<Self, Error> {
+        start_io(reader, writer, &options, Protocol::Qmp)?
+            .wait()
+            .map(Connection::from_inner)
+    }
+
+    /// Runs a typed command and waits for its reply (deadline:
+    /// [`ConnectOptions::command_timeout`]).
+    ///
+    /// # Errors
+    /// [`Error::Qmp`] for an error reply, [`Error::Timeout`], [`Error::Closed`],
+    /// [`Error::ClientClosed`], [`Error::Execute`] when the core refuses it,
+    /// [`Error::Json`] when the arguments cannot be serialized.
+    pub fn execute<C: Command>(&self, command: &C) -> Result<Reply<C>, Error> {
+        self.submit(command, CallOptions::new()).wait()
+    }
+
+    /// [`Client::execute`] with its own deadline (any `Duration`; too large means none).
+    ///
+    /// # Errors
+    /// As [`Client::execute`].
+    pub fn execute_timeout<C: Command>(
+        &self,
+        command: &C,
+        timeout: Duration,
+    ) -> Result<Reply<C>, Error> {
+        self.submit(command, CallOptions::new().timeout(timeout))
+            .wait()
+    }
+
+    /// Runs a typed command out of band (`exec-oob`); needs
+    /// [`ConnectOptions::enable_oob`] and a command marked `allow-oob`.
+    ///
+    /// # Errors
+    /// As [`Client::execute`]; [`Error::Execute`] when OOB is not possible.
+    pub fn execute_oob<C: Command>(&self, command: &C) -> Result<Reply<C>, Error> {
+        self.submit(command, CallOptions::new().oob()).wait()
+    }
+
+    /// Runs a typed command with file descriptors attached to its own message
+    /// (`SCM_RIGHTS`), for `add-fd` and `getfd`. The descriptors are duplicated; the
+    /// caller keeps its own. Unix sockets only.
+    ///
+    /// # Errors
+    /// As [`Client::execute`]; [`Error::Io`] (`Unsupported`) on other transports.
+    pub fn execute_with_fds<C: Command>(
+        &self,
+        command: &C,
+        fds: &[BorrowedFd<'_>],
+    ) -> Result<Reply<C>, Error> {
+        self.submit(command, CallOptions::new().fds(fds)).wait()
+    }
+
+    /// Runs a typed command and maps its borrowed, typed response to an owned value.
+    ///
+    /// # Errors
+    /// As [`Client::execute`]; [`Error::Decode`] when the reply does not decode.
+    pub fn call<C, R, F>(&self, command: &C, map: F) -> Result<R, Error>
+    where
+        C: Command,
+        F: for<'r> FnOnce(C::Response<'r>) -> R,
+    {
+        let reply = self.execute(command)?;
+        let response = reply.get()?;
+        Ok(map(response))
+    }
+
+    /// Runs a command by name with `serde_json` arguments (`Value::Null`: no arguments)
+    /// and returns the `return` value.
+    ///
+    /// # Errors
+    /// As [`Client::execute`]; [`Error::InvalidRequest`] if `arguments` is neither an
+    /// object nor null.
+    pub fn execute_value(
+        &self,
+        name: &str,
+        arguments: serde_json::Value,
+    ) -> Result<serde_json::Value, Error> {
+        self.submit_value(name, &arguments, CallOptions::new())
+            .wait()
+    }
+
+    /// Sends a hand-built message (see [`Client::submit_raw_json`]) and waits for its
+    /// reply.
+    ///
+    /// # Errors
+    /// As [`Client::execute`]; [`Error::InvalidRequest`] if the message is not a QMP
+    /// command.
+    pub fn execute_raw_json(&self, message: &[u8]) -> Result<RawReply, Error> {
+        self.submit_raw_json(message, CallOptions::new()).wait()
+    }
+
+    /// Waits until no call is outstanding (every reply delivered, every async callback
+    /// run), at most `timeout` (any `Duration`; too large means no limit).
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if calls are still outstanding then.
+    pub fn wait_idle(&self, timeout: Duration) -> Result<(), Error> {
+        self.inner.shared.wait_idle(deadline_after(timeout))
+    }
 }
 
-/// A call in flight: wait for it, with or without a deadline, or cancel it.
+/// A call in flight: wait for it (blocking, [`Pending::wait`]), await it, or cancel it.
 ///
-/// Dropping a `Pending` without waiting lets the command run; its reply is discarded.
+/// Waiting is bounded by the call's own deadline: the IO engine fails the call with
+/// [`Error::Timeout`] when it passes. Dropping a `Pending` without waiting lets the
+/// command run; its reply is discarded.
 #[must_use = "a Pending does nothing unless waited on; drop it to discard the reply"]
 pub struct Pending<T> {
-    slot: Arc<Slot>,
+    slot: Arc<Slot<RawReply>>,
     ticket: u64,
-    inputs: ControlSender,
+    deadline: Option<Instant>,
+    controls: ControlSender,
     convert: Convert<T>,
 }
 
 impl<T> Pending<T> {
-    /// Waits for the reply (bounded by the call's own deadline, if it has one).
+    /// Blocks until the reply comes or the call's deadline passes.
     ///
     /// # Errors
     /// See [`Client::execute`].
     pub fn wait(self) -> Result<T, Error> {
-        let result = self.slot.take(None).unwrap_or(Err(Error::Timeout));
-        result.and_then(self.convert)
+        let backstop = self
+            .deadline
+            .and_then(|deadline| deadline.checked_add(WAIT_MARGIN));
+        self.wait_until(backstop)
     }
 
-    /// Waits at most `timeout`; if the reply has not come by then, the command is
-    /// cancelled (its reply will be dropped) and [`Error::Timeout`] is returned.
+    /// Blocks at most `timeout` (or less if the call's own deadline comes first); if
+    /// the reply has not come by then, the command is cancelled (its reply will be
+    /// dropped) and [`Error::Timeout`] is returned.
     ///
     /// # Errors
     /// As [`Pending::wait`], or [`Error::Timeout`].
     pub fn wait_timeout(self, timeout: Duration) -> Result<T, Error> {
-        self.wait_deadline(Instant::now() + timeout)
+        match deadline_after(timeout) {
+            Some(deadline) => self.wait_deadline(deadline),
+            None => self.wait(),
+        }
     }
 
     /// [`Pending::wait_timeout`] with an absolute deadline.
@@ -1129,7 +815,15 @@ impl<T> Pending<T> {
     /// # Errors
     /// As [`Pending::wait_timeout`].
     pub fn wait_deadline(self, deadline: Instant) -> Result<T, Error> {
-        match self.slot.take(Some(deadline)) {
+        let backstop = self
+            .deadline
+            .and_then(|own| own.checked_add(WAIT_MARGIN))
+            .map_or(deadline, |own| own.min(deadline));
+        self.wait_until(Some(backstop))
+    }
+
+    fn wait_until(self, deadline: Option<Instant>) -> Result<T, Error> {
+        match self.slot.take(deadline) {
             Some(result) => result.and_then(self.convert),
             None => {
                 self.canceller().cancel_with(Error::Timeout);
@@ -1149,14 +843,27 @@ impl<T> Pending<T> {
         self.canceller().cancel();
     }
 
-    /// A handle that cancels this call from another thread; a [`Pending::wait`] in
-    /// progress returns [`Error::Cancelled`] at once.
+    /// A handle that cancels this call from another thread; a wait in progress returns
+    /// [`Error::Cancelled`] at once.
     pub fn canceller(&self) -> Canceller {
         Canceller {
             slot: Arc::downgrade(&self.slot),
             ticket: self.ticket,
-            inputs: self.inputs.clone(),
+            controls: self.controls.clone(),
         }
+    }
+}
+
+/// Awaiting a `Pending` waits for the reply without blocking the thread (any executor;
+/// the IO engine wakes the task).
+impl<T> Future for Pending<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Self::Output> {
+        let convert = self.convert;
+        self.slot
+            .poll_take(context)
+            .map(|result| result.and_then(convert))
     }
 }
 
@@ -1172,9 +879,9 @@ impl<T> fmt::Debug for Pending<T> {
 /// Cancels one call from anywhere; see [`Pending::canceller`].
 #[derive(Clone)]
 pub struct Canceller {
-    slot: Weak<Slot>,
+    slot: Weak<Slot<RawReply>>,
     ticket: u64,
-    inputs: ControlSender,
+    controls: ControlSender,
 }
 
 impl Canceller {
@@ -1188,8 +895,7 @@ impl Canceller {
         if let Some(slot) = self.slot.upgrade() {
             slot.fill(Err(error));
         }
-        self.inputs
-            .send(Input::Control(Control::Cancel(self.ticket)));
+        self.controls.send(Control::Cancel(self.ticket));
     }
 }
 
@@ -1201,7 +907,8 @@ impl fmt::Debug for Canceller {
     }
 }
 
-/// A blocking client for the QEMU guest agent, over its Unix socket or a serial device.
+/// A client for the QEMU guest agent, over its Unix socket or a serial device; used as
+/// [`GuestAgentClient`] (blocking) or `AsyncGuestAgentClient` (feature `tokio`).
 ///
 /// The agent has no greeting and its parser may hold half a request from an earlier
 /// client, so the session starts with `0xFF` + `guest-sync-delimited` carrying a random
@@ -1217,12 +924,50 @@ impl fmt::Debug for Canceller {
 /// println!("agent {}", info["version"]);
 /// # Ok::<(), qmp_std::Error>(())
 /// ```
-#[derive(Clone, Debug)]
-pub struct GuestAgentClient {
-    client: Client,
+pub struct AgentConnection<M: Mode = Blocking> {
+    pub(crate) client: Connection<M>,
 }
 
-impl GuestAgentClient {
+impl<M: Mode> Clone for AgentConnection<M> {
+    fn clone(&self) -> Self {
+        AgentConnection {
+            client: self.client.clone(),
+        }
+    }
+}
+
+impl<M: Mode> fmt::Debug for AgentConnection<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentConnection")
+            .field("client", &self.client)
+            .finish()
+    }
+}
+
+impl<M: Mode> AgentConnection<M> {
+    /// The underlying client.
+    pub fn client(&self) -> &Connection<M> {
+        &self.client
+    }
+}
+
+impl<M: Mode> core::ops::Deref for AgentConnection<M> {
+    type Target = Connection<M>;
+
+    fn deref(&self) -> &Connection<M> {
+        &self.client
+    }
+}
+
+/// The sync's answer: the value the agent echoed.
+pub(crate) fn sync_value(reply: &RawReply) -> Result<u64, Error> {
+    reply
+        .raw()
+        .as_u64()
+        .ok_or_else(|| Error::InvalidRequest("sync reply is not a number".into()))
+}
+
+impl AgentConnection<Blocking> {
     /// Connects to an agent listening on a Unix socket (`qemu-ga -m unix-listen`, or the
     /// host side of a virtio-serial chardev).
     ///
@@ -1243,14 +988,14 @@ impl GuestAgentClient {
         Self::connect(transport, options)
     }
 
-    /// Starts a guest-agent session over any transport.
+    /// Starts a guest-agent session over any transport with a descriptor.
     ///
     /// # Errors
     /// As [`GuestAgentClient::connect_unix`].
     pub fn connect(transport: Transport, options: ConnectOptions) -> Result<Self, Error> {
-        let inner = start_transport(transport, options, Protocol::GuestAgent)?;
-        Ok(GuestAgentClient {
-            client: Client { inner },
+        let inner = start_transport(transport, &options, Protocol::GuestAgent)?.wait()?;
+        Ok(AgentConnection {
+            client: Connection::from_inner(inner),
         })
     }
 
@@ -1260,25 +1005,7 @@ impl GuestAgentClient {
     /// # Errors
     /// [`Error::Timeout`] if the agent does not answer in time; as [`Client::execute`].
     pub fn sync(&self) -> Result<u64, Error> {
-        let pending = self.client.send(Body::Sync, CallOptions::new(), to_raw)?;
-        let reply = pending.wait()?;
-        reply
-            .raw()
-            .as_u64()
-            .ok_or_else(|| Error::InvalidRequest("sync reply is not a number".into()))
-    }
-
-    /// The underlying client.
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-}
-
-impl core::ops::Deref for GuestAgentClient {
-    type Target = Client;
-
-    fn deref(&self) -> &Client {
-        &self.client
+        sync_value(&self.client.sync_body().wait()?)
     }
 }
 
@@ -1314,14 +1041,10 @@ mod tests {
 
     #[test]
     fn a_server_that_closes_at_once_fails_the_connect() {
-        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (ours, theirs) = UnixStream::pair().unwrap();
         drop(theirs);
         let started = Instant::now();
-        let error = Client::connect(
-            Transport::from_unix_stream(ours).unwrap(),
-            ConnectOptions::new(),
-        )
-        .unwrap_err();
+        let error = Client::from_unix_stream(ours, ConnectOptions::new()).unwrap_err();
         assert!(
             matches!(
                 error,

@@ -17,10 +17,12 @@
 
 use core::hash::{BuildHasher, Hasher};
 use core::marker::PhantomData;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant as StdInstant;
@@ -208,73 +210,110 @@ pub(crate) struct Request {
     pub(crate) completer: Completer,
 }
 
-/// A reply slot a blocking caller waits on.
-pub(crate) struct Slot {
-    result: Mutex<Option<Result<RawReply, Error>>>,
+/// Where one result waits for its caller, who either blocks on it ([`Slot::take`]) or
+/// polls it from a future ([`Slot::poll_take`]).
+pub(crate) struct Slot<T> {
+    state: Mutex<SlotState<T>>,
     cond: Condvar,
 }
 
-impl Slot {
+struct SlotState<T> {
+    result: Option<Result<T, Error>>,
+    /// The task of an async caller polling for the result.
+    waker: Option<Waker>,
+    /// Threads blocked in [`Slot::take`] (a wake-up is a system call even with nobody
+    /// waiting, so `fill` only makes one when there is somebody).
+    sleepers: u32,
+}
+
+impl<T> Slot<T> {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Slot {
-            result: Mutex::new(None),
+            state: Mutex::new(SlotState {
+                result: None,
+                waker: None,
+                sleepers: 0,
+            }),
             cond: Condvar::new(),
         })
     }
 
     /// Stores the result unless one is there already (a cancellation wins a race with
     /// the reply). Returns whether it was stored.
-    pub(crate) fn fill(&self, result: Result<RawReply, Error>) -> bool {
-        let mut slot = lock(&self.result);
-        if slot.is_some() {
+    pub(crate) fn fill(&self, result: Result<T, Error>) -> bool {
+        let mut state = lock(&self.state);
+        if state.result.is_some() {
             return false;
         }
-        *slot = Some(result);
-        drop(slot);
-        self.cond.notify_all();
+        state.result = Some(result);
+        let waker = state.waker.take();
+        let sleepers = state.sleepers > 0;
+        drop(state);
+        if sleepers {
+            self.cond.notify_all();
+        }
+        if let Some(waker) = waker {
+            waker.wake();
+        }
         true
     }
 
     /// Waits for the result until `deadline` (`None`: forever); `None` if it passed.
-    pub(crate) fn take(&self, deadline: Option<StdInstant>) -> Option<Result<RawReply, Error>> {
-        let mut slot = lock(&self.result);
+    pub(crate) fn take(&self, deadline: Option<StdInstant>) -> Option<Result<T, Error>> {
+        let mut state = lock(&self.state);
         loop {
-            if let Some(result) = slot.take() {
+            if let Some(result) = state.result.take() {
                 return Some(result);
             }
-            match deadline {
+            state.sleepers += 1;
+            let passed = match deadline {
                 None => {
-                    slot = self
+                    state = self
                         .cond
-                        .wait(slot)
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .wait(state)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    false
                 }
                 Some(deadline) => {
-                    let (guard, passed) = wait_until(&self.cond, slot, deadline);
-                    slot = guard;
-                    if passed {
-                        return slot.take();
-                    }
+                    let (guard, passed) = wait_until(&self.cond, state, deadline);
+                    state = guard;
+                    passed
                 }
+            };
+            state.sleepers -= 1;
+            if passed {
+                return state.result.take();
+            }
+        }
+    }
+
+    /// The result if it is there; otherwise the task of `context` is woken when it is.
+    pub(crate) fn poll_take(&self, context: &mut Context<'_>) -> Poll<Result<T, Error>> {
+        let mut state = lock(&self.state);
+        match state.result.take() {
+            Some(result) => Poll::Ready(result),
+            None => {
+                match &mut state.waker {
+                    Some(waker) => waker.clone_from(context.waker()),
+                    None => state.waker = Some(context.waker().clone()),
+                }
+                Poll::Pending
             }
         }
     }
 
     /// Whether a result is waiting.
     pub(crate) fn is_filled(&self) -> bool {
-        lock(&self.result).is_some()
+        lock(&self.state).result.is_some()
     }
 }
 
 /// Where a request's result goes.
 pub(crate) enum Completion {
-    /// A blocking caller's slot.
-    Slot(Arc<Slot>),
+    /// A caller's slot (blocking or async).
+    Slot(Arc<Slot<RawReply>>),
     /// An `execute_async` callback (run on the dispatcher thread).
     Callback(Box<dyn FnOnce(Result<RawReply, Error>) + Send>),
-    /// An async caller.
-    #[cfg(feature = "tokio")]
-    Oneshot(::tokio::sync::oneshot::Sender<Result<RawReply, Error>>),
     /// The guest-agent sync `connect` waits for.
     Connect,
     /// A guest-agent sync the client started itself after a timeout.
@@ -341,18 +380,24 @@ fn deliver(shared: &Arc<Shared>, completion: Completion, result: Result<RawReply
             slot.fill(result);
         }
         Completion::Callback(callback) => {
-            let after = Arc::clone(shared);
+            // Counted as done when the job ends however it ends: run, panicked, or
+            // dropped unrun by a closing dispatcher.
+            let done = Done(Arc::clone(shared));
             shared.hub.dispatch_reply(Box::new(move || {
+                let _done = done;
                 callback(result);
-                after.done();
             }));
         }
-        #[cfg(feature = "tokio")]
-        Completion::Oneshot(sender) => {
-            shared.done();
-            let _ = sender.send(result);
-        }
         Completion::Connect | Completion::Resync => {}
+    }
+}
+
+/// Marks one outstanding call done when dropped.
+struct Done(Arc<Shared>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.0.done();
     }
 }
 
@@ -364,6 +409,8 @@ pub(crate) struct Shared {
     #[cfg(feature = "tokio")]
     pub(crate) idle_notify: ::tokio::sync::Notify,
     next_ticket: AtomicU64,
+    /// Whether the QMP greeting came (tells a stalled negotiation from a silent server).
+    greeted: AtomicBool,
 }
 
 struct SharedState {
@@ -372,24 +419,33 @@ struct SharedState {
     /// only when there are some (a wake is a system call even with nobody waiting).
     idle_waiters: u32,
     closed: Option<CloseReason>,
+    /// The transport error that ended the session, if one did (a reset, not an end).
+    transport_error: Option<io::ErrorKind>,
     stats: Stats,
 }
 
 impl Shared {
-    pub(crate) fn new(event_queue_size: usize) -> Arc<Self> {
+    pub(crate) fn new(options: &crate::options::ConnectOptions) -> Arc<Self> {
         Arc::new(Shared {
-            hub: EventHub::new(event_queue_size),
+            hub: EventHub::new(options.event_queue_size, options.event_queue_bytes),
             state: Mutex::new(SharedState {
                 outstanding: 0,
                 idle_waiters: 0,
                 closed: None,
+                transport_error: None,
                 stats: Stats::default(),
             }),
             idle: Condvar::new(),
             #[cfg(feature = "tokio")]
             idle_notify: ::tokio::sync::Notify::new(),
             next_ticket: AtomicU64::new(1),
+            greeted: AtomicBool::new(false),
         })
+    }
+
+    /// Whether the QMP greeting came.
+    pub(crate) fn greeted(&self) -> bool {
+        self.greeted.load(Ordering::Acquire)
     }
 
     /// A fresh ticket number (identifies a request for cancellation).
@@ -456,8 +512,9 @@ impl Shared {
 
     /// The error for a call made (or left waiting) after the session ended.
     pub(crate) fn end_error(&self) -> Error {
-        match self.close_reason() {
-            Some(reason) => Error::closed(reason),
+        let state = lock(&self.state);
+        match state.closed {
+            Some(reason) => Error::ended(reason, state.transport_error),
             None => Error::ClientClosed,
         }
     }
@@ -718,6 +775,7 @@ impl Engine {
     }
 
     /// Feeds received bytes to the core, draining events whenever its buffer is full.
+    #[cfg(test)]
     pub(crate) fn on_input(&mut self, core: &mut Core<'_>, mut bytes: &[u8]) {
         if !bytes.is_empty() {
             self.received_any = true;
@@ -740,7 +798,19 @@ impl Engine {
         }
     }
 
-    /// The peer closed the stream (or the transport failed).
+    /// Reading or writing failed: the session ends as at the end of the stream, and
+    /// callers are told what failed (a reset is a reset, not an end).
+    pub(crate) fn on_transport_error(&mut self, core: &mut Core<'_>, error: &io::Error) {
+        {
+            let mut state = lock(&self.shared.state);
+            if state.closed.is_none() && state.transport_error.is_none() {
+                state.transport_error = Some(error.kind());
+            }
+        }
+        self.on_eof(core);
+    }
+
+    /// The peer closed the stream.
     pub(crate) fn on_eof(&mut self, core: &mut Core<'_>) {
         core.handle_eof(self.now());
         self.drain(core);
@@ -896,6 +966,7 @@ impl Engine {
                 package,
                 capabilities,
             } => {
+                self.shared.greeted.store(true, Ordering::Release);
                 self.info.version = Some(version);
                 self.info.package = package;
                 self.info.capabilities = Some(capabilities);
@@ -925,13 +996,11 @@ impl Engine {
                 let Some((_, completer)) = self.in_flight.remove(&id.get()) else {
                     return;
                 };
-                let close_reason = core
-                    .close_reason()
-                    .unwrap_or(CloseReason::EndOfStream { truncated: false });
+                let shared = Arc::clone(&self.shared);
                 let error = || match reason {
                     CommandFailure::TimedOut => Error::Timeout,
                     CommandFailure::ReplyTooLarge { len } => Error::ReplyTooLarge { len },
-                    _ => Error::closed(close_reason),
+                    _ => shared.end_error(),
                 };
                 if completer.is_connect() {
                     if let Some(signal) = self.connect.take() {
@@ -966,7 +1035,7 @@ impl Engine {
         self.finished = Some(reason);
         self.shared.mark_closed(reason);
         self.shared.hub.close(reason);
-        let error = || Error::closed(reason);
+        let error = || self.shared.end_error();
         for (_, (_, completer)) in self.in_flight.drain() {
             completer.complete(Err(error()));
         }
@@ -1005,7 +1074,7 @@ mod tests {
         Arc<Shared>,
         mpsc::Receiver<Result<ServerInfo, Error>>,
     ) {
-        let shared = Shared::new(16);
+        let shared = Shared::new(&crate::options::ConnectOptions::new().event_queue_size(16));
         let (tx, rx) = mpsc::channel();
         let options = crate::options::ConnectOptions::new()
             .greeting_timeout(Some(Duration::from_millis(200)))
@@ -1021,7 +1090,7 @@ mod tests {
         (engine, shared, rx)
     }
 
-    fn request(shared: &Arc<Shared>, body: Body) -> (Request, Arc<Slot>) {
+    fn request(shared: &Arc<Shared>, body: Body) -> (Request, Arc<Slot<RawReply>>) {
         let slot = Slot::new();
         let request = Request {
             ticket: shared.ticket(),
@@ -1075,7 +1144,7 @@ mod tests {
         assert!(!info.oob_enabled);
         let sent = take_tx(&mut core);
         assert_eq!(sent.matches("query-version").count(), 2, "{sent}");
-        let sub = crate::events::Subscription::new(shared.hub.listener(None, None));
+        let sub = crate::events::Subscription::<crate::Blocking>::new(shared.hub.listener(None, None));
         engine.on_input(
             &mut core,
             b"{\"event\": \"STOP\", \"timestamp\": {\"seconds\": 1, \"microseconds\": 2}}\r\n{\"return\": {\"x\": 1}, \"id\": 1}\r\n{\"id\": 2, \"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}}\r\n",

@@ -36,9 +36,20 @@ pub enum Error {
     /// The session ended (the server closed the connection, died, or broke the
     /// protocol) before the reply came.
     Closed(CloseReason),
+    /// The transport failed while the session ran: the connection was reset (a server
+    /// killed with requests unread), a pipe broke, a device failed. The session is
+    /// over; `source()` is the system's error.
+    ConnectionFailed(io::Error),
     /// No greeting arrived within the greeting timeout and the server sent nothing at
     /// all: QEMU serves one client per monitor, and another client is connected.
     AlreadyConnected,
+    /// The server greeted but did not complete the session's start (QMP: no answer to
+    /// `qmp_capabilities`) within
+    /// [`ConnectOptions::greeting_timeout`](crate::ConnectOptions::greeting_timeout).
+    NegotiationStalled {
+        /// How long `connect` waited.
+        waited: core::time::Duration,
+    },
     /// This client was closed with `close()` (or dropped) before or while the call
     /// waited.
     ClientClosed,
@@ -74,7 +85,11 @@ impl Error {
     pub fn is_closed(&self) -> bool {
         matches!(
             self,
-            Error::Closed(_) | Error::ClientClosed | Error::AlreadyConnected
+            Error::Closed(_)
+                | Error::ConnectionFailed(_)
+                | Error::ClientClosed
+                | Error::AlreadyConnected
+                | Error::NegotiationStalled { .. }
         )
     }
 
@@ -93,6 +108,18 @@ impl Error {
             other => Error::Closed(other),
         }
     }
+
+    /// The error for a session that closed for `reason` after the transport failed with
+    /// `transport_error` (if it did): a reset is reported as the reset it is, not as an
+    /// end of stream.
+    pub(crate) fn ended(reason: CloseReason, transport_error: Option<io::ErrorKind>) -> Self {
+        match (reason, transport_error) {
+            (CloseReason::EndOfStream { .. }, Some(kind)) => {
+                Error::ConnectionFailed(io::Error::from(kind))
+            }
+            (reason, _) => Error::closed(reason),
+        }
+    }
 }
 
 /// Decodes a still-escaped JSON string into an owned `String`.
@@ -106,18 +133,26 @@ pub(crate) fn unescape(text: JsonStr<'_>) -> String {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Io(error) => write!(f, "i/o error: {error}"),
+            // Variants with a `source()` do not repeat it here: a reporter that walks the
+            // chain would print it twice.
+            Error::Io(_) => f.write_str("i/o error on the transport"),
             Error::Qmp { class, desc } => write!(f, "qmp error {class}: {desc}"),
             Error::Timeout => f.write_str("timed out waiting for the reply"),
             Error::Cancelled => f.write_str("cancelled"),
             Error::Closed(reason) => write!(f, "connection closed: {reason}"),
+            Error::ConnectionFailed(_) => f.write_str("the connection failed"),
             Error::AlreadyConnected => f.write_str(
                 "no greeting from the server: another client is connected to this monitor",
             ),
+            Error::NegotiationStalled { waited } => write!(
+                f,
+                "the server greeted but did not complete negotiation within {:.1} s",
+                waited.as_secs_f64()
+            ),
             Error::ClientClosed => f.write_str("client closed"),
-            Error::Execute(error) => write!(f, "cannot send the command: {error}"),
-            Error::Decode(error) => write!(f, "cannot decode the reply: {error}"),
-            Error::Json(error) => write!(f, "json conversion failed: {error}"),
+            Error::Execute(_) => f.write_str("cannot send the command"),
+            Error::Decode(_) => f.write_str("cannot decode the reply"),
+            Error::Json(_) => f.write_str("json conversion failed"),
             Error::ReplyTooLarge { len } => {
                 write!(f, "reply of {len} bytes is larger than the receive buffer")
             }
@@ -129,7 +164,7 @@ impl fmt::Display for Error {
 impl core::error::Error for Error {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
-            Error::Io(error) => Some(error),
+            Error::Io(error) | Error::ConnectionFailed(error) => Some(error),
             Error::Execute(error) => Some(error),
             Error::Decode(error) => Some(error),
             Error::Json(error) => Some(error),
@@ -171,9 +206,10 @@ impl From<Error> for io::Error {
                 };
                 return inner;
             }
-            Error::Timeout => io::ErrorKind::TimedOut,
+            Error::Timeout | Error::NegotiationStalled { .. } => io::ErrorKind::TimedOut,
             Error::Cancelled => io::ErrorKind::Interrupted,
             Error::Closed(_) => io::ErrorKind::ConnectionAborted,
+            Error::ConnectionFailed(inner) => inner.kind(),
             Error::AlreadyConnected => io::ErrorKind::ResourceBusy,
             Error::ClientClosed => io::ErrorKind::NotConnected,
             Error::Execute(_) | Error::InvalidRequest(_) => io::ErrorKind::InvalidInput,

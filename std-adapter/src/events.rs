@@ -9,6 +9,7 @@
 //! `execute_async`; a slow callback delays other callbacks, never replies.
 
 use core::fmt;
+use core::marker::PhantomData;
 use core::panic::AssertUnwindSafe;
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
@@ -23,7 +24,9 @@ use qmp_core::json::RawJson;
 use qmp_core::message::{AsyncEvent, Timestamp};
 use serde::de::DeserializeOwned;
 
+use crate::client::{Blocking, Mode};
 use crate::error::{unescape, Error};
+use crate::options::deadline_after;
 
 /// Locks a mutex, ignoring poisoning (a panicking callback must not wedge the client).
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -111,6 +114,12 @@ impl Event {
     pub fn timestamp(&self) -> Timestamp {
         self.inner.timestamp
     }
+
+    /// The memory this event holds, as counted against a queue's byte bound.
+    pub fn size(&self) -> usize {
+        let data = self.inner.data.as_deref().map_or(0, <[u8]>::len);
+        core::mem::size_of::<EventInner>() + self.inner.name.len() + data
+    }
 }
 
 impl fmt::Debug for Event {
@@ -134,6 +143,8 @@ impl fmt::Debug for Event {
 /// What a listener's queue holds, behind its mutex.
 struct ListenerState {
     queue: VecDeque<Event>,
+    /// The [`Event::size`]s of the queued events, added up.
+    queued_bytes: usize,
     missed: u64,
     missed_unreported: u64,
     closed: Option<CloseReason>,
@@ -146,15 +157,17 @@ pub(crate) struct Listener {
     cond: Condvar,
     filter: Option<Vec<String>>,
     capacity: usize,
+    byte_capacity: usize,
     #[cfg(feature = "tokio")]
     pub(crate) notify: ::tokio::sync::Notify,
 }
 
 impl Listener {
-    fn new(filter: Option<Vec<String>>, capacity: usize) -> Self {
+    fn new(filter: Option<Vec<String>>, capacity: usize, byte_capacity: usize) -> Self {
         Listener {
             state: Mutex::new(ListenerState {
                 queue: VecDeque::new(),
+                queued_bytes: 0,
                 missed: 0,
                 missed_unreported: 0,
                 closed: None,
@@ -163,6 +176,7 @@ impl Listener {
             cond: Condvar::new(),
             filter,
             capacity: capacity.max(1),
+            byte_capacity,
             #[cfg(feature = "tokio")]
             notify: ::tokio::sync::Notify::new(),
         }
@@ -180,11 +194,24 @@ impl Listener {
             if state.cancelled {
                 return;
             }
-            if state.queue.len() >= self.capacity {
-                state.queue.pop_front();
+            let size = event.size();
+            if size > self.byte_capacity {
+                // Could never be queued: lost, like an event pushed out by newer ones.
+                state.missed += 1;
+                state.missed_unreported += 1;
+                return;
+            }
+            while state.queue.len() >= self.capacity
+                || state.queued_bytes + size > self.byte_capacity
+            {
+                let Some(oldest) = state.queue.pop_front() else {
+                    break;
+                };
+                state.queued_bytes -= oldest.size();
                 state.missed += 1;
                 state.missed_unreported += 1;
             }
+            state.queued_bytes += size;
             state.queue.push_back(event.clone());
         }
         self.wake();
@@ -223,6 +250,7 @@ impl Listener {
             return Err(Error::Cancelled);
         }
         if let Some(event) = state.queue.pop_front() {
+            state.queued_bytes -= event.size();
             return Ok(Some(event));
         }
         match state.closed {
@@ -264,69 +292,41 @@ impl Listener {
     pub(crate) fn len(&self) -> usize {
         lock(&self.state).queue.len()
     }
+
+    pub(crate) fn queued_bytes(&self) -> usize {
+        lock(&self.state).queued_bytes
+    }
 }
 
-/// A listener for events: a bounded queue that drops its oldest event when full and
-/// counts what it dropped.
+/// A listener for events: a queue bounded in count and in bytes that drops its oldest
+/// event when full and counts what it dropped.
 ///
 /// Get one with [`Client::subscribe`](crate::Client::subscribe) or
 /// [`Client::subscribe_filtered`](crate::Client::subscribe_filtered). Dropping it
 /// unsubscribes. When the session ends, the events still queued are delivered, then
-/// `recv` returns the reason ([`Error::Closed`] or [`Error::ClientClosed`]).
-pub struct Subscription {
-    listener: Arc<Listener>,
+/// `recv` returns the reason ([`Error::Closed`] or [`Error::ClientClosed`]). `M` is the
+/// client's [`Mode`]: `recv` blocks the thread for [`Blocking`], and is an `async fn`
+/// for `Async` (feature `tokio`).
+pub struct Subscription<M: Mode = Blocking> {
+    pub(crate) listener: Arc<Listener>,
+    _mode: PhantomData<fn() -> M>,
 }
 
-impl Subscription {
+impl<M: Mode> Subscription<M> {
     pub(crate) fn new(listener: Arc<Listener>) -> Self {
-        Subscription { listener }
-    }
-
-    /// Waits for the next event.
-    ///
-    /// # Errors
-    /// [`Error::Closed`]/[`Error::ClientClosed`] once the session is over and the queue
-    /// is empty; [`Error::Cancelled`] after [`SubscriptionCanceller::cancel`].
-    pub fn recv(&self) -> Result<Event, Error> {
-        self.listener.take_until(None)
-    }
-
-    /// Waits at most `timeout` for the next event.
-    ///
-    /// # Errors
-    /// [`Error::Timeout`] when none came in time; otherwise as [`Subscription::recv`].
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<Event, Error> {
-        self.listener.take_until(Some(Instant::now() + timeout))
-    }
-
-    /// Waits until `deadline` for the next event.
-    ///
-    /// # Errors
-    /// As [`Subscription::recv_timeout`].
-    pub fn recv_deadline(&self, deadline: Instant) -> Result<Event, Error> {
-        self.listener.take_until(Some(deadline))
+        Subscription {
+            listener,
+            _mode: PhantomData,
+        }
     }
 
     /// The next event if one is queued.
     ///
     /// # Errors
-    /// As [`Subscription::recv`], when nothing is queued and nothing will come.
+    /// [`Error::Closed`]/[`Error::ClientClosed`] when nothing is queued and the session
+    /// is over; [`Error::Cancelled`] after [`SubscriptionCanceller::cancel`].
     pub fn try_recv(&self) -> Result<Option<Event>, Error> {
         self.listener.try_take()
-    }
-
-    /// Waits for the first event named `name`, discarding others, for at most `timeout`.
-    ///
-    /// # Errors
-    /// As [`Subscription::recv_timeout`].
-    pub fn recv_named(&self, name: &str, timeout: Duration) -> Result<Event, Error> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let event = self.recv_deadline(deadline)?;
-            if event.name() == name {
-                return Ok(event);
-            }
-        }
     }
 
     /// How many events this listener has lost in total because its queue was full.
@@ -349,20 +349,69 @@ impl Subscription {
         self.len() == 0
     }
 
-    /// The queue's capacity.
+    /// The queue's capacity in events.
     pub fn capacity(&self) -> usize {
         self.listener.capacity
     }
 
-    /// A handle that cancels this subscription from another thread: a `recv` waiting on
-    /// it returns [`Error::Cancelled`] at once (the Go `context` pattern).
-    pub fn canceller(&self) -> SubscriptionCanceller {
-        Self::canceller_of(&self.listener)
+    /// The bytes the queued events hold (see [`Event::size`]).
+    pub fn queued_bytes(&self) -> usize {
+        self.listener.queued_bytes()
     }
 
-    pub(crate) fn canceller_of(listener: &Arc<Listener>) -> SubscriptionCanceller {
+    /// The queue's capacity in bytes
+    /// ([`ConnectOptions::event_queue_bytes`](crate::ConnectOptions::event_queue_bytes)).
+    pub fn byte_capacity(&self) -> usize {
+        self.listener.byte_capacity
+    }
+
+    /// A handle that cancels this subscription from anywhere: a `recv` waiting on it
+    /// returns [`Error::Cancelled`] at once (the Go `context` pattern).
+    pub fn canceller(&self) -> SubscriptionCanceller {
         SubscriptionCanceller {
-            listener: Arc::downgrade(listener),
+            listener: Arc::downgrade(&self.listener),
+        }
+    }
+}
+
+impl Subscription<Blocking> {
+    /// Waits for the next event.
+    ///
+    /// # Errors
+    /// [`Error::Closed`]/[`Error::ClientClosed`] once the session is over and the queue
+    /// is empty; [`Error::Cancelled`] after [`SubscriptionCanceller::cancel`].
+    pub fn recv(&self) -> Result<Event, Error> {
+        self.listener.take_until(None)
+    }
+
+    /// Waits at most `timeout` for the next event (any `Duration`: one too large to
+    /// add to now means no deadline).
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when none came in time; otherwise as [`Subscription::recv`].
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Event, Error> {
+        self.listener.take_until(deadline_after(timeout))
+    }
+
+    /// Waits until `deadline` for the next event.
+    ///
+    /// # Errors
+    /// As [`Subscription::recv_timeout`].
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<Event, Error> {
+        self.listener.take_until(Some(deadline))
+    }
+
+    /// Waits for the first event named `name`, discarding others, for at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`Subscription::recv_timeout`].
+    pub fn recv_named(&self, name: &str, timeout: Duration) -> Result<Event, Error> {
+        let deadline = deadline_after(timeout);
+        loop {
+            let event = self.listener.take_until(deadline)?;
+            if event.name() == name {
+                return Ok(event);
+            }
         }
     }
 
@@ -373,7 +422,7 @@ impl Subscription {
     }
 }
 
-impl fmt::Debug for Subscription {
+impl<M: Mode> fmt::Debug for Subscription<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscription")
             .field("filter", &self.listener.filter)
@@ -387,7 +436,7 @@ impl fmt::Debug for Subscription {
 /// Blocking iterator over a [`Subscription`]'s events; see [`Subscription::iter`].
 #[derive(Debug)]
 pub struct Iter<'a> {
-    subscription: &'a Subscription,
+    subscription: &'a Subscription<Blocking>,
 }
 
 impl Iterator for Iter<'_> {
@@ -398,7 +447,7 @@ impl Iterator for Iter<'_> {
     }
 }
 
-impl<'a> IntoIterator for &'a Subscription {
+impl<'a> IntoIterator for &'a Subscription<Blocking> {
     type Item = Event;
     type IntoIter = Iter<'a>;
 
@@ -448,8 +497,14 @@ enum Job {
 struct DispatchState {
     jobs: VecDeque<Job>,
     queued_events: usize,
+    queued_event_bytes: usize,
     missed_events: u64,
+    /// Callbacks that panicked (each was contained; the dispatcher went on).
+    panics: u64,
+    /// No new work: the dispatcher runs what is queued and ends.
     closed: bool,
+    /// The dispatcher thread is running.
+    running: bool,
 }
 
 /// The dispatcher's queue: reply callbacks are never dropped; events are bounded like a
@@ -457,7 +512,10 @@ struct DispatchState {
 struct DispatchQueue {
     state: Mutex<DispatchState>,
     cond: Condvar,
+    /// Signalled when the dispatcher thread ends.
+    ended: Condvar,
     event_capacity: usize,
+    event_byte_capacity: usize,
     callbacks: Mutex<Vec<CallbackEntry>>,
 }
 
@@ -465,22 +523,35 @@ impl DispatchQueue {
     fn push(&self, job: Job) {
         let mut state = lock(&self.state);
         if state.closed {
-            // The thread is gone: run reply callbacks here so nobody waits forever.
-            drop(state);
-            if let Job::Reply(callback) = job {
-                run_guarded(callback);
+            // The dispatcher is ending or gone: an event is dropped (counted); a reply
+            // callback runs here so its caller still hears.
+            match job {
+                Job::Event(_) => state.missed_events += 1,
+                Job::Reply(callback) => {
+                    drop(state);
+                    self.run_guarded(callback);
+                }
             }
             return;
         }
-        if let Job::Event(_) = job {
-            if state.queued_events >= self.event_capacity {
-                if let Some(index) = state.jobs.iter().position(|j| matches!(j, Job::Event(_))) {
-                    state.jobs.remove(index);
+        if let Job::Event(event) = &job {
+            let size = event.size();
+            while state.queued_events >= self.event_capacity
+                || (state.queued_events > 0
+                    && state.queued_event_bytes + size > self.event_byte_capacity)
+            {
+                let Some(index) = state.jobs.iter().position(|j| matches!(j, Job::Event(_)))
+                else {
+                    break;
+                };
+                if let Some(Job::Event(oldest)) = state.jobs.remove(index) {
                     state.queued_events -= 1;
+                    state.queued_event_bytes -= oldest.size();
                     state.missed_events += 1;
                 }
             }
             state.queued_events += 1;
+            state.queued_event_bytes += size;
         }
         state.jobs.push_back(job);
         drop(state);
@@ -493,19 +564,23 @@ impl DispatchQueue {
                 let mut state = lock(&self.state);
                 loop {
                     if let Some(job) = state.jobs.pop_front() {
-                        if let Job::Event(_) = job {
+                        if let Job::Event(event) = &job {
                             state.queued_events -= 1;
+                            state.queued_event_bytes -= event.size();
                         }
                         break job;
                     }
                     if state.closed {
+                        state.running = false;
+                        drop(state);
+                        self.ended.notify_all();
                         return;
                     }
                     state = wait(&self.cond, state);
                 }
             };
             match job {
-                Job::Reply(callback) => run_guarded(callback),
+                Job::Reply(callback) => self.run_guarded(callback),
                 Job::Event(event) => {
                     let matching: Vec<EventCallback> = lock(&self.callbacks)
                         .iter()
@@ -513,17 +588,19 @@ impl DispatchQueue {
                         .map(|entry| Arc::clone(&entry.callback))
                         .collect();
                     for callback in matching {
-                        run_guarded(|| callback(&event));
+                        self.run_guarded(|| callback(&event));
                     }
                 }
             }
         }
     }
-}
 
-/// Runs a callback, containing a panic so the dispatcher survives it.
-fn run_guarded(callback: impl FnOnce()) {
-    let _ = catch_unwind(AssertUnwindSafe(callback));
+    /// Runs a callback, containing and counting a panic so the dispatcher survives it.
+    fn run_guarded(&self, callback: impl FnOnce()) {
+        if catch_unwind(AssertUnwindSafe(callback)).is_err() {
+            lock(&self.state).panics += 1;
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -534,6 +611,7 @@ fn run_guarded(callback: impl FnOnce()) {
 pub(crate) struct EventHub {
     listeners: Mutex<Vec<Weak<Listener>>>,
     default_capacity: usize,
+    byte_capacity: usize,
     closed: Mutex<Option<CloseReason>>,
     queue: Arc<DispatchQueue>,
     dispatcher: Mutex<Option<JoinHandle<()>>>,
@@ -542,21 +620,28 @@ pub(crate) struct EventHub {
 }
 
 impl EventHub {
-    /// A hub whose listeners hold `capacity` events by default.
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A hub whose listeners hold `capacity` events and `byte_capacity` bytes by
+    /// default.
+    pub(crate) fn new(capacity: usize, byte_capacity: usize) -> Self {
         EventHub {
             listeners: Mutex::new(Vec::new()),
             default_capacity: capacity.max(1),
+            byte_capacity,
             closed: Mutex::new(None),
             queue: Arc::new(DispatchQueue {
                 state: Mutex::new(DispatchState {
                     jobs: VecDeque::new(),
                     queued_events: 0,
+                    queued_event_bytes: 0,
                     missed_events: 0,
+                    panics: 0,
                     closed: false,
+                    running: false,
                 }),
                 cond: Condvar::new(),
+                ended: Condvar::new(),
                 event_capacity: capacity.max(1),
+                event_byte_capacity: byte_capacity,
                 callbacks: Mutex::new(Vec::new()),
             }),
             dispatcher: Mutex::new(None),
@@ -574,6 +659,7 @@ impl EventHub {
         let listener = Arc::new(Listener::new(
             filter,
             capacity.unwrap_or(self.default_capacity),
+            self.byte_capacity,
         ));
         // Registered under the same lock `close` takes, so a listener is either closed
         // here or by `close`, never missed.
@@ -633,9 +719,15 @@ impl EventHub {
         self.queue.push(Job::Reply(callback));
     }
 
-    /// Events dropped because callbacks did not keep up.
+    /// Events dropped because callbacks did not keep up (or were still queued when
+    /// the session closed).
     pub(crate) fn callback_missed(&self) -> u64 {
         lock(&self.queue.state).missed_events
+    }
+
+    /// Callbacks that panicked.
+    pub(crate) fn callback_panics(&self) -> u64 {
+        lock(&self.queue.state).panics
     }
 
     fn ensure_dispatcher(&self) {
@@ -649,6 +741,7 @@ impl EventHub {
             .spawn(move || queue.run());
         match spawned {
             Ok(handle) => {
+                lock(&self.queue.state).running = true;
                 *lock(&self.dispatcher_id) = Some(handle.thread().id());
                 *dispatcher = Some(handle);
             }
@@ -672,18 +765,37 @@ impl EventHub {
         }
     }
 
-    /// Stops the dispatcher after it has run what is queued, and (with `join`) waits
-    /// for it, unless this is the dispatcher thread itself (the last client handle
-    /// dropped in a callback).
-    pub(crate) fn shutdown_dispatcher(&self, join: bool) {
-        lock(&self.queue.state).closed = true;
+    /// Stops the dispatcher: it runs what is queued and ends. Waits for that at most
+    /// `grace` (never on the dispatcher thread itself: the last client handle may be
+    /// dropped in a callback); then the events still queued are dropped and counted in
+    /// [`EventHub::callback_missed`], and the reply callbacks still queued run on the
+    /// dispatcher in the background (their callers are owed a result).
+    pub(crate) fn shutdown_dispatcher(&self, grace: Duration) {
+        let mut state = lock(&self.queue.state);
+        state.closed = true;
         self.queue.cond.notify_all();
-        let handle = lock(&self.dispatcher).take();
-        if let Some(handle) = handle {
-            if join && Some(thread::current().id()) != *lock(&self.dispatcher_id) {
-                let _ = handle.join();
+        let on_dispatcher = Some(thread::current().id()) == *lock(&self.dispatcher_id);
+        let deadline = deadline_after(grace);
+        while state.running && !on_dispatcher {
+            let Some(deadline) = deadline else {
+                state = wait(&self.queue.ended, state);
+                continue;
+            };
+            let (guard, passed) = wait_until(&self.queue.ended, state, deadline);
+            state = guard;
+            if passed {
+                break;
             }
         }
+        let before = state.jobs.len();
+        state.jobs.retain(|job| matches!(job, Job::Reply(_)));
+        let dropped = before - state.jobs.len();
+        state.missed_events += dropped as u64;
+        state.queued_events = 0;
+        state.queued_event_bytes = 0;
+        drop(state);
+        // Detached if still running: it ends after the reply callbacks.
+        drop(lock(&self.dispatcher).take());
     }
 }
 
@@ -722,8 +834,8 @@ mod tests {
 
     #[test]
     fn full_listener_drops_oldest_and_counts() {
-        let hub = EventHub::new(3);
-        let sub = Subscription::new(hub.listener(None, None));
+        let hub = EventHub::new(3, usize::MAX);
+        let sub = Subscription::<crate::Blocking>::new(hub.listener(None, None));
         for name in ["A", "B", "C", "D", "E"] {
             hub.publish(event(name, None));
         }
@@ -743,9 +855,9 @@ mod tests {
 
     #[test]
     fn filters_and_close() {
-        let hub = EventHub::new(8);
-        let jobs = Subscription::new(hub.listener(Some(vec!["JOB_STATUS_CHANGE".into()]), None));
-        let all = Subscription::new(hub.listener(None, Some(1)));
+        let hub = EventHub::new(8, usize::MAX);
+        let jobs = Subscription::<crate::Blocking>::new(hub.listener(Some(vec!["JOB_STATUS_CHANGE".into()]), None));
+        let all = Subscription::<crate::Blocking>::new(hub.listener(None, Some(1)));
         hub.publish(event("STOP", None));
         hub.publish(event("JOB_STATUS_CHANGE", None));
         hub.close(CloseReason::EndOfStream { truncated: false });
@@ -757,7 +869,7 @@ mod tests {
         );
         assert_eq!(all.missed(), 1);
         // A listener made after the end reports it at once.
-        let late = Subscription::new(hub.listener(None, None));
+        let late = Subscription::<crate::Blocking>::new(hub.listener(None, None));
         assert!(matches!(late.recv(), Err(Error::Closed(_))));
         hub.close(CloseReason::Local);
         assert!(matches!(late.try_recv(), Err(Error::Closed(_))));
@@ -765,8 +877,8 @@ mod tests {
 
     #[test]
     fn canceller_wakes_a_blocked_receiver() {
-        let hub = EventHub::new(8);
-        let sub = Subscription::new(hub.listener(None, None));
+        let hub = EventHub::new(8, usize::MAX);
+        let sub = Subscription::<crate::Blocking>::new(hub.listener(None, None));
         let canceller = sub.canceller();
         let waiter = thread::spawn(move || sub.recv_timeout(Duration::from_secs(10)));
         thread::sleep(Duration::from_millis(30));
@@ -776,7 +888,7 @@ mod tests {
 
     #[test]
     fn callbacks_run_by_name_on_the_dispatcher_and_survive_panics() {
-        let hub = EventHub::new(8);
+        let hub = EventHub::new(8, usize::MAX);
         let (tx, rx) = mpsc::channel();
         let tx2 = Mutex::new(tx.clone());
         let only_stop = hub.on_event(
@@ -812,7 +924,7 @@ mod tests {
         );
         assert!(hub.remove_callback(only_stop));
         assert!(!hub.remove_callback(only_stop));
-        hub.shutdown_dispatcher(true);
+        hub.shutdown_dispatcher(Duration::from_secs(5));
         // After shutdown, reply callbacks still run (inline).
         let (tx, rx) = mpsc::channel();
         hub.dispatch_reply(Box::new(move || tx.send(1).unwrap()));
@@ -821,7 +933,7 @@ mod tests {
 
     #[test]
     fn slow_callbacks_lose_oldest_events_not_replies() {
-        let hub = EventHub::new(2);
+        let hub = EventHub::new(2, usize::MAX);
         let (gate_tx, gate_rx) = mpsc::channel::<()>();
         let gate_rx = Mutex::new(gate_rx);
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -844,7 +956,7 @@ mod tests {
         }
         gate_tx.send(()).unwrap();
         done_rx.recv_timeout(Duration::from_secs(5)).unwrap();
-        hub.shutdown_dispatcher(true);
+        hub.shutdown_dispatcher(Duration::from_secs(5));
         assert_eq!(*lock(&seen), ["FIRST", "C", "D"]);
         assert_eq!(hub.callback_missed(), 2);
     }

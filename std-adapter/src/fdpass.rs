@@ -40,6 +40,26 @@ const CONTROL_SPACE: usize = rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE))
 /// entries or if `bytes` is empty while `fds` is not (descriptors need at least one byte
 /// to ride on); otherwise any error of `sendmsg(2)`.
 pub fn send_with_fds(socket: impl AsFd, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    let socket = socket.as_fd();
+    if bytes.is_empty() && fds.is_empty() {
+        return Ok(());
+    }
+    let mut sent = send_once_with_fds(socket, bytes, fds)?;
+    while sent < bytes.len() {
+        let rest = bytes.get(sent..).unwrap_or_default();
+        sent += send_once_with_fds(socket, rest, &[])?;
+    }
+    Ok(())
+}
+
+/// One `sendmsg(2)` of (a prefix of) `bytes` with `fds` attached; returns the bytes the
+/// kernel took. On a non-blocking socket that has no room it fails with
+/// [`io::ErrorKind::WouldBlock`] and nothing (descriptors included) is sent.
+pub(crate) fn send_once_with_fds(
+    socket: BorrowedFd<'_>,
+    bytes: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<usize> {
     if fds.len() > MAX_FDS_PER_MESSAGE {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -55,35 +75,26 @@ pub fn send_with_fds(socket: impl AsFd, bytes: &[u8], fds: &[BorrowedFd<'_>]) ->
             "file descriptors need at least one byte of message to travel with",
         ));
     }
-    let socket = socket.as_fd();
-    let mut sent = 0;
-    let mut fds_pending = !fds.is_empty();
-    while sent < bytes.len() {
-        let rest = bytes.get(sent..).unwrap_or_default();
-        let mut space = [MaybeUninit::<u8>::uninit(); CONTROL_SPACE];
-        let mut control = SendAncillaryBuffer::new(&mut space);
-        if fds_pending && !control.push(SendAncillaryMessage::ScmRights(fds)) {
-            return Err(io::Error::other(
-                "control buffer too small for the descriptors",
-            ));
-        }
-        let flags = SendFlags::NOSIGNAL;
-        match sendmsg(socket, &[IoSlice::new(rest)], &mut control, flags) {
-            Ok(0) => {
+    let mut space = [MaybeUninit::<u8>::uninit(); CONTROL_SPACE];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(io::Error::other(
+            "control buffer too small for the descriptors",
+        ));
+    }
+    loop {
+        match sendmsg(socket, &[IoSlice::new(bytes)], &mut control, SendFlags::NOSIGNAL) {
+            Ok(0) if !bytes.is_empty() => {
                 return Err(io::Error::new(
                     io::ErrorKind::WriteZero,
                     "socket accepted no bytes",
                 ))
             }
-            Ok(n) => {
-                sent += n;
-                fds_pending = false;
-            }
+            Ok(n) => return Ok(n),
             Err(rustix::io::Errno::INTR) => {}
             Err(errno) => return Err(errno.into()),
         }
     }
-    Ok(())
 }
 
 /// Receives bytes from the Unix socket `socket` into `buf`, collecting any file

@@ -52,6 +52,7 @@
 pub use qmp_core;
 
 mod client;
+mod driver;
 mod engine;
 pub mod error;
 pub mod events;
@@ -63,11 +64,16 @@ pub mod reply;
 pub mod tokio;
 pub mod transport;
 
-pub use client::{Canceller, Client, GuestAgentClient, Pending, WeakClient};
+pub use client::{
+    AgentConnection, Blocking, Canceller, Client, Connection, GuestAgentClient, Mode, Pending,
+    WeakClient, CLOSE_CALLBACK_GRACE,
+};
 pub use error::{Error, ErrorClass};
 pub use events::{CallbackId, Event, Subscription, SubscriptionCanceller};
 pub use launch::{LaunchError, Launcher, QemuProcess, ServerKind};
-pub use options::{CallOptions, ConnectOptions, ServerInfo, Timeout, MAX_IN_FLIGHT};
+pub use options::{
+    CallOptions, ConnectOptions, ServerInfo, Timeout, DEFAULT_EVENT_QUEUE_BYTES, MAX_IN_FLIGHT,
+};
 pub use qmp_core::client::{CloseReason, Stats};
 pub use reply::{RawReply, Reply};
 pub use transport::{Transport, TransportKind};

@@ -3,6 +3,7 @@
 
 use core::time::Duration;
 use std::os::fd::BorrowedFd;
+use std::time::Instant;
 
 use qmp_core::client::Protocol;
 use qmp_core::message::{Capabilities, Version};
@@ -11,7 +12,9 @@ use qmp_core::message::{Capabilities, Version};
 ///
 /// Defaults: connect timeout 10 s, greeting timeout 10 s, command timeout 30 s, OOB off,
 /// 256 KiB receive buffer (the 236 KB `query-qmp-schema` of `qemu-system-x86_64`
-/// fits), 64 KiB transmit buffer, 64 commands in flight, 1024 events per listener.
+/// fits), 64 KiB transmit buffer, 64 commands in flight, 1024 events and 4 MiB per
+/// listener. Every timeout takes any `Duration`: one too large to represent as a
+/// deadline means none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConnectOptions {
@@ -36,8 +39,21 @@ pub struct ConnectOptions {
     /// Commands in flight at once (at most [`MAX_IN_FLIGHT`]). Further calls wait in the
     /// client, in order, and are sent as replies come back.
     pub max_in_flight: usize,
-    /// Capacity of each event listener's queue (and of the callback queue).
+    /// Capacity of each event listener's queue (and of the callback queue), in events.
     pub event_queue_size: usize,
+    /// Capacity of each event listener's queue (and of the callback queue), in bytes
+    /// ([`Event::size`](crate::Event::size)): a listener that does not keep up holds at
+    /// most this much, whatever the size of the events.
+    pub event_queue_bytes: usize,
+}
+
+/// The default [`ConnectOptions::event_queue_bytes`]: 4 MiB.
+pub const DEFAULT_EVENT_QUEUE_BYTES: usize = 4 << 20;
+
+/// The deadline `timeout` from now; `None` (no deadline) when that is too far away to
+/// represent: every `Duration` is accepted, `Duration::MAX` included.
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
 }
 
 /// The most commands the client keeps in flight (the core's in-flight table size).
@@ -54,6 +70,7 @@ impl Default for ConnectOptions {
             tx_buffer_size: 64 * 1024,
             max_in_flight: 64,
             event_queue_size: 1024,
+            event_queue_bytes: DEFAULT_EVENT_QUEUE_BYTES,
         }
     }
 }
@@ -109,6 +126,12 @@ impl ConnectOptions {
     /// Sets [`ConnectOptions::event_queue_size`].
     pub fn event_queue_size(mut self, events: usize) -> Self {
         self.event_queue_size = events;
+        self
+    }
+
+    /// Sets [`ConnectOptions::event_queue_bytes`].
+    pub fn event_queue_bytes(mut self, bytes: usize) -> Self {
+        self.event_queue_bytes = bytes;
         self
     }
 

@@ -166,10 +166,9 @@ impl Transport {
     /// `connect(2)` errors, [`io::ErrorKind::TimedOut`], or an invalid path.
     pub fn connect_unix(path: impl AsRef<Path>, timeout: Option<Duration>) -> io::Result<Self> {
         let path = path.as_ref();
-        let Some(timeout) = timeout else {
+        let Some(deadline) = timeout.and_then(|t| Instant::now().checked_add(t)) else {
             return Self::new(Channel::Unix(UnixStream::connect(path)?));
         };
-        let deadline = Instant::now() + timeout;
         let address = SocketAddrUnix::new(path)?;
         loop {
             let socket = socket_with(
@@ -449,6 +448,31 @@ impl Transport {
         match result {
             Err(error) if error.kind() == io::ErrorKind::NotConnected => Ok(()),
             other => other,
+        }
+    }
+
+    /// The transport as the IO engine drives it (non-blocking descriptors).
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::Unsupported`] for a custom stream, which has no descriptor
+    /// (`Client::connect_io` bridges one); `fcntl(2)`/`dup(2)` errors otherwise.
+    pub(crate) fn into_link(self) -> io::Result<crate::driver::Link> {
+        use crate::driver::Link;
+        match self.channel {
+            Channel::Unix(stream) => Link::socket(OwnedFd::from(stream), true),
+            Channel::Tcp(stream) => Link::socket(OwnedFd::from(stream), false),
+            Channel::Pipes { reader, writer } => {
+                Link::pipes(OwnedFd::from(reader), OwnedFd::from(writer))
+            }
+            Channel::Device(file) => {
+                let writer = file.try_clone()?;
+                Link::pipes(OwnedFd::from(file), OwnedFd::from(writer))
+            }
+            Channel::Stream(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a custom stream transport has no descriptor: use Client::connect_io with its \
+                 read and write halves",
+            )),
         }
     }
 

@@ -14,7 +14,7 @@ use std::time::Instant;
 use common::{options, qsd, qsd_client, signal, watchdog};
 use qmp_std::launch::{Launcher, ServerKind};
 use qmp_std::qmp_core::commands::{AddFd, QueryFdsets, QueryVersion, QueryYank};
-use qmp_std::{CallOptions, Client, CloseReason, Error, ErrorClass};
+use qmp_std::{CallOptions, Client, Error, ErrorClass};
 use rustix::process::Signal;
 use serde_json::json;
 
@@ -182,7 +182,7 @@ fn sigkill_fails_every_waiting_call_promptly() {
             let client = client.clone();
             let waiting = Arc::clone(&waiting);
             thread::spawn(move || {
-                let pending = client.submit(&QueryVersion, CallOptions::new()).unwrap();
+                let pending = client.submit(&QueryVersion, CallOptions::new());
                 waiting.fetch_add(1, Ordering::SeqCst);
                 let result = pending.wait();
                 (result.map(|_| ()), Instant::now())
@@ -198,18 +198,13 @@ fn sigkill_fails_every_waiting_call_promptly() {
     qsd.kill().unwrap();
     for handle in threads {
         let (result, at) = handle.join().unwrap();
-        assert!(
-            matches!(result, Err(Error::Closed(CloseReason::EndOfStream { .. }))),
-            "{result:?}"
-        );
+        // Killed with our requests unread, the server's socket resets.
+        assert!(common::server_gone(&result), "{result:?}");
         assert!(at.duration_since(killed) < Duration::from_secs(5));
     }
     assert!(client.is_closed());
     assert!(matches!(events.recv(), Err(Error::Closed(_))));
-    assert!(matches!(
-        client.execute(&QueryVersion),
-        Err(Error::Closed(_))
-    ));
+    assert!(client.execute(&QueryVersion).unwrap_err().is_closed());
     client.wait_idle(Duration::from_secs(1)).unwrap();
 }
 
@@ -225,7 +220,7 @@ fn ten_thousand_pipelined_commands_from_eight_threads() {
                 let mut matched = 0;
                 for _ in 0..5 {
                     let pending: Vec<_> = (0..250)
-                        .map(|_| client.submit(&QueryVersion, CallOptions::new()).unwrap())
+                        .map(|_| client.submit(&QueryVersion, CallOptions::new()))
                         .collect();
                     for call in pending {
                         let reply = call.wait().unwrap();
@@ -254,7 +249,7 @@ fn fds_ride_on_add_fd() {
     let client = Client::connect_unix(system.socket_path(), options()).unwrap();
     let file = std::fs::File::create(system.dir().join("passed")).unwrap();
     // Commands before and after, pipelined with it, must not take the descriptor.
-    let before = client.submit(&QueryVersion, CallOptions::new()).unwrap();
+    let before = client.submit(&QueryVersion, CallOptions::new());
     let fds = [file.as_fd()];
     let added = client
         .submit(
@@ -263,9 +258,8 @@ fn fds_ride_on_add_fd() {
                 opaque: Some("from-test"),
             },
             CallOptions::new().fds(&fds),
-        )
-        .unwrap();
-    let after = client.submit(&QueryVersion, CallOptions::new()).unwrap();
+        );
+    let after = client.submit(&QueryVersion, CallOptions::new());
     before.wait().unwrap();
     let info = added.wait().unwrap().get().unwrap();
     after.wait().unwrap();
@@ -321,7 +315,7 @@ fn oob_negotiation() {
     // More in-band commands than QEMU queues with OOB on still all complete (the client
     // keeps the rest waiting).
     let pending: Vec<_> = (0..40)
-        .map(|_| client.submit(&QueryVersion, CallOptions::new()).unwrap())
+        .map(|_| client.submit(&QueryVersion, CallOptions::new()))
         .collect();
     for call in pending {
         call.wait().unwrap();
@@ -344,7 +338,7 @@ fn per_call_timeouts_cancellation_and_late_replies() {
     assert!(matches!(timed_out, Err(Error::Timeout)), "{timed_out:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
 
-    let pending = client.submit(&QueryVersion, CallOptions::new()).unwrap();
+    let pending = client.submit(&QueryVersion, CallOptions::new());
     let canceller = pending.canceller();
     let waiter = thread::spawn(move || pending.wait());
     thread::sleep(Duration::from_millis(50));
@@ -353,7 +347,6 @@ fn per_call_timeouts_cancellation_and_late_replies() {
 
     let waited = client
         .submit(&QueryVersion, CallOptions::new())
-        .unwrap()
         .wait_timeout(Duration::from_millis(100));
     assert!(matches!(waited, Err(Error::Timeout)));
 

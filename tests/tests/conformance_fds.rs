@@ -71,7 +71,7 @@ fn add_fd_passes_a_pipe_that_query_fdsets_shows() {
     assert!(qemu_fds_on(&qsys, &name).is_empty());
 
     // Pipelined between two other commands, the descriptor rides on its own command.
-    let before = client.submit(&QueryVersion, CallOptions::new()).unwrap();
+    let before = client.submit(&QueryVersion, CallOptions::new());
     let fds = [write_end.as_fd()];
     let added = client
         .submit(
@@ -80,9 +80,8 @@ fn add_fd_passes_a_pipe_that_query_fdsets_shows() {
                 opaque: Some("write end \"quoted\" é"),
             },
             CallOptions::new().fds(&fds),
-        )
-        .unwrap();
-    let after = client.submit(&QueryVersion, CallOptions::new()).unwrap();
+        );
+    let after = client.submit(&QueryVersion, CallOptions::new());
     before.wait().unwrap();
     let added = added.wait().unwrap();
     let info = added.get().unwrap();

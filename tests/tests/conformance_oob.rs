@@ -75,7 +75,7 @@ fn reply_order(client: &Client, queued: usize, oob: bool) -> Vec<&'static str> {
     }
     let mut expected = queued + 1;
     if oob {
-        let yank = client.submit(&QueryYank, CallOptions::new().oob()).unwrap();
+        let yank = client.submit(&QueryYank, CallOptions::new().oob());
         let reply = yank.wait().unwrap();
         assert_eq!(
             reply.raw().to_value(),

@@ -350,7 +350,6 @@ fn close_in_the_middle_of_a_message_resolves_every_pending_call_once() {
         .map(|_| {
             client
                 .submit(&QueryStatus, CallOptions::new())
-                .expect("submitted")
         })
         .collect();
     for _ in 0..10 {
@@ -532,7 +531,6 @@ fn unknown_foreign_duplicate_and_reordered_ids() {
         .map(|n| {
             client
                 .submit_value("echo", &json!({ "n": n }), CallOptions::new())
-                .expect("submitted")
         })
         .collect();
     for _ in 0..8 {
@@ -652,8 +650,7 @@ fn a_million_events_while_a_listener_reads_slowly_and_commands_flow() {
         assert_eq!(reply["echo"], n);
         if n.is_multiple_of(16) {
             let pending = client
-                .submit_value("echo", &json!({ "n": n }), CallOptions::new())
-                .expect("submitted");
+                .submit_value("echo", &json!({ "n": n }), CallOptions::new());
             assert_eq!(pending.wait().expect("reply")["echo"], n);
         }
         n += 1;

@@ -58,3 +58,16 @@ pub fn signal(pid: u32, signal: rustix::process::Signal) {
     let pid = rustix::process::Pid::from_raw(pid as i32).expect("valid pid");
     rustix::process::kill_process(pid, signal).expect("signal sent");
 }
+
+/// Whether `result` says the server went away: the end of the stream, or a reset (a
+/// server killed while our requests sat unread in its socket resets the connection).
+#[allow(dead_code)]
+pub fn server_gone<T>(result: &Result<T, qmp_std::Error>) -> bool {
+    match result {
+        Err(qmp_std::Error::Closed(qmp_std::CloseReason::EndOfStream { .. })) => true,
+        Err(qmp_std::Error::ConnectionFailed(error)) => {
+            error.kind() == std::io::ErrorKind::ConnectionReset
+        }
+        _ => false,
+    }
+}

@@ -228,3 +228,16 @@ pub fn assert_transcripts_eq(got: &[Value], expected: &[Value]) {
         show(expected)
     );
 }
+
+/// Whether `result` says the server went away: the end of the stream, or a reset (a
+/// server killed while our requests sat unread in its socket resets the connection).
+#[allow(dead_code)]
+pub fn server_gone<T>(result: &Result<T, qmp_std::Error>) -> bool {
+    match result {
+        Err(qmp_std::Error::Closed(qmp_std::CloseReason::EndOfStream { .. })) => true,
+        Err(qmp_std::Error::ConnectionFailed(error)) => {
+            error.kind() == std::io::ErrorKind::ConnectionReset
+        }
+        _ => false,
+    }
+}
