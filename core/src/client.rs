@@ -47,6 +47,7 @@ use crate::encode::{self, EncodeError, RequestKind};
 use crate::json::{Framer, Item, JsonError, RawJson};
 use crate::message::{AsyncEvent, Capabilities, Greeting, Message, QmpError, Version};
 use crate::time::{Duration, Instant};
+use crate::Buffer;
 
 /// In-band commands a QMP server queues while OOB is enabled (`QMP_REQ_QUEUE_LEN_MAX`).
 /// With more in flight the server stops reading, so an OOB command could not overtake
@@ -486,11 +487,12 @@ struct Sync {
 /// Buffers are the caller's: `rx` holds at most one complete message plus the start of
 /// the next (a message longer than `rx` is skipped and reported, and the session goes on);
 /// `tx` holds encoded requests not yet written. See the crate docs for sizing and the run
-/// loop.
-pub struct Client<'buf, const N: usize = 16> {
+/// loop. `B` is how they are held: borrowed slices by default ([`Client::new`]), or any
+/// [`Buffer`] the client owns ([`Client::with_buffers`]).
+pub struct Client<'buf, const N: usize = 16, B: Buffer = &'buf mut [u8]> {
     config: Config,
-    framer: Framer<'buf>,
-    tx: &'buf mut [u8],
+    framer: Framer<'buf, B>,
+    tx: B,
     /// `tx[..tx_sent]` is written; `tx[tx_sent..tx_release]` may be written;
     /// `tx[tx_release..tx_len]` is held until negotiation or a sync completes.
     tx_sent: usize,
@@ -517,6 +519,14 @@ pub struct Client<'buf, const N: usize = 16> {
 impl<'buf, const N: usize> Client<'buf, N> {
     /// A new session that starts now. `rx` receives, `tx` transmits.
     pub fn new(config: Config, now: Instant, rx: &'buf mut [u8], tx: &'buf mut [u8]) -> Self {
+        Self::with_buffers(config, now, rx, tx)
+    }
+}
+
+impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
+    /// [`Client::new`] over buffers of any [`Buffer`] type, for instance `Box<[u8]>`s
+    /// the client owns (so it can live in a `Mutex` shared between threads).
+    pub fn with_buffers(config: Config, now: Instant, rx: B, tx: B) -> Self {
         let (state, greeting_deadline) = match config.protocol {
             Protocol::Qmp => (
                 State::AwaitingGreeting,
@@ -526,7 +536,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
         };
         Client {
             config,
-            framer: Framer::new(rx).with_max_depth(config.max_depth),
+            framer: Framer::with_buffer(rx).with_max_depth(config.max_depth),
             tx,
             tx_sent: 0,
             tx_release: 0,
@@ -616,7 +626,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
     /// let second: Client<'_, 4> = Client::new(Config::qmp(), Instant::ZERO, rx, tx);
     /// # let _ = second;
     /// ```
-    pub fn into_buffers(self) -> (&'buf mut [u8], &'buf mut [u8]) {
+    pub fn into_buffers(self) -> (B, B) {
         (self.framer.into_buffer(), self.tx)
     }
 
@@ -745,7 +755,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
     /// [`Client::mark_transmitted`].
     #[must_use]
     pub fn poll_transmit(&self) -> Option<&[u8]> {
-        match self.tx.get(self.tx_sent..self.tx_release) {
+        match self.tx.as_ref().get(self.tx_sent..self.tx_release) {
             Some(bytes) if !bytes.is_empty() => Some(bytes),
             _ => None,
         }
@@ -1071,17 +1081,17 @@ impl<'buf, const N: usize> Client<'buf, N> {
     /// Inserts `bytes` at the release point (after everything releasable, before held
     /// commands) and releases them. Err carries the free space.
     fn insert_released(&mut self, bytes: &[u8]) -> Result<(), usize> {
-        if self.tx.len() - self.tx_len < bytes.len() && self.tx_sent > 0 {
+        if self.tx.as_ref().len() - self.tx_len < bytes.len() && self.tx_sent > 0 {
             self.compact_tx();
         }
-        let free = self.tx.len() - self.tx_len;
+        let free = self.tx.as_ref().len() - self.tx_len;
         if free < bytes.len() {
             return Err(free);
         }
         let start = self.tx_release;
         let end = self.tx_len + bytes.len();
-        crate::json::move_back(self.tx, start, self.tx_len, bytes.len());
-        let Some(head) = self.tx.get_mut(start..start + bytes.len()) else {
+        crate::json::move_back(self.tx.as_mut(), start, self.tx_len, bytes.len());
+        let Some(head) = self.tx.as_mut().get_mut(start..start + bytes.len()) else {
             return Err(free);
         };
         head.copy_from_slice(bytes);
@@ -1356,15 +1366,15 @@ impl<'buf, const N: usize> Client<'buf, N> {
             let end = tx.len().saturating_sub(reserve);
             encode(tx.get_mut(start..end).unwrap_or(&mut []), id)
         };
-        let mut result = attempt(self.tx, self.tx_len);
+        let mut result = attempt(self.tx.as_mut(), self.tx_len);
         if matches!(result, Err(EncodeError::BufferTooSmall { .. })) && self.tx_sent > 0 {
             self.compact_tx();
-            result = attempt(self.tx, self.tx_len);
+            result = attempt(self.tx.as_mut(), self.tx_len);
         }
         let written = match result {
             Ok(n) => n,
             Err(EncodeError::BufferTooSmall { required, .. }) => {
-                let available = self.tx.len().saturating_sub(self.tx_len + reserve);
+                let available = self.tx.as_ref().len().saturating_sub(self.tx_len + reserve);
                 return Err(ExecuteError::TxFull {
                     required,
                     available,
@@ -1383,7 +1393,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
     }
 
     fn compact_tx(&mut self) {
-        crate::json::move_to_front(self.tx, self.tx_sent, self.tx_len);
+        crate::json::move_to_front(self.tx.as_mut(), self.tx_sent, self.tx_len);
         self.tx_release -= self.tx_sent;
         self.tx_len -= self.tx_sent;
         self.tx_sent = 0;

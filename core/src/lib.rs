@@ -18,3 +18,11 @@ pub mod json;
 pub mod message;
 pub mod qga;
 pub mod time;
+
+/// Storage for a buffer of the client (receive and transmit) or of a
+/// [`Framer`](json::Framer): a byte slice they borrow (the default; on firmware the bytes
+/// can live in a `static`), or anything that owns one, such as a `Box<[u8]>` on a host
+/// with an allocator, so that a client can own its buffers and be moved or shared.
+pub trait Buffer: AsRef<[u8]> + AsMut<[u8]> {}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]> + ?Sized> Buffer for T {}

@@ -129,7 +129,7 @@ pub fn std_tokio(socket: &Path, workload: Workload, count: u64, warmup: u64) -> 
         let meter = Meter::start();
         run(count).await;
         let sample = meter.finish(count);
-        client.close().await;
+        client.close();
         sample
     })
 }

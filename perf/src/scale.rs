@@ -266,7 +266,7 @@ pub fn client_main(args: &[String]) {
         let final_rss_kib = current_rss_kib();
         let commands = commands.load(Ordering::Relaxed);
         for client in &clients {
-            client.close().await;
+            client.close();
         }
         super::scale::ScaleResult {
             buffers: std::env::var("QMP_PERF_SCALE_RX").ok().map(|_| {

@@ -401,8 +401,7 @@ impl<M: Mode> Connection<M> {
     /// Errors found before sending (arguments that cannot be serialized, descriptors on
     /// a transport that cannot pass them, a closed session) come out of the `Pending`.
     pub fn submit<C: Command>(&self, command: &C, options: CallOptions<'_>) -> Pending<Reply<C>> {
-        self.inner
-            .send(typed_body(command), options, to_typed::<C>)
+        self.inner.send(typed_body(command), options, to_typed::<C>)
     }
 
     /// [`Client::submit`] for a command by name with `serde_json` arguments
@@ -635,8 +634,9 @@ impl Connection<Blocking> {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?;
-        let connected =
-            Transport::from_child(&mut child).map_err(Error::Io).and_then(|t| Self::connect(t, options));
+        let connected = Transport::from_child(&mut child)
+            .map_err(Error::Io)
+            .and_then(|t| Self::connect(t, options));
         match connected {
             Ok(client) => Ok((client, child)),
             Err(error) => {

@@ -160,7 +160,10 @@ impl Link {
                     match reader.read(&mut chunk) {
                         Ok(0) => break,
                         Ok(n) => {
-                            if inbound.write_all(chunk.get(..n).unwrap_or_default()).is_err() {
+                            if inbound
+                                .write_all(chunk.get(..n).unwrap_or_default())
+                                .is_err()
+                            {
                                 break;
                             }
                         }
@@ -179,7 +182,11 @@ impl Link {
                         Ok(0) => break,
                         Ok(n) => {
                             let bytes = chunk.get(..n).unwrap_or_default();
-                            if writer.write_all(bytes).and_then(|()| writer.flush()).is_err() {
+                            if writer
+                                .write_all(bytes)
+                                .and_then(|()| writer.flush())
+                                .is_err()
+                            {
                                 break;
                             }
                         }

@@ -35,7 +35,7 @@ use qmp_core::json::{DecodeError, RawJson};
 use qmp_core::message::{Capabilities, Version};
 use qmp_core::time::Instant;
 
-use crate::error::{unescape, Error};
+use crate::error::{unescape, Error, SessionEnd};
 use crate::events::{lock, wait_until, Event, EventHub};
 use crate::options::ServerInfo;
 use crate::reply::RawReply;
@@ -383,10 +383,9 @@ fn deliver(shared: &Arc<Shared>, completion: Completion, result: Result<RawReply
             // Counted as done when the job ends however it ends: run, panicked, or
             // dropped unrun by a closing dispatcher.
             let done = Done(Arc::clone(shared));
-            shared.hub.dispatch_reply(Box::new(move || {
-                let _done = done;
-                callback(result);
-            }));
+            shared
+                .hub
+                .dispatch_reply(Box::new(move || callback(result)), Box::new(done));
         }
         Completion::Connect | Completion::Resync => {}
     }
@@ -510,13 +509,18 @@ impl Shared {
         lock(&self.state).closed
     }
 
+    /// How the session ended (as a local close until it has).
+    fn end(&self) -> SessionEnd {
+        let state = lock(&self.state);
+        SessionEnd {
+            reason: state.closed.unwrap_or(CloseReason::Local),
+            transport_error: state.transport_error,
+        }
+    }
+
     /// The error for a call made (or left waiting) after the session ended.
     pub(crate) fn end_error(&self) -> Error {
-        let state = lock(&self.state);
-        match state.closed {
-            Some(reason) => Error::ended(reason, state.transport_error),
-            None => Error::ClientClosed,
-        }
+        self.end().error()
     }
 
     /// The core's counters as of the IO task's last round.
@@ -799,9 +803,14 @@ impl Engine {
     }
 
     /// Reading or writing failed: the session ends as at the end of the stream, and
-    /// callers are told what failed (a reset is a reset, not an end).
+    /// callers are told what failed (a reset is a reset, not an end) when it cost them
+    /// something: while calls wait. With nothing waiting it is the end it looks like:
+    /// QEMU reads a command's bytes only up to its closing brace, so after `quit` the
+    /// line break behind it is still unread when QEMU exits, and Linux reports that as a
+    /// reset.
     pub(crate) fn on_transport_error(&mut self, core: &mut Core<'_>, error: &io::Error) {
-        {
+        let calls_wait = !self.in_flight.is_empty() || self.has_backlog();
+        if calls_wait {
             let mut state = lock(&self.shared.state);
             if state.closed.is_none() && state.transport_error.is_none() {
                 state.transport_error = Some(error.kind());
@@ -1034,7 +1043,7 @@ impl Engine {
         }
         self.finished = Some(reason);
         self.shared.mark_closed(reason);
-        self.shared.hub.close(reason);
+        self.shared.hub.close(self.shared.end());
         let error = || self.shared.end_error();
         for (_, (_, completer)) in self.in_flight.drain() {
             completer.complete(Err(error()));
@@ -1144,7 +1153,8 @@ mod tests {
         assert!(!info.oob_enabled);
         let sent = take_tx(&mut core);
         assert_eq!(sent.matches("query-version").count(), 2, "{sent}");
-        let sub = crate::events::Subscription::<crate::Blocking>::new(shared.hub.listener(None, None));
+        let sub =
+            crate::events::Subscription::<crate::Blocking>::new(shared.hub.listener(None, None));
         engine.on_input(
             &mut core,
             b"{\"event\": \"STOP\", \"timestamp\": {\"seconds\": 1, \"microseconds\": 2}}\r\n{\"return\": {\"x\": 1}, \"id\": 1}\r\n{\"id\": 2, \"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}}\r\n",

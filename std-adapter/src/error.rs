@@ -122,6 +122,30 @@ impl Error {
     }
 }
 
+/// How a session ended: the core's reason, and the transport error behind an end of
+/// stream if there was one. Copied to everyone who reports the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SessionEnd {
+    pub(crate) reason: CloseReason,
+    pub(crate) transport_error: Option<io::ErrorKind>,
+}
+
+impl SessionEnd {
+    /// The error for a call made (or left waiting) after this end.
+    pub(crate) fn error(self) -> Error {
+        Error::ended(self.reason, self.transport_error)
+    }
+}
+
+impl From<CloseReason> for SessionEnd {
+    fn from(reason: CloseReason) -> Self {
+        SessionEnd {
+            reason,
+            transport_error: None,
+        }
+    }
+}
+
 /// Decodes a still-escaped JSON string into an owned `String`.
 pub(crate) fn unescape(text: JsonStr<'_>) -> String {
     match text.as_plain() {

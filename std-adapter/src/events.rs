@@ -19,13 +19,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::Instant;
 
-use qmp_core::client::CloseReason;
 use qmp_core::json::RawJson;
 use qmp_core::message::{AsyncEvent, Timestamp};
 use serde::de::DeserializeOwned;
 
 use crate::client::{Blocking, Mode};
-use crate::error::{unescape, Error};
+use crate::error::{unescape, Error, SessionEnd};
 use crate::options::deadline_after;
 
 /// Locks a mutex, ignoring poisoning (a panicking callback must not wedge the client).
@@ -147,7 +146,7 @@ struct ListenerState {
     queued_bytes: usize,
     missed: u64,
     missed_unreported: u64,
-    closed: Option<CloseReason>,
+    closed: Option<SessionEnd>,
     cancelled: bool,
 }
 
@@ -217,11 +216,11 @@ impl Listener {
         self.wake();
     }
 
-    fn close(&self, reason: CloseReason) {
+    fn close(&self, end: SessionEnd) {
         {
             let mut state = lock(&self.state);
             if state.closed.is_none() {
-                state.closed = Some(reason);
+                state.closed = Some(end);
             }
         }
         self.wake();
@@ -254,7 +253,7 @@ impl Listener {
             return Ok(Some(event));
         }
         match state.closed {
-            Some(reason) => Err(Error::closed(reason)),
+            Some(end) => Err(end.error()),
             None => Ok(None),
         }
     }
@@ -491,7 +490,8 @@ struct CallbackEntry {
 enum Job {
     Event(Event),
     /// An `execute_async` callback, already bound to its result.
-    Reply(Box<dyn FnOnce() + Send>),
+    /// The guard is dropped after the callback has run (or panicked and been counted).
+    Reply(Box<dyn FnOnce() + Send>, Box<dyn Send>),
 }
 
 struct DispatchState {
@@ -527,9 +527,10 @@ impl DispatchQueue {
             // callback runs here so its caller still hears.
             match job {
                 Job::Event(_) => state.missed_events += 1,
-                Job::Reply(callback) => {
+                Job::Reply(callback, guard) => {
                     drop(state);
                     self.run_guarded(callback);
+                    drop(guard);
                 }
             }
             return;
@@ -540,8 +541,7 @@ impl DispatchQueue {
                 || (state.queued_events > 0
                     && state.queued_event_bytes + size > self.event_byte_capacity)
             {
-                let Some(index) = state.jobs.iter().position(|j| matches!(j, Job::Event(_)))
-                else {
+                let Some(index) = state.jobs.iter().position(|j| matches!(j, Job::Event(_))) else {
                     break;
                 };
                 if let Some(Job::Event(oldest)) = state.jobs.remove(index) {
@@ -580,7 +580,10 @@ impl DispatchQueue {
                 }
             };
             match job {
-                Job::Reply(callback) => self.run_guarded(callback),
+                Job::Reply(callback, guard) => {
+                    self.run_guarded(callback);
+                    drop(guard);
+                }
                 Job::Event(event) => {
                     let matching: Vec<EventCallback> = lock(&self.callbacks)
                         .iter()
@@ -612,7 +615,7 @@ pub(crate) struct EventHub {
     listeners: Mutex<Vec<Weak<Listener>>>,
     default_capacity: usize,
     byte_capacity: usize,
-    closed: Mutex<Option<CloseReason>>,
+    closed: Mutex<Option<SessionEnd>>,
     queue: Arc<DispatchQueue>,
     dispatcher: Mutex<Option<JoinHandle<()>>>,
     dispatcher_id: Mutex<Option<ThreadId>>,
@@ -665,7 +668,7 @@ impl EventHub {
         // here or by `close`, never missed.
         let closed = lock(&self.closed);
         match *closed {
-            Some(reason) => listener.close(reason),
+            Some(end) => listener.close(end),
             None => {
                 let mut listeners = lock(&self.listeners);
                 listeners.retain(|weak| weak.strong_count() > 0);
@@ -714,9 +717,9 @@ impl EventHub {
     }
 
     /// Runs a reply callback on the dispatcher thread.
-    pub(crate) fn dispatch_reply(&self, callback: Box<dyn FnOnce() + Send>) {
+    pub(crate) fn dispatch_reply(&self, callback: Box<dyn FnOnce() + Send>, guard: Box<dyn Send>) {
         self.ensure_dispatcher();
-        self.queue.push(Job::Reply(callback));
+        self.queue.push(Job::Reply(callback, guard));
     }
 
     /// Events dropped because callbacks did not keep up (or were still queued when
@@ -752,16 +755,17 @@ impl EventHub {
         }
     }
 
-    /// The session is over: listeners deliver what they hold, then report `reason`.
-    pub(crate) fn close(&self, reason: CloseReason) {
+    /// The session is over: listeners deliver what they hold, then report `end`.
+    pub(crate) fn close(&self, end: impl Into<SessionEnd>) {
+        let end = end.into();
         let mut closed = lock(&self.closed);
         if closed.is_none() {
-            *closed = Some(reason);
+            *closed = Some(end);
         }
         let listeners = core::mem::take(&mut *lock(&self.listeners));
         drop(closed);
         for listener in listeners.iter().filter_map(Weak::upgrade) {
-            listener.close(reason);
+            listener.close(end);
         }
     }
 
@@ -788,7 +792,7 @@ impl EventHub {
             }
         }
         let before = state.jobs.len();
-        state.jobs.retain(|job| matches!(job, Job::Reply(_)));
+        state.jobs.retain(|job| matches!(job, Job::Reply(..)));
         let dropped = before - state.jobs.len();
         state.missed_events += dropped as u64;
         state.queued_events = 0;
@@ -802,6 +806,7 @@ impl EventHub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use qmp_core::client::CloseReason;
     use qmp_core::json::JsonStr;
     use std::sync::mpsc;
 
@@ -856,7 +861,9 @@ mod tests {
     #[test]
     fn filters_and_close() {
         let hub = EventHub::new(8, usize::MAX);
-        let jobs = Subscription::<crate::Blocking>::new(hub.listener(Some(vec!["JOB_STATUS_CHANGE".into()]), None));
+        let jobs = Subscription::<crate::Blocking>::new(
+            hub.listener(Some(vec!["JOB_STATUS_CHANGE".into()]), None),
+        );
         let all = Subscription::<crate::Blocking>::new(hub.listener(None, Some(1)));
         hub.publish(event("STOP", None));
         hub.publish(event("JOB_STATUS_CHANGE", None));
@@ -908,9 +915,12 @@ mod tests {
         hub.publish(event("STOP", None));
         hub.publish(event("RESUME", None));
         let (reply_tx, reply_rx) = mpsc::channel();
-        hub.dispatch_reply(Box::new(move || {
-            let _ = reply_tx.send(thread::current().name().map(str::to_owned));
-        }));
+        hub.dispatch_reply(
+            Box::new(move || {
+                let _ = reply_tx.send(thread::current().name().map(str::to_owned));
+            }),
+            Box::new(()),
+        );
         let got: Vec<String> = (0..3)
             .map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap())
             .collect();
@@ -927,7 +937,7 @@ mod tests {
         hub.shutdown_dispatcher(Duration::from_secs(5));
         // After shutdown, reply callbacks still run (inline).
         let (tx, rx) = mpsc::channel();
-        hub.dispatch_reply(Box::new(move || tx.send(1).unwrap()));
+        hub.dispatch_reply(Box::new(move || tx.send(1).unwrap()), Box::new(()));
         assert_eq!(rx.try_recv().unwrap(), 1);
     }
 
@@ -950,7 +960,7 @@ mod tests {
         hub.publish(event("FIRST", None));
         thread::sleep(Duration::from_millis(50)); // the dispatcher is now blocked in FIRST
         let (done_tx, done_rx) = mpsc::channel();
-        hub.dispatch_reply(Box::new(move || done_tx.send(()).unwrap()));
+        hub.dispatch_reply(Box::new(move || done_tx.send(()).unwrap()), Box::new(()));
         for name in ["A", "B", "C", "D"] {
             hub.publish(event(name, None));
         }

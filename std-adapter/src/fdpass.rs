@@ -83,7 +83,12 @@ pub(crate) fn send_once_with_fds(
         ));
     }
     loop {
-        match sendmsg(socket, &[IoSlice::new(bytes)], &mut control, SendFlags::NOSIGNAL) {
+        match sendmsg(
+            socket,
+            &[IoSlice::new(bytes)],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        ) {
             Ok(0) if !bytes.is_empty() => {
                 return Err(io::Error::new(
                     io::ErrorKind::WriteZero,

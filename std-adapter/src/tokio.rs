@@ -132,7 +132,8 @@ impl AsyncClient {
         addr: impl ToSocketAddrs,
         options: ConnectOptions,
     ) -> Result<Self, Error> {
-        let stream = with_connect_timeout(options.connect_timeout, TcpStream::connect(addr)).await?;
+        let stream =
+            with_connect_timeout(options.connect_timeout, TcpStream::connect(addr)).await?;
         let transport = Transport::from_tcp_stream(stream.into_std()?)?;
         Self::connect(transport, options).await
     }

@@ -348,12 +348,11 @@ fn requests_wait_for_room_in_a_small_transmit_buffer() {
     let text = "x".repeat(700);
     let pending: Vec<_> = (0..20)
         .map(|_| {
-            client
-                .submit_value(
-                    "echo",
-                    &json!({ "text": text }),
-                    qmp_std::CallOptions::new(),
-                )
+            client.submit_value(
+                "echo",
+                &json!({ "text": text }),
+                qmp_std::CallOptions::new(),
+            )
         })
         .collect();
     for call in pending {

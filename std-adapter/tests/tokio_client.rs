@@ -146,10 +146,7 @@ async fn sigkill_timeouts_and_cancellation() {
     qsd.kill().unwrap();
     for task in tasks {
         let result = task.await.unwrap();
-        assert!(
-            common::server_gone(&result),
-            "{result:?}"
-        );
+        assert!(common::server_gone(&result), "{result:?}");
     }
     assert!(killed.elapsed() < Duration::from_secs(5));
     assert!(client.is_closed());

@@ -65,14 +65,13 @@ fn ten_thousand_pipelined_commands_from_eight_threads_get_their_own_replies() {
         .iter()
         .zip(&properties)
         .map(|(id, properties)| {
-            client
-                .submit(
-                    &ObjectAdd {
-                        properties,
-                        ..ObjectAdd::new("authz-simple", id)
-                    },
-                    CallOptions::new(),
-                )
+            client.submit(
+                &ObjectAdd {
+                    properties,
+                    ..ObjectAdd::new("authz-simple", id)
+                },
+                CallOptions::new(),
+            )
         })
         .collect();
     for call in created {
@@ -95,14 +94,13 @@ fn ten_thousand_pipelined_commands_from_eight_threads_get_their_own_replies() {
                     let calls: Vec<_> = requests
                         .iter()
                         .map(|(n, path, expect)| {
-                            let call = client
-                                .submit(
-                                    &QomGet {
-                                        path,
-                                        property: "identity",
-                                    },
-                                    CallOptions::new(),
-                                );
+                            let call = client.submit(
+                                &QomGet {
+                                    path,
+                                    property: "identity",
+                                },
+                                CallOptions::new(),
+                            );
                             (*n, call, expect)
                         })
                         .collect();
@@ -182,12 +180,11 @@ fn sigkill_fails_every_waiting_call_promptly() {
     // More calls than may be in flight: some wait inside the client.
     let pending: Vec<_> = (0..100)
         .map(|n| {
-            client
-                .submit_value(
-                    "qom-get",
-                    &json!({"path": format!("/objects/x{n}"), "property": "p"}),
-                    CallOptions::new(),
-                )
+            client.submit_value(
+                "qom-get",
+                &json!({"path": format!("/objects/x{n}"), "property": "p"}),
+                CallOptions::new(),
+            )
         })
         .collect();
     wait_until("every call to be submitted", || client.outstanding() >= 104);
@@ -204,17 +201,13 @@ fn sigkill_fails_every_waiting_call_promptly() {
     }
     for call in pending {
         let result = call.wait_timeout(WAIT);
-        assert!(
-            conformance_common::server_gone(&result),
-            "{result:?}"
-        );
+        assert!(conformance_common::server_gone(&result), "{result:?}");
     }
     let event = events_thread.join().unwrap();
-    assert!(matches!(event, Err(Error::Closed(_))), "{event:?}");
+    assert!(conformance_common::server_gone(&event), "{event:?}");
     assert!(client.is_closed());
-    assert!(matches!(
-        client.execute(&QueryVersion),
-        Err(Error::Closed(_))
+    assert!(conformance_common::server_gone(
+        &client.execute(&QueryVersion)
     ));
     client.wait_idle(WAIT).unwrap();
     assert_eq!(client.outstanding(), 0);

@@ -233,7 +233,8 @@ fn stop_cont_reset_quit_events_as_captured_then_the_connection_closes() {
         "{:?}",
         client.close_reason()
     );
-    assert!(matches!(events.recv_timeout(WAIT), Err(Error::Closed(_))));
+    let end = events.recv_timeout(WAIT);
+    assert!(matches!(end, Err(Error::Closed(_))), "{end:?}");
     assert!(matches!(
         client.execute(&QueryStatus),
         Err(Error::Closed(CloseReason::EndOfStream { .. }))

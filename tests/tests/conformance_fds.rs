@@ -73,14 +73,13 @@ fn add_fd_passes_a_pipe_that_query_fdsets_shows() {
     // Pipelined between two other commands, the descriptor rides on its own command.
     let before = client.submit(&QueryVersion, CallOptions::new());
     let fds = [write_end.as_fd()];
-    let added = client
-        .submit(
-            &AddFd {
-                fdset_id: None,
-                opaque: Some("write end \"quoted\" é"),
-            },
-            CallOptions::new().fds(&fds),
-        );
+    let added = client.submit(
+        &AddFd {
+            fdset_id: None,
+            opaque: Some("write end \"quoted\" é"),
+        },
+        CallOptions::new().fds(&fds),
+    );
     let after = client.submit(&QueryVersion, CallOptions::new());
     before.wait().unwrap();
     let added = added.wait().unwrap();

@@ -434,10 +434,7 @@ async fn tokio_second_client_pipelining_and_sigkill() {
     qsd.kill().unwrap();
     for call in calls {
         let result = tokio::time::timeout(WAIT, call).await.unwrap();
-        assert!(
-            conformance_common::server_gone(&result),
-            "{result:?}"
-        );
+        assert!(conformance_common::server_gone(&result), "{result:?}");
     }
     let result = tokio::time::timeout(WAIT, value_call)
         .await

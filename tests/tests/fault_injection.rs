@@ -347,10 +347,7 @@ fn close_in_the_middle_of_a_message_resolves_every_pending_call_once() {
     let client = connect(&dir, options()).expect("session starts");
     let resolutions = Resolutions::default();
     let pending: Vec<_> = (0..10)
-        .map(|_| {
-            client
-                .submit(&QueryStatus, CallOptions::new())
-        })
+        .map(|_| client.submit(&QueryStatus, CallOptions::new()))
         .collect();
     for _ in 0..10 {
         resolutions.query_status(&client);
@@ -528,10 +525,7 @@ fn unknown_foreign_duplicate_and_reordered_ids() {
     let client = connect(&dir, options()).expect("session starts");
     let resolutions = Resolutions::default();
     let pending: Vec<_> = (0..8)
-        .map(|n| {
-            client
-                .submit_value("echo", &json!({ "n": n }), CallOptions::new())
-        })
+        .map(|n| client.submit_value("echo", &json!({ "n": n }), CallOptions::new()))
         .collect();
     for _ in 0..8 {
         resolutions.query_status(&client);
@@ -649,8 +643,7 @@ fn a_million_events_while_a_listener_reads_slowly_and_commands_flow() {
             .expect("a reply during the flood");
         assert_eq!(reply["echo"], n);
         if n.is_multiple_of(16) {
-            let pending = client
-                .submit_value("echo", &json!({ "n": n }), CallOptions::new());
+            let pending = client.submit_value("echo", &json!({ "n": n }), CallOptions::new());
             assert_eq!(pending.wait().expect("reply")["echo"], n);
         }
         n += 1;

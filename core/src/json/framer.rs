@@ -1,12 +1,14 @@
 //! [`Framer`]: splits a byte stream into complete, validated top-level JSON values.
 
 use core::fmt;
+use core::marker::PhantomData;
 
 use super::raw::{MemberSpan, Members};
 use super::scanner::{Scanner, Step};
 use super::swar::find_line_break;
 use super::{JsonError, JsonErrorKind, RawJson, DEFAULT_MAX_DEPTH};
 use crate::client::count;
+use crate::Buffer;
 
 /// Splits a byte stream into complete top-level JSON values, validating them as bytes
 /// arrive, inside the caller's receive buffer.
@@ -25,8 +27,9 @@ use crate::client::count;
 ///   0), resuming at the next such line or at a 0xFF byte.
 /// - A 0xFF byte anywhere (the guest agent's sync delimiter) discards any partial value
 ///   and yields [`Item::Sentinel`].
-pub struct Framer<'buf> {
-    buffer: &'buf mut [u8],
+pub struct Framer<'buf, B: Buffer = &'buf mut [u8]> {
+    buffer: B,
+    _borrow: PhantomData<&'buf mut [u8]>,
     /// First byte still held (earlier ones were returned or discarded).
     start: usize,
     /// Where the next scan begins (`start <= scan_pos <= filled`).
@@ -153,10 +156,10 @@ impl defmt::Format for Frame<'_> {
     }
 }
 
-impl fmt::Debug for Framer<'_> {
+impl<B: Buffer> fmt::Debug for Framer<'_, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Framer")
-            .field("capacity", &self.buffer.len())
+            .field("capacity", &self.buffer.as_ref().len())
             .field("buffered", &self.buffered())
             .field("max_depth", &self.scanner.max_depth())
             .field("stats", &self.stats())
@@ -165,12 +168,12 @@ impl fmt::Debug for Framer<'_> {
 }
 
 #[cfg(feature = "defmt")]
-impl defmt::Format for Framer<'_> {
+impl<B: Buffer> defmt::Format for Framer<'_, B> {
     fn format(&self, f: defmt::Formatter<'_>) {
         defmt::write!(
             f,
             "Framer {{ capacity: {}, buffered: {}, stats: {} }}",
-            self.buffer.len(),
+            self.buffer.as_ref().len(),
             self.buffered(),
             self.stats()
         )
@@ -181,8 +184,17 @@ impl<'buf> Framer<'buf> {
     /// A framer storing partial values in `buffer` (its size is the longest value that can
     /// be returned as a [`Frame`]), accepting nesting up to [`DEFAULT_MAX_DEPTH`].
     pub fn new(buffer: &'buf mut [u8]) -> Self {
+        Self::with_buffer(buffer)
+    }
+}
+
+impl<B: Buffer> Framer<'_, B> {
+    /// [`Framer::new`] over a buffer of any [`Buffer`] type (one the framer owns, for
+    /// instance a `Box<[u8]>` on a host with an allocator).
+    pub fn with_buffer(buffer: B) -> Self {
         Framer {
             buffer,
+            _borrow: PhantomData,
             start: 0,
             scan_pos: 0,
             filled: 0,
@@ -206,11 +218,11 @@ impl<'buf> Framer<'buf> {
 
     /// The buffer size.
     pub fn capacity(&self) -> usize {
-        self.buffer.len()
+        self.buffer.as_ref().len()
     }
 
     /// Ends the framer and gives its buffer back (for reuse by a new one).
-    pub fn into_buffer(self) -> &'buf mut [u8] {
+    pub fn into_buffer(self) -> B {
         self.buffer
     }
 
@@ -294,22 +306,26 @@ impl<'buf> Framer<'buf> {
             self.scan_pos = 0;
             self.filled = 0;
         } else if self.start > 0
-            && (self.filled == self.buffer.len() || self.start >= self.buffer.len() / 2)
+            && (self.filled == self.buffer.as_ref().len()
+                || self.start >= self.buffer.as_ref().len() / 2)
         {
             self.compact();
         }
-        self.buffer.get_mut(self.filled..).unwrap_or(&mut [])
+        self.buffer
+            .as_mut()
+            .get_mut(self.filled..)
+            .unwrap_or(&mut [])
     }
 
     /// Records that `n` bytes were written at the start of [`window`](Framer::window)
     /// (clamped to its length).
     pub fn commit(&mut self, n: usize) {
         self.last_frame = None;
-        let n = n.min(self.buffer.len() - self.filled);
+        let n = n.min(self.buffer.as_ref().len() - self.filled);
         if matches!(self.mode, Mode::Skipping { .. }) && self.pending.is_none() {
             // The buffer is empty in skip mode: scan the new bytes where they lie and keep
             // only what follows the end of the skipped value.
-            let data = self.buffer.get(..n).unwrap_or(&[]);
+            let data = self.buffer.as_ref().get(..n).unwrap_or(&[]);
             let consumed = skip_scan(
                 &mut self.scanner,
                 &mut self.mode,
@@ -337,7 +353,7 @@ impl<'buf> Framer<'buf> {
     /// loop hand it out afterwards without keeping the first borrow alive.
     pub fn current_item(&self) -> Option<Item<'_>> {
         let (value_start, end) = self.last_frame?;
-        let bytes = self.buffer.get(value_start..end)?;
+        let bytes = self.buffer.as_ref().get(value_start..end)?;
         let (spans, resume) = match self.scanner.recorded_members() {
             Some(recorded) => recorded,
             // An object too long for recorded offsets: walk it.
@@ -373,7 +389,7 @@ impl<'buf> Framer<'buf> {
                 Mode::Normal => break,
             }
         }
-        let data = self.buffer.get(..self.filled).unwrap_or(&[]);
+        let data = self.buffer.as_ref().get(..self.filled).unwrap_or(&[]);
         match self.scanner.scan(data, self.scan_pos) {
             Step::NeedMore => {
                 self.scan_pos = self.filled;
@@ -381,7 +397,7 @@ impl<'buf> Framer<'buf> {
                     self.start = self.filled;
                 } else {
                     self.start = self.scanner.value_start;
-                    if self.start == 0 && self.filled == self.buffer.len() {
+                    if self.start == 0 && self.filled == self.buffer.as_ref().len() {
                         self.enter_skip_mode();
                     }
                 }
@@ -428,7 +444,7 @@ impl<'buf> Framer<'buf> {
     /// with `{` (mode back to `Normal`) or on a 0xFF byte (consumed; mode left as is), and
     /// `false` when it ran out of bytes.
     fn resync(&mut self, mut line_start: bool) -> bool {
-        let data = self.buffer.get(..self.filled).unwrap_or(&[]);
+        let data = self.buffer.as_ref().get(..self.filled).unwrap_or(&[]);
         let mut pos = self.scan_pos;
         loop {
             if line_start {
@@ -478,6 +494,7 @@ impl<'buf> Framer<'buf> {
         self.base += self.filled as u64;
         self.last_skipped = self
             .buffer
+            .as_ref()
             .get(self.filled.wrapping_sub(1))
             .copied()
             .unwrap_or(0);
@@ -506,7 +523,7 @@ impl<'buf> Framer<'buf> {
         if shift == 0 {
             return;
         }
-        super::move_to_front(self.buffer, shift, self.filled);
+        super::move_to_front(self.buffer.as_mut(), shift, self.filled);
         self.filled -= shift;
         self.scan_pos -= shift;
         self.start = 0;
