@@ -41,21 +41,20 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Child, Command as ProcessCommand, Stdio};
-use std::sync::{Arc, Mutex, Weak};
-use std::thread::{self, JoinHandle};
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use qmp_core::client::{CloseReason, Protocol, Stats};
 use qmp_core::commands::Command;
 use qmp_core::message::{Capabilities, Version};
 
-use crate::driver::{self, ControlSender, Link};
+use crate::driver::{Driver, Link};
 use crate::engine::{
     raw_message_body, typed_body, value_body, Body, Completer, Completion, Control, Engine,
     Request, Shared, Slot,
 };
 use crate::error::Error;
-use crate::events::{lock, CallbackId, Event, Subscription};
+use crate::events::{CallbackId, Event, Subscription};
 use crate::options::{deadline_after, CallOptions, ConnectOptions, ServerInfo};
 use crate::reply::{to_raw, to_typed, to_value, Convert, RawReply, Reply};
 use crate::transport::Transport;
@@ -97,28 +96,19 @@ impl Mode for Async {}
 
 /// The part of a client that exists once per session; dropping it closes the session.
 pub(crate) struct Inner {
-    controls: ControlSender,
+    driver: Arc<Driver>,
     pub(crate) shared: Arc<Shared>,
     info: ServerInfo,
     default_timeout: Option<Duration>,
     fd_passing: bool,
-    io_thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Inner {
-    /// Ends the session: the IO thread resolves everything pending with
-    /// [`Error::ClientClosed`] and stops (it never blocks, so this is quick); callbacks
-    /// get [`CLOSE_CALLBACK_GRACE`].
+    /// Ends the session: everything pending is resolved with [`Error::ClientClosed`] and
+    /// the background reader stops (nothing blocks on the peer, so this is quick);
+    /// callbacks get [`CLOSE_CALLBACK_GRACE`].
     fn shutdown(&self) {
-        self.controls.send(Control::Close);
-        // Never join oneself: a callback run inline on the IO thread (when no callback
-        // thread could be started) may drop the last handle.
-        let io_thread = lock(&self.io_thread).take();
-        if let Some(handle) = io_thread {
-            if handle.thread().id() != thread::current().id() {
-                let _ = handle.join();
-            }
-        }
+        self.driver.close();
         self.shared.hub.shutdown_dispatcher(CLOSE_CALLBACK_GRACE);
     }
 
@@ -158,9 +148,8 @@ impl Inner {
             deadline,
             completer: Completer::new(shared, completion),
         };
-        // If the IO thread is gone, the request is dropped there and its completer
-        // fails it with the session's end.
-        self.controls.send(Control::Submit(request));
+        // If the session is over, the engine fails the request with its end.
+        self.driver.control(Control::Submit(request));
         Ok(ticket)
     }
 
@@ -186,7 +175,7 @@ impl Inner {
             slot,
             ticket,
             deadline,
-            controls: self.controls.clone(),
+            driver: Arc::clone(&self.driver),
             convert,
         }
     }
@@ -223,7 +212,6 @@ impl Connecting {
         protocol: Protocol,
     ) -> Result<Self, Error> {
         let shared = Shared::new(options);
-        let (controls, receiver, waker) = ControlSender::channel()?;
         let ready = Slot::new();
         let signal = Arc::clone(&ready);
         let engine = Engine::new(
@@ -237,18 +225,15 @@ impl Connecting {
         let fd_passing = link.fd_passing();
         let config = options.core_config(protocol);
         let sizes = (options.rx_size(), options.tx_size());
-        let io_thread = thread::Builder::new()
-            .name("qmp-io".into())
-            .spawn(move || driver::run(engine, config, sizes, link, receiver, waker))?;
+        let driver = Driver::start(engine, config, sizes, link)?;
         let waited = options.ready_wait().unwrap_or(Duration::MAX);
         Ok(Connecting {
             inner: Inner {
-                controls,
+                driver,
                 shared,
                 info: ServerInfo::new(protocol),
                 default_timeout: options.command_timeout,
                 fd_passing,
-                io_thread: Mutex::new(Some(io_thread)),
             },
             ready,
             deadline: options.ready_wait().and_then(deadline_after),
@@ -450,9 +435,10 @@ impl<M: Mode> Connection<M> {
         }));
         let options = CallOptions::new();
         let deadline = self.inner.call_deadline(options);
-        self.inner
-            .enqueue(body, options, deadline, completion)
-            .map(|_| ())
+        self.inner.enqueue(body, options, deadline, completion)?;
+        // Nobody waits on this call: the reader must lead.
+        self.inner.driver.ensure_leader();
+        Ok(())
     }
 
     // ---- events ----
@@ -781,7 +767,7 @@ pub struct Pending<T> {
     slot: Arc<Slot<RawReply>>,
     ticket: u64,
     deadline: Option<Instant>,
-    controls: ControlSender,
+    driver: Arc<Driver>,
     convert: Convert<T>,
 }
 
@@ -823,7 +809,7 @@ impl<T> Pending<T> {
     }
 
     fn wait_until(self, deadline: Option<Instant>) -> Result<T, Error> {
-        match self.slot.take(deadline) {
+        match self.driver.wait(&self.slot, deadline) {
             Some(result) => result.and_then(self.convert),
             None => {
                 self.canceller().cancel_with(Error::Timeout);
@@ -849,7 +835,7 @@ impl<T> Pending<T> {
         Canceller {
             slot: Arc::downgrade(&self.slot),
             ticket: self.ticket,
-            controls: self.controls.clone(),
+            driver: Arc::downgrade(&self.driver),
         }
     }
 }
@@ -861,9 +847,14 @@ impl<T> Future for Pending<T> {
 
     fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Self::Output> {
         let convert = self.convert;
-        self.slot
-            .poll_take(context)
-            .map(|result| result.and_then(convert))
+        match self.slot.poll_take(context) {
+            Poll::Ready(result) => Poll::Ready(result.and_then(convert)),
+            Poll::Pending => {
+                // An async caller never leads: make sure someone does.
+                self.driver.ensure_leader();
+                Poll::Pending
+            }
+        }
     }
 }
 
@@ -881,7 +872,7 @@ impl<T> fmt::Debug for Pending<T> {
 pub struct Canceller {
     slot: Weak<Slot<RawReply>>,
     ticket: u64,
-    controls: ControlSender,
+    driver: Weak<Driver>,
 }
 
 impl Canceller {
@@ -895,7 +886,9 @@ impl Canceller {
         if let Some(slot) = self.slot.upgrade() {
             slot.fill(Err(error));
         }
-        self.controls.send(Control::Cancel(self.ticket));
+        if let Some(driver) = self.driver.upgrade() {
+            driver.control(Control::Cancel(self.ticket));
+        }
     }
 }
 

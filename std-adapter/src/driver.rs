@@ -1,14 +1,20 @@
-//! The one IO engine of qmp-std: a thread per session that owns the sans-IO core and
-//! its buffers, and moves bytes and time through it.
+//! The one IO engine of qmp-std: the sans-IO core, its buffers and the link, driven by
+//! whichever thread needs it (leader/follower).
 //!
-//! It waits in `poll(2)` on three things at once: the transport's read side, its write
-//! side (only while the core has bytes to send) and an eventfd that callers signal when
-//! they hand it a request while it sleeps. Every descriptor is non-blocking, so nothing
-//! the peer does can stall it: a peer that stops reading only leaves bytes in the core's
-//! transmit buffer, while deadlines still fire on time and `close()` is seen at once.
-//! What the core reports is routed by the [`Engine`] (replies to their callers, events to
-//! listeners, the end of the session to everyone); blocking and async callers differ only
-//! in how they wait for their [`Slot`](crate::engine::Slot).
+//! A caller blocked in [`Pending::wait`](crate::Pending::wait) drives the link itself
+//! while no one else does: it writes what the core wants sent, waits in `poll(2)` for the
+//! link and the core's next deadline, reads straight into the core's receive window and
+//! routes what the core reports (replies to their callers, events to listeners). Other
+//! callers wait for their own result, or for the baton when the leader's call is done.
+//! So a call costs no thread switch. A background reader leads when no caller does:
+//! after the last call has been quiet for [`READER_GRACE`], or at once when async
+//! callers, callbacks or unwaited calls need someone to (async waits never block a
+//! thread, so they never lead).
+//!
+//! Every descriptor is non-blocking, so nothing the peer does can stall whoever leads: a
+//! peer that stops reading only leaves bytes in the core's transmit buffer, deadlines
+//! still fire on time and `close()` is seen at once. A request is written by the thread
+//! that submits it, right away.
 //!
 //! A stream without a descriptor of its own (a TLS session, an in-memory fake, a tokio
 //! stream) is bridged through a socket pair by two copying threads (or a tokio task), so
@@ -18,90 +24,27 @@ use core::time::Duration;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{fence, AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::Arc;
-use std::thread;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 
-use crate::engine::{Control, Core, Engine};
+use crate::engine::{Control, Core, Engine, Slot, Turn};
+use crate::error::Error;
+use crate::events::{lock, wait_until};
+use crate::reply::RawReply;
 
-/// Requests the IO thread takes before writing what they produced (batches pipelined
-/// requests into few writes without starving the socket).
-const CONTROL_BATCH: usize = 256;
+/// How long the background reader leaves the link to callers after the last one
+/// resigned, before it leads again to read events (and deadlines of calls nobody waits
+/// on). Events arriving meanwhile wait at most this long; a busy caller never has to
+/// wake the reader.
+pub(crate) const READER_GRACE: Duration = Duration::from_millis(2);
 
 /// Size of the bridge threads' copy buffers.
 const BRIDGE_CHUNK: usize = 64 * 1024;
 
-/// Wakes the IO thread when it sleeps in `poll(2)`: a request sent while it works is
-/// picked up without a system call.
-pub(crate) struct IoWaker {
-    /// Set by the IO thread just before it sleeps, cleared by whoever wakes it.
-    sleeping: AtomicBool,
-    /// An eventfd the IO thread polls beside the transport.
-    event: OwnedFd,
-}
-
-impl IoWaker {
-    pub(crate) fn new() -> io::Result<Arc<Self>> {
-        let event = rustix::event::eventfd(
-            0,
-            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
-        )?;
-        Ok(Arc::new(IoWaker {
-            sleeping: AtomicBool::new(false),
-            event,
-        }))
-    }
-
-    fn wake(&self) {
-        fence(Ordering::SeqCst);
-        if self.sleeping.swap(false, Ordering::SeqCst) {
-            let _ = rustix::io::write(&self.event, &1u64.to_ne_bytes());
-        }
-    }
-
-    /// Clears a wake-up that was delivered.
-    fn reset(&self) {
-        let mut count = [0u8; 8];
-        let _ = rustix::io::read(&self.event, &mut count);
-    }
-}
-
-/// How callers hand requests to the IO thread.
-#[derive(Clone)]
-pub(crate) struct ControlSender {
-    controls: Sender<Control>,
-    waker: Arc<IoWaker>,
-}
-
-impl ControlSender {
-    /// A channel to a new IO thread: the sender, and what [`run`] takes.
-    pub(crate) fn channel() -> io::Result<(Self, Receiver<Control>, Arc<IoWaker>)> {
-        let (controls, receiver) = mpsc::channel();
-        let waker = IoWaker::new()?;
-        Ok((
-            ControlSender {
-                controls,
-                waker: Arc::clone(&waker),
-            },
-            receiver,
-            waker,
-        ))
-    }
-
-    /// Hands `control` over. If the IO thread is gone, a request is dropped here, and
-    /// its completer fails it with the session's end.
-    pub(crate) fn send(&self, control: Control) {
-        let _ = self.controls.send(control);
-        self.waker.wake();
-    }
-}
-
-/// The transport as the IO thread drives it: non-blocking descriptors.
 pub(crate) struct Link {
     read: OwnedFd,
     write: OwnedFd,
@@ -233,7 +176,7 @@ impl Link {
 /// Writes what the core wants sent until it is all written or the link would block.
 /// `fds` ride on the first bytes written (they belong to the command at the head of the
 /// transmit buffer) and are cleared once sent. Returns whether anything was written.
-fn transmit(core: &mut Core<'_>, link: &Link, fds: &mut Option<Vec<OwnedFd>>) -> io::Result<bool> {
+fn transmit(core: &mut Core, link: &Link, fds: &mut Option<Vec<OwnedFd>>) -> io::Result<bool> {
     let mut wrote = false;
     while let Some(bytes) = core.poll_transmit() {
         match link.write(bytes, fds.as_deref()) {
@@ -255,63 +198,6 @@ fn transmit(core: &mut Core<'_>, link: &Link, fds: &mut Option<Vec<OwnedFd>>) ->
     Ok(wrote)
 }
 
-/// The IO thread's state besides the core and the engine.
-struct Io {
-    link: Link,
-    /// Descriptors waiting to ride on the head of the transmit buffer.
-    fds: Option<Vec<OwnedFd>>,
-    write_failed: bool,
-    read_done: bool,
-}
-
-impl Io {
-    /// Pumps the engine and writes until nothing more can be done without waiting.
-    /// After a failed write the peer is gone: what it sent before is still delivered,
-    /// then everything waiting fails with the end of the stream.
-    fn work(&mut self, engine: &mut Engine, core: &mut Core<'_>) {
-        loop {
-            if let Some(fds) = engine.pump(core) {
-                self.fds = Some(fds);
-            }
-            if self.write_failed {
-                return;
-            }
-            match transmit(core, &self.link, &mut self.fds) {
-                // Writing made room in the transmit buffer: waiting requests may fit.
-                Ok(wrote) if wrote && engine.has_backlog() => {}
-                Ok(_) => return,
-                Err(error) => {
-                    self.write_failed = true;
-                    engine.on_transport_error(core, &error);
-                }
-            }
-        }
-    }
-
-    /// Reads what is there straight into the core's receive window.
-    fn receive(&mut self, engine: &mut Engine, core: &mut Core<'_>) {
-        let window = core.rx_window();
-        // The core's window is empty only once its session is closed (its framer skips
-        // what does not fit): reading stops.
-        if window.is_empty() {
-            self.read_done = true;
-            return;
-        }
-        match self.link.read(window) {
-            Ok(0) => {
-                self.read_done = true;
-                engine.on_eof(core);
-            }
-            Ok(n) => engine.on_received(core, n),
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-            Err(error) => {
-                self.read_done = true;
-                engine.on_transport_error(core, &error);
-            }
-        }
-    }
-}
-
 /// How long `poll(2)` may sleep before `deadline` (rounded up, so the deadline has
 /// passed when it returns); `None`: no deadline.
 fn poll_timeout(deadline: Option<Instant>) -> Option<Timespec> {
@@ -326,109 +212,427 @@ fn poll_timeout(deadline: Option<Instant>) -> Option<Timespec> {
     })
 }
 
-/// The IO thread: owns the core, its buffers and the link until the session ends.
-pub(crate) fn run(
-    mut engine: Engine,
-    config: qmp_core::client::Config,
-    (rx_size, tx_size): (usize, usize),
-    link: Link,
-    controls: Receiver<Control>,
-    waker: Arc<IoWaker>,
-) {
-    let mut rx = vec![0u8; rx_size];
-    let mut tx = vec![0u8; tx_size];
-    let mut core = Core::new(config, engine.now(), &mut rx, &mut tx);
-    engine.start();
-    let mut io = Io {
-        link,
-        fds: None,
-        write_failed: false,
-        read_done: false,
-    };
-    'session: loop {
-        io.work(&mut engine, &mut core);
-        if engine.is_finished() {
-            break;
-        }
-        // Requests first, in batches, without sleeping.
-        let mut handled = 0;
-        while handled < CONTROL_BATCH {
-            match controls.try_recv() {
-                Ok(control) => {
-                    engine.control(&mut core, control);
-                    handled += 1;
-                    if engine.is_finished() {
-                        break 'session;
-                    }
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Who drives the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leader {
+    /// Nobody: the next caller to wait takes it, or the reader after its grace.
+    Nobody,
+    /// A caller blocked in `wait`.
+    Caller,
+    /// The background reader.
+    Reader,
+}
+
+/// What the driver's mutex protects.
+struct Session {
+    core: Core,
+    engine: Engine,
+    /// The link, until the session ends (dropping it closes the descriptors, so the peer
+    /// sees the end even while client handles live on).
+    link: Option<Arc<Link>>,
+    /// Descriptors waiting to ride on the head of the transmit buffer.
+    fds: Option<Vec<OwnedFd>>,
+    write_failed: bool,
+    read_done: bool,
+    leader: Leader,
+    /// The leader's `poll(2)` includes the link's write side.
+    polling_out: bool,
+    /// When the leader's `poll(2)` returns by itself (`None`: never).
+    polling_until: Option<Instant>,
+    /// Slots of callers waiting for their result while another leads; the first gets
+    /// the baton when the leader is done.
+    followers: Vec<Arc<Slot<RawReply>>>,
+    /// Someone needs a leader now and no caller will be one: the reader is to lead
+    /// without waiting for its grace.
+    reader_wanted: bool,
+    /// Bumped each time a caller leads: the reader's grace starts again.
+    caller_rounds: u64,
+}
+
+impl Session {
+    /// Pumps the engine and writes until nothing more can be done without waiting.
+    /// After a failed write the peer is gone: what it sent before is still delivered,
+    /// then everything waiting fails with the end of the stream.
+    fn work(&mut self) {
+        loop {
+            if let Some(fds) = self.engine.pump(&mut self.core) {
+                self.fds = Some(fds);
+            }
+            if self.engine.is_finished() {
+                self.link = None;
+                return;
+            }
+            let Some(link) = self.link.as_deref() else {
+                return;
+            };
+            if self.write_failed {
+                return;
+            }
+            match transmit(&mut self.core, link, &mut self.fds) {
+                // Writing made room in the transmit buffer: waiting requests may fit.
+                Ok(wrote) if wrote && self.engine.has_backlog() => {}
+                Ok(_) => return,
+                Err(error) => {
+                    self.write_failed = true;
+                    self.engine.on_transport_error(&mut self.core, &error);
                 }
-                Err(mpsc::TryRecvError::Empty) => break,
-                Err(mpsc::TryRecvError::Disconnected) => break 'session,
             }
         }
-        if handled > 0 {
-            continue;
+    }
+
+    /// Reads what is there straight into the core's receive window.
+    fn receive(&mut self) {
+        let Some(link) = self.link.as_deref() else {
+            return;
+        };
+        let window = self.core.rx_window();
+        // The core's window is empty only once its session is closed (its framer skips
+        // what does not fit): reading stops.
+        if window.is_empty() {
+            self.read_done = true;
+            return;
         }
-        // Announce the sleep, then look once more: a request sent before the
-        // announcement is seen here, one sent after it wakes the poll.
-        waker.sleeping.store(true, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        match controls.try_recv() {
-            Ok(control) => {
-                waker.sleeping.store(false, Ordering::SeqCst);
-                engine.control(&mut core, control);
+        match link.read(window) {
+            Ok(0) => {
+                self.read_done = true;
+                self.engine.on_eof(&mut self.core);
+            }
+            Ok(n) => self.engine.on_received(&mut self.core, n),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(error) => {
+                self.read_done = true;
+                self.engine.on_transport_error(&mut self.core, &error);
+            }
+        }
+    }
+
+    /// Whether requests wait for a reply or for room: if no caller waits on them, the
+    /// reader must lead.
+    fn needs_reader(&self) -> bool {
+        self.engine.has_work()
+    }
+}
+
+/// The shared IO engine of one session.
+pub(crate) struct Driver {
+    session: Mutex<Session>,
+    /// An eventfd that interrupts the leader's `poll(2)`.
+    interrupt: OwnedFd,
+    /// Where the background reader waits while it does not lead.
+    reader_cond: Condvar,
+    reader: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Driver {
+    /// Starts the engine over `link` with its background reader (which leads first, for
+    /// the session's start).
+    pub(crate) fn start(
+        engine: Engine,
+        config: qmp_core::client::Config,
+        (rx_size, tx_size): (usize, usize),
+        link: Link,
+    ) -> Result<Arc<Self>, Error> {
+        let interrupt = rustix::event::eventfd(
+            0,
+            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+        )
+        .map_err(io::Error::from)?;
+        let core = Core::with_buffers(
+            config,
+            engine.now(),
+            vec![0u8; rx_size].into_boxed_slice(),
+            vec![0u8; tx_size].into_boxed_slice(),
+        );
+        let mut session = Session {
+            core,
+            engine,
+            link: Some(Arc::new(link)),
+            fds: None,
+            write_failed: false,
+            read_done: false,
+            leader: Leader::Nobody,
+            polling_out: false,
+            polling_until: None,
+            followers: Vec::new(),
+            reader_wanted: true,
+            caller_rounds: 0,
+        };
+        session.engine.start();
+        let driver = Arc::new(Driver {
+            session: Mutex::new(session),
+            interrupt,
+            reader_cond: Condvar::new(),
+            reader: Mutex::new(None),
+        });
+        // The reader holds only a weak handle, so dropping every client ends it.
+        let weak = Arc::downgrade(&driver);
+        let reader = thread::Builder::new()
+            .name("qmp-io".into())
+            .spawn(move || run_reader(&weak))?;
+        *lock(&driver.reader) = Some(reader);
+        Ok(driver)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Session> {
+        lock(&self.session)
+    }
+
+    /// Interrupts the leader's `poll(2)`.
+    fn interrupt(&self) {
+        let _ = rustix::io::write(&self.interrupt, &1u64.to_ne_bytes());
+    }
+
+    /// Wakes the background reader to lead now.
+    fn want_reader(&self, session: &mut Session) {
+        session.reader_wanted = true;
+        self.reader_cond.notify_one();
+    }
+
+    /// Hands a request (or a cancellation, or the close) to the engine and writes what
+    /// it produced at once. Nobody is woken for a request: its caller leads when it waits
+    /// (an async caller wakes the reader, see [`Driver::ensure_leader`]).
+    pub(crate) fn control(&self, control: Control) {
+        let closing = matches!(control, Control::Close);
+        let cancelling = matches!(control, Control::Cancel(_));
+        let mut session = self.lock();
+        let Session { core, engine, .. } = &mut *session;
+        engine.control(core, control);
+        session.work();
+        if closing || session.engine.is_finished() {
+            session.link = None;
+            self.wake_everyone(&mut session);
+            return;
+        }
+        let stuck = session.core.poll_transmit().is_some() || session.engine.has_backlog();
+        let leading = session.leader != Leader::Nobody;
+        let sooner = match (
+            session.engine.next_deadline(&session.core),
+            session.polling_until,
+        ) {
+            (Some(deadline), Some(until)) => deadline < until,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        // The leader must look again: at the link's write side, at a deadline sooner
+        // than it sleeps, or at a caller that cancelled and may be the leader itself.
+        if leading && (cancelling || sooner || (stuck && !session.polling_out)) {
+            self.interrupt();
+        }
+    }
+
+    /// The session is over: every follower and the reader look again.
+    fn wake_everyone(&self, session: &mut Session) {
+        for follower in session.followers.drain(..) {
+            follower.pass_baton();
+        }
+        session.reader_wanted = true;
+        self.reader_cond.notify_all();
+        self.interrupt();
+    }
+
+    /// An async caller waits on a slot: someone must lead.
+    pub(crate) fn ensure_leader(&self) {
+        let mut session = self.lock();
+        if session.leader == Leader::Nobody && !session.engine.is_finished() {
+            self.want_reader(&mut session);
+        }
+    }
+
+    /// Blocks until `slot` has its result or `deadline` passes, driving the link
+    /// whenever nobody else does. `None` if the deadline passed.
+    pub(crate) fn wait(
+        &self,
+        slot: &Arc<Slot<RawReply>>,
+        deadline: Option<Instant>,
+    ) -> Option<Result<RawReply, Error>> {
+        let mut session = self.lock();
+        loop {
+            if let Some(result) = slot.try_take() {
+                return Some(result);
+            }
+            if session.engine.is_finished() {
+                // Every slot is filled before the engine finishes; this is a slot of a
+                // request that never reached it.
+                return Some(Err(session.engine.end_error()));
+            }
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                return None;
+            }
+            if session.leader == Leader::Nobody {
+                session.leader = Leader::Caller;
+                session.caller_rounds += 1;
+                session = self.round(session, deadline, Some(slot));
+                session.leader = Leader::Nobody;
+                self.resign(&mut session, slot);
                 continue;
             }
-            Err(mpsc::TryRecvError::Disconnected) => break,
-            Err(mpsc::TryRecvError::Empty) => {}
+            // Someone else leads: wait for the result or the baton.
+            session.followers.push(Arc::clone(slot));
+            if session.leader == Leader::Reader {
+                // The reader steps aside for a waiting caller.
+                self.interrupt();
+            }
+            drop(session);
+            let turn = slot.wait_turn(deadline);
+            session = self.lock();
+            session
+                .followers
+                .retain(|follower| !Arc::ptr_eq(follower, slot));
+            match turn {
+                Turn::Done(result) => {
+                    self.pass_on(&mut session);
+                    return Some(result);
+                }
+                Turn::Lead => {}
+                Turn::TimedOut => {
+                    self.pass_on(&mut session);
+                    return None;
+                }
+            }
         }
-        let timeout = poll_timeout(engine.next_deadline(&core));
-        let want_write = !io.write_failed && core.poll_transmit().is_some();
-        let (readable, writable, woken) = {
+    }
+
+    /// A leading caller steps down: the baton goes to a waiting caller, or to the reader
+    /// if work is left that nobody waits on.
+    fn resign(&self, session: &mut Session, own: &Arc<Slot<RawReply>>) {
+        if !own.is_filled() && !session.engine.is_finished() {
+            // Still waiting ourselves: we lead again at once (the caller loops).
+            return;
+        }
+        self.pass_on(session);
+    }
+
+    /// If nobody leads, hands the link to the first waiting caller, or to the reader when
+    /// work is left that no caller waits on.
+    fn pass_on(&self, session: &mut Session) {
+        if session.leader != Leader::Nobody {
+            return;
+        }
+        if !session.followers.is_empty() {
+            session.followers.remove(0).pass_baton();
+        } else if session.needs_reader() || session.engine.is_finished() {
+            self.want_reader(session);
+        }
+    }
+
+    /// One round of leadership: write, wait for the link, the engine's next deadline,
+    /// `deadline` or an interruption, then read. The lock is released while waiting.
+    fn round<'a>(
+        &'a self,
+        mut session: MutexGuard<'a, Session>,
+        deadline: Option<Instant>,
+        own: Option<&Arc<Slot<RawReply>>>,
+    ) -> MutexGuard<'a, Session> {
+        session.work();
+        if session.engine.is_finished() || own.is_some_and(|slot| slot.is_filled()) {
+            return session;
+        }
+        if session.leader == Leader::Reader && !session.followers.is_empty() {
+            return session;
+        }
+        let until = earliest(session.engine.next_deadline(&session.core), deadline);
+        let timeout = poll_timeout(until);
+        let Some(link) = session.link.clone() else {
+            return session;
+        };
+        let want_write = !session.write_failed && session.core.poll_transmit().is_some();
+        let want_read = !session.read_done;
+        session.polling_out = want_write;
+        session.polling_until = until;
+        drop(session);
+        let (readable, woken) = {
             let mut fds = [
-                PollFd::new(&waker.event, PollFlags::IN),
-                PollFd::new(&io.link.read, PollFlags::IN),
-                PollFd::new(&io.link.write, PollFlags::OUT),
+                PollFd::new(&self.interrupt, PollFlags::IN),
+                PollFd::new(&link.read, PollFlags::IN),
+                PollFd::new(&link.write, PollFlags::OUT),
             ];
-            // Slots not wanted poll the waker again, which changes nothing.
-            if io.read_done {
-                fds[1] = PollFd::new(&waker.event, PollFlags::IN);
+            // Slots not wanted poll the interrupt again, which changes nothing.
+            if !want_read {
+                fds[1] = PollFd::new(&self.interrupt, PollFlags::IN);
             }
             if !want_write {
-                fds[2] = PollFd::new(&waker.event, PollFlags::IN);
+                fds[2] = PollFd::new(&self.interrupt, PollFlags::IN);
             }
             match poll(&mut fds, timeout.as_ref()) {
                 Ok(_) | Err(Errno::INTR) => {}
                 Err(_) => {
-                    waker.sleeping.store(false, Ordering::SeqCst);
-                    break;
+                    // Cannot happen with valid descriptors; never spin if it did.
+                    thread::sleep(Duration::from_millis(1));
                 }
             }
             (
-                !io.read_done && !fds[1].revents().is_empty(),
-                want_write && !fds[2].revents().is_empty(),
+                want_read && !fds[1].revents().is_empty(),
                 !fds[0].revents().is_empty(),
             )
         };
-        waker.sleeping.store(false, Ordering::SeqCst);
+        drop(link);
+        let mut session = self.lock();
+        session.polling_out = false;
+        session.polling_until = None;
         if woken {
-            waker.reset();
-            // Requests that came while we slept go first: a `close()` that also shut the
-            // socket down must be seen as the local close it is, not as the end of the
-            // stream it caused.
-            while let Ok(control) = controls.try_recv() {
-                engine.control(&mut core, control);
-                if engine.is_finished() {
-                    break 'session;
-                }
-            }
+            let mut count = [0u8; 8];
+            let _ = rustix::io::read(&self.interrupt, &mut count);
         }
         if readable {
-            io.receive(&mut engine, &mut core);
+            session.receive();
         }
-        // A writable link is written at the top of the loop.
-        let _ = writable;
+        // Deadlines, and what reading made possible, are handled at once.
+        session.work();
+        session
     }
-    engine.shutdown(&mut core);
-    // Requests still in the channel are dropped here; their completers fail them.
-    drop(controls);
+
+    /// Ends the session (the last handle is gone, or `close()`): everything pending is
+    /// resolved with [`Error::ClientClosed`], the reader ends.
+    pub(crate) fn close(&self) {
+        self.control(Control::Close);
+        let reader = lock(&self.reader).take();
+        if let Some(reader) = reader {
+            if reader.thread().id() != thread::current().id() {
+                let _ = reader.join();
+            }
+        }
+    }
+}
+
+/// The background reader: leads when no caller does, after [`READER_GRACE`] (or at once
+/// when wanted), and hands the link to any caller that comes to wait.
+fn run_reader(driver: &std::sync::Weak<Driver>) {
+    loop {
+        let Some(driver) = driver.upgrade() else {
+            return;
+        };
+        let mut session = driver.lock();
+        if session.engine.is_finished() {
+            return;
+        }
+        let idle = session.leader == Leader::Nobody && session.followers.is_empty();
+        if idle && session.reader_wanted {
+            session.reader_wanted = false;
+            session.leader = Leader::Reader;
+            session = driver.round(session, None, None);
+            session.leader = Leader::Nobody;
+            if !session.followers.is_empty() {
+                session.followers.remove(0).pass_baton();
+            } else if !session.engine.is_finished() {
+                // Nobody came: keep leading.
+                session.reader_wanted = true;
+            }
+            continue;
+        }
+        // A caller leads (or is about to): wait for the grace to pass quietly.
+        let rounds = session.caller_rounds;
+        let until = Instant::now() + READER_GRACE;
+        let (mut session, passed) = wait_until(&driver.reader_cond, session, until);
+        if passed && session.caller_rounds == rounds && session.leader == Leader::Nobody {
+            session.reader_wanted = true;
+        }
+        drop(session);
+    }
 }

@@ -44,13 +44,13 @@ use crate::reply::RawReply;
 pub(crate) const CORE_CAPACITY: usize = 128;
 
 /// The core as the std clients use it.
-pub(crate) type Core<'buf> = qmp_core::client::Client<'buf, CORE_CAPACITY>;
+pub(crate) type Core = qmp_core::client::Client<'static, CORE_CAPACITY, Box<[u8]>>;
 
 /// Queues a typed command into the core, given its arguments as JSON text. One
 /// monomorphic function per command type, so the command's name and flags travel as a
 /// plain function pointer.
-pub(crate) type SubmitFn = for<'c, 'buf, 'a> fn(
-    &'c mut Core<'buf>,
+pub(crate) type SubmitFn = for<'c, 'a> fn(
+    &'c mut Core,
     Instant,
     Option<&'a [u8]>,
     bool,
@@ -84,7 +84,7 @@ impl<C: Command + ?Sized> Command for Forward<C> {
 /// success go through the core's JSON path (the text is validated and copied as is);
 /// silent ones through its typed path with the same name and flags ([`Forward`]).
 fn submit_forward<C: Command + ?Sized>(
-    core: &mut Core<'_>,
+    core: &mut Core,
     now: Instant,
     arguments: Option<&[u8]>,
     oob: bool,
@@ -219,6 +219,9 @@ pub(crate) struct Slot<T> {
 
 struct SlotState<T> {
     result: Option<Result<T, Error>>,
+    /// The IO engine was handed to this slot's waiting caller: it drives the link now
+    /// (see [`crate::driver`]).
+    baton: bool,
     /// The task of an async caller polling for the result.
     waker: Option<Waker>,
     /// Threads blocked in [`Slot::take`] (a wake-up is a system call even with nobody
@@ -231,6 +234,7 @@ impl<T> Slot<T> {
         Arc::new(Slot {
             state: Mutex::new(SlotState {
                 result: None,
+                baton: false,
                 waker: None,
                 sleepers: 0,
             }),
@@ -256,6 +260,57 @@ impl<T> Slot<T> {
             waker.wake();
         }
         true
+    }
+
+    /// Hands the IO engine to the caller waiting on this slot ([`Slot::wait_turn`]).
+    pub(crate) fn pass_baton(&self) {
+        let mut state = lock(&self.state);
+        state.baton = true;
+        let sleepers = state.sleepers > 0;
+        drop(state);
+        if sleepers {
+            self.cond.notify_all();
+        }
+    }
+
+    /// Waits until `deadline` (`None`: forever) for the result or for the baton.
+    pub(crate) fn wait_turn(&self, deadline: Option<StdInstant>) -> Turn<T> {
+        let mut state = lock(&self.state);
+        loop {
+            if let Some(result) = state.result.take() {
+                return Turn::Done(result);
+            }
+            if core::mem::take(&mut state.baton) {
+                return Turn::Lead;
+            }
+            state.sleepers += 1;
+            let passed = match deadline {
+                None => {
+                    state = self
+                        .cond
+                        .wait(state)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    false
+                }
+                Some(deadline) => {
+                    let (guard, passed) = wait_until(&self.cond, state, deadline);
+                    state = guard;
+                    passed
+                }
+            };
+            state.sleepers -= 1;
+            if passed {
+                return match state.result.take() {
+                    Some(result) => Turn::Done(result),
+                    None => Turn::TimedOut,
+                };
+            }
+        }
+    }
+
+    /// Takes the result if it is there.
+    pub(crate) fn try_take(&self) -> Option<Result<T, Error>> {
+        lock(&self.state).result.take()
     }
 
     /// Waits for the result until `deadline` (`None`: forever); `None` if it passed.
@@ -306,6 +361,16 @@ impl<T> Slot<T> {
     pub(crate) fn is_filled(&self) -> bool {
         lock(&self.state).result.is_some()
     }
+}
+
+/// What ended a [`Slot::wait_turn`].
+pub(crate) enum Turn<T> {
+    /// The result.
+    Done(Result<T, Error>),
+    /// The caller is to drive the IO engine.
+    Lead,
+    /// The deadline passed.
+    TimedOut,
 }
 
 /// Where a request's result goes.
@@ -712,13 +777,23 @@ impl Engine {
         !self.backlog.is_empty() || !self.oob_backlog.is_empty()
     }
 
+    /// Whether requests wait for a reply, or for room in the core.
+    pub(crate) fn has_work(&self) -> bool {
+        !self.in_flight.is_empty() || self.has_backlog()
+    }
+
+    /// The error for a request that meets the end of the session.
+    pub(crate) fn end_error(&self) -> Error {
+        self.shared.end_error()
+    }
+
     /// Whether the session is over (the driver stops).
     pub(crate) fn is_finished(&self) -> bool {
         self.finished.is_some()
     }
 
     /// Handles one control message.
-    pub(crate) fn control(&mut self, core: &mut Core<'_>, control: Control) {
+    pub(crate) fn control(&mut self, core: &mut Core, control: Control) {
         match control {
             Control::Submit(request) => self.enqueue(request),
             Control::Cancel(ticket) => self.cancel(core, ticket),
@@ -745,7 +820,7 @@ impl Engine {
         }
     }
 
-    fn cancel(&mut self, core: &mut Core<'_>, ticket: u64) {
+    fn cancel(&mut self, core: &mut Core, ticket: u64) {
         for queue in [&mut self.backlog, &mut self.oob_backlog] {
             if let Some(index) = queue.iter().position(|r| r.ticket == ticket) {
                 if let Some(request) = queue.remove(index) {
@@ -769,7 +844,7 @@ impl Engine {
 
     /// `n` bytes were read straight into the core's receive window
     /// ([`Core::rx_window`]): hands them to the core and delivers what they complete.
-    pub(crate) fn on_received(&mut self, core: &mut Core<'_>, n: usize) {
+    pub(crate) fn on_received(&mut self, core: &mut Core, n: usize) {
         if n > 0 {
             self.received_any = true;
         }
@@ -780,7 +855,7 @@ impl Engine {
 
     /// Feeds received bytes to the core, draining events whenever its buffer is full.
     #[cfg(test)]
-    pub(crate) fn on_input(&mut self, core: &mut Core<'_>, mut bytes: &[u8]) {
+    pub(crate) fn on_input(&mut self, core: &mut Core, mut bytes: &[u8]) {
         if !bytes.is_empty() {
             self.received_any = true;
         }
@@ -808,7 +883,7 @@ impl Engine {
     /// QEMU reads a command's bytes only up to its closing brace, so after `quit` the
     /// line break behind it is still unread when QEMU exits, and Linux reports that as a
     /// reset.
-    pub(crate) fn on_transport_error(&mut self, core: &mut Core<'_>, error: &io::Error) {
+    pub(crate) fn on_transport_error(&mut self, core: &mut Core, error: &io::Error) {
         let calls_wait = !self.in_flight.is_empty() || self.has_backlog();
         if calls_wait {
             let mut state = lock(&self.shared.state);
@@ -820,7 +895,7 @@ impl Engine {
     }
 
     /// The peer closed the stream.
-    pub(crate) fn on_eof(&mut self, core: &mut Core<'_>) {
+    pub(crate) fn on_eof(&mut self, core: &mut Core) {
         core.handle_eof(self.now());
         self.drain(core);
     }
@@ -828,7 +903,7 @@ impl Engine {
     /// One round of work after any input: expire deadlines, move waiting requests into
     /// the core, deliver what the core reports. Returns descriptors that must be sent
     /// with the bytes `poll_transmit` returns now (exactly one command's message).
-    pub(crate) fn pump(&mut self, core: &mut Core<'_>) -> Option<Vec<OwnedFd>> {
+    pub(crate) fn pump(&mut self, core: &mut Core) -> Option<Vec<OwnedFd>> {
         core.handle_timeout(self.now());
         self.expire_backlog();
         self.drain(core);
@@ -838,12 +913,12 @@ impl Engine {
         fds
     }
 
-    fn publish_stats(&self, core: &Core<'_>) {
+    fn publish_stats(&self, core: &Core) {
         lock(&self.shared.state).stats = core.stats();
     }
 
     /// When the driver must call [`Engine::pump`] again even if nothing arrives.
-    pub(crate) fn next_deadline(&self, core: &Core<'_>) -> Option<StdInstant> {
+    pub(crate) fn next_deadline(&self, core: &Core) -> Option<StdInstant> {
         let core_deadline = core.poll_timeout().map(|at| self.std_time(at));
         match (core_deadline, self.backlog_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -877,7 +952,7 @@ impl Engine {
         self.backlog_deadline = next;
     }
 
-    fn submit_backlog(&mut self, core: &mut Core<'_>) -> Option<Vec<OwnedFd>> {
+    fn submit_backlog(&mut self, core: &mut Core) -> Option<Vec<OwnedFd>> {
         // Out-of-band requests first: they are meant to overtake.
         while let Some(request) = self.oob_backlog.pop_front() {
             match self.submit(core, request) {
@@ -912,7 +987,7 @@ impl Engine {
         None
     }
 
-    fn submit(&mut self, core: &mut Core<'_>, mut request: Request) -> Submitted {
+    fn submit(&mut self, core: &mut Core, mut request: Request) -> Submitted {
         if self.in_flight.len() >= self.in_flight_limit && !request.completer.is_internal() {
             return Submitted::Later(request);
         }
@@ -953,7 +1028,7 @@ impl Engine {
     }
 
     /// Delivers every event the core has.
-    fn drain(&mut self, core: &mut Core<'_>) {
+    fn drain(&mut self, core: &mut Core) {
         loop {
             let routed = match core.poll_event() {
                 Some(event) => Routed::from_core(event),
@@ -963,7 +1038,7 @@ impl Engine {
         }
     }
 
-    fn route(&mut self, core: &mut Core<'_>, routed: Routed) {
+    fn route(&mut self, core: &mut Core, routed: Routed) {
         if let Some(reason) = core.close_reason() {
             // The core resolves every command before it reports `Closed`: whoever wakes
             // up from those resolutions must already see the session as closed.
@@ -1059,15 +1134,6 @@ impl Engine {
             signal(Err(failure));
         }
     }
-
-    /// The driver is stopping for good (its task ends): make sure every caller hears.
-    pub(crate) fn shutdown(&mut self, core: &mut Core<'_>) {
-        if self.finished.is_none() {
-            core.close(CloseReason::Local);
-            self.drain(core);
-            self.finish(CloseReason::Local);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -1112,7 +1178,7 @@ mod tests {
         (request, slot)
     }
 
-    fn take_tx(core: &mut Core<'_>) -> String {
+    fn take_tx(core: &mut Core) -> String {
         let bytes = core.poll_transmit().unwrap_or_default().to_vec();
         core.mark_transmitted(bytes.len());
         String::from_utf8(bytes).unwrap()
@@ -1123,12 +1189,12 @@ mod tests {
     #[test]
     fn negotiates_routes_replies_and_events_and_fails_on_eof() {
         let (mut engine, shared, connected) = engine(Protocol::Qmp);
-        let (mut rx, mut tx) = (vec![0u8; 4096], vec![0u8; 4096]);
-        let mut core = Core::new(
+        let (rx, tx) = (vec![0u8; 4096], vec![0u8; 4096]);
+        let mut core = Core::with_buffers(
             crate::options::ConnectOptions::new().core_config(Protocol::Qmp),
             engine.now(),
-            &mut rx,
-            &mut tx,
+            rx.into_boxed_slice(),
+            tx.into_boxed_slice(),
         );
         engine.start();
         // Requests made before the greeting are held by the core, and the in-flight limit
@@ -1185,11 +1251,16 @@ mod tests {
     #[test]
     fn silent_server_is_already_connected() {
         let (mut engine, _shared, connected) = engine(Protocol::Qmp);
-        let (mut rx, mut tx) = (vec![0u8; 1024], vec![0u8; 1024]);
+        let (rx, tx) = (vec![0u8; 1024], vec![0u8; 1024]);
         let config = crate::options::ConnectOptions::new()
             .greeting_timeout(Some(Duration::from_millis(10)))
             .core_config(Protocol::Qmp);
-        let mut core = Core::new(config, engine.now(), &mut rx, &mut tx);
+        let mut core = Core::with_buffers(
+            config,
+            engine.now(),
+            rx.into_boxed_slice(),
+            tx.into_boxed_slice(),
+        );
         let deadline = engine.next_deadline(&core).unwrap();
         std::thread::sleep(deadline.saturating_duration_since(StdInstant::now()));
         engine.pump(&mut core);
@@ -1202,9 +1273,14 @@ mod tests {
     #[test]
     fn cancel_and_backlog_deadlines() {
         let (mut engine, shared, _connected) = engine(Protocol::Qmp);
-        let (mut rx, mut tx) = (vec![0u8; 1024], vec![0u8; 1024]);
+        let (rx, tx) = (vec![0u8; 1024], vec![0u8; 1024]);
         let config = crate::options::ConnectOptions::new().core_config(Protocol::Qmp);
-        let mut core = Core::new(config, engine.now(), &mut rx, &mut tx);
+        let mut core = Core::with_buffers(
+            config,
+            engine.now(),
+            rx.into_boxed_slice(),
+            tx.into_boxed_slice(),
+        );
         let (first, first_slot) =
             request(&shared, value_body("a", &serde_json::json!({})).unwrap());
         let ticket = first.ticket;
@@ -1233,9 +1309,14 @@ mod tests {
     #[test]
     fn guest_agent_syncs_at_start() {
         let (mut engine, _shared, connected) = engine(Protocol::GuestAgent);
-        let (mut rx, mut tx) = (vec![0u8; 1024], vec![0u8; 1024]);
+        let (rx, tx) = (vec![0u8; 1024], vec![0u8; 1024]);
         let config = crate::options::ConnectOptions::new().core_config(Protocol::GuestAgent);
-        let mut core = Core::new(config, engine.now(), &mut rx, &mut tx);
+        let mut core = Core::with_buffers(
+            config,
+            engine.now(),
+            rx.into_boxed_slice(),
+            tx.into_boxed_slice(),
+        );
         engine.start();
         engine.pump(&mut core);
         let bytes = core.poll_transmit().unwrap().to_vec();
