@@ -751,6 +751,20 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
 
     // ---- output ----
 
+    /// Whether a command refused with `error` will be accepted later, once replies come
+    /// back or queued bytes are written, so a driver may hold it and retry: too many in
+    /// flight, or a transmit buffer that is full now but large enough. Everything else
+    /// (a request larger than the buffer, OOB not possible, bad arguments, a closed
+    /// session) fails for good.
+    pub fn is_retryable(&self, error: &ExecuteError) -> bool {
+        match *error {
+            ExecuteError::TooManyInFlight { .. } => true,
+            // The negotiation reserve only applies until the greeting.
+            ExecuteError::TxFull { required, .. } => required <= self.tx.as_ref().len(),
+            _ => false,
+        }
+    }
+
     /// Bytes to write to the peer, if any. Write as many as the transport takes, then call
     /// [`Client::mark_transmitted`].
     #[must_use]
@@ -1731,5 +1745,48 @@ mod tests {
         assert!(client
             .execute_json(Instant::ZERO, "guest-ping", Some(paired), false)
             .is_ok());
+    }
+
+    /// A refusal that waiting cures is retryable; one that it cannot is not.
+    #[test]
+    fn retryable_refusals_are_those_that_waiting_cures() {
+        let (mut rx, mut tx) = ([0u8; 256], [0u8; 128]);
+        let mut client: Client<'_, 2> =
+            Client::new(Config::guest_agent(), Instant::ZERO, &mut rx, &mut tx);
+        let small = br#"{"text": "0123456789012345678901234567890123456789"}"#;
+        assert!(client
+            .execute_json(Instant::ZERO, "a", Some(small), false)
+            .is_ok());
+        // The buffer holds one such request: the second fits once the first is written.
+        let full = client
+            .execute_json(Instant::ZERO, "b", Some(small), false)
+            .unwrap_err();
+        assert!(matches!(full, ExecuteError::TxFull { .. }), "{full:?}");
+        assert!(client.is_retryable(&full));
+        let sent = client.poll_transmit().map_or(0, <[u8]>::len);
+        client.mark_transmitted(sent);
+        assert!(client
+            .execute_json(Instant::ZERO, "b", Some(small), false)
+            .is_ok());
+        // The table holds two: a third waits for a reply.
+        let busy = client
+            .execute_json(Instant::ZERO, "c", None, false)
+            .unwrap_err();
+        assert_eq!(busy, ExecuteError::TooManyInFlight { limit: 2 });
+        assert!(client.is_retryable(&busy));
+        // Larger than the whole buffer: never.
+        let mut big = [b'a'; 200];
+        big[..6].copy_from_slice(br#"{"x":""#);
+        big[198..].copy_from_slice(br#""}"#);
+        let (mut rx, mut tx) = ([0u8; 256], [0u8; 128]);
+        let mut fresh: Client<'_, 2> =
+            Client::new(Config::guest_agent(), Instant::ZERO, &mut rx, &mut tx);
+        let never = fresh
+            .execute_json(Instant::ZERO, "a", Some(&big), false)
+            .unwrap_err();
+        assert!(matches!(never, ExecuteError::TxFull { .. }), "{never:?}");
+        assert!(!fresh.is_retryable(&never));
+        assert!(!client.is_retryable(&ExecuteError::OobNotEnabled));
+        assert!(!client.is_retryable(&ExecuteError::Closed));
     }
 }

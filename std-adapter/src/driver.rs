@@ -453,24 +453,23 @@ impl Driver {
         deadline: Option<Instant>,
     ) -> Option<Result<RawReply, Error>> {
         let mut session = self.lock();
-        loop {
+        let outcome = loop {
             if let Some(result) = slot.try_take() {
-                return Some(result);
+                break Some(result);
             }
             if session.engine.is_finished() {
-                // Every slot is filled before the engine finishes; this is a slot of a
-                // request that never reached it.
-                return Some(Err(session.engine.end_error()));
+                // Every request is resolved when the engine finishes; this one never
+                // reached it.
+                break Some(Err(session.engine.end_error()));
             }
             if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                return None;
+                break None;
             }
             if session.leader == Leader::Nobody {
                 session.leader = Leader::Caller;
                 session.caller_rounds += 1;
                 session = self.round(session, deadline, Some(slot));
                 session.leader = Leader::Nobody;
-                self.resign(&mut session, slot);
                 continue;
             }
             // Someone else leads: wait for the result or the baton.
@@ -486,27 +485,14 @@ impl Driver {
                 .followers
                 .retain(|follower| !Arc::ptr_eq(follower, slot));
             match turn {
-                Turn::Done(result) => {
-                    self.pass_on(&mut session);
-                    return Some(result);
-                }
+                Turn::Done(result) => break Some(result),
                 Turn::Lead => {}
-                Turn::TimedOut => {
-                    self.pass_on(&mut session);
-                    return None;
-                }
+                Turn::TimedOut => break None,
             }
-        }
-    }
-
-    /// A leading caller steps down: the baton goes to a waiting caller, or to the reader
-    /// if work is left that nobody waits on.
-    fn resign(&self, session: &mut Session, own: &Arc<Slot<RawReply>>) {
-        if !own.is_filled() && !session.engine.is_finished() {
-            // Still waiting ourselves: we lead again at once (the caller loops).
-            return;
-        }
-        self.pass_on(session);
+        };
+        // Whatever ended the wait, the link must not be left without a leader.
+        self.pass_on(&mut session);
+        outcome
     }
 
     /// If nobody leads, hands the link to the first waiting caller, or to the reader when

@@ -686,7 +686,6 @@ pub(crate) struct Engine {
     oob_backlog: VecDeque<Request>,
     backlog_deadline: Option<StdInstant>,
     in_flight_limit: usize,
-    tx_capacity: usize,
     sync_timeout: Option<Duration>,
     connect: Option<ConnectSignal>,
     info: ServerInfo,
@@ -714,7 +713,6 @@ impl Engine {
             oob_backlog: VecDeque::new(),
             backlog_deadline: None,
             in_flight_limit: options.in_flight_limit(),
-            tx_capacity: options.tx_size(),
             sync_timeout: options.greeting_timeout.or(options.command_timeout),
             connect: Some(connect),
             info: ServerInfo::new(protocol),
@@ -1013,13 +1011,8 @@ impl Engine {
                     .insert(id.get(), (request.ticket, request.completer));
                 Submitted::Yes(fds)
             }
-            Err(ExecuteError::TooManyInFlight { .. }) => Submitted::Later(request),
-            Err(ExecuteError::TxFull { required, .. })
-                if required.saturating_add(64) <= self.tx_capacity =>
-            {
-                // Fits once queued bytes are written (or negotiation releases them).
-                Submitted::Later(request)
-            }
+            // The core's rule: fits once replies come back or queued bytes are written.
+            Err(error) if core.is_retryable(&error) => Submitted::Later(request),
             Err(error) => {
                 request.completer.complete(Err(Error::Execute(error)));
                 Submitted::Failed

@@ -1,21 +1,31 @@
 //! The std adapter for [`qmp_core`]: real IO for the sans-IO QMP/QGA client.
 //!
-//! - [`Client`]: a blocking QMP client, `Clone + Send + Sync`, over a Unix socket, TCP, a
-//!   child process's stdio or any stream; typed, `serde_json` and hand-built commands,
-//!   per-call timeouts and cancellation ([`Pending`]), fd passing, event listeners
-//!   ([`Subscription`]) and callbacks. [`GuestAgentClient`] speaks to `qemu-ga`.
-//! - `tokio::AsyncClient` (feature `tokio`): the same surface with `async fn`s.
+//! - [`Client`]: a QMP client, `Clone + Send + Sync`, over a Unix socket, TCP, a child
+//!   process's stdio or any stream; typed, `serde_json` and hand-built commands,
+//!   per-call deadlines and cancellation ([`Pending`]), fd passing, event listeners
+//!   bounded in count and bytes ([`Subscription`]) and callbacks. [`GuestAgentClient`]
+//!   speaks to `qemu-ga`.
+//! - One client, two modes: [`Client`] is [`Connection<Blocking>`](Connection), whose
+//!   waiting methods block the thread; `tokio::AsyncClient` (feature `tokio`) is
+//!   `Connection<Async>`, whose waiting methods are `async fn`s. Everything else is the
+//!   same code, and any [`Pending`] can be waited on or awaited.
 //! - [`transport`]: one [`Transport`] type over Unix and TCP sockets, a child process's
-//!   stdio, character devices and any `Read + Write` stream, with read deadlines,
-//!   shutdown that wakes blocked readers, and clones for reader/writer threads.
+//!   stdio, character devices and any `Read + Write` stream.
 //! - [`fdpass`]: `SCM_RIGHTS` file-descriptor passing, attached to the bytes of the
 //!   command that consumes the descriptors (`add-fd`, `getfd`).
 //! - [`launch`]: start private `qemu-storage-daemon`, `qemu-system-x86_64` and `qemu-ga`
 //!   processes and wait until their monitors accept connections.
 //!
-//! Both clients are thin shells over one [`qmp_core::client::Client`] each: the core
+//! Under every client is one IO engine over one [`qmp_core::client::Client`]: the core
 //! makes every protocol decision (ids, matching, deadlines, negotiation, guest-agent
-//! sync); the shells move bytes, read the clock and route what the core reports.
+//! sync); the engine moves bytes over non-blocking descriptors, reads the clock and
+//! routes what the core reports. The caller that waits drives the socket itself while
+//! nobody else does, so a call costs no thread switch; a background thread reads when
+//! no caller does. Nothing the server does can stall it: deadlines fire on time and
+//! `close()` returns at once even when the server stops reading.
+//!
+//! Every timeout takes any `Duration` (`Duration::MAX` included: too large to
+//! represent as a deadline means none).
 //!
 //! # Blocking
 //! ```no_run
@@ -35,12 +45,15 @@
 //! # async fn demo() -> Result<(), qmp_std::Error> {
 //! use qmp_std::qmp_core::commands::QueryVersion;
 //! use qmp_std::tokio::AsyncClient;
-//! use qmp_std::ConnectOptions;
+//! use qmp_std::{CallOptions, ConnectOptions};
 //!
 //! let client = AsyncClient::connect_unix("/tmp/qmp.sock", ConnectOptions::new()).await?;
 //! let reply = client.execute(&QueryVersion).await?;
 //! println!("QEMU {}", reply.get()?.qemu);
+//! // Any call can be sent first and awaited later.
+//! let status = client.submit_value("query-status", &serde_json::Value::Null, CallOptions::new());
 //! let events = client.subscribe_filtered(&["JOB_STATUS_CHANGE"]);
+//! println!("{}", status.await?);
 //! let event = events.recv().await?;
 //! println!("{}", event.name());
 //! # Ok(())
