@@ -633,18 +633,28 @@ pub fn monitor_ready(path: &Path, kind: ServerKind, deadline: Instant) -> bool {
         && probe_connection_closed(path, deadline)
 }
 
-/// Reads from `probe` until the greeting is complete: it is the only thing a QMP server
-/// sends unasked, and both its compact and pretty forms end with `}` CR LF.
+/// Reads from `probe` until one whole message has come, and tells whether it is a QMP
+/// greeting (the only thing a QMP server sends unasked). The message's end is found by
+/// the core's framer, whatever its layout.
 fn reads_whole_greeting(mut probe: Transport, deadline: Instant) -> bool {
-    let mut received = Vec::new();
-    let mut chunk = [0u8; 1024];
-    while !received.ends_with(b"}\r\n") {
-        match probe.read_with_deadline(&mut chunk, Some(deadline)) {
+    use qmp_core::json::{Framer, Item};
+    use qmp_core::message::Message;
+    // Greetings are about 150 bytes; a larger first message is no greeting.
+    let mut framer = Framer::with_buffer(vec![0u8; 4096]);
+    loop {
+        let window = framer.window();
+        if window.is_empty() {
+            return false;
+        }
+        match probe.read_with_deadline(window, Some(deadline)) {
             Ok(0) | Err(_) => return false,
-            Ok(n) => received.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+            Ok(n) => framer.commit(n),
+        }
+        if let Some(item) = framer.next_item() {
+            return matches!(item, Item::Frame(frame)
+                if matches!(Message::classify(frame.value()), Message::Greeting(_)));
         }
     }
-    true
 }
 
 /// Waits (until `deadline`) for the server to close its end of our probe connection to
