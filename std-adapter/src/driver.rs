@@ -98,45 +98,13 @@ impl Link {
         thread::Builder::new()
             .name("qmp-bridge-in".into())
             .spawn(move || {
-                let mut chunk = vec![0u8; BRIDGE_CHUNK];
-                loop {
-                    match reader.read(&mut chunk) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            if inbound
-                                .write_all(chunk.get(..n).unwrap_or_default())
-                                .is_err()
-                            {
-                                break;
-                            }
-                        }
-                        Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => break,
-                    }
-                }
+                copy(&mut reader, &mut inbound);
                 let _ = inbound.shutdown(std::net::Shutdown::Write);
             })?;
         thread::Builder::new()
             .name("qmp-bridge-out".into())
             .spawn(move || {
-                let mut chunk = vec![0u8; BRIDGE_CHUNK];
-                loop {
-                    match outbound.read(&mut chunk) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            let bytes = chunk.get(..n).unwrap_or_default();
-                            if writer
-                                .write_all(bytes)
-                                .and_then(|()| writer.flush())
-                                .is_err()
-                            {
-                                break;
-                            }
-                        }
-                        Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => break,
-                    }
-                }
+                copy(&mut outbound, &mut writer);
                 // The engine is gone or the stream failed: stop reading from it too.
                 let _ = outbound.shutdown(std::net::Shutdown::Both);
             })?;
@@ -169,6 +137,24 @@ impl Link {
                 Err(Errno::INTR) => {}
                 other => return other.map_err(io::Error::from),
             }
+        }
+    }
+}
+
+/// Copies `from` to `to` (flushing after each chunk) until either ends or fails.
+fn copy(from: &mut impl Read, to: &mut impl Write) {
+    let mut chunk = vec![0u8; BRIDGE_CHUNK];
+    loop {
+        match from.read(&mut chunk) {
+            Ok(0) => return,
+            Ok(n) => {
+                let bytes = chunk.get(..n).unwrap_or_default();
+                if to.write_all(bytes).and_then(|()| to.flush()).is_err() {
+                    return;
+                }
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
         }
     }
 }

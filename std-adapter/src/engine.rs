@@ -315,29 +315,12 @@ impl<T> Slot<T> {
 
     /// Waits for the result until `deadline` (`None`: forever); `None` if it passed.
     pub(crate) fn take(&self, deadline: Option<StdInstant>) -> Option<Result<T, Error>> {
-        let mut state = lock(&self.state);
         loop {
-            if let Some(result) = state.result.take() {
-                return Some(result);
-            }
-            state.sleepers += 1;
-            let passed = match deadline {
-                None => {
-                    state = self
-                        .cond
-                        .wait(state)
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    false
-                }
-                Some(deadline) => {
-                    let (guard, passed) = wait_until(&self.cond, state, deadline);
-                    state = guard;
-                    passed
-                }
-            };
-            state.sleepers -= 1;
-            if passed {
-                return state.result.take();
+            match self.wait_turn(deadline) {
+                Turn::Done(result) => return Some(result),
+                Turn::TimedOut => return None,
+                // Nobody hands the baton to a slot waited on this way.
+                Turn::Lead => {}
             }
         }
     }
