@@ -168,10 +168,10 @@ impl fmt::Display for LaunchError {
                  repository) or set {env_var} to the binary",
                 program.display()
             ),
-            Self::Spawn { program, source } => {
-                write!(f, "cannot start {}: {source}", program.display())
-            }
-            Self::Setup { what, source } => write!(f, "cannot prepare {what}: {source}"),
+            // Variants with a `source()` do not repeat it here (a reporter that walks the
+            // chain would print it twice).
+            Self::Spawn { program, .. } => write!(f, "cannot start {}", program.display()),
+            Self::Setup { what, .. } => write!(f, "cannot prepare {what}"),
             Self::SocketPathTooLong { path } => write!(
                 f,
                 "socket path {} is {} bytes, longer than the 107 a unix socket allows \
@@ -207,7 +207,7 @@ impl fmt::Display for LaunchError {
                 program.display(),
                 waited.as_millis()
             ),
-            Self::Wait { source } => write!(f, "cannot wait for the process: {source}"),
+            Self::Wait { .. } => f.write_str("cannot wait for the process"),
         }
     }
 }

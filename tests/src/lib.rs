@@ -63,7 +63,7 @@ pub fn split_lines(bytes: &[u8]) -> Vec<&[u8]> {
 pub fn launch(launcher: Launcher) -> QemuProcess {
     launcher
         .spawn()
-        .unwrap_or_else(|error| panic!("cannot start QEMU for this test: {error}"))
+        .unwrap_or_else(|error| panic!("cannot start QEMU for this test: {error} ({error:?})"))
 }
 
 /// Connects to `process`'s primary socket with a 5 s connect timeout.
