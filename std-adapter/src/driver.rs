@@ -396,7 +396,9 @@ impl Driver {
             self.wake_everyone(&mut session);
             return;
         }
-        let stuck = session.core.poll_transmit().is_some() || session.engine.has_backlog();
+        // Bytes the link would not take now (requests held for room in the core wait for
+        // replies, which the leader reads anyway).
+        let stuck = session.core.poll_transmit().is_some();
         let leading = session.leader != Leader::Nobody;
         let sooner = match (
             session.engine.next_deadline(&session.core),
