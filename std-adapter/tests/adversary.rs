@@ -353,6 +353,56 @@ fn a_flood_of_large_events_stays_within_the_listener_byte_bound() {
     assert_eq!(listener.missed(), 3);
 }
 
+/// Many threads share one client: whoever waits drives the link, the others wait for
+/// their reply or their turn. Every reply reaches its own caller, cancelled calls end
+/// at once, and nothing is left waiting.
+#[test]
+fn threads_take_turns_driving_the_link_and_every_reply_finds_its_caller() {
+    let _guard = watchdog("turns", Duration::from_secs(60));
+    let client = connect(
+        server(|mut peer| {
+            peer.negotiate();
+            peer.echo();
+        }),
+        options(),
+    );
+    let threads: Vec<_> = (0..8u64)
+        .map(|thread| {
+            let client = client.clone();
+            thread::spawn(move || {
+                for n in 0..300u64 {
+                    let tag = thread * 1_000 + n;
+                    let call =
+                        client.submit_value("echo", &json!({ "tag": tag }), CallOptions::new());
+                    if n % 50 == 7 {
+                        // Cancelled before it is waited on: unless its reply was in
+                        // already, it ends at once as cancelled.
+                        let canceller = call.canceller();
+                        canceller.cancel();
+                        match call.wait() {
+                            Ok(reply) => assert_eq!(reply["tag"], tag),
+                            Err(error) => assert!(matches!(error, Error::Cancelled), "{error:?}"),
+                        }
+                        continue;
+                    }
+                    if n % 10 == 3 {
+                        // Sent, never waited on: the reply is dropped by whoever leads.
+                        drop(call);
+                        continue;
+                    }
+                    assert_eq!(call.wait().unwrap()["tag"], tag);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    client.wait_idle(Duration::from_secs(10)).unwrap();
+    assert_eq!(client.outstanding(), 0);
+    assert_eq!(client.stats().unmatched_replies, 0);
+}
+
 #[cfg(feature = "tokio")]
 mod async_front {
     use super::*;
@@ -452,5 +502,55 @@ mod async_front {
         let closing = Instant::now();
         client.close();
         assert!(closing.elapsed() < Duration::from_secs(1));
+    }
+
+    /// Async tasks (which never drive the link) and blocking threads (which do) on one
+    /// session: every reply reaches its caller.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn async_tasks_and_blocking_threads_share_one_session() {
+        let _guard = watchdog("mixed", Duration::from_secs(60));
+        let client = connect(
+            server(|mut peer| {
+                peer.negotiate();
+                peer.echo();
+            }),
+            options(),
+        )
+        .await;
+        let blocking: Client = client.with_mode();
+        let threads: Vec<_> = (0..3u64)
+            .map(|thread| {
+                let client = blocking.clone();
+                thread::spawn(move || {
+                    for n in 0..200u64 {
+                        let tag = thread * 1_000 + n;
+                        let reply = client.execute_value("echo", json!({ "tag": tag })).unwrap();
+                        assert_eq!(reply["tag"], tag);
+                    }
+                })
+            })
+            .collect();
+        let tasks: Vec<_> = (10..14u64)
+            .map(|task| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    for n in 0..200u64 {
+                        let tag = task * 1_000 + n;
+                        let reply = client
+                            .execute_value("echo", json!({ "tag": tag }))
+                            .await
+                            .unwrap();
+                        assert_eq!(reply["tag"], tag);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(client.outstanding(), 0);
     }
 }
