@@ -17,11 +17,36 @@
 //!
 //! # Guest-agent mode
 //! The agent sends no greeting, so the session starts `Ready`. Call [`Client::sync`] with a
-//! random number first (the core has no random source): it sends the `0xFF` reset byte and
-//! `guest-sync-delimited`; until the matching reply arrives behind the agent's `0xFF`
-//! sentinel, id-less errors and replies to ids this client never sent are stale and are
-//! dropped (counted in [`Stats::discarded_while_syncing`]), and commands executed meanwhile
-//! are held back. Replies to commands sent *before* the sync are still delivered.
+//! random number first (the core has no random source; or [`Client::sync_seeded`] with a
+//! seed from [`Config::with_sync_seed`]): it sends the `0xFF` reset byte and
+//! `guest-sync-delimited`. The agent's pipe may still hold output for an earlier client
+//! (a program that restarted, a half-read reply), so until the answer arrives the client
+//! trusts nothing:
+//! - the sync completes only with the delimited answer: the agent's `0xFF` sentinel
+//!   *immediately* followed by `{"return": VALUE}` with this sync's value, begun after the
+//!   sync request was completely written. A delimited answer with another value (an
+//!   earlier client's sync), the same value without the sentinel, or a message after
+//!   something else followed the sentinel is stale;
+//! - a reply completes a command only if the command was transmitted (its request
+//!   completely written, see [`Client::mark_transmitted`]) before the reply began to
+//!   arrive. Commands executed during the sync are held back, so nothing can answer them;
+//!   replies to commands transmitted before the sync are still delivered;
+//! - everything else before the answer is dropped and counted in
+//!   [`Stats::discarded_while_syncing`]: replies naming no such command (the sync's own id
+//!   included: its request has none), id-less errors (the agent answers the `0xFF` of any
+//!   client, this one's included, with one), stale sync answers, events, malformed and
+//!   oversize messages that name no such command.
+//!
+//! An agent that refuses `guest-sync-delimited` (`--block-rpcs`) answers with an id-less
+//! error that cannot be told from a stale one: the sync then ends at its deadline
+//! ([`CommandFailure::TimedOut`]). For comparison: libvirt (`qemuAgentGuestSync` in
+//! `src/qemu/qemu_agent.c`) sends plain `guest-sync` (no `0xFF`, so the agent's parser is
+//! not reset) with the current time in milliseconds as the value, takes any `return`
+//! equal to it, and matches other commands' replies by position alone; it does read
+//! replies only once its request is completely written. QEMU's `qemu-ga-client` (on
+//! qemu.qmp's legacy API) sends plain `guest-sync` with a random 32-bit value, repeating
+//! it until an answer carries that value, and then takes the next reply as the answer
+//! to each command.
 //!
 //! Commands whose [`Command::REPLIES_ON_SUCCESS`] is `false` (`guest-shutdown`,
 //! `guest-suspend-*`) are resolved as a success, with the value `{}`, by whichever comes
@@ -33,7 +58,15 @@
 //! # Resolution guarantee
 //! Every command id returned by `execute*` or `sync` is resolved exactly once, by either
 //! [`Event::Response`] or [`Event::CommandFailed`] (timeout, connection closed, reply too
-//! large for the receive buffer), unless the caller gives it up with [`Client::cancel`].
+//! large for the receive buffer, malformed reply), unless the caller gives it up with
+//! [`Client::cancel`]. Only bytes that began to arrive after a command's request was
+//! completely written can resolve it. A message that names a command in flight but
+//! cannot be its answer resolves it at once with [`CommandFailure::MalformedReply`]: its
+//! `id` was read before the message turned out to be invalid JSON (invalid UTF-8, a raw
+//! control byte, nesting deeper than [`Config::max_depth`], ...), or the message is
+//! complete but ambiguous (`return` twice, `return` and `error`, `error` that is not an
+//! object, `id` twice with one value). Such a message naming no command in flight is
+//! reported as before ([`Event::Malformed`], [`Event::Unknown`]).
 //! A reply that arrives after its command timed out or was cancelled is dropped and
 //! counted ([`Stats::late_replies`]); it never reaches anyone as a response. After `quit`,
 //! the end of the stream counts as its success.
@@ -46,6 +79,8 @@ use crate::commands::Command;
 use crate::encode::{self, EncodeError, RequestKind};
 use crate::json::{Framer, Item, JsonError, RawJson};
 use crate::message::{AsyncEvent, Capabilities, Greeting, Message, QmpError, Version};
+
+pub use crate::message::MalformedReason;
 use crate::time::{Duration, Instant};
 
 /// In-band commands a QMP server queues while OOB is enabled (`QMP_REQ_QUEUE_LEN_MAX`).
@@ -83,8 +118,14 @@ pub struct Config {
     pub command_timeout: Option<Duration>,
     /// Ask for out-of-band execution if the server offers it.
     pub enable_oob: bool,
-    /// The deepest JSON nesting accepted from the server.
+    /// The deepest JSON nesting accepted from the server (at most
+    /// [`crate::json::MAX_DEPTH_LIMIT`]; a larger value acts as that limit).
     pub max_depth: usize,
+    /// The id of the first command (see [`Config::with_first_id`]).
+    pub first_id: u64,
+    /// The seed of the values [`Client::sync_seeded`] sends (see
+    /// [`Config::with_sync_seed`]).
+    pub sync_seed: u64,
 }
 
 impl Config {
@@ -96,6 +137,8 @@ impl Config {
             command_timeout: Some(Duration::from_secs(30)),
             enable_oob: false,
             max_depth: crate::json::DEFAULT_MAX_DEPTH,
+            first_id: 1,
+            sync_seed: 0,
         }
     }
 
@@ -107,6 +150,8 @@ impl Config {
             command_timeout: Some(Duration::from_secs(30)),
             enable_oob: false,
             max_depth: crate::json::DEFAULT_MAX_DEPTH,
+            first_id: 1,
+            sync_seed: 0,
         }
     }
 
@@ -128,9 +173,35 @@ impl Config {
         self
     }
 
-    /// Sets the JSON nesting limit (at most [`crate::json::MAX_DEPTH_LIMIT`]).
+    /// Sets the JSON nesting limit. The scanner's ceiling is
+    /// [`crate::json::MAX_DEPTH_LIMIT`] (256): a larger value is lowered to it, here and in
+    /// [`Config::max_depth`], so the configuration says what is in force.
     pub const fn with_max_depth(mut self, max_depth: usize) -> Self {
-        self.max_depth = max_depth;
+        self.max_depth = if max_depth > crate::json::MAX_DEPTH_LIMIT {
+            crate::json::MAX_DEPTH_LIMIT
+        } else {
+            max_depth
+        };
+        self
+    }
+
+    /// Sets the id of the first command (1 by default); later ones count up from it
+    /// (wrapping after `u64::MAX`). A program that may restart, or share a guest agent's
+    /// channel with an earlier client, should start each connection at a random id: a
+    /// reply left over from the run before (its numbering started at 1 too) then names
+    /// no command of this one and is reported or dropped instead of taken as an answer.
+    /// Keep it below 2^53 if anything between the client and QEMU reads JSON numbers as
+    /// doubles. `qmp-std` does this for every connection.
+    pub const fn with_first_id(mut self, first_id: u64) -> Self {
+        self.first_id = first_id;
+        self
+    }
+
+    /// Seeds the values [`Client::sync_seeded`] sends (the core has no random source):
+    /// give it a random number per connection, so that no two runs send the same
+    /// sequence and a stale answer to an earlier run's sync is never taken for this one's.
+    pub const fn with_sync_seed(mut self, seed: u64) -> Self {
+        self.sync_seed = seed;
         self
     }
 }
@@ -156,8 +227,8 @@ pub enum State {
     Closed,
 }
 
-/// The id the client gave a command. Ids are integers it allocates, starting at 1 and
-/// never reused, so they round-trip through QEMU exactly.
+/// The id the client gave a command. Ids are integers it allocates, counting up from
+/// [`Config::first_id`] (1 unless set), so they round-trip through QEMU exactly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CommandId(u64);
@@ -217,6 +288,16 @@ pub enum CommandFailure {
         /// The reply's length in bytes.
         len: u64,
     },
+    /// A message naming this command (its `id` read before the fault, or a complete
+    /// message with an unambiguous `id`) could not be taken as its answer; it was
+    /// dropped. Whether the command ran on the server is unknown.
+    MalformedReply {
+        /// What was wrong with it.
+        reason: MalformedReason,
+        /// Where, as an offset in the received stream: the offending byte for invalid
+        /// JSON, else the message's first byte.
+        offset: u64,
+    },
 }
 
 impl fmt::Display for CommandFailure {
@@ -226,6 +307,9 @@ impl fmt::Display for CommandFailure {
             CommandFailure::ConnectionClosed => f.write_str("connection closed before the reply"),
             CommandFailure::ReplyTooLarge { len } => {
                 write!(f, "reply of {len} bytes is larger than the receive buffer")
+            }
+            CommandFailure::MalformedReply { reason, offset } => {
+                write!(f, "malformed reply at byte {offset}: {reason}")
             }
         }
     }
@@ -395,7 +479,9 @@ pub struct Stats {
     pub oversize: u64,
     /// Events received.
     pub events: u64,
-    /// Stale messages dropped while a guest-agent sync was in progress.
+    /// Messages dropped while a guest-agent sync was in progress, before its answer:
+    /// replies that name no transmitted command of this client, id-less errors, stale
+    /// sync answers, anything malformed or oversize that names no such command.
     pub discarded_while_syncing: u64,
     /// `0xFF` bytes seen outside a guest-agent sync (the framer resets on them).
     pub stray_reset_bytes: u64,
@@ -461,6 +547,9 @@ enum Resolution {
     SilentSuccess,
 }
 
+/// [`Pending::sent_at`] of a request not completely written yet.
+const NOT_SENT: u64 = u64::MAX;
+
 #[derive(Debug, Clone, Copy)]
 struct Pending {
     id: u64,
@@ -471,12 +560,20 @@ struct Pending {
     resolution: Option<Resolution>,
     /// The skipped reply's length, for [`Resolution::ReplyTooLarge`].
     reply_len: u64,
+    /// Where the request ends in the transmitted stream (every byte ever queued, in the
+    /// order written), so its bytes are out once that many are.
+    tx_end: u64,
+    /// How many bytes had been received when the request was completely written
+    /// ([`NOT_SENT`] until then): only a message starting at or after that offset of the
+    /// received stream can answer it.
+    sent_at: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Sync {
     id: u64,
     value: u64,
+    /// The item just before the one being handled was the agent's `0xFF` sentinel.
     sentinel_seen: bool,
 }
 
@@ -496,6 +593,8 @@ pub struct Client<'buf, const N: usize = 16> {
     tx_sent: usize,
     tx_release: usize,
     tx_len: usize,
+    /// The offset of `tx[0]` in the transmitted stream (see [`Pending::tx_end`]).
+    tx_origin: u64,
     state: State,
     next_id: u64,
     pending: Vec<Pending, N>,
@@ -508,6 +607,8 @@ pub struct Client<'buf, const N: usize = 16> {
     /// The value of the last sync given up (timed out, superseded or cancelled), so its
     /// late reply is dropped as late rather than reported as unmatched.
     abandoned_sync: Option<u64>,
+    /// Syncs sent by [`Client::sync_seeded`] so far.
+    seeded_syncs: u64,
     eof: bool,
     close_reason: Option<CloseReason>,
     closed_reported: bool,
@@ -531,8 +632,9 @@ impl<'buf, const N: usize> Client<'buf, N> {
             tx_sent: 0,
             tx_release: 0,
             tx_len: 0,
+            tx_origin: 0,
             state,
-            next_id: 1,
+            next_id: config.first_id,
             pending: Vec::new(),
             given_up: RecentIds::new(),
             greeting_deadline,
@@ -541,6 +643,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
             oob_enabled: false,
             sync: None,
             abandoned_sync: None,
+            seeded_syncs: 0,
             eof: false,
             close_reason: None,
             closed_reported: false,
@@ -689,7 +792,9 @@ impl<'buf, const N: usize> Client<'buf, N> {
             if let Some(deadline) = p.deadline {
                 if now >= deadline {
                     expired = true;
-                    p.resolution = Some(if p.replies_on_success {
+                    // A silent command succeeded if no error came by its deadline, but only
+                    // if it was sent at all.
+                    p.resolution = Some(if p.replies_on_success || p.sent_at == NOT_SENT {
                         Resolution::TimedOut
                     } else {
                         Resolution::SilentSuccess
@@ -720,7 +825,8 @@ impl<'buf, const N: usize> Client<'buf, N> {
         self.sync = None;
         for p in self.pending.iter_mut() {
             if p.resolution.is_none() {
-                p.resolution = Some(if end_of_stream && (p.is_quit || !p.replies_on_success) {
+                let silent = p.is_quit || !p.replies_on_success;
+                p.resolution = Some(if end_of_stream && silent && p.sent_at != NOT_SENT {
                     Resolution::SilentSuccess
                 } else {
                     Resolution::ConnectionClosed
@@ -755,7 +861,15 @@ impl<'buf, const N: usize> Client<'buf, N> {
     /// offered).
     pub fn mark_transmitted(&mut self, n: usize) {
         self.tx_sent = self.tx_sent.saturating_add(n).min(self.tx_release);
+        let sent = self.tx_origin + self.tx_sent as u64;
+        let received = self.framer.received();
+        for p in self.pending.iter_mut() {
+            if p.sent_at == NOT_SENT && p.tx_end <= sent {
+                p.sent_at = received;
+            }
+        }
         if self.tx_sent == self.tx_len {
+            self.tx_origin += self.tx_len as u64;
             self.tx_sent = 0;
             self.tx_release = 0;
             self.tx_len = 0;
@@ -804,7 +918,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
                 self.closed_reported = true;
                 return self.close_reason.map(|r| Step::Owned(Event::Closed(r)));
             }
-            let summary = match self.framer.next_item() {
+            let (summary, defect) = match self.framer.next_item() {
                 None => {
                     if self.eof {
                         let truncated = self.framer.has_partial();
@@ -814,24 +928,40 @@ impl<'buf, const N: usize> Client<'buf, N> {
                     return None;
                 }
                 Some(Item::Frame(frame)) => {
-                    Summary::of(Message::classify_members(frame.value(), frame.members()))
+                    let (message, defect) =
+                        Message::classify_checked(frame.value(), frame.members());
+                    let defect = defect.map(|(reason, id)| (reason, id.and_then(|id| id.as_u64())));
+                    (Summary::of(message), defect)
                 }
                 Some(Item::Oversize { len, id }) => {
                     count(&mut self.stats.oversize);
-                    match id.and_then(|id| self.unresolved(id)) {
+                    let start = self.framer.item_start();
+                    self.after_sentinel();
+                    match id.and_then(|id| self.answered(id, start)) {
                         Some(index) => {
                             if let Some(p) = self.pending.get_mut(index) {
                                 p.resolution = Some(Resolution::ReplyTooLarge);
                                 p.reply_len = len;
                             }
+                            self.answered_in_order(index);
                             continue;
                         }
+                        None if self.discard_while_syncing() => continue,
                         None => return Some(Step::Owned(Event::Oversize { len })),
                     }
                 }
                 Some(Item::Malformed { error }) => {
                     count(&mut self.stats.malformed);
-                    return Some(Step::Owned(Event::Malformed(error)));
+                    let (start, id) = (self.framer.item_start(), self.framer.item_id());
+                    self.after_sentinel();
+                    match id.and_then(|id| self.answered(id, start)) {
+                        Some(index) => {
+                            let reason = MalformedReason::Json(error.kind);
+                            return self.fail_reply(index, reason, error.offset);
+                        }
+                        None if self.discard_while_syncing() => continue,
+                        None => return Some(Step::Owned(Event::Malformed(error))),
+                    }
                 }
                 Some(Item::Sentinel) => {
                     match self.sync.as_mut() {
@@ -841,9 +971,29 @@ impl<'buf, const N: usize> Client<'buf, N> {
                     continue;
                 }
             };
-            if let Some(step) = self.on_message(summary) {
+            let start = self.framer.item_start();
+            let delimited = self.after_sentinel();
+            if let Some(step) = self.on_message(summary, defect, start, delimited) {
                 return Some(step);
             }
+        }
+    }
+
+    /// Called for every item but a sentinel: whether the item before it was the agent's
+    /// sentinel during a sync (which makes this one the delimited answer to it).
+    fn after_sentinel(&mut self) -> bool {
+        self.sync
+            .as_mut()
+            .is_some_and(|sync| core::mem::take(&mut sync.sentinel_seen))
+    }
+
+    /// During a sync, counts a message that is dropped as stale and returns `true`.
+    fn discard_while_syncing(&mut self) -> bool {
+        if self.sync.is_some() {
+            count(&mut self.stats.discarded_while_syncing);
+            true
+        } else {
+            false
         }
     }
 
@@ -886,10 +1036,36 @@ impl<'buf, const N: usize> Client<'buf, N> {
         }
     }
 
-    fn unresolved(&self, id: u64) -> Option<usize> {
+    /// The command in flight that a message naming `id` and starting at offset `start`
+    /// of the received stream can answer: one whose request was completely written
+    /// before that message began to arrive. The current sync is never one (its request
+    /// carries no id).
+    fn answered(&self, id: u64, start: u64) -> Option<usize> {
+        if self.sync.is_some_and(|sync| sync.id == id) {
+            return None;
+        }
         self.pending
             .iter()
-            .position(|p| p.id == id && p.resolution.is_none())
+            .position(|p| p.id == id && p.resolution.is_none() && p.sent_at <= start)
+    }
+
+    /// `pending[index]` was answered (or failed by a message naming it); resolves what the
+    /// agent's in-order answers say is done before it.
+    fn answered_in_order(&mut self, index: usize) {
+        if let Some(p) = self.pending.get(index) {
+            self.resolve_silent_before(p.tx_end);
+        }
+    }
+
+    /// Resolves `pending[index]` with a malformed reply at once.
+    fn fail_reply(&mut self, index: usize, reason: MalformedReason, offset: u64) -> Option<Step> {
+        let p = *self.pending.get(index)?;
+        self.answered_in_order(index);
+        self.remove_pending(index);
+        Some(Step::Owned(Event::CommandFailed {
+            id: CommandId(p.id),
+            reason: CommandFailure::MalformedReply { reason, offset },
+        }))
     }
 
     /// Removes `pending[index]`, the last entry taking its place (`swap_remove` without
@@ -926,7 +1102,13 @@ impl<'buf, const N: usize> Client<'buf, N> {
         Some(Event::CommandFailed { id, reason })
     }
 
-    fn on_message(&mut self, message: Summary) -> Option<Step> {
+    fn on_message(
+        &mut self,
+        message: Summary,
+        defect: Option<(MalformedReason, Option<u64>)>,
+        start: u64,
+        delimited: bool,
+    ) -> Option<Step> {
         match self.state {
             State::AwaitingGreeting => match message {
                 Summary::Greeting {
@@ -971,20 +1153,37 @@ impl<'buf, const N: usize> Client<'buf, N> {
                     Some(Step::FromFrame(FrameEvent::Unknown))
                 }
             },
-            State::Ready => self.on_ready_message(message),
+            State::Ready => self.on_ready_message(message, defect, start, delimited),
             State::Closed => None,
         }
     }
 
-    fn on_ready_message(&mut self, message: Summary) -> Option<Step> {
+    fn on_ready_message(
+        &mut self,
+        message: Summary,
+        defect: Option<(MalformedReason, Option<u64>)>,
+        start: u64,
+        delimited: bool,
+    ) -> Option<Step> {
+        if let Some((reason, id)) = defect {
+            if let Some(index) = id.and_then(|id| self.answered(id, start)) {
+                return self.fail_reply(index, reason, start);
+            }
+            if self.discard_while_syncing() {
+                return None;
+            }
+            return Some(Step::FromFrame(FrameEvent::Unknown));
+        }
         match message {
             Summary::Return {
                 id: ReplyId::Absent,
                 value,
             } => {
                 if let Some(sync) = self.sync {
-                    if sync.sentinel_seen && value == Some(sync.value) {
-                        return self.finish_sync(sync);
+                    if delimited && value == Some(sync.value) {
+                        if let Some(step) = self.finish_sync(sync, start) {
+                            return Some(step);
+                        }
                     }
                     count(&mut self.stats.discarded_while_syncing);
                     return None;
@@ -1002,17 +1201,14 @@ impl<'buf, const N: usize> Client<'buf, N> {
             Summary::Error {
                 id: ReplyId::Absent,
             } => {
-                if let Some(sync) = self.sync {
-                    if sync.sentinel_seen {
-                        return self.finish_sync(sync);
-                    }
-                    count(&mut self.stats.discarded_while_syncing);
+                if self.discard_while_syncing() {
                     return None;
                 }
                 count(&mut self.stats.unattributed_errors);
                 Some(Step::FromFrame(FrameEvent::UnattributedError))
             }
-            Summary::Return { id, .. } | Summary::Error { id } => self.on_reply(id),
+            Summary::Return { id, .. } | Summary::Error { id } => self.on_reply(id, start),
+            _ if self.discard_while_syncing() => None,
             Summary::Event => {
                 count(&mut self.stats.events);
                 Some(Step::FromFrame(FrameEvent::AsyncEvent))
@@ -1023,15 +1219,11 @@ impl<'buf, const N: usize> Client<'buf, N> {
         }
     }
 
-    fn on_reply(&mut self, id: ReplyId) -> Option<Step> {
-        let id = match id {
-            ReplyId::Integer(id) => Some(id),
-            _ => None,
-        };
-        if let Some(id) = id {
-            if let Some(index) = self.unresolved(id) {
+    fn on_reply(&mut self, id: ReplyId, start: u64) -> Option<Step> {
+        if let ReplyId::Integer(id) = id {
+            if let Some(index) = self.answered(id, start) {
+                self.answered_in_order(index);
                 self.remove_pending(index);
-                self.resolve_silent_before(id);
                 return Some(Step::FromFrame(FrameEvent::Response(CommandId(id))));
             }
             if self.given_up.contains(id) {
@@ -1039,31 +1231,37 @@ impl<'buf, const N: usize> Client<'buf, N> {
                 return None;
             }
         }
-        if self.sync.is_some() {
-            count(&mut self.stats.discarded_while_syncing);
+        if self.discard_while_syncing() {
             return None;
         }
         count(&mut self.stats.unmatched_replies);
         Some(Step::FromFrame(FrameEvent::Unmatched))
     }
 
-    /// The agent answers in order: silent commands sent before command `id` are done.
-    fn resolve_silent_before(&mut self, id: u64) {
+    /// The agent answers in order: silent commands written before the request that ends
+    /// at `tx_end` in the transmitted stream are done.
+    fn resolve_silent_before(&mut self, tx_end: u64) {
         if self.config.protocol != Protocol::GuestAgent {
             return;
         }
         for p in self.pending.iter_mut() {
-            if p.id < id && !p.replies_on_success && p.resolution.is_none() {
+            if p.tx_end < tx_end && !p.replies_on_success && p.resolution.is_none() {
                 p.resolution = Some(Resolution::SilentSuccess);
             }
         }
     }
 
-    fn finish_sync(&mut self, sync: Sync) -> Option<Step> {
+    /// The delimited answer carrying the sync's value, starting at `start`: completes the
+    /// sync, unless it began to arrive before the sync request was out (then it is a
+    /// stale answer to an earlier client's sync with the same value: `None`).
+    fn finish_sync(&mut self, sync: Sync, start: u64) -> Option<Step> {
+        let index = self
+            .pending
+            .iter()
+            .position(|p| p.id == sync.id && p.resolution.is_none() && p.sent_at <= start)?;
         self.sync = None;
         self.tx_release = self.tx_len;
-        self.resolve_silent_before(sync.id);
-        let index = self.unresolved(sync.id)?;
+        self.answered_in_order(index);
         self.remove_pending(index);
         Some(Step::FromFrame(FrameEvent::Response(CommandId(sync.id))))
     }
@@ -1080,6 +1278,13 @@ impl<'buf, const N: usize> Client<'buf, N> {
         }
         let start = self.tx_release;
         let end = self.tx_len + bytes.len();
+        // Held requests move back: so do their ends in the transmitted stream.
+        let at = self.tx_origin + start as u64;
+        for p in self.pending.iter_mut() {
+            if p.tx_end > at {
+                p.tx_end += bytes.len() as u64;
+            }
+        }
         crate::json::move_back(self.tx, start, self.tx_len, bytes.len());
         let Some(head) = self.tx.get_mut(start..start + bytes.len()) else {
             return Err(free);
@@ -1226,9 +1431,13 @@ impl<'buf, const N: usize> Client<'buf, N> {
     }
 
     /// Guest agent: resynchronise with `0xFF` + `guest-sync-delimited` carrying `value`, a
-    /// random number the caller picks. Resolved by [`Event::Response`] whose value is
-    /// `value` once the agent's reply arrives behind its `0xFF` sentinel; until then new
-    /// commands are held back and stale replies are dropped.
+    /// random number the caller picks (or see [`Client::sync_seeded`]). Resolved by
+    /// [`Event::Response`] whose value is `value`, by the agent's delimited answer only:
+    /// its `0xFF` sentinel immediately followed by `{"return": value}`, arriving after
+    /// the request was completely written. Until then new commands are held back (not
+    /// transmitted), and everything else that arrives is dropped and counted in
+    /// [`Stats::discarded_while_syncing`], except replies to commands transmitted before
+    /// the sync, which are delivered as usual. See the module docs.
     pub fn sync(&mut self, now: Instant, value: u64) -> Result<CommandId, ExecuteError> {
         if self.config.protocol != Protocol::GuestAgent {
             return Err(ExecuteError::NotGuestAgent);
@@ -1264,13 +1473,23 @@ impl<'buf, const N: usize> Client<'buf, N> {
             }
             self.abandoned_sync = Some(previous.value);
         }
-        let id = self.allocate(now, false, true, false);
+        let tx_end = self.tx_origin + self.tx_release as u64;
+        let id = self.allocate(now, false, true, false, tx_end);
         self.sync = Some(Sync {
             id,
             value,
             sentinel_seen: false,
         });
         Ok(CommandId(id))
+    }
+
+    /// [`Client::sync`] with the next value of a sequence seeded by
+    /// [`Config::with_sync_seed`]: each below 2^53 (exact in every JSON implementation)
+    /// and, for a random seed, unpredictable from one connection to the next.
+    pub fn sync_seeded(&mut self, now: Instant) -> Result<CommandId, ExecuteError> {
+        self.seeded_syncs = self.seeded_syncs.wrapping_add(1);
+        let value = seeded_value(self.config.sync_seed, self.seeded_syncs);
+        self.sync(now, value)
     }
 
     fn reserve_slot(&self, oob: bool) -> Result<(), ExecuteError> {
@@ -1297,9 +1516,10 @@ impl<'buf, const N: usize> Client<'buf, N> {
         oob: bool,
         replies_on_success: bool,
         is_quit: bool,
+        tx_end: u64,
     ) -> u64 {
         let id = self.next_id;
-        self.next_id += 1;
+        self.next_id = id.wrapping_add(1);
         let entry = Pending {
             id,
             deadline: self.config.command_timeout.map(|t| now + t),
@@ -1308,6 +1528,8 @@ impl<'buf, const N: usize> Client<'buf, N> {
             is_quit,
             resolution: None,
             reply_len: 0,
+            tx_end,
+            sent_at: NOT_SENT,
         };
         // `reserve_slot` checked the capacity.
         let _ = self.pending.push(entry);
@@ -1378,11 +1600,13 @@ impl<'buf, const N: usize> Client<'buf, N> {
             self.tx_release = self.tx_len;
         }
         let is_quit = name == "quit";
-        self.allocate(now, oob, replies_on_success, is_quit);
+        let tx_end = self.tx_origin + self.tx_len as u64;
+        self.allocate(now, oob, replies_on_success, is_quit, tx_end);
         Ok(CommandId(id))
     }
 
     fn compact_tx(&mut self) {
+        self.tx_origin += self.tx_sent as u64;
         crate::json::move_to_front(self.tx, self.tx_sent, self.tx_len);
         self.tx_release -= self.tx_sent;
         self.tx_len -= self.tx_sent;
@@ -1553,6 +1777,14 @@ impl<const N: usize> RecentIds<N> {
     fn contains(&self, id: u64) -> bool {
         self.ids.get(..self.len).unwrap_or(&[]).contains(&id)
     }
+}
+
+/// The `n`th value of the sequence seeded by `seed` (SplitMix64), below 2^53.
+fn seeded_value(seed: u64, n: u64) -> u64 {
+    let mut z = seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) >> 11
 }
 
 /// Adds one to a statistics counter (the client's and the framer's): out of line in

@@ -7,7 +7,7 @@
 
 use core::fmt;
 
-use crate::json::{JsonStr, RawJson};
+use crate::json::{JsonErrorKind, JsonStr, RawJson};
 
 /// The empty string, for members a message lacks.
 const EMPTY_STR: JsonStr<'static> = JsonStr::from_validated(b"");
@@ -51,12 +51,32 @@ impl<'a> Message<'a> {
     where
         I: IntoIterator<Item = (JsonStr<'a>, RawJson<'a>)>,
     {
+        Self::classify_checked(value, members).0
+    }
+
+    /// [`Message::classify_members`], also telling what makes the message unusable as the
+    /// reply it seems to be, with the `id` it names when that is unambiguous: `return`,
+    /// `error`, `event` or `QMP` more than once in all (the message is
+    /// [`Message::Unknown`]), `error` that is not an object (likewise), or `id` twice
+    /// (the message is classified with the last one; the named id is the first when
+    /// every `id` member has the same text, else none).
+    pub(crate) fn classify_checked<I>(
+        value: RawJson<'a>,
+        members: I,
+    ) -> (Message<'a>, Option<(MalformedReason, Option<RawJson<'a>>)>)
+    where
+        I: IntoIterator<Item = (JsonStr<'a>, RawJson<'a>)>,
+    {
         if !value.is_object() {
-            return Message::Unknown(value);
+            return (Message::Unknown(value), None);
         }
         let mut kind: Option<(Kind, RawJson<'a>)> = None;
         let mut ambiguous = false;
-        let mut id = None;
+        let mut ambiguous_id = false;
+        let mut id: Option<RawJson<'a>> = None;
+        // The first `id`, while every later one repeats its text; `None` inside once one
+        // differs.
+        let mut first_id: Option<Option<RawJson<'a>>> = None;
         let mut data = None;
         let mut timestamp = None;
         for (key, member) in members {
@@ -67,6 +87,16 @@ impl<'a> Message<'a> {
             };
             let found = match name {
                 MemberName::Id => {
+                    first_id = match (first_id, id) {
+                        (None, _) => Some(Some(member)),
+                        (Some(Some(first)), Some(_)) if first.as_bytes() == member.as_bytes() => {
+                            Some(Some(first))
+                        }
+                        _ => Some(None),
+                    };
+                    if id.is_some() {
+                        ambiguous_id = true;
+                    }
                     id = Some(member);
                     continue;
                 }
@@ -85,17 +115,23 @@ impl<'a> Message<'a> {
             }
             kind = Some((found, member));
         }
+        let named = first_id.flatten();
         let Some((kind, member)) = kind else {
-            return Message::Unknown(value);
+            return (Message::Unknown(value), None);
         };
         if ambiguous {
-            return Message::Unknown(value);
+            let defect = (MalformedReason::ConflictingMembers, named);
+            return (Message::Unknown(value), Some(defect));
         }
-        match kind {
+        let defect = ambiguous_id.then_some((MalformedReason::DuplicateId, named));
+        let message = match kind {
             Kind::Return => Message::Return { id, value: member },
             Kind::Error => match QmpError::from_json(member) {
                 Some(error) => Message::Error { id, error },
-                None => Message::Unknown(value),
+                None => {
+                    let defect = (MalformedReason::ErrorNotObject, named);
+                    return (Message::Unknown(value), Some(defect));
+                }
             },
             Kind::Event => match member.as_json_str() {
                 Some(name) => Message::Event(AsyncEvent {
@@ -109,6 +145,39 @@ impl<'a> Message<'a> {
                 Some(greeting) => Message::Greeting(greeting),
                 None => Message::Unknown(value),
             },
+        };
+        (message, defect)
+    }
+}
+
+/// Why a reply that names one of the client's commands cannot be delivered as its answer
+/// (see [`crate::client::CommandFailure::MalformedReply`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum MalformedReason {
+    /// The reply is not valid JSON after its `id` member (invalid UTF-8, a raw control
+    /// byte such as NUL in a string, nesting deeper than the limit, ...).
+    Json(JsonErrorKind),
+    /// More than one of `return`, `error`, `event` and `QMP` (`return` twice, or
+    /// `return` and `error`): what the server answered cannot be told.
+    ConflictingMembers,
+    /// `error` is not an object.
+    ErrorNotObject,
+    /// `id` twice (with the same value; with different values the message names no
+    /// command and is reported as [`crate::client::Event::Unknown`]).
+    DuplicateId,
+}
+
+impl fmt::Display for MalformedReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MalformedReason::Json(kind) => write!(f, "invalid JSON: {kind}"),
+            MalformedReason::ConflictingMembers => {
+                f.write_str("more than one of return, error, event and QMP")
+            }
+            MalformedReason::ErrorNotObject => f.write_str("error member is not an object"),
+            MalformedReason::DuplicateId => f.write_str("id member twice"),
         }
     }
 }

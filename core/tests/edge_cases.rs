@@ -111,14 +111,14 @@ fn edge_02_commands_before_negotiation_are_held_not_sent() {
         h.send(s.requests());
         assert!(h.transmitted().is_empty());
         assert!(!h.client.is_ready() && h.client.can_execute());
-        h.feed(greeting);
+        h.feed_lines(greeting);
         assert_eq!(h.client.state(), State::Negotiating);
         // Only the negotiation is on the wire; the held commands stay back.
         assert_eq!(h.transmitted(), NEGOTIATE);
         // A command executed while negotiating waits too.
         assert_eq!(h.execute(&QueryVersion).get(), 3);
         assert_eq!(h.transmitted(), NEGOTIATE);
-        h.feed(&server);
+        h.feed_lines(&server);
     });
     rec.assert_events(&[
         GREETING,
@@ -138,8 +138,8 @@ fn edge_02_commands_before_negotiation_are_held_not_sent() {
     let early = reply(&v4.message(1), 1);
     let rec = Setup::qmp().check(|h| {
         h.execute(&QueryVersion);
-        h.feed(ready());
-        h.feed(&early);
+        h.feed_lines(ready());
+        h.feed_lines(&early);
     });
     rec.assert_events(&[
         GREETING,
@@ -292,7 +292,7 @@ fn edge_07_id_reserialised_floats_strings_and_objects_never_match_our_integer_id
     server.extend_from_slice(b"{\"return\": {}, \"id\": 1}\r\n");
     let rec = Setup::qmp().check(|h| {
         h.execute(&QueryStatus);
-        h.feed(&server);
+        h.feed_lines(&server);
     });
     let mut expected: Vec<String> = vec![GREETING.into(), "Ready".into()];
     for id in foreign {
@@ -309,8 +309,8 @@ fn edge_07_id_reserialised_floats_strings_and_objects_never_match_our_integer_id
 
     // An id that overflowed to `inf` makes the whole reply invalid JSON: see edge 8.
     let rec = Setup::qmp().check(|h| {
-        h.feed(ready());
-        h.feed(b"{\"return\": {}, \"id\": inf}\r\n");
+        h.feed_lines(ready());
+        h.feed_lines(b"{\"return\": {}, \"id\": inf}\r\n");
     });
     assert_eq!(rec.stats.malformed, 1);
     assert!(rec.brief()[2].starts_with("Malformed"), "{:?}", rec.brief());
@@ -410,7 +410,7 @@ fn edge_10_events_arrive_before_the_reply_of_the_command_that_caused_them() {
     let s = Session::new(&v).send(&v, &[1, 2, 3, 4, 5, 6]);
     let rec = Setup::qmp().check(|h| {
         h.send(s.requests());
-        h.feed(&s.s2c());
+        h.feed_lines(&s.s2c());
         h.eof();
     });
     let brief = rec.brief();
@@ -434,7 +434,7 @@ fn edge_10_events_arrive_before_the_reply_of_the_command_that_caused_them() {
     let s = Session::new(&v).send(&v, &[1, 2, 3]);
     let rec = Setup::qmp().check(|h| {
         h.send(s.requests());
-        h.feed(&s.s2c());
+        h.feed_lines(&s.s2c());
     });
     assert_eq!(
         &rec.brief()[2..5],
@@ -514,7 +514,7 @@ fn edge_12_event_timestamps_minus_one_and_not_monotonic() {
 fn edge_13_events_before_negotiation_are_lost_and_other_clients_events_arrive() {
     let x = Vector::get("27-two-monitors-events-X");
     let y = Vector::get("27-two-monitors-events-Y");
-    let rec_y = Setup::qmp().check(|h| h.feed(y.s2c));
+    let rec_y = Setup::qmp().check(|h| h.feed_lines(y.s2c));
     let brief = rec_y.brief();
     assert!(
         brief.iter().all(|e| !e.contains("\"j1\"")),
@@ -525,7 +525,7 @@ fn edge_13_events_before_negotiation_are_lost_and_other_clients_events_arrive() 
     let s = Session::new(&x).send(&x, &[1, 2, 3, 4]);
     let rec_x = Setup::qmp().check(|h| {
         h.send(s.requests());
-        h.feed(&s.s2c());
+        h.feed_lines(&s.s2c());
     });
     let x_j2: Vec<String> = rec_x
         .full()
@@ -537,9 +537,9 @@ fn edge_13_events_before_negotiation_are_lost_and_other_clients_events_arrive() 
     // QEMU does not send events during negotiation; if a server did, they are reported.
     let greeting = Vector::get("02-negotiation").message(0);
     let rec = Setup::qmp().check(|h| {
-        h.feed(&greeting);
-        h.feed(&x.message(2));
-        h.feed(b"{\"return\": {}}\r\n");
+        h.feed_lines(&greeting);
+        h.feed_lines(&x.message(2));
+        h.feed_lines(b"{\"return\": {}}\r\n");
     });
     rec.assert_events(&[
         GREETING,
@@ -721,7 +721,7 @@ fn edge_17_reply_larger_than_the_receive_buffer_is_skipped_and_fails_its_command
     let rec = Setup::qmp().rx(1024).check(|h| {
         h.send(s.requests());
         h.execute(&QueryVersion);
-        h.feed(&server);
+        h.feed_lines(&server);
     });
     let len = v.message(2).len() - 2 - "\"qc\"".len() + 1;
     rec.assert_events(&[
@@ -734,9 +734,9 @@ fn edge_17_reply_larger_than_the_receive_buffer_is_skipped_and_fails_its_command
 
     // An oversize message that answers nothing of ours is reported as such.
     let rec = Setup::qmp().rx(1024).check(|h| {
-        h.feed(v.s2c);
+        h.feed_lines(v.s2c);
         h.execute(&QueryVersion);
-        h.feed(&version_reply(1));
+        h.feed_lines(&version_reply(1));
     });
     let oversize = format!("Oversize {}", v.message(2).len() - 2);
     rec.assert_events(&[GREETING, "Ready", &oversize, &version(1)]);
@@ -744,7 +744,7 @@ fn edge_17_reply_larger_than_the_receive_buffer_is_skipped_and_fails_its_command
     // The same reply fits a 4 KiB buffer.
     let rec = Setup::qmp().rx(4096).check(|h| {
         h.send(s.requests());
-        h.feed(&s.s2c());
+        h.feed_lines(&s.s2c());
     });
     rec.assert_events(&[GREETING, "Ready", "Response #1 ok <2142 bytes>"]);
 
@@ -763,7 +763,7 @@ fn edge_17_reply_larger_than_the_receive_buffer_is_skipped_and_fails_its_command
         let rec = Setup::qmp().rx(4096).run(split, |h| {
             h.send(s7.requests());
             h.execute(&QueryVersion);
-            h.feed(&server);
+            h.feed_lines(&server);
         });
         rec.assert_events(&[
             GREETING,
@@ -939,7 +939,7 @@ fn edge_22_quit_return_then_eof_or_eof_alone_is_success() {
     let s = Session::new(&v).send(&v, &[1]);
     let rec = Setup::qmp().check(|h| {
         h.send(s.requests());
-        h.feed(&s.s2c());
+        h.feed_lines(&s.s2c());
         h.eof();
     });
     rec.assert_events(&[GREETING, "Ready", "Response #1 ok {}", "Closed EndOfStream"]);
@@ -948,10 +948,10 @@ fn edge_22_quit_return_then_eof_or_eof_alone_is_success() {
     let v = Vector::get("30-qsys-stop-cont-reset-quit");
     let messages = v.messages();
     let rec = Setup::qmp().check(|h| {
-        h.feed(ready());
+        h.feed_lines(ready());
         h.execute(&Quit);
-        h.feed(&messages[10]);
-        h.feed(&reply(&messages[11], 1));
+        h.feed_lines(&messages[10]);
+        h.feed_lines(&reply(&messages[11], 1));
         h.eof();
     });
     rec.assert_events(&[
@@ -964,10 +964,10 @@ fn edge_22_quit_return_then_eof_or_eof_alone_is_success() {
 
     // EOF without the return: quit succeeded; a command sent after it was never run.
     let rec = Setup::qmp().check(|h| {
-        h.feed(ready());
+        h.feed_lines(ready());
         h.execute(&Quit);
         h.execute(&QueryStatus);
-        h.feed(&messages[10]);
+        h.feed_lines(&messages[10]);
         h.eof();
     });
     rec.assert_events(&[

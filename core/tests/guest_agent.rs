@@ -40,33 +40,54 @@ fn sync_is_refused_on_a_qmp_session_without_using_an_id() {
 }
 
 #[test]
-fn sync_needs_the_sentinel_and_the_right_value() {
+fn sync_needs_the_sentinel_right_before_the_right_value() {
     let rec = Setup::guest_agent().check(|h| {
         h.sync(42);
-        // Without the sentinel (plain guest-sync output), and with a wrong value after
-        // it: stale.
+        // Without the sentinel (plain guest-sync output), a stale delimited answer with
+        // another value, the right value after that stale answer (the sentinel was
+        // followed by something else already), a string: all stale.
         h.feed(b"{\"return\": 42}\n");
         h.feed(b"\xff{\"return\": 41}\n");
+        h.feed(b"{\"return\": 42}\n");
         h.feed(b"{\"return\": \"42\"}\n");
         assert!(h.client.is_syncing());
-        h.feed(b"{\"return\": 42}\n");
+        h.feed(b"\xff{\"return\": 42}\n");
         assert!(!h.client.is_syncing());
         // Once synced, an id-less reply is unmatched again.
         h.feed(b"{\"return\": 42}\n");
     });
     rec.assert_events(&["Response #1 ok 42", "Unmatched id=- ok 42"]);
-    assert_eq!(rec.stats.discarded_while_syncing, 3);
+    assert_eq!(rec.stats.discarded_while_syncing, 4);
 }
 
 #[test]
-fn sync_answered_with_an_error_after_the_sentinel() {
+fn an_error_behind_a_sentinel_does_not_end_the_sync() {
+    // The agent prepends its sentinel only to the answer of guest-sync-delimited, which
+    // cannot fail once it runs: an error right after a 0xFF is stale, and the sync goes
+    // on to its own answer.
     let rec = Setup::guest_agent().check(|h| {
         h.sync(9);
-        h.feed(b"\xff{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Command guest-sync-delimited has been disabled\"}}\n");
+        h.feed(b"\xff{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error, stray '\\ufffd'\"}}\n");
+        assert!(h.client.is_syncing());
+        h.feed(b"\xff{\"return\": 9}\n");
     });
-    rec.assert_events(&[
-        "Response #1 err CommandNotFound: Command guest-sync-delimited has been disabled",
-    ]);
+    rec.assert_events(&["Response #1 ok 9"]);
+    assert_eq!(rec.stats.discarded_while_syncing, 1);
+}
+
+#[test]
+fn a_refused_sync_ends_at_its_deadline() {
+    // An agent started with --block-rpcs=guest-sync-delimited answers with an id-less
+    // error (no sentinel): it cannot be told from a stale one, so the sync times out.
+    let setup =
+        Setup::guest_agent().config(Config::guest_agent().with_command_timeout(Some(ms(1_000))));
+    let rec = setup.check(|h| {
+        h.sync(9);
+        h.feed(b"{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Command guest-sync-delimited has been disabled\"}}\n");
+        h.advance_to(1_000);
+    });
+    rec.assert_events(&["CommandFailed #1 TimedOut"]);
+    assert_eq!(rec.stats.discarded_while_syncing, 1);
 }
 
 #[test]

@@ -45,6 +45,10 @@ pub struct Framer<'buf> {
     stats: FramerStats,
     /// The range of the frame the last `next_item` returned, while it is still held.
     last_frame: Option<(usize, usize)>,
+    /// Where the value of the last frame, oversize or malformed item began (see
+    /// [`Framer::item_start`]) and the `id` a malformed one named (see
+    /// [`Framer::item_id`]).
+    origin: (u64, Option<u64>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,6 +197,7 @@ impl<'buf> Framer<'buf> {
             last_skipped: b'\n',
             stats: FramerStats::default(),
             last_frame: None,
+            origin: (0, None),
         }
     }
 
@@ -226,6 +231,31 @@ impl<'buf> Framer<'buf> {
             Mode::Skipping { .. } => true,
             Mode::Resync { .. } => false,
         }
+    }
+
+    /// The stream offset of the next byte to arrive (how many bytes were fed so far).
+    pub(crate) fn received(&self) -> u64 {
+        match self.mode {
+            Mode::Skipping { .. } => self.base,
+            _ => self.base + self.filled as u64,
+        }
+    }
+
+    /// The stream offset where the value of the item the last
+    /// [`next_item`](Framer::next_item) returned began: a frame's or an oversize value's
+    /// first byte; for a malformed message, the first byte of the value the fault was
+    /// found in (or the faulty byte itself outside any value). Unspecified after a
+    /// [`Item::Sentinel`].
+    pub fn item_start(&self) -> u64 {
+        self.origin.0
+    }
+
+    /// For an [`Item::Malformed`] or [`Item::Oversize`] the last
+    /// [`next_item`](Framer::next_item) returned: the unsigned integer its top-level
+    /// `id` member held, read before the fault (for a malformed one) and not contradicted
+    /// by another `id` member. `None` for frames (read their members) and sentinels.
+    pub fn item_id(&self) -> Option<u64> {
+        self.origin.1
     }
 
     /// The counters.
@@ -316,6 +346,7 @@ impl<'buf> Framer<'buf> {
                 &mut self.pending,
                 &mut self.last_skipped,
                 &mut self.stats,
+                &mut self.origin,
                 self.base,
                 data,
             );
@@ -391,6 +422,7 @@ impl<'buf> Framer<'buf> {
                 let value_start = self.scanner.value_start;
                 self.start = end;
                 self.scan_pos = end;
+                self.origin = (self.base + value_start as u64, None);
                 count(&mut self.stats.frames);
                 self.last_frame = Some((value_start, end));
                 self.current_item()
@@ -403,6 +435,14 @@ impl<'buf> Framer<'buf> {
                 };
                 let resume_here = previous == b'\n'
                     && matches!(kind, JsonErrorKind::UnexpectedByte { byte: b'{' });
+                self.origin = if self.scanner.in_value() {
+                    (
+                        self.base + self.scanner.value_start as u64,
+                        self.scanner.found_id(),
+                    )
+                } else {
+                    (self.base + at as u64, None)
+                };
                 self.scanner.reset();
                 self.mode = if resume_here {
                     Mode::Normal
@@ -495,6 +535,7 @@ impl<'buf> Framer<'buf> {
             &mut self.pending,
             &mut self.last_skipped,
             &mut self.stats,
+            &mut self.origin,
             self.base,
             data,
         )
@@ -517,12 +558,14 @@ impl<'buf> Framer<'buf> {
 
 /// The body of [`Framer::skip`], over disjoint fields so `commit` can scan bytes that lie in
 /// the buffer. `base` is the stream offset of `data[0]`.
+#[allow(clippy::too_many_arguments)]
 fn skip_scan(
     scanner: &mut Scanner,
     mode: &mut Mode,
     pending: &mut Option<Pending>,
     last_skipped: &mut u8,
     stats: &mut FramerStats,
+    origin: &mut (u64, Option<u64>),
     base: u64,
     data: &[u8],
 ) -> usize {
@@ -538,6 +581,7 @@ fn skip_scan(
         }
         Step::ValueEnd { end } => {
             count(&mut stats.oversize);
+            *origin = (value_offset, scanner.found_id());
             *pending = Some(Item::Oversize {
                 len: base + end as u64 - value_offset,
                 id: scanner.found_id(),
@@ -552,6 +596,7 @@ fn skip_scan(
             };
             let resume_here =
                 previous == b'\n' && matches!(kind, JsonErrorKind::UnexpectedByte { byte: b'{' });
+            *origin = (value_offset, scanner.found_id());
             scanner.reset();
             count(&mut stats.malformed);
             *pending = Some(Item::Malformed {

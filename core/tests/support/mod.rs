@@ -440,6 +440,16 @@ impl<'b, const N: usize> Harness<'b, N> {
         }
     }
 
+    /// Feeds server output the way a server sends it: each line (up to and including its
+    /// LF) as a feed of its own, so that the client transmits what a message releases
+    /// (negotiation, a sync answer) before the replies that follow it arrive. A reply
+    /// whose bytes were fed before its request was transmitted cannot answer it.
+    pub(crate) fn feed_lines(&mut self, bytes: &[u8]) {
+        for line in bytes.split_inclusive(|&b| b == b'\n') {
+            self.feed(line);
+        }
+    }
+
     /// One input call (possibly several `handle_input` calls when the client takes fewer
     /// bytes than offered), draining after each.
     fn input(&mut self, chunk: &[u8]) {
