@@ -573,8 +573,8 @@ struct Pending {
 struct Sync {
     id: u64,
     value: u64,
-    /// The item just before the one being handled was the agent's `0xFF` sentinel.
-    sentinel_seen: bool,
+    /// The stream offset of the agent's `0xFF` sentinel when it was the last item.
+    sentinel: Option<u64>,
 }
 
 /// The QMP / guest-agent client state machine. `N` is the capacity of the in-flight
@@ -965,7 +965,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
                 }
                 Some(Item::Sentinel) => {
                     match self.sync.as_mut() {
-                        Some(sync) => sync.sentinel_seen = true,
+                        Some(sync) => sync.sentinel = Some(self.framer.item_start()),
                         None => count(&mut self.stats.stray_reset_bytes),
                     }
                     continue;
@@ -979,12 +979,11 @@ impl<'buf, const N: usize> Client<'buf, N> {
         }
     }
 
-    /// Called for every item but a sentinel: whether the item before it was the agent's
-    /// sentinel during a sync (which makes this one the delimited answer to it).
-    fn after_sentinel(&mut self) -> bool {
-        self.sync
-            .as_mut()
-            .is_some_and(|sync| core::mem::take(&mut sync.sentinel_seen))
+    /// Called for every item but a sentinel: where the agent's sentinel was, if it was the
+    /// item just before this one during a sync (which makes this one the delimited
+    /// answer it starts).
+    fn after_sentinel(&mut self) -> Option<u64> {
+        self.sync.as_mut().and_then(|sync| sync.sentinel.take())
     }
 
     /// During a sync, counts a message that is dropped as stale and returns `true`.
@@ -1107,7 +1106,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
         message: Summary,
         defect: Option<(MalformedReason, Option<u64>)>,
         start: u64,
-        delimited: bool,
+        delimited: Option<u64>,
     ) -> Option<Step> {
         match self.state {
             State::AwaitingGreeting => match message {
@@ -1163,7 +1162,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
         message: Summary,
         defect: Option<(MalformedReason, Option<u64>)>,
         start: u64,
-        delimited: bool,
+        delimited: Option<u64>,
     ) -> Option<Step> {
         if let Some((reason, id)) = defect {
             if let Some(index) = id.and_then(|id| self.answered(id, start)) {
@@ -1180,8 +1179,8 @@ impl<'buf, const N: usize> Client<'buf, N> {
                 value,
             } => {
                 if let Some(sync) = self.sync {
-                    if delimited && value == Some(sync.value) {
-                        if let Some(step) = self.finish_sync(sync, start) {
+                    if let (Some(sentinel), true) = (delimited, value == Some(sync.value)) {
+                        if let Some(step) = self.finish_sync(sync, sentinel) {
                             return Some(step);
                         }
                     }
@@ -1251,8 +1250,8 @@ impl<'buf, const N: usize> Client<'buf, N> {
         }
     }
 
-    /// The delimited answer carrying the sync's value, starting at `start`: completes the
-    /// sync, unless it began to arrive before the sync request was out (then it is a
+    /// The delimited answer carrying the sync's value, its sentinel at `start`: completes
+    /// the sync, unless it began to arrive before the sync request was out (then it is a
     /// stale answer to an earlier client's sync with the same value: `None`).
     fn finish_sync(&mut self, sync: Sync, start: u64) -> Option<Step> {
         let index = self
@@ -1478,7 +1477,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
         self.sync = Some(Sync {
             id,
             value,
-            sentinel_seen: false,
+            sentinel: None,
         });
         Ok(CommandId(id))
     }

@@ -244,8 +244,7 @@ impl<'buf> Framer<'buf> {
     /// The stream offset where the value of the item the last
     /// [`next_item`](Framer::next_item) returned began: a frame's or an oversize value's
     /// first byte; for a malformed message, the first byte of the value the fault was
-    /// found in (or the faulty byte itself outside any value). Unspecified after a
-    /// [`Item::Sentinel`].
+    /// found in (or the faulty byte itself outside any value); a sentinel's own offset.
     pub fn item_start(&self) -> u64 {
         self.origin.0
     }
@@ -435,7 +434,7 @@ impl<'buf> Framer<'buf> {
                 };
                 let resume_here = previous == b'\n'
                     && matches!(kind, JsonErrorKind::UnexpectedByte { byte: b'{' });
-                self.origin = if self.scanner.in_value() {
+                self.origin = if self.scanner.in_container() {
                     (
                         self.base + self.scanner.value_start as u64,
                         self.scanner.found_id(),
@@ -459,6 +458,7 @@ impl<'buf> Framer<'buf> {
             Step::Sentinel { at } => {
                 self.start = at + 1;
                 self.scan_pos = at + 1;
+                self.origin = (self.base + at as u64, None);
                 Some(Item::Sentinel)
             }
         }
@@ -494,6 +494,7 @@ impl<'buf> Framer<'buf> {
                     line_start = true;
                 }
                 Some(0xFF) => {
+                    self.origin = (self.base + pos as u64, None);
                     self.start = pos + 1;
                     self.scan_pos = pos + 1;
                     self.scanner.reset();
@@ -610,6 +611,7 @@ fn skip_scan(
             at
         }
         Step::Sentinel { at } => {
+            *origin = (base + at as u64, None);
             *pending = Some(Item::Sentinel);
             *mode = Mode::Normal;
             at + 1

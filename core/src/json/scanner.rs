@@ -349,6 +349,13 @@ impl Scanner {
         self.expect != Expect::TopValue || self.token != Token::None
     }
 
+    /// Whether the scanner is inside a container. Unlike [`Scanner::in_value`], also right
+    /// after an error: the nesting depth is kept as bytes are scanned, the expected token
+    /// only when a slice runs out.
+    pub(crate) fn in_container(&self) -> bool {
+        self.depth > 0
+    }
+
     /// Stops recording member spans for the current value (it will not become a frame).
     pub(crate) fn stop_recording(&mut self) {
         self.recording = false;

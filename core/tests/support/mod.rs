@@ -599,6 +599,44 @@ impl<'b, const N: usize> Harness<'b, N> {
             .unwrap_or_else(|e| panic!("execute {}: {e}", C::NAME))
     }
 
+    /// `execute` of a typed command, which must succeed, without draining: its request
+    /// stays unwritten until the next drain (any input does one after taking its bytes),
+    /// so the bytes of that input arrive before the request is transmitted.
+    #[track_caller]
+    pub(crate) fn execute_unsent<C: Command>(&mut self, command: &C) -> CommandId {
+        let now = self.now;
+        let id = self
+            .client
+            .execute(now, command)
+            .unwrap_or_else(|e| panic!("execute {}: {e}", C::NAME));
+        assert!(!self.issued.contains(&id.get()), "id {id} returned twice");
+        self.issued.push(id.get());
+        id
+    }
+
+    /// Guest-agent `sync`, which must succeed, without draining (see
+    /// [`Harness::execute_unsent`]).
+    #[track_caller]
+    pub(crate) fn sync_unsent(&mut self, value: u64) -> CommandId {
+        let now = self.now;
+        let id = self
+            .client
+            .sync(now, value)
+            .unwrap_or_else(|e| panic!("sync: {e}"));
+        assert!(!self.issued.contains(&id.get()), "id {id} returned twice");
+        self.issued.push(id.get());
+        id
+    }
+
+    /// Guest-agent `sync_seeded`, which must succeed.
+    #[track_caller]
+    pub(crate) fn sync_seeded(&mut self) -> CommandId {
+        let now = self.now;
+        let result = self.client.sync_seeded(now);
+        self.issued(result)
+            .unwrap_or_else(|e| panic!("sync_seeded: {e}"))
+    }
+
     /// `execute_oob` of a typed command.
     pub(crate) fn try_execute_oob<C: Command>(
         &mut self,
