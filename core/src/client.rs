@@ -541,9 +541,6 @@ enum Resolution {
     TimedOut,
     /// [`CommandFailure::ConnectionClosed`].
     ConnectionClosed,
-    /// [`CommandFailure::ReplyTooLarge`], of [`Pending::reply_len`] bytes (kept apart so
-    /// that this enum, checked on every pass over the table, is one byte).
-    ReplyTooLarge,
     SilentSuccess,
 }
 
@@ -558,8 +555,6 @@ struct Pending {
     replies_on_success: bool,
     is_quit: bool,
     resolution: Option<Resolution>,
-    /// The skipped reply's length, for [`Resolution::ReplyTooLarge`].
-    reply_len: u64,
     /// Where the request ends in the transmitted stream (every byte ever queued, in the
     /// order written), so its bytes are out once that many are.
     tx_end: u64,
@@ -918,7 +913,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
                 self.closed_reported = true;
                 return self.close_reason.map(|r| Step::Owned(Event::Closed(r)));
             }
-            let (summary, defect) = match self.framer.next_item() {
+            let (summary, reason) = match self.framer.next_item() {
                 None => {
                     if self.eof {
                         let truncated = self.framer.has_partial();
@@ -928,40 +923,17 @@ impl<'buf, const N: usize> Client<'buf, N> {
                     return None;
                 }
                 Some(Item::Frame(frame)) => {
-                    let (message, defect) =
+                    let (message, reason) =
                         Message::classify_checked(frame.value(), frame.members());
-                    let defect = defect.map(|(reason, id)| (reason, id.and_then(|id| id.as_u64())));
-                    (Summary::of(message), defect)
+                    (Summary::of(message), reason)
                 }
-                Some(Item::Oversize { len, id }) => {
+                Some(Item::Oversize { len, .. }) => {
                     count(&mut self.stats.oversize);
-                    let start = self.framer.item_start();
-                    self.after_sentinel();
-                    match id.and_then(|id| self.answered(id, start)) {
-                        Some(index) => {
-                            if let Some(p) = self.pending.get_mut(index) {
-                                p.resolution = Some(Resolution::ReplyTooLarge);
-                                p.reply_len = len;
-                            }
-                            self.answered_in_order(index);
-                            continue;
-                        }
-                        None if self.discard_while_syncing() => continue,
-                        None => return Some(Step::Owned(Event::Oversize { len })),
-                    }
+                    (Summary::Oversize { len }, None)
                 }
                 Some(Item::Malformed { error }) => {
                     count(&mut self.stats.malformed);
-                    let (start, id) = (self.framer.item_start(), self.framer.item_id());
-                    self.after_sentinel();
-                    match id.and_then(|id| self.answered(id, start)) {
-                        Some(index) => {
-                            let reason = MalformedReason::Json(error.kind);
-                            return self.fail_reply(index, reason, error.offset);
-                        }
-                        None if self.discard_while_syncing() => continue,
-                        None => return Some(Step::Owned(Event::Malformed(error))),
-                    }
+                    (Summary::Malformed(error), None)
                 }
                 Some(Item::Sentinel) => {
                     match self.sync.as_mut() {
@@ -973,7 +945,41 @@ impl<'buf, const N: usize> Client<'buf, N> {
             };
             let start = self.framer.item_start();
             let delimited = self.after_sentinel();
-            if let Some(step) = self.on_message(summary, defect, start, delimited) {
+            // A message that names a command but cannot be its answer fails the command,
+            // if one in flight was sent before the message began to arrive.
+            let failure = match summary {
+                Summary::Oversize { len } => Some(CommandFailure::ReplyTooLarge { len }),
+                Summary::Malformed(error) => Some(CommandFailure::MalformedReply {
+                    reason: MalformedReason::Json(error.kind),
+                    offset: error.offset,
+                }),
+                // Replies are only expected once ready.
+                _ if self.state != State::Ready => None,
+                _ => reason
+                    .or(self
+                        .framer
+                        .item_id_repeated()
+                        .then_some(MalformedReason::DuplicateId))
+                    .map(|reason| CommandFailure::MalformedReply {
+                        reason,
+                        offset: start,
+                    }),
+            };
+            if let Some(failure) = failure {
+                let id = self.framer.item_id();
+                if let Some(index) = id.and_then(|id| self.answered(id, start)) {
+                    return self.fail_reply(index, failure);
+                }
+                if self.discard_while_syncing() {
+                    continue;
+                }
+                return Some(match summary {
+                    Summary::Oversize { len } => Step::Owned(Event::Oversize { len }),
+                    Summary::Malformed(error) => Step::Owned(Event::Malformed(error)),
+                    _ => Step::FromFrame(FrameEvent::Unknown),
+                });
+            }
+            if let Some(step) = self.on_message(summary, start, delimited) {
                 return Some(step);
             }
         }
@@ -1056,14 +1062,14 @@ impl<'buf, const N: usize> Client<'buf, N> {
         }
     }
 
-    /// Resolves `pending[index]` with a malformed reply at once.
-    fn fail_reply(&mut self, index: usize, reason: MalformedReason, offset: u64) -> Option<Step> {
+    /// Resolves `pending[index]` at once: a message naming it could not be its answer.
+    fn fail_reply(&mut self, index: usize, reason: CommandFailure) -> Option<Step> {
         let p = *self.pending.get(index)?;
         self.answered_in_order(index);
         self.remove_pending(index);
         Some(Step::Owned(Event::CommandFailed {
             id: CommandId(p.id),
-            reason: CommandFailure::MalformedReply { reason, offset },
+            reason,
         }))
     }
 
@@ -1090,7 +1096,6 @@ impl<'buf, const N: usize> Client<'buf, N> {
                 CommandFailure::TimedOut
             }
             Resolution::ConnectionClosed => CommandFailure::ConnectionClosed,
-            Resolution::ReplyTooLarge => CommandFailure::ReplyTooLarge { len: p.reply_len },
             Resolution::SilentSuccess => {
                 return Some(Event::Response(Response {
                     id,
@@ -1101,13 +1106,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
         Some(Event::CommandFailed { id, reason })
     }
 
-    fn on_message(
-        &mut self,
-        message: Summary,
-        defect: Option<(MalformedReason, Option<u64>)>,
-        start: u64,
-        delimited: Option<u64>,
-    ) -> Option<Step> {
+    fn on_message(&mut self, message: Summary, start: u64, delimited: Option<u64>) -> Option<Step> {
         match self.state {
             State::AwaitingGreeting => match message {
                 Summary::Greeting {
@@ -1148,11 +1147,10 @@ impl<'buf, const N: usize> Client<'buf, N> {
                     count(&mut self.stats.events);
                     Some(Step::FromFrame(FrameEvent::AsyncEvent))
                 }
-                Summary::Greeting { .. } | Summary::Unknown => {
-                    Some(Step::FromFrame(FrameEvent::Unknown))
-                }
+                // Oversize and malformed items never get here.
+                _ => Some(Step::FromFrame(FrameEvent::Unknown)),
             },
-            State::Ready => self.on_ready_message(message, defect, start, delimited),
+            State::Ready => self.on_ready_message(message, start, delimited),
             State::Closed => None,
         }
     }
@@ -1160,19 +1158,9 @@ impl<'buf, const N: usize> Client<'buf, N> {
     fn on_ready_message(
         &mut self,
         message: Summary,
-        defect: Option<(MalformedReason, Option<u64>)>,
         start: u64,
         delimited: Option<u64>,
     ) -> Option<Step> {
-        if let Some((reason, id)) = defect {
-            if let Some(index) = id.and_then(|id| self.answered(id, start)) {
-                return self.fail_reply(index, reason, start);
-            }
-            if self.discard_while_syncing() {
-                return None;
-            }
-            return Some(Step::FromFrame(FrameEvent::Unknown));
-        }
         match message {
             Summary::Return {
                 id: ReplyId::Absent,
@@ -1212,9 +1200,8 @@ impl<'buf, const N: usize> Client<'buf, N> {
                 count(&mut self.stats.events);
                 Some(Step::FromFrame(FrameEvent::AsyncEvent))
             }
-            Summary::Greeting { .. } | Summary::Unknown => {
-                Some(Step::FromFrame(FrameEvent::Unknown))
-            }
+            // Oversize and malformed items never get here.
+            _ => Some(Step::FromFrame(FrameEvent::Unknown)),
         }
     }
 
@@ -1526,7 +1513,6 @@ impl<'buf, const N: usize> Client<'buf, N> {
             replies_on_success,
             is_quit,
             resolution: None,
-            reply_len: 0,
             tx_end,
             sent_at: NOT_SENT,
         };
@@ -1839,6 +1825,12 @@ enum Summary {
     },
     Event,
     Unknown,
+    /// [`Item::Oversize`].
+    Oversize {
+        len: u64,
+    },
+    /// [`Item::Malformed`].
+    Malformed(JsonError),
 }
 
 impl Summary {

@@ -54,16 +54,14 @@ impl<'a> Message<'a> {
         Self::classify_checked(value, members).0
     }
 
-    /// [`Message::classify_members`], also telling what makes the message unusable as the
-    /// reply it seems to be, with the `id` it names when that is unambiguous: `return`,
-    /// `error`, `event` or `QMP` more than once in all (the message is
-    /// [`Message::Unknown`]), `error` that is not an object (likewise), or `id` twice
-    /// (the message is classified with the last one; the named id is the first when
-    /// every `id` member has the same text, else none).
+    /// [`Message::classify_members`], also telling why a message that looks like a reply
+    /// is [`Message::Unknown`]: `return`, `error`, `event` or `QMP` more than once in all,
+    /// or `error` that is not an object. (A repeated `id` is the framer's to tell:
+    /// [`crate::json::Framer::item_id_repeated`].)
     pub(crate) fn classify_checked<I>(
         value: RawJson<'a>,
         members: I,
-    ) -> (Message<'a>, Option<(MalformedReason, Option<RawJson<'a>>)>)
+    ) -> (Message<'a>, Option<MalformedReason>)
     where
         I: IntoIterator<Item = (JsonStr<'a>, RawJson<'a>)>,
     {
@@ -72,11 +70,7 @@ impl<'a> Message<'a> {
         }
         let mut kind: Option<(Kind, RawJson<'a>)> = None;
         let mut ambiguous = false;
-        let mut ambiguous_id = false;
-        let mut id: Option<RawJson<'a>> = None;
-        // The first `id`, while every later one repeats its text; `None` inside once one
-        // differs.
-        let mut first_id: Option<Option<RawJson<'a>>> = None;
+        let mut id = None;
         let mut data = None;
         let mut timestamp = None;
         for (key, member) in members {
@@ -87,16 +81,6 @@ impl<'a> Message<'a> {
             };
             let found = match name {
                 MemberName::Id => {
-                    first_id = match (first_id, id) {
-                        (None, _) => Some(Some(member)),
-                        (Some(Some(first)), Some(_)) if first.as_bytes() == member.as_bytes() => {
-                            Some(Some(first))
-                        }
-                        _ => Some(None),
-                    };
-                    if id.is_some() {
-                        ambiguous_id = true;
-                    }
                     id = Some(member);
                     continue;
                 }
@@ -115,22 +99,20 @@ impl<'a> Message<'a> {
             }
             kind = Some((found, member));
         }
-        let named = first_id.flatten();
         let Some((kind, member)) = kind else {
             return (Message::Unknown(value), None);
         };
         if ambiguous {
-            let defect = (MalformedReason::ConflictingMembers, named);
-            return (Message::Unknown(value), Some(defect));
+            let reason = MalformedReason::ConflictingMembers;
+            return (Message::Unknown(value), Some(reason));
         }
-        let defect = ambiguous_id.then_some((MalformedReason::DuplicateId, named));
         let message = match kind {
             Kind::Return => Message::Return { id, value: member },
             Kind::Error => match QmpError::from_json(member) {
                 Some(error) => Message::Error { id, error },
                 None => {
-                    let defect = (MalformedReason::ErrorNotObject, named);
-                    return (Message::Unknown(value), Some(defect));
+                    let reason = MalformedReason::ErrorNotObject;
+                    return (Message::Unknown(value), Some(reason));
                 }
             },
             Kind::Event => match member.as_json_str() {
@@ -146,7 +128,7 @@ impl<'a> Message<'a> {
                 None => Message::Unknown(value),
             },
         };
-        (message, defect)
+        (message, None)
     }
 }
 

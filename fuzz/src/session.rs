@@ -668,13 +668,12 @@ impl<'s, 'b> Harness<'s, 'b> {
         command.resolved = true;
         // Resolved by server bytes: they must have begun to arrive after the request was
         // transmitted.
-        let by_bytes = match reason {
-            None => true,
-            Some(CommandFailure::ReplyTooLarge { .. } | CommandFailure::MalformedReply { .. }) => {
-                true
-            }
-            _ => false,
-        };
+        let by_bytes = matches!(
+            reason,
+            None | Some(
+                CommandFailure::ReplyTooLarge { .. } | CommandFailure::MalformedReply { .. }
+            )
+        );
         if by_bytes {
             let sent_at = command.transmitted_at;
             if command.silent {

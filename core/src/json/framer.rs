@@ -45,10 +45,37 @@ pub struct Framer<'buf> {
     stats: FramerStats,
     /// The range of the frame the last `next_item` returned, while it is still held.
     last_frame: Option<(usize, usize)>,
-    /// Where the value of the last frame, oversize or malformed item began (see
-    /// [`Framer::item_start`]) and the `id` a malformed one named (see
-    /// [`Framer::item_id`]).
-    origin: (u64, Option<u64>),
+    /// Where the value of the last item began and what it named.
+    origin: Origin,
+}
+
+/// Where the value of an item began (see [`Framer::item_start`]), the `id` it names (see
+/// [`Framer::item_id`]) and whether it has more than one `id` member.
+#[derive(Debug, Clone, Copy, Default)]
+struct Origin {
+    start: u64,
+    id: Option<u64>,
+    repeated_id: bool,
+}
+
+impl Origin {
+    /// An item that began at `start` in a value the scanner tracked the id of.
+    fn of(start: u64, scanner: &Scanner) -> Origin {
+        Origin {
+            start,
+            id: scanner.found_id(),
+            repeated_id: scanner.id_repeated(),
+        }
+    }
+
+    /// An item outside any value (a sentinel, a stray byte).
+    fn at(start: u64) -> Origin {
+        Origin {
+            start,
+            id: None,
+            repeated_id: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,7 +224,7 @@ impl<'buf> Framer<'buf> {
             last_skipped: b'\n',
             stats: FramerStats::default(),
             last_frame: None,
-            origin: (0, None),
+            origin: Origin::at(0),
         }
     }
 
@@ -246,15 +273,21 @@ impl<'buf> Framer<'buf> {
     /// first byte; for a malformed message, the first byte of the value the fault was
     /// found in (or the faulty byte itself outside any value); a sentinel's own offset.
     pub fn item_start(&self) -> u64 {
-        self.origin.0
+        self.origin.start
     }
 
-    /// For an [`Item::Malformed`] or [`Item::Oversize`] the last
+    /// For the frame, [`Item::Oversize`] or [`Item::Malformed`] the last
     /// [`next_item`](Framer::next_item) returned: the unsigned integer its top-level
-    /// `id` member held, read before the fault (for a malformed one) and not contradicted
-    /// by another `id` member. `None` for frames (read their members) and sentinels.
+    /// `id` member holds (read before the fault, for a malformed one), unless another
+    /// `id` member holds anything else. `None` for sentinels.
     pub fn item_id(&self) -> Option<u64> {
-        self.origin.1
+        self.origin.id
+    }
+
+    /// Whether the value of the item the last [`next_item`](Framer::next_item) returned
+    /// has more than one top-level `id` member (up to its fault, for a malformed one).
+    pub fn item_id_repeated(&self) -> bool {
+        self.origin.repeated_id
     }
 
     /// The counters.
@@ -421,7 +454,7 @@ impl<'buf> Framer<'buf> {
                 let value_start = self.scanner.value_start;
                 self.start = end;
                 self.scan_pos = end;
-                self.origin = (self.base + value_start as u64, None);
+                self.origin = Origin::of(self.base + value_start as u64, &self.scanner);
                 count(&mut self.stats.frames);
                 self.last_frame = Some((value_start, end));
                 self.current_item()
@@ -435,12 +468,9 @@ impl<'buf> Framer<'buf> {
                 let resume_here = previous == b'\n'
                     && matches!(kind, JsonErrorKind::UnexpectedByte { byte: b'{' });
                 self.origin = if self.scanner.in_container() {
-                    (
-                        self.base + self.scanner.value_start as u64,
-                        self.scanner.found_id(),
-                    )
+                    Origin::of(self.base + self.scanner.value_start as u64, &self.scanner)
                 } else {
-                    (self.base + at as u64, None)
+                    Origin::at(self.base + at as u64)
                 };
                 self.scanner.reset();
                 self.mode = if resume_here {
@@ -458,7 +488,7 @@ impl<'buf> Framer<'buf> {
             Step::Sentinel { at } => {
                 self.start = at + 1;
                 self.scan_pos = at + 1;
-                self.origin = (self.base + at as u64, None);
+                self.origin = Origin::at(self.base + at as u64);
                 Some(Item::Sentinel)
             }
         }
@@ -494,7 +524,7 @@ impl<'buf> Framer<'buf> {
                     line_start = true;
                 }
                 Some(0xFF) => {
-                    self.origin = (self.base + pos as u64, None);
+                    self.origin = Origin::at(self.base + pos as u64);
                     self.start = pos + 1;
                     self.scan_pos = pos + 1;
                     self.scanner.reset();
@@ -566,7 +596,7 @@ fn skip_scan(
     pending: &mut Option<Pending>,
     last_skipped: &mut u8,
     stats: &mut FramerStats,
-    origin: &mut (u64, Option<u64>),
+    origin: &mut Origin,
     base: u64,
     data: &[u8],
 ) -> usize {
@@ -582,7 +612,7 @@ fn skip_scan(
         }
         Step::ValueEnd { end } => {
             count(&mut stats.oversize);
-            *origin = (value_offset, scanner.found_id());
+            *origin = Origin::of(value_offset, scanner);
             *pending = Some(Item::Oversize {
                 len: base + end as u64 - value_offset,
                 id: scanner.found_id(),
@@ -597,7 +627,7 @@ fn skip_scan(
             };
             let resume_here =
                 previous == b'\n' && matches!(kind, JsonErrorKind::UnexpectedByte { byte: b'{' });
-            *origin = (value_offset, scanner.found_id());
+            *origin = Origin::of(value_offset, scanner);
             scanner.reset();
             count(&mut stats.malformed);
             *pending = Some(Item::Malformed {
@@ -611,7 +641,7 @@ fn skip_scan(
             at
         }
         Step::Sentinel { at } => {
-            *origin = (base + at as u64, None);
+            *origin = Origin::at(base + at as u64);
             *pending = Some(Item::Sentinel);
             *mode = Mode::Normal;
             at + 1

@@ -185,6 +185,8 @@ struct IdTracker {
     found: Option<u64>,
     /// An `id` member that is not an unsigned integer, or a second one that differs.
     conflict: bool,
+    /// More than one `id` member.
+    repeated: bool,
 }
 
 impl IdTracker {
@@ -195,6 +197,7 @@ impl IdTracker {
         overflow: false,
         found: None,
         conflict: false,
+        repeated: false,
     };
 
     #[inline]
@@ -235,6 +238,8 @@ impl IdTracker {
                 .captured()
                 .is_some_and(|key| JsonStr::from_validated(key) == "id");
             self.state = if is_id {
+                // Every `id` member sets `found` or `conflict` by its end.
+                self.repeated |= self.found.is_some() || self.conflict;
                 IdState::KeyIsId
             } else {
                 IdState::Idle
@@ -349,6 +354,12 @@ impl Scanner {
         self.expect != Expect::TopValue || self.token != Token::None
     }
 
+    /// Whether the current (or just ended) top-level object has more than one `id`
+    /// member at depth 1 so far.
+    pub(crate) fn id_repeated(&self) -> bool {
+        self.id.repeated
+    }
+
     /// Whether the scanner is inside a container. Unlike [`Scanner::in_value`], also right
     /// after an error: the nesting depth is kept as bytes are scanned, the expected token
     /// only when a slice runs out.
@@ -431,6 +442,7 @@ impl Scanner {
         self.id.overflow = false;
         self.id.found = None;
         self.id.conflict = false;
+        self.id.repeated = false;
     }
 
     /// A key starts at depth 1 (`pos` is its opening quote).
