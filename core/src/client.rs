@@ -83,10 +83,26 @@ use crate::message::{AsyncEvent, Capabilities, Greeting, Message, QmpError, Vers
 pub use crate::message::MalformedReason;
 use crate::time::{Duration, Instant};
 
-/// In-band commands a QMP server queues while OOB is enabled (`QMP_REQ_QUEUE_LEN_MAX`).
-/// With more in flight the server stops reading, so an OOB command could not overtake
-/// them; the client refuses a ninth in-band command instead.
-pub const OOB_IN_BAND_LIMIT: usize = 8;
+/// In-band commands the client keeps in flight once OOB is enabled, so that QEMU never
+/// stops reading (and an `exec-oob` can always get through).
+///
+/// QEMU 10.0.2 (`monitor/qmp.c`, `handle_qmp_command`) queues each in-band request in a
+/// queue of `QMP_REQ_QUEUE_LEN_MAX` (8) and *suspends reading* the monitor when it queues
+/// one while 7 are already waiting; the dispatcher resumes it when it takes one out. The
+/// dispatcher runs in the main loop: while that is busy (a slow command of another
+/// monitor, a blocking device operation; the very cases OOB exists for) it takes
+/// nothing out, so the 8th in-band request stops the reading and an `exec-oob` behind it
+/// waits for the main loop. Measured on `qemu-system-x86_64` 10.0.2 (`-M pc -m 2G -S`, a
+/// second monitor running `pmemsave` of 2 GiB to `/dev/null`, 0.3 s): with 7 in-band
+/// requests queued on the first monitor the `exec-oob` behind them was answered after
+/// 0.05 s, with 8 only when the `pmemsave` finished (three runs each). Vector 31 (8 in
+/// flight, the OOB reply first) does not contradict it: there the slow command was the
+/// first of the 8 and the dispatcher had already taken it out. Hence 7, not 8.
+///
+/// In-band commands given up (timed out or cancelled) still count until a reply shows
+/// QEMU is done with them (their own late reply, or the reply to a later in-band
+/// command, since QEMU answers in-band requests in order): QEMU still has them queued.
+pub const OOB_IN_BAND_LIMIT: usize = 7;
 
 /// Room kept free in the transmit buffer while commands are held before negotiation, so
 /// `qmp_capabilities` (at most 62 bytes) can always be put in front of them.
@@ -604,6 +620,9 @@ pub struct Client<'buf, const N: usize = 16> {
     abandoned_sync: Option<u64>,
     /// Syncs sent by [`Client::sync_seeded`] so far.
     seeded_syncs: u64,
+    /// In-band commands given up while OOB was possible, until QEMU is done with them
+    /// (see [`OOB_IN_BAND_LIMIT`]).
+    given_up_in_band: GivenUpInBand,
     eof: bool,
     close_reason: Option<CloseReason>,
     closed_reported: bool,
@@ -639,6 +658,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
             sync: None,
             abandoned_sync: None,
             seeded_syncs: 0,
+            given_up_in_band: GivenUpInBand::new(),
             eof: false,
             close_reason: None,
             closed_reported: false,
@@ -816,6 +836,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
         }
         let end_of_stream = matches!(reason, CloseReason::EndOfStream { .. });
         self.state = State::Closed;
+        self.given_up_in_band.len = 0;
         self.close_reason = Some(reason);
         self.sync = None;
         for p in self.pending.iter_mut() {
@@ -1057,7 +1078,10 @@ impl<'buf, const N: usize> Client<'buf, N> {
     /// `pending[index]` was answered (or failed by a message naming it); resolves what the
     /// agent's in-order answers say is done before it.
     fn answered_in_order(&mut self, index: usize) {
-        if let Some(p) = self.pending.get(index) {
+        if let Some(&p) = self.pending.get(index) {
+            if !p.oob {
+                self.given_up_in_band.answered_through(p.tx_end);
+            }
             self.resolve_silent_before(p.tx_end);
         }
     }
@@ -1092,7 +1116,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
         let id = CommandId(p.id);
         let reason = match p.resolution? {
             Resolution::TimedOut => {
-                self.given_up.remember(p.id);
+                self.give_up(p);
                 CommandFailure::TimedOut
             }
             Resolution::ConnectionClosed => CommandFailure::ConnectionClosed,
@@ -1213,6 +1237,7 @@ impl<'buf, const N: usize> Client<'buf, N> {
                 return Some(Step::FromFrame(FrameEvent::Response(CommandId(id))));
             }
             if self.given_up.contains(id) {
+                self.given_up_in_band.late(id);
                 count(&mut self.stats.late_replies);
                 return None;
             }
@@ -1396,8 +1421,10 @@ impl<'buf, const N: usize> Client<'buf, N> {
             .position(|p| p.id == id.0 && p.resolution.is_none())
         {
             Some(index) => {
+                if let Some(&p) = self.pending.get(index) {
+                    self.give_up(p);
+                }
                 self.remove_pending(index);
-                self.given_up.remember(id.0);
                 if self.sync.is_some_and(|sync| sync.id == id.0) {
                     self.abandon_sync();
                 }
@@ -1405,6 +1432,20 @@ impl<'buf, const N: usize> Client<'buf, N> {
             }
             None => false,
         }
+    }
+
+    /// Remembers a command given up, so that its late reply is dropped as late, and an
+    /// in-band one as still queued by QEMU while OOB is possible.
+    fn give_up(&mut self, p: Pending) {
+        self.given_up.remember(p.id);
+        if !p.oob && self.oob_possible() {
+            self.given_up_in_band.add(p.id, p.tx_end);
+        }
+    }
+
+    /// Whether OOB is, or may become, enabled.
+    fn oob_possible(&self) -> bool {
+        self.oob_enabled || (self.config.enable_oob && self.state == State::AwaitingGreeting)
     }
 
     /// Stops waiting for the current guest-agent sync: held commands are released and its
@@ -1483,10 +1524,9 @@ impl<'buf, const N: usize> Client<'buf, N> {
         if in_flight >= N {
             return Err(ExecuteError::TooManyInFlight { limit: N });
         }
-        let oob_possible =
-            self.oob_enabled || (self.config.enable_oob && self.state == State::AwaitingGreeting);
-        if oob_possible && !oob {
-            let in_band = self.pending.iter().filter(|p| !p.oob).count();
+        if self.oob_possible() && !oob {
+            let in_band = self.pending.iter().filter(|p| !p.oob).count()
+                + usize::from(self.given_up_in_band.len);
             if in_band >= OOB_IN_BAND_LIMIT {
                 return Err(ExecuteError::TooManyInFlight {
                     limit: OOB_IN_BAND_LIMIT,
@@ -1761,6 +1801,72 @@ impl<const N: usize> RecentIds<N> {
 
     fn contains(&self, id: u64) -> bool {
         self.ids.get(..self.len).unwrap_or(&[]).contains(&id)
+    }
+}
+
+/// In-band commands given up while OOB was possible that QEMU may still hold (at most
+/// [`OOB_IN_BAND_LIMIT`]: they count against it), with where their requests end in the
+/// transmitted stream.
+struct GivenUpInBand {
+    ids: [u64; OOB_IN_BAND_LIMIT],
+    ends: [u64; OOB_IN_BAND_LIMIT],
+    len: u8,
+}
+
+impl GivenUpInBand {
+    const fn new() -> Self {
+        GivenUpInBand {
+            ids: [0; OOB_IN_BAND_LIMIT],
+            ends: [0; OOB_IN_BAND_LIMIT],
+            len: 0,
+        }
+    }
+
+    fn add(&mut self, id: u64, tx_end: u64) {
+        let len = usize::from(self.len);
+        if let (Some(slot_id), Some(slot_end)) = (self.ids.get_mut(len), self.ends.get_mut(len)) {
+            *slot_id = id;
+            *slot_end = tx_end;
+            self.len += 1;
+        }
+    }
+
+    /// QEMU answered the in-band request ending at `tx_end`: it is done with every earlier
+    /// one (it answers them in order).
+    fn answered_through(&mut self, tx_end: u64) {
+        let mut index = 0;
+        while index < usize::from(self.len) {
+            match self.ends.get(index) {
+                Some(&end) if end <= tx_end => {
+                    // Remove by moving the last entry here.
+                    self.len -= 1;
+                    let last = usize::from(self.len);
+                    let (id, end) = (
+                        self.ids.get(last).copied().unwrap_or(0),
+                        self.ends.get(last).copied().unwrap_or(0),
+                    );
+                    if let (Some(slot_id), Some(slot_end)) =
+                        (self.ids.get_mut(index), self.ends.get_mut(index))
+                    {
+                        *slot_id = id;
+                        *slot_end = end;
+                    }
+                }
+                _ => index += 1,
+            }
+        }
+    }
+
+    /// The late reply to a given-up command `id` arrived.
+    fn late(&mut self, id: u64) {
+        let len = usize::from(self.len);
+        let found = self
+            .ids
+            .get(..len)
+            .and_then(|ids| ids.iter().position(|&i| i == id));
+        if let Some(end) = found.and_then(|index| self.ends.get(index).copied()) {
+            self.answered_through(end);
+        }
     }
 }
 

@@ -550,7 +550,8 @@ fn edge_13_events_before_negotiation_are_lost_and_other_clients_events_arrive() 
 
 #[test]
 fn edge_14_oob_replies_overtake_in_band_ones_which_keep_their_order() {
-    // Vector 31's last write: a slow pmemsave, seven query-status and an exec-oob.
+    // Vector 31's last write: a slow pmemsave, query-status (six of the seven: the
+    // client keeps at most 7 in-band commands in flight) and an exec-oob.
     let v = Vector::get("31-qsys-oob");
     let messages = v.messages();
     let setup = Setup::qmp().config(Config::qmp().with_oob(true));
@@ -558,24 +559,24 @@ fn edge_14_oob_replies_overtake_in_band_ones_which_keep_their_order() {
         h.feed(&messages[0]);
         h.feed(&without_id(&messages[2]));
         h.line(&v.line(7));
-        for _ in 0..7 {
+        for _ in 0..6 {
             h.execute(&QueryStatus);
         }
         let oob = h.execute_oob_yank();
-        assert_eq!(oob.get(), 9);
-        h.feed(&reply(&messages[8], 9));
+        assert_eq!(oob.get(), 8);
+        h.feed(&reply(&messages[8], 8));
         h.feed(&reply(&messages[9], 1));
-        for (i, id) in (2..=8).enumerate() {
+        for (i, id) in (2..=7).enumerate() {
             h.feed(&reply(&messages[10 + i], id));
         }
     });
     let mut expected: Vec<String> = vec![
         GREETING.into(),
         "Ready".into(),
-        "Response #9 ok [{\"type\":\"chardev\",\"id\":\"c0\"}]".into(),
+        "Response #8 ok [{\"type\":\"chardev\",\"id\":\"c0\"}]".into(),
         "Response #1 ok {}".into(),
     ];
-    for id in 2..=8 {
+    for id in 2..=7 {
         expected.push(format!(
             "Response #{id} ok {{\"status\":\"prelaunch\",\"running\":false}}"
         ));
@@ -583,7 +584,7 @@ fn edge_14_oob_replies_overtake_in_band_ones_which_keep_their_order() {
     rec.assert_events(&strs(&expected));
     assert!(rec
         .tx
-        .ends_with(b"{\"exec-oob\":\"query-yank\",\"id\":9}\n"));
+        .ends_with(b"{\"exec-oob\":\"query-yank\",\"id\":8}\n"));
 
     // Matching is by id, not by order: even out-of-order in-band replies find their
     // commands.
@@ -609,31 +610,33 @@ impl YankExt for support::H<'_> {
 }
 
 #[test]
-fn edge_15_at_most_8_in_band_commands_in_flight_with_oob() {
-    assert_eq!(OOB_IN_BAND_LIMIT, 8);
+fn edge_15_at_most_7_in_band_commands_in_flight_with_oob() {
+    // QEMU suspends reading when it queues an 8th in-band request while its dispatcher
+    // takes none out (OOB_IN_BAND_LIMIT's docs).
+    assert_eq!(OOB_IN_BAND_LIMIT, 7);
     let v = Vector::get("31-qsys-oob");
     let setup = Setup::qmp().config(Config::qmp().with_oob(true));
     let rec = setup.check(|h| {
         h.feed(&v.message(0));
         h.feed(&without_id(&v.message(2)));
-        for id in 1..=8 {
+        for id in 1..=7 {
             assert_eq!(h.execute(&QueryStatus).get(), id);
         }
         assert_eq!(
             h.try_execute(&QueryStatus),
-            Err(ExecuteError::TooManyInFlight { limit: 8 })
+            Err(ExecuteError::TooManyInFlight { limit: 7 })
         );
         assert_eq!(
             h.try_raw::<()>("query-status", None),
-            Err(ExecuteError::TooManyInFlight { limit: 8 })
+            Err(ExecuteError::TooManyInFlight { limit: 7 })
         );
         // OOB commands do not count, and the refusals used no id.
-        assert_eq!(h.execute_oob_yank().get(), 9);
+        assert_eq!(h.execute_oob_yank().get(), 8);
         h.feed(b"{\"return\": {\"status\": \"prelaunch\", \"running\": false}, \"id\": 1}\r\n");
-        assert_eq!(h.execute(&QueryStatus).get(), 10);
+        assert_eq!(h.execute(&QueryStatus).get(), 9);
         assert_eq!(
             h.try_execute(&QueryStatus),
-            Err(ExecuteError::TooManyInFlight { limit: 8 })
+            Err(ExecuteError::TooManyInFlight { limit: 7 })
         );
     });
     assert_eq!(
@@ -643,12 +646,12 @@ fn edge_15_at_most_8_in_band_commands_in_flight_with_oob() {
 
     // Commands held before the greeting already count when OOB may be negotiated.
     let rec = setup.check(|h| {
-        for _ in 0..8 {
+        for _ in 0..7 {
             h.execute(&QueryStatus);
         }
         assert_eq!(
             h.try_execute(&QueryStatus),
-            Err(ExecuteError::TooManyInFlight { limit: 8 })
+            Err(ExecuteError::TooManyInFlight { limit: 7 })
         );
     });
     assert!(rec.tx.is_empty());
@@ -673,6 +676,67 @@ fn edge_15_at_most_8_in_band_commands_in_flight_with_oob() {
         );
     });
     assert_eq!(rec.epilogue.len(), 5);
+}
+
+#[test]
+fn edge_15_given_up_in_band_commands_count_until_qemu_is_done_with_them() {
+    // Timed out or cancelled, they are still queued in QEMU: the limit holds until a
+    // reply shows QEMU got past them (their own late reply, or a later in-band reply).
+    let v = Vector::get("31-qsys-oob");
+    let config = Config::qmp()
+        .with_oob(true)
+        .with_command_timeout(Some(ms(1_000)));
+    let status = |id: u64| {
+        format!(
+            "{{\"return\": {{\"status\": \"prelaunch\", \"running\": false}}, \"id\": {id}}}\r\n"
+        )
+    };
+    let rec = Setup::qmp().config(config).check(|h| {
+        h.feed(&v.message(0));
+        h.feed(&without_id(&v.message(2)));
+        for id in 1..=6 {
+            assert_eq!(h.execute(&QueryStatus).get(), id);
+        }
+        h.set_time(500);
+        assert_eq!(h.execute(&QueryStatus).get(), 7);
+        h.advance_to(1_000);
+        assert!(h.cancel(CommandId::new(7)));
+        assert_eq!(h.client.in_flight(), 0);
+        let full = Err(ExecuteError::TooManyInFlight { limit: 7 });
+        assert_eq!(h.try_execute(&QueryStatus), full);
+        // OOB still goes (that is the point).
+        assert_eq!(h.execute_oob_yank().get(), 8);
+        // The late reply to #2 shows QEMU is done with #1 and #2.
+        h.feed(status(2).as_bytes());
+        assert_eq!(h.execute(&QueryStatus).get(), 9);
+        assert_eq!(h.execute(&QueryStatus).get(), 10);
+        assert_eq!(h.try_execute(&QueryStatus), full);
+        // The reply to #9, sent after all of them, frees every given-up one.
+        h.feed(status(9).as_bytes());
+        for id in 11..=16 {
+            assert_eq!(h.execute(&QueryStatus).get(), id);
+        }
+        assert_eq!(h.try_execute(&QueryStatus), full);
+    });
+    let mut brief = rec.brief();
+    // Commands resolved together come in no particular order.
+    brief[2..8].sort();
+    assert_eq!(
+        brief[2..8],
+        [
+            "CommandFailed #1 TimedOut",
+            "CommandFailed #2 TimedOut",
+            "CommandFailed #3 TimedOut",
+            "CommandFailed #4 TimedOut",
+            "CommandFailed #5 TimedOut",
+            "CommandFailed #6 TimedOut",
+        ]
+    );
+    assert_eq!(
+        brief[8],
+        "Response #9 ok {\"status\":\"prelaunch\",\"running\":false}"
+    );
+    assert_eq!(rec.stats.late_replies, 1);
 }
 
 #[test]

@@ -930,12 +930,17 @@ fn v31_oob_reply_overtakes_queued_in_band_commands() {
     let v = Vector::get("31-qsys-oob");
     // Message 1 answers an exec-oob sent before negotiation, which this client refuses to
     // send; message 2 answers qmp_capabilities, which it sends without an id.
+    // The capture had 8 in-band commands in flight (the slow pmemsave, already taken by
+    // QEMU's dispatcher, and 7 query-status); this client keeps at most 7
+    // (OOB_IN_BAND_LIMIT), so it sends 6 query-status: the last one and its reply are
+    // left out.
     let s = Session::new(&v)
         .drop_message(1)
         .strip(2)
+        .drop_message(16)
         .send(&v, &[2, 3, 4, 5, 6])
         .reply_to(4, 2)
-        .send(&v, &[7, 8, 9, 10, 11, 12, 13, 14, 15]);
+        .send(&v, &[7, 8, 9, 10, 11, 12, 13, 15]);
     let (first, second) = s.requests().split_at(5);
     let setup = Setup::qmp().config(Config::qmp().with_oob(true));
     let rec = setup.check(|h| {
@@ -947,14 +952,14 @@ fn v31_oob_reply_overtakes_queued_in_band_commands() {
         assert!(h.client.oob_enabled());
         h.send(first);
         h.feed_lines(&s.s2c_range(3..8));
-        // The slow pmemsave and seven query-status: eight in-band commands in flight.
-        h.send(&second[..8]);
+        // The slow pmemsave and six query-status: seven in-band commands in flight.
+        h.send(&second[..7]);
         assert_eq!(
             h.try_execute(&QueryStatus),
-            Err(ExecuteError::TooManyInFlight { limit: 8 }),
-            "a ninth in-band command would stop the server reading"
+            Err(ExecuteError::TooManyInFlight { limit: 7 }),
+            "an eighth in-band command could stop the server reading"
         );
-        h.send(&second[8..]);
+        h.send(&second[7..]);
         h.feed_lines(&s.s2c_range(8..s.len()));
     });
     let yank = "[{\"type\":\"chardev\",\"id\":\"c0\"}]";
@@ -967,10 +972,10 @@ fn v31_oob_reply_overtakes_queued_in_band_commands() {
         "Response #3 err GenericError: migrate-pause is currently only supported during postcopy-active or postcopy-recover state".into(),
         "Response #4 err GenericError: The command query-status does not support OOB".into(),
         response_ok(5, yank),
-        response_ok(14, yank),
+        response_ok(13, yank),
         "Response #6 ok {}".into(),
     ];
-    for id in 7..=13 {
+    for id in 7..=12 {
         expected.push(response_ok(id, prelaunch));
     }
     rec.assert_events(&as_strs(&expected));
