@@ -1024,7 +1024,10 @@ fn start(
         WriteHalf::Plain(_) => false,
     };
     let join_reader = matches!(reader, ReadHalf::Transport(_));
-    let config = options.core_config(protocol);
+    let config = options.core_config(protocol).with_first_id(
+        std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u8)
+            >> 11,
+    );
     let (rx_size, tx_size) = (options.rx_size(), options.tx_size());
     // A transport with a descriptor is polled by the IO thread itself; anything else
     // gets a reader thread.

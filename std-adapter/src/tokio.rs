@@ -797,7 +797,10 @@ async fn start(
         }),
     );
     let fd_passing = matches!(writer, Writer::Unix(_));
-    let config = options.core_config(protocol);
+    let config = options.core_config(protocol).with_first_id(
+        std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u8)
+            >> 11,
+    );
     let task = ::tokio::spawn(run_actor(
         engine,
         config,
