@@ -99,9 +99,10 @@ use crate::time::{Duration, Instant};
 /// flight, the OOB reply first) does not contradict it: there the slow command was the
 /// first of the 8 and the dispatcher had already taken it out. Hence 7, not 8.
 ///
-/// In-band commands given up (timed out or cancelled) still count until a reply shows
-/// QEMU is done with them (their own late reply, or the reply to a later in-band
-/// command, since QEMU answers in-band requests in order): QEMU still has them queued.
+/// In-band commands given up (timed out or cancelled) still count, since QEMU still has
+/// them queued, until a reply shows it is done with all of them: the late reply to the
+/// one written last, or the reply to an in-band command written after them (QEMU
+/// answers in-band requests in order).
 pub const OOB_IN_BAND_LIMIT: usize = 7;
 
 /// Room kept free in the transmit buffer while commands are held before negotiation, so
@@ -1805,67 +1806,45 @@ impl<const N: usize> RecentIds<N> {
 }
 
 /// In-band commands given up while OOB was possible that QEMU may still hold (at most
-/// [`OOB_IN_BAND_LIMIT`]: they count against it), with where their requests end in the
-/// transmitted stream.
+/// [`OOB_IN_BAND_LIMIT`]: they count against it). QEMU answers in-band requests in order,
+/// so they are all done once it answers the last of them (the one written last) or any
+/// in-band request written after it. Earlier late replies free nothing: counting them
+/// one by one would need a table; this way a slot is at worst freed late, never early.
 struct GivenUpInBand {
-    ids: [u64; OOB_IN_BAND_LIMIT],
-    ends: [u64; OOB_IN_BAND_LIMIT],
     len: u8,
+    /// The id of the one whose request ends last in the transmitted stream, and where.
+    last_id: u64,
+    last_end: u64,
 }
 
 impl GivenUpInBand {
     const fn new() -> Self {
         GivenUpInBand {
-            ids: [0; OOB_IN_BAND_LIMIT],
-            ends: [0; OOB_IN_BAND_LIMIT],
             len: 0,
+            last_id: 0,
+            last_end: 0,
         }
     }
 
     fn add(&mut self, id: u64, tx_end: u64) {
-        let len = usize::from(self.len);
-        if let (Some(slot_id), Some(slot_end)) = (self.ids.get_mut(len), self.ends.get_mut(len)) {
-            *slot_id = id;
-            *slot_end = tx_end;
-            self.len += 1;
+        if self.len == 0 || tx_end > self.last_end {
+            self.last_id = id;
+            self.last_end = tx_end;
         }
+        self.len = self.len.saturating_add(1);
     }
 
-    /// QEMU answered the in-band request ending at `tx_end`: it is done with every earlier
-    /// one (it answers them in order).
+    /// QEMU answered the in-band request ending at `tx_end`.
     fn answered_through(&mut self, tx_end: u64) {
-        let mut index = 0;
-        while index < usize::from(self.len) {
-            match self.ends.get(index) {
-                Some(&end) if end <= tx_end => {
-                    // Remove by moving the last entry here.
-                    self.len -= 1;
-                    let last = usize::from(self.len);
-                    let (id, end) = (
-                        self.ids.get(last).copied().unwrap_or(0),
-                        self.ends.get(last).copied().unwrap_or(0),
-                    );
-                    if let (Some(slot_id), Some(slot_end)) =
-                        (self.ids.get_mut(index), self.ends.get_mut(index))
-                    {
-                        *slot_id = id;
-                        *slot_end = end;
-                    }
-                }
-                _ => index += 1,
-            }
+        if tx_end >= self.last_end {
+            self.len = 0;
         }
     }
 
     /// The late reply to a given-up command `id` arrived.
     fn late(&mut self, id: u64) {
-        let len = usize::from(self.len);
-        let found = self
-            .ids
-            .get(..len)
-            .and_then(|ids| ids.iter().position(|&i| i == id));
-        if let Some(end) = found.and_then(|index| self.ends.get(index).copied()) {
-            self.answered_through(end);
+        if id == self.last_id {
+            self.len = 0;
         }
     }
 }
