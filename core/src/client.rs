@@ -79,9 +79,9 @@ use crate::commands::Command;
 use crate::encode::{self, EncodeError, RequestKind};
 use crate::json::{Framer, Item, JsonError, RawJson};
 use crate::message::{AsyncEvent, Capabilities, Greeting, Message, QmpError, Version};
+use crate::time::{Duration, Instant};
 
 pub use crate::message::MalformedReason;
-use crate::time::{Duration, Instant};
 
 /// In-band commands the client keeps in flight once OOB is enabled, so that QEMU never
 /// stops reading (and an `exec-oob` can always get through).
