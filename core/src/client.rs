@@ -17,11 +17,36 @@
 //!
 //! # Guest-agent mode
 //! The agent sends no greeting, so the session starts `Ready`. Call [`Client::sync`] with a
-//! random number first (the core has no random source): it sends the `0xFF` reset byte and
-//! `guest-sync-delimited`; until the matching reply arrives behind the agent's `0xFF`
-//! sentinel, id-less errors and replies to ids this client never sent are stale and are
-//! dropped (counted in [`Stats::discarded_while_syncing`]), and commands executed meanwhile
-//! are held back. Replies to commands sent *before* the sync are still delivered.
+//! random number first (the core has no random source; or [`Client::sync_seeded`] with a
+//! seed from [`Config::with_sync_seed`]): it sends the `0xFF` reset byte and
+//! `guest-sync-delimited`. The agent's pipe may still hold output for an earlier client
+//! (a program that restarted, a half-read reply), so until the answer arrives the client
+//! trusts nothing:
+//! - the sync completes only with the delimited answer: the agent's `0xFF` sentinel
+//!   *immediately* followed by `{"return": VALUE}` with this sync's value, begun after the
+//!   sync request was completely written. A delimited answer with another value (an
+//!   earlier client's sync), the same value without the sentinel, or a message after
+//!   something else followed the sentinel is stale;
+//! - a reply completes a command only if the command was transmitted (its request
+//!   completely written, see [`Client::mark_transmitted`]) before the reply began to
+//!   arrive. Commands executed during the sync are held back, so nothing can answer them;
+//!   replies to commands transmitted before the sync are still delivered;
+//! - everything else before the answer is dropped and counted in
+//!   [`Stats::discarded_while_syncing`]: replies naming no such command (the sync's own id
+//!   included: its request has none), id-less errors (the agent answers the `0xFF` of any
+//!   client, this one's included, with one), stale sync answers, events, malformed and
+//!   oversize messages that name no such command.
+//!
+//! An agent that refuses `guest-sync-delimited` (`--block-rpcs`) answers with an id-less
+//! error that cannot be told from a stale one: the sync then ends at its deadline
+//! ([`CommandFailure::TimedOut`]). For comparison: libvirt (`qemuAgentGuestSync` in
+//! `src/qemu/qemu_agent.c`) sends plain `guest-sync` (no `0xFF`, so the agent's parser is
+//! not reset) with the current time in milliseconds as the value, takes any `return`
+//! equal to it, and matches other commands' replies by position alone; it does read
+//! replies only once its request is completely written. QEMU's `qemu-ga-client` (on
+//! qemu.qmp's legacy API) sends plain `guest-sync` with a random 32-bit value, repeating
+//! it until an answer carries that value, and then takes the next reply as the answer
+//! to each command.
 //!
 //! Commands whose [`Command::REPLIES_ON_SUCCESS`] is `false` (`guest-shutdown`,
 //! `guest-suspend-*`) are resolved as a success, with the value `{}`, by whichever comes
@@ -33,7 +58,15 @@
 //! # Resolution guarantee
 //! Every command id returned by `execute*` or `sync` is resolved exactly once, by either
 //! [`Event::Response`] or [`Event::CommandFailed`] (timeout, connection closed, reply too
-//! large for the receive buffer), unless the caller gives it up with [`Client::cancel`].
+//! large for the receive buffer, malformed reply), unless the caller gives it up with
+//! [`Client::cancel`]. Only bytes that began to arrive after a command's request was
+//! completely written can resolve it. A message that names a command in flight but
+//! cannot be its answer resolves it at once with [`CommandFailure::MalformedReply`]: its
+//! `id` was read before the message turned out to be invalid JSON (invalid UTF-8, a raw
+//! control byte, nesting deeper than [`Config::max_depth`], ...), or the message is
+//! complete but ambiguous (`return` twice, `return` and `error`, `error` that is not an
+//! object, `id` twice with one value). Such a message naming no command in flight is
+//! reported as before ([`Event::Malformed`], [`Event::Unknown`]).
 //! A reply that arrives after its command timed out or was cancelled is dropped and
 //! counted ([`Stats::late_replies`]); it never reaches anyone as a response. After `quit`,
 //! the end of the stream counts as its success.
@@ -49,10 +82,29 @@ use crate::message::{AsyncEvent, Capabilities, Greeting, Message, QmpError, Vers
 use crate::time::{Duration, Instant};
 use crate::Buffer;
 
-/// In-band commands a QMP server queues while OOB is enabled (`QMP_REQ_QUEUE_LEN_MAX`).
-/// With more in flight the server stops reading, so an OOB command could not overtake
-/// them; the client refuses a ninth in-band command instead.
-pub const OOB_IN_BAND_LIMIT: usize = 8;
+pub use crate::message::MalformedReason;
+
+/// In-band commands the client keeps in flight once OOB is enabled, so that QEMU never
+/// stops reading (and an `exec-oob` can always get through).
+///
+/// QEMU 10.0.2 (`monitor/qmp.c`, `handle_qmp_command`) queues each in-band request in a
+/// queue of `QMP_REQ_QUEUE_LEN_MAX` (8) and *suspends reading* the monitor when it queues
+/// one while 7 are already waiting; the dispatcher resumes it when it takes one out. The
+/// dispatcher runs in the main loop: while that is busy (a slow command of another
+/// monitor, a blocking device operation; the very cases OOB exists for) it takes
+/// nothing out, so the 8th in-band request stops the reading and an `exec-oob` behind it
+/// waits for the main loop. Measured on `qemu-system-x86_64` 10.0.2 (`-M pc -m 2G -S`, a
+/// second monitor running `pmemsave` of 2 GiB to `/dev/null`, 0.3 s): with 7 in-band
+/// requests queued on the first monitor the `exec-oob` behind them was answered after
+/// 0.05 s, with 8 only when the `pmemsave` finished (three runs each). Vector 31 (8 in
+/// flight, the OOB reply first) does not contradict it: there the slow command was the
+/// first of the 8 and the dispatcher had already taken it out. Hence 7, not 8.
+///
+/// In-band commands given up (timed out or cancelled) still count, since QEMU still has
+/// them queued, until a reply shows it is done with all of them: the late reply to the
+/// one written last, or the reply to an in-band command written after them (QEMU
+/// answers in-band requests in order).
+pub const OOB_IN_BAND_LIMIT: usize = 7;
 
 /// Room kept free in the transmit buffer while commands are held before negotiation, so
 /// `qmp_capabilities` (at most 62 bytes) can always be put in front of them.
@@ -84,8 +136,14 @@ pub struct Config {
     pub command_timeout: Option<Duration>,
     /// Ask for out-of-band execution if the server offers it.
     pub enable_oob: bool,
-    /// The deepest JSON nesting accepted from the server.
+    /// The deepest JSON nesting accepted from the server (at most
+    /// [`crate::json::MAX_DEPTH_LIMIT`]; a larger value acts as that limit).
     pub max_depth: usize,
+    /// The id of the first command (see [`Config::with_first_id`]).
+    pub first_id: u64,
+    /// The seed of the values [`Client::sync_seeded`] sends (see
+    /// [`Config::with_sync_seed`]).
+    pub sync_seed: u64,
 }
 
 impl Config {
@@ -97,6 +155,8 @@ impl Config {
             command_timeout: Some(Duration::from_secs(30)),
             enable_oob: false,
             max_depth: crate::json::DEFAULT_MAX_DEPTH,
+            first_id: 1,
+            sync_seed: 0,
         }
     }
 
@@ -108,6 +168,8 @@ impl Config {
             command_timeout: Some(Duration::from_secs(30)),
             enable_oob: false,
             max_depth: crate::json::DEFAULT_MAX_DEPTH,
+            first_id: 1,
+            sync_seed: 0,
         }
     }
 
@@ -129,9 +191,35 @@ impl Config {
         self
     }
 
-    /// Sets the JSON nesting limit (at most [`crate::json::MAX_DEPTH_LIMIT`]).
+    /// Sets the JSON nesting limit. The scanner's ceiling is
+    /// [`crate::json::MAX_DEPTH_LIMIT`] (256): a larger value is lowered to it, here and in
+    /// [`Config::max_depth`], so the configuration says what is in force.
     pub const fn with_max_depth(mut self, max_depth: usize) -> Self {
-        self.max_depth = max_depth;
+        self.max_depth = if max_depth > crate::json::MAX_DEPTH_LIMIT {
+            crate::json::MAX_DEPTH_LIMIT
+        } else {
+            max_depth
+        };
+        self
+    }
+
+    /// Sets the id of the first command (1 by default); later ones count up from it
+    /// (wrapping after `u64::MAX`). A program that may restart, or share a guest agent's
+    /// channel with an earlier client, should start each connection at a random id: a
+    /// reply left over from the run before (its numbering started at 1 too) then names
+    /// no command of this one and is reported or dropped instead of taken as an answer.
+    /// Keep it below 2^53 if anything between the client and QEMU reads JSON numbers as
+    /// doubles. `qmp-std` does this for every connection.
+    pub const fn with_first_id(mut self, first_id: u64) -> Self {
+        self.first_id = first_id;
+        self
+    }
+
+    /// Seeds the values [`Client::sync_seeded`] sends (the core has no random source):
+    /// give it a random number per connection, so that no two runs send the same
+    /// sequence and a stale answer to an earlier run's sync is never taken for this one's.
+    pub const fn with_sync_seed(mut self, seed: u64) -> Self {
+        self.sync_seed = seed;
         self
     }
 }
@@ -157,8 +245,8 @@ pub enum State {
     Closed,
 }
 
-/// The id the client gave a command. Ids are integers it allocates, starting at 1 and
-/// never reused, so they round-trip through QEMU exactly.
+/// The id the client gave a command. Ids are integers it allocates, counting up from
+/// [`Config::first_id`] (1 unless set), so they round-trip through QEMU exactly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CommandId(u64);
@@ -218,6 +306,16 @@ pub enum CommandFailure {
         /// The reply's length in bytes.
         len: u64,
     },
+    /// A message naming this command (its `id` read before the fault, or a complete
+    /// message with an unambiguous `id`) could not be taken as its answer; it was
+    /// dropped. Whether the command ran on the server is unknown.
+    MalformedReply {
+        /// What was wrong with it.
+        reason: MalformedReason,
+        /// Where, as an offset in the received stream: the offending byte for invalid
+        /// JSON, else the message's first byte.
+        offset: u64,
+    },
 }
 
 impl fmt::Display for CommandFailure {
@@ -227,6 +325,9 @@ impl fmt::Display for CommandFailure {
             CommandFailure::ConnectionClosed => f.write_str("connection closed before the reply"),
             CommandFailure::ReplyTooLarge { len } => {
                 write!(f, "reply of {len} bytes is larger than the receive buffer")
+            }
+            CommandFailure::MalformedReply { reason, offset } => {
+                write!(f, "malformed reply at byte {offset}: {reason}")
             }
         }
     }
@@ -396,7 +497,9 @@ pub struct Stats {
     pub oversize: u64,
     /// Events received.
     pub events: u64,
-    /// Stale messages dropped while a guest-agent sync was in progress.
+    /// Messages dropped while a guest-agent sync was in progress, before its answer:
+    /// replies that name no transmitted command of this client, id-less errors, stale
+    /// sync answers, anything malformed or oversize that names no such command.
     pub discarded_while_syncing: u64,
     /// `0xFF` bytes seen outside a guest-agent sync (the framer resets on them).
     pub stray_reset_bytes: u64,
@@ -456,11 +559,11 @@ enum Resolution {
     TimedOut,
     /// [`CommandFailure::ConnectionClosed`].
     ConnectionClosed,
-    /// [`CommandFailure::ReplyTooLarge`], of [`Pending::reply_len`] bytes (kept apart so
-    /// that this enum, checked on every pass over the table, is one byte).
-    ReplyTooLarge,
     SilentSuccess,
 }
+
+/// [`Pending::sent_at`] of a request not completely written yet.
+const NOT_SENT: u64 = u64::MAX;
 
 #[derive(Debug, Clone, Copy)]
 struct Pending {
@@ -470,15 +573,21 @@ struct Pending {
     replies_on_success: bool,
     is_quit: bool,
     resolution: Option<Resolution>,
-    /// The skipped reply's length, for [`Resolution::ReplyTooLarge`].
-    reply_len: u64,
+    /// Where the request ends in the transmitted stream (every byte ever queued, in the
+    /// order written), so its bytes are out once that many are.
+    tx_end: u64,
+    /// How many bytes had been received when the request was completely written
+    /// ([`NOT_SENT`] until then): only a message starting at or after that offset of the
+    /// received stream can answer it.
+    sent_at: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Sync {
     id: u64,
     value: u64,
-    sentinel_seen: bool,
+    /// The stream offset of the agent's `0xFF` sentinel when it was the last item.
+    sentinel: Option<u64>,
 }
 
 /// The QMP / guest-agent client state machine. `N` is the capacity of the in-flight
@@ -498,6 +607,8 @@ pub struct Client<'buf, const N: usize = 16, B: Buffer = &'buf mut [u8]> {
     tx_sent: usize,
     tx_release: usize,
     tx_len: usize,
+    /// The offset of `tx[0]` in the transmitted stream (see [`Pending::tx_end`]).
+    tx_origin: u64,
     state: State,
     next_id: u64,
     pending: Vec<Pending, N>,
@@ -510,6 +621,11 @@ pub struct Client<'buf, const N: usize = 16, B: Buffer = &'buf mut [u8]> {
     /// The value of the last sync given up (timed out, superseded or cancelled), so its
     /// late reply is dropped as late rather than reported as unmatched.
     abandoned_sync: Option<u64>,
+    /// Syncs sent by [`Client::sync_seeded`] so far.
+    seeded_syncs: u64,
+    /// In-band commands given up while OOB was possible, until QEMU is done with them
+    /// (see [`OOB_IN_BAND_LIMIT`]).
+    given_up_in_band: GivenUpInBand,
     eof: bool,
     close_reason: Option<CloseReason>,
     closed_reported: bool,
@@ -541,8 +657,9 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
             tx_sent: 0,
             tx_release: 0,
             tx_len: 0,
+            tx_origin: 0,
             state,
-            next_id: 1,
+            next_id: config.first_id,
             pending: Vec::new(),
             given_up: RecentIds::new(),
             greeting_deadline,
@@ -551,6 +668,8 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
             oob_enabled: false,
             sync: None,
             abandoned_sync: None,
+            seeded_syncs: 0,
+            given_up_in_band: GivenUpInBand::new(),
             eof: false,
             close_reason: None,
             closed_reported: false,
@@ -699,7 +818,9 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
             if let Some(deadline) = p.deadline {
                 if now >= deadline {
                     expired = true;
-                    p.resolution = Some(if p.replies_on_success {
+                    // A silent command succeeded if no error came by its deadline, but only
+                    // if it was sent at all.
+                    p.resolution = Some(if p.replies_on_success || p.sent_at == NOT_SENT {
                         Resolution::TimedOut
                     } else {
                         Resolution::SilentSuccess
@@ -726,11 +847,13 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
         }
         let end_of_stream = matches!(reason, CloseReason::EndOfStream { .. });
         self.state = State::Closed;
+        self.given_up_in_band.len = 0;
         self.close_reason = Some(reason);
         self.sync = None;
         for p in self.pending.iter_mut() {
             if p.resolution.is_none() {
-                p.resolution = Some(if end_of_stream && (p.is_quit || !p.replies_on_success) {
+                let silent = p.is_quit || !p.replies_on_success;
+                p.resolution = Some(if end_of_stream && silent && p.sent_at != NOT_SENT {
                     Resolution::SilentSuccess
                 } else {
                     Resolution::ConnectionClosed
@@ -779,7 +902,15 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
     /// offered).
     pub fn mark_transmitted(&mut self, n: usize) {
         self.tx_sent = self.tx_sent.saturating_add(n).min(self.tx_release);
+        let sent = self.tx_origin + self.tx_sent as u64;
+        let received = self.framer.received();
+        for p in self.pending.iter_mut() {
+            if p.sent_at == NOT_SENT && p.tx_end <= sent {
+                p.sent_at = received;
+            }
+        }
         if self.tx_sent == self.tx_len {
+            self.tx_origin += self.tx_len as u64;
             self.tx_sent = 0;
             self.tx_release = 0;
             self.tx_len = 0;
@@ -828,7 +959,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
                 self.closed_reported = true;
                 return self.close_reason.map(|r| Step::Owned(Event::Closed(r)));
             }
-            let summary = match self.framer.next_item() {
+            let (summary, reason) = match self.framer.next_item() {
                 None => {
                     if self.eof {
                         let truncated = self.framer.has_partial();
@@ -838,36 +969,82 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
                     return None;
                 }
                 Some(Item::Frame(frame)) => {
-                    Summary::of(Message::classify_members(frame.value(), frame.members()))
+                    let (message, reason) =
+                        Message::classify_checked(frame.value(), frame.members());
+                    (Summary::of(message), reason)
                 }
-                Some(Item::Oversize { len, id }) => {
+                Some(Item::Oversize { len, .. }) => {
                     count(&mut self.stats.oversize);
-                    match id.and_then(|id| self.unresolved(id)) {
-                        Some(index) => {
-                            if let Some(p) = self.pending.get_mut(index) {
-                                p.resolution = Some(Resolution::ReplyTooLarge);
-                                p.reply_len = len;
-                            }
-                            continue;
-                        }
-                        None => return Some(Step::Owned(Event::Oversize { len })),
-                    }
+                    (Summary::Oversize { len }, None)
                 }
                 Some(Item::Malformed { error }) => {
                     count(&mut self.stats.malformed);
-                    return Some(Step::Owned(Event::Malformed(error)));
+                    (Summary::Malformed(error), None)
                 }
                 Some(Item::Sentinel) => {
                     match self.sync.as_mut() {
-                        Some(sync) => sync.sentinel_seen = true,
+                        Some(sync) => sync.sentinel = Some(self.framer.item_start()),
                         None => count(&mut self.stats.stray_reset_bytes),
                     }
                     continue;
                 }
             };
-            if let Some(step) = self.on_message(summary) {
+            let start = self.framer.item_start();
+            let delimited = self.after_sentinel();
+            // A message that names a command but cannot be its answer fails the command,
+            // if one in flight was sent before the message began to arrive.
+            let failure = match summary {
+                Summary::Oversize { len } => Some(CommandFailure::ReplyTooLarge { len }),
+                Summary::Malformed(error) => Some(CommandFailure::MalformedReply {
+                    reason: MalformedReason::Json(error.kind),
+                    offset: error.offset,
+                }),
+                // Replies are only expected once ready.
+                _ if self.state != State::Ready => None,
+                _ => reason
+                    .or(self
+                        .framer
+                        .item_id_repeated()
+                        .then_some(MalformedReason::DuplicateId))
+                    .map(|reason| CommandFailure::MalformedReply {
+                        reason,
+                        offset: start,
+                    }),
+            };
+            if let Some(failure) = failure {
+                let id = self.framer.item_id();
+                if let Some(index) = id.and_then(|id| self.answered(id, start)) {
+                    return self.fail_reply(index, failure);
+                }
+                if self.discard_while_syncing() {
+                    continue;
+                }
+                return Some(match summary {
+                    Summary::Oversize { len } => Step::Owned(Event::Oversize { len }),
+                    Summary::Malformed(error) => Step::Owned(Event::Malformed(error)),
+                    _ => Step::FromFrame(FrameEvent::Unknown),
+                });
+            }
+            if let Some(step) = self.on_message(summary, start, delimited) {
                 return Some(step);
             }
+        }
+    }
+
+    /// Called for every item but a sentinel: where the agent's sentinel was, if it was the
+    /// item just before this one during a sync (which makes this one the delimited
+    /// answer it starts).
+    fn after_sentinel(&mut self) -> Option<u64> {
+        self.sync.as_mut().and_then(|sync| sync.sentinel.take())
+    }
+
+    /// During a sync, counts a message that is dropped as stale and returns `true`.
+    fn discard_while_syncing(&mut self) -> bool {
+        if self.sync.is_some() {
+            count(&mut self.stats.discarded_while_syncing);
+            true
+        } else {
+            false
         }
     }
 
@@ -910,10 +1087,39 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
         }
     }
 
-    fn unresolved(&self, id: u64) -> Option<usize> {
+    /// The command in flight that a message naming `id` and starting at offset `start`
+    /// of the received stream can answer: one whose request was completely written
+    /// before that message began to arrive. The current sync is never one (its request
+    /// carries no id).
+    fn answered(&self, id: u64, start: u64) -> Option<usize> {
+        if self.sync.is_some_and(|sync| sync.id == id) {
+            return None;
+        }
         self.pending
             .iter()
-            .position(|p| p.id == id && p.resolution.is_none())
+            .position(|p| p.id == id && p.resolution.is_none() && p.sent_at <= start)
+    }
+
+    /// `pending[index]` was answered (or failed by a message naming it); resolves what the
+    /// agent's in-order answers say is done before it.
+    fn answered_in_order(&mut self, index: usize) {
+        if let Some(&p) = self.pending.get(index) {
+            if !p.oob {
+                self.given_up_in_band.answered_through(p.tx_end);
+            }
+            self.resolve_silent_before(p.tx_end);
+        }
+    }
+
+    /// Resolves `pending[index]` at once: a message naming it could not be its answer.
+    fn fail_reply(&mut self, index: usize, reason: CommandFailure) -> Option<Step> {
+        let p = *self.pending.get(index)?;
+        self.answered_in_order(index);
+        self.remove_pending(index);
+        Some(Step::Owned(Event::CommandFailed {
+            id: CommandId(p.id),
+            reason,
+        }))
     }
 
     /// Removes `pending[index]`, the last entry taking its place (`swap_remove` without
@@ -935,11 +1141,10 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
         let id = CommandId(p.id);
         let reason = match p.resolution? {
             Resolution::TimedOut => {
-                self.given_up.remember(p.id);
+                self.give_up(p);
                 CommandFailure::TimedOut
             }
             Resolution::ConnectionClosed => CommandFailure::ConnectionClosed,
-            Resolution::ReplyTooLarge => CommandFailure::ReplyTooLarge { len: p.reply_len },
             Resolution::SilentSuccess => {
                 return Some(Event::Response(Response {
                     id,
@@ -950,7 +1155,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
         Some(Event::CommandFailed { id, reason })
     }
 
-    fn on_message(&mut self, message: Summary) -> Option<Step> {
+    fn on_message(&mut self, message: Summary, start: u64, delimited: Option<u64>) -> Option<Step> {
         match self.state {
             State::AwaitingGreeting => match message {
                 Summary::Greeting {
@@ -991,24 +1196,30 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
                     count(&mut self.stats.events);
                     Some(Step::FromFrame(FrameEvent::AsyncEvent))
                 }
-                Summary::Greeting { .. } | Summary::Unknown => {
-                    Some(Step::FromFrame(FrameEvent::Unknown))
-                }
+                // Oversize and malformed items never get here.
+                _ => Some(Step::FromFrame(FrameEvent::Unknown)),
             },
-            State::Ready => self.on_ready_message(message),
+            State::Ready => self.on_ready_message(message, start, delimited),
             State::Closed => None,
         }
     }
 
-    fn on_ready_message(&mut self, message: Summary) -> Option<Step> {
+    fn on_ready_message(
+        &mut self,
+        message: Summary,
+        start: u64,
+        delimited: Option<u64>,
+    ) -> Option<Step> {
         match message {
             Summary::Return {
                 id: ReplyId::Absent,
                 value,
             } => {
                 if let Some(sync) = self.sync {
-                    if sync.sentinel_seen && value == Some(sync.value) {
-                        return self.finish_sync(sync);
+                    if let (Some(sentinel), true) = (delimited, value == Some(sync.value)) {
+                        if let Some(step) = self.finish_sync(sync, sentinel) {
+                            return Some(step);
+                        }
                     }
                     count(&mut self.stats.discarded_while_syncing);
                     return None;
@@ -1026,68 +1237,67 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
             Summary::Error {
                 id: ReplyId::Absent,
             } => {
-                if let Some(sync) = self.sync {
-                    if sync.sentinel_seen {
-                        return self.finish_sync(sync);
-                    }
-                    count(&mut self.stats.discarded_while_syncing);
+                if self.discard_while_syncing() {
                     return None;
                 }
                 count(&mut self.stats.unattributed_errors);
                 Some(Step::FromFrame(FrameEvent::UnattributedError))
             }
-            Summary::Return { id, .. } | Summary::Error { id } => self.on_reply(id),
+            Summary::Return { id, .. } | Summary::Error { id } => self.on_reply(id, start),
+            _ if self.discard_while_syncing() => None,
             Summary::Event => {
                 count(&mut self.stats.events);
                 Some(Step::FromFrame(FrameEvent::AsyncEvent))
             }
-            Summary::Greeting { .. } | Summary::Unknown => {
-                Some(Step::FromFrame(FrameEvent::Unknown))
-            }
+            // Oversize and malformed items never get here.
+            _ => Some(Step::FromFrame(FrameEvent::Unknown)),
         }
     }
 
-    fn on_reply(&mut self, id: ReplyId) -> Option<Step> {
-        let id = match id {
-            ReplyId::Integer(id) => Some(id),
-            _ => None,
-        };
-        if let Some(id) = id {
-            if let Some(index) = self.unresolved(id) {
+    fn on_reply(&mut self, id: ReplyId, start: u64) -> Option<Step> {
+        if let ReplyId::Integer(id) = id {
+            if let Some(index) = self.answered(id, start) {
+                self.answered_in_order(index);
                 self.remove_pending(index);
-                self.resolve_silent_before(id);
                 return Some(Step::FromFrame(FrameEvent::Response(CommandId(id))));
             }
             if self.given_up.contains(id) {
+                self.given_up_in_band.late(id);
                 count(&mut self.stats.late_replies);
                 return None;
             }
         }
-        if self.sync.is_some() {
-            count(&mut self.stats.discarded_while_syncing);
+        if self.discard_while_syncing() {
             return None;
         }
         count(&mut self.stats.unmatched_replies);
         Some(Step::FromFrame(FrameEvent::Unmatched))
     }
 
-    /// The agent answers in order: silent commands sent before command `id` are done.
-    fn resolve_silent_before(&mut self, id: u64) {
+    /// The agent answers in order: silent commands written before the request that ends
+    /// at `tx_end` in the transmitted stream are done.
+    fn resolve_silent_before(&mut self, tx_end: u64) {
         if self.config.protocol != Protocol::GuestAgent {
             return;
         }
         for p in self.pending.iter_mut() {
-            if p.id < id && !p.replies_on_success && p.resolution.is_none() {
+            if p.tx_end < tx_end && !p.replies_on_success && p.resolution.is_none() {
                 p.resolution = Some(Resolution::SilentSuccess);
             }
         }
     }
 
-    fn finish_sync(&mut self, sync: Sync) -> Option<Step> {
+    /// The delimited answer carrying the sync's value, its sentinel at `start`: completes
+    /// the sync, unless it began to arrive before the sync request was out (then it is a
+    /// stale answer to an earlier client's sync with the same value: `None`).
+    fn finish_sync(&mut self, sync: Sync, start: u64) -> Option<Step> {
+        let index = self
+            .pending
+            .iter()
+            .position(|p| p.id == sync.id && p.resolution.is_none() && p.sent_at <= start)?;
         self.sync = None;
         self.tx_release = self.tx_len;
-        self.resolve_silent_before(sync.id);
-        let index = self.unresolved(sync.id)?;
+        self.answered_in_order(index);
         self.remove_pending(index);
         Some(Step::FromFrame(FrameEvent::Response(CommandId(sync.id))))
     }
@@ -1104,6 +1314,13 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
         }
         let start = self.tx_release;
         let end = self.tx_len + bytes.len();
+        // Held requests move back: so do their ends in the transmitted stream.
+        let at = self.tx_origin + start as u64;
+        for p in self.pending.iter_mut() {
+            if p.tx_end > at {
+                p.tx_end += bytes.len() as u64;
+            }
+        }
         crate::json::move_back(self.tx.as_mut(), start, self.tx_len, bytes.len());
         let Some(head) = self.tx.as_mut().get_mut(start..start + bytes.len()) else {
             return Err(free);
@@ -1229,8 +1446,10 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
             .position(|p| p.id == id.0 && p.resolution.is_none())
         {
             Some(index) => {
+                if let Some(&p) = self.pending.get(index) {
+                    self.give_up(p);
+                }
                 self.remove_pending(index);
-                self.given_up.remember(id.0);
                 if self.sync.is_some_and(|sync| sync.id == id.0) {
                     self.abandon_sync();
                 }
@@ -1238,6 +1457,20 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
             }
             None => false,
         }
+    }
+
+    /// Remembers a command given up, so that its late reply is dropped as late, and an
+    /// in-band one as still queued by QEMU while OOB is possible.
+    fn give_up(&mut self, p: Pending) {
+        self.given_up.remember(p.id);
+        if !p.oob && self.oob_possible() {
+            self.given_up_in_band.add(p.id, p.tx_end);
+        }
+    }
+
+    /// Whether OOB is, or may become, enabled.
+    fn oob_possible(&self) -> bool {
+        self.oob_enabled || (self.config.enable_oob && self.state == State::AwaitingGreeting)
     }
 
     /// Stops waiting for the current guest-agent sync: held commands are released and its
@@ -1250,9 +1483,13 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
     }
 
     /// Guest agent: resynchronise with `0xFF` + `guest-sync-delimited` carrying `value`, a
-    /// random number the caller picks. Resolved by [`Event::Response`] whose value is
-    /// `value` once the agent's reply arrives behind its `0xFF` sentinel; until then new
-    /// commands are held back and stale replies are dropped.
+    /// random number the caller picks (or see [`Client::sync_seeded`]). Resolved by
+    /// [`Event::Response`] whose value is `value`, by the agent's delimited answer only:
+    /// its `0xFF` sentinel immediately followed by `{"return": value}`, arriving after
+    /// the request was completely written. Until then new commands are held back (not
+    /// transmitted), and everything else that arrives is dropped and counted in
+    /// [`Stats::discarded_while_syncing`], except replies to commands transmitted before
+    /// the sync, which are delivered as usual. See the module docs.
     pub fn sync(&mut self, now: Instant, value: u64) -> Result<CommandId, ExecuteError> {
         if self.config.protocol != Protocol::GuestAgent {
             return Err(ExecuteError::NotGuestAgent);
@@ -1288,13 +1525,23 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
             }
             self.abandoned_sync = Some(previous.value);
         }
-        let id = self.allocate(now, false, true, false);
+        let tx_end = self.tx_origin + self.tx_release as u64;
+        let id = self.allocate(now, false, true, false, tx_end);
         self.sync = Some(Sync {
             id,
             value,
-            sentinel_seen: false,
+            sentinel: None,
         });
         Ok(CommandId(id))
+    }
+
+    /// [`Client::sync`] with the next value of a sequence seeded by
+    /// [`Config::with_sync_seed`]: each below 2^53 (exact in every JSON implementation)
+    /// and, for a random seed, unpredictable from one connection to the next.
+    pub fn sync_seeded(&mut self, now: Instant) -> Result<CommandId, ExecuteError> {
+        self.seeded_syncs = self.seeded_syncs.wrapping_add(1);
+        let value = seeded_value(self.config.sync_seed, self.seeded_syncs);
+        self.sync(now, value)
     }
 
     fn reserve_slot(&self, oob: bool) -> Result<(), ExecuteError> {
@@ -1302,10 +1549,9 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
         if in_flight >= N {
             return Err(ExecuteError::TooManyInFlight { limit: N });
         }
-        let oob_possible =
-            self.oob_enabled || (self.config.enable_oob && self.state == State::AwaitingGreeting);
-        if oob_possible && !oob {
-            let in_band = self.pending.iter().filter(|p| !p.oob).count();
+        if self.oob_possible() && !oob {
+            let in_band = self.pending.iter().filter(|p| !p.oob).count()
+                + usize::from(self.given_up_in_band.len);
             if in_band >= OOB_IN_BAND_LIMIT {
                 return Err(ExecuteError::TooManyInFlight {
                     limit: OOB_IN_BAND_LIMIT,
@@ -1321,9 +1567,10 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
         oob: bool,
         replies_on_success: bool,
         is_quit: bool,
+        tx_end: u64,
     ) -> u64 {
         let id = self.next_id;
-        self.next_id += 1;
+        self.next_id = id.wrapping_add(1);
         let entry = Pending {
             id,
             deadline: self.config.command_timeout.map(|t| now + t),
@@ -1331,7 +1578,8 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
             replies_on_success,
             is_quit,
             resolution: None,
-            reply_len: 0,
+            tx_end,
+            sent_at: NOT_SENT,
         };
         // `reserve_slot` checked the capacity.
         let _ = self.pending.push(entry);
@@ -1402,11 +1650,13 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
             self.tx_release = self.tx_len;
         }
         let is_quit = name == "quit";
-        self.allocate(now, oob, replies_on_success, is_quit);
+        let tx_end = self.tx_origin + self.tx_len as u64;
+        self.allocate(now, oob, replies_on_success, is_quit, tx_end);
         Ok(CommandId(id))
     }
 
     fn compact_tx(&mut self) {
+        self.tx_origin += self.tx_sent as u64;
         crate::json::move_to_front(self.tx.as_mut(), self.tx_sent, self.tx_len);
         self.tx_release -= self.tx_sent;
         self.tx_len -= self.tx_sent;
@@ -1579,6 +1829,58 @@ impl<const N: usize> RecentIds<N> {
     }
 }
 
+/// In-band commands given up while OOB was possible that QEMU may still hold (at most
+/// [`OOB_IN_BAND_LIMIT`]: they count against it). QEMU answers in-band requests in order,
+/// so they are all done once it answers the last of them (the one written last) or any
+/// in-band request written after it. Earlier late replies free nothing: counting them
+/// one by one would need a table; this way a slot is at worst freed late, never early.
+struct GivenUpInBand {
+    len: u8,
+    /// The id of the one whose request ends last in the transmitted stream, and where.
+    last_id: u64,
+    last_end: u64,
+}
+
+impl GivenUpInBand {
+    const fn new() -> Self {
+        GivenUpInBand {
+            len: 0,
+            last_id: 0,
+            last_end: 0,
+        }
+    }
+
+    fn add(&mut self, id: u64, tx_end: u64) {
+        if self.len == 0 || tx_end > self.last_end {
+            self.last_id = id;
+            self.last_end = tx_end;
+        }
+        self.len = self.len.saturating_add(1);
+    }
+
+    /// QEMU answered the in-band request ending at `tx_end`.
+    fn answered_through(&mut self, tx_end: u64) {
+        if tx_end >= self.last_end {
+            self.len = 0;
+        }
+    }
+
+    /// The late reply to a given-up command `id` arrived.
+    fn late(&mut self, id: u64) {
+        if id == self.last_id {
+            self.len = 0;
+        }
+    }
+}
+
+/// The `n`th value of the sequence seeded by `seed` (SplitMix64), below 2^53.
+fn seeded_value(seed: u64, n: u64) -> u64 {
+    let mut z = seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) >> 11
+}
+
 /// Adds one to a statistics counter (the client's and the framer's): out of line in
 /// firmware, where each of the many 64-bit increments inline is larger than a call.
 #[cfg_attr(target_os = "none", inline(never))]
@@ -1632,6 +1934,12 @@ enum Summary {
     },
     Event,
     Unknown,
+    /// [`Item::Oversize`].
+    Oversize {
+        len: u64,
+    },
+    /// [`Item::Malformed`].
+    Malformed(JsonError),
 }
 
 impl Summary {

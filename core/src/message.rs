@@ -7,7 +7,7 @@
 
 use core::fmt;
 
-use crate::json::{JsonStr, RawJson};
+use crate::json::{JsonErrorKind, JsonStr, RawJson};
 
 /// The empty string, for members a message lacks.
 const EMPTY_STR: JsonStr<'static> = JsonStr::from_validated(b"");
@@ -51,8 +51,22 @@ impl<'a> Message<'a> {
     where
         I: IntoIterator<Item = (JsonStr<'a>, RawJson<'a>)>,
     {
+        Self::classify_checked(value, members).0
+    }
+
+    /// [`Message::classify_members`], also telling why a message that looks like a reply
+    /// is [`Message::Unknown`]: `return`, `error`, `event` or `QMP` more than once in all,
+    /// or `error` that is not an object. (A repeated `id` is the framer's to tell:
+    /// [`crate::json::Framer::item_id_repeated`].)
+    pub(crate) fn classify_checked<I>(
+        value: RawJson<'a>,
+        members: I,
+    ) -> (Message<'a>, Option<MalformedReason>)
+    where
+        I: IntoIterator<Item = (JsonStr<'a>, RawJson<'a>)>,
+    {
         if !value.is_object() {
-            return Message::Unknown(value);
+            return (Message::Unknown(value), None);
         }
         let mut kind: Option<(Kind, RawJson<'a>)> = None;
         let mut ambiguous = false;
@@ -86,16 +100,20 @@ impl<'a> Message<'a> {
             kind = Some((found, member));
         }
         let Some((kind, member)) = kind else {
-            return Message::Unknown(value);
+            return (Message::Unknown(value), None);
         };
         if ambiguous {
-            return Message::Unknown(value);
+            let reason = MalformedReason::ConflictingMembers;
+            return (Message::Unknown(value), Some(reason));
         }
-        match kind {
+        let message = match kind {
             Kind::Return => Message::Return { id, value: member },
             Kind::Error => match QmpError::from_json(member) {
                 Some(error) => Message::Error { id, error },
-                None => Message::Unknown(value),
+                None => {
+                    let reason = MalformedReason::ErrorNotObject;
+                    return (Message::Unknown(value), Some(reason));
+                }
             },
             Kind::Event => match member.as_json_str() {
                 Some(name) => Message::Event(AsyncEvent {
@@ -109,6 +127,39 @@ impl<'a> Message<'a> {
                 Some(greeting) => Message::Greeting(greeting),
                 None => Message::Unknown(value),
             },
+        };
+        (message, None)
+    }
+}
+
+/// Why a reply that names one of the client's commands cannot be delivered as its answer
+/// (see [`crate::client::CommandFailure::MalformedReply`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum MalformedReason {
+    /// The reply is not valid JSON after its `id` member (invalid UTF-8, a raw control
+    /// byte such as NUL in a string, nesting deeper than the limit, ...).
+    Json(JsonErrorKind),
+    /// More than one of `return`, `error`, `event` and `QMP` (`return` twice, or
+    /// `return` and `error`): what the server answered cannot be told.
+    ConflictingMembers,
+    /// `error` is not an object.
+    ErrorNotObject,
+    /// `id` twice (with the same value; with different values the message names no
+    /// command and is reported as [`crate::client::Event::Unknown`]).
+    DuplicateId,
+}
+
+impl fmt::Display for MalformedReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MalformedReason::Json(kind) => write!(f, "invalid JSON: {kind}"),
+            MalformedReason::ConflictingMembers => {
+                f.write_str("more than one of return, error, event and QMP")
+            }
+            MalformedReason::ErrorNotObject => f.write_str("error member is not an object"),
+            MalformedReason::DuplicateId => f.write_str("id member twice"),
         }
     }
 }

@@ -71,9 +71,12 @@ fn every_vector_with_small_receive_buffers() {
 
 #[test]
 fn many_small_messages_in_one_read_into_a_small_buffer() {
-    // 200 replies in one chunk into a 64-byte buffer: `handle_input` takes what fits,
-    // the harness drains and offers the rest, as the run loop says.
-    let mut server = Vector::get("02-negotiation").s2c.to_vec();
+    // 40 messages in one chunk into a 160-byte buffer: `handle_input` takes what fits,
+    // the harness drains and offers the rest, as the run loop says. Negotiation comes
+    // first, on its own: the commands go out when it completes, and only replies that
+    // arrive after that can answer them.
+    let negotiation = Vector::get("02-negotiation").s2c;
+    let mut server = Vec::new();
     for id in 1..=20u64 {
         server.extend_from_slice(format!("{{\"return\": {{}}, \"id\": {id}}}\r\n").as_bytes());
         server.extend_from_slice(
@@ -85,6 +88,7 @@ fn many_small_messages_in_one_read_into_a_small_buffer() {
         for _ in 0..20 {
             h.execute(&QueryStatus);
         }
+        h.feed_lines(negotiation);
         h.feed(&server);
     });
     let brief = rec.brief();

@@ -40,33 +40,54 @@ fn sync_is_refused_on_a_qmp_session_without_using_an_id() {
 }
 
 #[test]
-fn sync_needs_the_sentinel_and_the_right_value() {
+fn sync_needs_the_sentinel_right_before_the_right_value() {
     let rec = Setup::guest_agent().check(|h| {
         h.sync(42);
-        // Without the sentinel (plain guest-sync output), and with a wrong value after
-        // it: stale.
+        // Without the sentinel (plain guest-sync output), a stale delimited answer with
+        // another value, the right value after that stale answer (the sentinel was
+        // followed by something else already), a string: all stale.
         h.feed(b"{\"return\": 42}\n");
         h.feed(b"\xff{\"return\": 41}\n");
+        h.feed(b"{\"return\": 42}\n");
         h.feed(b"{\"return\": \"42\"}\n");
         assert!(h.client.is_syncing());
-        h.feed(b"{\"return\": 42}\n");
+        h.feed(b"\xff{\"return\": 42}\n");
         assert!(!h.client.is_syncing());
         // Once synced, an id-less reply is unmatched again.
         h.feed(b"{\"return\": 42}\n");
     });
     rec.assert_events(&["Response #1 ok 42", "Unmatched id=- ok 42"]);
-    assert_eq!(rec.stats.discarded_while_syncing, 3);
+    assert_eq!(rec.stats.discarded_while_syncing, 4);
 }
 
 #[test]
-fn sync_answered_with_an_error_after_the_sentinel() {
+fn an_error_behind_a_sentinel_does_not_end_the_sync() {
+    // The agent prepends its sentinel only to the answer of guest-sync-delimited, which
+    // cannot fail once it runs: an error right after a 0xFF is stale, and the sync goes
+    // on to its own answer.
     let rec = Setup::guest_agent().check(|h| {
         h.sync(9);
-        h.feed(b"\xff{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Command guest-sync-delimited has been disabled\"}}\n");
+        h.feed(b"\xff{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error, stray '\\ufffd'\"}}\n");
+        assert!(h.client.is_syncing());
+        h.feed(b"\xff{\"return\": 9}\n");
     });
-    rec.assert_events(&[
-        "Response #1 err CommandNotFound: Command guest-sync-delimited has been disabled",
-    ]);
+    rec.assert_events(&["Response #1 ok 9"]);
+    assert_eq!(rec.stats.discarded_while_syncing, 1);
+}
+
+#[test]
+fn a_refused_sync_ends_at_its_deadline() {
+    // An agent started with --block-rpcs=guest-sync-delimited answers with an id-less
+    // error (no sentinel): it cannot be told from a stale one, so the sync times out.
+    let setup =
+        Setup::guest_agent().config(Config::guest_agent().with_command_timeout(Some(ms(1_000))));
+    let rec = setup.check(|h| {
+        h.sync(9);
+        h.feed(b"{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Command guest-sync-delimited has been disabled\"}}\n");
+        h.advance_to(1_000);
+    });
+    rec.assert_events(&["CommandFailed #1 TimedOut"]);
+    assert_eq!(rec.stats.discarded_while_syncing, 1);
 }
 
 #[test]
@@ -242,4 +263,170 @@ fn the_agent_sends_no_greeting_and_no_events() {
     assert!(brief[0].starts_with("Unknown {\"QMP\""), "{brief:?}");
     assert_eq!(brief[1], "Response #1 ok {}");
     rec.assert_tx(b"{\"execute\":\"guest-ping\",\"id\":1}\n");
+}
+
+// ---- stale output of an earlier client (issue #15) ----
+
+/// The agent's answer to this client's `0xFF`: an id-less parse error (QMP.md §10).
+const RESET_ERROR: &[u8] =
+    b"{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error, stray '\\ufffd'\"}}\n";
+
+#[test]
+fn a_stale_reply_naming_a_command_held_behind_the_sync_is_discarded() {
+    // A restarted program numbers from 1 again; the pipe still holds the earlier run's
+    // reply to its #2. This run's #2 is held behind the sync (not transmitted): the stale
+    // reply cannot be its answer.
+    let rec = Setup::guest_agent().check(|h| {
+        assert_eq!(h.sync(5).get(), 1);
+        assert_eq!(h.execute(&GuestPing).get(), 2);
+        h.feed(b"{\"return\": {\"stale\": true}, \"id\": 2}\n");
+        h.feed(RESET_ERROR);
+        h.feed(b"\xff{\"return\": 5}\n");
+        assert!(h
+            .transmitted()
+            .ends_with(b"{\"execute\":\"guest-ping\",\"id\":2}\n"));
+        h.feed(b"{\"return\": {}, \"id\": 2}\n");
+    });
+    rec.assert_events(&["Response #1 ok 5", "Response #2 ok {}"]);
+    assert_eq!(rec.stats.discarded_while_syncing, 2);
+    assert_eq!(rec.stats.unmatched_replies, 0);
+}
+
+#[test]
+fn a_stale_reply_naming_the_syncs_own_id_is_discarded() {
+    // The sync's request carries no id, so nothing with an id answers it.
+    let rec = Setup::guest_agent().check(|h| {
+        assert_eq!(h.sync(5).get(), 1);
+        h.feed(b"{\"return\": 99, \"id\": 1}\n");
+        h.feed(b"\xff{\"return\": 99, \"id\": 1}\n");
+        assert!(h.client.is_syncing());
+        h.feed(b"\xff{\"return\": 5}\n");
+    });
+    rec.assert_events(&["Response #1 ok 5"]);
+    assert_eq!(rec.stats.discarded_while_syncing, 2);
+}
+
+#[test]
+fn a_stale_delimited_answer_then_the_error_for_our_reset_byte_are_discarded() {
+    // An earlier client's sync answer (another value) is still in the pipe; then the
+    // agent answers this client's 0xFF with an id-less error, then its sync.
+    let rec = Setup::guest_agent().check(|h| {
+        h.sync(1_234);
+        h.feed(b"\xff{\"return\": 777}\n");
+        h.feed(RESET_ERROR);
+        assert!(h.client.is_syncing());
+        h.feed(b"\xff{\"return\": 1234}\n");
+        h.execute(&GuestPing);
+        h.feed(b"{\"return\": {}, \"id\": 2}\n");
+    });
+    rec.assert_events(&["Response #1 ok 1234", "Response #2 ok {}"]);
+    assert_eq!(rec.stats.discarded_while_syncing, 2);
+    assert_eq!(rec.stats.unmatched_replies, 0);
+    assert_eq!(rec.stats.unattributed_errors, 0);
+}
+
+#[test]
+fn everything_else_before_the_answer_is_discarded_and_counted() {
+    // Half a message from an earlier client, garbage, an oversize reply, events and
+    // unknown messages: none of it is reported while the sync runs.
+    let mut big = b"{\"return\": \"".to_vec();
+    big.extend(std::iter::repeat_n(b'x', 600));
+    big.extend_from_slice(b"\"}\n");
+    let rec = Setup::guest_agent().rx(256).check(|h| {
+        h.sync(8);
+        h.feed(b"\"id\": 3}\n");
+        h.feed(b"{\"return\": \"\xc3\x28\"}\n");
+        h.feed(&big);
+        h.feed(b"{\"event\": \"STOP\"}\n");
+        h.feed(b"[1, 2]\n");
+        h.feed(b"{\"return\": {}, \"return\": {}, \"id\": 9}\n");
+        h.feed(b"\xff{\"return\": 8}\n");
+    });
+    rec.assert_events(&["Response #1 ok 8"]);
+    // The half message and the invalid UTF-8 are two malformed messages.
+    assert_eq!(rec.stats.discarded_while_syncing, 7);
+    assert_eq!(rec.stats.malformed, 2);
+    assert_eq!(rec.stats.oversize, 1);
+}
+
+#[test]
+fn a_sync_answer_that_arrived_before_the_sync_was_sent_is_stale() {
+    // An earlier run sent the same value and its answer is in the pipe before this run's
+    // request went out: only an answer begun after the request was written counts.
+    let rec = Setup::guest_agent().check(|h| {
+        h.sync_unsent(6);
+        h.feed(b"\xff{\"return\": 6}\n");
+        assert!(h.client.is_syncing());
+        h.feed(b"\xff{\"return\": 6}\n");
+    });
+    rec.assert_events(&["Response #1 ok 6"]);
+    assert_eq!(rec.stats.discarded_while_syncing, 1);
+}
+
+#[test]
+fn replies_to_commands_sent_before_the_sync_still_arrive_good_or_bad() {
+    let rec = Setup::guest_agent().check(|h| {
+        h.execute(&GuestPing);
+        h.execute(&GuestPing);
+        h.sync(3);
+        h.feed(b"{\"return\": {}, \"id\": 1}\n");
+        h.feed(b"{\"id\": 2, \"return\": {\"a\": \"\0\"}}\n");
+        h.feed(b"\xff{\"return\": 3}\n");
+    });
+    rec.assert_events(&[
+        "Response #1 ok {}",
+        "CommandFailed #2 MalformedReply { reason: Json(ControlInString { byte: 0 }), offset: 51 }",
+        "Response #3 ok 3",
+    ]);
+}
+
+#[test]
+fn a_sync_answer_does_not_resolve_a_silent_command_held_behind_it() {
+    // Sync A waits; guest-shutdown is held; sync B supersedes A and goes out before the
+    // held command. B's answer says nothing about a command not yet sent.
+    let setup =
+        Setup::guest_agent().config(Config::guest_agent().with_command_timeout(Some(ms(1_000))));
+    let rec = setup.check(|h| {
+        h.sync(1);
+        h.execute(&GuestShutdown::default());
+        h.sync(2);
+        h.feed(b"\xff{\"return\": 2}\n");
+        assert_eq!(h.client.in_flight(), 1, "{:?}", h.brief());
+        assert!(h
+            .transmitted()
+            .ends_with(b"{\"execute\":\"guest-shutdown\",\"id\":2}\n"));
+        h.eof();
+    });
+    rec.assert_events(&[
+        "CommandFailed #1 TimedOut",
+        "Response #3 ok 2",
+        "Response #2 ok {}",
+        "Closed EndOfStream",
+    ]);
+}
+
+#[test]
+fn seeded_syncs_send_values_from_the_seed() {
+    let values = |seed: u64| {
+        let config = Config::guest_agent().with_sync_seed(seed);
+        let rec = Setup::guest_agent().config(config).check(|h| {
+            let first = h.sync_seeded();
+            let second = h.sync_seeded();
+            assert_eq!((first.get(), second.get()), (1, 2));
+        });
+        let text = rec.tx_text();
+        let values: Vec<u64> = text
+            .split("\"arguments\":{\"id\":")
+            .skip(1)
+            .map(|rest| rest.split('}').next().unwrap().parse().unwrap())
+            .collect();
+        values
+    };
+    let a = values(0x5eed);
+    assert_eq!(a.len(), 2);
+    assert_ne!(a[0], a[1]);
+    assert!(a.iter().all(|&v| v < 1 << 53), "{a:?}");
+    assert_eq!(values(0x5eed), a, "the same seed gives the same values");
+    let b = values(0x5eee);
+    assert!(a[0] != b[0] && a[1] != b[1], "{a:?} {b:?}");
 }

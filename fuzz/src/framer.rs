@@ -16,7 +16,8 @@
 //!   long as the buffer; every 0xFF byte yields exactly one `Sentinel`;
 //! - differential: when serde_json reads the stream as a sequence of values (and nothing
 //!   nests deeper than the framer's limit), the framer delimits exactly the same values
-//!   (those longer than the buffer as `Oversize` with the same length and `id`);
+//!   (those longer than the buffer as `Oversize` with the same length and `id`, the
+//!   `id` only when every top-level `id` member holds the same unsigned integer);
 //! - liveness: feeding never gets stuck.
 
 use qmp_core::json::{Framer, Item, JsonError, DEFAULT_MAX_DEPTH};
@@ -206,23 +207,27 @@ fn check_accounting(framer: &Framer<'_>, stream: &[u8], items: &[Owned]) {
     assert_eq!(sentinels, ff, "{ff} 0xFF bytes but {sentinels} sentinels");
 }
 
-/// The `id` the framer should report for a skipped value: the first depth-1 member whose
-/// decoded key is `id` and whose value is an unsigned integer written plainly.
+/// The `id` the framer should report for a skipped value: that of its depth-1 members
+/// whose decoded key is `id`, when every one of them holds the same unsigned integer
+/// written plainly (none when there is no such member, when one holds anything else, or
+/// when two differ: it could not be told which request the value answers).
 fn expected_id(text: &str) -> Option<u64> {
     let Shape::Object(members) = reference::shape(text) else {
         return None;
     };
-    members
+    let mut ids = members
         .iter()
         .filter(|(key, _)| key == "id")
-        .find_map(|(_, value)| {
+        .map(|(_, value)| {
             let v = value.get();
             if v.bytes().all(|b| b.is_ascii_digit()) {
                 v.parse::<u64>().ok()
             } else {
                 None
             }
-        })
+        });
+    let first = ids.next()??;
+    ids.all(|id| id == Some(first)).then_some(first)
 }
 
 /// The whole check on one fuzz input.

@@ -20,7 +20,15 @@
 //! - `poll_timeout()` is the earliest deadline of the commands in flight (and of the
 //!   greeting while awaited); after `handle_timeout(now)` it is never at or before `now`;
 //!   `TimedOut` only after the deadline; `ReplyTooLarge` only for replies longer than the
-//!   receive buffer; a reply whose integer id is in flight is never reported unmatched;
+//!   receive buffer;
+//! - a command is resolved by server bytes (a reply, `MalformedReply`, `ReplyTooLarge`,
+//!   a sync's delimited answer) only if a message naming it (or, for a sync, its
+//!   sentinel and answer) began to arrive after its request was completely transmitted:
+//!   a reference framer (the same `Framer`, fed the same bytes) lists every message with
+//!   its start offset and the ids it names, and the harness tracks when each request's
+//!   last byte was written; a silent command or `quit` succeeds only once transmitted; a
+//!   reply naming a transmitted command in flight is reported unmatched only if it began
+//!   to arrive before that command was transmitted;
 //! - refusals are the documented ones (arguments that are not an object, non-characters,
 //!   NaN, invalid raw JSON, a closed session, a full table, OOB not negotiated);
 //! - the transmitted bytes are a sequence of request lines, each valid JSON carrying
@@ -37,6 +45,7 @@ use qmp_core::client::{
 };
 use qmp_core::commands::{Command, MigratePause, QueryStatus, QueryVersion, QueryYank, Quit, Stop};
 use qmp_core::encode::{self, EncodeError, RequestKind};
+use qmp_core::json::{Framer, Item};
 use qmp_core::qga::{GuestPing, GuestShutdown, GuestShutdownMode, GuestSuspendRam};
 use qmp_core::time::{Duration, Instant};
 
@@ -342,6 +351,25 @@ struct Issued {
     resolved: bool,
     cancelled: bool,
     transmitted: bool,
+    /// Server bytes taken by the client when the request's last byte was written.
+    transmitted_at: Option<u64>,
+    /// Succeeds without a reply (`guest-shutdown`, `guest-suspend-*`) or is `quit`.
+    silent: bool,
+}
+
+/// One message as the reference framer saw it.
+#[derive(Debug)]
+struct Seen {
+    /// Stream offset of its first byte.
+    start: u64,
+    /// The integer ids it names (every top-level `id` member, or the id a malformed or
+    /// oversize message named).
+    ids: Vec<u64>,
+    /// For an id-less integer `return` right after a sentinel: its value and the
+    /// sentinel's offset.
+    sync_answer: Option<(u64, u64)>,
+    /// Already taken as the source of an event.
+    used: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -380,6 +408,21 @@ struct Harness<'s, 'b> {
     tx_ready: Vec<(usize, bool)>,
     fragments: Option<Fragments>,
     zero_copy: bool,
+    /// The first id the client hands out.
+    first_id: u64,
+    /// Ids in the order they were issued (ids wrap, so the map's order may differ).
+    issue_order: Vec<u64>,
+    /// Server bytes the client took so far.
+    fed: u64,
+    /// The reference framer and what it found.
+    oracle: Framer<'b>,
+    seen: Vec<Seen>,
+    /// The offset of a sentinel that was the reference framer's last item.
+    oracle_sentinel: Option<u64>,
+    /// Where the next unparsed request starts in `tx`, and how many sync requests were
+    /// found before it.
+    tx_parsed: usize,
+    syncs_found: usize,
 }
 
 fn rx_size(selector: u16) -> usize {
@@ -414,7 +457,7 @@ impl<'s, 'b> Harness<'s, 'b> {
         match id {
             IdRef::Absent => None,
             IdRef::Issued(k) => {
-                let ids: Vec<_> = self.issued.keys().copied().collect();
+                let ids = &self.issue_order;
                 if ids.is_empty() {
                     Some("1".into())
                 } else {
@@ -571,17 +614,26 @@ impl<'s, 'b> Harness<'s, 'b> {
                 Event::Ready => assert_eq!(self.mode, Mode::Qmp),
                 Event::UnmatchedResponse { id: Some(raw), .. } => {
                     if let Some(id) = raw.as_u64() {
-                        // Must not be one of ours still in flight (resolutions reported
-                        // earlier in this drain are applied below, so look at both).
+                        // One of ours still in flight and transmitted (resolutions
+                        // reported earlier in this drain are applied below, so look at
+                        // both): only a reply that began to arrive before it was sent.
                         let pending_resolution = resolutions.iter().any(|(r, _)| r.get() == id);
-                        let in_flight = self
+                        let sent_at = self
                             .issued
                             .get(&id)
-                            .is_some_and(|c| !c.resolved && !c.cancelled);
-                        assert!(
-                            !in_flight || pending_resolution,
-                            "reply to in-flight command {id} reported as unmatched"
-                        );
+                            .filter(|c| !c.resolved && !c.cancelled && !pending_resolution)
+                            .and_then(|c| c.transmitted_at);
+                        if let Some(sent_at) = sent_at {
+                            let stale = take_seen(&mut self.seen, |m| {
+                                m.ids.contains(&id) && m.start < sent_at
+                            });
+                            assert!(
+                                stale,
+                                "reply to in-flight command {id} (sent at byte {sent_at}) \
+                                 reported as unmatched, and no message naming it began \
+                                 before that"
+                            );
+                        }
                     }
                 }
                 Event::Oversize { len } => {
@@ -614,6 +666,45 @@ impl<'s, 'b> Harness<'s, 'b> {
         assert!(!command.cancelled, "event for cancelled command {id}");
         assert!(!command.resolved, "command {id} resolved twice");
         command.resolved = true;
+        // Resolved by server bytes: they must have begun to arrive after the request was
+        // transmitted.
+        let by_bytes = matches!(
+            reason,
+            None | Some(
+                CommandFailure::ReplyTooLarge { .. } | CommandFailure::MalformedReply { .. }
+            )
+        );
+        if by_bytes {
+            let sent_at = command.transmitted_at;
+            if command.silent {
+                // Success without a reply, or an error reply: either way it was sent.
+                assert!(
+                    sent_at.is_some(),
+                    "silent command {id} resolved but never sent"
+                );
+            } else {
+                let sent_at = sent_at.unwrap_or_else(|| {
+                    panic!("command {id} resolved by a reply ({reason:?}) but never transmitted")
+                });
+                let found = match (command.sync_value, reason) {
+                    (Some(value), None) => take_seen(&mut self.seen, |m| {
+                        m.sync_answer
+                            .is_some_and(|(v, sentinel)| v == value && sentinel >= sent_at)
+                    }),
+                    _ => {
+                        let id = id.get();
+                        take_seen(&mut self.seen, |m| {
+                            m.ids.contains(&id) && m.start >= sent_at
+                        })
+                    }
+                };
+                assert!(
+                    found,
+                    "command {id} resolved ({reason:?}) by no message that began after its \
+                     request was transmitted (at byte {sent_at})"
+                );
+            }
+        }
         match reason {
             None => {}
             // A superseded sync is resolved as timed out before any deadline.
@@ -624,6 +715,12 @@ impl<'s, 'b> Harness<'s, 'b> {
             }
             Some(CommandFailure::ReplyTooLarge { len }) => assert!(len >= rx),
             Some(CommandFailure::ConnectionClosed) => assert_eq!(state, State::Closed),
+            Some(CommandFailure::MalformedReply { offset, .. }) => {
+                assert!(
+                    offset < self.fed,
+                    "malformed reply at {offset} beyond the input"
+                )
+            }
             Some(other) => panic!("unknown failure {other:?}"),
         }
     }
@@ -660,6 +757,90 @@ impl<'s, 'b> Harness<'s, 'b> {
         self.tx_ready.push((self.tx.len(), ready));
         self.tx.extend_from_slice(&bytes[..n]);
         self.client.mark_transmitted(n);
+        self.note_transmitted();
+    }
+
+    /// Finds the requests written completely (their LF included) since the last call and
+    /// notes how many server bytes had arrived by then.
+    fn note_transmitted(&mut self) {
+        loop {
+            let mut at = self.tx_parsed;
+            let sync_marker = self.tx.get(at) == Some(&0xFF);
+            if sync_marker {
+                at += 1;
+            }
+            let mut stream = serde_json::Deserializer::from_slice(&self.tx[at..])
+                .into_iter::<serde::de::IgnoredAny>();
+            let Some(Ok(_)) = stream.next() else {
+                return;
+            };
+            let end = at + stream.byte_offset();
+            if self.tx.get(end) != Some(&b'\n') {
+                return;
+            }
+            self.tx_parsed = end + 1;
+            let request: serde_json::Value =
+                serde_json::from_slice(&self.tx[at..end]).expect("a request");
+            let id = if sync_marker {
+                let issued = &self.issued;
+                let sync = self
+                    .issue_order
+                    .iter()
+                    .copied()
+                    .filter(|id| issued.get(id).is_some_and(|c| c.sync_value.is_some()))
+                    .nth(self.syncs_found);
+                self.syncs_found += 1;
+                sync
+            } else {
+                request.get("id").and_then(serde_json::Value::as_u64)
+            };
+            if let Some(command) = id.and_then(|id| self.issued.get_mut(&id)) {
+                command.transmitted_at.get_or_insert(self.fed);
+            }
+        }
+    }
+
+    /// Feeds what the client took to the reference framer and lists its messages.
+    fn observe(&mut self, bytes: &[u8]) {
+        let mut rest = bytes;
+        loop {
+            let taken = self.oracle.push(rest);
+            rest = &rest[taken..];
+            while let Some(item) = self.oracle.next_item() {
+                let (ids, sync_answer) = match item {
+                    Item::Frame(frame) => {
+                        let ids = frame
+                            .members()
+                            .filter(|(key, _)| *key == "id")
+                            .filter_map(|(_, value)| value.as_u64())
+                            .collect::<Vec<_>>();
+                        let answer = match (self.oracle_sentinel, frame.value().get("return")) {
+                            (Some(sentinel), Some(value)) if ids.is_empty() => {
+                                value.as_u64().map(|v| (v, sentinel))
+                            }
+                            _ => None,
+                        };
+                        (ids, answer)
+                    }
+                    Item::Sentinel => {
+                        self.oracle_sentinel = Some(self.oracle.item_start());
+                        continue;
+                    }
+                    _ => (self.oracle.item_id().into_iter().collect(), None),
+                };
+                self.oracle_sentinel = None;
+                self.seen.push(Seen {
+                    start: self.oracle.item_start(),
+                    ids,
+                    sync_answer,
+                    used: false,
+                });
+            }
+            if rest.is_empty() {
+                return;
+            }
+            assert!(taken > 0, "the reference framer takes nothing");
+        }
     }
 
     fn feed(&mut self, bytes: &[u8]) {
@@ -690,6 +871,8 @@ impl<'s, 'b> Harness<'s, 'b> {
                         Err(_) => return,
                     }
                 };
+                self.fed += taken as u64;
+                self.observe(&bytes[offset..offset + taken]);
                 offset += taken;
                 let events_before = self.log.len();
                 self.drain();
@@ -716,7 +899,12 @@ impl<'s, 'b> Harness<'s, 'b> {
         self.record(format!("{what}: {result:?}"));
         match result {
             Ok(id) => {
-                assert_eq!(id.get(), self.last_id + 1, "ids not consecutive");
+                let expected = if self.issued.is_empty() {
+                    self.first_id
+                } else {
+                    self.last_id.wrapping_add(1)
+                };
+                assert_eq!(id.get(), expected, "ids not consecutive");
                 self.last_id = id.get();
                 let mut issued = content.unwrap_or_else(|e| {
                     panic!("{what} accepted although the documented rules refuse it: {e}")
@@ -729,7 +917,11 @@ impl<'s, 'b> Harness<'s, 'b> {
                     // A sync supersedes the previous one.
                     self.current_sync = Some(value);
                 }
+                if issued.name == "quit" {
+                    issued.silent = true;
+                }
                 self.issued.insert(id.get(), issued);
+                self.issue_order.push(id.get());
             }
             Err(error) => match error {
                 ExecuteError::Closed => assert_eq!(state_before, State::Closed),
@@ -771,11 +963,14 @@ impl<'s, 'b> Harness<'s, 'b> {
             }
             None => ExpectedArguments::None,
         };
-        let content = Ok(Issued::new(
-            if oob { "exec-oob" } else { "execute" },
-            C::NAME.to_owned(),
-            arguments,
-        ));
+        let content = Ok(Issued {
+            silent: !C::REPLIES_ON_SUCCESS,
+            ..Issued::new(
+                if oob { "exec-oob" } else { "execute" },
+                C::NAME.to_owned(),
+                arguments,
+            )
+        });
         let (state, in_flight) = (self.client.state(), self.client.in_flight());
         let result = if oob {
             self.client.execute_oob(self.now, command)
@@ -833,12 +1028,13 @@ impl<'s, 'b> Harness<'s, 'b> {
                     } else {
                         RequestKind::Execute
                     };
-                    let exact = encode::encoded_request_len(
-                        kind,
-                        name,
-                        arguments.as_ref(),
-                        Some(self.last_id + 1),
-                    );
+                    let next = if self.issued.is_empty() {
+                        self.first_id
+                    } else {
+                        self.last_id.wrapping_add(1)
+                    };
+                    let exact =
+                        encode::encoded_request_len(kind, name, arguments.as_ref(), Some(next));
                     assert_eq!(exact, Ok(required), "TxFull.required");
                 }
                 self.after_call("Raw", result, content, *oob, state, in_flight);
@@ -1019,7 +1215,11 @@ impl<'s, 'b> Harness<'s, 'b> {
     /// LF; `0xFF` only right before a sync) and matches each with what was issued.
     fn check_transmitted(&mut self) {
         let tx = self.tx.clone();
-        let mut syncs: Vec<u64> = self.issued.values().filter_map(|c| c.sync_value).collect();
+        let mut syncs: Vec<u64> = self
+            .issue_order
+            .iter()
+            .filter_map(|id| self.issued.get(id).and_then(|c| c.sync_value))
+            .collect();
         syncs.reverse();
         let mut seen = BTreeMap::new();
         let mut capabilities = 0;
@@ -1141,6 +1341,8 @@ impl Issued {
             resolved: false,
             cancelled: false,
             transmitted: false,
+            transmitted_at: None,
+            silent: false,
         }
     }
 }
@@ -1287,8 +1489,16 @@ pub fn run(script: &Script, mode: Mode, split: bool) -> Transcript {
                 .greeting_timeout
                 .map(|ms| Duration::from_millis(u64::from(ms))),
         );
+    // Some scripts count ids down from the top, through the wrap to 0.
+    let first_id = if script.seed & 0x8000 != 0 {
+        u64::MAX - u64::from(script.seed & 3)
+    } else {
+        1
+    };
+    let config = config.with_first_id(first_id);
     let start = Instant::from_millis(1_000);
     let client = Client::<N>::new(config, start, &mut rx, &mut tx);
+    let mut oracle_rx = vec![0u8; rx_capacity];
     let max_fragment = crate::framer::MAX_FRAGMENT[usize::from(script.max_fragment & 7)];
     let mut harness = Harness {
         client,
@@ -1311,6 +1521,14 @@ pub fn run(script: &Script, mode: Mode, split: bool) -> Transcript {
         } else {
             !script.zero_copy
         },
+        first_id,
+        issue_order: Vec::new(),
+        fed: 0,
+        oracle: Framer::new(&mut oracle_rx),
+        seen: Vec::new(),
+        oracle_sentinel: None,
+        tx_parsed: 0,
+        syncs_found: 0,
     };
     harness.drain();
     for op in &script.ops {
@@ -1340,5 +1558,18 @@ pub fn check_script(script: &Script, mode: Mode) {
         }
         assert_eq!(split.log.len(), whole.log.len(), "runs differ in length");
         panic!("transmitted bytes differ between the split and the whole run");
+    }
+}
+
+/// Marks as used the first unused message that `matches`, and every unused message
+/// before it that names the same thing (dropped stale ones); returns whether there was
+/// one.
+fn take_seen(seen: &mut [Seen], matches: impl Fn(&Seen) -> bool) -> bool {
+    match seen.iter().position(|m| !m.used && matches(m)) {
+        Some(index) => {
+            seen[index].used = true;
+            true
+        }
+        None => false,
     }
 }

@@ -31,10 +31,12 @@
 
 use core::fmt;
 use core::future::Future;
+use core::hash::BuildHasher;
 use core::marker::PhantomData;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
+use std::collections::hash_map::RandomState;
 use std::io::{self, Read, Write};
 use std::net::ToSocketAddrs;
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -223,7 +225,10 @@ impl Connecting {
             }),
         );
         let fd_passing = link.fd_passing();
-        let config = options.core_config(protocol);
+        // Ids start at a random value below 2^53 (exact in every JSON implementation),
+        // so a restarted program never reuses the ids of the run before.
+        let first_id = BuildHasher::hash_one(&RandomState::new(), 0u8) >> 11;
+        let config = options.core_config(protocol).with_first_id(first_id);
         let sizes = (options.rx_size(), options.tx_size());
         let driver = Driver::start(engine, config, sizes, link)?;
         let waited = options.ready_wait().unwrap_or(Duration::MAX);

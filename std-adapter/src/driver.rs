@@ -45,10 +45,13 @@ pub(crate) const READER_GRACE: Duration = Duration::from_millis(2);
 /// Size of the bridge threads' copy buffers.
 const BRIDGE_CHUNK: usize = 64 * 1024;
 
+/// The transport as the IO engine drives it: non-blocking descriptors, closed when the
+/// session ends.
 pub(crate) struct Link {
     read: OwnedFd,
     write: OwnedFd,
-    /// A socket: written with `send(2)` (`MSG_NOSIGNAL`) and shut down on close.
+    /// A socket: written with `send(2)` and `MSG_NOSIGNAL`, so a peer that is gone is an
+    /// error, never a `SIGPIPE`.
     socket: bool,
     /// A Unix socket: can carry descriptors (`SCM_RIGHTS`).
     fd_passing: bool,

@@ -8,11 +8,12 @@ use core::time::Duration;
 use std::sync::{Arc, Mutex};
 
 use conformance_common::{
-    connect, error_value, options, qsys_pc, vector_message, wait_until, watchdog,
+    connect, error_value, options, qsys_pc, start, vector_message, wait_until, watchdog,
 };
 use qmp_std::qmp_core::commands::{Command, QueryStatus, QueryYank};
 use qmp_std::qmp_core::json::{DecodeError, RawJson};
 use qmp_std::{CallOptions, Client, Error};
+use qmp_tests::{Launcher, ServerKind};
 use serde_json::{json, Value};
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -143,6 +144,76 @@ fn an_oob_command_overtakes_a_slow_in_band_command_and_its_queue() {
     assert_eq!(order, expected);
     let stats = client.stats();
     assert_eq!((stats.unmatched_replies, stats.late_replies), (0, 0));
+}
+
+#[test]
+fn an_oob_command_gets_through_while_the_main_loop_is_busy() {
+    // A second monitor keeps QEMU's main loop busy with a slow pmemsave, so its
+    // dispatcher takes no in-band request of the first monitor out of the queue. QEMU
+    // stops reading a monitor when it queues an in-band request behind 7 others
+    // (monitor/qmp.c); the core keeps at most 7 in flight (OOB_IN_BAND_LIMIT) and qmp-std
+    // holds the rest back, so the exec-oob is still read and answered while the
+    // pmemsave runs. (With the limit at 8 it waited for the pmemsave: 6 s here.)
+    let _guard = watchdog("oob_main_loop_busy", LIMIT);
+    let second = std::env::temp_dir().join(format!("qmp-oob-busy-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&second);
+    let qsys = start(Launcher::new(ServerKind::System).machine("pc").args([
+        "-S".to_owned(),
+        "-m".to_owned(),
+        "4096".to_owned(),
+        "-qmp".to_owned(),
+        format!("unix:{},server=on,wait=off", second.display()),
+    ]));
+    let client = connect(&qsys, options().enable_oob(true));
+    assert!(client.oob_enabled());
+    let busy = Client::connect_unix(&second, options()).unwrap();
+    let done = Arc::new(Mutex::new(None));
+    let slow = Pmemsave {
+        arguments: json!({"val": 0, "size": 4u64 << 30, "filename": "/dev/null"}),
+    };
+    let record = Arc::clone(&done);
+    busy.execute_async(&slow, move |result| {
+        *record.lock().unwrap() = Some(result.is_ok());
+    })
+    .unwrap();
+    // Let the dispatcher take the pmemsave (its request is 100 bytes; QEMU reads one
+    // byte per system call). 4 GiB take 0.6 s on a quiet machine, several under load.
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        done.lock().unwrap().is_none(),
+        "pmemsave too fast to keep the loop busy"
+    );
+    let answered = Arc::new(Mutex::new(0));
+    for _ in 0..20 {
+        let answered = Arc::clone(&answered);
+        client
+            .execute_async(&QueryStatus, move |result| {
+                assert!(result.is_ok());
+                *answered.lock().unwrap() += 1;
+            })
+            .unwrap();
+    }
+    // Let QEMU read what the client sent (7 requests of 35 bytes, one byte per system
+    // call), so that the exec-oob comes after them.
+    std::thread::sleep(Duration::from_millis(50));
+    let yank = client.execute_oob(&QueryYank).unwrap();
+    let instances = yank.raw().to_value();
+    assert!(
+        instances
+            .as_array()
+            .is_some_and(|list| list.contains(&json!({"type": "chardev", "id": "m0"}))),
+        "{instances}"
+    );
+    assert_eq!(
+        *done.lock().unwrap(),
+        None,
+        "the exec-oob waited for the main loop"
+    );
+    assert_eq!(*answered.lock().unwrap(), 0);
+    wait_until("the pmemsave", || done.lock().unwrap().is_some());
+    assert_eq!(*done.lock().unwrap(), Some(true));
+    wait_until("every query-status", || *answered.lock().unwrap() == 20);
+    let _ = std::fs::remove_file(&second);
 }
 
 #[test]

@@ -48,6 +48,37 @@ pub struct Framer<'buf, B: Buffer = &'buf mut [u8]> {
     stats: FramerStats,
     /// The range of the frame the last `next_item` returned, while it is still held.
     last_frame: Option<(usize, usize)>,
+    /// Where the value of the last item began and what it named.
+    origin: Origin,
+}
+
+/// Where the value of an item began (see [`Framer::item_start`]), the `id` it names (see
+/// [`Framer::item_id`]) and whether it has more than one `id` member.
+#[derive(Debug, Clone, Copy, Default)]
+struct Origin {
+    start: u64,
+    id: Option<u64>,
+    repeated_id: bool,
+}
+
+impl Origin {
+    /// An item that began at `start` in a value the scanner tracked the id of.
+    fn of(start: u64, scanner: &Scanner) -> Origin {
+        Origin {
+            start,
+            id: scanner.found_id(),
+            repeated_id: scanner.id_repeated(),
+        }
+    }
+
+    /// An item outside any value (a sentinel, a stray byte).
+    fn at(start: u64) -> Origin {
+        Origin {
+            start,
+            id: None,
+            repeated_id: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,6 +236,7 @@ impl<B: Buffer> Framer<'_, B> {
             last_skipped: b'\n',
             stats: FramerStats::default(),
             last_frame: None,
+            origin: Origin::at(0),
         }
     }
 
@@ -238,6 +270,36 @@ impl<B: Buffer> Framer<'_, B> {
             Mode::Skipping { .. } => true,
             Mode::Resync { .. } => false,
         }
+    }
+
+    /// The stream offset of the next byte to arrive (how many bytes were fed so far).
+    pub(crate) fn received(&self) -> u64 {
+        match self.mode {
+            Mode::Skipping { .. } => self.base,
+            _ => self.base + self.filled as u64,
+        }
+    }
+
+    /// The stream offset where the value of the item the last
+    /// [`next_item`](Framer::next_item) returned began: a frame's or an oversize value's
+    /// first byte; for a malformed message, the first byte of the value the fault was
+    /// found in (or the faulty byte itself outside any value); a sentinel's own offset.
+    pub fn item_start(&self) -> u64 {
+        self.origin.start
+    }
+
+    /// For the frame, [`Item::Oversize`] or [`Item::Malformed`] the last
+    /// [`next_item`](Framer::next_item) returned: the unsigned integer its top-level
+    /// `id` member holds (read before the fault, for a malformed one), unless another
+    /// `id` member holds anything else. `None` for sentinels.
+    pub fn item_id(&self) -> Option<u64> {
+        self.origin.id
+    }
+
+    /// Whether the value of the item the last [`next_item`](Framer::next_item) returned
+    /// has more than one top-level `id` member (up to its fault, for a malformed one).
+    pub fn item_id_repeated(&self) -> bool {
+        self.origin.repeated_id
     }
 
     /// The counters.
@@ -332,6 +394,7 @@ impl<B: Buffer> Framer<'_, B> {
                 &mut self.pending,
                 &mut self.last_skipped,
                 &mut self.stats,
+                &mut self.origin,
                 self.base,
                 data,
             );
@@ -407,6 +470,7 @@ impl<B: Buffer> Framer<'_, B> {
                 let value_start = self.scanner.value_start;
                 self.start = end;
                 self.scan_pos = end;
+                self.origin = Origin::of(self.base + value_start as u64, &self.scanner);
                 count(&mut self.stats.frames);
                 self.last_frame = Some((value_start, end));
                 self.current_item()
@@ -419,6 +483,11 @@ impl<B: Buffer> Framer<'_, B> {
                 };
                 let resume_here = previous == b'\n'
                     && matches!(kind, JsonErrorKind::UnexpectedByte { byte: b'{' });
+                self.origin = if self.scanner.in_container() {
+                    Origin::of(self.base + self.scanner.value_start as u64, &self.scanner)
+                } else {
+                    Origin::at(self.base + at as u64)
+                };
                 self.scanner.reset();
                 self.mode = if resume_here {
                     Mode::Normal
@@ -435,6 +504,7 @@ impl<B: Buffer> Framer<'_, B> {
             Step::Sentinel { at } => {
                 self.start = at + 1;
                 self.scan_pos = at + 1;
+                self.origin = Origin::at(self.base + at as u64);
                 Some(Item::Sentinel)
             }
         }
@@ -470,6 +540,7 @@ impl<B: Buffer> Framer<'_, B> {
                     line_start = true;
                 }
                 Some(0xFF) => {
+                    self.origin = Origin::at(self.base + pos as u64);
                     self.start = pos + 1;
                     self.scan_pos = pos + 1;
                     self.scanner.reset();
@@ -512,6 +583,7 @@ impl<B: Buffer> Framer<'_, B> {
             &mut self.pending,
             &mut self.last_skipped,
             &mut self.stats,
+            &mut self.origin,
             self.base,
             data,
         )
@@ -534,12 +606,14 @@ impl<B: Buffer> Framer<'_, B> {
 
 /// The body of [`Framer::skip`], over disjoint fields so `commit` can scan bytes that lie in
 /// the buffer. `base` is the stream offset of `data[0]`.
+#[allow(clippy::too_many_arguments)]
 fn skip_scan(
     scanner: &mut Scanner,
     mode: &mut Mode,
     pending: &mut Option<Pending>,
     last_skipped: &mut u8,
     stats: &mut FramerStats,
+    origin: &mut Origin,
     base: u64,
     data: &[u8],
 ) -> usize {
@@ -555,6 +629,7 @@ fn skip_scan(
         }
         Step::ValueEnd { end } => {
             count(&mut stats.oversize);
+            *origin = Origin::of(value_offset, scanner);
             *pending = Some(Item::Oversize {
                 len: base + end as u64 - value_offset,
                 id: scanner.found_id(),
@@ -569,6 +644,7 @@ fn skip_scan(
             };
             let resume_here =
                 previous == b'\n' && matches!(kind, JsonErrorKind::UnexpectedByte { byte: b'{' });
+            *origin = Origin::of(value_offset, scanner);
             scanner.reset();
             count(&mut stats.malformed);
             *pending = Some(Item::Malformed {
@@ -582,6 +658,7 @@ fn skip_scan(
             at
         }
         Step::Sentinel { at } => {
+            *origin = Origin::at(base + at as u64);
             *pending = Some(Item::Sentinel);
             *mode = Mode::Normal;
             at + 1

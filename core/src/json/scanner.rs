@@ -158,7 +158,10 @@ enum TokenEnd {
     Sentinel(usize),
 }
 
-/// Tracks the value of a depth-1 member named `"id"` when it is an unsigned integer.
+/// Tracks the value of a depth-1 member named `"id"` when it is an unsigned integer. Keys
+/// are followed to the end of the object, so a second `"id"` member is seen: the same
+/// integer again keeps the id, anything else (another value, a non-integer) makes the
+/// message name no id at all (it cannot be told which request it answers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum IdState {
     Idle,
@@ -168,7 +171,6 @@ enum IdState {
     KeyIsId,
     /// Capturing the digits of the `id` value.
     Value,
-    Found(u64),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -179,6 +181,12 @@ struct IdTracker {
     capture: [u8; 20],
     len: u8,
     overflow: bool,
+    /// The first `id` value read, when it is an unsigned integer.
+    found: Option<u64>,
+    /// An `id` member that is not an unsigned integer, or a second one that differs.
+    conflict: bool,
+    /// More than one `id` member.
+    repeated: bool,
 }
 
 impl IdTracker {
@@ -187,6 +195,9 @@ impl IdTracker {
         capture: [0; 20],
         len: 0,
         overflow: false,
+        found: None,
+        conflict: false,
+        repeated: false,
     };
 
     #[inline]
@@ -215,11 +226,9 @@ impl IdTracker {
 
     #[inline]
     fn key_start(&mut self) {
-        if !matches!(self.state, IdState::Found(_)) {
-            self.state = IdState::Key;
-            self.len = 0;
-            self.overflow = false;
-        }
+        self.state = IdState::Key;
+        self.len = 0;
+        self.overflow = false;
     }
 
     #[inline]
@@ -229,6 +238,8 @@ impl IdTracker {
                 .captured()
                 .is_some_and(|key| JsonStr::from_validated(key) == "id");
             self.state = if is_id {
+                // Every `id` member sets `found` or `conflict` by its end.
+                self.repeated |= self.found.is_some() || self.conflict;
                 IdState::KeyIsId
             } else {
                 IdState::Idle
@@ -245,6 +256,7 @@ impl IdTracker {
                 self.overflow = false;
             } else {
                 self.state = IdState::Idle;
+                self.conflict = true;
             }
         }
     }
@@ -252,17 +264,20 @@ impl IdTracker {
     #[inline]
     fn value_end(&mut self) {
         if self.state == IdState::Value {
-            self.state = match self.captured().and_then(parse_u64_digits) {
-                Some(id) => IdState::Found(id),
-                None => IdState::Idle,
-            };
+            self.state = IdState::Idle;
+            match (self.captured().and_then(parse_u64_digits), self.found) {
+                (Some(id), None) => self.found = Some(id),
+                (Some(id), Some(first)) if id == first => {}
+                _ => self.conflict = true,
+            }
         }
     }
 
     fn found(&self) -> Option<u64> {
-        match self.state {
-            IdState::Found(id) => Some(id),
-            _ => None,
+        if self.conflict {
+            None
+        } else {
+            self.found
         }
     }
 }
@@ -339,6 +354,19 @@ impl Scanner {
         self.expect != Expect::TopValue || self.token != Token::None
     }
 
+    /// Whether the current (or just ended) top-level object has more than one `id`
+    /// member at depth 1 so far.
+    pub(crate) fn id_repeated(&self) -> bool {
+        self.id.repeated
+    }
+
+    /// Whether the scanner is inside a container. Unlike [`Scanner::in_value`], also right
+    /// after an error: the nesting depth is kept as bytes are scanned, the expected token
+    /// only when a slice runs out.
+    pub(crate) fn in_container(&self) -> bool {
+        self.depth > 0
+    }
+
     /// Stops recording member spans for the current value (it will not become a frame).
     pub(crate) fn stop_recording(&mut self) {
         self.recording = false;
@@ -346,7 +374,8 @@ impl Scanner {
     }
 
     /// The `id` of the current (or just ended) top-level object, when it is an unsigned
-    /// integer member at depth 1.
+    /// integer member at depth 1 (and any other `id` member seen so far is the same
+    /// integer).
     pub(crate) fn found_id(&self) -> Option<u64> {
         self.id.found()
     }
@@ -411,6 +440,9 @@ impl Scanner {
         self.id.state = IdState::Idle;
         self.id.len = 0;
         self.id.overflow = false;
+        self.id.found = None;
+        self.id.conflict = false;
+        self.id.repeated = false;
     }
 
     /// A key starts at depth 1 (`pos` is its opening quote).

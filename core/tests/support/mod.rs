@@ -440,6 +440,16 @@ impl<'b, const N: usize> Harness<'b, N> {
         }
     }
 
+    /// Feeds server output the way a server sends it: each line (up to and including its
+    /// LF) as a feed of its own, so that the client transmits what a message releases
+    /// (negotiation, a sync answer) before the replies that follow it arrive. A reply
+    /// whose bytes were fed before its request was transmitted cannot answer it.
+    pub(crate) fn feed_lines(&mut self, bytes: &[u8]) {
+        for line in bytes.split_inclusive(|&b| b == b'\n') {
+            self.feed(line);
+        }
+    }
+
     /// One input call (possibly several `handle_input` calls when the client takes fewer
     /// bytes than offered), draining after each.
     fn input(&mut self, chunk: &[u8]) {
@@ -587,6 +597,44 @@ impl<'b, const N: usize> Harness<'b, N> {
     pub(crate) fn execute<C: Command>(&mut self, command: &C) -> CommandId {
         self.try_execute(command)
             .unwrap_or_else(|e| panic!("execute {}: {e}", C::NAME))
+    }
+
+    /// `execute` of a typed command, which must succeed, without draining: its request
+    /// stays unwritten until the next drain (any input does one after taking its bytes),
+    /// so the bytes of that input arrive before the request is transmitted.
+    #[track_caller]
+    pub(crate) fn execute_unsent<C: Command>(&mut self, command: &C) -> CommandId {
+        let now = self.now;
+        let id = self
+            .client
+            .execute(now, command)
+            .unwrap_or_else(|e| panic!("execute {}: {e}", C::NAME));
+        assert!(!self.issued.contains(&id.get()), "id {id} returned twice");
+        self.issued.push(id.get());
+        id
+    }
+
+    /// Guest-agent `sync`, which must succeed, without draining (see
+    /// [`Harness::execute_unsent`]).
+    #[track_caller]
+    pub(crate) fn sync_unsent(&mut self, value: u64) -> CommandId {
+        let now = self.now;
+        let id = self
+            .client
+            .sync(now, value)
+            .unwrap_or_else(|e| panic!("sync: {e}"));
+        assert!(!self.issued.contains(&id.get()), "id {id} returned twice");
+        self.issued.push(id.get());
+        id
+    }
+
+    /// Guest-agent `sync_seeded`, which must succeed.
+    #[track_caller]
+    pub(crate) fn sync_seeded(&mut self) -> CommandId {
+        let now = self.now;
+        let result = self.client.sync_seeded(now);
+        self.issued(result)
+            .unwrap_or_else(|e| panic!("sync_seeded: {e}"))
     }
 
     /// `execute_oob` of a typed command.
