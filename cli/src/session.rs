@@ -1,17 +1,18 @@
 //! Connecting to the chosen target (or launching one) and running commands on it,
 //! with connection failures turned into advice on what to check.
 
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use qmp_std::qmp_core::commands::Command;
 use qmp_std::{
     CallOptions, Client, ConnectOptions, Error, GuestAgentClient, Launcher, QemuProcess, ServerKind,
 };
 use serde_json::Value;
 
 use crate::exit::Failure;
-use crate::launch::LaunchedQemu;
 use crate::options::TargetArgs;
 
 /// The largest reply accepted: `query-qmp-schema` of a full `qemu-system-*` is about
@@ -26,7 +27,7 @@ pub(crate) enum Target {
     /// A TCP address.
     Tcp(String),
     /// A QEMU command line to start with a monitor added.
-    Launch(Vec<std::ffi::OsString>),
+    Launch(Vec<OsString>),
     /// Nothing given: a private qemu-storage-daemon (or qemu-ga with `--qga`).
     Private,
 }
@@ -41,10 +42,7 @@ impl Target {
         Self::resolve(options, std::env::var_os("QMP_SOCKET"))
     }
 
-    fn resolve(
-        options: &TargetArgs,
-        env_socket: Option<std::ffi::OsString>,
-    ) -> Result<Self, Failure> {
+    fn resolve(options: &TargetArgs, env_socket: Option<OsString>) -> Result<Self, Failure> {
         let given = usize::from(options.socket.is_some())
             + usize::from(options.tcp.is_some())
             + usize::from(options.launch);
@@ -75,13 +73,64 @@ impl Target {
     }
 }
 
-/// A process started for this session; held only to be stopped when the session
-/// ends.
+/// How long a QEMU started with `--launch` gets to exit after `SIGTERM` before it is
+/// killed.
+const TERMINATE_GRACE: Duration = Duration::from_secs(3);
+
+/// How long a launched QEMU gets to open its monitor.
+const LAUNCH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A process started for this session, stopped when the session ends: the private
+/// daemon is killed (it holds nothing), a `--launch`ed QEMU gets `SIGTERM` first so it
+/// can flush its disk images.
 #[derive(Debug)]
-#[expect(dead_code, reason = "held for its Drop, which stops the process")]
-enum Started {
-    Private(QemuProcess),
-    Launched(LaunchedQemu),
+struct Started {
+    process: QemuProcess,
+    orderly_stop: bool,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if self.orderly_stop && self.process.terminate().is_ok() {
+            let _ = self.process.wait_exit(TERMINATE_GRACE);
+        }
+        // Dropping the process kills it if it still runs and removes its directory.
+    }
+}
+
+/// The kind of server a `--launch` command line runs, from its program name (and
+/// `--qga`): `qemu-storage-daemon` and `qemu-ga` take their own monitor options,
+/// anything else is taken for a `qemu-system-*`.
+fn launched_kind(program: &OsStr, qga: bool) -> ServerKind {
+    let name = Path::new(program)
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if qga || name.starts_with("qemu-ga") {
+        ServerKind::GuestAgent
+    } else if name.starts_with("qemu-storage-daemon") {
+        ServerKind::StorageDaemon
+    } else {
+        ServerKind::System
+    }
+}
+
+/// Starts the user's QEMU command line through qmp-std's launcher with only a monitor
+/// added.
+fn launch(command: &[OsString], qga: bool) -> Result<QemuProcess, Failure> {
+    let Some((program, args)) = command.split_first() else {
+        return Err(Failure::Usage(String::from(
+            "--launch needs a QEMU command after `--`, e.g. \
+             qmp --launch query-status -- qemu-system-x86_64 -M none",
+        )));
+    };
+    Launcher::new(launched_kind(program, qga))
+        .program(program)
+        .monitors_only(true)
+        .args(args)
+        .start_timeout(LAUNCH_TIMEOUT)
+        .spawn()
+        .map_err(|error| Failure::Launch(error.to_string()))
 }
 
 /// A connected client, and the QEMU started for it if any.
@@ -91,8 +140,9 @@ pub(crate) struct Session {
     client: Client,
     description: String,
     qga: bool,
-    reply_timeout: Duration,
+    reply_timeout: Option<Duration>,
     started: Option<Started>,
+    private: bool,
 }
 
 impl Session {
@@ -101,14 +151,22 @@ impl Session {
     /// # Errors
     /// [`Failure::Usage`], [`Failure::Launch`] or [`Failure::Connection`] with what to
     /// check.
-    pub(crate) fn open(options: &TargetArgs, reply_timeout: Duration) -> Result<Self, Failure> {
+    pub(crate) fn open(
+        options: &TargetArgs,
+        reply_timeout: Option<Duration>,
+    ) -> Result<Self, Failure> {
         let target = Target::from_options(options)?;
-        let connect_timeout = Duration::from_secs_f64(options.connect_timeout.max(0.001));
+        // A zero connect timeout would fail before trying.
+        let connect_timeout = options
+            .connect_timeout
+            .limit
+            .map(|limit| limit.max(Duration::from_millis(1)));
         let connect_options = ConnectOptions::new()
-            .connect_timeout(Some(connect_timeout))
-            .greeting_timeout(Some(connect_timeout))
-            .command_timeout(Some(reply_timeout))
+            .connect_timeout(connect_timeout)
+            .greeting_timeout(connect_timeout)
+            .command_timeout(reply_timeout)
             .rx_buffer_size(RX_BUFFER);
+        let private = matches!(target, Target::Private);
         let qga = options.qga;
         let (socket, description, started) = match target {
             Target::Socket(path) => {
@@ -124,17 +182,22 @@ impl Session {
                     qga,
                     reply_timeout,
                     started: None,
+                    private,
                 });
             }
             Target::Launch(command) => {
-                let launched = LaunchedQemu::spawn(&command, qga, Duration::from_secs(30))?;
+                let process = launch(&command, qga)?;
                 let description = format!(
                     "{} (pid {}, started by qmp)",
-                    launched.program().display(),
-                    launched.pid()
+                    process.program().display(),
+                    process.pid()
                 );
-                let socket = launched.socket().to_owned();
-                (Some(socket), description, Some(Started::Launched(launched)))
+                let socket = process.socket_path().to_owned();
+                let started = Started {
+                    process,
+                    orderly_stop: true,
+                };
+                (Some(socket), description, Some(started))
             }
             Target::Private => {
                 let kind = if qga {
@@ -151,7 +214,11 @@ impl Session {
                     process.pid()
                 );
                 let socket = process.socket_path().to_owned();
-                (Some(socket), description, Some(Started::Private(process)))
+                let started = Started {
+                    process,
+                    orderly_stop: false,
+                };
+                (Some(socket), description, Some(started))
             }
         };
         let socket = socket.unwrap_or_default();
@@ -169,6 +236,7 @@ impl Session {
             qga,
             reply_timeout,
             started,
+            private,
         })
     }
 
@@ -192,6 +260,47 @@ impl Session {
         self.started.is_some()
     }
 
+    /// Whether this is the private `qemu-storage-daemon` (or `qemu-ga`) started because
+    /// no target was given.
+    pub(crate) fn is_private(&self) -> bool {
+        self.private
+    }
+
+    /// The call options for one command: the reply timeout, or none.
+    fn call_options(&self, timeout: Option<Duration>) -> CallOptions<'static> {
+        match timeout {
+            Some(timeout) => CallOptions::new().timeout(timeout),
+            None => CallOptions::new().no_timeout(),
+        }
+    }
+
+    /// Runs a typed command and maps its borrowed response to an owned value.
+    ///
+    /// # Errors
+    /// As [`Session::execute`]; [`Failure::Connection`] when the reply does not decode.
+    pub(crate) fn call<C, R>(
+        &self,
+        command: &C,
+        map: impl for<'r> FnOnce(C::Response<'r>) -> R,
+    ) -> Result<R, Failure>
+    where
+        C: Command,
+    {
+        let reply = self
+            .client
+            .submit(command, self.call_options(self.reply_timeout))
+            .and_then(qmp_std::Pending::wait)
+            .map_err(|error| Failure::from_client(error, &self.description))?;
+        let response = reply.get().map_err(|error| {
+            Failure::Connection(format!(
+                "{} sent a reply to {} that does not decode: {error}",
+                self.description,
+                C::NAME
+            ))
+        })?;
+        Ok(map(response))
+    }
+
     /// Runs `name` with `arguments` (an object, or null for none) and returns the
     /// `return` value.
     ///
@@ -209,15 +318,16 @@ impl Session {
         &self,
         name: &str,
         arguments: &Value,
-        timeout: Duration,
+        timeout: Option<Duration>,
     ) -> Result<Value, Failure> {
         let result = self
             .client
-            .submit_value(name, arguments, CallOptions::new().timeout(timeout))
+            .submit_value(name, arguments, self.call_options(timeout))
             .and_then(qmp_std::Pending::wait);
         match result {
             // qsd closes the connection right after answering `quit`, and may close it
-            // before the answer is read: that is success.
+            // before the answer is read: that is success. (This repeats qmp-core's quit
+            // rule; it goes once the core reports the quit itself.)
             Err(Error::Closed(_)) if name == "quit" => Ok(Value::Object(Default::default())),
             other => other.map_err(|error| Failure::from_client(error, &self.description)),
         }
@@ -230,10 +340,7 @@ impl Session {
     pub(crate) fn execute_json(&self, request: &str) -> Result<Value, Failure> {
         let result = self
             .client
-            .submit_raw_json(
-                request.as_bytes(),
-                CallOptions::new().timeout(self.reply_timeout),
-            )
+            .submit_raw_json(request.as_bytes(), self.call_options(self.reply_timeout))
             .and_then(qmp_std::Pending::wait);
         match result {
             Ok(reply) => Ok(reply.to_value()),
@@ -342,7 +449,7 @@ mod tests {
             tcp: None,
             launch: false,
             qga: false,
-            connect_timeout: 1.0,
+            connect_timeout: crate::options::Seconds::none(),
             launch_command: Vec::new(),
         }
     }
