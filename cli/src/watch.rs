@@ -260,6 +260,7 @@ pub(crate) fn run(session: &Session, args: &WatchArgs) -> Result<(), Failure> {
         watch_migration: args.job.is_empty(),
         migration_supported: true,
         started_anything: false,
+        poll_soon: false,
     };
     if watcher.watch_migration {
         watcher.enable_migration_events()?;
@@ -296,7 +297,12 @@ pub(crate) fn run(session: &Session, args: &WatchArgs) -> Result<(), Failure> {
         }
         let wake = deadline.map_or(next_poll, |deadline| deadline.min(next_poll));
         match events.recv_deadline(wake) {
-            Ok(event) => watcher.handle_event(&event)?,
+            Ok(event) => {
+                watcher.handle_event(&event)?;
+                if watcher.poll_soon {
+                    watcher.poll()?;
+                }
+            }
             Err(Error::Timeout) => {
                 watcher.poll()?;
                 next_poll = Instant::now() + interval;
@@ -321,6 +327,8 @@ struct Watcher<'a> {
     watch_migration: bool,
     migration_supported: bool,
     started_anything: bool,
+    /// A job was first seen in an event: poll at once for its type and progress.
+    poll_soon: bool,
 }
 
 impl Watcher<'_> {
@@ -383,6 +391,7 @@ impl Watcher<'_> {
     /// Queries jobs and migration, takes the events that came before the replies into
     /// account, then the replies.
     fn poll(&mut self) -> Result<(), Failure> {
+        self.poll_soon = false;
         let jobs = if self.watch_jobs {
             Some(self.session.call(&QueryJobs, |jobs| {
                 jobs.iter()
@@ -439,6 +448,7 @@ impl Watcher<'_> {
     /// The state of job `id`, created when it is first seen.
     fn track_job(&mut self, id: &str, kind: Option<&str>) -> &mut JobState {
         if !self.jobs.contains_key(id) {
+            self.poll_soon = kind.is_none();
             let kind = kind.unwrap_or("job").to_owned();
             let bar = self.display.bar(format!("job {id} ({kind})"));
             self.jobs.insert(
