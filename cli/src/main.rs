@@ -59,6 +59,32 @@ pub(crate) fn deadline(limit: Option<Seconds>) -> Option<Instant> {
         .and_then(|limit| Instant::now().checked_add(limit))
 }
 
+/// Appended to clap's bash script: QMP command names for the first word, asked of the
+/// target given on the line so far.
+const BASH_COMMAND_NAMES: &str = r#"
+# QMP command names for the first word, from the live target (`qmp command-names`).
+_qmp_with_command_names() {
+    _qmp "$@"
+    local cur="${COMP_WORDS[COMP_CWORD]}" word i target=()
+    [[ "$cur" == -* ]] && return 0
+    for (( i = 1; i < COMP_CWORD; i++ )); do
+        word="${COMP_WORDS[i]}"
+        case "$word" in
+            -s|--socket|-t|--tcp) target+=("$word" "${COMP_WORDS[i+1]}"); (( i++ )) ;;
+            --socket=*|--tcp=*|--qga) target+=("$word") ;;
+            --timeout|--connect-timeout|--args) (( i++ )) ;;
+            -*) ;;
+            *) return 0 ;;
+        esac
+    done
+    local names
+    names="$(qmp "${target[@]}" --connect-timeout 2 command-names 2>/dev/null)"
+    COMPREPLY+=( $(compgen -W "$names" -- "$cur") )
+    return 0
+}
+complete -F _qmp_with_command_names -o bashdefault -o default qmp
+"#;
+
 /// What `qmp` with no command prints.
 const NO_COMMAND: &str = "\
 no command given. Usage:
@@ -72,7 +98,25 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.subcommand {
         Some(Subcommands::Completions(args)) => {
             let mut command = Cli::command();
-            clap_complete::generate(args.shell, &mut command, "qmp", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut command, "qmp", &mut script);
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(&script);
+            if args.shell == clap_complete::Shell::Bash {
+                let _ = stdout.write_all(BASH_COMMAND_NAMES.as_bytes());
+            }
+            let _ = stdout.flush();
+            Ok(())
+        }
+        Some(Subcommands::CommandNames) => {
+            let session = open(&cli.target, reply_timeout)?;
+            let mut names = shell::command_names(&session)?;
+            names.sort_unstable();
+            let mut stdout = std::io::stdout().lock();
+            for name in names {
+                let _ = writeln!(stdout, "{}", terminal_safe(&name));
+            }
+            let _ = stdout.flush();
             Ok(())
         }
         Some(Subcommands::Schema(args)) => {

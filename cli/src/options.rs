@@ -156,6 +156,9 @@ pub(crate) enum Subcommands {
     /// Print a completion script for a shell.
     #[command(after_help = COMPLETIONS_HELP)]
     Completions(CompletionsArgs),
+    /// The target's command names, one per line (for the bash completion script).
+    #[command(hide = true)]
+    CommandNames,
 }
 
 const HMP_HELP: &str = "\
@@ -243,6 +246,10 @@ Examples:
   qmp schema --json query-jobs    the raw schema entries";
 
 const COMPLETIONS_HELP: &str = "\
+The bash script also completes QMP command names: it asks the target named on the
+line so far (-s/--socket, -t/--tcp, --qga; else $QMP_SOCKET or a private daemon) with
+the hidden `qmp command-names`.
+
 Examples:
   qmp completions bash > ~/.local/share/bash-completion/completions/qmp
   qmp completions zsh > ~/.zfunc/_qmp

@@ -366,7 +366,7 @@ fn connect_failure(error: Error, target: &Target, qga: bool) -> Failure {
     };
     match (&error, target) {
         (Error::Io(io_error), Target::Socket(path)) => {
-            Failure::Connection(explain_socket_error(io_error, path))
+            Failure::Connection(explain_socket_error(io_error, path, qga))
         }
         (Error::Io(io_error), Target::Tcp(address)) => Failure::Connection(match io_error.kind() {
             io::ErrorKind::ConnectionRefused => format!(
@@ -408,11 +408,18 @@ fn describe(target: &Target) -> String {
     }
 }
 
-/// What to check when a Unix socket cannot be connected.
-fn explain_socket_error(error: &io::Error, path: &Path) -> String {
+/// What to check when a Unix socket cannot be connected (`qga`: a guest agent's).
+fn explain_socket_error(error: &io::Error, path: &Path, qga: bool) -> String {
     use std::os::unix::fs::FileTypeExt;
     let shown = path.display();
+    let program = if qga { "qemu-ga" } else { "QEMU" };
     match std::fs::metadata(path) {
+        Err(meta_error) if meta_error.kind() == io::ErrorKind::NotFound && qga => format!(
+            "no socket at {shown}: check the path: it is the host side of the guest's \
+             agent channel (-chardev socket,path={shown},server=on,wait=off,id=qga0 with \
+             -device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0), or the \
+             socket of a qemu-ga running with -m unix-listen -p {shown}"
+        ),
         Err(meta_error) if meta_error.kind() == io::ErrorKind::NotFound => format!(
             "no socket at {shown}: check the path, and that QEMU is running with \
              -qmp unix:{shown},server=on,wait=off (or --chardev socket,path=... --monitor)"
@@ -422,12 +429,12 @@ fn explain_socket_error(error: &io::Error, path: &Path) -> String {
         }
         _ => match error.kind() {
             io::ErrorKind::ConnectionRefused => format!(
-                "nothing is listening on {shown}: QEMU has probably exited and left the \
+                "nothing is listening on {shown}: {program} has probably exited and left the \
                  socket file behind (is it still running?)"
             ),
             io::ErrorKind::PermissionDenied => format!(
-                "permission denied on {shown}: run qmp as the user QEMU runs as, or fix the \
-                 socket's permissions"
+                "permission denied on {shown}: run qmp as the user {program} runs as, or fix \
+                 the socket's permissions"
             ),
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => format!(
                 "connecting to {shown} timed out: another client is probably connected and \
@@ -485,14 +492,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.sock");
         let refused = io::Error::from(io::ErrorKind::NotFound);
-        assert!(explain_socket_error(&refused, &missing).contains("no socket at"));
+        assert!(explain_socket_error(&refused, &missing, false).contains("no socket at"));
         let file = dir.path().join("file");
         std::fs::write(&file, "x").unwrap();
         let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
-        assert!(explain_socket_error(&refused, &file).contains("not a socket"));
+        assert!(explain_socket_error(&refused, &file, false).contains("not a socket"));
         let stale = dir.path().join("stale.sock");
         drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
-        assert!(explain_socket_error(&refused, &stale).contains("still running"));
+        assert!(explain_socket_error(&refused, &stale, false).contains("still running"));
+        let agent = explain_socket_error(&refused, &missing, true);
+        assert!(agent.contains("org.qemu.guest_agent.0"), "{agent}");
+        assert!(!agent.contains("-qmp"), "{agent}");
     }
 
     #[test]
