@@ -46,7 +46,7 @@ Examples:
     version,
     about = "Talk to QEMU's monitor (QMP) or guest agent (QGA) from the command line",
     override_usage = "qmp [OPTIONS] [TARGET] QMP-COMMAND [KEY=VALUE]...\n       \
-                      qmp [OPTIONS] [TARGET] <shell|events|watch|schema> [ARGS]\n       \
+                      qmp [OPTIONS] [TARGET] <shell|events|watch|hmp|schema> [ARGS]\n       \
                       qmp completions <SHELL>",
     subcommand_value_name = "SUBCOMMAND",
     after_help = main_after_help(),
@@ -66,7 +66,7 @@ pub(crate) struct Cli {
     pub(crate) args: Option<String>,
 
     /// How long to wait for the reply, in seconds (`inf` or `none`: no deadline).
-    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = Seconds::parse)]
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = Seconds::parse, allow_hyphen_values = true)]
     pub(crate) timeout: Seconds,
 
     /// The QMP (or guest agent) command to run once, e.g. query-version.
@@ -114,6 +114,7 @@ pub(crate) struct TargetArgs {
         value_name = "SECONDS",
         default_value = "10",
         value_parser = Seconds::parse,
+        allow_hyphen_values = true,
         global = true
     )]
     pub(crate) connect_timeout: Seconds,
@@ -354,7 +355,7 @@ pub(crate) struct EventsArgs {
     pub(crate) count: Option<u64>,
 
     /// Stop after this many seconds (`inf` or `none`: never).
-    #[arg(long, value_name = "SECONDS", value_parser = Seconds::parse)]
+    #[arg(long, value_name = "SECONDS", value_parser = Seconds::parse, allow_hyphen_values = true)]
     pub(crate) timeout: Option<Seconds>,
 }
 
@@ -374,7 +375,7 @@ pub(crate) struct WatchArgs {
     pub(crate) wait: bool,
 
     /// Give up after this many seconds (exit code 11; `inf` or `none`: never).
-    #[arg(long, value_name = "SECONDS", value_parser = Seconds::parse)]
+    #[arg(long, value_name = "SECONDS", value_parser = Seconds::parse, allow_hyphen_values = true)]
     pub(crate) timeout: Option<Seconds>,
 
     /// How often to poll query-jobs / query-migrate, in milliseconds.
