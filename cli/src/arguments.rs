@@ -139,6 +139,24 @@ fn parse_boolean(text: &str) -> Option<bool> {
     }
 }
 
+/// Whether the schema could type any of these words differently from the untyped
+/// rules: only values that look like JSON other than a string (`123`, `true`, `null`,
+/// `[...]`, `{...}`) or like a boolean (`True`, `on`, `yes`, ...) can change. Loading
+/// the schema costs a `query-qmp-schema` (about 240 KB from a `qemu-system-*`), which a
+/// one-shot command skips when it cannot matter.
+pub(crate) fn typing_could_matter<'a>(words: impl IntoIterator<Item = &'a str>) -> bool {
+    words.into_iter().any(|word| {
+        let Some((_, text)) = word.split_once('=') else {
+            return false;
+        };
+        if text.starts_with('@') {
+            return false;
+        }
+        parse_boolean(text).is_some()
+            || serde_json::from_str::<Value>(text).is_ok_and(|value| !value.is_string())
+    })
+}
+
 /// `text` as a value of a type accepting `accepts` (see the module documentation).
 fn typed_value(text: &str, accepts: crate::schema::Accepts) -> Value {
     let json = serde_json::from_str::<Value>(text).ok();
@@ -693,6 +711,19 @@ mod tests {
         // @FILE is read as JSON whatever the type.
         assert!(typed(&schema, "blockdev-add", &["node-name=@/nonexistent/file"]).is_err());
         assert!(Typing::for_command(&schema, "JOB_STATUS_CHANGE").is_none());
+    }
+
+    #[test]
+    fn the_schema_is_needed_only_for_values_it_could_change() {
+        assert!(!typing_could_matter([
+            "driver=null-co",
+            "node-name=n0",
+            "x=@f",
+            "q=\"1\""
+        ]));
+        for word in ["size=512", "ro=True", "ro=on", "x=null", "a=[1]", "o={}"] {
+            assert!(typing_could_matter([word]), "{word}");
+        }
     }
 
     #[test]

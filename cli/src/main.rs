@@ -146,7 +146,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             // Syntax errors are found before connecting.
             one_shot_arguments(cli.args.as_deref(), &cli.words, None)?;
             let session = open(&cli.target, reply_timeout)?;
-            let schema = if cli.words.is_empty() || session.is_guest_agent() {
+            let could_matter = arguments::typing_could_matter(cli.words.iter().map(String::as_str));
+            let schema = if !could_matter || session.is_guest_agent() {
                 None
             } else {
                 // Without a schema (a server that hides it) the words stay untyped.
