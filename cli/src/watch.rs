@@ -6,9 +6,10 @@
 //! that ends after aborting failed or was cancelled, never completed); jobs without
 //! block-job events (`blockdev-create`) are concluded with the `error` `query-jobs`
 //! shows. A migration's outcome comes from `MIGRATION` (`completed`, `failed`,
-//! `cancelled`), which QEMU sends only with the migration capability `events`: `watch`
-//! turns it on when it is off and no migration runs (and says so). `query-jobs` and
-//! `query-migrate` are polled for progress (and as a fallback for the state).
+//! `cancelled`), which QEMU sends only with the migration capability `events`: `watch
+//! --wait` turns it on when it is off and no migration runs (and says so). `query-jobs`
+//! and `query-migrate` are polled for progress and as a fallback for the state (a
+//! finished migration's state stays in `query-migrate` until the next one starts).
 //!
 //! Nothing that ends between two polls is missed: the event subscription exists before
 //! the first poll, a job or migration is followed from its first event (it need not
@@ -187,8 +188,7 @@ impl Display {
 
     fn bar(&self, prefix: String) -> ProgressBar {
         let style = ProgressStyle::with_template(
-            "{prefix:24!} [{bar:28.cyan/blue}] {bytes:>10}/{total_bytes:<10} \
-             {binary_bytes_per_sec:>12} {eta:>4} {msg}",
+            "{prefix:24!} [{bar:28.cyan/blue}] {bytes:>10}/{total_bytes:<10} {msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
@@ -262,7 +262,8 @@ pub(crate) fn run(session: &Session, args: &WatchArgs) -> Result<(), Failure> {
         started_anything: false,
         poll_soon: false,
     };
-    if watcher.watch_migration {
+    // Only a migration still to come can start and end unseen between two polls.
+    if watcher.watch_migration && args.wait {
         watcher.enable_migration_events()?;
     }
     watcher.poll()?;
@@ -496,6 +497,7 @@ impl Watcher<'_> {
             let name = format!("job {} ({})", info.id, job.kind);
             display.plain_progress(&name, &job.progress, &mut job.last_plain_progress);
             set_job_status(display, &info.id, job, &info.status);
+            show_rate(&job.bar, &job.status, &job.progress);
             if matches!(info.status.as_str(), "concluded" | "null") {
                 let outcome = outcome_from_listing(job, info.error.as_deref());
                 finish_job(job, outcome);
@@ -557,6 +559,7 @@ impl Watcher<'_> {
             &mut migration.last_plain_progress,
         );
         set_migration_status(display, migration, &info.status);
+        show_rate(&migration.bar, &migration.status, &migration.progress);
     }
 
     fn new_migration(&self) -> MigrationState {
@@ -803,6 +806,22 @@ fn outcome_from_listing(job: &JobState, error: Option<&str>) -> Outcome {
         Some(error) => Outcome::Failed(error.to_owned()),
         None if job.aborting => Outcome::Failed(String::from("aborted (no reason was reported)")),
         None => Outcome::Completed,
+    }
+}
+
+/// The bar's message while running: the status, the rate and the time left (measured
+/// here between polls: indicatif's own estimate counts the progress made before watch
+/// started as if it were instant).
+fn show_rate(bar: &ProgressBar, status: &str, progress: &Progress) {
+    if bar.is_finished() {
+        return;
+    }
+    let status = terminal_safe(status);
+    match progress.rate_text() {
+        Some(rate) if status == "running" || status == "active" => {
+            bar.set_message(format!("{status}, {rate}"));
+        }
+        _ => {}
     }
 }
 
