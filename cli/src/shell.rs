@@ -361,11 +361,12 @@ impl ShellHelper {
     }
 }
 
-/// Candidates among `names` that start with `prefix`, each followed by a space.
+/// Candidates among `names` that start with `prefix`, each followed by a space (names
+/// a terminal would act on are left out).
 fn word_candidates(prefix: &str, names: Vec<String>) -> Vec<Pair> {
     let mut names: Vec<String> = names
         .into_iter()
-        .filter(|name| name.starts_with(prefix))
+        .filter(|name| name.starts_with(prefix) && terminal_safe(name) == name.as_str())
         .collect();
     names.sort();
     names.dedup();

@@ -27,10 +27,12 @@ use std::io::{IsTerminal, Write as _};
 use std::time::{Duration, Instant};
 
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use qmp_std::qmp_core::commands::{QueryJobs, QueryMigrate};
+use qmp_std::qmp_core::commands::{
+    MigrateSetCapabilities, MigrationCapabilityStatus, QueryJobs, QueryMigrate,
+    QueryMigrateCapabilities,
+};
 use qmp_std::qmp_core::events::DecodedEvent;
 use qmp_std::{Error, Subscription};
-use serde_json::Value;
 
 use crate::exit::Failure;
 use crate::options::{Seconds, WatchArgs};
@@ -351,11 +353,15 @@ impl Watcher<'_> {
     /// runs), so that a migration's end arrives as an event. Not possible on a server
     /// without migration.
     fn enable_migration_events(&mut self) -> Result<(), Failure> {
-        let capabilities = match self
+        let enabled = match self
             .session
-            .execute("query-migrate-capabilities", &Value::Null)
-        {
-            Ok(capabilities) => capabilities,
+            .call(&QueryMigrateCapabilities, |capabilities| {
+                capabilities
+                    .iter()
+                    .filter_map(Result::ok)
+                    .any(|capability| capability.capability == "events" && capability.state)
+            }) {
+            Ok(enabled) => enabled,
             Err(Failure::Qmp { class, .. }) if class == "CommandNotFound" => {
                 // qemu-storage-daemon has no migration.
                 self.migration_supported = false;
@@ -363,18 +369,17 @@ impl Watcher<'_> {
             }
             Err(other) => return Err(other),
         };
-        let enabled = capabilities.as_array().is_some_and(|list| {
-            list.iter().any(|capability| {
-                capability.get("capability").and_then(Value::as_str) == Some("events")
-                    && capability.get("state").and_then(Value::as_bool) == Some(true)
-            })
-        });
         if enabled {
             return Ok(());
         }
-        let arguments =
-            serde_json::json!({"capabilities": [{"capability": "events", "state": true}]});
-        match self.session.execute("migrate-set-capabilities", &arguments) {
+        let events_on = [MigrationCapabilityStatus {
+            capability: "events",
+            state: true,
+        }];
+        let switch = MigrateSetCapabilities {
+            capabilities: &events_on,
+        };
+        match self.session.call(&switch, |_| ()) {
             Ok(_) => {
                 self.display.note(
                     "qmp: turned on the migration capability `events` (QEMU then reports \
