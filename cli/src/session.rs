@@ -167,7 +167,11 @@ impl Session {
             .command_timeout(reply_timeout)
             .rx_buffer_size(RX_BUFFER);
         let private = matches!(target, Target::Private);
-        let qga = options.qga;
+        // `--launch -- qemu-ga` speaks the guest agent protocol without `--qga`.
+        let qga = options.qga
+            || matches!(&target, Target::Launch(command) if command.first().is_some_and(
+                |program| launched_kind(program, false) == ServerKind::GuestAgent
+            ));
         let (socket, description, started) = match target {
             Target::Socket(path) => {
                 let description = format!("unix socket {}", path.display());

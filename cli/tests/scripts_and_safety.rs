@@ -444,6 +444,27 @@ fn help_usage_and_hints() {
     output.assert_code(3);
     assert!(output.stderr.contains("-s PATH"), "{}", output.stderr);
 
+    // `--launch -- qemu-ga` speaks the guest agent protocol without `--qga`, and the
+    // agent is started as given (monitors only: all its RPCs allowed).
+    let agent = ServerKind::GuestAgent.program();
+    let output = run_qmp(
+        [
+            std::ffi::OsStr::new("--launch"),
+            std::ffi::OsStr::new("guest-info"),
+            std::ffi::OsStr::new("--"),
+            agent.as_os_str(),
+        ],
+        LIMIT,
+    );
+    output.assert_code(0);
+    let enabled = output.json()["supported_commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|command| command["enabled"] == true)
+        .count();
+    assert!(enabled > 5, "{}", output.stdout);
+
     // A missing guest agent socket gets guest-agent advice.
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("qga.sock");
