@@ -378,7 +378,7 @@ pub(crate) struct WatchArgs {
     #[arg(long, value_name = "SECONDS", value_parser = Seconds::parse, allow_hyphen_values = true)]
     pub(crate) timeout: Option<Seconds>,
 
-    /// How often to poll query-jobs / query-migrate, in milliseconds.
+    /// How often to poll query-jobs / query-migrate, in milliseconds (10 to 3600000).
     #[arg(long, value_name = "MS", default_value_t = 200)]
     pub(crate) interval: u64,
 }

@@ -990,16 +990,18 @@ fn interactive_loop(
         let _ = editor.load_history(path);
     }
     let shared = Arc::clone(&shell.shared);
+    let as_json = args.events_json;
+    let shown = move |printed: PrintedEvent| if as_json { printed.json } else { printed.text };
     let events = match editor.create_external_printer() {
         Ok(mut printer) => {
             let sink: EventSink = Arc::new(Mutex::new(Box::new(move |printed: PrintedEvent| {
-                let _ = printer.print(format!("{}\n", printed.text));
+                let _ = printer.print(format!("{}\n", shown(printed)));
             })));
             start_event_printer(shell.session, sink, Arc::clone(&shell.show_events), shared)
         }
         Err(_) => {
-            let sink: EventSink = Arc::new(Mutex::new(Box::new(|printed: PrintedEvent| {
-                println!("{}", printed.text);
+            let sink: EventSink = Arc::new(Mutex::new(Box::new(move |printed: PrintedEvent| {
+                println!("{}", shown(printed));
             })));
             start_event_printer(shell.session, sink, Arc::clone(&shell.show_events), shared)
         }

@@ -55,6 +55,9 @@ const MIGRATION_FINAL: &[&str] = &["completed", "failed", "cancelled"];
 /// QEMU's error text for a cancelled job that is not a block job.
 const CANCELLED_ERROR: &str = "Operation canceled";
 
+/// The longest `--interval` taken (an hour), so no clock reading can overflow.
+const MAX_INTERVAL_MS: u64 = 3_600_000;
+
 /// How often plain (not terminal) output repeats a running job's progress.
 const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
@@ -248,7 +251,7 @@ pub(crate) fn run(session: &Session, args: &WatchArgs) -> Result<(), Failure> {
     // Subscribed before anything is asked: nothing can end unseen.
     let events = session.client().subscribe_filtered(WATCHED_EVENTS);
     let deadline = crate::deadline(args.timeout);
-    let interval = Duration::from_millis(args.interval.max(10));
+    let interval = Duration::from_millis(args.interval.clamp(10, MAX_INTERVAL_MS));
     let display = Display::new();
     let mut watcher = Watcher {
         session,
@@ -454,27 +457,23 @@ impl Watcher<'_> {
     /// The state of job `id`, created when it is first seen.
     fn track_job(&mut self, id: &str, kind: Option<&str>) -> &mut JobState {
         if !self.jobs.contains_key(id) {
+            // First seen in an event: its type comes with the next poll, made at once.
             self.poll_soon = kind.is_none();
-            let kind = kind.unwrap_or("job").to_owned();
-            let bar = self.display.bar(format!("job {id} ({kind})"));
-            self.jobs.insert(
-                id.to_owned(),
-                JobState {
-                    kind,
-                    status: String::new(),
-                    progress: Progress::default(),
-                    aborting: false,
-                    outcome: None,
-                    last_plain_progress: None,
-                    bar,
-                },
-            );
             self.started_anything = true;
         }
-        let job = self
-            .jobs
-            .get_mut(id)
-            .unwrap_or_else(|| unreachable!("inserted above"));
+        let display = self.display;
+        let job = self.jobs.entry(id.to_owned()).or_insert_with(|| {
+            let kind = kind.unwrap_or("job").to_owned();
+            JobState {
+                bar: display.bar(format!("job {id} ({kind})")),
+                kind,
+                status: String::new(),
+                progress: Progress::default(),
+                aborting: false,
+                outcome: None,
+                last_plain_progress: None,
+            }
+        });
         if let Some(kind) = kind {
             if job.kind == "job" && kind != "job" {
                 kind.clone_into(&mut job.kind);
