@@ -266,3 +266,56 @@ fn the_guest_agent_shell_has_its_own_prompt() {
     shell.expect("(qga) ").unwrap();
     finish(shell);
 }
+
+#[test]
+fn watch_bars_show_rate_and_time_left() {
+    let qsd = common::storage_daemon(0);
+    let socket = qsd.socket_path().display().to_string();
+    let run = |words: &[&str]| {
+        common::run_qmp(
+            ["--socket", socket.as_str()].iter().chain(words),
+            common::LIMIT,
+        )
+        .assert_code(0);
+    };
+    run(&[
+        "blockdev-add",
+        "driver=null-co",
+        "node-name=src",
+        "size=67108864",
+    ]);
+    run(&[
+        "blockdev-add",
+        "driver=null-co",
+        "node-name=dst",
+        "size=67108864",
+    ]);
+    // About three seconds.
+    run(&[
+        "blockdev-backup",
+        "job-id=bar0",
+        "device=src",
+        "target=dst",
+        "sync=full",
+        "speed=22369621",
+    ]);
+    let mut command = Command::new(common::qmp_binary());
+    command
+        .args(["--socket", socket.as_str(), "watch"])
+        .env_remove("QMP_SOCKET")
+        .env("TERM", "xterm");
+    let mut watch = Session::spawn(command).expect("spawn qmp watch on a pty");
+    watch.set_expect_timeout(Some(EXPECT_LIMIT));
+    watch
+        .expect(Regex(r"job bar0 \(backup\) +\["))
+        .expect("a bar");
+    watch
+        .expect(Regex(
+            r"MiB/64\.00 MiB.{0,40}running, [0-9.]+ MiB/s, [0-9]+ s left",
+        ))
+        .expect("the bar shows the rate and the time left");
+    watch
+        .expect("job bar0 (backup): completed (64.00 MiB of 64.00 MiB, ")
+        .unwrap();
+    watch.expect(Eof).unwrap();
+}
