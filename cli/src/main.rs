@@ -1,7 +1,10 @@
 //! `qmp`: talk to QEMU's monitor (QMP) or guest agent (QGA) from the command line.
 //!
-//! One-shot commands with qmp-shell's `key=value` syntax, an interactive shell, event
-//! streams, progress bars for block jobs and migration, and a schema browser. With no
+//! One-shot commands with qmp-shell's `key=value` syntax (typed by the live schema), an
+//! interactive shell that is also a script runner, one-shot HMP, event streams,
+//! progress bars for block jobs and migration with their outcomes taken from the
+//! events, and a schema browser. Everything printed that came from the server goes
+//! through `output::terminal_safe`. With no
 //! target it starts a private `qemu-storage-daemon`, so `qmp query-version` works on a
 //! machine with nothing set up. See `qmp --help` and `cli/README.md`.
 

@@ -3,13 +3,20 @@
 //! Lines are `COMMAND key=value ...` (qmp-shell's syntax, split like a POSIX shell so
 //! quotes work), raw JSON requests, or one of the built-ins: `help [NAME]`,
 //! `hmp HMP-COMMAND`, `transaction(` ... `)` (also `begin` / `commit` / `abort`),
-//! `events on|off`, `exit`. Tab completes command names (`query-commands`), argument
-//! names and enum values (`query-qmp-schema`, following union discriminators such as
-//! `driver=file`). Events are printed as they arrive, above the prompt, through
-//! rustyline's external printer, so the line being typed is redrawn intact below them.
+//! `events on|off`, `exit`. Arguments are typed by the schema (see `arguments`). Tab
+//! completes command names (`query-commands`), argument names and enum values
+//! (`query-qmp-schema`, following union discriminators such as `driver=file`), and
+//! values that name live things (node names, job ids, device ids, asked of the server).
+//! Events are printed as they arrive, above the prompt, through rustyline's external
+//! printer, so the line being typed is redrawn intact below them. A failed line is only
+//! that line's failure: the shell ends on `exit`, Ctrl-D, or a lost connection, which
+//! wakes an idle prompt at once.
 //!
-//! When stdin is not a terminal the shell reads plain lines (no prompt, no editing),
-//! which makes it a small script runner: `qmp shell < commands.txt`.
+//! When stdin is not a terminal the shell is a script runner (`qmp shell < script`):
+//! plain lines, no prompt; a failed line is reported with its number and the next one
+//! runs (`--fail-fast` stops); with stdout not a terminal every result is one JSON line
+//! and events go to stderr (`--events-json`: JSON lines on stdout); the exit code is
+//! that of the first failed line.
 
 use std::io::{BufRead, IsTerminal, Write as _};
 use std::path::PathBuf;
