@@ -266,12 +266,21 @@ pub(crate) fn run(session: &Session, args: &WatchArgs) -> Result<(), Failure> {
         migration_supported: true,
         started_anything: false,
         poll_soon: false,
+        missing_jobs: Vec::new(),
     };
     // Only a migration still to come can start and end unseen between two polls.
     if watcher.watch_migration && args.wait {
         watcher.enable_migration_events()?;
     }
     watcher.poll()?;
+    if !args.wait {
+        watcher.missing_jobs = args
+            .job
+            .iter()
+            .filter(|id| !watcher.jobs.contains_key(*id))
+            .cloned()
+            .collect();
+    }
     if !watcher.started_anything && !args.wait {
         if !args.job.is_empty() {
             return Err(Failure::UnknownJob(format!(
@@ -335,6 +344,9 @@ struct Watcher<'a> {
     started_anything: bool,
     /// A job was first seen in an event: poll at once for its type and progress.
     poll_soon: bool,
+    /// Jobs named with `--job` that did not exist when watch started (without
+    /// `--wait`).
+    missing_jobs: Vec<String>,
 }
 
 impl Watcher<'_> {
@@ -344,7 +356,10 @@ impl Watcher<'_> {
 
     fn all_done(&self) -> bool {
         let jobs_done = self.jobs.values().all(|job| job.outcome.is_some());
-        let named_seen = self.wanted_jobs.iter().all(|id| self.jobs.contains_key(id));
+        let named_seen = self
+            .wanted_jobs
+            .iter()
+            .all(|id| self.jobs.contains_key(id) || self.missing_jobs.contains(id));
         let migration_done = self
             .migration
             .as_ref()
@@ -787,6 +802,9 @@ impl Watcher<'_> {
             };
             let _ = writeln!(stdout, "{}", terminal_safe(&line));
         }
+        for id in &self.missing_jobs {
+            let _ = writeln!(stdout, "job {}: no such job", terminal_safe(id));
+        }
         let _ = stdout.flush();
         if failed > 0 {
             Err(Failure::JobFailed(format!(
@@ -795,6 +813,11 @@ impl Watcher<'_> {
         } else if cancelled > 0 {
             Err(Failure::JobCancelled(format!(
                 "{cancelled} of {total} watched operations were cancelled"
+            )))
+        } else if !self.missing_jobs.is_empty() {
+            Err(Failure::UnknownJob(format!(
+                "no job {}: it does not exist, or ended before watch started",
+                self.missing_jobs.join(", no job ")
             )))
         } else {
             Ok(())

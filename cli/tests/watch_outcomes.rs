@@ -130,6 +130,36 @@ fn block_job_outcomes_come_from_the_events() {
     );
     output.assert_code(4);
     assert!(output.stderr.contains("no job nosuch"), "{}", output.stderr);
+    // Beside a job that exists: that job is followed to its end, and the exit code
+    // still says that the other does not exist.
+    let quick = format!("speed={}", 64u64 << 20);
+    ok(
+        main,
+        &[
+            "blockdev-backup",
+            "job-id=q1",
+            "device=src",
+            "target=dst",
+            "sync=full",
+            &quick,
+        ],
+    );
+    let output = run_qmp(
+        socket_args(main).into_iter().chain(
+            ["watch", "--job", "q1", "--job", "nosuch", "--timeout", "30"].map(String::from),
+        ),
+        LIMIT,
+    );
+    assert_outcome(
+        &output,
+        4,
+        "job q1 (backup): completed (64.00 MiB of 64.00 MiB",
+    );
+    assert!(
+        output.stdout.contains("job nosuch: no such job"),
+        "{}",
+        output.stdout
+    );
 
     // 4. A fast job started while `watch --wait` waits: it starts and ends between two
     // polls (unthrottled, dismissed at once), yet it is reported.
