@@ -79,9 +79,9 @@ fn block_job_outcomes_come_from_the_events() {
         ],
     );
 
-    // 1. A job that fails (auto-dismiss on): watched while it runs, as `qmp watch`
-    // without --wait; BLOCK_JOB_COMPLETED carries the error.
-    let speed = format!("speed={}", 32u64 << 20);
+    // 1. A job that fails (auto-dismiss on): watched while it runs (about three
+    // seconds), as `qmp watch` without --wait; BLOCK_JOB_COMPLETED carries the error.
+    let speed = format!("speed={}", 16u64 << 20);
     ok(
         main,
         &[
@@ -132,7 +132,8 @@ fn block_job_outcomes_come_from_the_events() {
     assert!(output.stderr.contains("no job nosuch"), "{}", output.stderr);
     // Beside a job that exists: that job is followed to its end, and the exit code
     // still says that the other does not exist.
-    let quick = format!("speed={}", 64u64 << 20);
+    // About four seconds: still running when watch starts.
+    let quick = format!("speed={}", 16u64 << 20);
     ok(
         main,
         &[
