@@ -1178,6 +1178,57 @@ mod tests {
     }
 
     #[test]
+    fn live_values_follow_what_an_argument_names() {
+        let schema = helper().schema;
+        let accepts = |command: &str, member: &str| {
+            let type_name = schema.member_type(command, &[member], &Map::new());
+            type_name.map_or_else(crate::schema::Accepts::default, |type_name| {
+                schema.accepts(&type_name)
+            })
+        };
+        let live = |command: &str, member: &str| {
+            live_values_for(command, member, accepts(command, member))
+        };
+        assert_eq!(live("job-cancel", "id"), Some(LiveValues::JobIds));
+        assert_eq!(
+            live("block-job-set-speed", "device"),
+            Some(LiveValues::JobIds)
+        );
+        assert_eq!(
+            live("blockdev-del", "node-name"),
+            Some(LiveValues::NodeNames)
+        );
+        assert_eq!(
+            live("blockdev-backup", "target"),
+            Some(LiveValues::NodeNames)
+        );
+        assert_eq!(live("blockdev-backup", "job-id"), None);
+        // blockdev-add's own node-name is a new name; its `file` names a node.
+        assert_eq!(live("blockdev-add", "node-name"), None);
+        let string = crate::schema::Accepts {
+            string: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            live_values_for("device_del", "id", string),
+            Some(LiveValues::DeviceIds)
+        );
+        let reference = crate::schema::Accepts {
+            string: true,
+            object: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            live_values_for("blockdev-add", "file", reference),
+            Some(LiveValues::NodeNames)
+        );
+        assert_eq!(
+            live_values_for("blockdev-add", "size", Default::default()),
+            None
+        );
+    }
+
+    #[test]
     fn lenient_arguments_skip_bad_words() {
         let chosen = lenient_arguments(["driver=file", "oops", "a.b=1", "a=2"].into_iter());
         assert_eq!(
