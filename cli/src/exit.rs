@@ -3,12 +3,13 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success |
-//! | 1 | QMP `GenericError`; `watch`: a job or migration failed or was cancelled |
-//! | 2 | usage error: bad options or `key=value` arguments |
+//! | 1 | QMP `GenericError`; `watch`: a job or migration failed |
+//! | 2 | usage error: bad options or `key=value` arguments, a malformed request |
 //! | 3 | QMP `CommandNotFound` (unknown or disabled command); `schema`: unknown name |
-//! | 4 | QMP `DeviceNotFound` or `DeviceNotActive` |
+//! | 4 | QMP `DeviceNotFound` or `DeviceNotActive`; `watch --job`: no such job |
 //! | 5 | QMP `KVMMissingCap` |
 //! | 6 | any other QMP error class |
+//! | 7 | `watch`: a job or migration was cancelled (and none failed) |
 //! | 10 | connection problem: cannot connect, connection lost, not a QMP server |
 //! | 11 | timeout: no reply in time; `events --count`/`watch` ran out of time |
 //! | 12 | QEMU could not be started (no target, or `--launch`) |
@@ -16,22 +17,25 @@
 
 use core::fmt;
 
+use qmp_std::qmp_core::client::ExecuteError;
 use qmp_std::Error;
 
 /// The exit-code table as shown in `--help` and the README.
 pub(crate) const EXIT_CODES_HELP: &str = "\
 Exit codes:
    0  success
-   1  QMP GenericError; watch: a job or migration failed or was cancelled
-   2  usage error (bad options or key=value arguments)
+   1  QMP GenericError; watch: a job or migration failed
+   2  usage error (bad options or key=value arguments, a malformed request)
    3  QMP CommandNotFound (unknown or disabled command); schema: unknown name
-   4  QMP DeviceNotFound or DeviceNotActive
+   4  QMP DeviceNotFound or DeviceNotActive; watch --job: no such job
    5  QMP KVMMissingCap
    6  any other QMP error class
+   7  watch: a job or migration was cancelled (and none failed)
   10  connection problem (cannot connect, connection lost, not a QMP server)
   11  timeout (no reply in time; events --count or watch ran out of time)
   12  QEMU could not be started (no target given, or --launch)
- 130  interrupted (Ctrl-C, SIGTERM or SIGHUP)";
+ 130  interrupted (Ctrl-C, SIGTERM or SIGHUP)
+A shell script (qmp shell < FILE) exits with the code of its first failed line.";
 
 /// Why `qmp` stops with a non-zero exit code.
 #[derive(Debug)]
@@ -54,8 +58,19 @@ pub(crate) enum Failure {
     Launch(String),
     /// `watch` saw a job or migration fail (exit 1).
     JobFailed(String),
+    /// `watch` saw a job or migration cancelled, and none fail (exit 7).
+    JobCancelled(String),
+    /// `watch --job` named a job that does not exist (exit 4).
+    UnknownJob(String),
     /// `schema` was asked for a name it does not have (exit 3).
     UnknownName(String),
+    /// Lines of a shell script failed; the code is the first failed line's.
+    Script {
+        /// The exit code.
+        code: u8,
+        /// The summary.
+        message: String,
+    },
 }
 
 impl Failure {
@@ -68,7 +83,10 @@ impl Failure {
             Self::Timeout(_) => 11,
             Self::Launch(_) => 12,
             Self::JobFailed(_) => 1,
+            Self::JobCancelled(_) => 7,
+            Self::UnknownJob(_) => 4,
             Self::UnknownName(_) => 3,
+            Self::Script { code, .. } => *code,
         }
     }
 
@@ -99,6 +117,16 @@ impl Failure {
             Error::NegotiationStalled { .. } => Self::Connection(format!(
                 "{target} sent its greeting but did not answer qmp_capabilities in time"
             )),
+            Error::Execute(ExecuteError::Closed) => {
+                Self::Connection(format!("the connection to {target} is closed"))
+            }
+            Error::Execute(ExecuteError::OobNotEnabled) => Self::Usage(String::from(
+                "qmp does not negotiate out-of-band execution: send it with \"execute\"",
+            )),
+            // Refused before anything was sent: the request, not the connection, is bad.
+            Error::Execute(reason) => Self::Usage(format!("cannot send this request: {reason}")),
+            Error::InvalidRequest(reason) => Self::Usage(format!("not a QMP request: {reason}")),
+            Error::Json(reason) => Self::Usage(format!("bad arguments: {reason}")),
             other => Self::Connection(format!("talking to {target} failed: {other}")),
         }
     }
@@ -123,7 +151,10 @@ impl fmt::Display for Failure {
             | Self::Timeout(message)
             | Self::Launch(message)
             | Self::JobFailed(message)
-            | Self::UnknownName(message) => f.write_str(message),
+            | Self::JobCancelled(message)
+            | Self::UnknownJob(message)
+            | Self::UnknownName(message)
+            | Self::Script { message, .. } => f.write_str(message),
             Self::Qmp { class, desc } => write!(f, "{class}: {desc}"),
         }
     }
@@ -135,6 +166,18 @@ impl From<crate::arguments::ArgumentError> for Failure {
     }
 }
 
+/// An error and the errors behind it (`source()`), as one line: "a: b: c".
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        line.push_str(": ");
+        line.push_str(&error.to_string());
+        cause = error.source();
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +185,13 @@ mod tests {
 
     fn class_code(class: &ErrorClass) -> u8 {
         qmp_class_exit_code(class.name())
+    }
+
+    #[test]
+    fn causes_follow_the_message() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let error = qmp_std::Error::ConnectionFailed(io);
+        assert_eq!(with_causes(&error), "the connection failed: no such file");
     }
 
     #[test]
@@ -178,7 +228,7 @@ mod tests {
 
     #[test]
     fn the_help_table_lists_every_code() {
-        for code in [0, 1, 2, 3, 4, 5, 6, 10, 11, 12, 130] {
+        for code in [0, 1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 130] {
             assert!(
                 EXIT_CODES_HELP.contains(&format!("{code:>4}  ")),
                 "code {code} missing"
@@ -188,5 +238,16 @@ mod tests {
         assert_eq!(Failure::Launch(String::new()).exit_code(), 12);
         assert_eq!(Failure::JobFailed(String::new()).exit_code(), 1);
         assert_eq!(Failure::UnknownName(String::new()).exit_code(), 3);
+        assert_eq!(Failure::JobCancelled(String::new()).exit_code(), 7);
+        assert_eq!(Failure::UnknownJob(String::new()).exit_code(), 4);
+    }
+
+    #[test]
+    fn refused_requests_are_usage_errors() {
+        let refused = Failure::from_client(
+            Error::InvalidRequest(String::from("arguments must be an object")),
+            "t",
+        );
+        assert_eq!(refused.exit_code(), 2);
     }
 }

@@ -2,6 +2,7 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -45,7 +46,7 @@ Examples:
     version,
     about = "Talk to QEMU's monitor (QMP) or guest agent (QGA) from the command line",
     override_usage = "qmp [OPTIONS] [TARGET] QMP-COMMAND [KEY=VALUE]...\n       \
-                      qmp [OPTIONS] [TARGET] <shell|events|watch|schema> [ARGS]\n       \
+                      qmp [OPTIONS] [TARGET] <shell|events|watch|hmp|schema> [ARGS]\n       \
                       qmp completions <SHELL>",
     subcommand_value_name = "SUBCOMMAND",
     after_help = main_after_help(),
@@ -64,9 +65,9 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "JSON")]
     pub(crate) args: Option<String>,
 
-    /// How long to wait for the reply, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
-    pub(crate) timeout: f64,
+    /// How long to wait for the reply, in seconds (`inf` or `none`: no deadline).
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = Seconds::parse, allow_hyphen_values = true)]
+    pub(crate) timeout: Seconds,
 
     /// The QMP (or guest agent) command to run once, e.g. query-version.
     #[arg(value_name = "QMP-COMMAND")]
@@ -106,9 +107,17 @@ pub(crate) struct TargetArgs {
     #[arg(long, global = true)]
     pub(crate) qga: bool,
 
-    /// How long to wait for the connection and the greeting, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, global = true)]
-    pub(crate) connect_timeout: f64,
+    /// How long to wait for the connection and the greeting, in seconds (`inf` or
+    /// `none`: no deadline).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value = "10",
+        value_parser = Seconds::parse,
+        allow_hyphen_values = true,
+        global = true
+    )]
+    pub(crate) connect_timeout: Seconds,
 
     /// The QEMU command line after `--` (filled in before parsing; see `split_launch`).
     #[arg(skip)]
@@ -142,9 +151,36 @@ pub(crate) enum Subcommands {
     /// Describe commands, events and types from the live schema (query-qmp-schema).
     #[command(after_help = SCHEMA_HELP)]
     Schema(SchemaArgs),
+    /// Run a human monitor (HMP) command and print its text.
+    #[command(after_help = HMP_HELP)]
+    Hmp(HmpArgs),
     /// Print a completion script for a shell.
     #[command(after_help = COMPLETIONS_HELP)]
     Completions(CompletionsArgs),
+    /// The target's command names, one per line (for the bash completion script).
+    #[command(hide = true)]
+    CommandNames,
+}
+
+const HMP_HELP: &str = "\
+Runs the words as one HMP command line through human-monitor-command and prints
+QEMU's text as text. Give qmp's own options before `hmp`.
+
+Examples:
+  qmp --socket /run/vm.qmp hmp info status
+  qmp --socket /run/vm.qmp hmp info block -v";
+
+/// `qmp hmp`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct HmpArgs {
+    /// The HMP command line, e.g. `info status`.
+    #[arg(
+        value_name = "HMP-COMMAND",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub(crate) words: Vec<String>,
 }
 
 const SHELL_HELP: &str = "\
@@ -157,7 +193,8 @@ In the shell:
     ACTION key=value        e.g. block-dirty-bitmap-add node=n0 name=b0
   )                       ...and `)` sends it (also: begin / commit / abort)
   events on|off           show or hide events (shown by default)
-  quit, exit, Ctrl-D      leave
+  exit, Ctrl-D            leave the shell
+  quit                    QEMU's quit command: stops QEMU, which ends the shell
 Tab completes command names, argument names (driver=file adds that driver's
 members) and enum values. History is kept in --history (default $QMP_HISTORY or
 ~/.qmp_history).
@@ -165,7 +202,14 @@ members) and enum values. History is kept in --history (default $QMP_HISTORY or
 Examples:
   qmp shell
   qmp --socket /run/vm.qmp shell
-  echo 'query-status' | qmp --socket /run/vm.qmp shell";
+  echo 'query-status' | qmp --socket /run/vm.qmp shell
+  qmp --socket /run/vm.qmp shell --fail-fast < script.txt | jq .
+
+As a script runner (stdin not a terminal): each line runs in turn; a failed line is
+reported on stderr with its number and the next line runs (--fail-fast: stop there).
+When stdout is not a terminal each result is one JSON line on stdout (hmp text as a
+JSON string) and events go to stderr (--events-json: JSON lines on stdout). The exit
+code is that of the first failed line, 0 when every line succeeded.";
 
 const EVENTS_HELP: &str = "\
 Each event is printed as one JSON object per line:
@@ -203,10 +247,77 @@ Examples:
   qmp schema --json query-jobs    the raw schema entries";
 
 const COMPLETIONS_HELP: &str = "\
+The bash script also completes QMP command names: it asks the target named on the
+line so far (-s/--socket, -t/--tcp, --qga; else $QMP_SOCKET or a private daemon) with
+the hidden `qmp command-names`.
+
 Examples:
   qmp completions bash > ~/.local/share/bash-completion/completions/qmp
   qmp completions zsh > ~/.zfunc/_qmp
   qmp completions fish > ~/.config/fish/completions/qmp.fish";
+
+/// Durations at or beyond this mean "no deadline" (adding them to a clock reading could
+/// overflow).
+const NO_DEADLINE_BEYOND: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// A time limit from the command line: seconds, or no deadline at all.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Seconds {
+    /// `None`: no deadline.
+    pub(crate) limit: Option<Duration>,
+    /// The text as given, for messages.
+    shown: f64,
+}
+
+impl Seconds {
+    /// Parses `SECONDS`: a non-negative number (fractions allowed), or `inf`/`infinity`/
+    /// `none` for no deadline. Values too large for a clock (about a century and more)
+    /// also mean no deadline. NaN, negative numbers and anything else are errors.
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+        let word = text.trim().to_ascii_lowercase();
+        if matches!(
+            word.as_str(),
+            "inf" | "+inf" | "infinity" | "none" | "never"
+        ) {
+            return Ok(Self::none());
+        }
+        let value: f64 = word.parse().map_err(|_| {
+            format!("'{text}' is not a number of seconds (use inf or none for no deadline)")
+        })?;
+        if value.is_nan() {
+            return Err(String::from(
+                "nan is not a number of seconds (use inf or none for no deadline)",
+            ));
+        }
+        if value < 0.0 {
+            return Err(format!("'{text}': a time limit cannot be negative"));
+        }
+        let limit = Duration::try_from_secs_f64(value)
+            .ok()
+            .filter(|duration| *duration < NO_DEADLINE_BEYOND);
+        Ok(Self {
+            limit,
+            shown: value,
+        })
+    }
+
+    /// No deadline.
+    pub(crate) fn none() -> Self {
+        Self {
+            limit: None,
+            shown: f64::INFINITY,
+        }
+    }
+}
+
+impl core::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.limit {
+            Some(_) => write!(f, "{} s", self.shown),
+            None => f.write_str("no deadline"),
+        }
+    }
+}
 
 /// `qmp shell`.
 #[derive(Debug, Clone, Args)]
@@ -222,6 +333,14 @@ pub(crate) struct ShellArgs {
     /// Do not print events as they arrive.
     #[arg(long)]
     pub(crate) quiet_events: bool,
+
+    /// Print events on stdout as JSON lines (as `qmp events` does), among the results.
+    #[arg(long, conflicts_with = "quiet_events")]
+    pub(crate) events_json: bool,
+
+    /// In a script, stop at the first line that fails.
+    #[arg(long)]
+    pub(crate) fail_fast: bool,
 }
 
 /// `qmp events`.
@@ -235,9 +354,9 @@ pub(crate) struct EventsArgs {
     #[arg(long, short = 'n', value_name = "N")]
     pub(crate) count: Option<u64>,
 
-    /// Stop after this many seconds.
-    #[arg(long, value_name = "SECONDS")]
-    pub(crate) timeout: Option<f64>,
+    /// Stop after this many seconds (`inf` or `none`: never).
+    #[arg(long, value_name = "SECONDS", value_parser = Seconds::parse, allow_hyphen_values = true)]
+    pub(crate) timeout: Option<Seconds>,
 }
 
 /// `qmp watch`.
@@ -255,11 +374,11 @@ pub(crate) struct WatchArgs {
     #[arg(long)]
     pub(crate) wait: bool,
 
-    /// Give up after this many seconds (exit code 11).
-    #[arg(long, value_name = "SECONDS")]
-    pub(crate) timeout: Option<f64>,
+    /// Give up after this many seconds (exit code 11; `inf` or `none`: never).
+    #[arg(long, value_name = "SECONDS", value_parser = Seconds::parse, allow_hyphen_values = true)]
+    pub(crate) timeout: Option<Seconds>,
 
-    /// How often to poll query-jobs / query-migrate, in milliseconds.
+    /// How often to poll query-jobs / query-migrate, in milliseconds (10 to 3600000).
     #[arg(long, value_name = "MS", default_value_t = 200)]
     pub(crate) interval: u64,
 }
@@ -351,7 +470,7 @@ mod tests {
 
         let cli = parse(&["qmp", "query-version", "--args", "{}", "--timeout", "2.5"]).unwrap();
         assert_eq!(cli.args.as_deref(), Some("{}"));
-        assert!((cli.timeout - 2.5).abs() < f64::EPSILON);
+        assert_eq!(cli.timeout.limit, Some(Duration::from_millis(2500)));
     }
 
     #[test]
@@ -417,6 +536,38 @@ mod tests {
         assert!(parse(&["qmp", "events", "--count", "many"]).is_err());
         assert!(parse(&["qmp", "completions", "cmd.exe"]).is_err());
         assert!(parse(&["qmp", "watch", "--job", "j", "--migration"]).is_err());
+    }
+
+    #[test]
+    fn time_limits_take_every_value() {
+        let limit = |text: &str| Seconds::parse(text).map(|seconds| seconds.limit);
+        assert_eq!(limit("0"), Ok(Some(Duration::ZERO)));
+        assert_eq!(limit(" 1.5 "), Ok(Some(Duration::from_millis(1500))));
+        for endless in [
+            "inf", "INF", "infinity", "none", "never", "1e300", "1e19", "1e400",
+        ] {
+            assert_eq!(limit(endless), Ok(None), "{endless}");
+        }
+        for bad in ["nan", "NaN", "-1", "-inf", "ten", "", "1s"] {
+            assert!(limit(bad).is_err(), "{bad}");
+        }
+        assert!(Seconds::parse("-1").unwrap_err().contains("negative"));
+        assert!(Seconds::parse("nan").unwrap_err().contains("nan"));
+        // Through clap: usage errors, not panics.
+        for bad in [
+            &["qmp", "--timeout", "nan", "query-version"][..],
+            &["qmp", "--connect-timeout", "-3", "query-version"],
+            &["qmp", "events", "--timeout", "soon"],
+            &["qmp", "watch", "--timeout", "nan"],
+        ] {
+            let error = parse(bad).unwrap_err();
+            assert_eq!(error.exit_code(), 2, "{bad:?}");
+        }
+        let cli = parse(&["qmp", "--timeout", "inf", "--connect-timeout", "1e19", "x"]).unwrap();
+        assert_eq!(
+            (cli.timeout.limit, cli.target.connect_timeout.limit),
+            (None, None)
+        );
     }
 
     #[test]

@@ -34,6 +34,53 @@ pub(crate) struct Member {
     pub(crate) optional: bool,
 }
 
+/// The kinds of JSON value a schema type accepts, for typing `key=value` text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Accepts {
+    /// `str` and enums.
+    pub(crate) string: bool,
+    /// `bool`.
+    pub(crate) boolean: bool,
+    /// `int` (and QEMU's sized integers, which the schema shows as `int`).
+    pub(crate) integer: bool,
+    /// `number`.
+    pub(crate) number: bool,
+    /// `null`.
+    pub(crate) null: bool,
+    /// Objects.
+    pub(crate) object: bool,
+    /// Arrays.
+    pub(crate) array: bool,
+    /// `any`, or a type this schema does not describe: every value.
+    pub(crate) anything: bool,
+}
+
+impl Accepts {
+    /// Whether `value` is of a kind accepted here.
+    pub(crate) fn value(&self, value: &Value) -> bool {
+        self.anything
+            || match value {
+                Value::Null => self.null,
+                Value::Bool(_) => self.boolean,
+                Value::Number(number) => {
+                    self.number || (self.integer && (number.is_i64() || number.is_u64()))
+                }
+                Value::String(_) => self.string,
+                Value::Array(_) => self.array,
+                Value::Object(_) => self.object,
+            }
+    }
+
+    /// Whether only strings are accepted (`str`, enums).
+    pub(crate) fn only_strings(&self) -> bool {
+        *self
+            == Self {
+                string: true,
+                ..Self::default()
+            }
+    }
+}
+
 /// A name the schema does not have.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct UnknownName {
@@ -223,21 +270,94 @@ impl Schema {
 
     /// Commands and events whose names resemble `name`.
     fn suggestions(&self, name: &str) -> Vec<String> {
-        let lower = name.to_ascii_lowercase();
-        let first_word = lower.split(['-', '_']).next().unwrap_or_default();
-        let mut found: Vec<String> = self
-            .commands()
-            .into_iter()
-            .chain(self.events())
-            .filter(|candidate| {
-                let candidate = candidate.to_ascii_lowercase();
-                candidate.contains(&lower)
-                    || (first_word.len() >= 3 && candidate.contains(first_word))
-            })
-            .map(str::to_owned)
-            .collect();
-        found.truncate(8);
-        found
+        similar_names(name, self.commands().into_iter().chain(self.events()))
+    }
+
+    /// The argument type of a command (`None` for a name that is no command).
+    pub(crate) fn command_arguments(&self, command: &str) -> Option<&str> {
+        if self.meta_type(command) != Some("command") {
+            return None;
+        }
+        self.arg_type(command)
+    }
+
+    /// The type at `path` below `type_name`, where `chosen` is the value being built
+    /// (for union discriminators): object members by name, array elements by index.
+    pub(crate) fn type_at_path(
+        &self,
+        type_name: &str,
+        path: &[&str],
+        chosen: &Value,
+    ) -> Option<String> {
+        let mut current = type_name.to_owned();
+        let mut chosen_here = chosen.clone();
+        for part in path {
+            if let Some(element) = self.array_element(&current) {
+                part.parse::<usize>().ok()?;
+                chosen_here = chosen_here
+                    .get(part.parse::<usize>().ok()?)
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                current = element;
+                continue;
+            }
+            let empty = Map::new();
+            let object = chosen_here.as_object().unwrap_or(&empty);
+            let member = self
+                .members(&current, object)
+                .into_iter()
+                .find(|member| member.name == *part)?;
+            chosen_here = object.get(*part).cloned().unwrap_or(Value::Null);
+            current = member.type_name;
+        }
+        Some(current)
+    }
+
+    /// The kinds of value `type_name` accepts (an alternate: those of its branches).
+    pub(crate) fn accepts(&self, type_name: &str) -> Accepts {
+        let Some(entry) = self.entry(type_name) else {
+            return Accepts {
+                anything: true,
+                ..Accepts::default()
+            };
+        };
+        let mut accepts = Accepts::default();
+        match entry.get("meta-type").and_then(Value::as_str) {
+            Some("builtin") => {
+                let json_type = entry
+                    .get("json-type")
+                    .and_then(Value::as_str)
+                    .unwrap_or(type_name);
+                match json_type {
+                    "string" | "str" => accepts.string = true,
+                    "boolean" | "bool" => accepts.boolean = true,
+                    "int" => accepts.integer = true,
+                    "number" => accepts.number = true,
+                    "null" => accepts.null = true,
+                    _ => accepts.anything = true,
+                }
+            }
+            Some("enum") => accepts.string = true,
+            Some("object") => accepts.object = true,
+            Some("array") => accepts.array = true,
+            Some("alternate") => {
+                for branch in self.alternatives(entry) {
+                    let more = self.accepts(branch);
+                    accepts = Accepts {
+                        string: accepts.string || more.string,
+                        boolean: accepts.boolean || more.boolean,
+                        integer: accepts.integer || more.integer,
+                        number: accepts.number || more.number,
+                        null: accepts.null || more.null,
+                        object: accepts.object || more.object,
+                        array: accepts.array || more.array,
+                        anything: accepts.anything || more.anything,
+                    };
+                }
+            }
+            _ => accepts.anything = true,
+        }
+        accepts
     }
 
     /// The readable description of a command, event or type, with nested types
@@ -350,7 +470,8 @@ impl Schema {
         }
     }
 
-    fn array_element(&self, type_name: &str) -> Option<String> {
+    /// The element type of an array type.
+    pub(crate) fn array_element(&self, type_name: &str) -> Option<String> {
         let entry = self.entry(type_name)?;
         if entry.get("meta-type")?.as_str()? != "array" {
             return None;
@@ -576,6 +697,77 @@ impl Schema {
         );
         out
     }
+}
+
+/// At most this many "did you mean" suggestions.
+const MAX_SUGGESTIONS: usize = 5;
+
+/// The names among `candidates` that resemble `name`, best first: those that start
+/// with it (`query-stat` → `query-status`), then those a few typing mistakes away,
+/// then those that contain it; case is ignored.
+pub(crate) fn similar_names<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Vec<String> {
+    let wanted = name.to_ascii_lowercase();
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let allowed_mistakes = (wanted.len() / 4).clamp(1, 3);
+    let mut ranked: Vec<(usize, usize, &str)> = candidates
+        .into_iter()
+        .filter_map(|candidate| {
+            let lower = candidate.to_ascii_lowercase();
+            if lower == wanted {
+                return None;
+            }
+            let distance = edit_distance(&wanted, &lower);
+            let rank = if lower.starts_with(&wanted) {
+                0
+            } else if distance <= allowed_mistakes {
+                1
+            } else if lower.contains(&wanted) || (wanted.len() >= 6 && wanted.contains(&lower)) {
+                2
+            } else {
+                return None;
+            };
+            Some((rank, distance, candidate))
+        })
+        .collect();
+    ranked.sort_unstable();
+    ranked.dedup_by(|a, b| a.2 == b.2);
+    ranked
+        .into_iter()
+        .take(MAX_SUGGESTIONS)
+        .map(|(_, _, candidate)| candidate.to_owned())
+        .collect()
+}
+
+/// The edit distance between two names (by bytes): insertions, deletions,
+/// substitutions and swaps of two neighbours (`sotp` is one swap from `stop`).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let width = b.len() + 1;
+    let mut table = vec![0usize; (a.len() + 1) * width];
+    for (i, row) in table.chunks_mut(width).enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in table.iter_mut().take(width).enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (table[(i - 1) * width + j] + 1)
+                .min(table[i * width + j - 1] + 1)
+                .min(table[(i - 1) * width + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(table[(i - 2) * width + j - 2] + 1);
+            }
+            table[i * width + j] = best;
+        }
+    }
+    table[a.len() * width + b.len()]
 }
 
 /// The type names an entry refers to.
@@ -809,6 +1001,33 @@ mod tests {
         assert!(error.to_string().contains("did you mean"));
         let error = schema.describe("zzz", 3).unwrap_err();
         assert!(error.suggestions.is_empty());
+    }
+
+    #[test]
+    fn suggestions_put_prefixes_and_typos_first() {
+        let names = [
+            "query-stats",
+            "query-stats-schemas",
+            "query-status",
+            "query-block",
+            "query-blockstats",
+            "query-balloon",
+            "query-chardev",
+            "query-commands",
+            "query-cpus-fast",
+            "stop",
+        ];
+        let found = similar_names("query-stat", names);
+        assert!(found.contains(&String::from("query-status")), "{found:?}");
+        assert!(similar_names("query-statsu", names).contains(&String::from("query-status")));
+        assert_eq!(similar_names("STOP", names), Vec::<String>::new());
+        assert_eq!(similar_names("sotp", names), vec!["stop"]);
+        assert!(similar_names("zzzzzz", names).is_empty());
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        // The schema's own "did you mean".
+        let schema = qsd_schema();
+        let error = schema.describe("query-versoin", 3).unwrap_err();
+        assert_eq!(error.suggestions[0], "query-version");
     }
 
     #[test]

@@ -1,17 +1,18 @@
 //! Connecting to the chosen target (or launching one) and running commands on it,
 //! with connection failures turned into advice on what to check.
 
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use qmp_std::qmp_core::commands::Command;
 use qmp_std::{
     CallOptions, Client, ConnectOptions, Error, GuestAgentClient, Launcher, QemuProcess, ServerKind,
 };
 use serde_json::Value;
 
 use crate::exit::Failure;
-use crate::launch::LaunchedQemu;
 use crate::options::TargetArgs;
 
 /// The largest reply accepted: `query-qmp-schema` of a full `qemu-system-*` is about
@@ -26,7 +27,7 @@ pub(crate) enum Target {
     /// A TCP address.
     Tcp(String),
     /// A QEMU command line to start with a monitor added.
-    Launch(Vec<std::ffi::OsString>),
+    Launch(Vec<OsString>),
     /// Nothing given: a private qemu-storage-daemon (or qemu-ga with `--qga`).
     Private,
 }
@@ -41,10 +42,7 @@ impl Target {
         Self::resolve(options, std::env::var_os("QMP_SOCKET"))
     }
 
-    fn resolve(
-        options: &TargetArgs,
-        env_socket: Option<std::ffi::OsString>,
-    ) -> Result<Self, Failure> {
+    fn resolve(options: &TargetArgs, env_socket: Option<OsString>) -> Result<Self, Failure> {
         let given = usize::from(options.socket.is_some())
             + usize::from(options.tcp.is_some())
             + usize::from(options.launch);
@@ -75,13 +73,64 @@ impl Target {
     }
 }
 
-/// A process started for this session; held only to be stopped when the session
-/// ends.
+/// How long a QEMU started with `--launch` gets to exit after `SIGTERM` before it is
+/// killed.
+const TERMINATE_GRACE: Duration = Duration::from_secs(3);
+
+/// How long a launched QEMU gets to open its monitor.
+const LAUNCH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A process started for this session, stopped when the session ends: the private
+/// daemon is killed (it holds nothing), a `--launch`ed QEMU gets `SIGTERM` first so it
+/// can flush its disk images.
 #[derive(Debug)]
-#[expect(dead_code, reason = "held for its Drop, which stops the process")]
-enum Started {
-    Private(QemuProcess),
-    Launched(LaunchedQemu),
+struct Started {
+    process: QemuProcess,
+    orderly_stop: bool,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if self.orderly_stop && self.process.terminate().is_ok() {
+            let _ = self.process.wait_exit(TERMINATE_GRACE);
+        }
+        // Dropping the process kills it if it still runs and removes its directory.
+    }
+}
+
+/// The kind of server a `--launch` command line runs, from its program name (and
+/// `--qga`): `qemu-storage-daemon` and `qemu-ga` take their own monitor options,
+/// anything else is taken for a `qemu-system-*`.
+fn launched_kind(program: &OsStr, qga: bool) -> ServerKind {
+    let name = Path::new(program)
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if qga || name.starts_with("qemu-ga") {
+        ServerKind::GuestAgent
+    } else if name.starts_with("qemu-storage-daemon") {
+        ServerKind::StorageDaemon
+    } else {
+        ServerKind::System
+    }
+}
+
+/// Starts the user's QEMU command line through qmp-std's launcher with only a monitor
+/// added.
+fn launch(command: &[OsString], qga: bool) -> Result<QemuProcess, Failure> {
+    let Some((program, args)) = command.split_first() else {
+        return Err(Failure::Usage(String::from(
+            "--launch needs a QEMU command after `--`, e.g. \
+             qmp --launch query-status -- qemu-system-x86_64 -M none",
+        )));
+    };
+    Launcher::new(launched_kind(program, qga))
+        .program(program)
+        .monitors_only(true)
+        .args(args)
+        .start_timeout(LAUNCH_TIMEOUT)
+        .spawn()
+        .map_err(|error| Failure::Launch(crate::exit::with_causes(&error)))
 }
 
 /// A connected client, and the QEMU started for it if any.
@@ -91,8 +140,9 @@ pub(crate) struct Session {
     client: Client,
     description: String,
     qga: bool,
-    reply_timeout: Duration,
+    reply_timeout: Option<Duration>,
     started: Option<Started>,
+    private: bool,
 }
 
 impl Session {
@@ -101,15 +151,27 @@ impl Session {
     /// # Errors
     /// [`Failure::Usage`], [`Failure::Launch`] or [`Failure::Connection`] with what to
     /// check.
-    pub(crate) fn open(options: &TargetArgs, reply_timeout: Duration) -> Result<Self, Failure> {
+    pub(crate) fn open(
+        options: &TargetArgs,
+        reply_timeout: Option<Duration>,
+    ) -> Result<Self, Failure> {
         let target = Target::from_options(options)?;
-        let connect_timeout = Duration::from_secs_f64(options.connect_timeout.max(0.001));
+        // A zero connect timeout would fail before trying.
+        let connect_timeout = options
+            .connect_timeout
+            .limit
+            .map(|limit| limit.max(Duration::from_millis(1)));
         let connect_options = ConnectOptions::new()
-            .connect_timeout(Some(connect_timeout))
-            .greeting_timeout(Some(connect_timeout))
-            .command_timeout(Some(reply_timeout))
+            .connect_timeout(connect_timeout)
+            .greeting_timeout(connect_timeout)
+            .command_timeout(reply_timeout)
             .rx_buffer_size(RX_BUFFER);
-        let qga = options.qga;
+        let private = matches!(target, Target::Private);
+        // `--launch -- qemu-ga` speaks the guest agent protocol without `--qga`.
+        let qga = options.qga
+            || matches!(&target, Target::Launch(command) if command.first().is_some_and(
+                |program| launched_kind(program, false) == ServerKind::GuestAgent
+            ));
         let (socket, description, started) = match target {
             Target::Socket(path) => {
                 let description = format!("unix socket {}", path.display());
@@ -124,17 +186,22 @@ impl Session {
                     qga,
                     reply_timeout,
                     started: None,
+                    private,
                 });
             }
             Target::Launch(command) => {
-                let launched = LaunchedQemu::spawn(&command, qga, Duration::from_secs(30))?;
+                let process = launch(&command, qga)?;
                 let description = format!(
                     "{} (pid {}, started by qmp)",
-                    launched.program().display(),
-                    launched.pid()
+                    process.program().display(),
+                    process.pid()
                 );
-                let socket = launched.socket().to_owned();
-                (Some(socket), description, Some(Started::Launched(launched)))
+                let socket = process.socket_path().to_owned();
+                let started = Started {
+                    process,
+                    orderly_stop: true,
+                };
+                (Some(socket), description, Some(started))
             }
             Target::Private => {
                 let kind = if qga {
@@ -144,14 +211,18 @@ impl Session {
                 };
                 let process = Launcher::new(kind)
                     .spawn()
-                    .map_err(|error| Failure::Launch(error.to_string()))?;
+                    .map_err(|error| Failure::Launch(crate::exit::with_causes(&error)))?;
                 let description = format!(
                     "a private {} (pid {}, removed on exit)",
                     kind,
                     process.pid()
                 );
                 let socket = process.socket_path().to_owned();
-                (Some(socket), description, Some(Started::Private(process)))
+                let started = Started {
+                    process,
+                    orderly_stop: false,
+                };
+                (Some(socket), description, Some(started))
             }
         };
         let socket = socket.unwrap_or_default();
@@ -169,6 +240,7 @@ impl Session {
             qga,
             reply_timeout,
             started,
+            private,
         })
     }
 
@@ -192,6 +264,47 @@ impl Session {
         self.started.is_some()
     }
 
+    /// Whether this is the private `qemu-storage-daemon` (or `qemu-ga`) started because
+    /// no target was given.
+    pub(crate) fn is_private(&self) -> bool {
+        self.private
+    }
+
+    /// The call options for one command: the reply timeout, or none.
+    fn call_options(&self, timeout: Option<Duration>) -> CallOptions<'static> {
+        match timeout {
+            Some(timeout) => CallOptions::new().timeout(timeout),
+            None => CallOptions::new().no_timeout(),
+        }
+    }
+
+    /// Runs a typed command and maps its borrowed response to an owned value.
+    ///
+    /// # Errors
+    /// As [`Session::execute`]; [`Failure::Connection`] when the reply does not decode.
+    pub(crate) fn call<C, R>(
+        &self,
+        command: &C,
+        map: impl for<'r> FnOnce(C::Response<'r>) -> R,
+    ) -> Result<R, Failure>
+    where
+        C: Command,
+    {
+        let reply = self
+            .client
+            .submit(command, self.call_options(self.reply_timeout))
+            .wait()
+            .map_err(|error| Failure::from_client(error, &self.description))?;
+        let response = reply.get().map_err(|error| {
+            Failure::Connection(format!(
+                "{} sent a reply to {} that does not decode: {error}",
+                self.description,
+                C::NAME
+            ))
+        })?;
+        Ok(map(response))
+    }
+
     /// Runs `name` with `arguments` (an object, or null for none) and returns the
     /// `return` value.
     ///
@@ -209,18 +322,14 @@ impl Session {
         &self,
         name: &str,
         arguments: &Value,
-        timeout: Duration,
+        timeout: Option<Duration>,
     ) -> Result<Value, Failure> {
         let result = self
             .client
-            .submit_value(name, arguments, CallOptions::new().timeout(timeout))
+            .submit_value(name, arguments, self.call_options(timeout))
             .wait();
-        match result {
-            // qsd closes the connection right after answering `quit`, and may close it
-            // before the answer is read: that is success.
-            Err(Error::Closed(_)) if name == "quit" => Ok(Value::Object(Default::default())),
-            other => other.map_err(|error| Failure::from_client(error, &self.description)),
-        }
+        // `quit` answered by the connection's end is the core's rule: it succeeds.
+        result.map_err(|error| Failure::from_client(error, &self.description))
     }
 
     /// Sends a hand-written JSON request and returns the `return` value.
@@ -230,10 +339,7 @@ impl Session {
     pub(crate) fn execute_json(&self, request: &str) -> Result<Value, Failure> {
         let result = self
             .client
-            .submit_raw_json(
-                request.as_bytes(),
-                CallOptions::new().timeout(self.reply_timeout),
-            )
+            .submit_raw_json(request.as_bytes(), self.call_options(self.reply_timeout))
             .wait();
         match result {
             Ok(reply) => Ok(reply.to_value()),
@@ -259,7 +365,7 @@ fn connect_failure(error: Error, target: &Target, qga: bool) -> Failure {
     };
     match (&error, target) {
         (Error::Io(io_error), Target::Socket(path)) => {
-            Failure::Connection(explain_socket_error(io_error, path))
+            Failure::Connection(explain_socket_error(io_error, path, qga))
         }
         (Error::Io(io_error), Target::Tcp(address)) => Failure::Connection(match io_error.kind() {
             io::ErrorKind::ConnectionRefused => format!(
@@ -301,11 +407,18 @@ fn describe(target: &Target) -> String {
     }
 }
 
-/// What to check when a Unix socket cannot be connected.
-fn explain_socket_error(error: &io::Error, path: &Path) -> String {
+/// What to check when a Unix socket cannot be connected (`qga`: a guest agent's).
+fn explain_socket_error(error: &io::Error, path: &Path, qga: bool) -> String {
     use std::os::unix::fs::FileTypeExt;
     let shown = path.display();
+    let program = if qga { "qemu-ga" } else { "QEMU" };
     match std::fs::metadata(path) {
+        Err(meta_error) if meta_error.kind() == io::ErrorKind::NotFound && qga => format!(
+            "no socket at {shown}: check the path: it is the host side of the guest's \
+             agent channel (-chardev socket,path={shown},server=on,wait=off,id=qga0 with \
+             -device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0), or the \
+             socket of a qemu-ga running with -m unix-listen -p {shown}"
+        ),
         Err(meta_error) if meta_error.kind() == io::ErrorKind::NotFound => format!(
             "no socket at {shown}: check the path, and that QEMU is running with \
              -qmp unix:{shown},server=on,wait=off (or --chardev socket,path=... --monitor)"
@@ -315,12 +428,12 @@ fn explain_socket_error(error: &io::Error, path: &Path) -> String {
         }
         _ => match error.kind() {
             io::ErrorKind::ConnectionRefused => format!(
-                "nothing is listening on {shown}: QEMU has probably exited and left the \
+                "nothing is listening on {shown}: {program} has probably exited and left the \
                  socket file behind (is it still running?)"
             ),
             io::ErrorKind::PermissionDenied => format!(
-                "permission denied on {shown}: run qmp as the user QEMU runs as, or fix the \
-                 socket's permissions"
+                "permission denied on {shown}: run qmp as the user {program} runs as, or fix \
+                 the socket's permissions"
             ),
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => format!(
                 "connecting to {shown} timed out: another client is probably connected and \
@@ -342,7 +455,7 @@ mod tests {
             tcp: None,
             launch: false,
             qga: false,
-            connect_timeout: 1.0,
+            connect_timeout: crate::options::Seconds::none(),
             launch_command: Vec::new(),
         }
     }
@@ -378,14 +491,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.sock");
         let refused = io::Error::from(io::ErrorKind::NotFound);
-        assert!(explain_socket_error(&refused, &missing).contains("no socket at"));
+        assert!(explain_socket_error(&refused, &missing, false).contains("no socket at"));
         let file = dir.path().join("file");
         std::fs::write(&file, "x").unwrap();
         let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
-        assert!(explain_socket_error(&refused, &file).contains("not a socket"));
+        assert!(explain_socket_error(&refused, &file, false).contains("not a socket"));
         let stale = dir.path().join("stale.sock");
         drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
-        assert!(explain_socket_error(&refused, &stale).contains("still running"));
+        assert!(explain_socket_error(&refused, &stale, false).contains("still running"));
+        let agent = explain_socket_error(&refused, &missing, true);
+        assert!(agent.contains("org.qemu.guest_agent.0"), "{agent}");
+        assert!(!agent.contains("-qmp"), "{agent}");
     }
 
     #[test]

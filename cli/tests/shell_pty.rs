@@ -163,3 +163,159 @@ fn an_event_arriving_mid_line_keeps_the_typed_text() {
     shell.expect("(qmp) ").unwrap();
     finish(shell);
 }
+
+/// `qmp shell` on a pty talking to the monitor at `socket`.
+fn start_shell_on(socket: &Path, extra: &[&str]) -> Session {
+    let mut command = Command::new(common::qmp_binary());
+    command
+        .arg("--socket")
+        .arg(socket)
+        .args(extra)
+        .arg("shell")
+        .arg("--no-history")
+        .env_remove("QMP_SOCKET")
+        .env("TERM", "xterm");
+    let mut session = Session::spawn(command).expect("spawn qmp shell on a pty");
+    session.set_expect_timeout(Some(EXPECT_LIMIT));
+    session
+}
+
+#[test]
+fn live_values_complete_and_ctrl_d_in_a_transaction_keeps_the_shell() {
+    let qsd = common::storage_daemon(0);
+    let mut shell = start_shell_on(qsd.socket_path(), &[]);
+    shell.expect("(qmp) ").expect("first prompt");
+    for node in ["base0", "copy0"] {
+        shell
+            .send(format!(
+                "blockdev-add driver=null-co node-name={node} size=67108864\r"
+            ))
+            .unwrap();
+        shell.expect("{}").unwrap();
+        shell.expect("(qmp) ").unwrap();
+    }
+    // `file` is a node name or a node defined inline: both forms are offered...
+    shell
+        .send("blockdev-add driver=raw node-name=r0 fil\t\t")
+        .unwrap();
+    shell.expect("file.").unwrap();
+    shell.expect("file=").unwrap();
+    // ...and after `file=`, the existing node names.
+    shell.send("=ba\t").unwrap();
+    shell
+        .expect("se0 ")
+        .expect("a node name completed after file=");
+    shell.send("\r").unwrap();
+    shell.expect("{}").unwrap();
+    shell.expect("(qmp) ").unwrap();
+    // A running job's id completes where a job id is asked for.
+    shell
+        .send("blockdev-backup job-id=slowjob device=base0 target=copy0 sync=full speed=1048576\r")
+        .unwrap();
+    shell.expect("(qmp) ").unwrap();
+    shell.send("job-cancel id=slo\t").unwrap();
+    shell.expect("wjob ").expect("a job id completed");
+    shell.send("\r").unwrap();
+    // Wait for the job's last event: keys typed while the shell is not reading a
+    // line (Ctrl-D above all) are taken by the terminal's line discipline.
+    shell
+        .expect(r#"event JOB_STATUS_CHANGE {"id":"slowjob","status":"null"}"#)
+        .unwrap();
+    shell.send("query-jobs\r").unwrap();
+    shell.expect("[]").unwrap();
+    shell.expect("(qmp) ").unwrap();
+
+    // Ctrl-D inside a transaction drops it, says so, and keeps the shell.
+    shell.send("transaction(\r").unwrap();
+    shell.expect("(qmp transaction) ").unwrap();
+    shell
+        .send("block-dirty-bitmap-add node=base0 name=b0\r")
+        .unwrap();
+    shell.expect("(qmp transaction) ").unwrap();
+    shell.send(CTRL_D).unwrap();
+    shell
+        .expect("transaction aborted (Ctrl-D; Ctrl-D again leaves the shell): 1 actions not sent")
+        .unwrap();
+    shell.expect("(qmp) ").unwrap();
+    finish(shell);
+}
+
+#[test]
+fn a_killed_qemu_ends_the_shell_at_once() {
+    let mut qsd = common::storage_daemon(0);
+    let mut shell = start_shell_on(qsd.socket_path(), &[]);
+    shell.expect("(qmp) ").expect("first prompt");
+    qsd.kill().unwrap();
+    // No key is pressed: the shell notices by itself.
+    shell.expect("connection closed").unwrap();
+    shell.expect(Eof).expect("the shell ends");
+    let status = shell.get_process().wait().unwrap();
+    assert_eq!(
+        status,
+        expectrl::WaitStatus::Exited(shell.get_process().pid(), 10)
+    );
+}
+
+#[test]
+fn the_guest_agent_shell_has_its_own_prompt() {
+    let agent = qmp_std::QemuProcess::guest_agent().expect("start qemu-ga");
+    let mut shell = start_shell_on(agent.socket_path(), &["--qga"]);
+    shell.expect("(qga) ").expect("the guest agent prompt");
+    shell.send("guest-ping\r").unwrap();
+    shell.expect("{}").unwrap();
+    shell.expect("(qga) ").unwrap();
+    finish(shell);
+}
+
+#[test]
+fn watch_bars_show_rate_and_time_left() {
+    let qsd = common::storage_daemon(0);
+    let socket = qsd.socket_path().display().to_string();
+    let run = |words: &[&str]| {
+        common::run_qmp(
+            ["--socket", socket.as_str()].iter().chain(words),
+            common::LIMIT,
+        )
+        .assert_code(0);
+    };
+    run(&[
+        "blockdev-add",
+        "driver=null-co",
+        "node-name=src",
+        "size=67108864",
+    ]);
+    run(&[
+        "blockdev-add",
+        "driver=null-co",
+        "node-name=dst",
+        "size=67108864",
+    ]);
+    // About three seconds.
+    run(&[
+        "blockdev-backup",
+        "job-id=bar0",
+        "device=src",
+        "target=dst",
+        "sync=full",
+        "speed=22369621",
+    ]);
+    let mut command = Command::new(common::qmp_binary());
+    command
+        .args(["--socket", socket.as_str(), "watch"])
+        .env_remove("QMP_SOCKET")
+        .env("TERM", "xterm");
+    let mut watch = Session::spawn(command).expect("spawn qmp watch on a pty");
+    watch.set_expect_timeout(Some(EXPECT_LIMIT));
+    watch
+        .expect(Regex(r"job bar0 \(backup\) +\["))
+        .expect("a bar");
+    watch
+        .expect(Regex(
+            r"MiB/64\.00 MiB.{0,40}running, [0-9.]+ MiB/s, [0-9]+ s left",
+        ))
+        .expect("the bar shows the rate and the time left");
+    watch
+        .expect("job bar0 (backup): completed (64.00 MiB of 64.00 MiB, ")
+        .unwrap();
+    watch.expect(Eof).unwrap();
+}

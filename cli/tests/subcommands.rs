@@ -221,7 +221,7 @@ fn watch_follows_a_job_to_completion() {
     assert!(
         output
             .stdout
-            .contains("job b0 (backup): completed (64.00 MiB of 64.00 MiB)"),
+            .contains("job b0 (backup): completed (64.00 MiB of 64.00 MiB, "),
         "stdout: {}\nstderr: {}",
         output.stdout,
         output.stderr
@@ -265,7 +265,7 @@ fn watch_reports_a_failed_job() {
         output.stderr
     );
     assert!(
-        output.stderr.contains("did not complete"),
+        output.stderr.contains("1 of 1 watched operations failed"),
         "{}",
         output.stderr
     );
@@ -480,22 +480,32 @@ exit
 query-version
 ";
     let output = piped_shell(qemu.socket_path(), script);
-    output.assert_code(0);
+    // The failed line (CommandNotFound) sets the exit code; the script went on.
+    output.assert_code(3);
     let stdout = &output.stdout;
     assert!(
         stdout.contains(r#"{"running":true,"status":"running"}"#),
         "{stdout}"
     );
-    assert!(stdout.contains("VM status: running"), "{stdout}");
-    assert!(stdout.contains("query-status (command)"), "{stdout}");
+    // stdout is a pipe: every result is a JSON line, HMP's text a JSON string, and
+    // help text goes to stderr.
+    assert!(stdout.contains(r#""VM status: running\n""#), "{stdout}");
+    for line in stdout.lines() {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|error| panic!("{error}: {line}"));
+    }
+    assert!(
+        output.stderr.contains("query-status (command)"),
+        "{}",
+        output.stderr
+    );
     assert!(
         !stdout.contains("\"qemu\""),
         "commands after exit ran: {stdout}"
     );
     assert!(
-        output
-            .stderr
-            .contains("error: CommandNotFound: The command no-such-command has not been found"),
+        output.stderr.contains(
+            "line 9: error: CommandNotFound: The command no-such-command has not been found"
+        ),
         "{}",
         output.stderr
     );
@@ -525,13 +535,15 @@ query-version
 ";
     let output = piped_shell(qsd.socket_path(), script);
     output.assert_code(0);
+    // Results on stdout, events beside them on stderr.
     assert!(
         output
-            .stdout
+            .stderr
             .contains(r#"event JOB_STATUS_CHANGE {"id":"j0","status":"created"}"#),
         "{}",
-        output.stdout
+        output.stderr
     );
+    assert!(!output.stdout.contains("event"), "{}", output.stdout);
 }
 
 #[test]
@@ -563,9 +575,9 @@ fn shell_ends_when_qemu_goes_away() {
     let output = wait_output(child, LIMIT);
     output.assert_code(10);
     assert!(
-        output.stdout.contains("connection closed"),
+        output.stderr.contains("connection closed"),
         "{}",
-        output.stdout
+        output.stderr
     );
 }
 
@@ -582,7 +594,8 @@ fn guest_agent_shell() {
         .write_all(b"guest-ping\nhelp guest-ping\nguest-get-osinfo\nguest-info\n")
         .unwrap();
     let output = wait_output(child, LIMIT);
-    output.assert_code(0);
+    // The first failed line (help without a schema, a usage error) sets the code.
+    output.assert_code(2);
     assert!(output.stdout.starts_with("{}\n"), "{}", output.stdout);
     assert!(
         output.stdout.contains("\"supported_commands\""),

@@ -275,6 +275,7 @@ pub struct Launcher {
     allowed_rpcs: Vec<String>,
     agent_device: Option<PathBuf>,
     start_timeout: Duration,
+    monitors_only: bool,
 }
 
 impl Launcher {
@@ -295,6 +296,7 @@ impl Launcher {
                 .collect(),
             agent_device: None,
             start_timeout: Duration::from_secs(30),
+            monitors_only: false,
         }
     }
 
@@ -370,6 +372,17 @@ impl Launcher {
     /// the agent counts as ready once it has the device open.
     pub fn agent_serial_device(mut self, device: impl Into<PathBuf>) -> Self {
         self.agent_device = Some(device.into());
+        self
+    }
+
+    /// Adds nothing to the command line but the monitors (and, for `qemu-ga`, its
+    /// socket, state directory and pid file in the private directory): no `-M`,
+    /// `-nodefaults`, `-display none` or `-accel tcg` for `qemu-system-x86_64`, no
+    /// `--allow-rpcs` for `qemu-ga`. For running someone's own QEMU command line, given
+    /// with [`Launcher::program`] and [`Launcher::args`], as it is (the `qmp` tool's
+    /// `--launch`).
+    pub fn monitors_only(mut self, enabled: bool) -> Self {
+        self.monitors_only = enabled;
         self
     }
 
@@ -503,7 +516,7 @@ impl Launcher {
         tcp_address: Option<SocketAddr>,
     ) {
         let system = self.kind == ServerKind::System;
-        if system {
+        if system && !self.monitors_only {
             command.args(["-M", &self.machine, "-nodefaults", "-display", "none"]);
             command.args(["-accel", "tcg"]);
         }
@@ -562,7 +575,9 @@ impl Launcher {
         command.args(["-m", method, "-p"]).arg(socket_path);
         command.arg("-t").arg(&state_dir);
         command.arg("-f").arg(dir.join("qga.pid"));
-        command.arg(format!("--allow-rpcs={}", self.allowed_rpcs.join(",")));
+        if !self.monitors_only {
+            command.arg(format!("--allow-rpcs={}", self.allowed_rpcs.join(",")));
+        }
         Ok(())
     }
 }

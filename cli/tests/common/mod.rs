@@ -223,3 +223,88 @@ pub fn wait_for_client(main: &Path, other: &Path) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A fake QMP server that greets with `greeting_package` as its package string,
+/// accepts `qmp_capabilities`, and answers each command with the raw lines
+/// `lines(name)` (each sent as it is, `{id}` replaced by the request's id): replies,
+/// events, anything. Several clients, one after another.
+pub struct ScriptedServer {
+    pub path: PathBuf,
+    _dir: tempfile::TempDir,
+    thread: Option<JoinHandle<()>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ScriptedServer {
+    pub fn start(
+        greeting_package: &str,
+        lines: impl Fn(&str) -> Vec<String> + Send + Sync + 'static,
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scripted.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = std::sync::Arc::clone(&stop);
+        let greeting = format!(
+            r#"{{"QMP": {{"version": {{"qemu": {{"micro": 2, "minor": 0, "major": 10}}, "package": {}}}, "capabilities": []}}}}"#,
+            serde_json::Value::String(greeting_package.to_owned())
+        );
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(stream) = stream else { return };
+                serve_scripted(stream, &greeting, &lines);
+            }
+        });
+        Self {
+            path,
+            _dir: dir,
+            thread: Some(thread),
+            stop,
+        }
+    }
+}
+
+impl Drop for ScriptedServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = UnixStream::connect(&self.path);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve_scripted(stream: UnixStream, greeting: &str, lines: &dyn Fn(&str) -> Vec<String>) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let _ = writer.write_all(format!("{greeting}\r\n").as_bytes());
+    let reader = BufReader::new(stream);
+    for line in reader.lines() {
+        let Ok(line) = line else { return };
+        let Ok(request) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        let name = request["execute"].as_str().unwrap_or_default().to_owned();
+        let id = request
+            .get("id")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null)
+            .to_string();
+        let replies = if name == "qmp_capabilities" {
+            vec![String::from(r#"{"return": {}, "id": {id}}"#)]
+        } else {
+            lines(&name)
+        };
+        for reply in replies {
+            let message = format!("{}\r\n", reply.replace("{id}", &id));
+            if writer.write_all(message.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
+}
