@@ -484,6 +484,8 @@ mod tests {
         );
         assert!(session.execute(Instant::ZERO, "").is_err());
         let id = session.execute(Instant::ZERO, "nope").unwrap();
+        // A reply only answers a request that was written before it began to arrive.
+        let _ = session.take_transmit();
         session.receive(
             Instant::ZERO,
             b"{\"id\": 1, \"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command nope has not been found\"}}\n",
