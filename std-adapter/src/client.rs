@@ -197,7 +197,8 @@ impl Drop for Inner {
     }
 }
 
-/// A session starting: the IO thread runs, `connect` waits for the session to be ready.
+/// A session starting: the background reader leads, `connect` waits for the session to
+/// be ready.
 pub(crate) struct Connecting {
     inner: Inner,
     ready: Arc<Slot<ServerInfo>>,

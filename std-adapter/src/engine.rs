@@ -1,19 +1,19 @@
-//! The routing half of the IO actor, shared by the blocking and the tokio drivers.
+//! The routing half of the IO engine ([`crate::driver`] is the other: it moves bytes
+//! and decides who drives the link).
 //!
-//! The core [`Client`](qmp_core::client::Client) borrows its buffers, so it lives as a
-//! local of one IO task (a thread, or a tokio task) that owns it. That task's driver
-//! only moves bytes and waits; everything else is here, in [`Engine`]: queueing the
+//! Everything between the callers and the core is here, in [`Engine`]: queueing the
 //! callers' requests into the core (ids, matching, deadlines and negotiation are the
 //! core's), turning the core's events into owned replies for the waiting callers and
 //! owned events for the listeners, and failing everything with one clear error when the
-//! session ends.
+//! session ends. It runs under the driver's lock, on whichever thread leads.
 //!
-//! # Why arguments are rendered in the caller's thread
+//! # Why arguments are rendered before the request reaches the engine
 //! A command value may borrow the caller's data (`HumanMonitorCommand<'a>`), while the
-//! core lives on another thread. So the caller renders the command's arguments to JSON
-//! text (with `serde_json`), and the IO task hands that text to the core under the
-//! command's name and flags ([`submit_forward`]); the core validates it, writes the
-//! envelope and owns the id. No protocol decision is made outside the core.
+//! request may wait in the engine's queue beyond the call that made it. So the caller
+//! renders the command's arguments to JSON text (with `serde_json`), and the engine hands
+//! that text to the core under the command's name and flags ([`submit_forward`]); the
+//! core validates it, writes the envelope and owns the id. No protocol decision is made
+//! outside the core.
 
 use core::hash::{BuildHasher, Hasher};
 use core::marker::PhantomData;

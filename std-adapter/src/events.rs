@@ -1,8 +1,9 @@
 //! Asynchronous events: owned [`Event`]s, bounded [`Subscription`]s and callbacks by name.
 //!
-//! The IO actor copies each event out of the core's receive buffer once and hands a
+//! The IO engine copies each event out of the core's receive buffer once and hands a
 //! cheap clone (an `Arc`) to every listener whose filter accepts it. Each listener has
-//! its own bounded queue: when it is full the *oldest* event is dropped and counted
+//! its own queue, bounded in events and in bytes: when it is full the *oldest* event is
+//! dropped and counted
 //! ([`Subscription::missed`]), so a listener that does not keep up loses old events but
 //! never slows the client down. Callbacks registered with `on_event` run on one
 //! dispatcher thread, in arrival order, together with the callbacks of
@@ -609,7 +610,7 @@ impl DispatchQueue {
 // ---------------------------------------------------------------------------------------
 // The hub
 
-/// Routes events to listeners and callbacks; one per client, shared by the IO actor and
+/// Routes events to listeners and callbacks; one per client, shared by the IO engine and
 /// the client handles.
 pub(crate) struct EventHub {
     listeners: Mutex<Vec<Weak<Listener>>>,

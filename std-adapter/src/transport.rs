@@ -1,7 +1,8 @@
 //! Byte transports to a QMP or QGA server: Unix and TCP sockets, a child process's
 //! stdio, serial/character devices, and any `Read + Write` stream.
 //!
-//! [`Transport`] is one type for all of them, so the clients above it are written once.
+//! [`Transport`] is one type for all of them, so the clients above it are written once
+//! (they hand it to the IO engine, which drives its descriptors without blocking).
 //! It offers what a client needs and nothing more: reads with an optional deadline,
 //! writes, [`Transport::send_with_fds`] (Unix sockets only), a [`Transport::shutdown`]
 //! that wakes a reader blocked in another clone, and [`Transport::try_clone`] so one
