@@ -543,8 +543,8 @@ impl<M: Mode> Connection<M> {
     }
 
     /// Closes the session for every clone, at once whatever the server does: waiting
-    /// calls return [`Error::ClientClosed`], later ones too; listeners end; the IO
-    /// thread ends. Callbacks get at most [`CLOSE_CALLBACK_GRACE`] to finish; events
+    /// calls return [`Error::ClientClosed`], later ones too; listeners end; the
+    /// background reader ends. Callbacks get at most [`CLOSE_CALLBACK_GRACE`] to finish; events
     /// still queued for them then are dropped and counted in
     /// [`Client::callback_missed`]. Idempotent; never blocks longer than that grace.
     pub fn close(&self) {

@@ -200,7 +200,7 @@ pub(crate) enum Body {
     Sync,
 }
 
-/// One caller's request, on its way to the IO task.
+/// One caller's request, on its way into the engine.
 pub(crate) struct Request {
     pub(crate) ticket: u64,
     pub(crate) body: Body,
@@ -448,7 +448,7 @@ impl Drop for Done {
     }
 }
 
-/// State shared by the IO task and every handle of one client.
+/// State shared by the IO engine and every handle of one client.
 pub(crate) struct Shared {
     pub(crate) hub: EventHub,
     state: Mutex<SharedState>,
@@ -571,7 +571,7 @@ impl Shared {
         self.end().error()
     }
 
-    /// The core's counters as of the IO task's last round.
+    /// The core's counters as of the engine's last round.
     pub(crate) fn stats(&self) -> Stats {
         lock(&self.state).stats
     }
@@ -659,7 +659,7 @@ enum Submitted {
     Failed,
 }
 
-/// The IO task's routing state; see the module docs.
+/// The engine's routing state; see the module docs.
 pub(crate) struct Engine {
     epoch: StdInstant,
     protocol: Protocol,

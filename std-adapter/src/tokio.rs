@@ -1,8 +1,10 @@
 //! The async front (feature `tokio`): [`AsyncClient`] is `Connection<Async>`, the same
 //! client as the blocking one over the same IO engine, whose waiting methods are
 //! `async fn`s. Tokio supplies the timers of the waits that take a timeout and the
-//! copying task of [`AsyncClient::connect_stream`]; the engine itself is the shared IO
-//! thread, so no call ever waits on the runtime's scheduling of another task.
+//! copying task of [`AsyncClient::connect_stream`]. The engine is not a task: an async
+//! wait never drives the socket, the engine's background reader thread does and wakes
+//! the waiting task when its reply is in (one thread hop per call, which is why the
+//! async client costs more CPU per call than the blocking one; see perf/README.md).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), qmp_std::Error> {
