@@ -144,6 +144,8 @@ pub struct Config {
     /// The seed of the values [`Client::sync_seeded`] sends (see
     /// [`Config::with_sync_seed`]).
     pub sync_seed: u64,
+    /// How many commands may be in flight at once (see [`Config::with_max_in_flight`]).
+    pub max_in_flight: usize,
 }
 
 impl Config {
@@ -157,6 +159,7 @@ impl Config {
             max_depth: crate::json::DEFAULT_MAX_DEPTH,
             first_id: 1,
             sync_seed: 0,
+            max_in_flight: usize::MAX,
         }
     }
 
@@ -170,6 +173,7 @@ impl Config {
             max_depth: crate::json::DEFAULT_MAX_DEPTH,
             first_id: 1,
             sync_seed: 0,
+            max_in_flight: usize::MAX,
         }
     }
 
@@ -220,6 +224,17 @@ impl Config {
     /// sequence and a stale answer to an earlier run's sync is never taken for this one's.
     pub const fn with_sync_seed(mut self, seed: u64) -> Self {
         self.sync_seed = seed;
+        self
+    }
+
+    /// Limits the commands in flight (queued or sent, not yet resolved) to `limit`, below
+    /// the table's capacity `N`: one more is refused with
+    /// [`ExecuteError::TooManyInFlight`], which [`Client::is_retryable`] calls retryable,
+    /// so a driver holds it until a reply comes back. Guest-agent syncs do not count
+    /// against it (they must overtake what waits). By default the table's capacity is
+    /// the only limit.
+    pub const fn with_max_in_flight(mut self, limit: usize) -> Self {
+        self.max_in_flight = limit;
         self
     }
 }
@@ -503,6 +518,9 @@ pub struct Stats {
     pub discarded_while_syncing: u64,
     /// `0xFF` bytes seen outside a guest-agent sync (the framer resets on them).
     pub stray_reset_bytes: u64,
+    /// Guest-agent resynchronisations the client started by itself after a command timed
+    /// out (see [`Client::handle_timeout`]).
+    pub resyncs: u64,
 }
 
 /// What happened. Drain [`Client::poll_event`] until `None` after every input and every
@@ -517,6 +535,10 @@ pub enum Event<'a> {
     Ready,
     /// A reply to one of this client's commands (success or QMP error).
     Response(Response<'a>),
+    /// The guest agent answered the resynchronisation the client started by itself after
+    /// a command timed out (see [`Client::handle_timeout`]): commands held behind it are
+    /// released.
+    Resynchronised,
     /// An asynchronous event from the server.
     AsyncEvent(AsyncEvent<'a>),
     /// A command was resolved without a reply.
@@ -572,6 +594,8 @@ struct Pending {
     oob: bool,
     replies_on_success: bool,
     is_quit: bool,
+    /// A resynchronisation the client started by itself: resolved without an event.
+    automatic: bool,
     resolution: Option<Resolution>,
     /// Where the request ends in the transmitted stream (every byte ever queued, in the
     /// order written), so its bytes are out once that many are.
@@ -586,6 +610,8 @@ struct Pending {
 struct Sync {
     id: u64,
     value: u64,
+    /// Started by the client itself after a timeout (see [`Client::handle_timeout`]).
+    automatic: bool,
     /// The stream offset of the agent's `0xFF` sentinel when it was the last item.
     sentinel: Option<u64>,
 }
@@ -623,6 +649,9 @@ pub struct Client<'buf, const N: usize = 16, B: Buffer = &'buf mut [u8]> {
     abandoned_sync: Option<u64>,
     /// Syncs sent by [`Client::sync_seeded`] so far.
     seeded_syncs: u64,
+    /// A guest-agent command timed out after it was queued: the agent may still answer
+    /// it, so a resynchronisation is started as soon as the table and buffer have room.
+    resync_due: bool,
     /// In-band commands given up while OOB was possible, until QEMU is done with them
     /// (see [`OOB_IN_BAND_LIMIT`]).
     given_up_in_band: GivenUpInBand,
@@ -669,6 +698,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
             sync: None,
             abandoned_sync: None,
             seeded_syncs: 0,
+            resync_due: false,
             given_up_in_band: GivenUpInBand::new(),
             eof: false,
             close_reason: None,
@@ -790,6 +820,14 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
     }
 
     /// Expires deadlines at `now`. Safe to call at any time, as often as convenient.
+    ///
+    /// A guest agent may still be busy with a command that timed out, and answer it
+    /// later: after such a timeout the client resynchronises by itself (as
+    /// [`Client::sync_seeded`] does, before anything queued later is sent), so no stale
+    /// answer can be taken for a later command's. Its answer is reported as
+    /// [`Event::Resynchronised`] (its timeout, or the session's end, as nothing); it counts
+    /// in [`Stats::resyncs`], its deadline is [`Config::command_timeout`], and if the table
+    /// or the transmit buffer has no room for it yet it starts at a later call.
     pub fn handle_timeout(&mut self, now: Instant) {
         let _ = self.expire(now);
     }
@@ -827,6 +865,8 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
                     });
                     if self.sync.is_some_and(|s| s.id == p.id) {
                         sync_expired = true;
+                    } else if self.config.protocol == Protocol::GuestAgent {
+                        self.resync_due = true;
                     }
                 }
             }
@@ -835,6 +875,17 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
             // The agent did not answer the sync: stop holding commands back so they meet
             // their own deadlines instead of waiting forever.
             self.abandon_sync();
+        }
+        // A sync already under way (the caller's) resynchronises too.
+        if self.resync_due && self.sync.is_none() {
+            self.seeded_syncs = self.seeded_syncs.wrapping_add(1);
+            let value = seeded_value(self.config.sync_seed, self.seeded_syncs);
+            if self.start_sync(now, value, true).is_ok() {
+                count(&mut self.stats.resyncs);
+            }
+        }
+        if self.sync.is_some() {
+            self.resync_due = false;
         }
         expired
     }
@@ -1135,24 +1186,29 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
     }
 
     fn take_resolution(&mut self) -> Option<Event<'static>> {
-        let index = self.pending.iter().position(|p| p.resolution.is_some())?;
-        let p = *self.pending.get(index)?;
-        self.remove_pending(index);
-        let id = CommandId(p.id);
-        let reason = match p.resolution? {
-            Resolution::TimedOut => {
-                self.give_up(p);
-                CommandFailure::TimedOut
+        loop {
+            let index = self.pending.iter().position(|p| p.resolution.is_some())?;
+            let p = *self.pending.get(index)?;
+            self.remove_pending(index);
+            let id = CommandId(p.id);
+            let reason = match p.resolution? {
+                Resolution::TimedOut => {
+                    self.give_up(p);
+                    CommandFailure::TimedOut
+                }
+                Resolution::ConnectionClosed => CommandFailure::ConnectionClosed,
+                Resolution::SilentSuccess => {
+                    return Some(Event::Response(Response {
+                        id,
+                        result: Ok(RawJson::EMPTY_OBJECT),
+                    }))
+                }
+            };
+            // The client's own resync is nobody's call: nothing to report.
+            if !p.automatic {
+                return Some(Event::CommandFailed { id, reason });
             }
-            Resolution::ConnectionClosed => CommandFailure::ConnectionClosed,
-            Resolution::SilentSuccess => {
-                return Some(Event::Response(Response {
-                    id,
-                    result: Ok(RawJson::EMPTY_OBJECT),
-                }))
-            }
-        };
-        Some(Event::CommandFailed { id, reason })
+        }
     }
 
     fn on_message(&mut self, message: Summary, start: u64, delimited: Option<u64>) -> Option<Step> {
@@ -1217,8 +1273,12 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
             } => {
                 if let Some(sync) = self.sync {
                     if let (Some(sentinel), true) = (delimited, value == Some(sync.value)) {
-                        if let Some(step) = self.finish_sync(sync, sentinel) {
-                            return Some(step);
+                        if self.finish_sync(sync, sentinel) {
+                            return Some(if sync.automatic {
+                                Step::Owned(Event::Resynchronised)
+                            } else {
+                                Step::FromFrame(FrameEvent::Response(CommandId(sync.id)))
+                            });
                         }
                     }
                     count(&mut self.stats.discarded_while_syncing);
@@ -1289,17 +1349,20 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
 
     /// The delimited answer carrying the sync's value, its sentinel at `start`: completes
     /// the sync, unless it began to arrive before the sync request was out (then it is a
-    /// stale answer to an earlier client's sync with the same value: `None`).
-    fn finish_sync(&mut self, sync: Sync, start: u64) -> Option<Step> {
-        let index = self
+    /// stale answer to an earlier client's sync with the same value: `false`).
+    fn finish_sync(&mut self, sync: Sync, start: u64) -> bool {
+        let Some(index) = self
             .pending
             .iter()
-            .position(|p| p.id == sync.id && p.resolution.is_none() && p.sent_at <= start)?;
+            .position(|p| p.id == sync.id && p.resolution.is_none() && p.sent_at <= start)
+        else {
+            return false;
+        };
         self.sync = None;
         self.tx_release = self.tx_len;
         self.answered_in_order(index);
         self.remove_pending(index);
-        Some(Step::FromFrame(FrameEvent::Response(CommandId(sync.id))))
+        true
     }
 
     /// Inserts `bytes` at the release point (after everything releasable, before held
@@ -1491,27 +1554,26 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
     /// [`Stats::discarded_while_syncing`], except replies to commands transmitted before
     /// the sync, which are delivered as usual. See the module docs.
     pub fn sync(&mut self, now: Instant, value: u64) -> Result<CommandId, ExecuteError> {
+        self.start_sync(now, value, false)
+    }
+
+    /// [`Client::sync`], by the caller or (`automatic`) by the client itself.
+    fn start_sync(
+        &mut self,
+        now: Instant,
+        value: u64,
+        automatic: bool,
+    ) -> Result<CommandId, ExecuteError> {
         if self.config.protocol != Protocol::GuestAgent {
             return Err(ExecuteError::NotGuestAgent);
         }
         if self.state == State::Closed {
             return Err(ExecuteError::Closed);
         }
-        self.reserve_slot(false)?;
-        #[derive(serde::Serialize)]
-        struct SyncArguments {
-            id: u64,
-        }
+        self.reserve_slot(false, true)?;
         let mut request = [0u8; 80];
-        request[0] = 0xFF;
-        let len = encode::encode_request(
-            request.get_mut(1..).unwrap_or(&mut []),
-            RequestKind::Execute,
-            "guest-sync-delimited",
-            Some(&SyncArguments { id: value }),
-            None,
-        )?;
-        let request = request.get(..len + 1).unwrap_or(&[]);
+        let len = encode::encode_sync_request(&mut request, value)?;
+        let request = request.get(..len).unwrap_or(&[]);
         self.insert_released(request)
             .map_err(|available| ExecuteError::TxFull {
                 required: request.len(),
@@ -1527,9 +1589,13 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
         }
         let tx_end = self.tx_origin + self.tx_release as u64;
         let id = self.allocate(now, false, true, false, tx_end);
+        if let Some(entry) = self.pending.last_mut() {
+            entry.automatic = automatic;
+        }
         self.sync = Some(Sync {
             id,
             value,
+            automatic,
             sentinel: None,
         });
         Ok(CommandId(id))
@@ -1544,10 +1610,20 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
         self.sync(now, value)
     }
 
-    fn reserve_slot(&self, oob: bool) -> Result<(), ExecuteError> {
+    /// Whether the table has room for one more command (a sync needs only a free entry;
+    /// other commands also respect [`Config::max_in_flight`] and [`OOB_IN_BAND_LIMIT`]).
+    fn reserve_slot(&self, oob: bool, sync: bool) -> Result<(), ExecuteError> {
         let in_flight = self.pending.len();
         if in_flight >= N {
             return Err(ExecuteError::TooManyInFlight { limit: N });
+        }
+        if sync {
+            return Ok(());
+        }
+        let limit = self.config.max_in_flight;
+        let is_sync = |p: &Pending| p.automatic || self.sync.is_some_and(|s| s.id == p.id);
+        if self.pending.iter().filter(|p| !is_sync(p)).count() >= limit {
+            return Err(ExecuteError::TooManyInFlight { limit });
         }
         if self.oob_possible() && !oob {
             let in_band = self.pending.iter().filter(|p| !p.oob).count()
@@ -1577,6 +1653,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
             oob,
             replies_on_success,
             is_quit,
+            automatic: false,
             resolution: None,
             tx_end,
             sent_at: NOT_SENT,
@@ -1616,7 +1693,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
         if oob && !(self.state == State::Ready && self.oob_enabled) {
             return Err(ExecuteError::OobNotEnabled);
         }
-        self.reserve_slot(oob)?;
+        self.reserve_slot(oob, false)?;
         let id = self.next_id;
         // Keep room for `qmp_capabilities` in front of commands held before negotiation.
         let reserve = if self.state == State::AwaitingGreeting {
@@ -2021,12 +2098,16 @@ mod tests {
         assert!(client.execute(at(0), &QueryStatus).is_ok());
         assert!(client.execute(at(100), &QueryStatus).is_ok());
         let mut expired = 0;
-        for now in [0, 500, 999, 1_000, 1_000, 1_050, 1_100, 1_101, 2_000] {
+        for now in [
+            0, 500, 999, 1_000, 1_000, 1_050, 1_100, 1_101, 1_999, 2_000, 2_001,
+        ] {
             if check(&mut client, at(now)) {
                 expired += 1;
             }
         }
-        assert_eq!(expired, 2);
+        // Both commands, then the resync the first timeout started at 1,000.
+        assert_eq!(expired, 3);
+        assert_eq!(client.stats().resyncs, 1);
     }
 
     #[test]

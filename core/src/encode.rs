@@ -149,6 +149,17 @@ pub fn encode_request<A: Serialize + ?Sized>(
     writer.finish()
 }
 
+/// Encodes the guest agent's resynchronisation into `out`: the `0xFF` reset byte, then
+/// `{"execute":"guest-sync-delimited","arguments":{"id":VALUE}}` and a LF (no request id:
+/// the answer is matched by its value). Returns the number of bytes written.
+pub(crate) fn encode_sync_request(out: &mut [u8], value: u64) -> Result<usize, EncodeError> {
+    let mut writer = Writer::new(out);
+    writer.push(b"\xff{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":");
+    write_integer(&mut writer, false, u128::from(value));
+    writer.push(b"}}\n");
+    writer.finish()
+}
+
 /// The exact number of bytes [`encode_request`] needs for this request.
 ///
 /// Fails with the same errors as [`encode_request`], except

@@ -430,3 +430,142 @@ fn seeded_syncs_send_values_from_the_seed() {
     let b = values(0x5eee);
     assert!(a[0] != b[0] && a[1] != b[1], "{a:?} {b:?}");
 }
+
+/// The value of the `n`-th seeded sync for `config`'s seed, as the client sends it.
+fn seeded_sync_line(config: Config, n: usize) -> Vec<u8> {
+    let rec = Setup::guest_agent().config(config).check(|h| {
+        for _ in 0..n {
+            h.sync_seeded();
+        }
+    });
+    let lines: Vec<&[u8]> = rec.tx.split_inclusive(|&b| b == b'\n').collect();
+    lines[n - 1].to_vec()
+}
+
+#[test]
+fn a_timeout_resynchronises_before_anything_else_is_sent() {
+    // The agent may still answer a command that timed out: the client sends 0xFF +
+    // guest-sync-delimited by itself, holds what is executed after it, drops the late
+    // answer, and reports nothing for its own sync.
+    let config = Config::guest_agent()
+        .with_command_timeout(Some(ms(1_000)))
+        .with_sync_seed(0x5eed);
+    let resync = seeded_sync_line(config, 1);
+    let value: u64 = String::from_utf8_lossy(&resync)
+        .split("\"id\":")
+        .nth(1)
+        .and_then(|rest| rest.split('}').next())
+        .and_then(|digits| digits.parse().ok())
+        .expect("a seeded value");
+    let rec = Setup::guest_agent().config(config).check(|h| {
+        let slow = h.execute(&GuestPing);
+        assert_eq!(slow.get(), 1);
+        h.advance_to(1_000);
+        assert!(h.client.is_syncing(), "the client resynchronises by itself");
+        assert!(!h.client.is_ready());
+        let after = h.execute(&GuestSync { id: 77 });
+        assert_eq!(after.get(), 3, "the resync took id 2");
+        assert_eq!(
+            h.transmitted(),
+            [&b"{\"execute\":\"guest-ping\",\"id\":1}\n"[..], &resync].concat(),
+            "the command executed after the timeout waits for the resync"
+        );
+        // The agent finally answers the ping (late), then the resync.
+        h.feed(b"{\"return\": {}, \"id\": 1}\n");
+        h.feed(&[&[0xFF][..], format!("{{\"return\": {value}}}\n").as_bytes()].concat());
+        assert!(!h.client.is_syncing());
+        assert!(h
+            .transmitted()
+            .ends_with(b"{\"execute\":\"guest-sync\",\"arguments\":{\"id\":77},\"id\":3}\n"));
+        h.feed(b"{\"return\": 77, \"id\": 3}\n");
+    });
+    rec.assert_events(&[
+        "CommandFailed #1 TimedOut",
+        "Resynchronised",
+        "Response #3 ok 77",
+    ]);
+    assert_eq!(rec.stats.resyncs, 1);
+    assert_eq!(rec.stats.late_replies, 1, "the ping's answer");
+    assert_eq!(rec.stats.discarded_while_syncing, 0);
+}
+
+#[test]
+fn an_unanswered_resync_times_out_without_an_event_and_releases_held_commands() {
+    let config = Config::guest_agent().with_command_timeout(Some(ms(1_000)));
+    let rec = Setup::guest_agent().config(config).check(|h| {
+        h.execute(&GuestPing);
+        h.advance_to(1_000);
+        assert!(h.client.is_syncing());
+        h.set_time(1_500);
+        h.execute(&GuestPing);
+        h.advance_to(2_000);
+        assert!(!h.client.is_syncing(), "the resync gave up at its deadline");
+        assert!(h
+            .transmitted()
+            .ends_with(b"{\"execute\":\"guest-ping\",\"id\":3}\n"));
+        h.feed(b"{\"return\": {}, \"id\": 3}\n");
+    });
+    rec.assert_events(&["CommandFailed #1 TimedOut", "Response #3 ok {}"]);
+    assert_eq!(rec.stats.resyncs, 1, "a resync timing out starts no other");
+}
+
+#[test]
+fn a_callers_sync_under_way_is_the_resync() {
+    let config = Config::guest_agent().with_command_timeout(Some(ms(1_000)));
+    let rec = Setup::guest_agent().config(config).check(|h| {
+        h.execute(&GuestPing);
+        h.set_time(500);
+        h.sync(5);
+        h.advance_to(1_000);
+        h.feed(b"\xff{\"return\": 5}\n");
+    });
+    rec.assert_events(&["CommandFailed #1 TimedOut", "Response #2 ok 5"]);
+    assert_eq!(rec.stats.resyncs, 0);
+}
+
+#[test]
+fn a_resync_without_room_starts_once_there_is() {
+    // Two entries: the timed-out command holds one until it is reported, the second
+    // command the other; the resync starts at the first deadline check with a free entry.
+    let config = Config::guest_agent().with_command_timeout(Some(ms(1_000)));
+    let rec = Setup::guest_agent().config(config).check_n::<2, _>(|h| {
+        h.execute(&GuestPing);
+        h.set_time(100);
+        h.execute(&GuestPing);
+        h.advance_to(1_000);
+        h.feed(b"{\"return\": {}, \"id\": 2}\n");
+        assert!(!h.client.is_syncing(), "no free entry at 1,000 ms");
+        h.advance_to(1_001);
+        assert!(h.client.is_syncing());
+    });
+    rec.assert_events(&["CommandFailed #1 TimedOut", "Response #2 ok {}"]);
+    assert_eq!(rec.stats.resyncs, 1);
+}
+
+#[test]
+fn qmp_timeouts_do_not_resynchronise() {
+    let rec = Setup::qmp()
+        .config(Config::qmp().with_command_timeout(Some(ms(1_000))))
+        .check(|h| {
+            h.feed(Vector::get("02-negotiation").s2c);
+            h.raw("query-status");
+            h.advance_to(1_000);
+        });
+    assert_eq!(rec.stats.resyncs, 0);
+    assert!(!rec.tx_text().contains("guest-sync"));
+}
+
+#[test]
+fn max_in_flight_refuses_more_commands_retryably_but_not_a_sync() {
+    let config = Config::guest_agent().with_max_in_flight(2);
+    Setup::guest_agent().config(config).check(|h| {
+        h.execute(&GuestPing);
+        h.execute(&GuestPing);
+        let refused = h.try_execute(&GuestPing);
+        assert_eq!(refused, Err(ExecuteError::TooManyInFlight { limit: 2 }));
+        assert!(h.client.is_retryable(&refused.unwrap_err()));
+        h.sync(9);
+        h.feed(b"{\"return\": {}, \"id\": 1}\n");
+        assert!(h.try_execute(&GuestPing).is_ok(), "one came back");
+    });
+}

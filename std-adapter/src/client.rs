@@ -232,7 +232,13 @@ impl Connecting {
         // request one byte at a time, and 16-digit ids cost about 15% of the throughput
         // of a sequential `query-version` loop (measured with perf/run.sh).
         let first_id = (BuildHasher::hash_one(&RandomState::new(), 0u8) >> 44).max(1);
-        let config = options.core_config(protocol).with_first_id(first_id);
+        // Guest-agent syncs (ours and the core's own after a timeout) send values from a
+        // random seed, so a stale answer to an earlier run's sync is never taken for ours.
+        let sync_seed = BuildHasher::hash_one(&RandomState::new(), 1u8);
+        let config = options
+            .core_config(protocol)
+            .with_first_id(first_id)
+            .with_sync_seed(sync_seed);
         let sizes = (options.rx_size(), options.tx_size());
         let driver = Driver::start(engine, config, sizes, link)?;
         let waited = options.ready_wait().unwrap_or(Duration::MAX);

@@ -15,12 +15,10 @@
 //! core validates it, writes the envelope and owns the id. No protocol decision is made
 //! outside the core.
 
-use core::hash::{BuildHasher, Hasher};
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
-use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::OwnedFd;
@@ -364,8 +362,6 @@ pub(crate) enum Completion {
     Callback(Box<dyn FnOnce(Result<RawReply, Error>) + Send>),
     /// The guest-agent sync `connect` waits for.
     Connect,
-    /// A guest-agent sync the client started itself after a timeout.
-    Resync,
 }
 
 /// Delivers a request's result exactly once; a request dropped unanswered (the session
@@ -385,13 +381,6 @@ impl Completer {
             shared: Arc::clone(shared),
             completion: Some(completion),
         }
-    }
-
-    fn is_internal(&self) -> bool {
-        matches!(
-            self.completion,
-            Some(Completion::Connect | Completion::Resync)
-        )
     }
 
     fn is_connect(&self) -> bool {
@@ -416,7 +405,7 @@ impl Drop for Completer {
 }
 
 fn counts(completion: &Completion) -> bool {
-    !matches!(completion, Completion::Connect | Completion::Resync)
+    !matches!(completion, Completion::Connect)
 }
 
 fn deliver(shared: &Arc<Shared>, completion: Completion, result: Result<RawReply, Error>) {
@@ -435,7 +424,7 @@ fn deliver(shared: &Arc<Shared>, completion: Completion, result: Result<RawReply
                 .hub
                 .dispatch_reply(Box::new(move || callback(result)), Box::new(done));
         }
-        Completion::Connect | Completion::Resync => {}
+        Completion::Connect => {}
     }
 }
 
@@ -668,15 +657,12 @@ pub(crate) struct Engine {
     backlog: VecDeque<Request>,
     oob_backlog: VecDeque<Request>,
     backlog_deadline: Option<StdInstant>,
-    in_flight_limit: usize,
     sync_timeout: Option<Duration>,
     connect: Option<ConnectSignal>,
     info: ServerInfo,
     received_any: bool,
     negotiation_error: Option<Error>,
     finished: Option<CloseReason>,
-    random: RandomState,
-    random_counter: u64,
 }
 
 impl Engine {
@@ -695,15 +681,12 @@ impl Engine {
             backlog: VecDeque::new(),
             oob_backlog: VecDeque::new(),
             backlog_deadline: None,
-            in_flight_limit: options.in_flight_limit(),
             sync_timeout: options.greeting_timeout.or(options.command_timeout),
             connect: Some(connect),
             info: ServerInfo::new(protocol),
             received_any: false,
             negotiation_error: None,
             finished: None,
-            random: RandomState::new(),
-            random_counter: 0,
         }
     }
 
@@ -727,29 +710,22 @@ impl Engine {
     /// itself when the greeting comes).
     pub(crate) fn start(&mut self) {
         if self.protocol == Protocol::GuestAgent {
-            let request = self.internal_sync(Completion::Connect);
+            let request = self.connect_sync();
             self.enqueue(request);
         }
     }
 
-    fn internal_sync(&mut self, completion: Completion) -> Request {
+    /// The sync `connect` waits for (its deadline: the greeting timeout, the agent's
+    /// counterpart of a greeting, or else the command timeout).
+    fn connect_sync(&mut self) -> Request {
         Request {
             ticket: 0,
             body: Body::Sync,
             oob: false,
             fds: Vec::new(),
             deadline: self.sync_timeout.map(|t| StdInstant::now() + t),
-            completer: Completer::new(&self.shared, completion),
+            completer: Completer::new(&self.shared, Completion::Connect),
         }
-    }
-
-    /// A random guest-agent sync id below 2^53 (exact in every JSON implementation).
-    fn random_id(&mut self) -> u64 {
-        self.random_counter += 1;
-        let mut hasher = self.random.build_hasher();
-        hasher.write_u64(self.random_counter);
-        hasher.write_u128(self.epoch.elapsed().as_nanos());
-        (hasher.finish() & ((1 << 53) - 1)).max(1)
     }
 
     /// Whether requests wait in the engine for room in the core (the driver pumps
@@ -969,9 +945,6 @@ impl Engine {
     }
 
     fn submit(&mut self, core: &mut Core, mut request: Request) -> Submitted {
-        if self.in_flight.len() >= self.in_flight_limit && !request.completer.is_internal() {
-            return Submitted::Later(request);
-        }
         let now = self.now();
         let result = match &request.body {
             Body::Typed { submit, arguments } => {
@@ -980,10 +953,7 @@ impl Engine {
             Body::Json { name, arguments } => {
                 core.execute_json(now, name, arguments.as_deref(), request.oob)
             }
-            Body::Sync => {
-                let value = self.random_id();
-                core.sync(now, value)
-            }
+            Body::Sync => core.sync_seeded(now),
         };
         match result {
             Ok(id) => {
@@ -1067,19 +1037,7 @@ impl Engine {
                         signal(Err(error()));
                     }
                 }
-                let user_timed_out = reason == CommandFailure::TimedOut && !completer.is_internal();
                 completer.complete(Err(error()));
-                if user_timed_out && self.protocol == Protocol::GuestAgent && !core.is_syncing() {
-                    // The agent may still be busy with (or stuck in) the old request:
-                    // resynchronise before anything else is sent (the protocol asks for
-                    // this after any timeout).
-                    let request = self.internal_sync(Completion::Resync);
-                    self.backlog.push_front(request);
-                    if let Some(deadline) = self.backlog.front().and_then(|r| r.deadline) {
-                        self.backlog_deadline =
-                            Some(self.backlog_deadline.map_or(deadline, |d| d.min(deadline)));
-                    }
-                }
             }
             Routed::NegotiationFailed(error) => self.negotiation_error = Some(error),
             Routed::Closed(reason) => self.finish(reason),
@@ -1127,18 +1085,22 @@ mod tests {
     ) {
         let shared = Shared::new(&crate::options::ConnectOptions::new().event_queue_size(16));
         let (tx, rx) = mpsc::channel();
-        let options = crate::options::ConnectOptions::new()
-            .greeting_timeout(Some(Duration::from_millis(200)))
-            .max_in_flight(2);
         let engine = Engine::new(
             Arc::clone(&shared),
             protocol,
-            &options,
+            &options(),
             Box::new(move |result| {
                 let _ = tx.send(result);
             }),
         );
         (engine, shared, rx)
+    }
+
+    /// The tests' options: a 200 ms greeting timeout, at most 2 commands in flight.
+    fn options() -> crate::options::ConnectOptions {
+        crate::options::ConnectOptions::new()
+            .greeting_timeout(Some(Duration::from_millis(200)))
+            .max_in_flight(2)
     }
 
     fn request(shared: &Arc<Shared>, body: Body) -> (Request, Arc<Slot<RawReply>>) {
@@ -1167,7 +1129,7 @@ mod tests {
         let (mut engine, shared, connected) = engine(Protocol::Qmp);
         let (rx, tx) = (vec![0u8; 4096], vec![0u8; 4096]);
         let mut core = Core::with_buffers(
-            crate::options::ConnectOptions::new().core_config(Protocol::Qmp),
+            options().core_config(Protocol::Qmp),
             engine.now(),
             rx.into_boxed_slice(),
             tx.into_boxed_slice(),
@@ -1250,7 +1212,7 @@ mod tests {
     fn cancel_and_backlog_deadlines() {
         let (mut engine, shared, _connected) = engine(Protocol::Qmp);
         let (rx, tx) = (vec![0u8; 1024], vec![0u8; 1024]);
-        let config = crate::options::ConnectOptions::new().core_config(Protocol::Qmp);
+        let config = options().core_config(Protocol::Qmp);
         let mut core = Core::with_buffers(
             config,
             engine.now(),
@@ -1286,7 +1248,7 @@ mod tests {
     fn guest_agent_syncs_at_start() {
         let (mut engine, _shared, connected) = engine(Protocol::GuestAgent);
         let (rx, tx) = (vec![0u8; 1024], vec![0u8; 1024]);
-        let config = crate::options::ConnectOptions::new().core_config(Protocol::GuestAgent);
+        let config = options().core_config(Protocol::GuestAgent);
         let mut core = Core::with_buffers(
             config,
             engine.now(),

@@ -144,6 +144,7 @@ impl ConnectOptions {
                 .with_oob(self.enable_oob),
         };
         base.with_command_timeout(self.command_timeout.map(Into::into))
+            .with_max_in_flight(self.in_flight_limit())
     }
 
     pub(crate) fn rx_size(&self) -> usize {
@@ -263,10 +264,10 @@ mod tests {
             .max_in_flight(10_000)
             .rx_buffer_size(10)
             .enable_oob(true);
-        assert_eq!(options.in_flight_limit(), MAX_IN_FLIGHT);
         assert_eq!(options.rx_size(), 1024);
         assert_eq!(options.ready_wait(), Some(Duration::from_millis(700)));
         let config = options.core_config(Protocol::Qmp);
+        assert_eq!(config.max_in_flight, MAX_IN_FLIGHT);
         assert!(config.enable_oob);
         assert_eq!(
             config.greeting_timeout,

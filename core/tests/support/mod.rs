@@ -878,6 +878,7 @@ pub(crate) fn render(event: &Event<'_>) -> Logged {
             (format!("{text} {}", full_json(&greeting.raw)), text)
         }
         Event::Ready => ("Ready".to_owned(), "Ready".to_owned()),
+        Event::Resynchronised => ("Resynchronised".to_owned(), "Resynchronised".to_owned()),
         Event::Response(response) => {
             let (full, brief) = result_forms(&response.result);
             (
