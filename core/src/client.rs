@@ -48,6 +48,11 @@
 //! it until an answer carries that value, and then takes the next reply as the answer
 //! to each command.
 //!
+//! A command that times out may still be answered later, and that answer would then be
+//! taken for the next command's if the agent were behind: so after a timeout the client
+//! resynchronises by itself before anything executed later is sent (a seeded sync, see
+//! [`Client::handle_timeout`]; its answer is [`Event::Resynchronised`]).
+//!
 //! Commands whose [`Command::REPLIES_ON_SUCCESS`] is `false` (`guest-shutdown`,
 //! `guest-suspend-*`) are resolved as a success, with the value `{}`, by whichever comes
 //! first: a reply to a *later* command (the agent answers strictly in order, so the silent
