@@ -156,13 +156,13 @@ impl Inner {
     }
 
     /// Queues a request whose caller waits on a [`Pending`].
-    fn send<T>(
+    pub(crate) fn send<T>(
         &self,
         body: Result<Body, Error>,
         options: CallOptions<'_>,
         convert: Convert<T>,
     ) -> Pending<T> {
-        let slot = Slot::new();
+        let slot = Slot::for_call();
         let deadline = self.call_deadline(options);
         let ticket = match body.and_then(|body| {
             self.enqueue(body, options, deadline, Completion::Slot(Arc::clone(&slot)))
@@ -732,9 +732,9 @@ impl Connection<Blocking> {
         C: Command,
         F: for<'r> FnOnce(C::Response<'r>) -> R,
     {
-        let reply = self.execute(command)?;
-        let response = reply.get()?;
-        Ok(map(response))
+        self.inner
+            .send(typed_body(command), CallOptions::new(), to_raw)
+            .wait_map(|raw| Ok(map(C::decode_response(raw.raw())?)))
     }
 
     /// Runs a command by name with `serde_json` arguments (`Value::Null`: no arguments)
@@ -852,6 +852,34 @@ impl<T> Pending<T> {
             ticket: self.ticket,
             driver: Arc::downgrade(&self.driver),
         }
+    }
+}
+
+impl Pending<RawReply> {
+    /// [`Pending::wait`], then `map` reads the reply in place; its buffer goes back to
+    /// the call's slot, so this thread's next call copies its reply into the same memory.
+    pub(crate) fn wait_map<R>(
+        self,
+        map: impl FnOnce(&RawReply) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let slot = Arc::clone(&self.slot);
+        let reply = self.wait()?;
+        let mapped = map(&reply);
+        slot.give_back(reply);
+        mapped
+    }
+
+    /// [`Pending::wait_map`], awaiting the reply.
+    #[cfg(feature = "tokio")]
+    pub(crate) async fn map<R>(
+        self,
+        map: impl FnOnce(&RawReply) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let slot = Arc::clone(&self.slot);
+        let reply = self.await?;
+        let mapped = map(&reply);
+        slot.give_back(reply);
+        mapped
     }
 }
 

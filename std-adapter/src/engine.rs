@@ -225,6 +225,58 @@ struct SlotState<T> {
     /// Threads blocked in [`Slot::take`] (a wake-up is a system call even with nobody
     /// waiting, so `fill` only makes one when there is somebody).
     sleepers: u32,
+    /// A result the caller is done with, given back so the next one reuses its memory
+    /// ([`Slot::give_back`]).
+    spare: Option<T>,
+}
+
+/// The largest reply buffer kept for reuse ([`Slot::give_back`]); a larger one is freed.
+const SPARE_REPLY_CAPACITY: usize = 64 * 1024;
+
+std::thread_local! {
+    /// The reply slot of this thread's last call, reused by its next call once nobody
+    /// else holds it (so a call allocates no slot; see [`Slot::for_call`]).
+    static LAST_SLOT: core::cell::Cell<Option<Arc<Slot<RawReply>>>> =
+        const { core::cell::Cell::new(None) };
+}
+
+impl Slot<RawReply> {
+    /// A slot for one call: this thread's last one if nobody holds it any more (its
+    /// caller is done and the engine let go), with the reply buffer it kept, else a new
+    /// one.
+    pub(crate) fn for_call() -> Arc<Self> {
+        let reused = LAST_SLOT.try_with(|last| {
+            let mut slot = last.take()?;
+            let state = Arc::get_mut(&mut slot)?
+                .state
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            state.result = None;
+            state.baton = false;
+            state.waker = None;
+            state.sleepers = 0;
+            last.set(Some(Arc::clone(&slot)));
+            Some(slot)
+        });
+        reused.ok().flatten().unwrap_or_else(|| {
+            let slot = Slot::new();
+            let _ = LAST_SLOT.try_with(|last| last.set(Some(Arc::clone(&slot))));
+            slot
+        })
+    }
+
+    /// Gives a reply the caller is done with back, so the next reply into this slot
+    /// reuses its buffer (if it is not too large to keep).
+    pub(crate) fn give_back(&self, reply: RawReply) {
+        if reply.capacity() <= SPARE_REPLY_CAPACITY {
+            lock(&self.state).spare = Some(reply);
+        }
+    }
+
+    /// The buffer given back, if any (see [`Slot::give_back`]).
+    fn take_spare(&self) -> Option<RawReply> {
+        lock(&self.state).spare.take()
+    }
 }
 
 impl<T> Slot<T> {
@@ -235,6 +287,7 @@ impl<T> Slot<T> {
                 baton: false,
                 waker: None,
                 sleepers: 0,
+                spare: None,
             }),
             cond: Condvar::new(),
         })
@@ -385,6 +438,14 @@ impl Completer {
 
     fn is_connect(&self) -> bool {
         matches!(self.completion, Some(Completion::Connect))
+    }
+
+    /// The buffer the caller gave back after its last call, for this reply.
+    fn spare(&self) -> Option<RawReply> {
+        match &self.completion {
+            Some(Completion::Slot(slot)) => slot.take_spare(),
+            _ => None,
+        }
     }
 
     /// Delivers `result`.
@@ -594,8 +655,9 @@ enum Routed {
         capabilities: Capabilities,
     },
     Ready,
+    /// A reply, with the request it answers if that is still in flight.
     Reply {
-        id: CommandId,
+        request: Option<Completer>,
         result: Result<RawReply, Error>,
     },
     Event(Event),
@@ -617,13 +679,6 @@ impl Routed {
                 capabilities: greeting.capabilities,
             },
             CoreEvent::Ready => Routed::Ready,
-            CoreEvent::Response(response) => Routed::Reply {
-                id: response.id,
-                result: match response.result {
-                    Ok(value) => Ok(RawReply::from_raw(value)),
-                    Err(error) => Err(Error::from_qmp(&error)),
-                },
-            },
             CoreEvent::AsyncEvent(event) => Routed::Event(Event::from_core(&event)),
             CoreEvent::CommandFailed { id, reason } => Routed::Failed { id, reason },
             CoreEvent::NegotiationFailed(error) => {
@@ -977,6 +1032,18 @@ impl Engine {
     fn drain(&mut self, core: &mut Core) {
         loop {
             let routed = match core.poll_event() {
+                // Copied into the buffer the caller gave back after its last call.
+                Some(CoreEvent::Response(response)) => {
+                    let request = self.in_flight.remove(&response.id.get()).map(|(_, c)| c);
+                    let result = match response.result {
+                        Ok(value) => Ok(RawReply::copy_of(
+                            value,
+                            request.as_ref().and_then(Completer::spare),
+                        )),
+                        Err(error) => Err(Error::from_qmp(&error)),
+                    };
+                    Routed::Reply { request, result }
+                }
                 Some(event) => Routed::from_core(event),
                 None => return,
             };
@@ -1007,10 +1074,10 @@ impl Engine {
                     signal(Ok(self.info.clone()));
                 }
             }
-            Routed::Reply { id, result } => {
+            Routed::Reply { request, result } => {
                 // Whoever wakes up sees counters that include everything before its reply.
                 self.publish_stats(core);
-                if let Some((_, completer)) = self.in_flight.remove(&id.get()) {
+                if let Some(completer) = request {
                     if completer.is_connect() {
                         if let Some(signal) = self.connect.take() {
                             signal(result.map(|_| self.info.clone()));

@@ -22,11 +22,17 @@ pub struct RawReply {
 }
 
 impl RawReply {
-    /// Copies a value out of the receive buffer.
-    pub(crate) fn from_raw(raw: RawJson<'_>) -> Self {
-        RawReply {
-            bytes: raw.as_bytes().to_vec(),
-        }
+    /// Copies a value out of the receive buffer, into `reuse`'s memory if given.
+    pub(crate) fn copy_of(raw: RawJson<'_>, reuse: Option<RawReply>) -> Self {
+        let mut bytes = reuse.map(RawReply::into_bytes).unwrap_or_default();
+        bytes.clear();
+        bytes.extend_from_slice(raw.as_bytes());
+        RawReply { bytes }
+    }
+
+    /// The memory held for the text, in bytes.
+    pub(crate) fn capacity(&self) -> usize {
+        self.bytes.capacity()
     }
 
     /// The JSON text.
@@ -153,7 +159,7 @@ mod tests {
     #[test]
     fn typed_reply_decodes_borrowing_itself() {
         let bytes = br#"{"qemu": {"micro": 2, "minor": 0, "major": 10}, "package": "p\u00e9"}"#;
-        let raw = RawReply::from_raw(RawJson::parse(bytes).unwrap());
+        let raw = RawReply::copy_of(RawJson::parse(bytes).unwrap(), None);
         let reply: Reply<QueryVersion> = Reply::from_raw(raw.clone());
         let version = reply.get().unwrap();
         assert_eq!(version.qemu.major, 10);
@@ -174,7 +180,7 @@ mod tests {
 
     #[test]
     fn wrong_shape_is_a_decode_error() {
-        let raw = RawReply::from_raw(RawJson::parse(b"[1]").unwrap());
+        let raw = RawReply::copy_of(RawJson::parse(b"[1]").unwrap(), None);
         let reply: Reply<QueryVersion> = Reply::from_raw(raw);
         assert!(reply.get().is_err());
         assert_eq!(reply.raw().to_string(), "[1]");

@@ -39,10 +39,11 @@ use qmp_core::commands::Command;
 
 use crate::client::{start_transport, sync_value, Connecting};
 use crate::driver::Link;
+use crate::engine::typed_body;
 use crate::error::Error;
 use crate::events::{Event, Subscription};
 use crate::options::{deadline_after, CallOptions, ConnectOptions};
-use crate::reply::{RawReply, Reply};
+use crate::reply::{to_raw, RawReply, Reply};
 use crate::transport::Transport;
 
 pub use crate::client::Async;
@@ -274,9 +275,10 @@ impl AsyncClient {
         C: Command,
         F: for<'r> FnOnce(C::Response<'r>) -> R,
     {
-        let reply = self.execute(command).await?;
-        let response = reply.get()?;
-        Ok(map(response))
+        self.inner
+            .send(typed_body(command), CallOptions::new(), to_raw)
+            .map(|raw| Ok(map(C::decode_response(raw.raw())?)))
+            .await
     }
 
     /// Runs a command by name with `serde_json` arguments and returns the `return`
