@@ -1003,9 +1003,164 @@ impl ser::Serializer for MapKeySerializer<'_, '_> {
     }
 }
 
+/// Writes `{"execute":NAME,"arguments":ARGUMENTS,"id":ID}\n` with `arguments` already JSON
+/// text (validated by the caller), in the same layout as [`encode::encode_request`].
+pub(crate) fn encode_json_request(
+    out: &mut [u8],
+    kind: RequestKind,
+    name: &str,
+    arguments: Option<&[u8]>,
+    id: u64,
+) -> Result<usize, EncodeError> {
+    // Encode the envelope without arguments, then splice the arguments in before `,"id"`.
+    let envelope_len = encode_request::<()>(out, kind, name, None, Some(id));
+    let insertion = match arguments {
+        None => return envelope_len,
+        Some(arguments) => arguments,
+    };
+    let extra = b",\"arguments\":".len() + insertion.len();
+    let envelope_len = match envelope_len {
+        Ok(n) => n,
+        Err(EncodeError::BufferTooSmall {
+            required,
+            available,
+        }) => {
+            return Err(EncodeError::BufferTooSmall {
+                required: required + extra,
+                available,
+            })
+        }
+        Err(other) => return Err(other),
+    };
+    let total = envelope_len + extra;
+    let Some(region) = out.get_mut(..total) else {
+        return Err(EncodeError::BufferTooSmall {
+            required: total,
+            available: out.len(),
+        });
+    };
+    // The id member starts at the last `,"id":` of the envelope.
+    let id_member = region
+        .get(..envelope_len)
+        .and_then(|envelope| envelope.windows(6).rposition(|w| w == b",\"id\":"))
+        .unwrap_or(envelope_len.saturating_sub(2));
+    crate::json::move_back(region, id_member, envelope_len, extra);
+    let mut at = id_member;
+    for part in [&b",\"arguments\":"[..], insertion] {
+        if let Some(slot) = region.get_mut(at..at + part.len()) {
+            slot.copy_from_slice(part);
+        }
+        at += part.len();
+    }
+    Ok(total)
+}
+
+/// How deeply raw JSON arguments may nest (QMP arguments are shallow; the limit bounds
+/// the validation's recursion on small stacks).
+pub const RAW_ARGUMENTS_MAX_DEPTH: usize = 32;
+
+/// Whether QEMU's JSON parser accepts `value`: no duplicate keys in any object (QEMU
+/// answers "duplicate key" without an id), no non-characters U+FDD0..U+FDEF or U+xxFFFE /
+/// U+xxFFFF in any string, raw or escaped, and no surrogate escape that is not half of a
+/// pair (QMP.md §8.2).
+pub(crate) fn acceptable_to_qemu(value: crate::json::RawJson<'_>, depth: usize) -> bool {
+    if depth >= RAW_ARGUMENTS_MAX_DEPTH {
+        return false;
+    }
+    let text_ok = |text: crate::json::JsonStr<'_>| {
+        !has_lone_surrogate_escape(text.raw_bytes())
+            && text.chars().all(|c| {
+                let c = u32::from(c);
+                !((0xFDD0..=0xFDEF).contains(&c) || c & 0xFFFE == 0xFFFE)
+            })
+    };
+    if value.is_object() {
+        let earlier = value.members();
+        for (index, (key, member)) in value.members().enumerate() {
+            if !text_ok(key) || !acceptable_to_qemu(member, depth + 1) {
+                return false;
+            }
+            // Compare the key with every earlier key of this object (objects are small).
+            let duplicate = earlier
+                .clone()
+                .take(index)
+                .any(|(other, _)| other.chars().eq(key.chars()));
+            if duplicate {
+                return false;
+            }
+        }
+        true
+    } else if value.is_array() {
+        value
+            .elements()
+            .all(|element| acceptable_to_qemu(element, depth + 1))
+    } else {
+        value.as_json_str().is_none_or(text_ok)
+    }
+}
+
+/// Whether escaped string text holds a `\uD800`..`\uDFFF` escape that is not a high
+/// surrogate directly followed by a low one (QEMU rejects it; `JsonStr::chars` would
+/// quietly decode it as U+FFFD).
+fn has_lone_surrogate_escape(escaped: &[u8]) -> bool {
+    let unit = |at: usize| -> Option<u32> {
+        match escaped.get(at..at.checked_add(6)?)? {
+            [b'\\', b'u', digits @ ..] => digits.iter().try_fold(0u32, |value, &digit| {
+                Some(value * 16 + (digit as char).to_digit(16)?)
+            }),
+            _ => None,
+        }
+    };
+    let mut at = 0;
+    while let Some(offset) = escaped
+        .get(at..)
+        .and_then(|rest| rest.iter().position(|&byte| byte == b'\\'))
+    {
+        at += offset;
+        match unit(at) {
+            Some(0xD800..=0xDBFF) => {
+                if !matches!(unit(at + 6), Some(0xDC00..=0xDFFF)) {
+                    return true;
+                }
+                at += 12;
+            }
+            Some(0xDC00..=0xDFFF) => return true,
+            Some(_) => at += 6,
+            // Any other escape is two bytes long.
+            None => at += 2,
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lone_surrogate_escapes_are_found_and_pairs_are_not() {
+        for (text, lone) in [
+            (&br"plain"[..], false),
+            (br"\ud83d\ude00", false),
+            (br"\uD83D\uDE00 and \u00e9", false),
+            (br"\\ud800", false),
+            (br"\ud800", true),
+            (br"x\ud800y", true),
+            (br"\udc00", true),
+            (br"\ud800\u0041", true),
+            (br"\ud800\ud800\udc00", true),
+            (br"\ude00\ud83d", true),
+            (br"\\\ud800", true),
+            (br"\u12", false),
+        ] {
+            assert_eq!(
+                has_lone_surrogate_escape(text),
+                lone,
+                "{}",
+                core::str::from_utf8(text).unwrap_or("?")
+            );
+        }
+    }
     use serde::Serialize;
     use std::collections::BTreeMap;
     use std::string::{String, ToString};

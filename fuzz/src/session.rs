@@ -347,6 +347,9 @@ struct Issued {
     name: String,
     arguments: ExpectedArguments,
     sync_value: Option<u64>,
+    /// A resync the client started by itself after a timeout: reported only by
+    /// [`Event::Resynchronised`], ended silently by its deadline, a newer sync or the end.
+    automatic: bool,
     deadline: Option<Instant>,
     resolved: bool,
     cancelled: bool,
@@ -423,6 +426,11 @@ struct Harness<'s, 'b> {
     /// found before it.
     tx_parsed: usize,
     syncs_found: usize,
+    /// A guest-agent command timed out and no sync has been under way since: the client
+    /// is to resynchronise by itself once it has room.
+    resync_due: bool,
+    /// Resyncs the client started by itself so far.
+    resyncs: u64,
 }
 
 fn rx_size(selector: u16) -> usize {
@@ -584,8 +592,18 @@ impl<'s, 'b> Harness<'s, 'b> {
     fn expected_in_flight(&self) -> usize {
         self.issued
             .values()
-            .filter(|c| !c.resolved && !c.cancelled)
+            .filter(|c| !c.resolved && !c.cancelled && !c.automatic)
             .count()
+    }
+
+    /// Ends the client's own resync without an event (a newer sync, its deadline, the
+    /// end of the session).
+    fn end_automatic_syncs(&mut self, ended: impl Fn(&Issued) -> bool) {
+        for command in self.issued.values_mut() {
+            if command.automatic && !command.resolved && !command.cancelled && ended(command) {
+                command.resolved = true;
+            }
+        }
     }
 
     /// Drains every event, checking each; then the table and deadline invariants.
@@ -612,6 +630,16 @@ impl<'s, 'b> Harness<'s, 'b> {
                     assert_eq!(self.greetings, 1, "two greetings reported");
                 }
                 Event::Ready => assert_eq!(self.mode, Mode::Qmp),
+                Event::Resynchronised => {
+                    let open: Vec<u64> = self
+                        .issued
+                        .iter()
+                        .filter(|(_, c)| c.automatic && !c.resolved && !c.cancelled)
+                        .map(|(&id, _)| id)
+                        .collect();
+                    assert_eq!(open.len(), 1, "Resynchronised without one resync: {open:?}");
+                    resolutions.push((CommandId::new(open[0]), None));
+                }
                 Event::UnmatchedResponse { id: Some(raw), .. } => {
                     if let Some(id) = raw.as_u64() {
                         // One of ours still in flight and transmitted (resolutions
@@ -646,6 +674,7 @@ impl<'s, 'b> Harness<'s, 'b> {
             self.resolve(id, reason);
         }
         if closed {
+            self.end_automatic_syncs(|_| true);
             self.closed_reported = true;
             assert_eq!(self.client.state(), State::Closed);
             let open: Vec<_> = self.in_flight_ids();
@@ -914,8 +943,9 @@ impl<'s, 'b> Harness<'s, 'b> {
                     .command_timeout
                     .map(|ms| self.now + Duration::from_millis(u64::from(ms)));
                 if let Some(value) = issued.sync_value {
-                    // A sync supersedes the previous one.
+                    // A sync supersedes the previous one (the client's own silently).
                     self.current_sync = Some(value);
+                    self.end_automatic_syncs(|_| true);
                 }
                 if issued.name == "quit" {
                     issued.silent = true;
@@ -1178,7 +1208,33 @@ impl<'s, 'b> Harness<'s, 'b> {
 
     fn timeout(&mut self) {
         self.record(format!("handle_timeout at {} ms", self.now.as_millis()));
+        let now = self.now;
+        let resyncs = self.client.stats().resyncs;
+        // A guest-agent command of the caller's timing out makes the client resync.
+        let expiring = |c: &Issued| {
+            !c.resolved && !c.cancelled && c.deadline.is_some_and(|deadline| deadline <= now)
+        };
+        if self.mode == Mode::GuestAgent
+            && self
+                .issued
+                .values()
+                .any(|c| expiring(c) && c.sync_value.is_none())
+        {
+            self.resync_due = true;
+        }
         self.client.handle_timeout(self.now);
+        self.end_automatic_syncs(expiring);
+        match self.client.stats().resyncs - resyncs {
+            0 => {}
+            1 => {
+                assert!(self.resync_due, "a resync nothing called for");
+                self.start_automatic_sync();
+            }
+            more => panic!("{more} resyncs started at once"),
+        }
+        if self.client.is_syncing() {
+            self.resync_due = false;
+        }
         self.drain();
         if let Some(next) = self.client.poll_timeout() {
             assert!(
@@ -1188,6 +1244,36 @@ impl<'s, 'b> Harness<'s, 'b> {
                 self.now.as_millis()
             );
         }
+    }
+
+    /// Notes the resync the client just started by itself: the next id, the next value
+    /// of the seeded sequence (the default seed, 0), the command timeout.
+    fn start_automatic_sync(&mut self) {
+        self.resyncs += 1;
+        let value = seeded_value(0, self.resyncs);
+        let id = if self.issued.is_empty() {
+            self.first_id
+        } else {
+            self.last_id.wrapping_add(1)
+        };
+        self.record(format!("resync #{id} with {value}"));
+        self.last_id = id;
+        let issued = Issued {
+            sync_value: Some(value),
+            automatic: true,
+            deadline: self
+                .script
+                .command_timeout
+                .map(|ms| self.now + Duration::from_millis(u64::from(ms))),
+            ..Issued::new(
+                "execute",
+                "guest-sync-delimited".to_owned(),
+                ExpectedArguments::Value(serde_json::json!({ "id": value })),
+            )
+        };
+        self.current_sync = Some(value);
+        self.issued.insert(id, issued);
+        self.issue_order.push(id);
     }
 
     /// Ends the session (end of stream) and checks the resolution guarantee and the
@@ -1337,6 +1423,7 @@ impl Issued {
             name,
             arguments,
             sync_value: None,
+            automatic: false,
             deadline: None,
             resolved: false,
             cancelled: false,
@@ -1345,6 +1432,15 @@ impl Issued {
             silent: false,
         }
     }
+}
+
+/// The `n`-th value of the client's seeded sync sequence (`Client::sync_seeded`, a
+/// SplitMix64 step kept below 2^53), written out independently of the client.
+fn seeded_value(seed: u64, n: u64) -> u64 {
+    let mut z = seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) >> 11
 }
 
 fn non_character(text: &str) -> Option<EncodeError> {
@@ -1395,7 +1491,7 @@ fn first_error(tree: &Tree) -> Option<EncodeError> {
 /// The deepest value in `text` counted the way `execute_json` does (the object itself at
 /// 0), and whether any key repeats in one object or any string holds a non-character.
 fn json_arguments_acceptable(text: &str, depth: usize) -> bool {
-    if depth >= qmp_core::client::RAW_ARGUMENTS_MAX_DEPTH || has_unpaired_surrogate(text) {
+    if depth >= qmp_core::encode::RAW_ARGUMENTS_MAX_DEPTH || has_unpaired_surrogate(text) {
         return false;
     }
     match reference::shape(text) {
@@ -1529,6 +1625,8 @@ pub fn run(script: &Script, mode: Mode, split: bool) -> Transcript {
         oracle_sentinel: None,
         tx_parsed: 0,
         syncs_found: 0,
+        resync_due: false,
+        resyncs: 0,
     };
     harness.drain();
     for op in &script.ops {
