@@ -281,12 +281,11 @@ where
             return Ok(());
         }
         let n = self.io.read(window).map_err(DriverError::Io)?;
-        let now = self.clock.now();
         if n == 0 {
-            self.client.handle_eof(now);
+            self.client.handle_eof();
         } else {
             // A closed session ignores input; `poll_event` reports why.
-            let _ = self.client.commit_rx(now, n);
+            let _ = self.client.commit_rx(n);
         }
         Ok(())
     }
@@ -450,14 +449,13 @@ where
             })
             .await
         };
-        let now = self.clock.now();
         match read {
-            Some(Ok(0)) => self.client.handle_eof(now),
+            Some(Ok(0)) => self.client.handle_eof(),
             Some(Ok(n)) => {
-                let _ = self.client.commit_rx(now, n);
+                let _ = self.client.commit_rx(n);
             }
             Some(Err(error)) => return Err(DriverError::Io(error)),
-            None => self.client.handle_timeout(now),
+            None => self.client.handle_timeout(self.clock.now()),
         }
         Ok(())
     }

@@ -886,14 +886,14 @@ impl<'s, 'b> Harness<'s, 'b> {
                     let window = self.client.rx_window();
                     let n = window.len().min(end - offset);
                     window[..n].copy_from_slice(&bytes[offset..offset + n]);
-                    match self.client.commit_rx(self.now, n) {
+                    match self.client.commit_rx(n) {
                         Ok(()) => n,
                         // Closed: the rest is refused (how much of it was offered depends
                         // on the split, so it is not logged).
                         Err(_) => return,
                     }
                 } else {
-                    match self.client.handle_input(self.now, &bytes[offset..end]) {
+                    match self.client.handle_input(&bytes[offset..end]) {
                         Ok(n) => n,
                         // Closed: the rest is refused (how much of it was offered depends
                         // on the split, so it is not logged).
@@ -1193,7 +1193,7 @@ impl<'s, 'b> Harness<'s, 'b> {
             }
             Op::Eof => {
                 self.record("eof".to_owned());
-                self.client.handle_eof(self.now);
+                self.client.handle_eof();
             }
             Op::Close => {
                 self.record("close".to_owned());
@@ -1279,7 +1279,7 @@ impl<'s, 'b> Harness<'s, 'b> {
     /// Ends the session (end of stream) and checks the resolution guarantee and the
     /// transmitted bytes.
     fn finish(&mut self) {
-        self.client.handle_eof(self.now);
+        self.client.handle_eof();
         self.drain();
         assert!(self.closed_reported, "no Closed after end of stream");
         for (id, c) in &self.issued {

@@ -861,7 +861,7 @@ impl Engine {
             self.received_any = true;
         }
         // A closed core ignores input; the drain reports why.
-        let _ = core.commit_rx(self.now(), n);
+        let _ = core.commit_rx(n);
         self.drain(core);
     }
 
@@ -873,7 +873,7 @@ impl Engine {
         }
         let mut stalls = 0;
         while !bytes.is_empty() {
-            match core.handle_input(self.now(), bytes) {
+            match core.handle_input(bytes) {
                 Ok(taken) => {
                     bytes = bytes.get(taken..).unwrap_or_default();
                     stalls = if taken == 0 { stalls + 1 } else { 0 };
@@ -908,7 +908,7 @@ impl Engine {
 
     /// The peer closed the stream.
     pub(crate) fn on_eof(&mut self, core: &mut Core) {
-        core.handle_eof(self.now());
+        core.handle_eof();
         self.drain(core);
     }
 

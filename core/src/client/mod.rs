@@ -295,9 +295,9 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
 
     /// Feeds received bytes. Returns how many were taken: fewer than offered only when
     /// the receive buffer is full of messages not yet drained with [`Client::poll_event`]
-    /// (drain, then offer the rest again).
-    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<usize, SessionClosed> {
-        let _ = now;
+    /// (drain, then offer the rest again). Input needs no clock: deadlines are only
+    /// checked by [`Client::handle_timeout`].
+    pub fn handle_input(&mut self, bytes: &[u8]) -> Result<usize, SessionClosed> {
         self.check_open()?;
         Ok(self.framer.push(bytes))
     }
@@ -312,8 +312,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
     }
 
     /// Declares `n` bytes of [`Client::rx_window`] filled.
-    pub fn commit_rx(&mut self, now: Instant, n: usize) -> Result<(), SessionClosed> {
-        let _ = now;
+    pub fn commit_rx(&mut self, n: usize) -> Result<(), SessionClosed> {
         self.check_open()?;
         self.framer.commit(n);
         Ok(())
@@ -321,8 +320,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
 
     /// The peer closed its side. Messages already received are still delivered; then every
     /// command still in flight is resolved and [`Event::Closed`] follows.
-    pub fn handle_eof(&mut self, now: Instant) {
-        let _ = now;
+    pub fn handle_eof(&mut self) {
         self.eof = true;
     }
 

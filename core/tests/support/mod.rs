@@ -468,7 +468,7 @@ impl<'b, const N: usize> Harness<'b, N> {
                     self.refused_input = true;
                     return;
                 }
-                match self.client.commit_rx(self.now, n) {
+                match self.client.commit_rx(n) {
                     Ok(()) => n,
                     Err(_) => {
                         self.refused_input = true;
@@ -476,7 +476,7 @@ impl<'b, const N: usize> Harness<'b, N> {
                     }
                 }
             } else {
-                match self.client.handle_input(self.now, rest) {
+                match self.client.handle_input(rest) {
                     Ok(n) => n,
                     Err(_) => {
                         self.refused_input = true;
@@ -499,7 +499,7 @@ impl<'b, const N: usize> Harness<'b, N> {
 
     /// The peer closed its side.
     pub(crate) fn eof(&mut self) {
-        self.client.handle_eof(self.now);
+        self.client.handle_eof();
         self.drain();
     }
 

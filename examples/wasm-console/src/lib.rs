@@ -106,9 +106,9 @@ impl Session {
     }
 
     /// Feeds bytes received from the socket and drains what they caused.
-    pub fn receive(&mut self, now: Instant, mut bytes: &[u8]) {
+    pub fn receive(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
-            match self.client.handle_input(now, bytes) {
+            match self.client.handle_input(bytes) {
                 Ok(taken) => {
                     bytes = bytes.get(taken..).unwrap_or_default();
                     let drained = self.drain();
@@ -137,8 +137,8 @@ impl Session {
     }
 
     /// The socket closed.
-    pub fn handle_eof(&mut self, now: Instant) {
-        self.client.handle_eof(now);
+    pub fn handle_eof(&mut self) {
+        self.client.handle_eof();
         self.drain();
     }
 
@@ -355,13 +355,13 @@ impl Console {
     }
 
     /// Feeds one WebSocket message's bytes.
-    pub fn receive(&mut self, now_ms: f64, bytes: &[u8]) {
-        self.session.receive(instant_from_millis(now_ms), bytes);
+    pub fn receive(&mut self, bytes: &[u8]) {
+        self.session.receive(bytes);
     }
 
     /// The WebSocket closed.
-    pub fn handle_eof(&mut self, now_ms: f64) {
-        self.session.handle_eof(instant_from_millis(now_ms));
+    pub fn handle_eof(&mut self) {
+        self.session.handle_eof();
     }
 
     /// Expires deadlines; call when [`Console::poll_timeout`] has passed.
@@ -443,23 +443,21 @@ mod tests {
         assert!(session.take_transmit().is_empty(), "held until negotiated");
         // The greeting split across two WebSocket messages.
         let (head, tail) = GREETING.split_at(30);
-        session.receive(Instant::from_millis(1), head);
+        session.receive(head);
         assert_eq!(session.take_reports(), "[]");
-        session.receive(Instant::from_millis(2), tail);
+        session.receive(tail);
         assert_eq!(session.state(), "negotiating");
         assert_eq!(session.server_version().as_deref(), Some("10.0.2"));
         assert_eq!(
             session.take_transmit(),
             b"{\"execute\":\"qmp_capabilities\"}\n"
         );
-        session.receive(Instant::from_millis(3), b"{\"return\": {}}\r\n");
+        session.receive(b"{\"return\": {}}\r\n");
         assert_eq!(
             session.take_transmit(),
             b"{\"execute\":\"blockdev-create\",\"arguments\":{\"job-id\": \"job0\"},\"id\":1}\n"
         );
-        session.receive(
-            Instant::from_millis(4),
-            b"{\"timestamp\": {\"seconds\": 17, \"microseconds\": 4}, \"event\": \"JOB_STATUS_CHANGE\", \"data\": {\"status\": \"created\", \"id\": \"job0\"}}\r\n{\"return\": {}, \"id\": 1}\r\n",
+        session.receive(b"{\"timestamp\": {\"seconds\": 17, \"microseconds\": 4}, \"event\": \"JOB_STATUS_CHANGE\", \"data\": {\"status\": \"created\", \"id\": \"job0\"}}\r\n{\"return\": {}, \"id\": 1}\r\n",
         );
         assert_eq!(id.get(), 1);
         assert_eq!(
@@ -474,8 +472,8 @@ mod tests {
     #[test]
     fn errors_timeouts_and_close_are_reported() {
         let mut session = Session::new(Instant::ZERO);
-        session.receive(Instant::ZERO, GREETING);
-        session.receive(Instant::ZERO, b"{\"return\": {}}\n");
+        session.receive(GREETING);
+        session.receive(b"{\"return\": {}}\n");
         let _ = session.take_transmit();
         let _ = session.take_reports();
         assert_eq!(
@@ -486,16 +484,14 @@ mod tests {
         let id = session.execute(Instant::ZERO, "nope").unwrap();
         // A reply only answers a request that was written before it began to arrive.
         let _ = session.take_transmit();
-        session.receive(
-            Instant::ZERO,
-            b"{\"id\": 1, \"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command nope has not been found\"}}\n",
+        session.receive(b"{\"id\": 1, \"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command nope has not been found\"}}\n",
         );
         assert_eq!(id.get(), 1);
         let stuck = session.execute(Instant::ZERO, "query-jobs").unwrap();
         let deadline = session.poll_timeout().unwrap();
         assert_eq!(deadline, Instant::from_secs(30));
         session.handle_timeout(deadline);
-        session.handle_eof(deadline);
+        session.handle_eof();
         assert_eq!(
             session.take_reports(),
             format!(
