@@ -222,8 +222,10 @@ pub fn eio_driver(socket: &Path, workload: Workload, count: u64, warmup: u64) ->
                 driver.step().expect("step");
                 while let Some(event) = driver.client().poll_event() {
                     if let CoreEvent::Response(response) = event {
-                        let version = response.decode::<QueryVersion>().expect("decode");
-                        assert!(version.map(|v| v.qemu.major).unwrap_or(0) >= 1);
+                        let outcome = response.decode::<QueryVersion>().expect("decode");
+                        assert!(
+                            matches!(outcome, qmp_core::client::Outcome::Return(v) if v.qemu.major >= 1)
+                        );
                         answered += 1;
                     }
                 }

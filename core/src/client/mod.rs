@@ -90,8 +90,8 @@ use crate::Buffer;
 
 use table::{GivenUpInBand, Pending, RecentIds, Resolution, Sync, NOT_SENT};
 pub use types::{
-    CloseReason, CommandFailure, CommandId, Config, Event, ExecuteError, Protocol, ProtocolError,
-    Response, SessionClosed, State, Stats,
+    CloseReason, CommandFailure, CommandId, Config, Event, ExecuteError, Outcome, Protocol,
+    ProtocolError, Response, SessionClosed, State, Stats,
 };
 
 pub use crate::message::MalformedReason;

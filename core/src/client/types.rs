@@ -199,15 +199,41 @@ pub struct Response<'a> {
 }
 
 impl<'a> Response<'a> {
-    /// Decodes the `return` value as command `C`'s response type.
+    /// Decodes the reply as command `C`'s: its `return` value as `C`'s response type, or
+    /// the error QEMU reported. Fails only when the `return` value does not have the
+    /// documented shape.
+    ///
+    /// ```
+    /// use qmp_core::client::{CommandId, Outcome, Response};
+    /// use qmp_core::commands::QueryStatus;
+    /// use qmp_core::json::RawJson;
+    ///
+    /// let value = RawJson::parse(br#"{"running": true, "status": "running"}"#).unwrap();
+    /// let response = Response { id: CommandId::new(1), result: Ok(value) };
+    /// match response.decode::<QueryStatus>().unwrap() {
+    ///     Outcome::Return(status) => assert!(status.running),
+    ///     Outcome::Error(error) => panic!("QEMU said {}", error.desc),
+    /// }
+    /// ```
     pub fn decode<C: Command>(
         &self,
-    ) -> Result<Result<C::Response<'a>, QmpError<'a>>, crate::json::DecodeError> {
+    ) -> Result<Outcome<'a, C::Response<'a>>, crate::json::DecodeError> {
         match self.result {
-            Ok(raw) => C::decode_response(raw).map(Ok),
-            Err(error) => Ok(Err(error)),
+            Ok(raw) => C::decode_response(raw).map(Outcome::Return),
+            Err(error) => Ok(Outcome::Error(error)),
         }
     }
+}
+
+/// What a reply says ([`Response::decode`]): the command's `return` value, or the error
+/// QEMU reported (data, not a failure of the client).
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Outcome<'a, T> {
+    /// The `return` value.
+    Return(T),
+    /// The `error` member: its class and description.
+    Error(QmpError<'a>),
 }
 
 /// Why a command was resolved without a reply.
