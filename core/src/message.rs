@@ -303,7 +303,7 @@ pub struct Capabilities {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QmpError<'a> {
     /// The error class.
-    pub class: ErrorClass<'a>,
+    pub class: ErrorClass<JsonStr<'a>>,
     /// The human-readable description (do not parse it).
     pub desc: JsonStr<'a>,
 }
@@ -328,10 +328,14 @@ impl fmt::Display for QmpError<'_> {
 
 /// The `class` of an error reply. QEMU 10.0.2 defines five; any other is kept as
 /// [`ErrorClass::Other`] (the spec allows new classes at any time: treat them as generic).
-#[derive(Debug, Clone, Copy)]
+///
+/// `S` holds the name of a class this crate does not know: the core borrows it from the
+/// receive buffer ([`JsonStr`], as escaped on the wire); an owner of the text (qmp-std)
+/// keeps a `String` ([`ErrorClass::map_other`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
-pub enum ErrorClass<'a> {
+pub enum ErrorClass<S> {
     /// `GenericError`: most errors.
     GenericError,
     /// `CommandNotFound`: unknown or disabled command, or a command sent before
@@ -343,8 +347,8 @@ pub enum ErrorClass<'a> {
     DeviceNotFound,
     /// `KVMMissingCap`.
     KvmMissingCap,
-    /// A class this crate does not know.
-    Other(JsonStr<'a>),
+    /// A class this crate does not know, by name.
+    Other(S),
 }
 
 /// The wire names of the classes [`ErrorClass::from_name`] knows, in declaration order.
@@ -356,7 +360,7 @@ const KNOWN_CLASSES: [&str; 5] = [
     "KVMMissingCap",
 ];
 
-impl<'a> ErrorClass<'a> {
+impl<'a> ErrorClass<JsonStr<'a>> {
     /// Maps a class name to the enum.
     pub fn from_name(name: JsonStr<'a>) -> Self {
         let known = name
@@ -372,32 +376,57 @@ impl<'a> ErrorClass<'a> {
         }
     }
 
-    /// The class name as on the wire (escaped for [`ErrorClass::Other`]).
+    /// The class name as on the wire (escaped, for [`ErrorClass::Other`]).
     pub fn name(&self) -> &'a str {
         match self {
-            ErrorClass::GenericError => "GenericError",
-            ErrorClass::CommandNotFound => "CommandNotFound",
-            ErrorClass::DeviceNotActive => "DeviceNotActive",
-            ErrorClass::DeviceNotFound => "DeviceNotFound",
-            ErrorClass::KvmMissingCap => "KVMMissingCap",
             ErrorClass::Other(name) => name.raw(),
+            known => known.known_name().unwrap_or_default(),
         }
     }
 }
 
-impl PartialEq for ErrorClass<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.name() == other.name()
+impl<S> ErrorClass<S> {
+    /// The wire name of a class this crate knows; `None` for [`ErrorClass::Other`].
+    pub fn known_name(&self) -> Option<&'static str> {
+        match self {
+            ErrorClass::GenericError => Some("GenericError"),
+            ErrorClass::CommandNotFound => Some("CommandNotFound"),
+            ErrorClass::DeviceNotActive => Some("DeviceNotActive"),
+            ErrorClass::DeviceNotFound => Some("DeviceNotFound"),
+            ErrorClass::KvmMissingCap => Some("KVMMissingCap"),
+            ErrorClass::Other(_) => None,
+        }
+    }
+
+    /// The same class, with an unknown class's name converted by `convert` (to own it,
+    /// for instance).
+    pub fn map_other<T>(self, convert: impl FnOnce(S) -> T) -> ErrorClass<T> {
+        match self {
+            ErrorClass::GenericError => ErrorClass::GenericError,
+            ErrorClass::CommandNotFound => ErrorClass::CommandNotFound,
+            ErrorClass::DeviceNotActive => ErrorClass::DeviceNotActive,
+            ErrorClass::DeviceNotFound => ErrorClass::DeviceNotFound,
+            ErrorClass::KvmMissingCap => ErrorClass::KvmMissingCap,
+            ErrorClass::Other(name) => ErrorClass::Other(convert(name)),
+        }
     }
 }
 
-impl Eq for ErrorClass<'_> {}
-
-impl fmt::Display for ErrorClass<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl<S: AsRef<str>> ErrorClass<S> {
+    /// The class name (for [`ErrorClass::Other`], the text `S` holds).
+    pub fn name(&self) -> &str {
         match self {
-            ErrorClass::Other(name) => fmt::Display::fmt(name, f),
-            known => f.write_str(known.name()),
+            ErrorClass::Other(name) => name.as_ref(),
+            known => known.known_name().unwrap_or_default(),
+        }
+    }
+}
+
+impl<S: fmt::Display> fmt::Display for ErrorClass<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self, self.known_name()) {
+            (ErrorClass::Other(name), _) => fmt::Display::fmt(name, f),
+            (_, known) => f.write_str(known.unwrap_or_default()),
         }
     }
 }
@@ -458,7 +487,7 @@ mod tests {
     #[test]
     fn error_classes_are_known_by_their_exact_wire_names() {
         for (text, class) in [
-            ("GenericError", ErrorClass::GenericError),
+            ("GenericError", ErrorClass::<JsonStr<'_>>::GenericError),
             ("CommandNotFound", ErrorClass::CommandNotFound),
             ("DeviceNotActive", ErrorClass::DeviceNotActive),
             ("DeviceNotFound", ErrorClass::DeviceNotFound),

@@ -1,4 +1,4 @@
-//! The one error type of the std clients, [`Error`], and the owned [`ErrorClass`].
+//! The one error type of the std clients, [`Error`], and [`ErrorClass`] with the class name owned.
 //!
 //! A QMP `{"error": ...}` reply becomes [`Error::Qmp`] with its class and description
 //! (owned, unescaped). Failures of the connection carry the core's
@@ -96,7 +96,7 @@ impl Error {
     /// Builds [`Error::Qmp`] from the core's borrowed error.
     pub(crate) fn from_qmp(error: &QmpError<'_>) -> Self {
         Error::Qmp {
-            class: ErrorClass::from(error.class),
+            class: owned_class(error.class),
             desc: unescape(error.desc),
         }
     }
@@ -246,59 +246,13 @@ impl From<Error> for io::Error {
     }
 }
 
-/// The class of a QMP error reply, owned. Mirrors
-/// [`qmp_core::message::ErrorClass`]; a class this crate does not know is kept as
-/// [`ErrorClass::Other`] (the spec allows new classes: treat them as generic).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorClass {
-    /// `GenericError`: most errors.
-    GenericError,
-    /// `CommandNotFound`: unknown or disabled command.
-    CommandNotFound,
-    /// `DeviceNotActive`.
-    DeviceNotActive,
-    /// `DeviceNotFound`.
-    DeviceNotFound,
-    /// `KVMMissingCap`.
-    KvmMissingCap,
-    /// Any other class, by name.
-    Other(String),
-}
+/// The class of a QMP error reply, owning the name of a class this crate does not know
+/// (the core's [`qmp_core::message::ErrorClass`], unescaped into a `String`).
+pub type ErrorClass = message::ErrorClass<String>;
 
-impl ErrorClass {
-    /// The class name as on the wire.
-    pub fn name(&self) -> &str {
-        match self {
-            ErrorClass::GenericError => "GenericError",
-            ErrorClass::CommandNotFound => "CommandNotFound",
-            ErrorClass::DeviceNotActive => "DeviceNotActive",
-            ErrorClass::DeviceNotFound => "DeviceNotFound",
-            ErrorClass::KvmMissingCap => "KVMMissingCap",
-            ErrorClass::Other(name) => name,
-        }
-    }
-}
-
-impl From<message::ErrorClass<'_>> for ErrorClass {
-    fn from(class: message::ErrorClass<'_>) -> Self {
-        match class {
-            message::ErrorClass::GenericError => ErrorClass::GenericError,
-            message::ErrorClass::CommandNotFound => ErrorClass::CommandNotFound,
-            message::ErrorClass::DeviceNotActive => ErrorClass::DeviceNotActive,
-            message::ErrorClass::DeviceNotFound => ErrorClass::DeviceNotFound,
-            message::ErrorClass::KvmMissingCap => ErrorClass::KvmMissingCap,
-            message::ErrorClass::Other(name) => ErrorClass::Other(unescape(name)),
-            // The core's enum may grow: keep the wire name.
-            other => ErrorClass::Other(other.name().to_owned()),
-        }
-    }
-}
-
-impl fmt::Display for ErrorClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
+/// Owns an error class read from the receive buffer.
+pub(crate) fn owned_class(class: message::ErrorClass<JsonStr<'_>>) -> ErrorClass {
+    class.map_other(unescape)
 }
 
 #[cfg(test)]
@@ -310,16 +264,16 @@ mod tests {
     fn classes_round_trip_through_their_names() {
         let other = JsonStr::from_escaped("Weird\\u0041").unwrap();
         assert_eq!(
-            ErrorClass::from(message::ErrorClass::Other(other)),
+            owned_class(message::ErrorClass::Other(other)),
             ErrorClass::Other("WeirdA".into())
         );
         assert_eq!(
-            ErrorClass::from(message::ErrorClass::KvmMissingCap).name(),
+            owned_class(message::ErrorClass::KvmMissingCap).name(),
             "KVMMissingCap"
         );
         let generic =
             message::ErrorClass::from_name(JsonStr::from_escaped("GenericError").unwrap());
-        assert_eq!(ErrorClass::from(generic), ErrorClass::GenericError);
+        assert_eq!(owned_class(generic), ErrorClass::GenericError);
     }
 
     #[test]
