@@ -321,7 +321,7 @@ where
     ) -> Result<(), DriverError<T::Error>> {
         let mut no_reply: Option<fn(Result<RawReply<'_>, QmpError<'_>>)> = None;
         loop {
-            if self.client.is_ready() {
+            if self.client.sends_at_once() {
                 return Ok(());
             }
             if let Found::Ready = drain(self.client, None, &mut on_event, &mut no_reply)? {
@@ -488,7 +488,7 @@ where
     ) -> Result<(), DriverError<T::Error>> {
         let mut no_reply: Option<fn(Result<RawReply<'_>, QmpError<'_>>)> = None;
         loop {
-            if self.client.is_ready() {
+            if self.client.sends_at_once() {
                 return Ok(());
             }
             if let Found::Ready = drain(self.client, None, &mut on_event, &mut no_reply)? {

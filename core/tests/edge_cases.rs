@@ -110,7 +110,7 @@ fn edge_02_commands_before_negotiation_are_held_not_sent() {
     let rec = Setup::qmp().check(|h| {
         h.send(s.requests());
         assert!(h.transmitted().is_empty());
-        assert!(!h.client.is_ready() && h.client.can_execute());
+        assert!(!h.client.sends_at_once() && h.client.is_open());
         h.feed_lines(greeting);
         assert_eq!(h.client.state(), State::Negotiating);
         // Only the negotiation is on the wire; the held commands stay back.
@@ -160,7 +160,7 @@ fn edge_03_second_qmp_capabilities_is_command_not_found_not_success() {
             h.raw("qmp_capabilities");
             h.feed(&reply(&v4.message(5), 1));
             // Still ready, capabilities unchanged.
-            assert!(h.client.is_ready());
+            assert!(h.client.sends_at_once());
             assert!(h.client.oob_enabled());
         });
     rec.assert_events(&[
@@ -330,7 +330,7 @@ fn edge_08_invalid_json_inf_nan_is_dropped_and_the_session_survives() {
             h.execute(&QueryStatus);
         }
         h.feed(&compact);
-        assert!(h.client.is_ready());
+        assert!(h.client.sends_at_once());
         // The replies of #1 and #2 were lost with their messages: their deadlines fire.
         h.advance_to(30_000);
     });

@@ -23,7 +23,7 @@ fn sync_writes_the_reset_byte_and_guest_sync_delimited_without_id() {
         let rec = Setup::guest_agent().check(|h| {
             assert_eq!(h.sync(value).get(), 1);
             assert!(h.client.is_syncing());
-            assert!(!h.client.is_ready());
+            assert!(!h.client.sends_at_once());
             assert_eq!(h.client.state(), State::Ready);
         });
         rec.assert_tx(&sync_line(value));
@@ -462,7 +462,7 @@ fn a_timeout_resynchronises_before_anything_else_is_sent() {
         assert_eq!(slow.get(), 1);
         h.advance_to(1_000);
         assert!(h.client.is_syncing(), "the client resynchronises by itself");
-        assert!(!h.client.is_ready());
+        assert!(!h.client.sends_at_once());
         let after = h.execute(&GuestSync { id: 77 });
         assert_eq!(after.get(), 3, "the resync took id 2");
         assert_eq!(

@@ -976,7 +976,7 @@ impl Engine {
             }
         }
         while let Some(request) = self.backlog.pop_front() {
-            let fds_can_go = core.is_ready() && core.poll_transmit().is_none();
+            let fds_can_go = core.sends_at_once() && core.poll_transmit().is_none();
             if !request.fds.is_empty() && !fds_can_go {
                 // Descriptors must ride on this command's own bytes: wait until the
                 // session is ready and everything before it is written.

@@ -220,13 +220,14 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
         self.state
     }
 
-    /// Whether commands go out immediately (ready and not holding for a sync).
-    pub fn is_ready(&self) -> bool {
+    /// Whether a command executed now is transmitted at once: the session is ready and no
+    /// guest-agent sync holds commands back.
+    pub fn sends_at_once(&self) -> bool {
         self.state == State::Ready && self.sync.is_none()
     }
 
-    /// Whether `execute*` can accept commands (anything but closed).
-    pub fn can_execute(&self) -> bool {
+    /// Whether the session is open (anything but closed): `execute*` accepts commands.
+    pub fn is_open(&self) -> bool {
         self.state != State::Closed
     }
 
