@@ -42,6 +42,12 @@ use crate::reply::RawReply;
 /// wake the reader.
 pub(crate) const READER_GRACE: Duration = Duration::from_millis(2);
 
+/// The longest a leader sleeps in `poll(2)` when no deadline is nearer: a call whose
+/// deadline is later than that does not have to interrupt it (most calls, with the
+/// default 30 s timeout), which saves a wake-up per call while the background reader
+/// leads for async callers. An idle session's reader wakes this often.
+const LEADER_NAP: Duration = Duration::from_secs(5);
+
 /// Size of the bridge threads' copy buffers.
 const BRIDGE_CHUNK: usize = 64 * 1024;
 
@@ -514,7 +520,11 @@ impl Driver {
         if session.leader == Leader::Reader && !session.followers.is_empty() {
             return session;
         }
-        let until = earliest(session.engine.next_deadline(&session.core), deadline);
+        let nap = Instant::now().checked_add(LEADER_NAP);
+        let until = earliest(
+            earliest(session.engine.next_deadline(&session.core), deadline),
+            nap,
+        );
         let timeout = poll_timeout(until);
         let Some(link) = session.link.clone() else {
             return session;
