@@ -1223,15 +1223,17 @@ impl<'s, 'b> Harness<'s, 'b> {
             self.resync_due = true;
         }
         self.client.handle_timeout(self.now);
-        self.end_automatic_syncs(expiring);
         match self.client.stats().resyncs - resyncs {
             0 => {}
             1 => {
                 assert!(self.resync_due, "a resync nothing called for");
+                self.resync_due = false;
                 self.start_automatic_sync();
             }
             more => panic!("{more} resyncs started at once"),
         }
+        // Including the one just started, with a zero command timeout.
+        self.end_automatic_syncs(expiring);
         if self.client.is_syncing() {
             self.resync_due = false;
         }

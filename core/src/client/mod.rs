@@ -353,6 +353,27 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
                 }
             }
         }
+        let mut expired = self.expire_commands(now);
+        if self.resync_due && self.sync.is_none() {
+            let value = seeded_value(self.config.sync_seed, self.seeded_syncs.wrapping_add(1));
+            if self.start_sync(now, value, true).is_ok() {
+                self.seeded_syncs = self.seeded_syncs.wrapping_add(1);
+                self.resync_due = false;
+                count(&mut self.stats.resyncs);
+                // Due at once with a zero command timeout.
+                expired |= self.expire_commands(now);
+            }
+        }
+        // A sync under way (the caller's) resynchronises too.
+        if self.sync.is_some() {
+            self.resync_due = false;
+        }
+        expired
+    }
+
+    /// Resolves the commands whose deadline is at or before `now`; returns whether any
+    /// was. A guest-agent command timing out makes a resync due.
+    fn expire_commands(&mut self, now: Instant) -> bool {
         let mut expired = false;
         let mut sync_expired = false;
         for p in self.pending.iter_mut() {
@@ -381,17 +402,6 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
             // The agent did not answer the sync: stop holding commands back so they meet
             // their own deadlines instead of waiting forever.
             self.abandon_sync();
-        }
-        // A sync already under way (the caller's) resynchronises too.
-        if self.resync_due && self.sync.is_none() {
-            self.seeded_syncs = self.seeded_syncs.wrapping_add(1);
-            let value = seeded_value(self.config.sync_seed, self.seeded_syncs);
-            if self.start_sync(now, value, true).is_ok() {
-                count(&mut self.stats.resyncs);
-            }
-        }
-        if self.sync.is_some() {
-            self.resync_due = false;
         }
         expired
     }

@@ -235,9 +235,11 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
     /// [`Config::with_sync_seed`]: each below 2^53 (exact in every JSON implementation)
     /// and, for a random seed, unpredictable from one connection to the next.
     pub fn sync_seeded(&mut self, now: Instant) -> Result<CommandId, ExecuteError> {
+        let value = seeded_value(self.config.sync_seed, self.seeded_syncs.wrapping_add(1));
+        let id = self.sync(now, value)?;
+        // Only a sync that went out takes a value of the sequence.
         self.seeded_syncs = self.seeded_syncs.wrapping_add(1);
-        let value = seeded_value(self.config.sync_seed, self.seeded_syncs);
-        self.sync(now, value)
+        Ok(id)
     }
 
     pub(super) fn submit<A: serde::Serialize + ?Sized>(
