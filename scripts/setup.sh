@@ -85,6 +85,112 @@ for program in qemu-system-x86_64 qemu-storage-daemon qemu-ga; do
     log "$program: $("$program" --version | head -n 1)"
 done
 
+# --- QEMU 7.2 beside 10.0.2, for the second conformance run of scripts/test.sh ---------------
+# Debian bookworm's own QEMU 7.2, fetched with `apt-get download` and unpacked with `dpkg -x`
+# into a private directory (NEVER installed: it would replace 10.0.2's qemu-utils). Its
+# binaries are relocatable: qemu-system-x86_64 finds its firmware (seabios, ipxe, the
+# data files and keymaps) and its modules (TCG itself is a module in Debian's 7.2) under
+# ../share and ../lib beside itself, so they run from the private tree without wrappers;
+# QMP_QEMU_SYSTEM, QMP_QSD and QMP_QGA point the tests at them (scripts/test.sh).
+# Cached: nothing is fetched when the tree already holds working 7.2 binaries.
+QEMU72_DIR="${QMP_QEMU72_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/qmp/qemu-7.2}"
+# The QEMU packages must be a 1:7.2+dfsg-7+deb12uN build; seabios and ipxe-qemu are
+# bookworm's (their own version numbers).
+QEMU72_PACKAGES=(qemu-system-x86 qemu-system-common qemu-system-data qemu-guest-agent)
+QEMU72_FIRMWARE_PACKAGES=(seabios ipxe-qemu)
+QEMU72_VERSION_PATTERN='^1:7\.2\+dfsg-7\+deb12u[0-9]'
+
+qemu72_binaries() {
+    printf '%s\n' "$QEMU72_DIR/root/usr/bin/qemu-system-x86_64" \
+        "$QEMU72_DIR/root/usr/bin/qemu-storage-daemon" "$QEMU72_DIR/root/usr/sbin/qemu-ga"
+}
+
+# True if every private 7.2 binary runs and reports version 7.2.x.
+qemu72_ok() {
+    local binary
+    [ -f "$QEMU72_DIR/packages" ] || return 1
+    while read -r binary; do
+        [ -x "$binary" ] || return 1
+        "$binary" --version 2>/dev/null | head -n 1 | grep -Eq '(^|[^0-9.])7\.2\.[0-9]+([^0-9.]|$)' || return 1
+    done < <(qemu72_binaries)
+}
+
+# The highest version of package $1 that apt knows and that matches pattern $2.
+qemu72_pick_version() {
+    local best="" version
+    while read -r version; do
+        if grep -Eq "$2" <<<"$version" \
+            && { [ -z "$best" ] || dpkg --compare-versions "$version" gt "$best"; }; then
+            best=$version
+        fi
+    done < <(apt-cache madison "$1" | awk -F' [|] ' '$3 ~ / Packages$/ {gsub(/ /, "", $2); print $2}')
+    printf '%s\n' "$best"
+}
+
+# Resolves the versions and downloads the .debs into $1; fails if apt cannot.
+qemu72_download() {
+    local dir=$1 package version specs=()
+    for package in "${QEMU72_PACKAGES[@]}"; do
+        version=$(qemu72_pick_version "$package" "$QEMU72_VERSION_PATTERN")
+        [ -n "$version" ] || return 1
+        specs+=("$package=$version")
+    done
+    for package in "${QEMU72_FIRMWARE_PACKAGES[@]}"; do
+        specs+=("$package/bookworm")
+    done
+    log "downloading ${specs[*]}"
+    # apt-get download writes to the current directory as _apt when _apt can reach it.
+    chmod 0755 "$(dirname "$dir")"
+    chmod 0777 "$dir"
+    (cd "$dir" && apt-get download -q "${specs[@]}")
+}
+
+install_qemu72() {
+    local work
+    work=$(mktemp -d "${TMPDIR:-/tmp}/qmp-qemu72.XXXXXX")
+    mkdir -p "$work/debs"
+    if ! qemu72_download "$work/debs"; then
+        log "QEMU 7.2 packages not found or not downloadable with the current package lists: running apt-get update"
+        "${SUDO[@]}" apt-get update -q
+        rm -f "$work"/debs/*.deb
+        if ! qemu72_download "$work/debs"; then
+            rm -rf "$work"
+            log "error: could not download Debian bookworm's QEMU 7.2 (${QEMU72_PACKAGES[*]} at 1:7.2+dfsg-7+deb12u*, ${QEMU72_FIRMWARE_PACKAGES[*]} from bookworm)."
+            log "       The second conformance run needs apt sources with Debian bookworm (main); or unpack those packages with"
+            log "       dpkg -x into QMP_QEMU72_DIR/root and list them in QMP_QEMU72_DIR/packages."
+            exit 1
+        fi
+    fi
+    local deb
+    mkdir -p "$work/root"
+    for deb in "$work"/debs/*.deb; do
+        dpkg-deb --show --showformat='${Package} ${Version}\n' "$deb" >>"$work/packages"
+        dpkg -x "$deb" "$work/root"
+    done
+    mkdir -p "$QEMU72_DIR"
+    rm -rf "$QEMU72_DIR/root" "$QEMU72_DIR/packages"
+    mv "$work/root" "$QEMU72_DIR/root"
+    mv "$work/packages" "$QEMU72_DIR/packages"
+    rm -rf "$work"
+}
+
+if qemu72_ok; then
+    log "QEMU 7.2 already unpacked in $QEMU72_DIR"
+else
+    install_qemu72
+    if ! qemu72_ok; then
+        log "error: the QEMU 7.2 binaries unpacked in $QEMU72_DIR/root do not run as 7.2:"
+        while read -r binary; do
+            log "  $binary: $("$binary" --version 2>&1 | head -n 1 || true)"
+            ldd "$binary" 2>&1 | grep 'not found' | sed 's/^/[setup]     /' || true
+        done < <(qemu72_binaries)
+        exit 1
+    fi
+fi
+while read -r binary; do
+    log "7.2: $binary: $("$binary" --version | head -n 1)"
+done < <(qemu72_binaries)
+
 # --- Rust -------------------------------------------------------------------------------
 installed_targets=$(rustup target list --installed)
 for target in "${NO_STD_TARGETS[@]}" "${FIRMWARE_TARGETS[@]}"; do
