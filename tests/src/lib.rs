@@ -1,5 +1,7 @@
 //! Support for the conformance tests in `tests/tests/`: launching real QEMU processes,
-//! finding the captured byte vectors, and reading whole lines with deadlines.
+//! finding the captured byte vectors, reading whole lines with deadlines, and telling
+//! which QEMU release the tests run against ([`qemu_version`]: 10.0.2, the release of the
+//! captures, or Debian bookworm's 7.2; see `scripts/test.sh`).
 //!
 //! Helpers here panic with a clear message instead of returning errors: they are only
 //! used by tests, where a panic is a failure with a readable reason. A missing QEMU
@@ -14,6 +16,13 @@ use std::time::Instant;
 
 pub use qmp_std::launch::{LaunchError, Launcher, QemuProcess, ServerKind, DEFAULT_QGA_RPCS};
 pub use qmp_std::{fdpass, Transport, TransportKind};
+
+mod versions;
+pub use versions::{
+    agent_has_allow_rpcs, agent_launcher, agent_rpcs, as_sent_by, assert_known, captured_as_of,
+    captured_commands_as_of, expected_from_capture, qemu_build, qemu_version, QemuBuild,
+    QemuVersion, COMMANDS_AFTER_7_2,
+};
 
 /// How long a test waits for one expected reply before failing.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -14,7 +14,10 @@ use std::time::Instant;
 
 use qmp_std::qmp_core::commands::Command;
 use qmp_std::{Client, ConnectOptions, Error, Event};
-use qmp_tests::{launch, read_vector, split_lines, Launcher, QemuProcess, ServerKind};
+use qmp_tests::{
+    expected_from_capture, launch, qemu_build, read_vector, split_lines, Launcher, QemuProcess,
+    ServerKind,
+};
 use serde_json::{json, Value};
 
 /// How long a test waits for something that should happen "now" (a reply, an event,
@@ -184,9 +187,31 @@ impl Transcript {
     }
 }
 
-/// Server line `index` of vector `name` (a compact capture) as JSON.
-pub fn vector_message(name: &str, index: usize) -> Value {
+/// The server a vector was captured from (by the naming of `INDEX.md`: `qsys`
+/// scenarios ran qemu-system-x86_64, `qga` ones qemu-ga, the rest qemu-storage-daemon).
+pub fn vector_server(name: &str) -> ServerKind {
+    if name.contains("qsys") {
+        ServerKind::System
+    } else if name.contains("qga") {
+        ServerKind::GuestAgent
+    } else {
+        ServerKind::StorageDaemon
+    }
+}
+
+/// What the server under test sends where vector `name` (captured from 10.0.2) has
+/// its server bytes: the capture itself on 10.0.2, and on 7.2 the capture with the
+/// version, the package string and the known differences of 7.2's replies
+/// ([`qmp_tests::expected_from_capture`]).
+pub fn expected_server_bytes(name: &str) -> Vec<u8> {
     let bytes = read_vector(&format!("{name}.s2c"));
+    expected_from_capture(&bytes, qemu_build(vector_server(name)))
+}
+
+/// Server line `index` of vector `name` (a compact capture) as JSON, as the server
+/// under test sends it ([`expected_server_bytes`]).
+pub fn vector_message(name: &str, index: usize) -> Value {
+    let bytes = expected_server_bytes(name);
     let line = split_lines(&bytes)
         .get(index)
         .unwrap_or_else(|| panic!("{name}.s2c has no line {index}"))
@@ -195,9 +220,10 @@ pub fn vector_message(name: &str, index: usize) -> Value {
 }
 
 /// What the server sent in vector `name` after the greeting and the negotiation reply,
-/// as the transcript records it: timestamps and ids removed.
+/// as the transcript records it: timestamps and ids removed; as the server under test
+/// sends it ([`expected_server_bytes`]).
 pub fn vector_transcript(name: &str) -> Vec<Value> {
-    let bytes = read_vector(&format!("{name}.s2c"));
+    let bytes = expected_server_bytes(name);
     split_lines(&bytes)
         .into_iter()
         .skip(2)
