@@ -159,9 +159,10 @@ pub fn qemu_version(kind: ServerKind) -> QemuVersion {
     qemu_build(kind).version
 }
 
-/// `bytes` captured from QEMU 10.0.2 (a greeting or a `query-version` reply, compact or
-/// pretty) as `build` sends them: the `micro`, `minor` and `major` numbers and the
-/// `package` value replaced by `build`'s. Bytes of the captured release come back
+/// `bytes` captured from QEMU 10.0.2 (a greeting, a `query-version` reply, compact or
+/// pretty, or qemu-ga's `guest-info`) as `build` sends them: the `micro`, `minor` and
+/// `major` numbers, qemu-ga's `"version": "10.0.2"` and the `package` value replaced by
+/// `build`'s. Bytes of the captured release come back
 /// unchanged when `build` is the capture's build.
 pub fn as_sent_by(bytes: &[u8], build: &QemuBuild) -> Vec<u8> {
     let mut text = String::from_utf8_lossy(bytes).into_owned();
@@ -178,6 +179,11 @@ pub fn as_sent_by(bytes: &[u8], build: &QemuBuild) -> Vec<u8> {
             &number.to_string(),
         );
     }
+    // qemu-ga's guest-info has the version as a string.
+    let text = text.replace(
+        &format!("\"version\": \"{}\"", QemuVersion::CAPTURED),
+        &format!("\"version\": \"{}\"", build.version),
+    );
     replace_values(&text, "\"package\": \"", |c| c != '"', &build.package).into_bytes()
 }
 
@@ -226,6 +232,27 @@ const CAPTURE_TO_7_2: &[(&str, &str, &str)] = &[
          (new in 8.2) and says so",
         "only supported during postcopy-active or postcopy-recover state",
         "only supported during postcopy-active state",
+    ),
+    (
+        "guest-info: guest-network-get-route (new in 9.1) is not a 7.2 command",
+        "{\"enabled\": false, \"name\": \"guest-network-get-route\", \"success-response\": true}, ",
+        "",
+    ),
+    (
+        "guest-info: guest-get-load (new in 9.1) is not a 7.2 command",
+        "{\"enabled\": false, \"name\": \"guest-get-load\", \"success-response\": true}, ",
+        "",
+    ),
+    (
+        "guest-info: 7.2 lists guest-get-devices on Linux too (10.0.2 builds it for Windows only)",
+        "{\"enabled\": false, \"name\": \"guest-get-osinfo\"",
+        "{\"enabled\": false, \"name\": \"guest-get-devices\", \"success-response\": true}, \
+         {\"enabled\": false, \"name\": \"guest-get-osinfo\"",
+    ),
+    (
+        "a command disabled by qemu-ga's RPC list: 10.0.2 adds the reason (allow-rpcs is new in 8.0)",
+        "has been disabled: the command is not allowed\"",
+        "has been disabled\"",
     ),
 ];
 

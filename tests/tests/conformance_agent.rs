@@ -12,7 +12,7 @@ use std::os::unix::net::UnixStream;
 use conformance_common::{error_value, options, signal, start, vector_message, watchdog};
 use qmp_std::qmp_core::client::ExecuteError;
 use qmp_std::qmp_core::qga::{GuestInfo, GuestPing, GuestSync, GuestSyncDelimited};
-use qmp_std::{Error, GuestAgentClient, Launcher, QemuProcess, ServerKind};
+use qmp_std::{Error, GuestAgentClient, QemuProcess};
 use rustix::process::Signal;
 use serde_json::{json, Value};
 
@@ -20,7 +20,7 @@ const LIMIT: Duration = Duration::from_secs(300);
 
 /// A `qemu-ga` allowing the RPCs of vector 40 (the launcher's defaults).
 fn agent() -> QemuProcess {
-    start(Launcher::new(ServerKind::GuestAgent))
+    start(qmp_tests::agent_launcher())
 }
 
 fn connect_agent(agent: &QemuProcess) -> GuestAgentClient {
@@ -71,7 +71,12 @@ fn sync_info_ping_and_errors_as_captured() {
     // guest-info decoded with the typed command, and equal to the capture.
     let info = client.execute(&GuestInfo).unwrap();
     let decoded = info.get().unwrap();
-    assert_eq!(decoded.version, "10.0.2");
+    assert_eq!(
+        decoded.version,
+        qmp_tests::qemu_version(qmp_std::ServerKind::GuestAgent)
+            .to_string()
+            .as_str()
+    );
     let enabled: Vec<String> = decoded
         .supported_commands
         .iter()

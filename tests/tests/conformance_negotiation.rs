@@ -9,7 +9,8 @@ use core::time::Duration;
 use conformance_common::{connect, options, qsd, qsys, watchdog, WAIT};
 use qmp_std::qmp_core::client::ExecuteError;
 use qmp_std::qmp_core::commands::{QueryStatus, QueryVersion, QueryYank};
-use qmp_std::{Client, Error, ErrorClass, QemuProcess};
+use qmp_std::{Client, Error, ErrorClass, QemuProcess, ServerKind};
+use qmp_tests::qemu_build;
 use serde_json::json;
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -21,18 +22,32 @@ fn package_of(client: &Client) -> String {
         .unwrap()
 }
 
-/// What every 10.0.2 monitor says about itself, OOB or not.
-fn assert_greeting(client: &Client) {
+/// What every monitor says about itself, OOB or not: the version and package its
+/// program's `--version` reports (10.0.2, or 7.2 in the second run of
+/// `scripts/test.sh`), and the `oob` capability (offered on socket monitors by both).
+fn assert_greeting(client: &Client, kind: ServerKind) {
     let version = client.version().expect("the greeting has a version");
+    let build = qemu_build(kind);
     assert_eq!(
         (version.major, version.minor, version.micro),
-        (10, 0, 2),
-        "QEMU 10.0.2 is expected (run scripts/setup.sh)"
+        (
+            build.version.major,
+            build.version.minor,
+            build.version.micro
+        ),
+        "the greeting's version is {}'s",
+        build.program.display()
     );
+    qmp_tests::assert_known(build.version);
+    assert_eq!(client.info().package, build.package);
     let capabilities = client
         .capabilities()
         .expect("the greeting has capabilities");
-    assert!(capabilities.oob, "10.0.2 offers oob on socket monitors");
+    assert!(
+        capabilities.oob,
+        "{} offers oob on socket monitors",
+        build.version
+    );
     assert_eq!(capabilities.unknown, 0);
     assert_eq!(client.info().package, package_of(client));
     let reply = client.execute(&QueryVersion).unwrap();
@@ -48,7 +63,7 @@ fn negotiation_without_oob() {
     let _guard = watchdog("negotiation_without_oob", LIMIT);
     for server in both_servers() {
         let client = connect(&server, options());
-        assert_greeting(&client);
+        assert_greeting(&client, server.kind());
         assert!(!client.oob_enabled());
         // Out-of-band calls are refused before anything is sent, the session goes on.
         assert!(
@@ -70,7 +85,7 @@ fn negotiation_with_oob() {
     let [storage, system] = both_servers();
 
     let client = connect(&storage, options().enable_oob(true));
-    assert_greeting(&client);
+    assert_greeting(&client, ServerKind::StorageDaemon);
     assert!(client.oob_enabled());
     // qemu-storage-daemon offers the capability but allows no command out of band
     // (vector 17): QEMU itself refuses.
@@ -89,7 +104,7 @@ fn negotiation_with_oob() {
     client.execute(&QueryVersion).unwrap();
 
     let client = connect(&system, options().enable_oob(true));
-    assert_greeting(&client);
+    assert_greeting(&client, ServerKind::System);
     assert!(client.oob_enabled());
     let yank = client.execute_oob(&QueryYank).unwrap();
     let instances: Vec<_> = yank.get().unwrap().iter().map(Result::unwrap).collect();
@@ -135,7 +150,7 @@ fn a_second_client_is_refused_until_the_first_leaves() {
         first.close();
         // Once it has left, the monitor serves a new client.
         let third = Client::connect_unix(server.socket_path(), options()).unwrap();
-        assert_greeting(&third);
+        assert_greeting(&third, server.kind());
         third
             .execute_timeout(&QueryVersion, WAIT)
             .expect("the third client is served");

@@ -686,7 +686,7 @@ fn typed_commands_match_the_live_schemas_fetched_through_the_client() {
 #[test]
 fn typed_guest_agent_commands_are_listed_by_qemu_ga() {
     let _guard = watchdog("qga_vocabulary", LIMIT);
-    let agent = start(Launcher::new(ServerKind::GuestAgent));
+    let agent = start(qmp_tests::agent_launcher());
     let client = GuestAgentClient::connect_unix(agent.socket_path(), options()).unwrap();
     let info = client.execute(&GuestInfo).unwrap();
     let listed: HashMap<String, bool> = info

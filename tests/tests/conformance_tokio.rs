@@ -452,7 +452,7 @@ async fn tokio_second_client_pipelining_and_sigkill() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_guest_agent_session_and_recovery() {
     let _guard = watchdog("tokio_agent", LIMIT);
-    let agent = start(Launcher::new(ServerKind::GuestAgent));
+    let agent = start(qmp_tests::agent_launcher());
     // An earlier client left half a request in the agent's parser.
     let mut earlier = std::os::unix::net::UnixStream::connect(agent.socket_path()).unwrap();
     earlier

@@ -156,7 +156,7 @@ fn system_over_child_stdio() {
 
 #[test]
 fn guest_agent_sync_delimited_and_ping() {
-    let qga = launch(Launcher::new(ServerKind::GuestAgent));
+    let qga = launch(qmp_tests::agent_launcher());
     let mut reader = LineReader::new(connect(&qga));
     // No greeting. 0xFF + guest-sync-delimited: the 0xFF is a parse error on an idle
     // parser, then the reply comes with a leading 0xFF sentinel.
@@ -183,7 +183,7 @@ fn guest_agent_over_a_serial_pty() {
     unlockpt(&master).unwrap();
     let device = ptsname(&master, Vec::new()).unwrap();
     let device = std::path::PathBuf::from(device.to_str().unwrap());
-    let qga = launch(Launcher::new(ServerKind::GuestAgent).agent_serial_device(&device));
+    let qga = launch(qmp_tests::agent_launcher().agent_serial_device(&device));
     assert_eq!(qga.socket_path(), device);
     let transport = Transport::from_device(std::fs::File::from(master)).unwrap();
     let mut reader = LineReader::new(transport);
