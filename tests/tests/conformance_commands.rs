@@ -19,16 +19,10 @@ use qmp_std::qmp_core::commands::{
 };
 use qmp_std::qmp_core::json::RawJson;
 use qmp_std::{Client, ConnectOptions, Error, ErrorClass, Launcher, ServerKind};
-use qmp_tests::{
-    captured_commands_as_of, qemu_build, qemu_version, read_vector, split_lines, LineReader,
-};
+use qmp_tests::{captured_commands_as_of, qemu_build, qemu_version, read_vector, split_lines};
 use serde_json::{json, Value};
 
 const LIMIT: Duration = Duration::from_secs(300);
-
-/// The size of the `return` value of qemu-storage-daemon 7.2.22's `query-qmp-schema`
-/// (Debian 1:7.2+dfsg-7+deb12u18+b3, measured with a raw socket).
-const SCHEMA_7_2_QSD_BYTES: usize = 110_330;
 
 /// The command names of a `query-commands` reply, decoded with the typed command.
 fn command_names(client: &Client) -> BTreeSet<String> {
@@ -209,28 +203,6 @@ fn commands_of(entities: &[(String, String)]) -> BTreeSet<&str> {
         .collect()
 }
 
-/// The `return` value of `query-qmp-schema` read straight off a fresh monitor of `kind`
-/// with a raw socket, no client involved: what the client must hand over byte for byte.
-fn raw_schema_return(kind: ServerKind) -> Vec<u8> {
-    let server = start(Launcher::new(kind));
-    let mut reader = LineReader::new(qmp_tests::connect(&server));
-    reader.expect_line(); // the greeting
-    std::io::Write::write_all(
-        reader.transport(),
-        b"{\"execute\": \"qmp_capabilities\"}\r\n{\"execute\": \"query-qmp-schema\"}\r\n",
-    )
-    .unwrap();
-    assert_eq!(reader.expect_line(), b"{\"return\": {}}\r\n");
-    let line = reader.expect_line();
-    let line = line.strip_suffix(b"\r\n").unwrap();
-    RawJson::parse(line)
-        .unwrap()
-        .get("return")
-        .unwrap()
-        .as_bytes()
-        .to_vec()
-}
-
 #[test]
 fn schema_replies_of_117_and_236_kb_decode_into_typed_values() {
     let _guard = watchdog("large_replies", LIMIT);
@@ -239,7 +211,7 @@ fn schema_replies_of_117_and_236_kb_decode_into_typed_values() {
     let (size, entities) = typed_schema(&client);
     let reply = client.execute(&QueryQmpSchema).unwrap();
     // Byte for byte what the daemon sends to a raw socket...
-    let raw_return = raw_schema_return(ServerKind::StorageDaemon);
+    let raw_return = conformance_common::raw_schema_return(ServerKind::StorageDaemon);
     assert_eq!(reply.raw().as_bytes(), raw_return);
     assert_eq!(size, raw_return.len());
     // ...which on 10.0.2 is the return value captured in vector 07 (a 116,875-byte
@@ -256,7 +228,7 @@ fn schema_replies_of_117_and_236_kb_decode_into_typed_values() {
         assert_eq!(commands_of(&entities).len(), 76);
     } else {
         qmp_tests::assert_known(version);
-        assert_eq!(size, SCHEMA_7_2_QSD_BYTES);
+        assert_eq!(size, conformance_common::SCHEMA_7_2_QSD_BYTES);
         assert_eq!(commands_of(&entities).len(), 74);
     }
     assert!(commands_of(&entities).contains("blockdev-mirror"));

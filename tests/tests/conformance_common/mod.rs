@@ -93,6 +93,33 @@ pub fn connect(process: &QemuProcess, options: ConnectOptions) -> Client {
     })
 }
 
+/// The size of the `return` value of qemu-storage-daemon 7.2.22's `query-qmp-schema`
+/// (Debian 1:7.2+dfsg-7+deb12u18+b3, measured with a raw socket; 10.0.2's is the
+/// 116,875-byte line of vector 07 less its envelope).
+pub const SCHEMA_7_2_QSD_BYTES: usize = 110_330;
+
+/// The `return` value of `query-qmp-schema` read straight off a fresh monitor of `kind`
+/// with a raw socket, no client involved: what the client must hand over byte for byte.
+pub fn raw_schema_return(kind: ServerKind) -> Vec<u8> {
+    let server = start(Launcher::new(kind));
+    let mut reader = qmp_tests::LineReader::new(qmp_tests::connect(&server));
+    reader.expect_line(); // the greeting
+    std::io::Write::write_all(
+        reader.transport(),
+        b"{\"execute\": \"qmp_capabilities\"}\r\n{\"execute\": \"query-qmp-schema\"}\r\n",
+    )
+    .unwrap();
+    assert_eq!(reader.expect_line(), b"{\"return\": {}}\r\n");
+    let line = reader.expect_line();
+    let line = line.strip_suffix(b"\r\n").unwrap();
+    qmp_std::qmp_core::json::RawJson::parse(line)
+        .unwrap()
+        .get("return")
+        .unwrap()
+        .as_bytes()
+        .to_vec()
+}
+
 /// Waits until `condition` holds, failing the test with `what` after [`WAIT`].
 pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT;
