@@ -165,44 +165,76 @@ pub fn qemu_version(kind: ServerKind) -> QemuVersion {
 /// `build`'s. Bytes of the captured release come back
 /// unchanged when `build` is the capture's build.
 pub fn as_sent_by(bytes: &[u8], build: &QemuBuild) -> Vec<u8> {
-    let mut text = String::from_utf8_lossy(bytes).into_owned();
+    let mut bytes = bytes.to_vec();
     let numbers = [
         ("micro", build.version.micro),
         ("minor", build.version.minor),
         ("major", build.version.major),
     ];
     for (key, number) in numbers {
-        text = replace_values(
-            &text,
-            &format!("\"{key}\": "),
-            |c| c.is_ascii_digit(),
-            &number.to_string(),
+        bytes = replace_values(
+            &bytes,
+            format!("\"{key}\": ").as_bytes(),
+            |byte| byte.is_ascii_digit(),
+            number.to_string().as_bytes(),
         );
     }
     // qemu-ga's guest-info has the version as a string.
-    let text = text.replace(
-        &format!("\"version\": \"{}\"", QemuVersion::CAPTURED),
-        &format!("\"version\": \"{}\"", build.version),
+    let bytes = replace_bytes(
+        &bytes,
+        format!("\"version\": \"{}\"", QemuVersion::CAPTURED).as_bytes(),
+        format!("\"version\": \"{}\"", build.version).as_bytes(),
     );
-    replace_values(&text, "\"package\": \"", |c| c != '"', &build.package).into_bytes()
+    replace_values(
+        &bytes,
+        b"\"package\": \"",
+        |byte| byte != b'"',
+        build.package.as_bytes(),
+    )
 }
 
-/// `text` with the value after each `key` (the longest run of chars for which `in_value`
-/// holds) replaced by `value`.
-fn replace_values(text: &str, key: &str, in_value: impl Fn(char) -> bool, value: &str) -> String {
-    let mut result = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find(key) {
+/// `bytes` with the value after each `key` (the longest run of bytes for which
+/// `in_value` holds) replaced by `value`. Bytes are bytes: qemu-ga's raw 0xFF stays.
+fn replace_values(
+    bytes: &[u8],
+    key: &[u8],
+    in_value: impl Fn(u8) -> bool,
+    value: &[u8],
+) -> Vec<u8> {
+    let mut result = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while let Some(start) = find(rest, key) {
         let value_start = start + key.len();
         let value_end = rest[value_start..]
-            .find(|c: char| !in_value(c))
+            .iter()
+            .position(|&byte| !in_value(byte))
             .map_or(rest.len(), |end| value_start + end);
-        result.push_str(&rest[..value_start]);
-        result.push_str(value);
+        result.extend_from_slice(&rest[..value_start]);
+        result.extend_from_slice(value);
         rest = &rest[value_end..];
     }
-    result.push_str(rest);
+    result.extend_from_slice(rest);
     result
+}
+
+/// `bytes` with every `from` replaced by `to`.
+fn replace_bytes(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut result = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while let Some(start) = find(rest, from) {
+        result.extend_from_slice(&rest[..start]);
+        result.extend_from_slice(to);
+        rest = &rest[start + from.len()..];
+    }
+    result.extend_from_slice(rest);
+    result
+}
+
+/// Where `needle` (not empty) first occurs in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
 }
 
 /// How QEMU 7.2's replies differ from the 10.0.2 captures, beyond the version numbers
@@ -297,11 +329,11 @@ pub fn captured_as_of(bytes: &[u8], version: QemuVersion) -> Vec<u8> {
     if version.is_captured() {
         return bytes.to_vec();
     }
-    let mut text = String::from_utf8_lossy(bytes).into_owned();
+    let mut bytes = bytes.to_vec();
     for (_, captured, old) in CAPTURE_TO_7_2 {
-        text = text.replace(captured, old);
+        bytes = replace_bytes(&bytes, captured.as_bytes(), old.as_bytes());
     }
-    text.into_bytes()
+    bytes
 }
 
 /// Server bytes captured from 10.0.2 as `build` sends them: [`as_sent_by`], then
@@ -484,6 +516,16 @@ mod tests {
             ..old.clone()
         };
         assert_eq!(as_sent_by(captured, &same), captured);
+        // qemu-ga's sentinel byte survives.
+        let sentinel = b"\xff{\"return\": {\"version\": \"10.0.2\"}}\n";
+        assert_eq!(
+            as_sent_by(sentinel, &old),
+            b"\xff{\"return\": {\"version\": \"7.2.22\"}}\n"
+        );
+        assert_eq!(
+            captured_as_of(sentinel, QemuVersion::new(7, 2, 22)),
+            sentinel
+        );
         let pretty = b"{\r\n    \"QMP\": {\r\n        \"version\": {\r\n            \"qemu\": {\r\n                \"micro\": 2,\r\n                \"minor\": 0,\r\n                \"major\": 10\r\n            },\r\n            \"package\": \"\"\r\n";
         let pretty_old = String::from_utf8(as_sent_by(pretty, &old)).unwrap();
         assert!(pretty_old.contains("\"micro\": 22,\r\n"), "{pretty_old}");
