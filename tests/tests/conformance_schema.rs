@@ -13,12 +13,14 @@
 mod conformance_common;
 
 use core::time::Duration;
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 
 use conformance_common::{connect, options, qsd, qsys, start, watchdog};
 use qmp_std::qmp_core::commands::*;
 use qmp_std::qmp_core::qga::*;
 use qmp_std::{Client, Error, GuestAgentClient, Launcher, ServerKind};
+use qmp_tests::{qemu_version, QemuVersion};
 use serde_json::{json, Value};
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -491,8 +493,63 @@ fn declared_names(files: &[&str]) -> BTreeSet<&'static str> {
 // ---------------------------------------------------------------------------------------
 // The schema, fetched through the client.
 
+/// Argument members of typed commands that QEMU 7.2 does not have, with the release that
+/// added each (from QEMU 10.0.2's QMP reference): `(command, member, since)`. The typed
+/// commands make them optional, so a caller that leaves them unset talks to 7.2 as well.
+/// Against a server older than `since` exactly these are accepted as unknown, and the
+/// test checks that each of them is met, so the list stays exact.
+const MEMBERS_AFTER_7_2: &[(&str, &str, QemuVersion)] = &[
+    (
+        "blockdev-add",
+        "discard-no-unref",
+        QemuVersion::new(8, 1, 0),
+    ),
+    (
+        "blockdev-backup",
+        "discard-source",
+        QemuVersion::new(9, 1, 0),
+    ),
+    (
+        "block-stream",
+        "backing-mask-protocol",
+        QemuVersion::new(9, 0, 0),
+    ),
+    (
+        "block-commit",
+        "backing-mask-protocol",
+        QemuVersion::new(9, 0, 0),
+    ),
+    ("chardev-add", "reconnect-ms", QemuVersion::new(9, 2, 0)),
+    (
+        "migrate-incoming",
+        "exit-on-error",
+        QemuVersion::new(9, 1, 0),
+    ),
+    (
+        "migrate-set-parameters",
+        "avail-switchover-bandwidth",
+        QemuVersion::new(8, 2, 0),
+    ),
+    ("migrate-set-parameters", "mode", QemuVersion::new(8, 2, 0)),
+    (
+        "migrate-set-parameters",
+        "zero-page-detection",
+        QemuVersion::new(9, 0, 0),
+    ),
+    (
+        "migrate-set-parameters",
+        "direct-io",
+        QemuVersion::new(9, 1, 0),
+    ),
+];
+
 struct Schema {
     entities: HashMap<String, Value>,
+    /// The release of the server the schema came from.
+    version: QemuVersion,
+    /// `(command, member)` of [`MEMBERS_AFTER_7_2`] met as unknown, as this server is
+    /// older than the member.
+    newer_members: RefCell<BTreeSet<(String, String)>>,
 }
 
 fn members(entity: &Value) -> Vec<(String, String, bool)> {
@@ -513,7 +570,7 @@ fn members(entity: &Value) -> Vec<(String, String, bool)> {
 impl Schema {
     /// `query-qmp-schema` through `client`, decoded with the typed command; each
     /// entity's raw object is kept for the checks.
-    fn fetch(client: &Client) -> Schema {
+    fn fetch(client: &Client, kind: ServerKind) -> Schema {
         let reply = client.execute(&QueryQmpSchema).unwrap();
         let entities = reply
             .get()
@@ -526,7 +583,33 @@ impl Schema {
                 (entity.name.chars().collect(), value)
             })
             .collect();
-        Schema { entities }
+        let version = qemu_version(kind);
+        qmp_tests::assert_known(version);
+        Schema {
+            entities,
+            version,
+            newer_members: RefCell::default(),
+        }
+    }
+
+    /// Whether `member`, unknown to this server, is an argument of the command at the
+    /// start of `at` (`"LABEL COMMAND.path"`) that is newer than the server; if so it is
+    /// recorded.
+    fn newer_than_server(&self, at: &str, member: &str) -> bool {
+        let command = at
+            .split(' ')
+            .nth(1)
+            .and_then(|path| path.split('.').next())
+            .unwrap_or_default();
+        let newer = MEMBERS_AFTER_7_2.iter().any(|(name, newer_member, since)| {
+            *name == command && *newer_member == member && self.version < *since
+        });
+        if newer {
+            self.newer_members
+                .borrow_mut()
+                .insert((command.to_owned(), member.to_owned()));
+        }
+        newer
     }
 
     fn entity(&self, name: &str) -> &Value {
@@ -600,10 +683,12 @@ impl Schema {
             expected.extend(members(self.entity(variant["type"].as_str().unwrap())));
         }
         for (key, member) in object {
-            let (_, member_type, _) = expected
-                .iter()
-                .find(|(name, _, _)| name == key)
-                .ok_or_else(|| format!("{at}: unknown member {key:?}"))?;
+            let Some((_, member_type, _)) = expected.iter().find(|(name, _, _)| name == key) else {
+                if self.newer_than_server(at, key) {
+                    continue;
+                }
+                return Err(format!("{at}: unknown member {key:?}"));
+            };
             self.check(member_type, member, &format!("{at}.{key}"))?;
         }
         match expected
@@ -652,16 +737,18 @@ fn typed_commands_match_the_live_schemas_fetched_through_the_client() {
 
     let system = qsys();
     let client = connect(&system, options());
-    let schema = Schema::fetch(&client);
+    let schema = Schema::fetch(&client, ServerKind::System);
     for case in &cases {
         if !schema.check_case(case, &mut failures, "qemu-system-x86_64") {
             failures.push(format!("{} is not a qemu-system-x86_64 command", case.name));
         }
     }
 
+    let mut newer_members = schema.newer_members.take();
+
     let storage = qsd();
     let client = connect(&storage, options());
-    let schema = Schema::fetch(&client);
+    let schema = Schema::fetch(&client, ServerKind::StorageDaemon);
     let live_commands: BTreeSet<String> = client
         .execute(&QueryCommands)
         .unwrap()
@@ -679,6 +766,19 @@ fn typed_commands_match_the_live_schemas_fetched_through_the_client() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(checked >= 40, "only {checked} typed commands exist in qsd");
+    // Every member newer than the servers was met (all of them on 7.2, none on 10.0.2).
+    newer_members.append(&mut schema.newer_members.take());
+    let expected_newer: BTreeSet<(String, String)> = MEMBERS_AFTER_7_2
+        .iter()
+        .filter(|(_, _, since)| qemu_version(ServerKind::System) < *since)
+        .map(|(command, member, _)| ((*command).to_owned(), (*member).to_owned()))
+        .collect();
+    assert_eq!(newer_members, expected_newer);
+    if qemu_version(ServerKind::System).is_captured() {
+        assert!(newer_members.is_empty());
+    } else {
+        assert_eq!(newer_members.len(), MEMBERS_AFTER_7_2.len());
+    }
     let names: BTreeSet<&str> = cases.iter().map(|case| case.name).collect();
     assert_eq!(names, declared_names(&["commands/*"]), "cases vs. qmp-core");
 }
