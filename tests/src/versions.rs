@@ -162,8 +162,8 @@ pub fn qemu_version(kind: ServerKind) -> QemuVersion {
 /// `bytes` captured from QEMU 10.0.2 (a greeting, a `query-version` reply, compact or
 /// pretty, or qemu-ga's `guest-info`) as `build` sends them: the `micro`, `minor` and
 /// `major` numbers, qemu-ga's `"version": "10.0.2"` and the `package` value replaced by
-/// `build`'s. Bytes of the captured release come back
-/// unchanged when `build` is the capture's build.
+/// `build`'s. Bytes of the captured release come back unchanged when `build` is the
+/// capture's build.
 pub fn as_sent_by(bytes: &[u8], build: &QemuBuild) -> Vec<u8> {
     let mut bytes = bytes.to_vec();
     let numbers = [
@@ -425,6 +425,31 @@ pub fn agent_launcher() -> Launcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every program the tests start is a release the suite knows, and the one
+    /// `scripts/test.sh` meant to test (`QMP_EXPECT_QEMU`: `10.0.2` for the workspace
+    /// run, `7.2` for the second run), so a run meant for 7.2 cannot quietly test
+    /// 10.0.2.
+    #[test]
+    fn the_intended_qemu_is_under_test() {
+        let expected = std::env::var("QMP_EXPECT_QEMU").ok();
+        for kind in [
+            ServerKind::StorageDaemon,
+            ServerKind::System,
+            ServerKind::GuestAgent,
+        ] {
+            let build = qemu_build(kind);
+            assert_known(build.version);
+            if let Some(expected) = &expected {
+                assert!(
+                    format!("{}.", build.version).starts_with(&format!("{expected}.")),
+                    "{} is QEMU {}, but QMP_EXPECT_QEMU is {expected}",
+                    build.program.display(),
+                    build.version
+                );
+            }
+        }
+    }
 
     /// Every difference in the table rewrites text that some capture holds, so none is
     /// dead or misspelt.
