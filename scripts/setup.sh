@@ -4,6 +4,8 @@
 #     available) from Debian bookworm-backports. Plain bookworm has QEMU 7.2, and
 #     installing qemu-system-x86 from it would REPLACE the machine's 10.0.2 qemu-utils,
 #     so everything is installed with `-t bookworm-backports`.
+#   - QEMU 7.2 (Debian bookworm's own build) for the second conformance run, downloaded and
+#     unpacked into a private directory, never installed (see below).
 #   - Rust targets for the no_std builds, clippy/rustfmt, and miri + rust-src on nightly.
 # Safe to run repeatedly; run as root (or with sudo available).
 set -euo pipefail
