@@ -66,16 +66,18 @@ QMP_EXPECT_QEMU=10.0.2 cargo test --workspace
 # The real-QEMU conformance tests once more, against Debian bookworm's QEMU 7.2, which
 # scripts/setup.sh unpacked into a private directory (never installed; same default
 # directory as there). Same assertions: where 7.2 genuinely answers differently the tests
-# expect its answer (tests/src/versions.rs). QMP_EXPECT_QEMU makes qmp-tests' own unit
-# test fail if any of the three programs is not 7.2. The other tests of qmp-tests do not
-# select QEMU through these variables (firmware, wasm_console) or start none.
+# expect its answer (tests/src/versions.rs). With QMP_EXPECT_QEMU, raw_qemu's
+# the_intended_qemu_is_under_test fails if any of the three programs is not 7.2. The
+# other tests of qmp-tests do not select QEMU through these variables (firmware,
+# wasm_console) or start none (fault_injection). `--workspace` keeps the feature set of
+# the step above, so nothing is rebuilt.
 QEMU72_ROOT="${QMP_QEMU72_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/qmp/qemu-7.2}/root"
-step "tests against QEMU 7.2: cargo test -p qmp-tests --lib --test 'conformance_*' --test raw_qemu"
+step "tests against QEMU 7.2: cargo test --workspace --test 'conformance_*' --test raw_qemu"
 QMP_QEMU_SYSTEM="$QEMU72_ROOT/usr/bin/qemu-system-x86_64" \
     QMP_QSD="$QEMU72_ROOT/usr/bin/qemu-storage-daemon" \
     QMP_QGA="$QEMU72_ROOT/usr/sbin/qemu-ga" \
     QMP_EXPECT_QEMU=7.2 \
-    cargo test -p qmp-tests --lib --test 'conformance_*' --test raw_qemu
+    cargo test --workspace --test 'conformance_*' --test raw_qemu
 
 # The browser console's own workspace (excluded from the root one): formatted, lint-free
 # on wasm32, its host unit tests pass (the browser test above runs its page end to end).

@@ -77,6 +77,30 @@ fn negotiated(transport: Transport, kind: ServerKind) -> LineReader {
     reader
 }
 
+/// Every program the tests start is a release the suite knows, and the one
+/// `scripts/test.sh` meant to test (`QMP_EXPECT_QEMU`: `10.0.2` for the workspace run,
+/// `7.2` for the second run), so a run meant for 7.2 cannot quietly test 10.0.2.
+#[test]
+fn the_intended_qemu_is_under_test() {
+    let expected = std::env::var("QMP_EXPECT_QEMU").ok();
+    for kind in [
+        ServerKind::StorageDaemon,
+        ServerKind::System,
+        ServerKind::GuestAgent,
+    ] {
+        let build = qemu_build(kind);
+        qmp_tests::assert_known(build.version);
+        if let Some(expected) = &expected {
+            assert!(
+                format!("{}.", build.version).starts_with(&format!("{expected}.")),
+                "{} is QEMU {}, but QMP_EXPECT_QEMU is {expected}",
+                build.program.display(),
+                build.version
+            );
+        }
+    }
+}
+
 #[test]
 fn storage_daemon_greets_and_negotiates() {
     let qsd = launch(Launcher::new(ServerKind::StorageDaemon));
