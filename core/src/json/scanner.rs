@@ -6,12 +6,13 @@
 //! the input is invalid, a 0xFF sentinel byte appears, or the slice runs out. All state
 //! lives in the scanner, so the next slice may continue anywhere, even inside a token.
 //!
-//! One loop follows the structure: between tokens it skips whitespace and reads one byte,
-//! which must fit what the structure expects next ([`Expect`]); a string, number or literal
-//! is then scanned by its own small state machine ([`Token`]), from where it starts or,
-//! after a slice ran out inside it, from where it stopped. The only shortcut is
-//! [`skip_plain_string`], which finds the next byte inside a string that is not plain
-//! ASCII; it knows nothing of the grammar.
+//! [`Scanner::scan`] follows the structure by code position: a value, then what may follow
+//! a value (`,` or a close), with keys and colons read where a `{` or a `,` in an object
+//! leads; [`Expect`] records where it stopped when a slice runs out, to come back in there.
+//! Strings, numbers and literals are scanned by small state machines of their own
+//! ([`Token`]), from where they start or, after a slice ran out inside one, from where it
+//! stopped. The only shortcut is [`skip_plain_string`], which finds the next byte inside a
+//! string that is not plain ASCII; it knows nothing of the grammar.
 //!
 //! While it scans, the scanner also records the spans of the first members of a top-level
 //! object (for [`Frame::members`](super::Frame::members)) and reads its `id` member.
