@@ -229,8 +229,7 @@ impl<'de> serde::de::Visitor<'de> for JsonStrVisitor {
     }
 
     fn visit_borrowed_str<E: serde::de::Error>(self, escaped: &'de str) -> Result<Self::Value, E> {
-        JsonStr::from_escaped(escaped)
-            .ok_or_else(|| E::custom("invalid escape sequence in string"))
+        JsonStr::from_escaped(escaped).ok_or_else(|| E::custom("invalid escape sequence in string"))
     }
 }
 
