@@ -6,9 +6,9 @@
 //! the input is invalid, a 0xFF sentinel byte appears, or the slice runs out. All state
 //! lives in the scanner, so the next slice may continue anywhere, even inside a token.
 //!
-//! [`Scanner::scan`] follows the structure by code position: a value, then what may follow
-//! a value (`,` or a close), with keys and colons read where a `{` or a `,` in an object
-//! leads; [`Expect`] records where it stopped when a slice runs out, to come back in there.
+//! [`Scanner::scan`] follows the structure by code position: a key and its colon, a value,
+//! or what follows a value (`,` or a close), each knowing which comes next; [`Expect`]
+//! records where it stopped when a slice runs out, to come back in there.
 //! Strings, numbers and literals are scanned by small state machines of their own
 //! ([`Token`]), from where they start or, after a slice ran out inside one, from where it
 //! stopped. The only shortcut is [`skip_plain_string`], which finds the next byte inside a
@@ -523,14 +523,15 @@ impl Scanner {
 
     /// Scans `data` from `pos`. See [`Step`].
     ///
-    /// The structure is followed by code position: a value, then what may follow a
-    /// value (`,` or a close), with keys and colons read where a `{` or a `,` in an
-    /// object leads. `self.expect` says where to come back in when a slice runs out.
+    /// The structure is followed by code position: each turn of the loop reads a key and
+    /// its colon, a value, or what follows a value (`,` or a close), and knows which
+    /// comes next; `self.expect` records where to come back in when a slice runs out.
     pub(crate) fn scan(&mut self, data: &[u8], mut pos: usize) -> Step {
         if !matches!(self.token, Token::None) {
             return_if_some!(self.token(data, &mut pos, self.token));
         }
         // Where the previous slice stopped.
+        let mut key_next = false;
         let mut after_value = false;
         let mut close_allowed = false;
         match self.expect {
@@ -538,7 +539,7 @@ impl Scanner {
             Expect::ValueOrClose => close_allowed = true,
             Expect::CommaOrClose => after_value = true,
             Expect::Colon => pos = return_if_err!(self.colon(data, pos)),
-            Expect::Key => pos = return_if_err!(self.key(data, pos)),
+            Expect::Key => key_next = true,
             Expect::KeyOrClose => {
                 pos = skip_whitespace(data, pos);
                 match data.get(pos) {
@@ -548,82 +549,36 @@ impl Scanner {
                         pos += 1;
                         after_value = true;
                     }
-                    Some(_) => pos = return_if_err!(self.key(data, pos)),
+                    Some(_) => key_next = true,
                 }
             }
         }
         loop {
-            if !after_value {
-                // A value (or `]` right after `[`).
+            if key_next {
+                // A key, then its colon.
+                key_next = false;
                 pos = skip_whitespace(data, pos);
                 let Some(&byte) = data.get(pos) else {
-                    self.expect = if self.depth == 0 {
-                        Expect::TopValue
-                    } else if close_allowed {
-                        Expect::ValueOrClose
-                    } else {
-                        Expect::Value
-                    };
+                    self.expect = Expect::Key;
                     return Step::NeedMore;
                 };
-                if byte == b']' && close_allowed {
-                    return_if_some!(self.close(pos));
-                    pos += 1;
-                } else {
-                    if self.depth == 0 {
-                        self.begin_top(pos, byte);
-                    } else if self.depth == 1 {
-                        self.member_value_start(pos, byte);
-                    }
-                    let token = match byte {
-                        b'"' => {
-                            pos += 1;
-                            Token::String {
-                                key: false,
-                                state: StringState::Plain,
-                            }
-                        }
-                        b'{' => {
-                            return_if_some!(self.open(true, pos));
-                            pos = skip_whitespace(data, pos + 1);
-                            match data.get(pos) {
-                                None => return Step::NeedMore,
-                                Some(b'}') => {
-                                    return_if_some!(self.close(pos));
-                                    pos += 1;
-                                }
-                                Some(_) => {
-                                    pos = return_if_err!(self.key(data, pos));
-                                    close_allowed = false;
-                                    continue;
-                                }
-                            }
-                            Token::None
-                        }
-                        b'[' => {
-                            return_if_some!(self.open(false, pos));
-                            pos += 1;
-                            close_allowed = true;
-                            continue;
-                        }
-                        // Scanned from this byte, which the id capture needs too.
-                        b'-' | b'0'..=b'9' => Token::Number(NumberState::Start),
-                        b't' | b'f' | b'n' => {
-                            pos += 1;
-                            Token::Literal {
-                                first: byte,
-                                matched: 1,
-                            }
-                        }
-                        _ => return self.bad_byte(byte, pos),
-                    };
-                    return_if_some!(self.token(data, &mut pos, token));
+                if byte != b'"' {
+                    return self.bad_byte(byte, pos);
                 }
-            }
-            after_value = false;
-            close_allowed = false;
-            // After a value inside a container: `,` or the container's close.
-            loop {
+                if self.depth == 1 {
+                    self.member_key_start(pos);
+                }
+                pos += 1;
+                let key = Token::String {
+                    key: true,
+                    state: StringState::Plain,
+                };
+                return_if_some!(self.token(data, &mut pos, key));
+                pos = return_if_err!(self.colon(data, pos));
+            } else if after_value {
+                // After a value inside a container: `,` or the container's close.
+                after_value = false;
+                close_allowed = false;
                 pos = skip_whitespace(data, pos);
                 let Some(&byte) = data.get(pos) else {
                     self.expect = Expect::CommaOrClose;
@@ -631,44 +586,84 @@ impl Scanner {
                 };
                 let in_object = self.in_object();
                 if byte == b',' {
-                    pos = if in_object {
-                        return_if_err!(self.key(data, pos + 1))
-                    } else {
-                        pos + 1
-                    };
-                    break;
-                }
-                if byte != if in_object { b'}' } else { b']' } {
+                    pos += 1;
+                    key_next = in_object;
+                } else if byte == if in_object { b'}' } else { b']' } {
+                    return_if_some!(self.close(pos));
+                    pos += 1;
+                    after_value = true;
+                } else {
                     return self.bad_byte(byte, pos);
                 }
+                continue;
+            }
+            // A value (or `]` right after `[`).
+            pos = skip_whitespace(data, pos);
+            let Some(&byte) = data.get(pos) else {
+                self.expect = if self.depth == 0 {
+                    Expect::TopValue
+                } else if close_allowed {
+                    Expect::ValueOrClose
+                } else {
+                    Expect::Value
+                };
+                return Step::NeedMore;
+            };
+            after_value = true;
+            if byte == b']' && close_allowed {
                 return_if_some!(self.close(pos));
                 pos += 1;
+                continue;
             }
-        }
-    }
-
-    /// A key, then its colon, from `pos` (whitespace allowed before each). Returns the
-    /// position after the colon; on running out, records where it stopped.
-    fn key(&mut self, data: &[u8], pos: usize) -> Result<usize, Step> {
-        let mut pos = skip_whitespace(data, pos);
-        let Some(&byte) = data.get(pos) else {
-            self.expect = Expect::Key;
-            return Err(Step::NeedMore);
-        };
-        if byte != b'"' {
-            return Err(self.bad_byte(byte, pos));
-        }
-        if self.depth == 1 {
-            self.member_key_start(pos);
-        }
-        pos += 1;
-        let key = Token::String {
-            key: true,
-            state: StringState::Plain,
-        };
-        match self.token(data, &mut pos, key) {
-            Some(step) => Err(step),
-            None => self.colon(data, pos),
+            close_allowed = false;
+            if self.depth == 0 {
+                self.begin_top(pos, byte);
+            } else if self.depth == 1 {
+                self.member_value_start(pos, byte);
+            }
+            let token = match byte {
+                b'"' => {
+                    pos += 1;
+                    Token::String {
+                        key: false,
+                        state: StringState::Plain,
+                    }
+                }
+                b'{' => {
+                    return_if_some!(self.open(true, pos));
+                    pos = skip_whitespace(data, pos + 1);
+                    match data.get(pos) {
+                        None => return Step::NeedMore,
+                        Some(b'}') => {
+                            return_if_some!(self.close(pos));
+                            pos += 1;
+                        }
+                        Some(_) => {
+                            after_value = false;
+                            key_next = true;
+                        }
+                    }
+                    continue;
+                }
+                b'[' => {
+                    return_if_some!(self.open(false, pos));
+                    pos += 1;
+                    after_value = false;
+                    close_allowed = true;
+                    continue;
+                }
+                // Scanned from this byte, which the id capture needs too.
+                b'-' | b'0'..=b'9' => Token::Number(NumberState::Start),
+                b't' | b'f' | b'n' => {
+                    pos += 1;
+                    Token::Literal {
+                        first: byte,
+                        matched: 1,
+                    }
+                }
+                _ => return self.bad_byte(byte, pos),
+            };
+            return_if_some!(self.token(data, &mut pos, token));
         }
     }
 
