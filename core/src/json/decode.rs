@@ -23,9 +23,7 @@ use serde_json_core::de::{Deserializer as JsonDeserializer, Error};
 
 use super::string::JsonStr;
 
-/// The name under which serde-json-core's `EscapedStr` asks for a string still escaped
-/// (the `rename` on its `Deserialize` derive). [`JsonStr`] decodes through it.
-const ESCAPED_STR: &str = "__serde_json_core_escaped_string__";
+use super::string::JSON_STR;
 
 /// Decodes one value from `bytes` (nothing may follow but whitespace), every string
 /// handed over borrowed and still escaped.
@@ -286,14 +284,13 @@ impl<'de, S: Strings, D: de::Deserializer<'de>> de::Deserializer<'de> for Decode
 
     forward_strings! { deserialize_char deserialize_str deserialize_string deserialize_identifier }
 
-    /// An `EscapedStr` (and so a [`JsonStr`]) gets the string still escaped, read through
-    /// [`Skim`], in either mode.
+    /// A [`JsonStr`] gets the string still escaped, read through [`Skim`], in either mode.
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         mut self,
         name: &'static str,
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        if name == ESCAPED_STR {
+        if name == JSON_STR {
             let escaped = read_escaped(self.inner)?;
             return visitor.visit_newtype_struct(BorrowedStrDeserializer::new(escaped));
         }
@@ -459,7 +456,7 @@ impl<'de, S: Strings, D: de::Deserializer<'de>> de::Deserializer<'de> for KeyDec
         name: &'static str,
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        if name == ESCAPED_STR {
+        if name == JSON_STR {
             return self.0.deserialize_newtype_struct(name, visitor);
         }
         visitor.visit_newtype_struct(self)
@@ -650,17 +647,47 @@ mod tests {
         r#""str""#,
     ];
 
-    /// Decodes `input` with the decoder and with serde-json-core alone, in both modes.
-    fn both<'a, T: Deserialize<'a> + PartialEq + core::fmt::Debug>(input: &'a str) {
+    /// `Everything` without its [`JsonStr`]: serde-json-core alone unescapes a string into
+    /// its buffer when it has one, so only the crate's decoder can hand a `JsonStr` over
+    /// in unescaped mode (tested on its own below).
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct EverythingOwned<'a> {
+        name: &'a str,
+        owned: String,
+        version: Triple,
+        status: Status,
+        shapes: Vec<Shape>,
+        pair: (bool, char),
+        maybe: Option<Triple>,
+        seconds: Seconds,
+        #[serde(default)]
+        absent: Option<u8>,
+        unit: (),
+    }
+
+    /// Decodes `input` with the decoder and with serde-json-core alone, strings escaped.
+    fn escaped_same<'a, T: Deserialize<'a> + PartialEq + core::fmt::Debug>(input: &'a str) {
         let bytes = input.as_bytes();
         let ours = from_slice::<T>(bytes);
         let theirs = serde_json_core::from_slice::<T>(bytes).map(|(value, _)| value);
         assert_eq!(ours, theirs, "escaped mode, input {input}");
+    }
+
+    /// Decodes `input` with the decoder and with serde-json-core alone, strings
+    /// unescaped.
+    fn unescaped_same<'a, T: Deserialize<'a> + PartialEq + core::fmt::Debug>(input: &'a str) {
+        let bytes = input.as_bytes();
         let (mut ours_scratch, mut theirs_scratch) = ([0u8; 64], [0u8; 64]);
         let ours = from_slice_unescaped::<T>(bytes, &mut ours_scratch);
         let theirs = serde_json_core::from_slice_escaped::<T>(bytes, &mut theirs_scratch)
             .map(|(value, _)| value);
         assert_eq!(ours, theirs, "unescaped mode, input {input}");
+    }
+
+    /// Both modes.
+    fn both<'a, T: Deserialize<'a> + PartialEq + core::fmt::Debug>(input: &'a str) {
+        escaped_same::<T>(input);
+        unescaped_same::<T>(input);
     }
 
     #[test]
@@ -673,7 +700,8 @@ mod tests {
                     from_slice_unescaped::<Everything<'_>>(input.as_bytes(), &mut scratch).is_ok()
                 );
             }
-            both::<Everything<'_>>(input);
+            escaped_same::<Everything<'_>>(input);
+            unescaped_same::<EverythingOwned<'_>>(input);
             both::<Triple>(input);
             both::<Vec<Shape>>(input);
             both::<Option<Status>>(input);

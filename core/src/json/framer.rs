@@ -7,7 +7,6 @@ use super::raw::{MemberSpan, Members};
 use super::scanner::{Scanner, Step};
 use super::swar::find_line_break;
 use super::{JsonError, JsonErrorKind, RawJson, DEFAULT_MAX_DEPTH};
-use crate::client::count;
 use crate::Buffer;
 
 /// Splits a byte stream into complete top-level JSON values, validating them as bytes
@@ -471,7 +470,7 @@ impl<B: Buffer> Framer<'_, B> {
                 self.start = end;
                 self.scan_pos = end;
                 self.origin = Origin::of(self.base + value_start as u64, &self.scanner);
-                count(&mut self.stats.frames);
+                self.stats.frames += 1;
                 self.last_frame = Some((value_start, end));
                 self.current_item()
             }
@@ -496,7 +495,7 @@ impl<B: Buffer> Framer<'_, B> {
                 };
                 self.start = at;
                 self.scan_pos = at;
-                count(&mut self.stats.malformed);
+                self.stats.malformed += 1;
                 Some(Item::Malformed {
                     error: JsonError::new(kind, self.base + at as u64),
                 })
@@ -628,7 +627,7 @@ fn skip_scan(
             data.len()
         }
         Step::ValueEnd { end } => {
-            count(&mut stats.oversize);
+            stats.oversize += 1;
             *origin = Origin::of(value_offset, scanner);
             *pending = Some(Item::Oversize {
                 len: base + end as u64 - value_offset,
@@ -646,7 +645,7 @@ fn skip_scan(
                 previous == b'\n' && matches!(kind, JsonErrorKind::UnexpectedByte { byte: b'{' });
             *origin = Origin::of(value_offset, scanner);
             scanner.reset();
-            count(&mut stats.malformed);
+            stats.malformed += 1;
             *pending = Some(Item::Malformed {
                 error: JsonError::new(kind, base + at as u64),
             });

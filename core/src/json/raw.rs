@@ -2,7 +2,8 @@
 
 use core::fmt;
 
-use super::swar::{skip_string_body, skip_value, skip_whitespace};
+use super::scanner::{is_whitespace, skip_whitespace};
+use super::swar::skip_plain_string;
 use super::{DecodeError, JsonError, JsonStr};
 
 /// The exact bytes of one valid JSON value, without surrounding whitespace.
@@ -405,5 +406,81 @@ impl defmt::Format for Elements<'_> {
             "Elements({=str})",
             core::str::from_utf8(self.bytes).unwrap_or("")
         )
+    }
+}
+
+// The walkers below read text the scanner has already validated, so they only look for
+// where strings, containers and scalars end; they never fail and never panic, whatever
+// they are given.
+
+/// `pos` just after an opening quote: the index just after the closing quote (or
+/// `bytes.len()` if there is none).
+fn skip_string_body(bytes: &[u8], mut pos: usize) -> usize {
+    loop {
+        pos = skip_plain_string(bytes, pos);
+        match bytes.get(pos) {
+            None => return bytes.len(),
+            Some(b'"') => return pos + 1,
+            Some(b'\\') => pos += 2,
+            Some(_) => pos += 1,
+        }
+    }
+}
+
+/// `pos` at a `{` or `[`: the index just after the matching close.
+fn skip_container(bytes: &[u8], mut pos: usize) -> usize {
+    let mut depth = 0usize;
+    loop {
+        match bytes.get(pos) {
+            None => return bytes.len(),
+            Some(b'"') => {
+                pos = skip_string_body(bytes, pos + 1);
+                continue;
+            }
+            Some(b'{' | b'[') => depth += 1,
+            Some(b'}' | b']') => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return pos + 1;
+                }
+            }
+            Some(_) => {}
+        }
+        pos += 1;
+    }
+}
+
+/// `pos` at the first byte of a value: the index just after it.
+fn skip_value(bytes: &[u8], pos: usize) -> usize {
+    match bytes.get(pos) {
+        None => pos,
+        Some(b'"') => skip_string_body(bytes, pos + 1),
+        Some(b'{' | b'[') => skip_container(bytes, pos),
+        Some(_) => {
+            let mut end = pos + 1;
+            while bytes
+                .get(end)
+                .is_some_and(|&byte| !matches!(byte, b',' | b']' | b'}') && !is_whitespace(byte))
+            {
+                end += 1;
+            }
+            end
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skips() {
+        let text = br#"{"a\"}": [1, {"b": "]"}], "c": tru}"#;
+        assert_eq!(skip_value(text, 0), text.len());
+        assert_eq!(skip_string_body(br#""abc\\"x"#, 1), 7);
+        assert_eq!(skip_value(b"123,", 0), 3);
+        assert_eq!(skip_value(b"[[YyDEL_]]x", 0), 10);
+        assert_eq!(skip_value(br#""unterminated"#, 0), 13);
+        assert_eq!(skip_value(b"", 3), 3);
     }
 }

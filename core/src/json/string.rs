@@ -197,13 +197,39 @@ impl defmt::Format for JsonStr<'_> {
     }
 }
 
+/// The newtype name under which [`JsonStr`] asks a deserializer for a string still
+/// escaped. The crate's decoder (`RawJson::deserialize`) recognises it and hands the string
+/// over as it is on the wire, whatever its mode.
+pub(crate) const JSON_STR: &str = "qmp_core::json::JsonStr";
+
 impl<'de: 'a, 'a> serde::Deserialize<'de> for JsonStr<'a> {
-    /// Borrows the string still escaped (serde-json-core's `EscapedStr` path), then checks
-    /// that it is a valid JSON string body.
+    /// Borrows the string still escaped, then checks that it is a valid JSON string body.
+    /// Through a deserializer other than the crate's own, a string that deserializer
+    /// unescapes into a buffer of its own cannot be borrowed, and is an error.
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let escaped = serde_json_core::str::EscapedStr::deserialize(deserializer)?;
-        JsonStr::from_escaped(escaped.0)
-            .ok_or_else(|| serde::de::Error::custom("invalid escape sequence in string"))
+        deserializer.deserialize_newtype_struct(JSON_STR, JsonStrVisitor)
+    }
+}
+
+/// Reads a [`JsonStr`]: a newtype around a string, or the string itself.
+struct JsonStrVisitor;
+
+impl<'de> serde::de::Visitor<'de> for JsonStrVisitor {
+    type Value = JsonStr<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_newtype_struct<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+
+    fn visit_borrowed_str<E: serde::de::Error>(self, escaped: &'de str) -> Result<Self::Value, E> {
+        JsonStr::from_escaped(escaped).ok_or_else(|| E::custom("invalid escape sequence in string"))
     }
 }
 
