@@ -1,0 +1,4 @@
+//! Generates qmp-core's typed vocabulary from QEMU's QAPI schema. See README.md.
+
+pub mod parser;
+pub mod schema;
