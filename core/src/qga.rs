@@ -11,7 +11,7 @@
 //! crate passes the base64 text through without decoding it.
 
 use crate::commands::macros::{array, command, custom, empty, value, MISSING_MEMBER};
-use crate::commands::{de, Command, Empty, FromRawJson, JsonArray, LazyArray};
+use crate::commands::{de, Command, Empty, FromRawJson, JsonArray};
 use crate::json::{DecodeError, JsonStr, RawJson};
 
 /// `guest-sync`: echoes `id`, to find the answer to it after stale output.
@@ -515,7 +515,7 @@ command! {
     /// `guest-network-get-interfaces`: the guest's network interfaces and addresses.
     pub struct GuestNetworkGetInterfaces;
     name: "guest-network-get-interfaces",
-    response<'r>: LazyArray<'r, GuestNetworkInterface<'r>> = custom
+    response<'r>: JsonArray<'r, GuestNetworkInterface<'r>> = custom
 }
 
 /// One element of [`GuestNetworkGetInterfaces`]' return (QAPI `GuestNetworkInterface`).
@@ -684,3 +684,5 @@ command! {
     response<'r>: Empty = empty,
     replies_on_success: false
 }
+
+crate::commands::from_raw_json_via_serde!(GuestAgentCommandInfo<'a>, GuestIpAddress<'a>, GuestUser<'a>);
