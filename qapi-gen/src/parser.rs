@@ -429,7 +429,8 @@ pub fn parse_doc(lines: &[String]) -> Doc {
         current.push('\n');
     }
     flush(&mut doc, &target, &current_name, &mut current);
-    doc.sections.retain(|(name, text)| !(name.is_empty() && text.is_empty()));
+    doc.sections
+        .retain(|(name, text)| !(name.is_empty() && text.is_empty()));
     doc
 }
 

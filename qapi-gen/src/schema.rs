@@ -246,8 +246,8 @@ pub struct Schema {
 
 /// The built-in types of QAPI.
 pub const BUILTINS: [&str; 16] = [
-    "str", "int", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-    "size", "number", "bool", "null", "any", "QType",
+    "str", "int", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "size",
+    "number", "bool", "null", "any", "QType",
 ];
 
 impl Schema {
@@ -308,7 +308,10 @@ impl Schema {
                                 .and_then(Value::as_str)
                                 .ok_or_else(|| at("enum value without name".into()))?
                                 .to_string(),
-                            item.get("if").map(Cond::from_value).transpose().map_err(at)?,
+                            item.get("if")
+                                .map(Cond::from_value)
+                                .transpose()
+                                .map_err(at)?,
                             features(item.get("features")).map_err(at)?,
                         ),
                         _ => return Err(at("bad enum value".into())),
@@ -355,7 +358,9 @@ impl Schema {
                 let data = match v.get("data") {
                     None => Data::None,
                     Some(Value::Str(name)) => Data::Named(name.clone()),
-                    Some(dict @ Value::Dict(_)) => Data::Members(members(Some(dict), doc_ref).map_err(at)?),
+                    Some(dict @ Value::Dict(_)) => {
+                        Data::Members(members(Some(dict), doc_ref).map_err(at)?)
+                    }
                     Some(_) => return Err(at("bad data".into())),
                 };
                 if meta == "event" {
@@ -363,7 +368,11 @@ impl Schema {
                 } else {
                     Kind::Command {
                         data,
-                        returns: v.get("returns").map(TypeRef::from_value).transpose().map_err(at)?,
+                        returns: v
+                            .get("returns")
+                            .map(TypeRef::from_value)
+                            .transpose()
+                            .map_err(at)?,
                         allow_oob: v.get("allow-oob") == Some(&Value::Bool(true)),
                         success_response: v.get("success-response") != Some(&Value::Bool(false)),
                     }
@@ -392,12 +401,13 @@ impl Schema {
         for i in 0..self.defs.len() {
             let mut def = self.defs[i].clone();
             match &mut def.kind {
-                Kind::Struct { base, members } => {
-                    if let Some(base) = base {
-                        let mut all = self.struct_members(base)?;
-                        all.append(members);
-                        *members = all;
-                    }
+                Kind::Struct {
+                    base: Some(base),
+                    members,
+                } => {
+                    let mut all = self.struct_members(base)?;
+                    all.append(members);
+                    *members = all;
                 }
                 Kind::Union {
                     base,
@@ -615,7 +625,10 @@ mod tests {
             panic!("not a union")
         };
         assert_eq!(tag_enum, "Kind");
-        assert_eq!(branches[1].cond.as_ref().unwrap().to_string(), "not CONFIG_X");
+        assert_eq!(
+            branches[1].cond.as_ref().unwrap().to_string(),
+            "not CONFIG_X"
+        );
 
         let command = schema.get("do-it").unwrap();
         assert_eq!(
@@ -642,7 +655,11 @@ mod tests {
 
     #[test]
     fn rejects_duplicates_and_unknown_expressions() {
-        assert!(Schema::from_text("t", "{ 'enum': 'E', 'data': [] } { 'enum': 'E', 'data': [] }").is_err());
+        assert!(Schema::from_text(
+            "t",
+            "{ 'enum': 'E', 'data': [] } { 'enum': 'E', 'data': [] }"
+        )
+        .is_err());
         assert!(Schema::from_text("t", "{ 'thing': 'E' }").is_err());
     }
 }
