@@ -685,4 +685,8 @@ command! {
     replies_on_success: false
 }
 
-crate::commands::from_raw_json_via_serde!(GuestAgentCommandInfo<'a>, GuestIpAddress<'a>, GuestUser<'a>);
+crate::commands::from_raw_json_via_serde!(
+    GuestAgentCommandInfo<'a>,
+    GuestIpAddress<'a>,
+    GuestUser<'a>
+);

@@ -101,7 +101,25 @@ fn run() -> Result<(), String> {
         std::fs::write(out.join(format!("{file}.rs")), text).map_err(|e| e.to_string())?;
         let _ = writeln!(mod_rs, "mod {file};\npub use {file}::*;");
     }
+    mod_rs.push_str("pub mod info;\n");
     std::fs::write(out.join("mod.rs"), mod_rs).map_err(|e| e.to_string())?;
+    let mut info = header("qapi/qapi-schema.json", &version);
+    info.push_str("//! The QMP schema as data: see [`crate::qapi::info`].\n\n");
+    info.push_str("use crate::qapi::info::*;\n\n");
+    info.push_str(&gen.info());
+    std::fs::write(out.join("info.rs"), info).map_err(|e| e.to_string())?;
+    let mut dispatch = header("qapi/qapi-schema.json and qga/qapi-schema.json", &version);
+    dispatch.push_str(
+        "//! Decoding and re-encoding of every reply and event by name, for the conformance test.\n\n\
+         #![allow(clippy::all, unreachable_pub, dead_code, unused_variables, unreachable_code)]\n\n\
+         use qmp_std::qmp_core::commands::Command;\n\
+         use qmp_std::qmp_core::events::EventData;\n\
+         use qmp_std::qmp_core::json::{DecodeError, RawJson};\n\n\
+         fn reencode<T: serde::Serialize>(decoded: Result<T, DecodeError>, out: &mut [u8]) -> Result<usize, String> {\n    \
+             let value = decoded.map_err(|e| format!(\"decode: {e}\"))?;\n    \
+             qmp_std::qmp_core::encode::to_slice(&value, out).map_err(|e| format!(\"encode: {e}\"))\n}\n\n",
+    );
+    dispatch.push_str(&gen.dispatch("qmp_std::qmp_core::qapi::qmp", "qmp_"));
 
     let gen = Gen::new(&qga)?;
     let mut text = header("qga/qapi-schema.json", &version);
@@ -113,7 +131,14 @@ fn run() -> Result<(), String> {
     for module in gen.modules() {
         text.push_str(&gen.module(&module));
     }
+    text.push_str("/// The guest agent's schema as data: see [`crate::qapi::info`].\npub mod info {\n    use crate::qapi::info::*;\n\n");
+    text.push_str(&gen.info());
+    text.push_str("}\n");
     std::fs::write(core.join("src/qapi/qga.rs"), text).map_err(|e| e.to_string())?;
+    dispatch.push_str(&gen.dispatch("qmp_std::qmp_core::qapi::qga", "qga_"));
+    let tests_dir = core.join("../tests/tests/qapi_dispatch");
+    std::fs::create_dir_all(&tests_dir).map_err(|e| e.to_string())?;
+    std::fs::write(tests_dir.join("mod.rs"), dispatch).map_err(|e| e.to_string())?;
     eprintln!(
         "qapi-gen: QEMU {version}: {} QMP definitions, {} guest-agent definitions",
         qmp.defs.len(),

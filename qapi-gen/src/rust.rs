@@ -29,8 +29,10 @@ impl Dir {
     fn decodes(self) -> bool {
         self != Dir::In
     }
+    /// Every type serializes: arguments must, and replies and events re-encode (the
+    /// conformance test decodes live replies and compares their re-encoding).
     fn encodes(self) -> bool {
-        self != Dir::Out
+        true
     }
 }
 
@@ -1218,6 +1220,8 @@ impl<'s> Gen<'s> {
                     "#[cfg_attr(feature = \"defmt\", derive(defmt::Format))]"
                 );
                 let _ = writeln!(out, "pub struct {name};\n");
+                let _ = writeln!(out, "impl serde::Serialize for {name} {{");
+                let _ = writeln!(out, "    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {{\n        Empty.serialize(serializer)\n    }}\n}}\n");
                 let _ = writeln!(out, "impl<'a> EventData<'a> for {name} {{");
                 let _ = writeln!(out, "    const NAME: &'static str = {:?};", def.name);
                 let _ = writeln!(out, "    fn decode(_data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {{\n        Ok({name})\n    }}\n}}\n");
@@ -1248,10 +1252,25 @@ impl<'s> Gen<'s> {
                     "#[cfg_attr(feature = \"defmt\", derive(defmt::Format))]"
                 );
                 let _ = writeln!(out, "pub struct {name}{lt}(pub {inner});\n");
+                let _ = writeln!(out, "impl{lt} serde::Serialize for {name}{lt} {{");
+                let _ = writeln!(out, "    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {{\n        self.0.serialize(serializer)\n    }}\n}}\n");
                 let _ = writeln!(out, "impl<'a> EventData<'a> for {name}{lt} {{");
                 let _ = writeln!(out, "    const NAME: &'static str = {:?};", def.name);
                 let _ = writeln!(out, "    fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {{\n        FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?).map({name})\n    }}\n}}\n");
             }
+        }
+    }
+
+    /// Whether the Rust type of command arguments or event data `data` has a lifetime.
+    fn data_has_lt(&self, data: &Data) -> bool {
+        match data {
+            Data::None => false,
+            Data::Members(members) => members.iter().any(|m| {
+                matches!(m.ty, TypeRef::List(_))
+                    || matches!(m.ty.name(), "str" | "any" | "QType")
+                    || self.lifetimed.contains(m.ty.name())
+            }),
+            Data::Named(name) => self.lifetimed.contains(name),
         }
     }
 
@@ -1270,4 +1289,207 @@ impl<'s> Gen<'s> {
 fn local(name: &str) -> String {
     let f = field(name);
     format!("m_{}", f.trim_start_matches("r#"))
+}
+
+fn type_ref(ty: &TypeRef) -> String {
+    match ty {
+        TypeRef::Named(n) => n.clone(),
+        TypeRef::List(n) => format!("[{n}]"),
+    }
+}
+
+fn opt_str(value: Option<String>) -> String {
+    match value {
+        Some(v) => format!("Some({v:?})"),
+        None => "None".into(),
+    }
+}
+
+fn features_list(features: &[Feature]) -> String {
+    let names: Vec<String> = features.iter().map(|f| format!("{:?}", f.name)).collect();
+    format!("&[{}]", names.join(", "))
+}
+
+fn members_list(members: &[Member]) -> String {
+    let mut out = String::from("&[\n");
+    for m in members {
+        let _ = writeln!(
+            out,
+            "        MemberDoc {{ name: {:?}, ty: {:?}, optional: {}, doc: {:?}, cond: {}, features: {} }},",
+            m.name,
+            type_ref(&m.ty),
+            m.optional,
+            m.doc,
+            opt_str(m.cond.as_ref().map(ToString::to_string)),
+            features_list(&m.features),
+        );
+    }
+    out.push_str("    ]");
+    out
+}
+
+fn branches_list(branches: &[Branch]) -> String {
+    let mut out = String::from("&[\n");
+    for b in branches {
+        let _ = writeln!(
+            out,
+            "        ValueDoc {{ name: {:?}, ty: {:?}, doc: {:?}, cond: {} }},",
+            b.name,
+            type_ref(&b.ty),
+            b.doc,
+            opt_str(b.cond.as_ref().map(ToString::to_string)),
+        );
+    }
+    out.push_str("    ]");
+    out
+}
+
+impl Gen<'_> {
+    /// The schema as data (`COMMANDS`, `EVENTS`, `TYPES` of [`qmp_core::qapi::info`]).
+    pub fn info(&self) -> String {
+        let mut commands = String::from(
+            "/// Every command of the schema.\npub static COMMANDS: &[CommandDoc] = &[\n",
+        );
+        let mut events =
+            String::from("/// Every event of the schema.\npub static EVENTS: &[EventDoc] = &[\n");
+        let mut types =
+            String::from("/// Every type of the schema.\npub static TYPES: &[TypeDoc] = &[\n");
+        for def in &self.schema.defs {
+            let doc = def.doc.as_ref();
+            let body = doc.map(|d| d.body.clone()).unwrap_or_default();
+            let section = |name: &str| doc.and_then(|d| d.section(name)).unwrap_or("").to_string();
+            let cond = opt_str(def.cond.as_ref().map(ToString::to_string));
+            let feats = features_list(&def.features);
+            match &def.kind {
+                Kind::Command {
+                    data,
+                    returns,
+                    allow_oob,
+                    success_response,
+                } => {
+                    let args = self.schema.data_members(data).unwrap_or_default();
+                    let args_type = match data {
+                        Data::Named(n) => Some(n.clone()),
+                        _ => None,
+                    };
+                    let _ = writeln!(
+                        commands,
+                        "    CommandDoc {{\n        name: {:?},\n        doc: {:?},\n        returns_doc: {:?},\n        since: {:?},\n        args: {},\n        args_type: {},\n        returns: {},\n        allow_oob: {allow_oob},\n        success_response: {success_response},\n        features: {feats},\n        cond: {cond},\n    }},",
+                        def.name,
+                        body,
+                        section("Returns"),
+                        section("Since"),
+                        members_list(&args),
+                        opt_str(args_type),
+                        opt_str(returns.as_ref().map(type_ref)),
+                    );
+                }
+                Kind::Event { data } => {
+                    let members = self.schema.data_members(data).unwrap_or_default();
+                    let data_type = match data {
+                        Data::Named(n) => Some(n.clone()),
+                        _ => None,
+                    };
+                    let _ = writeln!(
+                        events,
+                        "    EventDoc {{\n        name: {:?},\n        doc: {:?},\n        since: {:?},\n        members: {},\n        data_type: {},\n        features: {feats},\n        cond: {cond},\n    }},",
+                        def.name,
+                        body,
+                        section("Since"),
+                        members_list(&members),
+                        opt_str(data_type),
+                    );
+                }
+                kind => {
+                    let kind = match kind {
+                        Kind::Enum { values } => {
+                            let mut list = String::from("TypeDocKind::Enum(&[\n");
+                            for v in values {
+                                let _ = writeln!(
+                                    list,
+                                    "        ValueDoc {{ name: {:?}, ty: \"\", doc: {:?}, cond: {} }},",
+                                    v.name,
+                                    v.doc,
+                                    opt_str(v.cond.as_ref().map(ToString::to_string)),
+                                );
+                            }
+                            list.push_str("    ])");
+                            list
+                        }
+                        Kind::Struct { members, .. } => {
+                            format!("TypeDocKind::Struct({})", members_list(members))
+                        }
+                        Kind::Union {
+                            base,
+                            discriminator,
+                            branches,
+                            ..
+                        } => format!(
+                            "TypeDocKind::Union {{\n        members: {},\n        discriminator: {discriminator:?},\n        branches: {},\n    }}",
+                            members_list(base),
+                            branches_list(branches)
+                        ),
+                        Kind::Alternate { branches } => {
+                            format!("TypeDocKind::Alternate({})", branches_list(branches))
+                        }
+                        _ => unreachable!("commands and events are handled above"),
+                    };
+                    let _ = writeln!(
+                        types,
+                        "    TypeDoc {{\n        name: {:?},\n        doc: {:?},\n        kind: {kind},\n        features: {feats},\n        cond: {cond},\n    }},",
+                        def.name, body,
+                    );
+                }
+            }
+        }
+        commands.push_str("];\n\n");
+        events.push_str("];\n\n");
+        types.push_str("];\n");
+        commands + &events + &types
+    }
+
+    /// A test helper: decodes a reply or event by name with the generated type and
+    /// re-encodes it.
+    pub fn dispatch(&self, path: &str, fn_prefix: &str) -> String {
+        let mut replies = format!(
+            "/// Decodes `raw` as the reply of command `name` with its generated type and\n\
+             /// re-encodes it into `out`; `None` for a command the vocabulary lacks.\n\
+             pub fn {fn_prefix}reply(name: &str, raw: RawJson<'_>, out: &mut [u8]) -> Option<Result<usize, String>> {{\n    Some(match name {{\n"
+        );
+        let mut events = format!(
+            "/// Decodes event `name`'s `data` with its generated type and re-encodes it into `out`.\n\
+             pub fn {fn_prefix}event(name: &str, data: Option<RawJson<'_>>, out: &mut [u8]) -> Option<Result<usize, String>> {{\n    Some(match name {{\n"
+        );
+        for def in &self.schema.defs {
+            let Some(rust) = self.names.get(&def.name) else {
+                continue;
+            };
+            let lt = match &def.kind {
+                Kind::Command { data, .. } | Kind::Event { data } if self.data_has_lt(data) => {
+                    "<'_>"
+                }
+                _ => "",
+            };
+            match def.kind {
+                Kind::Command { .. } => {
+                    let _ = writeln!(
+                        replies,
+                        "        {:?} => reencode(<{path}::{rust}{lt} as Command>::decode_response(raw), out),",
+                        def.name
+                    );
+                }
+                Kind::Event { .. } => {
+                    let _ = writeln!(
+                        events,
+                        "        {:?} => reencode(<{path}::{rust}{lt} as EventData<'_>>::decode(data), out),",
+                        def.name
+                    );
+                }
+                _ => {}
+            }
+        }
+        replies.push_str("        _ => return None,\n    })\n}\n\n");
+        events.push_str("        _ => return None,\n    })\n}\n\n");
+        replies + &events
+    }
 }

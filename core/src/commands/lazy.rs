@@ -120,7 +120,8 @@ mod tests {
             super::super::JsonArray::<Keyed<'_>>::new(raw).unwrap_err(),
             DecodeError::NotAnArray
         );
-        let empty = super::super::JsonArray::<RawJson<'_>>::new(RawJson::parse(b"[]").unwrap()).unwrap();
+        let empty =
+            super::super::JsonArray::<RawJson<'_>>::new(RawJson::parse(b"[]").unwrap()).unwrap();
         assert!(empty.is_empty());
         assert_eq!(empty.iter().count(), 0);
     }

@@ -558,4 +558,9 @@ pub struct YankInstanceInfo<'a> {
     pub id: Option<JsonStr<'a>>,
 }
 
-super::from_raw_json_via_serde!(CommandInfo<'a>, CpuInfoFast<'a>, YankInstanceInfo<'a>, FdsetFdInfo<'a>);
+super::from_raw_json_via_serde!(
+    CommandInfo<'a>,
+    CpuInfoFast<'a>,
+    YankInstanceInfo<'a>,
+    FdsetFdInfo<'a>
+);

@@ -54,6 +54,13 @@ pub struct NoArguments {}
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Empty;
 
+/// Written as `{}`.
+impl serde::Serialize for Empty {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serde::ser::SerializeMap::end(serializer.serialize_map(Some(0))?)
+    }
+}
+
 /// A JSON array decoded lazily: each element is decoded with [`FromRawJson`] when the
 /// iterator reaches it, so arrays of any length decode without a capacity limit or an
 /// allocation. The one array type of the vocabulary, hand-written and generated alike.
@@ -145,8 +152,8 @@ pub use block::*;
 pub use chardev::*;
 pub use devices::*;
 pub use jobs::*;
-pub use lazy::FromRawJson;
 pub(crate) use lazy::from_raw_json_via_serde;
+pub use lazy::FromRawJson;
 pub use migration::*;
 pub use misc::*;
 pub use qom::*;

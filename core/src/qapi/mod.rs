@@ -15,6 +15,7 @@
 //! know decodes to the branch enum's `Unknown { tag, raw }`. A newer or older QEMU never
 //! makes a reply fail to decode for those reasons.
 
+pub mod info;
 pub mod qga;
 pub mod qmp;
 pub(crate) mod rt;

@@ -2,7 +2,11 @@
 // Regenerate with scripts/regen-qapi.sh.
 //! The guest agent's vocabulary (qemu-ga).
 
-#![allow(clippy::single_match, clippy::doc_lazy_continuation, clippy::large_enum_variant)]
+#![allow(
+    clippy::single_match,
+    clippy::doc_lazy_continuation,
+    clippy::large_enum_variant
+)]
 
 use crate::qapi::rt;
 #[allow(unused_imports)]
@@ -241,6 +245,17 @@ pub struct GuestAgentCommandInfo<'a> {
     pub success_response: bool,
 }
 
+impl<'a> SerializeMembers for GuestAgentCommandInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("enabled", &self.enabled)?;
+        map.serialize_entry("success-response", &self.success_response)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestAgentCommandInfo<'a>);
+
 impl<'a> FromRawJson<'a> for GuestAgentCommandInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -253,7 +268,9 @@ impl<'a> FromRawJson<'a> for GuestAgentCommandInfo<'a> {
             match key.as_plain() {
                 Some("name") => m_name = Some(FromRawJson::from_raw_json(value)?),
                 Some("enabled") => m_enabled = Some(FromRawJson::from_raw_json(value)?),
-                Some("success-response") => m_success_response = Some(FromRawJson::from_raw_json(value)?),
+                Some("success-response") => {
+                    m_success_response = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -279,6 +296,16 @@ pub struct GuestAgentInfo<'a> {
     pub supported_commands: JsonArray<'a, GuestAgentCommandInfo<'a>>,
 }
 
+impl<'a> SerializeMembers for GuestAgentInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("version", &self.version)?;
+        map.serialize_entry("supported_commands", &self.supported_commands)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestAgentInfo<'a>);
+
 impl<'a> FromRawJson<'a> for GuestAgentInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -289,7 +316,9 @@ impl<'a> FromRawJson<'a> for GuestAgentInfo<'a> {
         for (key, value) in raw.members() {
             match key.as_plain() {
                 Some("version") => m_version = Some(FromRawJson::from_raw_json(value)?),
-                Some("supported_commands") => m_supported_commands = Some(FromRawJson::from_raw_json(value)?),
+                Some("supported_commands") => {
+                    m_supported_commands = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -463,6 +492,17 @@ pub struct GuestFileRead<'a> {
     pub eof: bool,
 }
 
+impl<'a> SerializeMembers for GuestFileRead<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("count", &self.count)?;
+        map.serialize_entry("buf-b64", &self.buf_b64)?;
+        map.serialize_entry("eof", &self.eof)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestFileRead<'a>);
+
 impl<'a> FromRawJson<'a> for GuestFileRead<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -547,6 +587,16 @@ pub struct GuestFileWrite {
     pub eof: bool,
 }
 
+impl SerializeMembers for GuestFileWrite {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("count", &self.count)?;
+        map.serialize_entry("eof", &self.eof)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestFileWrite);
+
 impl<'a> FromRawJson<'a> for GuestFileWrite {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -628,6 +678,16 @@ pub struct GuestFileSeek {
     pub eof: bool,
 }
 
+impl SerializeMembers for GuestFileSeek {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("position", &self.position)?;
+        map.serialize_entry("eof", &self.eof)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestFileSeek);
+
 impl<'a> FromRawJson<'a> for GuestFileSeek {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -669,11 +729,7 @@ pub enum QGASeek<'a> {
 
 impl<'a> QGASeek<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "set",
-        "cur",
-        "end",
-    ];
+    pub const VALUES: &'static [&'static str] = &["set", "cur", "end"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -698,7 +754,9 @@ impl<'a> QGASeek<'a> {
 
 impl<'a> FromRawJson<'a> for QGASeek<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -834,10 +892,7 @@ pub enum GuestFsfreezeStatus<'a> {
 
 impl<'a> GuestFsfreezeStatus<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "thawed",
-        "frozen",
-    ];
+    pub const VALUES: &'static [&'static str] = &["thawed", "frozen"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -860,7 +915,9 @@ impl<'a> GuestFsfreezeStatus<'a> {
 
 impl<'a> FromRawJson<'a> for GuestFsfreezeStatus<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1024,6 +1081,24 @@ pub struct GuestFilesystemTrimResult<'a> {
     pub error: Option<JsonStr<'a>>,
 }
 
+impl<'a> SerializeMembers for GuestFilesystemTrimResult<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("path", &self.path)?;
+        if let Some(value) = &self.trimmed {
+            map.serialize_entry("trimmed", value)?;
+        }
+        if let Some(value) = &self.minimum {
+            map.serialize_entry("minimum", value)?;
+        }
+        if let Some(value) = &self.error {
+            map.serialize_entry("error", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestFilesystemTrimResult<'a>);
+
 impl<'a> FromRawJson<'a> for GuestFilesystemTrimResult<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1062,6 +1137,15 @@ pub struct GuestFilesystemTrimResponse<'a> {
     /// `paths`: list of @GuestFilesystemTrimResult per path that was trimmed
     pub paths: JsonArray<'a, GuestFilesystemTrimResult<'a>>,
 }
+
+impl<'a> SerializeMembers for GuestFilesystemTrimResponse<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("paths", &self.paths)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestFilesystemTrimResponse<'a>);
 
 impl<'a> FromRawJson<'a> for GuestFilesystemTrimResponse<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1287,10 +1371,7 @@ pub enum GuestIpAddressType<'a> {
 
 impl<'a> GuestIpAddressType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "ipv4",
-        "ipv6",
-    ];
+    pub const VALUES: &'static [&'static str] = &["ipv4", "ipv6"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -1313,7 +1394,9 @@ impl<'a> GuestIpAddressType<'a> {
 
 impl<'a> FromRawJson<'a> for GuestIpAddressType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1342,6 +1425,17 @@ pub struct GuestIpAddress<'a> {
     pub prefix: i64,
 }
 
+impl<'a> SerializeMembers for GuestIpAddress<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("ip-address", &self.ip_address)?;
+        map.serialize_entry("ip-address-type", &self.ip_address_type)?;
+        map.serialize_entry("prefix", &self.prefix)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestIpAddress<'a>);
+
 impl<'a> FromRawJson<'a> for GuestIpAddress<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1353,7 +1447,9 @@ impl<'a> FromRawJson<'a> for GuestIpAddress<'a> {
         for (key, value) in raw.members() {
             match key.as_plain() {
                 Some("ip-address") => m_ip_address = Some(FromRawJson::from_raw_json(value)?),
-                Some("ip-address-type") => m_ip_address_type = Some(FromRawJson::from_raw_json(value)?),
+                Some("ip-address-type") => {
+                    m_ip_address_type = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("prefix") => m_prefix = Some(FromRawJson::from_raw_json(value)?),
                 _ => {}
             }
@@ -1391,6 +1487,22 @@ pub struct GuestNetworkInterfaceStat {
     /// `tx-dropped`: dropped packets transmitted
     pub tx_dropped: u64,
 }
+
+impl SerializeMembers for GuestNetworkInterfaceStat {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("rx-bytes", &self.rx_bytes)?;
+        map.serialize_entry("rx-packets", &self.rx_packets)?;
+        map.serialize_entry("rx-errs", &self.rx_errs)?;
+        map.serialize_entry("rx-dropped", &self.rx_dropped)?;
+        map.serialize_entry("tx-bytes", &self.tx_bytes)?;
+        map.serialize_entry("tx-packets", &self.tx_packets)?;
+        map.serialize_entry("tx-errs", &self.tx_errs)?;
+        map.serialize_entry("tx-dropped", &self.tx_dropped)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestNetworkInterfaceStat);
 
 impl<'a> FromRawJson<'a> for GuestNetworkInterfaceStat {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1450,6 +1562,24 @@ pub struct GuestNetworkInterface<'a> {
     pub statistics: Option<GuestNetworkInterfaceStat>,
 }
 
+impl<'a> SerializeMembers for GuestNetworkInterface<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        if let Some(value) = &self.hardware_address {
+            map.serialize_entry("hardware-address", value)?;
+        }
+        if let Some(value) = &self.ip_addresses {
+            map.serialize_entry("ip-addresses", value)?;
+        }
+        if let Some(value) = &self.statistics {
+            map.serialize_entry("statistics", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestNetworkInterface<'a>);
+
 impl<'a> FromRawJson<'a> for GuestNetworkInterface<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1462,7 +1592,9 @@ impl<'a> FromRawJson<'a> for GuestNetworkInterface<'a> {
         for (key, value) in raw.members() {
             match key.as_plain() {
                 Some("name") => m_name = Some(FromRawJson::from_raw_json(value)?),
-                Some("hardware-address") => m_hardware_address = Some(FromRawJson::from_raw_json(value)?),
+                Some("hardware-address") => {
+                    m_hardware_address = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("ip-addresses") => m_ip_addresses = Some(FromRawJson::from_raw_json(value)?),
                 Some("statistics") => m_statistics = Some(FromRawJson::from_raw_json(value)?),
                 _ => {}
@@ -1775,7 +1907,9 @@ impl<'a> GuestDiskBusType<'a> {
 
 impl<'a> FromRawJson<'a> for GuestDiskBusType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1805,6 +1939,18 @@ pub struct GuestPCIAddress {
     /// `function`: function id
     pub function: i64,
 }
+
+impl SerializeMembers for GuestPCIAddress {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("domain", &self.domain)?;
+        map.serialize_entry("bus", &self.bus)?;
+        map.serialize_entry("slot", &self.slot)?;
+        map.serialize_entry("function", &self.function)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestPCIAddress);
 
 impl<'a> FromRawJson<'a> for GuestPCIAddress {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1850,6 +1996,18 @@ pub struct GuestCCWAddress {
     /// `devno`: device number
     pub devno: i64,
 }
+
+impl SerializeMembers for GuestCCWAddress {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("cssid", &self.cssid)?;
+        map.serialize_entry("ssid", &self.ssid)?;
+        map.serialize_entry("subchno", &self.subchno)?;
+        map.serialize_entry("devno", &self.devno)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestCCWAddress);
 
 impl<'a> FromRawJson<'a> for GuestCCWAddress {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1905,6 +2063,28 @@ pub struct GuestDiskAddress<'a> {
     pub ccw_address: Option<GuestCCWAddress>,
 }
 
+impl<'a> SerializeMembers for GuestDiskAddress<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("pci-controller", &self.pci_controller)?;
+        map.serialize_entry("bus-type", &self.bus_type)?;
+        map.serialize_entry("bus", &self.bus)?;
+        map.serialize_entry("target", &self.target)?;
+        map.serialize_entry("unit", &self.unit)?;
+        if let Some(value) = &self.serial {
+            map.serialize_entry("serial", value)?;
+        }
+        if let Some(value) = &self.dev {
+            map.serialize_entry("dev", value)?;
+        }
+        if let Some(value) = &self.ccw_address {
+            map.serialize_entry("ccw-address", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestDiskAddress<'a>);
+
 impl<'a> FromRawJson<'a> for GuestDiskAddress<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1920,7 +2100,9 @@ impl<'a> FromRawJson<'a> for GuestDiskAddress<'a> {
         let mut m_ccw_address = None;
         for (key, value) in raw.members() {
             match key.as_plain() {
-                Some("pci-controller") => m_pci_controller = Some(FromRawJson::from_raw_json(value)?),
+                Some("pci-controller") => {
+                    m_pci_controller = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("bus-type") => m_bus_type = Some(FromRawJson::from_raw_json(value)?),
                 Some("bus") => m_bus = Some(FromRawJson::from_raw_json(value)?),
                 Some("target") => m_target = Some(FromRawJson::from_raw_json(value)?),
@@ -2009,6 +2191,45 @@ pub struct GuestNVMeSmart {
     pub number_of_error_log_entries_hi: u64,
 }
 
+impl SerializeMembers for GuestNVMeSmart {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("critical-warning", &self.critical_warning)?;
+        map.serialize_entry("temperature", &self.temperature)?;
+        map.serialize_entry("available-spare", &self.available_spare)?;
+        map.serialize_entry("available-spare-threshold", &self.available_spare_threshold)?;
+        map.serialize_entry("percentage-used", &self.percentage_used)?;
+        map.serialize_entry("data-units-read-lo", &self.data_units_read_lo)?;
+        map.serialize_entry("data-units-read-hi", &self.data_units_read_hi)?;
+        map.serialize_entry("data-units-written-lo", &self.data_units_written_lo)?;
+        map.serialize_entry("data-units-written-hi", &self.data_units_written_hi)?;
+        map.serialize_entry("host-read-commands-lo", &self.host_read_commands_lo)?;
+        map.serialize_entry("host-read-commands-hi", &self.host_read_commands_hi)?;
+        map.serialize_entry("host-write-commands-lo", &self.host_write_commands_lo)?;
+        map.serialize_entry("host-write-commands-hi", &self.host_write_commands_hi)?;
+        map.serialize_entry("controller-busy-time-lo", &self.controller_busy_time_lo)?;
+        map.serialize_entry("controller-busy-time-hi", &self.controller_busy_time_hi)?;
+        map.serialize_entry("power-cycles-lo", &self.power_cycles_lo)?;
+        map.serialize_entry("power-cycles-hi", &self.power_cycles_hi)?;
+        map.serialize_entry("power-on-hours-lo", &self.power_on_hours_lo)?;
+        map.serialize_entry("power-on-hours-hi", &self.power_on_hours_hi)?;
+        map.serialize_entry("unsafe-shutdowns-lo", &self.unsafe_shutdowns_lo)?;
+        map.serialize_entry("unsafe-shutdowns-hi", &self.unsafe_shutdowns_hi)?;
+        map.serialize_entry("media-errors-lo", &self.media_errors_lo)?;
+        map.serialize_entry("media-errors-hi", &self.media_errors_hi)?;
+        map.serialize_entry(
+            "number-of-error-log-entries-lo",
+            &self.number_of_error_log_entries_lo,
+        )?;
+        map.serialize_entry(
+            "number-of-error-log-entries-hi",
+            &self.number_of_error_log_entries_hi,
+        )?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestNVMeSmart);
+
 impl<'a> FromRawJson<'a> for GuestNVMeSmart {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -2041,31 +2262,79 @@ impl<'a> FromRawJson<'a> for GuestNVMeSmart {
         let mut m_number_of_error_log_entries_hi = None;
         for (key, value) in raw.members() {
             match key.as_plain() {
-                Some("critical-warning") => m_critical_warning = Some(FromRawJson::from_raw_json(value)?),
+                Some("critical-warning") => {
+                    m_critical_warning = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("temperature") => m_temperature = Some(FromRawJson::from_raw_json(value)?),
-                Some("available-spare") => m_available_spare = Some(FromRawJson::from_raw_json(value)?),
-                Some("available-spare-threshold") => m_available_spare_threshold = Some(FromRawJson::from_raw_json(value)?),
-                Some("percentage-used") => m_percentage_used = Some(FromRawJson::from_raw_json(value)?),
-                Some("data-units-read-lo") => m_data_units_read_lo = Some(FromRawJson::from_raw_json(value)?),
-                Some("data-units-read-hi") => m_data_units_read_hi = Some(FromRawJson::from_raw_json(value)?),
-                Some("data-units-written-lo") => m_data_units_written_lo = Some(FromRawJson::from_raw_json(value)?),
-                Some("data-units-written-hi") => m_data_units_written_hi = Some(FromRawJson::from_raw_json(value)?),
-                Some("host-read-commands-lo") => m_host_read_commands_lo = Some(FromRawJson::from_raw_json(value)?),
-                Some("host-read-commands-hi") => m_host_read_commands_hi = Some(FromRawJson::from_raw_json(value)?),
-                Some("host-write-commands-lo") => m_host_write_commands_lo = Some(FromRawJson::from_raw_json(value)?),
-                Some("host-write-commands-hi") => m_host_write_commands_hi = Some(FromRawJson::from_raw_json(value)?),
-                Some("controller-busy-time-lo") => m_controller_busy_time_lo = Some(FromRawJson::from_raw_json(value)?),
-                Some("controller-busy-time-hi") => m_controller_busy_time_hi = Some(FromRawJson::from_raw_json(value)?),
-                Some("power-cycles-lo") => m_power_cycles_lo = Some(FromRawJson::from_raw_json(value)?),
-                Some("power-cycles-hi") => m_power_cycles_hi = Some(FromRawJson::from_raw_json(value)?),
-                Some("power-on-hours-lo") => m_power_on_hours_lo = Some(FromRawJson::from_raw_json(value)?),
-                Some("power-on-hours-hi") => m_power_on_hours_hi = Some(FromRawJson::from_raw_json(value)?),
-                Some("unsafe-shutdowns-lo") => m_unsafe_shutdowns_lo = Some(FromRawJson::from_raw_json(value)?),
-                Some("unsafe-shutdowns-hi") => m_unsafe_shutdowns_hi = Some(FromRawJson::from_raw_json(value)?),
-                Some("media-errors-lo") => m_media_errors_lo = Some(FromRawJson::from_raw_json(value)?),
-                Some("media-errors-hi") => m_media_errors_hi = Some(FromRawJson::from_raw_json(value)?),
-                Some("number-of-error-log-entries-lo") => m_number_of_error_log_entries_lo = Some(FromRawJson::from_raw_json(value)?),
-                Some("number-of-error-log-entries-hi") => m_number_of_error_log_entries_hi = Some(FromRawJson::from_raw_json(value)?),
+                Some("available-spare") => {
+                    m_available_spare = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("available-spare-threshold") => {
+                    m_available_spare_threshold = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("percentage-used") => {
+                    m_percentage_used = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("data-units-read-lo") => {
+                    m_data_units_read_lo = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("data-units-read-hi") => {
+                    m_data_units_read_hi = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("data-units-written-lo") => {
+                    m_data_units_written_lo = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("data-units-written-hi") => {
+                    m_data_units_written_hi = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("host-read-commands-lo") => {
+                    m_host_read_commands_lo = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("host-read-commands-hi") => {
+                    m_host_read_commands_hi = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("host-write-commands-lo") => {
+                    m_host_write_commands_lo = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("host-write-commands-hi") => {
+                    m_host_write_commands_hi = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("controller-busy-time-lo") => {
+                    m_controller_busy_time_lo = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("controller-busy-time-hi") => {
+                    m_controller_busy_time_hi = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("power-cycles-lo") => {
+                    m_power_cycles_lo = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("power-cycles-hi") => {
+                    m_power_cycles_hi = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("power-on-hours-lo") => {
+                    m_power_on_hours_lo = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("power-on-hours-hi") => {
+                    m_power_on_hours_hi = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("unsafe-shutdowns-lo") => {
+                    m_unsafe_shutdowns_lo = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("unsafe-shutdowns-hi") => {
+                    m_unsafe_shutdowns_hi = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("media-errors-lo") => {
+                    m_media_errors_lo = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("media-errors-hi") => {
+                    m_media_errors_hi = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("number-of-error-log-entries-lo") => {
+                    m_number_of_error_log_entries_lo = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("number-of-error-log-entries-hi") => {
+                    m_number_of_error_log_entries_hi = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -2093,8 +2362,10 @@ impl<'a> FromRawJson<'a> for GuestNVMeSmart {
             unsafe_shutdowns_hi: m_unsafe_shutdowns_hi.ok_or(rt::MISSING_MEMBER)?,
             media_errors_lo: m_media_errors_lo.ok_or(rt::MISSING_MEMBER)?,
             media_errors_hi: m_media_errors_hi.ok_or(rt::MISSING_MEMBER)?,
-            number_of_error_log_entries_lo: m_number_of_error_log_entries_lo.ok_or(rt::MISSING_MEMBER)?,
-            number_of_error_log_entries_hi: m_number_of_error_log_entries_hi.ok_or(rt::MISSING_MEMBER)?,
+            number_of_error_log_entries_lo: m_number_of_error_log_entries_lo
+                .ok_or(rt::MISSING_MEMBER)?,
+            number_of_error_log_entries_hi: m_number_of_error_log_entries_hi
+                .ok_or(rt::MISSING_MEMBER)?,
         })
     }
 }
@@ -2200,12 +2471,27 @@ impl<'a> GuestDiskSmartBranch<'a> {
     }
 }
 
+impl<'a> SerializeMembers for GuestDiskSmart<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("type", &self.r#type.tag())?;
+        match &self.r#type {
+            GuestDiskSmartBranch::Nvme(branch) => branch.serialize_members(map),
+            _ => Ok(()),
+        }
+    }
+}
+
+rt::serialize_as_map!(GuestDiskSmart<'a>);
+
 impl<'a> FromRawJson<'a> for GuestDiskSmart<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
         }
-        let tag = raw.get("type").and_then(|t| t.as_json_str()).ok_or(rt::MISSING_MEMBER)?;
+        let tag = raw
+            .get("type")
+            .and_then(|t| t.as_json_str())
+            .ok_or(rt::MISSING_MEMBER)?;
         let branch = match GuestDiskBusType::from_json_str(tag) {
             GuestDiskBusType::Ide => GuestDiskSmartBranch::Ide,
             GuestDiskBusType::Fdc => GuestDiskSmartBranch::Fdc,
@@ -2229,9 +2515,7 @@ impl<'a> FromRawJson<'a> for GuestDiskSmart<'a> {
             GuestDiskBusType::Nvme => GuestDiskSmartBranch::Nvme(FromRawJson::from_raw_json(raw)?),
             GuestDiskBusType::UnknownValue(tag) => GuestDiskSmartBranch::UnknownValue { tag, raw },
         };
-        Ok(GuestDiskSmart {
-            r#type: branch,
-        })
+        Ok(GuestDiskSmart { r#type: branch })
     }
 }
 
@@ -2259,6 +2543,28 @@ pub struct GuestDiskInfo<'a> {
     /// `smart` (optional): disk smart information (Since 7.1)
     pub smart: Option<GuestDiskSmart<'a>>,
 }
+
+impl<'a> SerializeMembers for GuestDiskInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("partition", &self.partition)?;
+        if let Some(value) = &self.dependencies {
+            map.serialize_entry("dependencies", value)?;
+        }
+        if let Some(value) = &self.address {
+            map.serialize_entry("address", value)?;
+        }
+        if let Some(value) = &self.alias {
+            map.serialize_entry("alias", value)?;
+        }
+        if let Some(value) = &self.smart {
+            map.serialize_entry("smart", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestDiskInfo<'a>);
 
 impl<'a> FromRawJson<'a> for GuestDiskInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -2344,6 +2650,27 @@ pub struct GuestFilesystemInfo<'a> {
     pub disk: JsonArray<'a, GuestDiskAddress<'a>>,
 }
 
+impl<'a> SerializeMembers for GuestFilesystemInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("mountpoint", &self.mountpoint)?;
+        map.serialize_entry("type", &self.r#type)?;
+        if let Some(value) = &self.used_bytes {
+            map.serialize_entry("used-bytes", value)?;
+        }
+        if let Some(value) = &self.total_bytes {
+            map.serialize_entry("total-bytes", value)?;
+        }
+        if let Some(value) = &self.total_bytes_privileged {
+            map.serialize_entry("total-bytes-privileged", value)?;
+        }
+        map.serialize_entry("disk", &self.disk)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestFilesystemInfo<'a>);
+
 impl<'a> FromRawJson<'a> for GuestFilesystemInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -2363,7 +2690,9 @@ impl<'a> FromRawJson<'a> for GuestFilesystemInfo<'a> {
                 Some("type") => m_type = Some(FromRawJson::from_raw_json(value)?),
                 Some("used-bytes") => m_used_bytes = Some(FromRawJson::from_raw_json(value)?),
                 Some("total-bytes") => m_total_bytes = Some(FromRawJson::from_raw_json(value)?),
-                Some("total-bytes-privileged") => m_total_bytes_privileged = Some(FromRawJson::from_raw_json(value)?),
+                Some("total-bytes-privileged") => {
+                    m_total_bytes_privileged = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("disk") => m_disk = Some(FromRawJson::from_raw_json(value)?),
                 _ => {}
             }
@@ -2605,7 +2934,9 @@ impl<'a> GuestMemoryBlockResponseType<'a> {
 
 impl<'a> FromRawJson<'a> for GuestMemoryBlockResponseType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -2635,6 +2966,19 @@ pub struct GuestMemoryBlockResponse<'a> {
     /// goes wrong.  When the operation succeeds, it will be omitted.
     pub error_code: Option<i64>,
 }
+
+impl<'a> SerializeMembers for GuestMemoryBlockResponse<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("phys-index", &self.phys_index)?;
+        map.serialize_entry("response", &self.response)?;
+        if let Some(value) = &self.error_code {
+            map.serialize_entry("error-code", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestMemoryBlockResponse<'a>);
 
 impl<'a> FromRawJson<'a> for GuestMemoryBlockResponse<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -2723,6 +3067,15 @@ pub struct GuestMemoryBlockInfo {
     pub size: u64,
 }
 
+impl SerializeMembers for GuestMemoryBlockInfo {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("size", &self.size)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestMemoryBlockInfo);
+
 impl<'a> FromRawJson<'a> for GuestMemoryBlockInfo {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -2796,6 +3149,33 @@ pub struct GuestExecStatus<'a> {
     /// limitation.
     pub err_truncated: Option<bool>,
 }
+
+impl<'a> SerializeMembers for GuestExecStatus<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("exited", &self.exited)?;
+        if let Some(value) = &self.exitcode {
+            map.serialize_entry("exitcode", value)?;
+        }
+        if let Some(value) = &self.signal {
+            map.serialize_entry("signal", value)?;
+        }
+        if let Some(value) = &self.out_data {
+            map.serialize_entry("out-data", value)?;
+        }
+        if let Some(value) = &self.err_data {
+            map.serialize_entry("err-data", value)?;
+        }
+        if let Some(value) = &self.out_truncated {
+            map.serialize_entry("out-truncated", value)?;
+        }
+        if let Some(value) = &self.err_truncated {
+            map.serialize_entry("err-truncated", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestExecStatus<'a>);
 
 impl<'a> FromRawJson<'a> for GuestExecStatus<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -2882,6 +3262,15 @@ pub struct GuestExec {
     pub pid: i64,
 }
 
+impl SerializeMembers for GuestExec {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("pid", &self.pid)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestExec);
+
 impl<'a> FromRawJson<'a> for GuestExec {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -2928,13 +3317,8 @@ pub enum GuestExecCaptureOutputMode<'a> {
 
 impl<'a> GuestExecCaptureOutputMode<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "none",
-        "stdout",
-        "stderr",
-        "separated",
-        "merged",
-    ];
+    pub const VALUES: &'static [&'static str] =
+        &["none", "stdout", "stderr", "separated", "merged"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -2963,7 +3347,9 @@ impl<'a> GuestExecCaptureOutputMode<'a> {
 
 impl<'a> FromRawJson<'a> for GuestExecCaptureOutputMode<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -3067,6 +3453,15 @@ pub struct GuestHostName<'a> {
     pub host_name: JsonStr<'a>,
 }
 
+impl<'a> SerializeMembers for GuestHostName<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("host-name", &self.host_name)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestHostName<'a>);
+
 impl<'a> FromRawJson<'a> for GuestHostName<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -3133,6 +3528,19 @@ pub struct GuestUser<'a> {
     pub domain: Option<JsonStr<'a>>,
 }
 
+impl<'a> SerializeMembers for GuestUser<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("user", &self.user)?;
+        map.serialize_entry("login-time", &self.login_time)?;
+        if let Some(value) = &self.domain {
+            map.serialize_entry("domain", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestUser<'a>);
+
 impl<'a> FromRawJson<'a> for GuestUser<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -3197,6 +3605,18 @@ pub struct GuestTimezone<'a> {
     /// west of GMT, positive numbers for east
     pub offset: i64,
 }
+
+impl<'a> SerializeMembers for GuestTimezone<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.zone {
+            map.serialize_entry("zone", value)?;
+        }
+        map.serialize_entry("offset", &self.offset)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestTimezone<'a>);
 
 impl<'a> FromRawJson<'a> for GuestTimezone<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -3293,6 +3713,44 @@ pub struct GuestOSInfo<'a> {
     pub variant_id: Option<JsonStr<'a>>,
 }
 
+impl<'a> SerializeMembers for GuestOSInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.kernel_release {
+            map.serialize_entry("kernel-release", value)?;
+        }
+        if let Some(value) = &self.kernel_version {
+            map.serialize_entry("kernel-version", value)?;
+        }
+        if let Some(value) = &self.machine {
+            map.serialize_entry("machine", value)?;
+        }
+        if let Some(value) = &self.id {
+            map.serialize_entry("id", value)?;
+        }
+        if let Some(value) = &self.name {
+            map.serialize_entry("name", value)?;
+        }
+        if let Some(value) = &self.pretty_name {
+            map.serialize_entry("pretty-name", value)?;
+        }
+        if let Some(value) = &self.version {
+            map.serialize_entry("version", value)?;
+        }
+        if let Some(value) = &self.version_id {
+            map.serialize_entry("version-id", value)?;
+        }
+        if let Some(value) = &self.variant {
+            map.serialize_entry("variant", value)?;
+        }
+        if let Some(value) = &self.variant_id {
+            map.serialize_entry("variant-id", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestOSInfo<'a>);
+
 impl<'a> FromRawJson<'a> for GuestOSInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -3310,8 +3768,12 @@ impl<'a> FromRawJson<'a> for GuestOSInfo<'a> {
         let mut m_variant_id = None;
         for (key, value) in raw.members() {
             match key.as_plain() {
-                Some("kernel-release") => m_kernel_release = Some(FromRawJson::from_raw_json(value)?),
-                Some("kernel-version") => m_kernel_version = Some(FromRawJson::from_raw_json(value)?),
+                Some("kernel-release") => {
+                    m_kernel_release = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("kernel-version") => {
+                    m_kernel_version = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("machine") => m_machine = Some(FromRawJson::from_raw_json(value)?),
                 Some("id") => m_id = Some(FromRawJson::from_raw_json(value)?),
                 Some("name") => m_name = Some(FromRawJson::from_raw_json(value)?),
@@ -3377,9 +3839,7 @@ pub enum GuestDeviceType<'a> {
 
 impl<'a> GuestDeviceType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "pci",
-    ];
+    pub const VALUES: &'static [&'static str] = &["pci"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -3400,7 +3860,9 @@ impl<'a> GuestDeviceType<'a> {
 
 impl<'a> FromRawJson<'a> for GuestDeviceType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -3426,6 +3888,16 @@ pub struct GuestDeviceIdPCI {
     /// `device-id`: device ID
     pub device_id: u16,
 }
+
+impl SerializeMembers for GuestDeviceIdPCI {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("vendor-id", &self.vendor_id)?;
+        map.serialize_entry("device-id", &self.device_id)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestDeviceIdPCI);
 
 impl<'a> FromRawJson<'a> for GuestDeviceIdPCI {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -3492,19 +3964,32 @@ impl<'a> GuestDeviceIdBranch<'a> {
     }
 }
 
+impl<'a> SerializeMembers for GuestDeviceId<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("type", &self.r#type.tag())?;
+        match &self.r#type {
+            GuestDeviceIdBranch::Pci(branch) => branch.serialize_members(map),
+            _ => Ok(()),
+        }
+    }
+}
+
+rt::serialize_as_map!(GuestDeviceId<'a>);
+
 impl<'a> FromRawJson<'a> for GuestDeviceId<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
         }
-        let tag = raw.get("type").and_then(|t| t.as_json_str()).ok_or(rt::MISSING_MEMBER)?;
+        let tag = raw
+            .get("type")
+            .and_then(|t| t.as_json_str())
+            .ok_or(rt::MISSING_MEMBER)?;
         let branch = match GuestDeviceType::from_json_str(tag) {
             GuestDeviceType::Pci => GuestDeviceIdBranch::Pci(FromRawJson::from_raw_json(raw)?),
             GuestDeviceType::Unknown(tag) => GuestDeviceIdBranch::Unknown { tag, raw },
         };
-        Ok(GuestDeviceId {
-            r#type: branch,
-        })
+        Ok(GuestDeviceId { r#type: branch })
     }
 }
 
@@ -3526,6 +4011,24 @@ pub struct GuestDeviceInfo<'a> {
     pub id: Option<GuestDeviceId<'a>>,
 }
 
+impl<'a> SerializeMembers for GuestDeviceInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("driver-name", &self.driver_name)?;
+        if let Some(value) = &self.driver_date {
+            map.serialize_entry("driver-date", value)?;
+        }
+        if let Some(value) = &self.driver_version {
+            map.serialize_entry("driver-version", value)?;
+        }
+        if let Some(value) = &self.id {
+            map.serialize_entry("id", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestDeviceInfo<'a>);
+
 impl<'a> FromRawJson<'a> for GuestDeviceInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -3539,7 +4042,9 @@ impl<'a> FromRawJson<'a> for GuestDeviceInfo<'a> {
             match key.as_plain() {
                 Some("driver-name") => m_driver_name = Some(FromRawJson::from_raw_json(value)?),
                 Some("driver-date") => m_driver_date = Some(FromRawJson::from_raw_json(value)?),
-                Some("driver-version") => m_driver_version = Some(FromRawJson::from_raw_json(value)?),
+                Some("driver-version") => {
+                    m_driver_version = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("id") => m_id = Some(FromRawJson::from_raw_json(value)?),
                 _ => {}
             }
@@ -3589,6 +4094,15 @@ pub struct GuestAuthorizedKeys<'a> {
     /// `keys`: public keys (in OpenSSH/sshd(8) authorized_keys format)
     pub keys: JsonArray<'a, JsonStr<'a>>,
 }
+
+impl<'a> SerializeMembers for GuestAuthorizedKeys<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("keys", &self.keys)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestAuthorizedKeys<'a>);
 
 impl<'a> FromRawJson<'a> for GuestAuthorizedKeys<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -3777,6 +4291,65 @@ pub struct GuestDiskStats {
     pub weight_ticks: Option<u64>,
 }
 
+impl SerializeMembers for GuestDiskStats {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.read_sectors {
+            map.serialize_entry("read-sectors", value)?;
+        }
+        if let Some(value) = &self.read_ios {
+            map.serialize_entry("read-ios", value)?;
+        }
+        if let Some(value) = &self.read_merges {
+            map.serialize_entry("read-merges", value)?;
+        }
+        if let Some(value) = &self.write_sectors {
+            map.serialize_entry("write-sectors", value)?;
+        }
+        if let Some(value) = &self.write_ios {
+            map.serialize_entry("write-ios", value)?;
+        }
+        if let Some(value) = &self.write_merges {
+            map.serialize_entry("write-merges", value)?;
+        }
+        if let Some(value) = &self.discard_sectors {
+            map.serialize_entry("discard-sectors", value)?;
+        }
+        if let Some(value) = &self.discard_ios {
+            map.serialize_entry("discard-ios", value)?;
+        }
+        if let Some(value) = &self.discard_merges {
+            map.serialize_entry("discard-merges", value)?;
+        }
+        if let Some(value) = &self.flush_ios {
+            map.serialize_entry("flush-ios", value)?;
+        }
+        if let Some(value) = &self.read_ticks {
+            map.serialize_entry("read-ticks", value)?;
+        }
+        if let Some(value) = &self.write_ticks {
+            map.serialize_entry("write-ticks", value)?;
+        }
+        if let Some(value) = &self.discard_ticks {
+            map.serialize_entry("discard-ticks", value)?;
+        }
+        if let Some(value) = &self.flush_ticks {
+            map.serialize_entry("flush-ticks", value)?;
+        }
+        if let Some(value) = &self.ios_pgr {
+            map.serialize_entry("ios-pgr", value)?;
+        }
+        if let Some(value) = &self.total_ticks {
+            map.serialize_entry("total-ticks", value)?;
+        }
+        if let Some(value) = &self.weight_ticks {
+            map.serialize_entry("weight-ticks", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestDiskStats);
+
 impl<'a> FromRawJson<'a> for GuestDiskStats {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -3807,9 +4380,13 @@ impl<'a> FromRawJson<'a> for GuestDiskStats {
                 Some("write-sectors") => m_write_sectors = Some(FromRawJson::from_raw_json(value)?),
                 Some("write-ios") => m_write_ios = Some(FromRawJson::from_raw_json(value)?),
                 Some("write-merges") => m_write_merges = Some(FromRawJson::from_raw_json(value)?),
-                Some("discard-sectors") => m_discard_sectors = Some(FromRawJson::from_raw_json(value)?),
+                Some("discard-sectors") => {
+                    m_discard_sectors = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("discard-ios") => m_discard_ios = Some(FromRawJson::from_raw_json(value)?),
-                Some("discard-merges") => m_discard_merges = Some(FromRawJson::from_raw_json(value)?),
+                Some("discard-merges") => {
+                    m_discard_merges = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("flush-ios") => m_flush_ios = Some(FromRawJson::from_raw_json(value)?),
                 Some("read-ticks") => m_read_ticks = Some(FromRawJson::from_raw_json(value)?),
                 Some("write-ticks") => m_write_ticks = Some(FromRawJson::from_raw_json(value)?),
@@ -3858,6 +4435,18 @@ pub struct GuestDiskStatsInfo<'a> {
     /// `stats`: I/O statistics
     pub stats: GuestDiskStats,
 }
+
+impl<'a> SerializeMembers for GuestDiskStatsInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("major", &self.major)?;
+        map.serialize_entry("minor", &self.minor)?;
+        map.serialize_entry("stats", &self.stats)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestDiskStatsInfo<'a>);
 
 impl<'a> FromRawJson<'a> for GuestDiskStatsInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -3931,9 +4520,7 @@ pub enum GuestCpuStatsType<'a> {
 
 impl<'a> GuestCpuStatsType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "linux",
-    ];
+    pub const VALUES: &'static [&'static str] = &["linux"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -3954,7 +4541,9 @@ impl<'a> GuestCpuStatsType<'a> {
 
 impl<'a> FromRawJson<'a> for GuestCpuStatsType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -4001,6 +4590,37 @@ pub struct GuestLinuxCpuStats {
     /// `guestnice` (optional): Time spent running a niced guest (since Linux 2.6.33)
     pub guestnice: Option<u64>,
 }
+
+impl SerializeMembers for GuestLinuxCpuStats {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("cpu", &self.cpu)?;
+        map.serialize_entry("user", &self.user)?;
+        map.serialize_entry("nice", &self.nice)?;
+        map.serialize_entry("system", &self.system)?;
+        map.serialize_entry("idle", &self.idle)?;
+        if let Some(value) = &self.iowait {
+            map.serialize_entry("iowait", value)?;
+        }
+        if let Some(value) = &self.irq {
+            map.serialize_entry("irq", value)?;
+        }
+        if let Some(value) = &self.softirq {
+            map.serialize_entry("softirq", value)?;
+        }
+        if let Some(value) = &self.steal {
+            map.serialize_entry("steal", value)?;
+        }
+        if let Some(value) = &self.guest {
+            map.serialize_entry("guest", value)?;
+        }
+        if let Some(value) = &self.guestnice {
+            map.serialize_entry("guestnice", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestLinuxCpuStats);
 
 impl<'a> FromRawJson<'a> for GuestLinuxCpuStats {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -4094,19 +4714,34 @@ impl<'a> GuestCpuStatsBranch<'a> {
     }
 }
 
+impl<'a> SerializeMembers for GuestCpuStats<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("type", &self.r#type.tag())?;
+        match &self.r#type {
+            GuestCpuStatsBranch::Linux(branch) => branch.serialize_members(map),
+            _ => Ok(()),
+        }
+    }
+}
+
+rt::serialize_as_map!(GuestCpuStats<'a>);
+
 impl<'a> FromRawJson<'a> for GuestCpuStats<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
         }
-        let tag = raw.get("type").and_then(|t| t.as_json_str()).ok_or(rt::MISSING_MEMBER)?;
+        let tag = raw
+            .get("type")
+            .and_then(|t| t.as_json_str())
+            .ok_or(rt::MISSING_MEMBER)?;
         let branch = match GuestCpuStatsType::from_json_str(tag) {
-            GuestCpuStatsType::Linux => GuestCpuStatsBranch::Linux(FromRawJson::from_raw_json(raw)?),
+            GuestCpuStatsType::Linux => {
+                GuestCpuStatsBranch::Linux(FromRawJson::from_raw_json(raw)?)
+            }
             GuestCpuStatsType::Unknown(tag) => GuestCpuStatsBranch::Unknown { tag, raw },
         };
-        Ok(GuestCpuStats {
-            r#type: branch,
-        })
+        Ok(GuestCpuStats { r#type: branch })
     }
 }
 
@@ -4154,6 +4789,17 @@ pub struct GuestLoadAverage {
     /// `load15m`: 15-minute load avage
     pub load15m: f64,
 }
+
+impl SerializeMembers for GuestLoadAverage {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("load1m", &self.load1m)?;
+        map.serialize_entry("load5m", &self.load5m)?;
+        map.serialize_entry("load15m", &self.load15m)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestLoadAverage);
 
 impl<'a> FromRawJson<'a> for GuestLoadAverage {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -4249,6 +4895,54 @@ pub struct GuestNetworkRoute<'a> {
     /// `version`: IP version (4 or 6)
     pub version: i64,
 }
+
+impl<'a> SerializeMembers for GuestNetworkRoute<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("iface", &self.iface)?;
+        map.serialize_entry("destination", &self.destination)?;
+        map.serialize_entry("metric", &self.metric)?;
+        if let Some(value) = &self.gateway {
+            map.serialize_entry("gateway", value)?;
+        }
+        if let Some(value) = &self.mask {
+            map.serialize_entry("mask", value)?;
+        }
+        if let Some(value) = &self.irtt {
+            map.serialize_entry("irtt", value)?;
+        }
+        if let Some(value) = &self.flags {
+            map.serialize_entry("flags", value)?;
+        }
+        if let Some(value) = &self.refcnt {
+            map.serialize_entry("refcnt", value)?;
+        }
+        if let Some(value) = &self.r#use {
+            map.serialize_entry("use", value)?;
+        }
+        if let Some(value) = &self.window {
+            map.serialize_entry("window", value)?;
+        }
+        if let Some(value) = &self.mtu {
+            map.serialize_entry("mtu", value)?;
+        }
+        if let Some(value) = &self.desprefixlen {
+            map.serialize_entry("desprefixlen", value)?;
+        }
+        if let Some(value) = &self.source {
+            map.serialize_entry("source", value)?;
+        }
+        if let Some(value) = &self.srcprefixlen {
+            map.serialize_entry("srcprefixlen", value)?;
+        }
+        if let Some(value) = &self.nexthop {
+            map.serialize_entry("nexthop", value)?;
+        }
+        map.serialize_entry("version", &self.version)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestNetworkRoute<'a>);
 
 impl<'a> FromRawJson<'a> for GuestNetworkRoute<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -4369,13 +5063,7 @@ pub enum QType<'a> {
 impl<'a> QType<'a> {
     /// Every value this schema knows, in schema order.
     pub const VALUES: &'static [&'static str] = &[
-        "none",
-        "qnull",
-        "qnum",
-        "qstring",
-        "qdict",
-        "qlist",
-        "qbool",
+        "none", "qnull", "qnum", "qstring", "qdict", "qlist", "qbool",
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
@@ -4409,7 +5097,9 @@ impl<'a> QType<'a> {
 
 impl<'a> FromRawJson<'a> for QType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -4422,3 +5112,1301 @@ impl serde::Serialize for QType<'_> {
     }
 }
 
+/// The guest agent's schema as data: see [`crate::qapi::info`].
+pub mod info {
+    use crate::qapi::info::*;
+
+    /// Every command of the schema.
+    pub static COMMANDS: &[CommandDoc] = &[
+    CommandDoc {
+        name: "guest-sync-delimited",
+        doc: "Echo back a unique integer value, and prepend to response a leading\nsentinel byte (0xFF) the client can check scan for.\n\nThis is used by clients talking to the guest agent over the wire to\nensure the stream is in sync and doesn't contain stale data from\nprevious client.  It must be issued upon initial connection, and\nafter any client-side timeouts (including timeouts on receiving a\nresponse to this command).\n\nAfter issuing this request, all guest agent responses should be\nignored until the response containing the unique integer value the\nclient passed in is returned.  Receival of the 0xFF sentinel byte\nmust be handled as an indication that the client's\nlexer/tokenizer/parser state should be flushed/reset in preparation\nfor reliably receiving the subsequent response.  As an optimization,\nclients may opt to ignore all data until a sentinel value is\nreceiving to avoid unnecessary processing of stale data.\n\nSimilarly, clients should also precede this *request* with a 0xFF\nbyte to make sure the guest agent flushes any partially read JSON\ndata from a previous client connection.",
+        returns_doc: "The unique integer id passed in by the client",
+        since: "1.1",
+        args: &[
+        MemberDoc { name: "id", ty: "int", optional: false, doc: "randomly generated 64-bit integer", cond: None, features: &[] },
+    ],
+        args_type: None,
+        returns: Some("int"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: None,
+    },
+    CommandDoc {
+        name: "guest-sync",
+        doc: "Echo back a unique integer value\n\nThis is used by clients talking to the guest agent over the wire to\nensure the stream is in sync and doesn't contain stale data from\nprevious client.  All guest agent responses should be ignored until\nthe provided unique integer value is returned, and it is up to the\nclient to handle stale whole or partially-delivered JSON text in\nsuch a way that this response can be obtained.\n\nIn cases where a partial stale response was previously received by\nthe client, this cannot always be done reliably.  One particular\nscenario being if qemu-ga responses are fed character-by-character\ninto a JSON parser.  In these situations, using guest-sync-delimited\nmay be optimal.\n\nFor clients that fetch responses line by line and convert them to\nJSON objects, guest-sync should be sufficient, but note that in\ncases where the channel is dirty some attempts at parsing the\nresponse may result in a parser error.\n\nSuch clients should also precede this command with a 0xFF byte to\nmake sure the guest agent flushes any partially read JSON data from\na previous session.",
+        returns_doc: "The unique integer id passed in by the client",
+        since: "0.15.0",
+        args: &[
+        MemberDoc { name: "id", ty: "int", optional: false, doc: "randomly generated 64-bit integer", cond: None, features: &[] },
+    ],
+        args_type: None,
+        returns: Some("int"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: None,
+    },
+    CommandDoc {
+        name: "guest-ping",
+        doc: "Ping the guest agent, a non-error return implies success",
+        returns_doc: "",
+        since: "0.15.0",
+        args: &[
+    ],
+        args_type: None,
+        returns: None,
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: None,
+    },
+    CommandDoc {
+        name: "guest-get-time",
+        doc: "Get the information about guest's System Time relative to the Epoch\nof 1970-01-01 in UTC.",
+        returns_doc: "Time in nanoseconds.",
+        since: "1.5",
+        args: &[
+    ],
+        args_type: None,
+        returns: Some("int"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: None,
+    },
+    CommandDoc {
+        name: "guest-set-time",
+        doc: "Set guest time.\n\nWhen a guest is paused or migrated to a file then loaded from that\nfile, the guest OS has no idea that there was a big gap in the time.\nDepending on how long the gap was, NTP might not be able to\nresynchronize the guest.\n\nThis command tries to set guest's System Time to the given value,\nthen sets the Hardware Clock (RTC) to the current System Time.  This\nwill make it easier for a guest to resynchronize without waiting for\nNTP. If no @time is specified, then the time to set is read from\nRTC. However, this may not be supported on all platforms (i.e.\nWindows). If that's the case users are advised to always pass a\nvalue.",
+        returns_doc: "",
+        since: "1.5",
+        args: &[
+        MemberDoc { name: "time", ty: "int", optional: true, doc: "time of nanoseconds, relative to the Epoch of 1970-01-01 in\nUTC.", cond: None, features: &[] },
+    ],
+        args_type: None,
+        returns: None,
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: None,
+    },
+    CommandDoc {
+        name: "guest-info",
+        doc: "Get some information about the guest agent.",
+        returns_doc: "@GuestAgentInfo",
+        since: "0.15.0",
+        args: &[
+    ],
+        args_type: None,
+        returns: Some("GuestAgentInfo"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: None,
+    },
+    CommandDoc {
+        name: "guest-shutdown",
+        doc: "Initiate guest-activated shutdown.  Note: this is an asynchronous\nshutdown request, with no guarantee of successful shutdown.",
+        returns_doc: "",
+        since: "0.15.0",
+        args: &[
+        MemberDoc { name: "mode", ty: "str", optional: true, doc: "\"halt\", \"powerdown\" (default), or \"reboot\"", cond: None, features: &[] },
+    ],
+        args_type: None,
+        returns: None,
+        allow_oob: false,
+        success_response: false,
+        features: &[],
+        cond: None,
+    },
+    CommandDoc {
+        name: "guest-file-open",
+        doc: "Open a file in the guest and retrieve a file handle for it",
+        returns_doc: "Guest file handle",
+        since: "0.15.0",
+        args: &[
+        MemberDoc { name: "path", ty: "str", optional: false, doc: "Full path to the file in the guest to open.", cond: None, features: &[] },
+        MemberDoc { name: "mode", ty: "str", optional: true, doc: "open mode, as per fopen(), \"r\" is the default.", cond: None, features: &[] },
+    ],
+        args_type: None,
+        returns: Some("int"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: None,
+    },
+    CommandDoc {
+        name: "guest-file-close",
+        doc: "Close an open file in the guest",
+        returns_doc: "",
+        since: "0.15.0",
+        args: &[
+        MemberDoc { name: "handle", ty: "int", optional: false, doc: "filehandle returned by guest-file-open", cond: None, features: &[] },
+    ],
+        args_type: None,
+        returns: None,
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: None,
+    },
+    CommandDoc {
+        name: "guest-file-read",
+        doc: "Read from an open file in the guest.  Data will be base64-encoded.\nAs this command is just for limited, ad-hoc debugging, such as log\nfile access, the number of bytes to read is limited to 48 MB.",
+        returns_doc: "@GuestFileRead",
+        since: "0.15.0",
+        args: &[
+        MemberDoc { name: "handle", ty: "int", optional: false, doc: "filehandle returned by guest-file-open", cond: None, features: &[] },
+        MemberDoc { name: "count", ty: "int", optional: true, doc: "maximum number of bytes to read (default is 4KB, maximum is\n48MB)", cond: None, features: &[] },
+    ],
+        args_type: None,
+        returns: Some("GuestFileRead"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: None,
+    },
+    CommandDoc {
+        name: "guest-file-write",
+        doc: "Write to an open file in the guest.",
+        returns_doc: "@GuestFileWrite",
+        since: "0.15.0",
+        args: &[
+        MemberDoc { name: "handle", ty: "int", optional: false, doc: "filehandle returned by guest-file-open", cond: None, features: &[] },
+        MemberDoc { name: "buf-b64", ty: "str", optional: false, doc: "base64-encoded string representing data to be written", cond: None, features: &[] },
+        MemberDoc { name: "count", ty: "int", optional: true, doc: "bytes to write (actual bytes, after base64-decode), default\nis all content in buf-b64 buffer after base64 decoding", cond: None, features: &[] },
+    ],
+        args_type: None,
+        returns: Some("GuestFileWrite"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: None,
+    },
+    CommandDoc {
+        name: "guest-file-seek",
+        doc: "Seek to a position in the file, as with fseek(), and return the\ncurrent file position afterward.  Also encapsulates ftell()'s\nfunctionality, with offset=0 and whence=1.",
+        returns_doc: "@GuestFileSeek",
+        since: "0.15.0",
+        args: &[
+        MemberDoc { name: "handle", ty: "int", optional: false, doc: "filehandle returned by guest-file-open", cond: None, features: &[] },
+        MemberDoc { name: "offset", ty: "int", optional: false, doc: "bytes to skip over in the file stream", cond: None, features: &[] },
+        MemberDoc { name: "whence", ty: "GuestFileWhence", optional: false, doc: "Symbolic or numeric code for interpreting offset", cond: None, features: &[] },
+    ],
+        args_type: None,
+        returns: Some("GuestFileSeek"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: None,
+    },
+    CommandDoc {
+        name: "guest-file-flush",
+        doc: "Write file changes buffered in userspace to disk/kernel buffers",
+        returns_doc: "",
+        since: "0.15.0",
+        args: &[
+        MemberDoc { name: "handle", ty: "int", optional: false, doc: "filehandle returned by guest-file-open", cond: None, features: &[] },
+    ],
+        args_type: None,
+        returns: None,
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: None,
+    },
+    CommandDoc {
+        name: "guest-fsfreeze-status",
+        doc: "Get guest fsfreeze state.",
+        returns_doc: "GuestFsfreezeStatus (\"thawed\", \"frozen\", etc., as defined\nbelow)\n\n.. note:: This may fail to properly report the current state as a\n   result of some other guest processes having issued an fs\n   freeze/thaw.",
+        since: "0.15.0",
+        args: &[
+    ],
+        args_type: None,
+        returns: Some("GuestFsfreezeStatus"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: Some("(CONFIG_WIN32 or CONFIG_FSFREEZE)"),
+    },
+    CommandDoc {
+        name: "guest-fsfreeze-freeze",
+        doc: "Sync and freeze all freezable, local guest filesystems.  If this\ncommand succeeded, you may call @guest-fsfreeze-thaw later to\nunfreeze.\n\nOn error, all filesystems will be thawed.  If no filesystems are\nfrozen as a result of this call, then @guest-fsfreeze-status will\nremain \"thawed\" and calling @guest-fsfreeze-thaw is not necessary.",
+        returns_doc: "Number of file systems currently frozen.\n\n.. note:: On Windows, the command is implemented with the help of a\n   Volume Shadow-copy Service DLL helper.  The frozen state is limited\n   for up to 10 seconds by VSS.",
+        since: "0.15.0",
+        args: &[
+    ],
+        args_type: None,
+        returns: Some("int"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: Some("(CONFIG_WIN32 or CONFIG_FSFREEZE)"),
+    },
+    CommandDoc {
+        name: "guest-fsfreeze-freeze-list",
+        doc: "Sync and freeze specified guest filesystems.  See also\n@guest-fsfreeze-freeze.\n\nOn error, all filesystems will be thawed.",
+        returns_doc: "Number of file systems currently frozen.",
+        since: "2.2",
+        args: &[
+        MemberDoc { name: "mountpoints", ty: "[str]", optional: true, doc: "an array of mountpoints of filesystems to be frozen.\nIf omitted, every mounted filesystem is frozen.  Invalid mount\npoints are ignored.", cond: None, features: &[] },
+    ],
+        args_type: None,
+        returns: Some("int"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: Some("(CONFIG_WIN32 or CONFIG_FSFREEZE)"),
+    },
+    CommandDoc {
+        name: "guest-fsfreeze-thaw",
+        doc: "Unfreeze all frozen guest filesystems",
+        returns_doc: "Number of file systems thawed by this call\n\n.. note:: If the return value does not match the previous call to\n   guest-fsfreeze-freeze, this likely means some freezable filesystems\n   were unfrozen before this call, and that the filesystem state may\n   have changed before issuing this command.",
+        since: "0.15.0",
+        args: &[
+    ],
+        args_type: None,
+        returns: Some("int"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: Some("(CONFIG_WIN32 or CONFIG_FSFREEZE)"),
+    },
+    CommandDoc {
+        name: "guest-fstrim",
+        doc: "Discard (or \"trim\") blocks which are not in use by the filesystem.",
+        returns_doc: "A @GuestFilesystemTrimResponse which contains the status of\nall trimmed paths.  (since 2.4)",
+        since: "1.2",
+        args: &[
+        MemberDoc { name: "minimum", ty: "int", optional: true, doc: "Minimum contiguous free range to discard, in bytes.  Free\nranges smaller than this may be ignored (this is a hint and the\nguest may not respect it).  By increasing this value, the fstrim\noperation will complete more quickly for filesystems with badly\nfragmented free space, although not all blocks will be\ndiscarded.  The default value is zero, meaning \"discard every\nfree block\".", cond: None, features: &[] },
+    ],
+        args_type: None,
+        returns: Some("GuestFilesystemTrimResponse"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: Some("(CONFIG_WIN32 or CONFIG_FSTRIM)"),
+    },
+    CommandDoc {
+        name: "guest-suspend-disk",
+        doc: "Suspend guest to disk.\n\nThis command attempts to suspend the guest using three strategies,\nin this order:\n\n- systemd hibernate\n- pm-utils (via pm-hibernate)\n- manual write into sysfs\n\nThis command does NOT return a response on success.  There is a high\nchance the command succeeded if the VM exits with a zero exit status\nor, when running with --no-shutdown, by issuing the query-status QMP\ncommand to to confirm the VM status is \"shutdown\". However, the VM\ncould also exit (or set its status to \"shutdown\") due to other\nreasons.",
+        returns_doc: "",
+        since: "1.1",
+        args: &[
+    ],
+        args_type: None,
+        returns: None,
+        allow_oob: false,
+        success_response: false,
+        features: &[],
+        cond: Some("(CONFIG_LINUX or CONFIG_WIN32)"),
+    },
+    CommandDoc {
+        name: "guest-suspend-ram",
+        doc: "Suspend guest to ram.\n\nThis command attempts to suspend the guest using three strategies,\nin this order:\n\n- systemd hibernate\n- pm-utils (via pm-hibernate)\n- manual write into sysfs\n\nIMPORTANT: guest-suspend-ram requires working wakeup support in\nQEMU. You should check QMP command query-current-machine returns\nwakeup-suspend-support: true before issuing this command.  Failure\nin doing so can result in a suspended guest that QEMU will not be\nable to awaken, forcing the user to power cycle the guest to bring\nit back.\n\nThis command does NOT return a response on success.  There are two\noptions to check for success:\n\n1. Wait for the SUSPEND QMP event from QEMU\n2. Issue the query-status QMP command to confirm the VM status is\n   \"suspended\"",
+        returns_doc: "",
+        since: "1.1",
+        args: &[
+    ],
+        args_type: None,
+        returns: None,
+        allow_oob: false,
+        success_response: false,
+        features: &[],
+        cond: Some("(CONFIG_LINUX or CONFIG_WIN32)"),
+    },
+    CommandDoc {
+        name: "guest-suspend-hybrid",
+        doc: "Save guest state to disk and suspend to ram.\n\nThis command attempts to suspend the guest by executing, in this\norder:\n\n- systemd hybrid-sleep\n- pm-utils (via pm-suspend-hybrid)\n\nIMPORTANT: guest-suspend-hybrid requires working wakeup support in\nQEMU. You should check QMP command query-current-machine returns\nwakeup-suspend-support: true before issuing this command.  Failure\nin doing so can result in a suspended guest that QEMU will not be\nable to awaken, forcing the user to power cycle the guest to bring\nit back.\n\nThis command does NOT return a response on success.  There are two\noptions to check for success:\n\n1. Wait for the SUSPEND QMP event from QEMU\n2. Issue the query-status QMP command to confirm the VM status is\n   \"suspended\"",
+        returns_doc: "",
+        since: "1.1",
+        args: &[
+    ],
+        args_type: None,
+        returns: None,
+        allow_oob: false,
+        success_response: false,
+        features: &[],
+        cond: Some("CONFIG_LINUX"),
+    },
+    CommandDoc {
+        name: "guest-network-get-interfaces",
+        doc: "Get list of guest IP addresses, MAC addresses and netmasks.",
+        returns_doc: "List of GuestNetworkInterface",
+        since: "1.1",
+        args: &[
+    ],
+        args_type: None,
+        returns: Some("[GuestNetworkInterface]"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: Some("(CONFIG_WIN32 or HAVE_GETIFADDRS)"),
+    },
+    CommandDoc {
+        name: "guest-get-vcpus",
+        doc: "Retrieve the list of the guest's logical processors.\n\nThis is a read-only operation.",
+        returns_doc: "The list of all VCPUs the guest knows about.  Each VCPU is\nput on the list exactly once, but their order is unspecified.",
+        since: "1.5",
+        args: &[
+    ],
+        args_type: None,
+        returns: Some("[GuestLogicalProcessor]"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: Some("(CONFIG_LINUX or CONFIG_WIN32)"),
+    },
+    CommandDoc {
+        name: "guest-set-vcpus",
+        doc: "Attempt to reconfigure (currently: enable/disable) logical\nprocessors inside the guest.",
+        returns_doc: "The length of the initial sublist that has been\nsuccessfully processed.  The guest agent maximizes this value.\nPossible cases:\n\n- 0:\n  if the @vcpus list was empty on input.  Guest state has not\n  been changed.  Otherwise,\n- < length(@vcpus):\n  more than zero initial nodes have been processed, but not the\n  entire @vcpus list.  Guest state has changed accordingly.  To\n  retrieve the error (assuming it persists), repeat the call\n  with the successfully processed initial sublist removed.\n  Otherwise,\n- length(@vcpus):\n  call successful.",
+        since: "1.5",
+        args: &[
+        MemberDoc { name: "vcpus", ty: "[GuestLogicalProcessor]", optional: false, doc: "The logical processors to be reconfigured.  This list is\nprocessed node by node in order.  In each node @logical-id is\nused to look up the guest VCPU, for which @online specifies the\nrequested state.  The set of distinct @logical-id's is only\nrequired to be a subset of the guest-supported identifiers.\nThere's no restriction on list length or on repeating the same\n@logical-id (with possibly different @online field).  Preferably\nthe input list should describe a modified subset of\n@guest-get-vcpus' return value.", cond: None, features: &[] },
+    ],
+        args_type: None,
+        returns: Some("int"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: Some("CONFIG_LINUX"),
+    },
+    CommandDoc {
+        name: "guest-get-disks",
+        doc: "",
+        returns_doc: "The list of disks in the guest.  For Windows these are only\nthe physical disks.  On Linux these are all root block devices\nof non-zero size including e.g. removable devices, loop devices,\nNBD, etc.",
+        since: "5.2",
+        args: &[
+    ],
+        args_type: None,
+        returns: Some("[GuestDiskInfo]"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: Some("(CONFIG_WIN32 or CONFIG_LIBUDEV)"),
+    },
+    CommandDoc {
+        name: "guest-get-fsinfo",
+        doc: "",
+        returns_doc: "The list of filesystems information mounted in the guest.\nThe returned mountpoints may be specified to\n@guest-fsfreeze-freeze-list.  Network filesystems (such as CIFS\nand NFS) are not listed.",
+        since: "2.2",
+        args: &[
+    ],
+        args_type: None,
+        returns: Some("[GuestFilesystemInfo]"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: Some("(CONFIG_WIN32 or CONFIG_LINUX)"),
+    },
+    CommandDoc {
+        name: "guest-set-user-password",
+        doc: "",
+        returns_doc: "",
+        since: "2.3",
+        args: &[
+        MemberDoc { name: "username", ty: "str", optional: false, doc: "the user account whose password to change", cond: None, features: &[] },
+        MemberDoc { name: "password", ty: "str", optional: false, doc: "the new password entry string, base64 encoded", cond: None, features: &[] },
+        MemberDoc { name: "crypted", ty: "bool", optional: false, doc: "true if password is already crypt()d, false if raw", cond: None, features: &[] },
+    ],
+        args_type: None,
+        returns: None,
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: Some("(CONFIG_WIN32 or CONFIG_LINUX or CONFIG_FREEBSD)"),
+    },
+    CommandDoc {
+        name: "guest-get-memory-blocks",
+        doc: "Retrieve the list of the guest's memory blocks.\n\nThis is a read-only operation.",
+        returns_doc: "The list of all memory blocks the guest knows about.  Each\nmemory block is put on the list exactly once, but their order is\nunspecified.",
+        since: "2.3",
+        args: &[
+    ],
+        args_type: None,
+        returns: Some("[GuestMemoryBlock]"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: Some("CONFIG_LINUX"),
+    },
+    CommandDoc {
+        name: "guest-set-memory-blocks",
+        doc: "Attempt to reconfigure (currently: enable/disable) state of memory\nblocks inside the guest.",
+        returns_doc: "The operation results, it is a list of\n@GuestMemoryBlockResponse, which is corresponding to the input\nlist.\n\nNote: it will return an empty list if the @mem-blks list was\nempty on input, or there is an error, and in this case, guest\nstate will not be changed.",
+        since: "2.3",
+        args: &[
+        MemberDoc { name: "mem-blks", ty: "[GuestMemoryBlock]", optional: false, doc: "The memory blocks to be reconfigured.  This list is\nprocessed node by node in order.  In each node @phys-index is\nused to look up the guest MEMORY BLOCK, for which @online\nspecifies the requested state.  The set of distinct\n@phys-index's is only required to be a subset of the\nguest-supported identifiers.  There's no restriction on list\nlength or on repeating the same @phys-index (with possibly\ndifferent @online field).  Preferably the input list should\ndescribe a modified subset of @guest-get-memory-blocks' return\nvalue.", cond: None, features: &[] },
+    ],
+        args_type: None,
+        returns: Some("[GuestMemoryBlockResponse]"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: Some("CONFIG_LINUX"),
+    },
+    CommandDoc {
+        name: "guest-get-memory-block-info",
+        doc: "Get information relating to guest memory blocks.",
+        returns_doc: "@GuestMemoryBlockInfo",
+        since: "2.3",
+        args: &[
+    ],
+        args_type: None,
+        returns: Some("GuestMemoryBlockInfo"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: Some("CONFIG_LINUX"),
+    },
+    CommandDoc {
+        name: "guest-exec-status",
+        doc: "Check status of process associated with PID retrieved via\nguest-exec.  Reap the process and associated metadata if it has\nexited.",
+        returns_doc: "GuestExecStatus",
+        since: "2.5",
+        args: &[
+        MemberDoc { name: "pid", ty: "int", optional: false, doc: "pid returned from guest-exec", cond: None, features: &[] },
+    ],
+        args_type: None,
+        returns: Some("GuestExecStatus"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: None,
+    },
+    CommandDoc {
+        name: "guest-exec",
+        doc: "Execute a command in the guest",
+        returns_doc: "PID",
+        since: "2.5",
+        args: &[
+        MemberDoc { name: "path", ty: "str", optional: false, doc: "path or executable name to execute", cond: None, features: &[] },
+        MemberDoc { name: "arg", ty: "[str]", optional: true, doc: "argument list to pass to executable", cond: None, features: &[] },
+        MemberDoc { name: "env", ty: "[str]", optional: true, doc: "environment variables to pass to executable", cond: None, features: &[] },
+        MemberDoc { name: "input-data", ty: "str", optional: true, doc: "data to be passed to process stdin (base64 encoded)", cond: None, features: &[] },
+        MemberDoc { name: "capture-output", ty: "GuestExecCaptureOutput", optional: true, doc: "bool flag to enable capture of stdout/stderr of\nrunning process.  Defaults to false.", cond: None, features: &[] },
+    ],
+        args_type: None,
+        returns: Some("GuestExec"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: None,
+    },
+    CommandDoc {
+        name: "guest-get-host-name",
+        doc: "Return a name for the machine.\n\nThe returned name is not necessarily a fully-qualified domain name,\nor even present in DNS or some other name service at all.  It need\nnot even be unique on your local network or site, but usually it is.",
+        returns_doc: "the host name of the machine",
+        since: "2.10",
+        args: &[
+    ],
+        args_type: None,
+        returns: Some("GuestHostName"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: None,
+    },
+    CommandDoc {
+        name: "guest-get-users",
+        doc: "Retrieves a list of currently active users on the VM.",
+        returns_doc: "A unique list of users.",
+        since: "2.10",
+        args: &[
+    ],
+        args_type: None,
+        returns: Some("[GuestUser]"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: Some("(CONFIG_WIN32 or HAVE_UTMPX)"),
+    },
+    CommandDoc {
+        name: "guest-get-timezone",
+        doc: "Retrieves the timezone information from the guest.",
+        returns_doc: "A GuestTimezone dictionary.",
+        since: "2.10",
+        args: &[
+    ],
+        args_type: None,
+        returns: Some("GuestTimezone"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: None,
+    },
+    CommandDoc {
+        name: "guest-get-osinfo",
+        doc: "Retrieve guest operating system information",
+        returns_doc: "@GuestOSInfo",
+        since: "2.10",
+        args: &[
+    ],
+        args_type: None,
+        returns: Some("GuestOSInfo"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: None,
+    },
+    CommandDoc {
+        name: "guest-get-devices",
+        doc: "Retrieve information about device drivers in Windows guest",
+        returns_doc: "@GuestDeviceInfo",
+        since: "5.2",
+        args: &[
+    ],
+        args_type: None,
+        returns: Some("[GuestDeviceInfo]"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: Some("CONFIG_WIN32"),
+    },
+    CommandDoc {
+        name: "guest-ssh-get-authorized-keys",
+        doc: "Return the public keys from user .ssh/authorized_keys on Unix\nsystems (not implemented for other systems).",
+        returns_doc: "@GuestAuthorizedKeys",
+        since: "5.2",
+        args: &[
+        MemberDoc { name: "username", ty: "str", optional: false, doc: "the user account to add the authorized keys", cond: None, features: &[] },
+    ],
+        args_type: None,
+        returns: Some("GuestAuthorizedKeys"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: None,
+    },
+    CommandDoc {
+        name: "guest-ssh-add-authorized-keys",
+        doc: "Append public keys to user .ssh/authorized_keys on Unix systems (not\nimplemented for other systems).",
+        returns_doc: "",
+        since: "5.2",
+        args: &[
+        MemberDoc { name: "username", ty: "str", optional: false, doc: "the user account to add the authorized keys", cond: None, features: &[] },
+        MemberDoc { name: "keys", ty: "[str]", optional: false, doc: "the public keys to add (in OpenSSH/sshd(8) authorized_keys\nformat)", cond: None, features: &[] },
+        MemberDoc { name: "reset", ty: "bool", optional: true, doc: "ignore the existing content, set it with the given keys only", cond: None, features: &[] },
+    ],
+        args_type: None,
+        returns: None,
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: None,
+    },
+    CommandDoc {
+        name: "guest-ssh-remove-authorized-keys",
+        doc: "Remove public keys from the user .ssh/authorized_keys on Unix\nsystems (not implemented for other systems). It's not an error if\nthe key is already missing.",
+        returns_doc: "",
+        since: "5.2",
+        args: &[
+        MemberDoc { name: "username", ty: "str", optional: false, doc: "the user account to remove the authorized keys", cond: None, features: &[] },
+        MemberDoc { name: "keys", ty: "[str]", optional: false, doc: "the public keys to remove (in OpenSSH/sshd(8) authorized_keys\nformat)", cond: None, features: &[] },
+    ],
+        args_type: None,
+        returns: None,
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: None,
+    },
+    CommandDoc {
+        name: "guest-get-diskstats",
+        doc: "Retrieve information about disk stats.",
+        returns_doc: "List of disk stats of guest.",
+        since: "7.1",
+        args: &[
+    ],
+        args_type: None,
+        returns: Some("[GuestDiskStatsInfo]"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: Some("CONFIG_LINUX"),
+    },
+    CommandDoc {
+        name: "guest-get-cpustats",
+        doc: "Retrieve information about CPU stats.",
+        returns_doc: "List of CPU stats of guest.",
+        since: "7.1",
+        args: &[
+    ],
+        args_type: None,
+        returns: Some("[GuestCpuStats]"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: Some("CONFIG_LINUX"),
+    },
+    CommandDoc {
+        name: "guest-get-load",
+        doc: "Retrieve CPU process load information",
+        returns_doc: "load information",
+        since: "10.0",
+        args: &[
+    ],
+        args_type: None,
+        returns: Some("GuestLoadAverage"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: Some("CONFIG_GETLOADAVG"),
+    },
+    CommandDoc {
+        name: "guest-network-get-route",
+        doc: "Retrieve information about route of network.",
+        returns_doc: "List of route info of guest.",
+        since: "9.1",
+        args: &[
+    ],
+        args_type: None,
+        returns: Some("[GuestNetworkRoute]"),
+        allow_oob: false,
+        success_response: true,
+        features: &[],
+        cond: Some("CONFIG_LINUX"),
+    },
+];
+
+    /// Every event of the schema.
+    pub static EVENTS: &[EventDoc] = &[];
+
+    /// Every type of the schema.
+    pub static TYPES: &[TypeDoc] = &[
+    TypeDoc {
+        name: "GuestAgentCommandInfo",
+        doc: "Information about guest agent commands.",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "name", ty: "str", optional: false, doc: "name of the command", cond: None, features: &[] },
+        MemberDoc { name: "enabled", ty: "bool", optional: false, doc: "whether command is currently enabled by guest admin", cond: None, features: &[] },
+        MemberDoc { name: "success-response", ty: "bool", optional: false, doc: "whether command returns a response on success\n(since 1.7)", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: None,
+    },
+    TypeDoc {
+        name: "GuestAgentInfo",
+        doc: "Information about guest agent.",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "version", ty: "str", optional: false, doc: "guest agent version", cond: None, features: &[] },
+        MemberDoc { name: "supported_commands", ty: "[GuestAgentCommandInfo]", optional: false, doc: "Information about guest agent commands", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: None,
+    },
+    TypeDoc {
+        name: "GuestFileRead",
+        doc: "Result of guest agent file-read operation",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "count", ty: "int", optional: false, doc: "number of bytes read (note: count is *before*\nbase64-encoding is applied)", cond: None, features: &[] },
+        MemberDoc { name: "buf-b64", ty: "str", optional: false, doc: "base64-encoded bytes read", cond: None, features: &[] },
+        MemberDoc { name: "eof", ty: "bool", optional: false, doc: "whether EOF was encountered during read operation.", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: None,
+    },
+    TypeDoc {
+        name: "GuestFileWrite",
+        doc: "Result of guest agent file-write operation",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "count", ty: "int", optional: false, doc: "number of bytes written (note: count is actual bytes\nwritten, after base64-decoding of provided buffer)", cond: None, features: &[] },
+        MemberDoc { name: "eof", ty: "bool", optional: false, doc: "whether EOF was encountered during write operation.", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: None,
+    },
+    TypeDoc {
+        name: "GuestFileSeek",
+        doc: "Result of guest agent file-seek operation",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "position", ty: "int", optional: false, doc: "current file position", cond: None, features: &[] },
+        MemberDoc { name: "eof", ty: "bool", optional: false, doc: "whether EOF was encountered during file seek", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: None,
+    },
+    TypeDoc {
+        name: "QGASeek",
+        doc: "Symbolic names for use in @guest-file-seek",
+        kind: TypeDocKind::Enum(&[
+        ValueDoc { name: "set", ty: "", doc: "Set to the specified offset (same effect as 'whence':0)", cond: None },
+        ValueDoc { name: "cur", ty: "", doc: "Add offset to the current location (same effect as 'whence':1)", cond: None },
+        ValueDoc { name: "end", ty: "", doc: "Add offset to the end of the file (same effect as 'whence':2)", cond: None },
+    ]),
+        features: &[],
+        cond: None,
+    },
+    TypeDoc {
+        name: "GuestFileWhence",
+        doc: "Controls the meaning of offset to @guest-file-seek.",
+        kind: TypeDocKind::Alternate(&[
+        ValueDoc { name: "value", ty: "int", doc: "Integral value (0 for set, 1 for cur, 2 for end), available\nfor historical reasons, and might differ from the host's or\nguest's SEEK_* values (since: 0.15)", cond: None },
+        ValueDoc { name: "name", ty: "QGASeek", doc: "Symbolic name, and preferred interface", cond: None },
+    ]),
+        features: &[],
+        cond: None,
+    },
+    TypeDoc {
+        name: "GuestFsfreezeStatus",
+        doc: "An enumeration of filesystem freeze states",
+        kind: TypeDocKind::Enum(&[
+        ValueDoc { name: "thawed", ty: "", doc: "filesystems thawed/unfrozen", cond: None },
+        ValueDoc { name: "frozen", ty: "", doc: "all non-network guest filesystems frozen", cond: None },
+    ]),
+        features: &[],
+        cond: Some("(CONFIG_WIN32 or CONFIG_FSFREEZE)"),
+    },
+    TypeDoc {
+        name: "GuestFilesystemTrimResult",
+        doc: "",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "path", ty: "str", optional: false, doc: "path that was trimmed", cond: None, features: &[] },
+        MemberDoc { name: "trimmed", ty: "int", optional: true, doc: "bytes trimmed for this path", cond: None, features: &[] },
+        MemberDoc { name: "minimum", ty: "int", optional: true, doc: "reported effective minimum for this path", cond: None, features: &[] },
+        MemberDoc { name: "error", ty: "str", optional: true, doc: "an error message when trim failed", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: Some("(CONFIG_WIN32 or CONFIG_FSTRIM)"),
+    },
+    TypeDoc {
+        name: "GuestFilesystemTrimResponse",
+        doc: "",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "paths", ty: "[GuestFilesystemTrimResult]", optional: false, doc: "list of @GuestFilesystemTrimResult per path that was trimmed", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: Some("(CONFIG_WIN32 or CONFIG_FSTRIM)"),
+    },
+    TypeDoc {
+        name: "GuestIpAddressType",
+        doc: "An enumeration of supported IP address types",
+        kind: TypeDocKind::Enum(&[
+        ValueDoc { name: "ipv4", ty: "", doc: "IP version 4", cond: None },
+        ValueDoc { name: "ipv6", ty: "", doc: "IP version 6", cond: None },
+    ]),
+        features: &[],
+        cond: Some("(CONFIG_WIN32 or HAVE_GETIFADDRS)"),
+    },
+    TypeDoc {
+        name: "GuestIpAddress",
+        doc: "",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "ip-address", ty: "str", optional: false, doc: "IP address", cond: None, features: &[] },
+        MemberDoc { name: "ip-address-type", ty: "GuestIpAddressType", optional: false, doc: "Type of @ip-address (e.g. ipv4, ipv6)", cond: None, features: &[] },
+        MemberDoc { name: "prefix", ty: "int", optional: false, doc: "Network prefix length of @ip-address", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: Some("(CONFIG_WIN32 or HAVE_GETIFADDRS)"),
+    },
+    TypeDoc {
+        name: "GuestNetworkInterfaceStat",
+        doc: "",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "rx-bytes", ty: "uint64", optional: false, doc: "total bytes received", cond: None, features: &[] },
+        MemberDoc { name: "rx-packets", ty: "uint64", optional: false, doc: "total packets received", cond: None, features: &[] },
+        MemberDoc { name: "rx-errs", ty: "uint64", optional: false, doc: "bad packets received", cond: None, features: &[] },
+        MemberDoc { name: "rx-dropped", ty: "uint64", optional: false, doc: "receiver dropped packets", cond: None, features: &[] },
+        MemberDoc { name: "tx-bytes", ty: "uint64", optional: false, doc: "total bytes transmitted", cond: None, features: &[] },
+        MemberDoc { name: "tx-packets", ty: "uint64", optional: false, doc: "total packets transmitted", cond: None, features: &[] },
+        MemberDoc { name: "tx-errs", ty: "uint64", optional: false, doc: "packet transmit problems", cond: None, features: &[] },
+        MemberDoc { name: "tx-dropped", ty: "uint64", optional: false, doc: "dropped packets transmitted", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: Some("(CONFIG_WIN32 or HAVE_GETIFADDRS)"),
+    },
+    TypeDoc {
+        name: "GuestNetworkInterface",
+        doc: "",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "name", ty: "str", optional: false, doc: "The name of interface for which info are being delivered", cond: None, features: &[] },
+        MemberDoc { name: "hardware-address", ty: "str", optional: true, doc: "Hardware address of @name", cond: None, features: &[] },
+        MemberDoc { name: "ip-addresses", ty: "[GuestIpAddress]", optional: true, doc: "List of addresses assigned to @name", cond: None, features: &[] },
+        MemberDoc { name: "statistics", ty: "GuestNetworkInterfaceStat", optional: true, doc: "various statistic counters related to @name (since\n2.11)", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: Some("(CONFIG_WIN32 or HAVE_GETIFADDRS)"),
+    },
+    TypeDoc {
+        name: "GuestLogicalProcessor",
+        doc: "",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "logical-id", ty: "int", optional: false, doc: "Arbitrary guest-specific unique identifier of the VCPU.", cond: None, features: &[] },
+        MemberDoc { name: "online", ty: "bool", optional: false, doc: "Whether the VCPU is enabled.", cond: None, features: &[] },
+        MemberDoc { name: "can-offline", ty: "bool", optional: true, doc: "Whether offlining the VCPU is possible.  This member\nis always filled in by the guest agent when the structure is\nreturned, and always ignored on input (hence it can be omitted\nthen).", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: Some("(CONFIG_LINUX or CONFIG_WIN32)"),
+    },
+    TypeDoc {
+        name: "GuestDiskBusType",
+        doc: "An enumeration of bus type of disks",
+        kind: TypeDocKind::Enum(&[
+        ValueDoc { name: "ide", ty: "", doc: "IDE disks", cond: None },
+        ValueDoc { name: "fdc", ty: "", doc: "floppy disks", cond: None },
+        ValueDoc { name: "scsi", ty: "", doc: "SCSI disks", cond: None },
+        ValueDoc { name: "virtio", ty: "", doc: "virtio disks", cond: None },
+        ValueDoc { name: "xen", ty: "", doc: "Xen disks", cond: None },
+        ValueDoc { name: "usb", ty: "", doc: "USB disks", cond: None },
+        ValueDoc { name: "uml", ty: "", doc: "UML disks", cond: None },
+        ValueDoc { name: "sata", ty: "", doc: "SATA disks", cond: None },
+        ValueDoc { name: "sd", ty: "", doc: "SD cards", cond: None },
+        ValueDoc { name: "unknown", ty: "", doc: "Unknown bus type", cond: None },
+        ValueDoc { name: "ieee1394", ty: "", doc: "Win IEEE 1394 bus type", cond: None },
+        ValueDoc { name: "ssa", ty: "", doc: "Win SSA bus type", cond: None },
+        ValueDoc { name: "fibre", ty: "", doc: "Win fiber channel bus type", cond: None },
+        ValueDoc { name: "raid", ty: "", doc: "Win RAID bus type", cond: None },
+        ValueDoc { name: "iscsi", ty: "", doc: "Win iScsi bus type", cond: None },
+        ValueDoc { name: "sas", ty: "", doc: "Win serial-attaches SCSI bus type", cond: None },
+        ValueDoc { name: "mmc", ty: "", doc: "Win multimedia card (MMC) bus type", cond: None },
+        ValueDoc { name: "virtual", ty: "", doc: "Win virtual bus type", cond: None },
+        ValueDoc { name: "file-backed-virtual", ty: "", doc: "Win file-backed bus type", cond: None },
+        ValueDoc { name: "nvme", ty: "", doc: "NVMe disks (since 7.1)", cond: None },
+    ]),
+        features: &[],
+        cond: Some("(CONFIG_WIN32 or CONFIG_LINUX)"),
+    },
+    TypeDoc {
+        name: "GuestPCIAddress",
+        doc: "",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "domain", ty: "int", optional: false, doc: "domain id", cond: None, features: &[] },
+        MemberDoc { name: "bus", ty: "int", optional: false, doc: "bus id", cond: None, features: &[] },
+        MemberDoc { name: "slot", ty: "int", optional: false, doc: "slot id", cond: None, features: &[] },
+        MemberDoc { name: "function", ty: "int", optional: false, doc: "function id", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: Some("(CONFIG_WIN32 or CONFIG_LINUX)"),
+    },
+    TypeDoc {
+        name: "GuestCCWAddress",
+        doc: "",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "cssid", ty: "int", optional: false, doc: "channel subsystem image id", cond: None, features: &[] },
+        MemberDoc { name: "ssid", ty: "int", optional: false, doc: "subchannel set id", cond: None, features: &[] },
+        MemberDoc { name: "subchno", ty: "int", optional: false, doc: "subchannel number", cond: None, features: &[] },
+        MemberDoc { name: "devno", ty: "int", optional: false, doc: "device number", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: Some("(CONFIG_WIN32 or CONFIG_LINUX)"),
+    },
+    TypeDoc {
+        name: "GuestDiskAddress",
+        doc: "",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "pci-controller", ty: "GuestPCIAddress", optional: false, doc: "controller's PCI address (fields are set to -1 if\ninvalid)", cond: None, features: &[] },
+        MemberDoc { name: "bus-type", ty: "GuestDiskBusType", optional: false, doc: "bus type", cond: None, features: &[] },
+        MemberDoc { name: "bus", ty: "int", optional: false, doc: "bus id", cond: None, features: &[] },
+        MemberDoc { name: "target", ty: "int", optional: false, doc: "target id", cond: None, features: &[] },
+        MemberDoc { name: "unit", ty: "int", optional: false, doc: "unit id", cond: None, features: &[] },
+        MemberDoc { name: "serial", ty: "str", optional: true, doc: "serial number (since: 3.1)", cond: None, features: &[] },
+        MemberDoc { name: "dev", ty: "str", optional: true, doc: "device node (POSIX) or device UNC (Windows) (since: 3.1)", cond: None, features: &[] },
+        MemberDoc { name: "ccw-address", ty: "GuestCCWAddress", optional: true, doc: "CCW address on s390x (since: 6.0)", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: Some("(CONFIG_WIN32 or CONFIG_LINUX)"),
+    },
+    TypeDoc {
+        name: "GuestNVMeSmart",
+        doc: "NVMe smart information, based on NVMe specification, section\n<SMART / Health Information (Log Identifier 02h)>",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "critical-warning", ty: "int", optional: false, doc: "", cond: None, features: &[] },
+        MemberDoc { name: "temperature", ty: "int", optional: false, doc: "", cond: None, features: &[] },
+        MemberDoc { name: "available-spare", ty: "int", optional: false, doc: "", cond: None, features: &[] },
+        MemberDoc { name: "available-spare-threshold", ty: "int", optional: false, doc: "", cond: None, features: &[] },
+        MemberDoc { name: "percentage-used", ty: "int", optional: false, doc: "", cond: None, features: &[] },
+        MemberDoc { name: "data-units-read-lo", ty: "uint64", optional: false, doc: "", cond: None, features: &[] },
+        MemberDoc { name: "data-units-read-hi", ty: "uint64", optional: false, doc: "", cond: None, features: &[] },
+        MemberDoc { name: "data-units-written-lo", ty: "uint64", optional: false, doc: "", cond: None, features: &[] },
+        MemberDoc { name: "data-units-written-hi", ty: "uint64", optional: false, doc: "", cond: None, features: &[] },
+        MemberDoc { name: "host-read-commands-lo", ty: "uint64", optional: false, doc: "", cond: None, features: &[] },
+        MemberDoc { name: "host-read-commands-hi", ty: "uint64", optional: false, doc: "", cond: None, features: &[] },
+        MemberDoc { name: "host-write-commands-lo", ty: "uint64", optional: false, doc: "", cond: None, features: &[] },
+        MemberDoc { name: "host-write-commands-hi", ty: "uint64", optional: false, doc: "", cond: None, features: &[] },
+        MemberDoc { name: "controller-busy-time-lo", ty: "uint64", optional: false, doc: "", cond: None, features: &[] },
+        MemberDoc { name: "controller-busy-time-hi", ty: "uint64", optional: false, doc: "", cond: None, features: &[] },
+        MemberDoc { name: "power-cycles-lo", ty: "uint64", optional: false, doc: "", cond: None, features: &[] },
+        MemberDoc { name: "power-cycles-hi", ty: "uint64", optional: false, doc: "", cond: None, features: &[] },
+        MemberDoc { name: "power-on-hours-lo", ty: "uint64", optional: false, doc: "", cond: None, features: &[] },
+        MemberDoc { name: "power-on-hours-hi", ty: "uint64", optional: false, doc: "", cond: None, features: &[] },
+        MemberDoc { name: "unsafe-shutdowns-lo", ty: "uint64", optional: false, doc: "", cond: None, features: &[] },
+        MemberDoc { name: "unsafe-shutdowns-hi", ty: "uint64", optional: false, doc: "", cond: None, features: &[] },
+        MemberDoc { name: "media-errors-lo", ty: "uint64", optional: false, doc: "", cond: None, features: &[] },
+        MemberDoc { name: "media-errors-hi", ty: "uint64", optional: false, doc: "", cond: None, features: &[] },
+        MemberDoc { name: "number-of-error-log-entries-lo", ty: "uint64", optional: false, doc: "", cond: None, features: &[] },
+        MemberDoc { name: "number-of-error-log-entries-hi", ty: "uint64", optional: false, doc: "", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: Some("(CONFIG_WIN32 or CONFIG_LIBUDEV)"),
+    },
+    TypeDoc {
+        name: "GuestDiskSmart",
+        doc: "Disk type related smart information.",
+        kind: TypeDocKind::Union {
+        members: &[
+        MemberDoc { name: "type", ty: "GuestDiskBusType", optional: false, doc: "disk bus type", cond: None, features: &[] },
+    ],
+        discriminator: "type",
+        branches: &[
+        ValueDoc { name: "nvme", ty: "GuestNVMeSmart", doc: "", cond: None },
+    ],
+    },
+        features: &[],
+        cond: Some("(CONFIG_WIN32 or CONFIG_LIBUDEV)"),
+    },
+    TypeDoc {
+        name: "GuestDiskInfo",
+        doc: "",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "name", ty: "str", optional: false, doc: "device node (Linux) or device UNC (Windows)", cond: None, features: &[] },
+        MemberDoc { name: "partition", ty: "bool", optional: false, doc: "whether this is a partition or disk", cond: None, features: &[] },
+        MemberDoc { name: "dependencies", ty: "[str]", optional: true, doc: "list of device dependencies; e.g. for LVs of the LVM\nthis will hold the list of PVs, for LUKS encrypted volume this\nwill contain the disk where the volume is placed.  (Linux)", cond: None, features: &[] },
+        MemberDoc { name: "address", ty: "GuestDiskAddress", optional: true, doc: "disk address information (only for non-virtual devices)", cond: None, features: &[] },
+        MemberDoc { name: "alias", ty: "str", optional: true, doc: "optional alias assigned to the disk, on Linux this is a name\nassigned by device mapper", cond: None, features: &[] },
+        MemberDoc { name: "smart", ty: "GuestDiskSmart", optional: true, doc: "disk smart information (Since 7.1)", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: Some("(CONFIG_WIN32 or CONFIG_LIBUDEV)"),
+    },
+    TypeDoc {
+        name: "GuestFilesystemInfo",
+        doc: "",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "name", ty: "str", optional: false, doc: "disk name", cond: None, features: &[] },
+        MemberDoc { name: "mountpoint", ty: "str", optional: false, doc: "mount point path", cond: None, features: &[] },
+        MemberDoc { name: "type", ty: "str", optional: false, doc: "file system type string", cond: None, features: &[] },
+        MemberDoc { name: "used-bytes", ty: "uint64", optional: true, doc: "file system used bytes (since 3.0)", cond: None, features: &[] },
+        MemberDoc { name: "total-bytes", ty: "uint64", optional: true, doc: "filesystem capacity in bytes for unprivileged users (since 3.0)", cond: None, features: &[] },
+        MemberDoc { name: "total-bytes-privileged", ty: "uint64", optional: true, doc: "filesystem capacity in bytes for privileged users\n(since 9.1)", cond: None, features: &[] },
+        MemberDoc { name: "disk", ty: "[GuestDiskAddress]", optional: false, doc: "an array of disk hardware information that the volume lies\non, which may be empty if the disk type is not supported", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: Some("(CONFIG_WIN32 or CONFIG_LINUX)"),
+    },
+    TypeDoc {
+        name: "GuestMemoryBlock",
+        doc: "",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "phys-index", ty: "uint64", optional: false, doc: "Arbitrary guest-specific unique identifier of the\nMEMORY BLOCK.", cond: None, features: &[] },
+        MemberDoc { name: "online", ty: "bool", optional: false, doc: "Whether the MEMORY BLOCK is enabled in guest.", cond: None, features: &[] },
+        MemberDoc { name: "can-offline", ty: "bool", optional: true, doc: "Whether offlining the MEMORY BLOCK is possible.  This\nmember is always filled in by the guest agent when the structure\nis returned, and always ignored on input (hence it can be\nomitted then).", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: Some("CONFIG_LINUX"),
+    },
+    TypeDoc {
+        name: "GuestMemoryBlockResponseType",
+        doc: "An enumeration of memory block operation result.",
+        kind: TypeDocKind::Enum(&[
+        ValueDoc { name: "success", ty: "", doc: "the operation of online/offline memory block is\nsuccessful.", cond: None },
+        ValueDoc { name: "not-found", ty: "", doc: "can't find the corresponding memoryXXX directory in\nsysfs.", cond: None },
+        ValueDoc { name: "operation-not-supported", ty: "", doc: "for some old kernels, it does not support\nonline or offline memory block.", cond: None },
+        ValueDoc { name: "operation-failed", ty: "", doc: "the operation of online/offline memory block\nfails, because of some errors happen.", cond: None },
+    ]),
+        features: &[],
+        cond: Some("CONFIG_LINUX"),
+    },
+    TypeDoc {
+        name: "GuestMemoryBlockResponse",
+        doc: "",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "phys-index", ty: "uint64", optional: false, doc: "same with the 'phys-index' member of @GuestMemoryBlock.", cond: None, features: &[] },
+        MemberDoc { name: "response", ty: "GuestMemoryBlockResponseType", optional: false, doc: "the result of memory block operation.", cond: None, features: &[] },
+        MemberDoc { name: "error-code", ty: "int", optional: true, doc: "the error number.  When memory block operation fails,\nwe assign the value of 'errno' to this member, it indicates what\ngoes wrong.  When the operation succeeds, it will be omitted.", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: Some("CONFIG_LINUX"),
+    },
+    TypeDoc {
+        name: "GuestMemoryBlockInfo",
+        doc: "",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "size", ty: "uint64", optional: false, doc: "the size (in bytes) of the guest memory blocks, which are the\nminimal units of memory block online/offline operations (also\ncalled Logical Memory Hotplug).", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: Some("CONFIG_LINUX"),
+    },
+    TypeDoc {
+        name: "GuestExecStatus",
+        doc: "",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "exited", ty: "bool", optional: false, doc: "true if process has already terminated.", cond: None, features: &[] },
+        MemberDoc { name: "exitcode", ty: "int", optional: true, doc: "process exit code if it was normally terminated.", cond: None, features: &[] },
+        MemberDoc { name: "signal", ty: "int", optional: true, doc: "signal number (linux) or unhandled exception code (windows)\nif the process was abnormally terminated.", cond: None, features: &[] },
+        MemberDoc { name: "out-data", ty: "str", optional: true, doc: "base64-encoded stdout of the process.  This field will\nonly be populated after the process exits.", cond: None, features: &[] },
+        MemberDoc { name: "err-data", ty: "str", optional: true, doc: "base64-encoded stderr of the process.  Note: @out-data\nand @err-data are present only if 'capture-output' was specified\nfor 'guest-exec'.  This field will only be populated after the\nprocess exits.", cond: None, features: &[] },
+        MemberDoc { name: "out-truncated", ty: "bool", optional: true, doc: "true if stdout was not fully captured due to size\nlimitation.", cond: None, features: &[] },
+        MemberDoc { name: "err-truncated", ty: "bool", optional: true, doc: "true if stderr was not fully captured due to size\nlimitation.", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: None,
+    },
+    TypeDoc {
+        name: "GuestExec",
+        doc: "",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "pid", ty: "int", optional: false, doc: "pid of child process in guest OS", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: None,
+    },
+    TypeDoc {
+        name: "GuestExecCaptureOutputMode",
+        doc: "An enumeration of guest-exec capture modes.",
+        kind: TypeDocKind::Enum(&[
+        ValueDoc { name: "none", ty: "", doc: "do not capture any output", cond: None },
+        ValueDoc { name: "stdout", ty: "", doc: "only capture stdout", cond: None },
+        ValueDoc { name: "stderr", ty: "", doc: "only capture stderr", cond: None },
+        ValueDoc { name: "separated", ty: "", doc: "capture both stdout and stderr, but separated into\nGuestExecStatus out-data and err-data, respectively", cond: None },
+        ValueDoc { name: "merged", ty: "", doc: "capture both stdout and stderr, but merge together into\nout-data.  Not effective on windows guests.", cond: Some("not CONFIG_WIN32") },
+    ]),
+        features: &[],
+        cond: None,
+    },
+    TypeDoc {
+        name: "GuestExecCaptureOutput",
+        doc: "Controls what guest-exec output gets captures.",
+        kind: TypeDocKind::Alternate(&[
+        ValueDoc { name: "flag", ty: "bool", doc: "captures both stdout and stderr if true.  Equivalent to\nGuestExecCaptureOutputMode::all.  (since 2.5)", cond: None },
+        ValueDoc { name: "mode", ty: "GuestExecCaptureOutputMode", doc: "capture mode; preferred interface", cond: None },
+    ]),
+        features: &[],
+        cond: None,
+    },
+    TypeDoc {
+        name: "GuestHostName",
+        doc: "",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "host-name", ty: "str", optional: false, doc: "Fully qualified domain name of the guest OS", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: None,
+    },
+    TypeDoc {
+        name: "GuestUser",
+        doc: "",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "user", ty: "str", optional: false, doc: "Username", cond: None, features: &[] },
+        MemberDoc { name: "login-time", ty: "number", optional: false, doc: "Time of login of this user on the computer.  If\nmultiple instances of the user are logged in, the earliest login\ntime is reported.  The value is in fractional seconds since\nepoch time.", cond: None, features: &[] },
+        MemberDoc { name: "domain", ty: "str", optional: true, doc: "Logon domain (windows only)", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: Some("(CONFIG_WIN32 or HAVE_UTMPX)"),
+    },
+    TypeDoc {
+        name: "GuestTimezone",
+        doc: "",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "zone", ty: "str", optional: true, doc: "Timezone name.  These values may differ depending on guest/OS\nand should only be used for informational purposes.", cond: None, features: &[] },
+        MemberDoc { name: "offset", ty: "int", optional: false, doc: "Offset to UTC in seconds, negative numbers for time zones\nwest of GMT, positive numbers for east", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: None,
+    },
+    TypeDoc {
+        name: "GuestOSInfo",
+        doc: "",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "kernel-release", ty: "str", optional: true, doc: "* POSIX: release field returned by uname(2)\n* Windows: build number of the OS", cond: None, features: &[] },
+        MemberDoc { name: "kernel-version", ty: "str", optional: true, doc: "* POSIX: version field returned by uname(2)\n* Windows: version number of the OS", cond: None, features: &[] },
+        MemberDoc { name: "machine", ty: "str", optional: true, doc: "* POSIX: machine field returned by uname(2)\n* Windows: one of x86, x86_64, arm, ia64", cond: None, features: &[] },
+        MemberDoc { name: "id", ty: "str", optional: true, doc: "* POSIX: as defined by os-release(5)\n* Windows: contains string \"mswindows\"", cond: None, features: &[] },
+        MemberDoc { name: "name", ty: "str", optional: true, doc: "* POSIX: as defined by os-release(5)\n* Windows: contains string \"Microsoft Windows\"", cond: None, features: &[] },
+        MemberDoc { name: "pretty-name", ty: "str", optional: true, doc: "* POSIX: as defined by os-release(5)\n* Windows: product name, e.g. \"Microsoft Windows 10 Enterprise\"", cond: None, features: &[] },
+        MemberDoc { name: "version", ty: "str", optional: true, doc: "* POSIX: as defined by os-release(5)\n* Windows: long version string, e.g. \"Microsoft Windows Server\n  2008\"", cond: None, features: &[] },
+        MemberDoc { name: "version-id", ty: "str", optional: true, doc: "* POSIX: as defined by os-release(5)\n* Windows: short version identifier, e.g. \"7\" or \"20012r2\"", cond: None, features: &[] },
+        MemberDoc { name: "variant", ty: "str", optional: true, doc: "* POSIX: as defined by os-release(5)\n* Windows: contains string \"server\" or \"client\"", cond: None, features: &[] },
+        MemberDoc { name: "variant-id", ty: "str", optional: true, doc: "* POSIX: as defined by os-release(5)\n* Windows: contains string \"server\" or \"client\"", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: None,
+    },
+    TypeDoc {
+        name: "GuestDeviceType",
+        doc: "",
+        kind: TypeDocKind::Enum(&[
+        ValueDoc { name: "pci", ty: "", doc: "PCI device", cond: None },
+    ]),
+        features: &[],
+        cond: Some("CONFIG_WIN32"),
+    },
+    TypeDoc {
+        name: "GuestDeviceIdPCI",
+        doc: "",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "vendor-id", ty: "uint16", optional: false, doc: "vendor ID", cond: None, features: &[] },
+        MemberDoc { name: "device-id", ty: "uint16", optional: false, doc: "device ID", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: Some("CONFIG_WIN32"),
+    },
+    TypeDoc {
+        name: "GuestDeviceId",
+        doc: "Id of the device",
+        kind: TypeDocKind::Union {
+        members: &[
+        MemberDoc { name: "type", ty: "GuestDeviceType", optional: false, doc: "device type", cond: None, features: &[] },
+    ],
+        discriminator: "type",
+        branches: &[
+        ValueDoc { name: "pci", ty: "GuestDeviceIdPCI", doc: "", cond: None },
+    ],
+    },
+        features: &[],
+        cond: Some("CONFIG_WIN32"),
+    },
+    TypeDoc {
+        name: "GuestDeviceInfo",
+        doc: "",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "driver-name", ty: "str", optional: false, doc: "name of the associated driver", cond: None, features: &[] },
+        MemberDoc { name: "driver-date", ty: "int", optional: true, doc: "driver release date, in nanoseconds since the epoch", cond: None, features: &[] },
+        MemberDoc { name: "driver-version", ty: "str", optional: true, doc: "driver version", cond: None, features: &[] },
+        MemberDoc { name: "id", ty: "GuestDeviceId", optional: true, doc: "device ID", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: Some("CONFIG_WIN32"),
+    },
+    TypeDoc {
+        name: "GuestAuthorizedKeys",
+        doc: "",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "keys", ty: "[str]", optional: false, doc: "public keys (in OpenSSH/sshd(8) authorized_keys format)", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: None,
+    },
+    TypeDoc {
+        name: "GuestDiskStats",
+        doc: "",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "read-sectors", ty: "uint64", optional: true, doc: "sectors read", cond: None, features: &[] },
+        MemberDoc { name: "read-ios", ty: "uint64", optional: true, doc: "reads completed successfully", cond: None, features: &[] },
+        MemberDoc { name: "read-merges", ty: "uint64", optional: true, doc: "read requests merged", cond: None, features: &[] },
+        MemberDoc { name: "write-sectors", ty: "uint64", optional: true, doc: "sectors written", cond: None, features: &[] },
+        MemberDoc { name: "write-ios", ty: "uint64", optional: true, doc: "writes completed", cond: None, features: &[] },
+        MemberDoc { name: "write-merges", ty: "uint64", optional: true, doc: "write requests merged", cond: None, features: &[] },
+        MemberDoc { name: "discard-sectors", ty: "uint64", optional: true, doc: "sectors discarded", cond: None, features: &[] },
+        MemberDoc { name: "discard-ios", ty: "uint64", optional: true, doc: "discards completed successfully", cond: None, features: &[] },
+        MemberDoc { name: "discard-merges", ty: "uint64", optional: true, doc: "discard requests merged", cond: None, features: &[] },
+        MemberDoc { name: "flush-ios", ty: "uint64", optional: true, doc: "flush requests completed successfully", cond: None, features: &[] },
+        MemberDoc { name: "read-ticks", ty: "uint64", optional: true, doc: "time spent reading(ms)", cond: None, features: &[] },
+        MemberDoc { name: "write-ticks", ty: "uint64", optional: true, doc: "time spent writing(ms)", cond: None, features: &[] },
+        MemberDoc { name: "discard-ticks", ty: "uint64", optional: true, doc: "time spent discarding(ms)", cond: None, features: &[] },
+        MemberDoc { name: "flush-ticks", ty: "uint64", optional: true, doc: "time spent flushing(ms)", cond: None, features: &[] },
+        MemberDoc { name: "ios-pgr", ty: "uint64", optional: true, doc: "number of I/Os currently in flight", cond: None, features: &[] },
+        MemberDoc { name: "total-ticks", ty: "uint64", optional: true, doc: "time spent doing I/Os (ms)", cond: None, features: &[] },
+        MemberDoc { name: "weight-ticks", ty: "uint64", optional: true, doc: "weighted time spent doing I/Os since the last update\nof this field(ms)", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: Some("CONFIG_LINUX"),
+    },
+    TypeDoc {
+        name: "GuestDiskStatsInfo",
+        doc: "",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "name", ty: "str", optional: false, doc: "disk name", cond: None, features: &[] },
+        MemberDoc { name: "major", ty: "uint64", optional: false, doc: "major device number of disk", cond: None, features: &[] },
+        MemberDoc { name: "minor", ty: "uint64", optional: false, doc: "minor device number of disk", cond: None, features: &[] },
+        MemberDoc { name: "stats", ty: "GuestDiskStats", optional: false, doc: "I/O statistics", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: Some("CONFIG_LINUX"),
+    },
+    TypeDoc {
+        name: "GuestCpuStatsType",
+        doc: "Guest operating systems supporting CPU statistics",
+        kind: TypeDocKind::Enum(&[
+        ValueDoc { name: "linux", ty: "", doc: "Linux", cond: None },
+    ]),
+        features: &[],
+        cond: Some("CONFIG_LINUX"),
+    },
+    TypeDoc {
+        name: "GuestLinuxCpuStats",
+        doc: "CPU statistics of Linux",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "cpu", ty: "int", optional: false, doc: "CPU index in guest OS", cond: None, features: &[] },
+        MemberDoc { name: "user", ty: "uint64", optional: false, doc: "Time spent in user mode", cond: None, features: &[] },
+        MemberDoc { name: "nice", ty: "uint64", optional: false, doc: "Time spent in user mode with low priority (nice)", cond: None, features: &[] },
+        MemberDoc { name: "system", ty: "uint64", optional: false, doc: "Time spent in system mode", cond: None, features: &[] },
+        MemberDoc { name: "idle", ty: "uint64", optional: false, doc: "Time spent in the idle task", cond: None, features: &[] },
+        MemberDoc { name: "iowait", ty: "uint64", optional: true, doc: "Time waiting for I/O to complete (since Linux 2.5.41)", cond: None, features: &[] },
+        MemberDoc { name: "irq", ty: "uint64", optional: true, doc: "Time servicing interrupts (since Linux 2.6.0-test4)", cond: None, features: &[] },
+        MemberDoc { name: "softirq", ty: "uint64", optional: true, doc: "Time servicing softirqs (since Linux 2.6.0-test4)", cond: None, features: &[] },
+        MemberDoc { name: "steal", ty: "uint64", optional: true, doc: "Stolen time by host (since Linux 2.6.11)", cond: None, features: &[] },
+        MemberDoc { name: "guest", ty: "uint64", optional: true, doc: "ime spent running a virtual CPU for guest operating systems\nunder the  control of the Linux kernel (since Linux 2.6.24)", cond: None, features: &[] },
+        MemberDoc { name: "guestnice", ty: "uint64", optional: true, doc: "Time spent running a niced guest (since Linux 2.6.33)", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: Some("CONFIG_LINUX"),
+    },
+    TypeDoc {
+        name: "GuestCpuStats",
+        doc: "Get statistics of each CPU in millisecond.",
+        kind: TypeDocKind::Union {
+        members: &[
+        MemberDoc { name: "type", ty: "GuestCpuStatsType", optional: false, doc: "guest operating system", cond: None, features: &[] },
+    ],
+        discriminator: "type",
+        branches: &[
+        ValueDoc { name: "linux", ty: "GuestLinuxCpuStats", doc: "", cond: None },
+    ],
+    },
+        features: &[],
+        cond: Some("CONFIG_LINUX"),
+    },
+    TypeDoc {
+        name: "GuestLoadAverage",
+        doc: "Statistics about process load information",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "load1m", ty: "number", optional: false, doc: "1-minute load avage", cond: None, features: &[] },
+        MemberDoc { name: "load5m", ty: "number", optional: false, doc: "5-minute load avage", cond: None, features: &[] },
+        MemberDoc { name: "load15m", ty: "number", optional: false, doc: "15-minute load avage", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: Some("CONFIG_GETLOADAVG"),
+    },
+    TypeDoc {
+        name: "GuestNetworkRoute",
+        doc: "Route information, currently, only linux supported.",
+        kind: TypeDocKind::Struct(&[
+        MemberDoc { name: "iface", ty: "str", optional: false, doc: "The destination network or host's egress network interface in the routing table", cond: None, features: &[] },
+        MemberDoc { name: "destination", ty: "str", optional: false, doc: "The IP address of the target network or host, The final destination of the packet", cond: None, features: &[] },
+        MemberDoc { name: "metric", ty: "int", optional: false, doc: "Route metric", cond: None, features: &[] },
+        MemberDoc { name: "gateway", ty: "str", optional: true, doc: "The IP address of the next hop router", cond: None, features: &[] },
+        MemberDoc { name: "mask", ty: "str", optional: true, doc: "Subnet Mask (IPv4 only)", cond: None, features: &[] },
+        MemberDoc { name: "irtt", ty: "int", optional: true, doc: "Initial round-trip delay (not for windows, IPv4 only)", cond: None, features: &[] },
+        MemberDoc { name: "flags", ty: "uint64", optional: true, doc: "Route flags (not for windows)", cond: None, features: &[] },
+        MemberDoc { name: "refcnt", ty: "int", optional: true, doc: "The route's reference count (not for windows)", cond: None, features: &[] },
+        MemberDoc { name: "use", ty: "int", optional: true, doc: "Route usage count (not for windows)", cond: None, features: &[] },
+        MemberDoc { name: "window", ty: "int", optional: true, doc: "TCP window size, used for flow control (not for windows, IPv4 only)", cond: None, features: &[] },
+        MemberDoc { name: "mtu", ty: "int", optional: true, doc: "Data link layer maximum packet size (not for windows)", cond: None, features: &[] },
+        MemberDoc { name: "desprefixlen", ty: "str", optional: true, doc: "Destination prefix length (for IPv6)", cond: None, features: &[] },
+        MemberDoc { name: "source", ty: "str", optional: true, doc: "Source IP address (for IPv6)", cond: None, features: &[] },
+        MemberDoc { name: "srcprefixlen", ty: "str", optional: true, doc: "Source prefix length (for IPv6)", cond: None, features: &[] },
+        MemberDoc { name: "nexthop", ty: "str", optional: true, doc: "Next hop IP address (for IPv6)", cond: None, features: &[] },
+        MemberDoc { name: "version", ty: "int", optional: false, doc: "IP version (4 or 6)", cond: None, features: &[] },
+    ]),
+        features: &[],
+        cond: Some("CONFIG_LINUX"),
+    },
+    TypeDoc {
+        name: "QType",
+        doc: "The JSON type of a value (a QAPI built-in).",
+        kind: TypeDocKind::Enum(&[
+        ValueDoc { name: "none", ty: "", doc: "no type", cond: None },
+        ValueDoc { name: "qnull", ty: "", doc: "null", cond: None },
+        ValueDoc { name: "qnum", ty: "", doc: "number", cond: None },
+        ValueDoc { name: "qstring", ty: "", doc: "string", cond: None },
+        ValueDoc { name: "qdict", ty: "", doc: "object", cond: None },
+        ValueDoc { name: "qlist", ty: "", doc: "array", cond: None },
+        ValueDoc { name: "qbool", ty: "", doc: "boolean", cond: None },
+    ]),
+        features: &[],
+        cond: None,
+    },
+];
+}

@@ -96,7 +96,8 @@ impl<'a, T: FromRawJson<'a> + Serialize> Serialize for JsonArray<'a, T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut seq = serializer.serialize_seq(None)?;
         for element in self.iter() {
-            let element = element.map_err(|_| serde::ser::Error::custom("element does not decode"))?;
+            let element =
+                element.map_err(|_| serde::ser::Error::custom("element does not decode"))?;
             seq.serialize_element(&element)?;
         }
         seq.end()

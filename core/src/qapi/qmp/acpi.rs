@@ -55,6 +55,41 @@ pub struct AcpiTableOptions<'a> {
     pub data: Option<JsonStr<'a>>,
 }
 
+impl<'a> SerializeMembers for AcpiTableOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.sig {
+            map.serialize_entry("sig", value)?;
+        }
+        if let Some(value) = &self.rev {
+            map.serialize_entry("rev", value)?;
+        }
+        if let Some(value) = &self.oem_id {
+            map.serialize_entry("oem_id", value)?;
+        }
+        if let Some(value) = &self.oem_table_id {
+            map.serialize_entry("oem_table_id", value)?;
+        }
+        if let Some(value) = &self.oem_rev {
+            map.serialize_entry("oem_rev", value)?;
+        }
+        if let Some(value) = &self.asl_compiler_id {
+            map.serialize_entry("asl_compiler_id", value)?;
+        }
+        if let Some(value) = &self.asl_compiler_rev {
+            map.serialize_entry("asl_compiler_rev", value)?;
+        }
+        if let Some(value) = &self.file {
+            map.serialize_entry("file", value)?;
+        }
+        if let Some(value) = &self.data {
+            map.serialize_entry("data", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(AcpiTableOptions<'a>);
+
 impl<'a> FromRawJson<'a> for AcpiTableOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -76,8 +111,12 @@ impl<'a> FromRawJson<'a> for AcpiTableOptions<'a> {
                 Some("oem_id") => m_oem_id = Some(FromRawJson::from_raw_json(value)?),
                 Some("oem_table_id") => m_oem_table_id = Some(FromRawJson::from_raw_json(value)?),
                 Some("oem_rev") => m_oem_rev = Some(FromRawJson::from_raw_json(value)?),
-                Some("asl_compiler_id") => m_asl_compiler_id = Some(FromRawJson::from_raw_json(value)?),
-                Some("asl_compiler_rev") => m_asl_compiler_rev = Some(FromRawJson::from_raw_json(value)?),
+                Some("asl_compiler_id") => {
+                    m_asl_compiler_id = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("asl_compiler_rev") => {
+                    m_asl_compiler_rev = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("file") => m_file = Some(FromRawJson::from_raw_json(value)?),
                 Some("data") => m_data = Some(FromRawJson::from_raw_json(value)?),
                 _ => {}
@@ -111,10 +150,7 @@ pub enum ACPISlotType<'a> {
 
 impl<'a> ACPISlotType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "DIMM",
-        "CPU",
-    ];
+    pub const VALUES: &'static [&'static str] = &["DIMM", "CPU"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -137,7 +173,9 @@ impl<'a> ACPISlotType<'a> {
 
 impl<'a> FromRawJson<'a> for ACPISlotType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -171,6 +209,21 @@ pub struct ACPIOSTInfo<'a> {
     /// `status`: an integer containing the status code
     pub status: i64,
 }
+
+impl<'a> SerializeMembers for ACPIOSTInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.device {
+            map.serialize_entry("device", value)?;
+        }
+        map.serialize_entry("slot", &self.slot)?;
+        map.serialize_entry("slot-type", &self.slot_type)?;
+        map.serialize_entry("source", &self.source)?;
+        map.serialize_entry("status", &self.status)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(ACPIOSTInfo<'a>);
 
 impl<'a> FromRawJson<'a> for ACPIOSTInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -256,6 +309,15 @@ pub struct AcpiDeviceOstEvent<'a> {
     pub info: ACPIOSTInfo<'a>,
 }
 
+impl<'a> SerializeMembers for AcpiDeviceOstEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("info", &self.info)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(AcpiDeviceOstEvent<'a>);
+
 impl<'a> FromRawJson<'a> for AcpiDeviceOstEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -280,4 +342,3 @@ impl<'a> EventData<'a> for AcpiDeviceOstEvent<'a> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
 }
-

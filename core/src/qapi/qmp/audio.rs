@@ -37,6 +37,35 @@ pub struct AudiodevPerDirectionOptions<'a> {
     pub buffer_length: Option<u32>,
 }
 
+impl<'a> SerializeMembers for AudiodevPerDirectionOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.mixing_engine {
+            map.serialize_entry("mixing-engine", value)?;
+        }
+        if let Some(value) = &self.fixed_settings {
+            map.serialize_entry("fixed-settings", value)?;
+        }
+        if let Some(value) = &self.frequency {
+            map.serialize_entry("frequency", value)?;
+        }
+        if let Some(value) = &self.channels {
+            map.serialize_entry("channels", value)?;
+        }
+        if let Some(value) = &self.voices {
+            map.serialize_entry("voices", value)?;
+        }
+        if let Some(value) = &self.format {
+            map.serialize_entry("format", value)?;
+        }
+        if let Some(value) = &self.buffer_length {
+            map.serialize_entry("buffer-length", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(AudiodevPerDirectionOptions<'a>);
+
 impl<'a> FromRawJson<'a> for AudiodevPerDirectionOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -52,7 +81,9 @@ impl<'a> FromRawJson<'a> for AudiodevPerDirectionOptions<'a> {
         for (key, value) in raw.members() {
             match key.as_plain() {
                 Some("mixing-engine") => m_mixing_engine = Some(FromRawJson::from_raw_json(value)?),
-                Some("fixed-settings") => m_fixed_settings = Some(FromRawJson::from_raw_json(value)?),
+                Some("fixed-settings") => {
+                    m_fixed_settings = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("frequency") => m_frequency = Some(FromRawJson::from_raw_json(value)?),
                 Some("channels") => m_channels = Some(FromRawJson::from_raw_json(value)?),
                 Some("voices") => m_voices = Some(FromRawJson::from_raw_json(value)?),
@@ -86,6 +117,20 @@ pub struct AudiodevGenericOptions<'a> {
     /// `out` (optional): options of the playback stream
     pub out: Option<AudiodevPerDirectionOptions<'a>>,
 }
+
+impl<'a> SerializeMembers for AudiodevGenericOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.r#in {
+            map.serialize_entry("in", value)?;
+        }
+        if let Some(value) = &self.out {
+            map.serialize_entry("out", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(AudiodevGenericOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevGenericOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -125,6 +170,23 @@ pub struct AudiodevDBusOptions<'a> {
     /// `nsamples` (optional): set the number of samples per read/write calls (default to 480,
     pub nsamples: Option<u32>,
 }
+
+impl<'a> SerializeMembers for AudiodevDBusOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.r#in {
+            map.serialize_entry("in", value)?;
+        }
+        if let Some(value) = &self.out {
+            map.serialize_entry("out", value)?;
+        }
+        if let Some(value) = &self.nsamples {
+            map.serialize_entry("nsamples", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(AudiodevDBusOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevDBusOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -189,6 +251,44 @@ pub struct AudiodevAlsaPerDirectionOptions<'a> {
     pub try_poll: Option<bool>,
 }
 
+impl<'a> SerializeMembers for AudiodevAlsaPerDirectionOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.mixing_engine {
+            map.serialize_entry("mixing-engine", value)?;
+        }
+        if let Some(value) = &self.fixed_settings {
+            map.serialize_entry("fixed-settings", value)?;
+        }
+        if let Some(value) = &self.frequency {
+            map.serialize_entry("frequency", value)?;
+        }
+        if let Some(value) = &self.channels {
+            map.serialize_entry("channels", value)?;
+        }
+        if let Some(value) = &self.voices {
+            map.serialize_entry("voices", value)?;
+        }
+        if let Some(value) = &self.format {
+            map.serialize_entry("format", value)?;
+        }
+        if let Some(value) = &self.buffer_length {
+            map.serialize_entry("buffer-length", value)?;
+        }
+        if let Some(value) = &self.dev {
+            map.serialize_entry("dev", value)?;
+        }
+        if let Some(value) = &self.period_length {
+            map.serialize_entry("period-length", value)?;
+        }
+        if let Some(value) = &self.try_poll {
+            map.serialize_entry("try-poll", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(AudiodevAlsaPerDirectionOptions<'a>);
+
 impl<'a> FromRawJson<'a> for AudiodevAlsaPerDirectionOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -207,7 +307,9 @@ impl<'a> FromRawJson<'a> for AudiodevAlsaPerDirectionOptions<'a> {
         for (key, value) in raw.members() {
             match key.as_plain() {
                 Some("mixing-engine") => m_mixing_engine = Some(FromRawJson::from_raw_json(value)?),
-                Some("fixed-settings") => m_fixed_settings = Some(FromRawJson::from_raw_json(value)?),
+                Some("fixed-settings") => {
+                    m_fixed_settings = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("frequency") => m_frequency = Some(FromRawJson::from_raw_json(value)?),
                 Some("channels") => m_channels = Some(FromRawJson::from_raw_json(value)?),
                 Some("voices") => m_voices = Some(FromRawJson::from_raw_json(value)?),
@@ -250,6 +352,23 @@ pub struct AudiodevAlsaOptions<'a> {
     pub threshold: Option<u32>,
 }
 
+impl<'a> SerializeMembers for AudiodevAlsaOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.r#in {
+            map.serialize_entry("in", value)?;
+        }
+        if let Some(value) = &self.out {
+            map.serialize_entry("out", value)?;
+        }
+        if let Some(value) = &self.threshold {
+            map.serialize_entry("threshold", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(AudiodevAlsaOptions<'a>);
+
 impl<'a> FromRawJson<'a> for AudiodevAlsaOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -291,6 +410,26 @@ pub struct AudiodevSndioOptions<'a> {
     /// `latency` (optional): play buffer size (in microseconds)
     pub latency: Option<u32>,
 }
+
+impl<'a> SerializeMembers for AudiodevSndioOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.r#in {
+            map.serialize_entry("in", value)?;
+        }
+        if let Some(value) = &self.out {
+            map.serialize_entry("out", value)?;
+        }
+        if let Some(value) = &self.dev {
+            map.serialize_entry("dev", value)?;
+        }
+        if let Some(value) = &self.latency {
+            map.serialize_entry("latency", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(AudiodevSndioOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevSndioOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -353,6 +492,38 @@ pub struct AudiodevCoreaudioPerDirectionOptions<'a> {
     pub buffer_count: Option<u32>,
 }
 
+impl<'a> SerializeMembers for AudiodevCoreaudioPerDirectionOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.mixing_engine {
+            map.serialize_entry("mixing-engine", value)?;
+        }
+        if let Some(value) = &self.fixed_settings {
+            map.serialize_entry("fixed-settings", value)?;
+        }
+        if let Some(value) = &self.frequency {
+            map.serialize_entry("frequency", value)?;
+        }
+        if let Some(value) = &self.channels {
+            map.serialize_entry("channels", value)?;
+        }
+        if let Some(value) = &self.voices {
+            map.serialize_entry("voices", value)?;
+        }
+        if let Some(value) = &self.format {
+            map.serialize_entry("format", value)?;
+        }
+        if let Some(value) = &self.buffer_length {
+            map.serialize_entry("buffer-length", value)?;
+        }
+        if let Some(value) = &self.buffer_count {
+            map.serialize_entry("buffer-count", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(AudiodevCoreaudioPerDirectionOptions<'a>);
+
 impl<'a> FromRawJson<'a> for AudiodevCoreaudioPerDirectionOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -369,7 +540,9 @@ impl<'a> FromRawJson<'a> for AudiodevCoreaudioPerDirectionOptions<'a> {
         for (key, value) in raw.members() {
             match key.as_plain() {
                 Some("mixing-engine") => m_mixing_engine = Some(FromRawJson::from_raw_json(value)?),
-                Some("fixed-settings") => m_fixed_settings = Some(FromRawJson::from_raw_json(value)?),
+                Some("fixed-settings") => {
+                    m_fixed_settings = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("frequency") => m_frequency = Some(FromRawJson::from_raw_json(value)?),
                 Some("channels") => m_channels = Some(FromRawJson::from_raw_json(value)?),
                 Some("voices") => m_voices = Some(FromRawJson::from_raw_json(value)?),
@@ -405,6 +578,20 @@ pub struct AudiodevCoreaudioOptions<'a> {
     /// `out` (optional): options of the playback stream
     pub out: Option<AudiodevCoreaudioPerDirectionOptions<'a>>,
 }
+
+impl<'a> SerializeMembers for AudiodevCoreaudioOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.r#in {
+            map.serialize_entry("in", value)?;
+        }
+        if let Some(value) = &self.out {
+            map.serialize_entry("out", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(AudiodevCoreaudioOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevCoreaudioOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -443,6 +630,23 @@ pub struct AudiodevDsoundOptions<'a> {
     /// 10000)
     pub latency: Option<u32>,
 }
+
+impl<'a> SerializeMembers for AudiodevDsoundOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.r#in {
+            map.serialize_entry("in", value)?;
+        }
+        if let Some(value) = &self.out {
+            map.serialize_entry("out", value)?;
+        }
+        if let Some(value) = &self.latency {
+            map.serialize_entry("latency", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(AudiodevDsoundOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevDsoundOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -517,6 +721,50 @@ pub struct AudiodevJackPerDirectionOptions<'a> {
     pub exact_name: Option<bool>,
 }
 
+impl<'a> SerializeMembers for AudiodevJackPerDirectionOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.mixing_engine {
+            map.serialize_entry("mixing-engine", value)?;
+        }
+        if let Some(value) = &self.fixed_settings {
+            map.serialize_entry("fixed-settings", value)?;
+        }
+        if let Some(value) = &self.frequency {
+            map.serialize_entry("frequency", value)?;
+        }
+        if let Some(value) = &self.channels {
+            map.serialize_entry("channels", value)?;
+        }
+        if let Some(value) = &self.voices {
+            map.serialize_entry("voices", value)?;
+        }
+        if let Some(value) = &self.format {
+            map.serialize_entry("format", value)?;
+        }
+        if let Some(value) = &self.buffer_length {
+            map.serialize_entry("buffer-length", value)?;
+        }
+        if let Some(value) = &self.server_name {
+            map.serialize_entry("server-name", value)?;
+        }
+        if let Some(value) = &self.client_name {
+            map.serialize_entry("client-name", value)?;
+        }
+        if let Some(value) = &self.connect_ports {
+            map.serialize_entry("connect-ports", value)?;
+        }
+        if let Some(value) = &self.start_server {
+            map.serialize_entry("start-server", value)?;
+        }
+        if let Some(value) = &self.exact_name {
+            map.serialize_entry("exact-name", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(AudiodevJackPerDirectionOptions<'a>);
+
 impl<'a> FromRawJson<'a> for AudiodevJackPerDirectionOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -537,7 +785,9 @@ impl<'a> FromRawJson<'a> for AudiodevJackPerDirectionOptions<'a> {
         for (key, value) in raw.members() {
             match key.as_plain() {
                 Some("mixing-engine") => m_mixing_engine = Some(FromRawJson::from_raw_json(value)?),
-                Some("fixed-settings") => m_fixed_settings = Some(FromRawJson::from_raw_json(value)?),
+                Some("fixed-settings") => {
+                    m_fixed_settings = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("frequency") => m_frequency = Some(FromRawJson::from_raw_json(value)?),
                 Some("channels") => m_channels = Some(FromRawJson::from_raw_json(value)?),
                 Some("voices") => m_voices = Some(FromRawJson::from_raw_json(value)?),
@@ -581,6 +831,20 @@ pub struct AudiodevJackOptions<'a> {
     /// `out` (optional): options of the playback stream
     pub out: Option<AudiodevJackPerDirectionOptions<'a>>,
 }
+
+impl<'a> SerializeMembers for AudiodevJackOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.r#in {
+            map.serialize_entry("in", value)?;
+        }
+        if let Some(value) = &self.out {
+            map.serialize_entry("out", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(AudiodevJackOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevJackOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -642,6 +906,44 @@ pub struct AudiodevOssPerDirectionOptions<'a> {
     pub try_poll: Option<bool>,
 }
 
+impl<'a> SerializeMembers for AudiodevOssPerDirectionOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.mixing_engine {
+            map.serialize_entry("mixing-engine", value)?;
+        }
+        if let Some(value) = &self.fixed_settings {
+            map.serialize_entry("fixed-settings", value)?;
+        }
+        if let Some(value) = &self.frequency {
+            map.serialize_entry("frequency", value)?;
+        }
+        if let Some(value) = &self.channels {
+            map.serialize_entry("channels", value)?;
+        }
+        if let Some(value) = &self.voices {
+            map.serialize_entry("voices", value)?;
+        }
+        if let Some(value) = &self.format {
+            map.serialize_entry("format", value)?;
+        }
+        if let Some(value) = &self.buffer_length {
+            map.serialize_entry("buffer-length", value)?;
+        }
+        if let Some(value) = &self.dev {
+            map.serialize_entry("dev", value)?;
+        }
+        if let Some(value) = &self.buffer_count {
+            map.serialize_entry("buffer-count", value)?;
+        }
+        if let Some(value) = &self.try_poll {
+            map.serialize_entry("try-poll", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(AudiodevOssPerDirectionOptions<'a>);
+
 impl<'a> FromRawJson<'a> for AudiodevOssPerDirectionOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -660,7 +962,9 @@ impl<'a> FromRawJson<'a> for AudiodevOssPerDirectionOptions<'a> {
         for (key, value) in raw.members() {
             match key.as_plain() {
                 Some("mixing-engine") => m_mixing_engine = Some(FromRawJson::from_raw_json(value)?),
-                Some("fixed-settings") => m_fixed_settings = Some(FromRawJson::from_raw_json(value)?),
+                Some("fixed-settings") => {
+                    m_fixed_settings = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("frequency") => m_frequency = Some(FromRawJson::from_raw_json(value)?),
                 Some("channels") => m_channels = Some(FromRawJson::from_raw_json(value)?),
                 Some("voices") => m_voices = Some(FromRawJson::from_raw_json(value)?),
@@ -711,6 +1015,29 @@ pub struct AudiodevOssOptions<'a> {
     /// (default 5)
     pub dsp_policy: Option<u32>,
 }
+
+impl<'a> SerializeMembers for AudiodevOssOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.r#in {
+            map.serialize_entry("in", value)?;
+        }
+        if let Some(value) = &self.out {
+            map.serialize_entry("out", value)?;
+        }
+        if let Some(value) = &self.try_mmap {
+            map.serialize_entry("try-mmap", value)?;
+        }
+        if let Some(value) = &self.exclusive {
+            map.serialize_entry("exclusive", value)?;
+        }
+        if let Some(value) = &self.dsp_policy {
+            map.serialize_entry("dsp-policy", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(AudiodevOssOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevOssOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -784,6 +1111,44 @@ pub struct AudiodevPaPerDirectionOptions<'a> {
     pub latency: Option<u32>,
 }
 
+impl<'a> SerializeMembers for AudiodevPaPerDirectionOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.mixing_engine {
+            map.serialize_entry("mixing-engine", value)?;
+        }
+        if let Some(value) = &self.fixed_settings {
+            map.serialize_entry("fixed-settings", value)?;
+        }
+        if let Some(value) = &self.frequency {
+            map.serialize_entry("frequency", value)?;
+        }
+        if let Some(value) = &self.channels {
+            map.serialize_entry("channels", value)?;
+        }
+        if let Some(value) = &self.voices {
+            map.serialize_entry("voices", value)?;
+        }
+        if let Some(value) = &self.format {
+            map.serialize_entry("format", value)?;
+        }
+        if let Some(value) = &self.buffer_length {
+            map.serialize_entry("buffer-length", value)?;
+        }
+        if let Some(value) = &self.name {
+            map.serialize_entry("name", value)?;
+        }
+        if let Some(value) = &self.stream_name {
+            map.serialize_entry("stream-name", value)?;
+        }
+        if let Some(value) = &self.latency {
+            map.serialize_entry("latency", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(AudiodevPaPerDirectionOptions<'a>);
+
 impl<'a> FromRawJson<'a> for AudiodevPaPerDirectionOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -802,7 +1167,9 @@ impl<'a> FromRawJson<'a> for AudiodevPaPerDirectionOptions<'a> {
         for (key, value) in raw.members() {
             match key.as_plain() {
                 Some("mixing-engine") => m_mixing_engine = Some(FromRawJson::from_raw_json(value)?),
-                Some("fixed-settings") => m_fixed_settings = Some(FromRawJson::from_raw_json(value)?),
+                Some("fixed-settings") => {
+                    m_fixed_settings = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("frequency") => m_frequency = Some(FromRawJson::from_raw_json(value)?),
                 Some("channels") => m_channels = Some(FromRawJson::from_raw_json(value)?),
                 Some("voices") => m_voices = Some(FromRawJson::from_raw_json(value)?),
@@ -844,6 +1211,23 @@ pub struct AudiodevPaOptions<'a> {
     /// `server` (optional): PulseAudio server address (default: let PulseAudio choose)
     pub server: Option<JsonStr<'a>>,
 }
+
+impl<'a> SerializeMembers for AudiodevPaOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.r#in {
+            map.serialize_entry("in", value)?;
+        }
+        if let Some(value) = &self.out {
+            map.serialize_entry("out", value)?;
+        }
+        if let Some(value) = &self.server {
+            map.serialize_entry("server", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(AudiodevPaOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevPaOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -911,6 +1295,44 @@ pub struct AudiodevPipewirePerDirectionOptions<'a> {
     pub latency: Option<u32>,
 }
 
+impl<'a> SerializeMembers for AudiodevPipewirePerDirectionOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.mixing_engine {
+            map.serialize_entry("mixing-engine", value)?;
+        }
+        if let Some(value) = &self.fixed_settings {
+            map.serialize_entry("fixed-settings", value)?;
+        }
+        if let Some(value) = &self.frequency {
+            map.serialize_entry("frequency", value)?;
+        }
+        if let Some(value) = &self.channels {
+            map.serialize_entry("channels", value)?;
+        }
+        if let Some(value) = &self.voices {
+            map.serialize_entry("voices", value)?;
+        }
+        if let Some(value) = &self.format {
+            map.serialize_entry("format", value)?;
+        }
+        if let Some(value) = &self.buffer_length {
+            map.serialize_entry("buffer-length", value)?;
+        }
+        if let Some(value) = &self.name {
+            map.serialize_entry("name", value)?;
+        }
+        if let Some(value) = &self.stream_name {
+            map.serialize_entry("stream-name", value)?;
+        }
+        if let Some(value) = &self.latency {
+            map.serialize_entry("latency", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(AudiodevPipewirePerDirectionOptions<'a>);
+
 impl<'a> FromRawJson<'a> for AudiodevPipewirePerDirectionOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -929,7 +1351,9 @@ impl<'a> FromRawJson<'a> for AudiodevPipewirePerDirectionOptions<'a> {
         for (key, value) in raw.members() {
             match key.as_plain() {
                 Some("mixing-engine") => m_mixing_engine = Some(FromRawJson::from_raw_json(value)?),
-                Some("fixed-settings") => m_fixed_settings = Some(FromRawJson::from_raw_json(value)?),
+                Some("fixed-settings") => {
+                    m_fixed_settings = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("frequency") => m_frequency = Some(FromRawJson::from_raw_json(value)?),
                 Some("channels") => m_channels = Some(FromRawJson::from_raw_json(value)?),
                 Some("voices") => m_voices = Some(FromRawJson::from_raw_json(value)?),
@@ -969,6 +1393,20 @@ pub struct AudiodevPipewireOptions<'a> {
     /// `out` (optional): options of the playback stream
     pub out: Option<AudiodevPipewirePerDirectionOptions<'a>>,
 }
+
+impl<'a> SerializeMembers for AudiodevPipewireOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.r#in {
+            map.serialize_entry("in", value)?;
+        }
+        if let Some(value) = &self.out {
+            map.serialize_entry("out", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(AudiodevPipewireOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevPipewireOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1025,6 +1463,38 @@ pub struct AudiodevSdlPerDirectionOptions<'a> {
     pub buffer_count: Option<u32>,
 }
 
+impl<'a> SerializeMembers for AudiodevSdlPerDirectionOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.mixing_engine {
+            map.serialize_entry("mixing-engine", value)?;
+        }
+        if let Some(value) = &self.fixed_settings {
+            map.serialize_entry("fixed-settings", value)?;
+        }
+        if let Some(value) = &self.frequency {
+            map.serialize_entry("frequency", value)?;
+        }
+        if let Some(value) = &self.channels {
+            map.serialize_entry("channels", value)?;
+        }
+        if let Some(value) = &self.voices {
+            map.serialize_entry("voices", value)?;
+        }
+        if let Some(value) = &self.format {
+            map.serialize_entry("format", value)?;
+        }
+        if let Some(value) = &self.buffer_length {
+            map.serialize_entry("buffer-length", value)?;
+        }
+        if let Some(value) = &self.buffer_count {
+            map.serialize_entry("buffer-count", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(AudiodevSdlPerDirectionOptions<'a>);
+
 impl<'a> FromRawJson<'a> for AudiodevSdlPerDirectionOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1041,7 +1511,9 @@ impl<'a> FromRawJson<'a> for AudiodevSdlPerDirectionOptions<'a> {
         for (key, value) in raw.members() {
             match key.as_plain() {
                 Some("mixing-engine") => m_mixing_engine = Some(FromRawJson::from_raw_json(value)?),
-                Some("fixed-settings") => m_fixed_settings = Some(FromRawJson::from_raw_json(value)?),
+                Some("fixed-settings") => {
+                    m_fixed_settings = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("frequency") => m_frequency = Some(FromRawJson::from_raw_json(value)?),
                 Some("channels") => m_channels = Some(FromRawJson::from_raw_json(value)?),
                 Some("voices") => m_voices = Some(FromRawJson::from_raw_json(value)?),
@@ -1077,6 +1549,20 @@ pub struct AudiodevSdlOptions<'a> {
     /// `out` (optional): options of the playback stream
     pub out: Option<AudiodevSdlPerDirectionOptions<'a>>,
 }
+
+impl<'a> SerializeMembers for AudiodevSdlOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.r#in {
+            map.serialize_entry("in", value)?;
+        }
+        if let Some(value) = &self.out {
+            map.serialize_entry("out", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(AudiodevSdlOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevSdlOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1114,6 +1600,23 @@ pub struct AudiodevWavOptions<'a> {
     /// `path` (optional): name of the wav file to record (default 'qemu.wav')
     pub path: Option<JsonStr<'a>>,
 }
+
+impl<'a> SerializeMembers for AudiodevWavOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.r#in {
+            map.serialize_entry("in", value)?;
+        }
+        if let Some(value) = &self.out {
+            map.serialize_entry("out", value)?;
+        }
+        if let Some(value) = &self.path {
+            map.serialize_entry("path", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(AudiodevWavOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevWavOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1167,15 +1670,7 @@ pub enum AudioFormat<'a> {
 
 impl<'a> AudioFormat<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "u8",
-        "s8",
-        "u16",
-        "s16",
-        "u32",
-        "s32",
-        "f32",
-    ];
+    pub const VALUES: &'static [&'static str] = &["u8", "s8", "u16", "s16", "u32", "s32", "f32"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -1208,7 +1703,9 @@ impl<'a> AudioFormat<'a> {
 
 impl<'a> FromRawJson<'a> for AudioFormat<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1342,7 +1839,9 @@ impl<'a> AudiodevDriver<'a> {
 
 impl<'a> FromRawJson<'a> for AudiodevDriver<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1482,6 +1981,34 @@ impl<'a> AudiodevBranch<'a> {
     }
 }
 
+impl<'a> SerializeMembers for Audiodev<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("id", &self.id)?;
+        if let Some(value) = &self.timer_period {
+            map.serialize_entry("timer-period", value)?;
+        }
+        map.serialize_entry("driver", &self.driver.tag())?;
+        match &self.driver {
+            AudiodevBranch::None(branch) => branch.serialize_members(map),
+            AudiodevBranch::Alsa(branch) => branch.serialize_members(map),
+            AudiodevBranch::Coreaudio(branch) => branch.serialize_members(map),
+            AudiodevBranch::Dbus(branch) => branch.serialize_members(map),
+            AudiodevBranch::Dsound(branch) => branch.serialize_members(map),
+            AudiodevBranch::Jack(branch) => branch.serialize_members(map),
+            AudiodevBranch::Oss(branch) => branch.serialize_members(map),
+            AudiodevBranch::Pa(branch) => branch.serialize_members(map),
+            AudiodevBranch::Pipewire(branch) => branch.serialize_members(map),
+            AudiodevBranch::Sdl(branch) => branch.serialize_members(map),
+            AudiodevBranch::Sndio(branch) => branch.serialize_members(map),
+            AudiodevBranch::Spice(branch) => branch.serialize_members(map),
+            AudiodevBranch::Wav(branch) => branch.serialize_members(map),
+            _ => Ok(()),
+        }
+    }
+}
+
+rt::serialize_as_map!(Audiodev<'a>);
+
 impl<'a> FromRawJson<'a> for Audiodev<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1496,11 +2023,16 @@ impl<'a> FromRawJson<'a> for Audiodev<'a> {
                 _ => {}
             }
         }
-        let tag = raw.get("driver").and_then(|t| t.as_json_str()).ok_or(rt::MISSING_MEMBER)?;
+        let tag = raw
+            .get("driver")
+            .and_then(|t| t.as_json_str())
+            .ok_or(rt::MISSING_MEMBER)?;
         let branch = match AudiodevDriver::from_json_str(tag) {
             AudiodevDriver::None => AudiodevBranch::None(FromRawJson::from_raw_json(raw)?),
             AudiodevDriver::Alsa => AudiodevBranch::Alsa(FromRawJson::from_raw_json(raw)?),
-            AudiodevDriver::Coreaudio => AudiodevBranch::Coreaudio(FromRawJson::from_raw_json(raw)?),
+            AudiodevDriver::Coreaudio => {
+                AudiodevBranch::Coreaudio(FromRawJson::from_raw_json(raw)?)
+            }
             AudiodevDriver::Dbus => AudiodevBranch::Dbus(FromRawJson::from_raw_json(raw)?),
             AudiodevDriver::Dsound => AudiodevBranch::Dsound(FromRawJson::from_raw_json(raw)?),
             AudiodevDriver::Jack => AudiodevBranch::Jack(FromRawJson::from_raw_json(raw)?),
@@ -1545,4 +2077,3 @@ impl Command for QueryAudiodevs {
         FromRawJson::from_raw_json(raw)
     }
 }
-

@@ -23,10 +23,7 @@ pub enum QAuthZListPolicy<'a> {
 
 impl<'a> QAuthZListPolicy<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "deny",
-        "allow",
-    ];
+    pub const VALUES: &'static [&'static str] = &["deny", "allow"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -49,7 +46,9 @@ impl<'a> QAuthZListPolicy<'a> {
 
 impl<'a> FromRawJson<'a> for QAuthZListPolicy<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -80,10 +79,7 @@ pub enum QAuthZListFormat<'a> {
 
 impl<'a> QAuthZListFormat<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "exact",
-        "glob",
-    ];
+    pub const VALUES: &'static [&'static str] = &["exact", "glob"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -106,7 +102,9 @@ impl<'a> QAuthZListFormat<'a> {
 
 impl<'a> FromRawJson<'a> for QAuthZListFormat<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -252,4 +250,3 @@ impl<'a> SerializeMembers for AuthZSimpleProperties<'a> {
 }
 
 rt::serialize_as_map!(AuthZSimpleProperties<'a>);
-

@@ -43,13 +43,7 @@ pub enum BiosAtaTranslation<'a> {
 
 impl<'a> BiosAtaTranslation<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "auto",
-        "none",
-        "lba",
-        "large",
-        "rechs",
-    ];
+    pub const VALUES: &'static [&'static str] = &["auto", "none", "lba", "large", "rechs"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -78,7 +72,9 @@ impl<'a> BiosAtaTranslation<'a> {
 
 impl<'a> FromRawJson<'a> for BiosAtaTranslation<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -115,13 +111,7 @@ pub enum FloppyDriveType<'a> {
 
 impl<'a> FloppyDriveType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "144",
-        "288",
-        "120",
-        "none",
-        "auto",
-    ];
+    pub const VALUES: &'static [&'static str] = &["144", "288", "120", "none", "auto"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -150,7 +140,9 @@ impl<'a> FloppyDriveType<'a> {
 
 impl<'a> FromRawJson<'a> for FloppyDriveType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -177,6 +169,16 @@ pub struct PRManagerInfo<'a> {
     /// to the underlying storage or helper
     pub connected: bool,
 }
+
+impl<'a> SerializeMembers for PRManagerInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("connected", &self.connected)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(PRManagerInfo<'a>);
 
 impl<'a> FromRawJson<'a> for PRManagerInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -571,11 +573,7 @@ pub enum BlockdevChangeReadOnlyMode<'a> {
 
 impl<'a> BlockdevChangeReadOnlyMode<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "retain",
-        "read-only",
-        "read-write",
-    ];
+    pub const VALUES: &'static [&'static str] = &["retain", "read-only", "read-write"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -600,7 +598,9 @@ impl<'a> BlockdevChangeReadOnlyMode<'a> {
 
 impl<'a> FromRawJson<'a> for BlockdevChangeReadOnlyMode<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -749,6 +749,17 @@ pub struct DeviceTrayMovedEvent<'a> {
     pub tray_open: bool,
 }
 
+impl<'a> SerializeMembers for DeviceTrayMovedEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("device", &self.device)?;
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("tray-open", &self.tray_open)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(DeviceTrayMovedEvent<'a>);
+
 impl<'a> FromRawJson<'a> for DeviceTrayMovedEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -803,6 +814,16 @@ pub struct PrManagerStatusChangedEvent<'a> {
     /// `connected`: true if the PR manager is connected to a backend
     pub connected: bool,
 }
+
+impl<'a> SerializeMembers for PrManagerStatusChangedEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("connected", &self.connected)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(PrManagerStatusChangedEvent<'a>);
 
 impl<'a> FromRawJson<'a> for PrManagerStatusChangedEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1054,4 +1075,3 @@ impl<'a> Command for BlockLatencyHistogramSet<'a> {
         rt::empty(raw)
     }
 }
-

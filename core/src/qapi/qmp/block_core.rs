@@ -34,6 +34,24 @@ pub struct SnapshotInfo<'a> {
     pub icount: Option<i64>,
 }
 
+impl<'a> SerializeMembers for SnapshotInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("vm-state-size", &self.vm_state_size)?;
+        map.serialize_entry("date-sec", &self.date_sec)?;
+        map.serialize_entry("date-nsec", &self.date_nsec)?;
+        map.serialize_entry("vm-clock-sec", &self.vm_clock_sec)?;
+        map.serialize_entry("vm-clock-nsec", &self.vm_clock_nsec)?;
+        if let Some(value) = &self.icount {
+            map.serialize_entry("icount", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SnapshotInfo<'a>);
+
 impl<'a> FromRawJson<'a> for SnapshotInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -82,6 +100,15 @@ pub struct ImageInfoSpecificQCow2EncryptionBase<'a> {
     /// `format`: The encryption format
     pub format: BlockdevQcow2EncryptionFormat<'a>,
 }
+
+impl<'a> SerializeMembers for ImageInfoSpecificQCow2EncryptionBase<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("format", &self.format)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(ImageInfoSpecificQCow2EncryptionBase<'a>);
 
 impl<'a> FromRawJson<'a> for ImageInfoSpecificQCow2EncryptionBase<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -139,25 +166,44 @@ impl<'a> ImageInfoSpecificQCow2EncryptionBranch<'a> {
         match self {
             ImageInfoSpecificQCow2EncryptionBranch::Aes => BlockdevQcow2EncryptionFormat::Aes,
             ImageInfoSpecificQCow2EncryptionBranch::Luks(_) => BlockdevQcow2EncryptionFormat::Luks,
-            ImageInfoSpecificQCow2EncryptionBranch::Unknown { tag, .. } => BlockdevQcow2EncryptionFormat::from_json_str(*tag),
+            ImageInfoSpecificQCow2EncryptionBranch::Unknown { tag, .. } => {
+                BlockdevQcow2EncryptionFormat::from_json_str(*tag)
+            }
         }
     }
 }
+
+impl<'a> SerializeMembers for ImageInfoSpecificQCow2Encryption<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("format", &self.format.tag())?;
+        match &self.format {
+            ImageInfoSpecificQCow2EncryptionBranch::Luks(branch) => branch.serialize_members(map),
+            _ => Ok(()),
+        }
+    }
+}
+
+rt::serialize_as_map!(ImageInfoSpecificQCow2Encryption<'a>);
 
 impl<'a> FromRawJson<'a> for ImageInfoSpecificQCow2Encryption<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
         }
-        let tag = raw.get("format").and_then(|t| t.as_json_str()).ok_or(rt::MISSING_MEMBER)?;
+        let tag = raw
+            .get("format")
+            .and_then(|t| t.as_json_str())
+            .ok_or(rt::MISSING_MEMBER)?;
         let branch = match BlockdevQcow2EncryptionFormat::from_json_str(tag) {
             BlockdevQcow2EncryptionFormat::Aes => ImageInfoSpecificQCow2EncryptionBranch::Aes,
-            BlockdevQcow2EncryptionFormat::Luks => ImageInfoSpecificQCow2EncryptionBranch::Luks(FromRawJson::from_raw_json(raw)?),
-            BlockdevQcow2EncryptionFormat::Unknown(tag) => ImageInfoSpecificQCow2EncryptionBranch::Unknown { tag, raw },
+            BlockdevQcow2EncryptionFormat::Luks => {
+                ImageInfoSpecificQCow2EncryptionBranch::Luks(FromRawJson::from_raw_json(raw)?)
+            }
+            BlockdevQcow2EncryptionFormat::Unknown(tag) => {
+                ImageInfoSpecificQCow2EncryptionBranch::Unknown { tag, raw }
+            }
         };
-        Ok(ImageInfoSpecificQCow2Encryption {
-            format: branch,
-        })
+        Ok(ImageInfoSpecificQCow2Encryption { format: branch })
     }
 }
 
@@ -196,6 +242,38 @@ pub struct ImageInfoSpecificQCow2<'a> {
     pub compression_type: Qcow2CompressionType<'a>,
 }
 
+impl<'a> SerializeMembers for ImageInfoSpecificQCow2<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("compat", &self.compat)?;
+        if let Some(value) = &self.data_file {
+            map.serialize_entry("data-file", value)?;
+        }
+        if let Some(value) = &self.data_file_raw {
+            map.serialize_entry("data-file-raw", value)?;
+        }
+        if let Some(value) = &self.extended_l2 {
+            map.serialize_entry("extended-l2", value)?;
+        }
+        if let Some(value) = &self.lazy_refcounts {
+            map.serialize_entry("lazy-refcounts", value)?;
+        }
+        if let Some(value) = &self.corrupt {
+            map.serialize_entry("corrupt", value)?;
+        }
+        map.serialize_entry("refcount-bits", &self.refcount_bits)?;
+        if let Some(value) = &self.encrypt {
+            map.serialize_entry("encrypt", value)?;
+        }
+        if let Some(value) = &self.bitmaps {
+            map.serialize_entry("bitmaps", value)?;
+        }
+        map.serialize_entry("compression-type", &self.compression_type)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(ImageInfoSpecificQCow2<'a>);
+
 impl<'a> FromRawJson<'a> for ImageInfoSpecificQCow2<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -217,12 +295,16 @@ impl<'a> FromRawJson<'a> for ImageInfoSpecificQCow2<'a> {
                 Some("data-file") => m_data_file = Some(FromRawJson::from_raw_json(value)?),
                 Some("data-file-raw") => m_data_file_raw = Some(FromRawJson::from_raw_json(value)?),
                 Some("extended-l2") => m_extended_l2 = Some(FromRawJson::from_raw_json(value)?),
-                Some("lazy-refcounts") => m_lazy_refcounts = Some(FromRawJson::from_raw_json(value)?),
+                Some("lazy-refcounts") => {
+                    m_lazy_refcounts = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("corrupt") => m_corrupt = Some(FromRawJson::from_raw_json(value)?),
                 Some("refcount-bits") => m_refcount_bits = Some(FromRawJson::from_raw_json(value)?),
                 Some("encrypt") => m_encrypt = Some(FromRawJson::from_raw_json(value)?),
                 Some("bitmaps") => m_bitmaps = Some(FromRawJson::from_raw_json(value)?),
-                Some("compression-type") => m_compression_type = Some(FromRawJson::from_raw_json(value)?),
+                Some("compression-type") => {
+                    m_compression_type = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -256,6 +338,18 @@ pub struct ImageInfoSpecificVmdk<'a> {
     /// `extents`: List of extent files
     pub extents: JsonArray<'a, VmdkExtentInfo<'a>>,
 }
+
+impl<'a> SerializeMembers for ImageInfoSpecificVmdk<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("create-type", &self.create_type)?;
+        map.serialize_entry("cid", &self.cid)?;
+        map.serialize_entry("parent-cid", &self.parent_cid)?;
+        map.serialize_entry("extents", &self.extents)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(ImageInfoSpecificVmdk<'a>);
 
 impl<'a> FromRawJson<'a> for ImageInfoSpecificVmdk<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -304,6 +398,23 @@ pub struct VmdkExtentInfo<'a> {
     pub compressed: Option<bool>,
 }
 
+impl<'a> SerializeMembers for VmdkExtentInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("filename", &self.filename)?;
+        map.serialize_entry("format", &self.format)?;
+        map.serialize_entry("virtual-size", &self.virtual_size)?;
+        if let Some(value) = &self.cluster_size {
+            map.serialize_entry("cluster-size", value)?;
+        }
+        if let Some(value) = &self.compressed {
+            map.serialize_entry("compressed", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VmdkExtentInfo<'a>);
+
 impl<'a> FromRawJson<'a> for VmdkExtentInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -344,6 +455,17 @@ pub struct ImageInfoSpecificRbd<'a> {
     pub encryption_format: Option<RbdImageEncryptionFormat<'a>>,
 }
 
+impl<'a> SerializeMembers for ImageInfoSpecificRbd<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.encryption_format {
+            map.serialize_entry("encryption-format", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(ImageInfoSpecificRbd<'a>);
+
 impl<'a> FromRawJson<'a> for ImageInfoSpecificRbd<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -352,7 +474,9 @@ impl<'a> FromRawJson<'a> for ImageInfoSpecificRbd<'a> {
         let mut m_encryption_format = None;
         for (key, value) in raw.members() {
             match key.as_plain() {
-                Some("encryption-format") => m_encryption_format = Some(FromRawJson::from_raw_json(value)?),
+                Some("encryption-format") => {
+                    m_encryption_format = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -372,6 +496,17 @@ pub struct ImageInfoSpecificFile {
     pub extent_size_hint: Option<u64>,
 }
 
+impl SerializeMembers for ImageInfoSpecificFile {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.extent_size_hint {
+            map.serialize_entry("extent-size-hint", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(ImageInfoSpecificFile);
+
 impl<'a> FromRawJson<'a> for ImageInfoSpecificFile {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -380,7 +515,9 @@ impl<'a> FromRawJson<'a> for ImageInfoSpecificFile {
         let mut m_extent_size_hint = None;
         for (key, value) in raw.members() {
             match key.as_plain() {
-                Some("extent-size-hint") => m_extent_size_hint = Some(FromRawJson::from_raw_json(value)?),
+                Some("extent-size-hint") => {
+                    m_extent_size_hint = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -412,13 +549,7 @@ pub enum ImageInfoSpecificKind<'a> {
 
 impl<'a> ImageInfoSpecificKind<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "qcow2",
-        "vmdk",
-        "luks",
-        "rbd",
-        "file",
-    ];
+    pub const VALUES: &'static [&'static str] = &["qcow2", "vmdk", "luks", "rbd", "file"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -447,7 +578,9 @@ impl<'a> ImageInfoSpecificKind<'a> {
 
 impl<'a> FromRawJson<'a> for ImageInfoSpecificKind<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -469,6 +602,15 @@ pub struct ImageInfoSpecificQCow2Wrapper<'a> {
     /// `data`: image information specific to QCOW2
     pub data: ImageInfoSpecificQCow2<'a>,
 }
+
+impl<'a> SerializeMembers for ImageInfoSpecificQCow2Wrapper<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("data", &self.data)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(ImageInfoSpecificQCow2Wrapper<'a>);
 
 impl<'a> FromRawJson<'a> for ImageInfoSpecificQCow2Wrapper<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -498,6 +640,15 @@ pub struct ImageInfoSpecificVmdkWrapper<'a> {
     pub data: ImageInfoSpecificVmdk<'a>,
 }
 
+impl<'a> SerializeMembers for ImageInfoSpecificVmdkWrapper<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("data", &self.data)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(ImageInfoSpecificVmdkWrapper<'a>);
+
 impl<'a> FromRawJson<'a> for ImageInfoSpecificVmdkWrapper<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -525,6 +676,15 @@ pub struct ImageInfoSpecificLUKSWrapper<'a> {
     /// `data`: image information specific to LUKS
     pub data: QCryptoBlockInfoLUKS<'a>,
 }
+
+impl<'a> SerializeMembers for ImageInfoSpecificLUKSWrapper<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("data", &self.data)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(ImageInfoSpecificLUKSWrapper<'a>);
 
 impl<'a> FromRawJson<'a> for ImageInfoSpecificLUKSWrapper<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -554,6 +714,15 @@ pub struct ImageInfoSpecificRbdWrapper<'a> {
     pub data: ImageInfoSpecificRbd<'a>,
 }
 
+impl<'a> SerializeMembers for ImageInfoSpecificRbdWrapper<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("data", &self.data)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(ImageInfoSpecificRbdWrapper<'a>);
+
 impl<'a> FromRawJson<'a> for ImageInfoSpecificRbdWrapper<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -581,6 +750,15 @@ pub struct ImageInfoSpecificFileWrapper {
     /// `data`: image information specific to files
     pub data: ImageInfoSpecificFile,
 }
+
+impl SerializeMembers for ImageInfoSpecificFileWrapper {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("data", &self.data)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(ImageInfoSpecificFileWrapper);
 
 impl<'a> FromRawJson<'a> for ImageInfoSpecificFileWrapper {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -650,28 +828,57 @@ impl<'a> ImageInfoSpecificBranch<'a> {
             ImageInfoSpecificBranch::Luks(_) => ImageInfoSpecificKind::Luks,
             ImageInfoSpecificBranch::Rbd(_) => ImageInfoSpecificKind::Rbd,
             ImageInfoSpecificBranch::File(_) => ImageInfoSpecificKind::File,
-            ImageInfoSpecificBranch::Unknown { tag, .. } => ImageInfoSpecificKind::from_json_str(*tag),
+            ImageInfoSpecificBranch::Unknown { tag, .. } => {
+                ImageInfoSpecificKind::from_json_str(*tag)
+            }
         }
     }
 }
+
+impl<'a> SerializeMembers for ImageInfoSpecific<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("type", &self.r#type.tag())?;
+        match &self.r#type {
+            ImageInfoSpecificBranch::Qcow2(branch) => branch.serialize_members(map),
+            ImageInfoSpecificBranch::Vmdk(branch) => branch.serialize_members(map),
+            ImageInfoSpecificBranch::Luks(branch) => branch.serialize_members(map),
+            ImageInfoSpecificBranch::Rbd(branch) => branch.serialize_members(map),
+            ImageInfoSpecificBranch::File(branch) => branch.serialize_members(map),
+            _ => Ok(()),
+        }
+    }
+}
+
+rt::serialize_as_map!(ImageInfoSpecific<'a>);
 
 impl<'a> FromRawJson<'a> for ImageInfoSpecific<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
         }
-        let tag = raw.get("type").and_then(|t| t.as_json_str()).ok_or(rt::MISSING_MEMBER)?;
+        let tag = raw
+            .get("type")
+            .and_then(|t| t.as_json_str())
+            .ok_or(rt::MISSING_MEMBER)?;
         let branch = match ImageInfoSpecificKind::from_json_str(tag) {
-            ImageInfoSpecificKind::Qcow2 => ImageInfoSpecificBranch::Qcow2(FromRawJson::from_raw_json(raw)?),
-            ImageInfoSpecificKind::Vmdk => ImageInfoSpecificBranch::Vmdk(FromRawJson::from_raw_json(raw)?),
-            ImageInfoSpecificKind::Luks => ImageInfoSpecificBranch::Luks(FromRawJson::from_raw_json(raw)?),
-            ImageInfoSpecificKind::Rbd => ImageInfoSpecificBranch::Rbd(FromRawJson::from_raw_json(raw)?),
-            ImageInfoSpecificKind::File => ImageInfoSpecificBranch::File(FromRawJson::from_raw_json(raw)?),
+            ImageInfoSpecificKind::Qcow2 => {
+                ImageInfoSpecificBranch::Qcow2(FromRawJson::from_raw_json(raw)?)
+            }
+            ImageInfoSpecificKind::Vmdk => {
+                ImageInfoSpecificBranch::Vmdk(FromRawJson::from_raw_json(raw)?)
+            }
+            ImageInfoSpecificKind::Luks => {
+                ImageInfoSpecificBranch::Luks(FromRawJson::from_raw_json(raw)?)
+            }
+            ImageInfoSpecificKind::Rbd => {
+                ImageInfoSpecificBranch::Rbd(FromRawJson::from_raw_json(raw)?)
+            }
+            ImageInfoSpecificKind::File => {
+                ImageInfoSpecificBranch::File(FromRawJson::from_raw_json(raw)?)
+            }
             ImageInfoSpecificKind::Unknown(tag) => ImageInfoSpecificBranch::Unknown { tag, raw },
         };
-        Ok(ImageInfoSpecific {
-            r#type: branch,
-        })
+        Ok(ImageInfoSpecific { r#type: branch })
     }
 }
 
@@ -712,6 +919,47 @@ pub struct BlockNodeInfo<'a> {
     pub format_specific: Option<ImageInfoSpecific<'a>>,
 }
 
+impl<'a> SerializeMembers for BlockNodeInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("filename", &self.filename)?;
+        map.serialize_entry("format", &self.format)?;
+        if let Some(value) = &self.dirty_flag {
+            map.serialize_entry("dirty-flag", value)?;
+        }
+        if let Some(value) = &self.actual_size {
+            map.serialize_entry("actual-size", value)?;
+        }
+        map.serialize_entry("virtual-size", &self.virtual_size)?;
+        if let Some(value) = &self.cluster_size {
+            map.serialize_entry("cluster-size", value)?;
+        }
+        if let Some(value) = &self.encrypted {
+            map.serialize_entry("encrypted", value)?;
+        }
+        if let Some(value) = &self.compressed {
+            map.serialize_entry("compressed", value)?;
+        }
+        if let Some(value) = &self.backing_filename {
+            map.serialize_entry("backing-filename", value)?;
+        }
+        if let Some(value) = &self.full_backing_filename {
+            map.serialize_entry("full-backing-filename", value)?;
+        }
+        if let Some(value) = &self.backing_filename_format {
+            map.serialize_entry("backing-filename-format", value)?;
+        }
+        if let Some(value) = &self.snapshots {
+            map.serialize_entry("snapshots", value)?;
+        }
+        if let Some(value) = &self.format_specific {
+            map.serialize_entry("format-specific", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockNodeInfo<'a>);
+
 impl<'a> FromRawJson<'a> for BlockNodeInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -740,11 +988,19 @@ impl<'a> FromRawJson<'a> for BlockNodeInfo<'a> {
                 Some("cluster-size") => m_cluster_size = Some(FromRawJson::from_raw_json(value)?),
                 Some("encrypted") => m_encrypted = Some(FromRawJson::from_raw_json(value)?),
                 Some("compressed") => m_compressed = Some(FromRawJson::from_raw_json(value)?),
-                Some("backing-filename") => m_backing_filename = Some(FromRawJson::from_raw_json(value)?),
-                Some("full-backing-filename") => m_full_backing_filename = Some(FromRawJson::from_raw_json(value)?),
-                Some("backing-filename-format") => m_backing_filename_format = Some(FromRawJson::from_raw_json(value)?),
+                Some("backing-filename") => {
+                    m_backing_filename = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("full-backing-filename") => {
+                    m_full_backing_filename = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("backing-filename-format") => {
+                    m_backing_filename_format = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("snapshots") => m_snapshots = Some(FromRawJson::from_raw_json(value)?),
-                Some("format-specific") => m_format_specific = Some(FromRawJson::from_raw_json(value)?),
+                Some("format-specific") => {
+                    m_format_specific = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -806,6 +1062,50 @@ pub struct ImageInfo<'a> {
     pub backing_image: Option<Lazy<'a, ImageInfo<'a>>>,
 }
 
+impl<'a> SerializeMembers for ImageInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("filename", &self.filename)?;
+        map.serialize_entry("format", &self.format)?;
+        if let Some(value) = &self.dirty_flag {
+            map.serialize_entry("dirty-flag", value)?;
+        }
+        if let Some(value) = &self.actual_size {
+            map.serialize_entry("actual-size", value)?;
+        }
+        map.serialize_entry("virtual-size", &self.virtual_size)?;
+        if let Some(value) = &self.cluster_size {
+            map.serialize_entry("cluster-size", value)?;
+        }
+        if let Some(value) = &self.encrypted {
+            map.serialize_entry("encrypted", value)?;
+        }
+        if let Some(value) = &self.compressed {
+            map.serialize_entry("compressed", value)?;
+        }
+        if let Some(value) = &self.backing_filename {
+            map.serialize_entry("backing-filename", value)?;
+        }
+        if let Some(value) = &self.full_backing_filename {
+            map.serialize_entry("full-backing-filename", value)?;
+        }
+        if let Some(value) = &self.backing_filename_format {
+            map.serialize_entry("backing-filename-format", value)?;
+        }
+        if let Some(value) = &self.snapshots {
+            map.serialize_entry("snapshots", value)?;
+        }
+        if let Some(value) = &self.format_specific {
+            map.serialize_entry("format-specific", value)?;
+        }
+        if let Some(value) = &self.backing_image {
+            map.serialize_entry("backing-image", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(ImageInfo<'a>);
+
 impl<'a> FromRawJson<'a> for ImageInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -835,11 +1135,19 @@ impl<'a> FromRawJson<'a> for ImageInfo<'a> {
                 Some("cluster-size") => m_cluster_size = Some(FromRawJson::from_raw_json(value)?),
                 Some("encrypted") => m_encrypted = Some(FromRawJson::from_raw_json(value)?),
                 Some("compressed") => m_compressed = Some(FromRawJson::from_raw_json(value)?),
-                Some("backing-filename") => m_backing_filename = Some(FromRawJson::from_raw_json(value)?),
-                Some("full-backing-filename") => m_full_backing_filename = Some(FromRawJson::from_raw_json(value)?),
-                Some("backing-filename-format") => m_backing_filename_format = Some(FromRawJson::from_raw_json(value)?),
+                Some("backing-filename") => {
+                    m_backing_filename = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("full-backing-filename") => {
+                    m_full_backing_filename = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("backing-filename-format") => {
+                    m_backing_filename_format = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("snapshots") => m_snapshots = Some(FromRawJson::from_raw_json(value)?),
-                Some("format-specific") => m_format_specific = Some(FromRawJson::from_raw_json(value)?),
+                Some("format-specific") => {
+                    m_format_specific = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("backing-image") => m_backing_image = Some(FromRawJson::from_raw_json(value)?),
                 _ => {}
             }
@@ -879,6 +1187,16 @@ pub struct BlockChildInfo<'a> {
     /// `info`: Block graph information starting at this node
     pub info: BlockGraphInfo<'a>,
 }
+
+impl<'a> SerializeMembers for BlockChildInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("info", &self.info)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockChildInfo<'a>);
 
 impl<'a> FromRawJson<'a> for BlockChildInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -942,6 +1260,48 @@ pub struct BlockGraphInfo<'a> {
     pub children: JsonArray<'a, BlockChildInfo<'a>>,
 }
 
+impl<'a> SerializeMembers for BlockGraphInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("filename", &self.filename)?;
+        map.serialize_entry("format", &self.format)?;
+        if let Some(value) = &self.dirty_flag {
+            map.serialize_entry("dirty-flag", value)?;
+        }
+        if let Some(value) = &self.actual_size {
+            map.serialize_entry("actual-size", value)?;
+        }
+        map.serialize_entry("virtual-size", &self.virtual_size)?;
+        if let Some(value) = &self.cluster_size {
+            map.serialize_entry("cluster-size", value)?;
+        }
+        if let Some(value) = &self.encrypted {
+            map.serialize_entry("encrypted", value)?;
+        }
+        if let Some(value) = &self.compressed {
+            map.serialize_entry("compressed", value)?;
+        }
+        if let Some(value) = &self.backing_filename {
+            map.serialize_entry("backing-filename", value)?;
+        }
+        if let Some(value) = &self.full_backing_filename {
+            map.serialize_entry("full-backing-filename", value)?;
+        }
+        if let Some(value) = &self.backing_filename_format {
+            map.serialize_entry("backing-filename-format", value)?;
+        }
+        if let Some(value) = &self.snapshots {
+            map.serialize_entry("snapshots", value)?;
+        }
+        if let Some(value) = &self.format_specific {
+            map.serialize_entry("format-specific", value)?;
+        }
+        map.serialize_entry("children", &self.children)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockGraphInfo<'a>);
+
 impl<'a> FromRawJson<'a> for BlockGraphInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -971,11 +1331,19 @@ impl<'a> FromRawJson<'a> for BlockGraphInfo<'a> {
                 Some("cluster-size") => m_cluster_size = Some(FromRawJson::from_raw_json(value)?),
                 Some("encrypted") => m_encrypted = Some(FromRawJson::from_raw_json(value)?),
                 Some("compressed") => m_compressed = Some(FromRawJson::from_raw_json(value)?),
-                Some("backing-filename") => m_backing_filename = Some(FromRawJson::from_raw_json(value)?),
-                Some("full-backing-filename") => m_full_backing_filename = Some(FromRawJson::from_raw_json(value)?),
-                Some("backing-filename-format") => m_backing_filename_format = Some(FromRawJson::from_raw_json(value)?),
+                Some("backing-filename") => {
+                    m_backing_filename = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("full-backing-filename") => {
+                    m_full_backing_filename = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("backing-filename-format") => {
+                    m_backing_filename_format = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("snapshots") => m_snapshots = Some(FromRawJson::from_raw_json(value)?),
-                Some("format-specific") => m_format_specific = Some(FromRawJson::from_raw_json(value)?),
+                Some("format-specific") => {
+                    m_format_specific = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("children") => m_children = Some(FromRawJson::from_raw_json(value)?),
                 _ => {}
             }
@@ -1039,6 +1407,44 @@ pub struct ImageCheck<'a> {
     pub compressed_clusters: Option<i64>,
 }
 
+impl<'a> SerializeMembers for ImageCheck<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("filename", &self.filename)?;
+        map.serialize_entry("format", &self.format)?;
+        map.serialize_entry("check-errors", &self.check_errors)?;
+        if let Some(value) = &self.image_end_offset {
+            map.serialize_entry("image-end-offset", value)?;
+        }
+        if let Some(value) = &self.corruptions {
+            map.serialize_entry("corruptions", value)?;
+        }
+        if let Some(value) = &self.leaks {
+            map.serialize_entry("leaks", value)?;
+        }
+        if let Some(value) = &self.corruptions_fixed {
+            map.serialize_entry("corruptions-fixed", value)?;
+        }
+        if let Some(value) = &self.leaks_fixed {
+            map.serialize_entry("leaks-fixed", value)?;
+        }
+        if let Some(value) = &self.total_clusters {
+            map.serialize_entry("total-clusters", value)?;
+        }
+        if let Some(value) = &self.allocated_clusters {
+            map.serialize_entry("allocated-clusters", value)?;
+        }
+        if let Some(value) = &self.fragmented_clusters {
+            map.serialize_entry("fragmented-clusters", value)?;
+        }
+        if let Some(value) = &self.compressed_clusters {
+            map.serialize_entry("compressed-clusters", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(ImageCheck<'a>);
+
 impl<'a> FromRawJson<'a> for ImageCheck<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1061,15 +1467,27 @@ impl<'a> FromRawJson<'a> for ImageCheck<'a> {
                 Some("filename") => m_filename = Some(FromRawJson::from_raw_json(value)?),
                 Some("format") => m_format = Some(FromRawJson::from_raw_json(value)?),
                 Some("check-errors") => m_check_errors = Some(FromRawJson::from_raw_json(value)?),
-                Some("image-end-offset") => m_image_end_offset = Some(FromRawJson::from_raw_json(value)?),
+                Some("image-end-offset") => {
+                    m_image_end_offset = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("corruptions") => m_corruptions = Some(FromRawJson::from_raw_json(value)?),
                 Some("leaks") => m_leaks = Some(FromRawJson::from_raw_json(value)?),
-                Some("corruptions-fixed") => m_corruptions_fixed = Some(FromRawJson::from_raw_json(value)?),
+                Some("corruptions-fixed") => {
+                    m_corruptions_fixed = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("leaks-fixed") => m_leaks_fixed = Some(FromRawJson::from_raw_json(value)?),
-                Some("total-clusters") => m_total_clusters = Some(FromRawJson::from_raw_json(value)?),
-                Some("allocated-clusters") => m_allocated_clusters = Some(FromRawJson::from_raw_json(value)?),
-                Some("fragmented-clusters") => m_fragmented_clusters = Some(FromRawJson::from_raw_json(value)?),
-                Some("compressed-clusters") => m_compressed_clusters = Some(FromRawJson::from_raw_json(value)?),
+                Some("total-clusters") => {
+                    m_total_clusters = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("allocated-clusters") => {
+                    m_allocated_clusters = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("fragmented-clusters") => {
+                    m_fragmented_clusters = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("compressed-clusters") => {
+                    m_compressed_clusters = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -1126,6 +1544,27 @@ pub struct MapEntry<'a> {
     /// `filename` (optional): filename that is referred to by @offset
     pub filename: Option<JsonStr<'a>>,
 }
+
+impl<'a> SerializeMembers for MapEntry<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("start", &self.start)?;
+        map.serialize_entry("length", &self.length)?;
+        map.serialize_entry("data", &self.data)?;
+        map.serialize_entry("zero", &self.zero)?;
+        map.serialize_entry("compressed", &self.compressed)?;
+        map.serialize_entry("depth", &self.depth)?;
+        map.serialize_entry("present", &self.present)?;
+        if let Some(value) = &self.offset {
+            map.serialize_entry("offset", value)?;
+        }
+        if let Some(value) = &self.filename {
+            map.serialize_entry("filename", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(MapEntry<'a>);
 
 impl<'a> FromRawJson<'a> for MapEntry<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1184,6 +1623,17 @@ pub struct BlockdevCacheInfo {
     /// `no-flush`: true if flush requests are ignored for the device
     pub no_flush: bool,
 }
+
+impl SerializeMembers for BlockdevCacheInfo {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("writeback", &self.writeback)?;
+        map.serialize_entry("direct", &self.direct)?;
+        map.serialize_entry("no-flush", &self.no_flush)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockdevCacheInfo);
 
 impl<'a> FromRawJson<'a> for BlockdevCacheInfo {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1308,6 +1758,81 @@ pub struct BlockDeviceInfo<'a> {
     pub dirty_bitmaps: Option<JsonArray<'a, BlockDirtyInfo<'a>>>,
 }
 
+impl<'a> SerializeMembers for BlockDeviceInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("file", &self.file)?;
+        if let Some(value) = &self.node_name {
+            map.serialize_entry("node-name", value)?;
+        }
+        map.serialize_entry("ro", &self.ro)?;
+        map.serialize_entry("drv", &self.drv)?;
+        if let Some(value) = &self.backing_file {
+            map.serialize_entry("backing_file", value)?;
+        }
+        map.serialize_entry("backing_file_depth", &self.backing_file_depth)?;
+        map.serialize_entry("active", &self.active)?;
+        map.serialize_entry("encrypted", &self.encrypted)?;
+        map.serialize_entry("detect_zeroes", &self.detect_zeroes)?;
+        map.serialize_entry("bps", &self.bps)?;
+        map.serialize_entry("bps_rd", &self.bps_rd)?;
+        map.serialize_entry("bps_wr", &self.bps_wr)?;
+        map.serialize_entry("iops", &self.iops)?;
+        map.serialize_entry("iops_rd", &self.iops_rd)?;
+        map.serialize_entry("iops_wr", &self.iops_wr)?;
+        map.serialize_entry("image", &self.image)?;
+        if let Some(value) = &self.bps_max {
+            map.serialize_entry("bps_max", value)?;
+        }
+        if let Some(value) = &self.bps_rd_max {
+            map.serialize_entry("bps_rd_max", value)?;
+        }
+        if let Some(value) = &self.bps_wr_max {
+            map.serialize_entry("bps_wr_max", value)?;
+        }
+        if let Some(value) = &self.iops_max {
+            map.serialize_entry("iops_max", value)?;
+        }
+        if let Some(value) = &self.iops_rd_max {
+            map.serialize_entry("iops_rd_max", value)?;
+        }
+        if let Some(value) = &self.iops_wr_max {
+            map.serialize_entry("iops_wr_max", value)?;
+        }
+        if let Some(value) = &self.bps_max_length {
+            map.serialize_entry("bps_max_length", value)?;
+        }
+        if let Some(value) = &self.bps_rd_max_length {
+            map.serialize_entry("bps_rd_max_length", value)?;
+        }
+        if let Some(value) = &self.bps_wr_max_length {
+            map.serialize_entry("bps_wr_max_length", value)?;
+        }
+        if let Some(value) = &self.iops_max_length {
+            map.serialize_entry("iops_max_length", value)?;
+        }
+        if let Some(value) = &self.iops_rd_max_length {
+            map.serialize_entry("iops_rd_max_length", value)?;
+        }
+        if let Some(value) = &self.iops_wr_max_length {
+            map.serialize_entry("iops_wr_max_length", value)?;
+        }
+        if let Some(value) = &self.iops_size {
+            map.serialize_entry("iops_size", value)?;
+        }
+        if let Some(value) = &self.group {
+            map.serialize_entry("group", value)?;
+        }
+        map.serialize_entry("cache", &self.cache)?;
+        map.serialize_entry("write_threshold", &self.write_threshold)?;
+        if let Some(value) = &self.dirty_bitmaps {
+            map.serialize_entry("dirty-bitmaps", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockDeviceInfo<'a>);
+
 impl<'a> FromRawJson<'a> for BlockDeviceInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1353,7 +1878,9 @@ impl<'a> FromRawJson<'a> for BlockDeviceInfo<'a> {
                 Some("ro") => m_ro = Some(FromRawJson::from_raw_json(value)?),
                 Some("drv") => m_drv = Some(FromRawJson::from_raw_json(value)?),
                 Some("backing_file") => m_backing_file = Some(FromRawJson::from_raw_json(value)?),
-                Some("backing_file_depth") => m_backing_file_depth = Some(FromRawJson::from_raw_json(value)?),
+                Some("backing_file_depth") => {
+                    m_backing_file_depth = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("active") => m_active = Some(FromRawJson::from_raw_json(value)?),
                 Some("encrypted") => m_encrypted = Some(FromRawJson::from_raw_json(value)?),
                 Some("detect_zeroes") => m_detect_zeroes = Some(FromRawJson::from_raw_json(value)?),
@@ -1370,16 +1897,30 @@ impl<'a> FromRawJson<'a> for BlockDeviceInfo<'a> {
                 Some("iops_max") => m_iops_max = Some(FromRawJson::from_raw_json(value)?),
                 Some("iops_rd_max") => m_iops_rd_max = Some(FromRawJson::from_raw_json(value)?),
                 Some("iops_wr_max") => m_iops_wr_max = Some(FromRawJson::from_raw_json(value)?),
-                Some("bps_max_length") => m_bps_max_length = Some(FromRawJson::from_raw_json(value)?),
-                Some("bps_rd_max_length") => m_bps_rd_max_length = Some(FromRawJson::from_raw_json(value)?),
-                Some("bps_wr_max_length") => m_bps_wr_max_length = Some(FromRawJson::from_raw_json(value)?),
-                Some("iops_max_length") => m_iops_max_length = Some(FromRawJson::from_raw_json(value)?),
-                Some("iops_rd_max_length") => m_iops_rd_max_length = Some(FromRawJson::from_raw_json(value)?),
-                Some("iops_wr_max_length") => m_iops_wr_max_length = Some(FromRawJson::from_raw_json(value)?),
+                Some("bps_max_length") => {
+                    m_bps_max_length = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("bps_rd_max_length") => {
+                    m_bps_rd_max_length = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("bps_wr_max_length") => {
+                    m_bps_wr_max_length = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("iops_max_length") => {
+                    m_iops_max_length = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("iops_rd_max_length") => {
+                    m_iops_rd_max_length = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("iops_wr_max_length") => {
+                    m_iops_wr_max_length = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("iops_size") => m_iops_size = Some(FromRawJson::from_raw_json(value)?),
                 Some("group") => m_group = Some(FromRawJson::from_raw_json(value)?),
                 Some("cache") => m_cache = Some(FromRawJson::from_raw_json(value)?),
-                Some("write_threshold") => m_write_threshold = Some(FromRawJson::from_raw_json(value)?),
+                Some("write_threshold") => {
+                    m_write_threshold = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("dirty-bitmaps") => m_dirty_bitmaps = Some(FromRawJson::from_raw_json(value)?),
                 _ => {}
             }
@@ -1443,11 +1984,7 @@ pub enum BlockDeviceIoStatus<'a> {
 
 impl<'a> BlockDeviceIoStatus<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "ok",
-        "failed",
-        "nospace",
-    ];
+    pub const VALUES: &'static [&'static str] = &["ok", "failed", "nospace"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -1472,7 +2009,9 @@ impl<'a> BlockDeviceIoStatus<'a> {
 
 impl<'a> FromRawJson<'a> for BlockDeviceIoStatus<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1515,6 +2054,25 @@ pub struct BlockDirtyInfo<'a> {
     /// it, use @block-dirty-bitmap-remove.  (Since 4.0)
     pub inconsistent: Option<bool>,
 }
+
+impl<'a> SerializeMembers for BlockDirtyInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.name {
+            map.serialize_entry("name", value)?;
+        }
+        map.serialize_entry("count", &self.count)?;
+        map.serialize_entry("granularity", &self.granularity)?;
+        map.serialize_entry("recording", &self.recording)?;
+        map.serialize_entry("busy", &self.busy)?;
+        map.serialize_entry("persistent", &self.persistent)?;
+        if let Some(value) = &self.inconsistent {
+            map.serialize_entry("inconsistent", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockDirtyInfo<'a>);
 
 impl<'a> FromRawJson<'a> for BlockDirtyInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1575,10 +2133,7 @@ pub enum Qcow2BitmapInfoFlags<'a> {
 
 impl<'a> Qcow2BitmapInfoFlags<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "in-use",
-        "auto",
-    ];
+    pub const VALUES: &'static [&'static str] = &["in-use", "auto"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -1601,7 +2156,9 @@ impl<'a> Qcow2BitmapInfoFlags<'a> {
 
 impl<'a> FromRawJson<'a> for Qcow2BitmapInfoFlags<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1629,6 +2186,17 @@ pub struct Qcow2BitmapInfo<'a> {
     /// `flags`: flags of the bitmap
     pub flags: JsonArray<'a, Qcow2BitmapInfoFlags<'a>>,
 }
+
+impl<'a> SerializeMembers for Qcow2BitmapInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("granularity", &self.granularity)?;
+        map.serialize_entry("flags", &self.flags)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(Qcow2BitmapInfo<'a>);
 
 impl<'a> FromRawJson<'a> for Qcow2BitmapInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1681,6 +2249,16 @@ pub struct BlockLatencyHistogramInfo<'a> {
     /// 10   50   100
     pub bins: JsonArray<'a, u64>,
 }
+
+impl<'a> SerializeMembers for BlockLatencyHistogramInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("boundaries", &self.boundaries)?;
+        map.serialize_entry("bins", &self.bins)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockLatencyHistogramInfo<'a>);
 
 impl<'a> FromRawJson<'a> for BlockLatencyHistogramInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1737,6 +2315,30 @@ pub struct BlockInfo<'a> {
     /// scsi-generic)
     pub io_status: Option<BlockDeviceIoStatus<'a>>,
 }
+
+impl<'a> SerializeMembers for BlockInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("device", &self.device)?;
+        if let Some(value) = &self.qdev {
+            map.serialize_entry("qdev", value)?;
+        }
+        map.serialize_entry("type", &self.r#type)?;
+        map.serialize_entry("removable", &self.removable)?;
+        map.serialize_entry("locked", &self.locked)?;
+        if let Some(value) = &self.inserted {
+            map.serialize_entry("inserted", value)?;
+        }
+        if let Some(value) = &self.tray_open {
+            map.serialize_entry("tray_open", value)?;
+        }
+        if let Some(value) = &self.io_status {
+            map.serialize_entry("io-status", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockInfo<'a>);
 
 impl<'a> FromRawJson<'a> for BlockInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1811,6 +2413,19 @@ pub struct BlockMeasureInfo {
     pub bitmaps: Option<i64>,
 }
 
+impl SerializeMembers for BlockMeasureInfo {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("required", &self.required)?;
+        map.serialize_entry("fully-allocated", &self.fully_allocated)?;
+        if let Some(value) = &self.bitmaps {
+            map.serialize_entry("bitmaps", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockMeasureInfo);
+
 impl<'a> FromRawJson<'a> for BlockMeasureInfo {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1822,7 +2437,9 @@ impl<'a> FromRawJson<'a> for BlockMeasureInfo {
         for (key, value) in raw.members() {
             match key.as_plain() {
                 Some("required") => m_required = Some(FromRawJson::from_raw_json(value)?),
-                Some("fully-allocated") => m_fully_allocated = Some(FromRawJson::from_raw_json(value)?),
+                Some("fully-allocated") => {
+                    m_fully_allocated = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("bitmaps") => m_bitmaps = Some(FromRawJson::from_raw_json(value)?),
                 _ => {}
             }
@@ -2003,6 +2620,42 @@ pub struct BlockDeviceTimedStats {
     pub avg_zone_append_queue_depth: f64,
 }
 
+impl SerializeMembers for BlockDeviceTimedStats {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("interval_length", &self.interval_length)?;
+        map.serialize_entry("min_rd_latency_ns", &self.min_rd_latency_ns)?;
+        map.serialize_entry("max_rd_latency_ns", &self.max_rd_latency_ns)?;
+        map.serialize_entry("avg_rd_latency_ns", &self.avg_rd_latency_ns)?;
+        map.serialize_entry("min_wr_latency_ns", &self.min_wr_latency_ns)?;
+        map.serialize_entry("max_wr_latency_ns", &self.max_wr_latency_ns)?;
+        map.serialize_entry("avg_wr_latency_ns", &self.avg_wr_latency_ns)?;
+        map.serialize_entry(
+            "min_zone_append_latency_ns",
+            &self.min_zone_append_latency_ns,
+        )?;
+        map.serialize_entry(
+            "max_zone_append_latency_ns",
+            &self.max_zone_append_latency_ns,
+        )?;
+        map.serialize_entry(
+            "avg_zone_append_latency_ns",
+            &self.avg_zone_append_latency_ns,
+        )?;
+        map.serialize_entry("min_flush_latency_ns", &self.min_flush_latency_ns)?;
+        map.serialize_entry("max_flush_latency_ns", &self.max_flush_latency_ns)?;
+        map.serialize_entry("avg_flush_latency_ns", &self.avg_flush_latency_ns)?;
+        map.serialize_entry("avg_rd_queue_depth", &self.avg_rd_queue_depth)?;
+        map.serialize_entry("avg_wr_queue_depth", &self.avg_wr_queue_depth)?;
+        map.serialize_entry(
+            "avg_zone_append_queue_depth",
+            &self.avg_zone_append_queue_depth,
+        )?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockDeviceTimedStats);
+
 impl<'a> FromRawJson<'a> for BlockDeviceTimedStats {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -2026,22 +2679,54 @@ impl<'a> FromRawJson<'a> for BlockDeviceTimedStats {
         let mut m_avg_zone_append_queue_depth = None;
         for (key, value) in raw.members() {
             match key.as_plain() {
-                Some("interval_length") => m_interval_length = Some(FromRawJson::from_raw_json(value)?),
-                Some("min_rd_latency_ns") => m_min_rd_latency_ns = Some(FromRawJson::from_raw_json(value)?),
-                Some("max_rd_latency_ns") => m_max_rd_latency_ns = Some(FromRawJson::from_raw_json(value)?),
-                Some("avg_rd_latency_ns") => m_avg_rd_latency_ns = Some(FromRawJson::from_raw_json(value)?),
-                Some("min_wr_latency_ns") => m_min_wr_latency_ns = Some(FromRawJson::from_raw_json(value)?),
-                Some("max_wr_latency_ns") => m_max_wr_latency_ns = Some(FromRawJson::from_raw_json(value)?),
-                Some("avg_wr_latency_ns") => m_avg_wr_latency_ns = Some(FromRawJson::from_raw_json(value)?),
-                Some("min_zone_append_latency_ns") => m_min_zone_append_latency_ns = Some(FromRawJson::from_raw_json(value)?),
-                Some("max_zone_append_latency_ns") => m_max_zone_append_latency_ns = Some(FromRawJson::from_raw_json(value)?),
-                Some("avg_zone_append_latency_ns") => m_avg_zone_append_latency_ns = Some(FromRawJson::from_raw_json(value)?),
-                Some("min_flush_latency_ns") => m_min_flush_latency_ns = Some(FromRawJson::from_raw_json(value)?),
-                Some("max_flush_latency_ns") => m_max_flush_latency_ns = Some(FromRawJson::from_raw_json(value)?),
-                Some("avg_flush_latency_ns") => m_avg_flush_latency_ns = Some(FromRawJson::from_raw_json(value)?),
-                Some("avg_rd_queue_depth") => m_avg_rd_queue_depth = Some(FromRawJson::from_raw_json(value)?),
-                Some("avg_wr_queue_depth") => m_avg_wr_queue_depth = Some(FromRawJson::from_raw_json(value)?),
-                Some("avg_zone_append_queue_depth") => m_avg_zone_append_queue_depth = Some(FromRawJson::from_raw_json(value)?),
+                Some("interval_length") => {
+                    m_interval_length = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("min_rd_latency_ns") => {
+                    m_min_rd_latency_ns = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("max_rd_latency_ns") => {
+                    m_max_rd_latency_ns = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("avg_rd_latency_ns") => {
+                    m_avg_rd_latency_ns = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("min_wr_latency_ns") => {
+                    m_min_wr_latency_ns = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("max_wr_latency_ns") => {
+                    m_max_wr_latency_ns = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("avg_wr_latency_ns") => {
+                    m_avg_wr_latency_ns = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("min_zone_append_latency_ns") => {
+                    m_min_zone_append_latency_ns = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("max_zone_append_latency_ns") => {
+                    m_max_zone_append_latency_ns = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("avg_zone_append_latency_ns") => {
+                    m_avg_zone_append_latency_ns = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("min_flush_latency_ns") => {
+                    m_min_flush_latency_ns = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("max_flush_latency_ns") => {
+                    m_max_flush_latency_ns = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("avg_flush_latency_ns") => {
+                    m_avg_flush_latency_ns = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("avg_rd_queue_depth") => {
+                    m_avg_rd_queue_depth = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("avg_wr_queue_depth") => {
+                    m_avg_wr_queue_depth = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("avg_zone_append_queue_depth") => {
+                    m_avg_zone_append_queue_depth = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -2184,6 +2869,67 @@ pub struct BlockDeviceStats<'a> {
     pub flush_latency_histogram: Option<BlockLatencyHistogramInfo<'a>>,
 }
 
+impl<'a> SerializeMembers for BlockDeviceStats<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("rd_bytes", &self.rd_bytes)?;
+        map.serialize_entry("wr_bytes", &self.wr_bytes)?;
+        map.serialize_entry("zone_append_bytes", &self.zone_append_bytes)?;
+        map.serialize_entry("unmap_bytes", &self.unmap_bytes)?;
+        map.serialize_entry("rd_operations", &self.rd_operations)?;
+        map.serialize_entry("wr_operations", &self.wr_operations)?;
+        map.serialize_entry("zone_append_operations", &self.zone_append_operations)?;
+        map.serialize_entry("flush_operations", &self.flush_operations)?;
+        map.serialize_entry("unmap_operations", &self.unmap_operations)?;
+        map.serialize_entry("rd_total_time_ns", &self.rd_total_time_ns)?;
+        map.serialize_entry("wr_total_time_ns", &self.wr_total_time_ns)?;
+        map.serialize_entry("zone_append_total_time_ns", &self.zone_append_total_time_ns)?;
+        map.serialize_entry("flush_total_time_ns", &self.flush_total_time_ns)?;
+        map.serialize_entry("unmap_total_time_ns", &self.unmap_total_time_ns)?;
+        map.serialize_entry("wr_highest_offset", &self.wr_highest_offset)?;
+        map.serialize_entry("rd_merged", &self.rd_merged)?;
+        map.serialize_entry("wr_merged", &self.wr_merged)?;
+        map.serialize_entry("zone_append_merged", &self.zone_append_merged)?;
+        map.serialize_entry("unmap_merged", &self.unmap_merged)?;
+        if let Some(value) = &self.idle_time_ns {
+            map.serialize_entry("idle_time_ns", value)?;
+        }
+        map.serialize_entry("failed_rd_operations", &self.failed_rd_operations)?;
+        map.serialize_entry("failed_wr_operations", &self.failed_wr_operations)?;
+        map.serialize_entry(
+            "failed_zone_append_operations",
+            &self.failed_zone_append_operations,
+        )?;
+        map.serialize_entry("failed_flush_operations", &self.failed_flush_operations)?;
+        map.serialize_entry("failed_unmap_operations", &self.failed_unmap_operations)?;
+        map.serialize_entry("invalid_rd_operations", &self.invalid_rd_operations)?;
+        map.serialize_entry("invalid_wr_operations", &self.invalid_wr_operations)?;
+        map.serialize_entry(
+            "invalid_zone_append_operations",
+            &self.invalid_zone_append_operations,
+        )?;
+        map.serialize_entry("invalid_flush_operations", &self.invalid_flush_operations)?;
+        map.serialize_entry("invalid_unmap_operations", &self.invalid_unmap_operations)?;
+        map.serialize_entry("account_invalid", &self.account_invalid)?;
+        map.serialize_entry("account_failed", &self.account_failed)?;
+        map.serialize_entry("timed_stats", &self.timed_stats)?;
+        if let Some(value) = &self.rd_latency_histogram {
+            map.serialize_entry("rd_latency_histogram", value)?;
+        }
+        if let Some(value) = &self.wr_latency_histogram {
+            map.serialize_entry("wr_latency_histogram", value)?;
+        }
+        if let Some(value) = &self.zone_append_latency_histogram {
+            map.serialize_entry("zone_append_latency_histogram", value)?;
+        }
+        if let Some(value) = &self.flush_latency_histogram {
+            map.serialize_entry("flush_latency_histogram", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockDeviceStats<'a>);
+
 impl<'a> FromRawJson<'a> for BlockDeviceStats<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -2230,41 +2976,95 @@ impl<'a> FromRawJson<'a> for BlockDeviceStats<'a> {
             match key.as_plain() {
                 Some("rd_bytes") => m_rd_bytes = Some(FromRawJson::from_raw_json(value)?),
                 Some("wr_bytes") => m_wr_bytes = Some(FromRawJson::from_raw_json(value)?),
-                Some("zone_append_bytes") => m_zone_append_bytes = Some(FromRawJson::from_raw_json(value)?),
+                Some("zone_append_bytes") => {
+                    m_zone_append_bytes = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("unmap_bytes") => m_unmap_bytes = Some(FromRawJson::from_raw_json(value)?),
                 Some("rd_operations") => m_rd_operations = Some(FromRawJson::from_raw_json(value)?),
                 Some("wr_operations") => m_wr_operations = Some(FromRawJson::from_raw_json(value)?),
-                Some("zone_append_operations") => m_zone_append_operations = Some(FromRawJson::from_raw_json(value)?),
-                Some("flush_operations") => m_flush_operations = Some(FromRawJson::from_raw_json(value)?),
-                Some("unmap_operations") => m_unmap_operations = Some(FromRawJson::from_raw_json(value)?),
-                Some("rd_total_time_ns") => m_rd_total_time_ns = Some(FromRawJson::from_raw_json(value)?),
-                Some("wr_total_time_ns") => m_wr_total_time_ns = Some(FromRawJson::from_raw_json(value)?),
-                Some("zone_append_total_time_ns") => m_zone_append_total_time_ns = Some(FromRawJson::from_raw_json(value)?),
-                Some("flush_total_time_ns") => m_flush_total_time_ns = Some(FromRawJson::from_raw_json(value)?),
-                Some("unmap_total_time_ns") => m_unmap_total_time_ns = Some(FromRawJson::from_raw_json(value)?),
-                Some("wr_highest_offset") => m_wr_highest_offset = Some(FromRawJson::from_raw_json(value)?),
+                Some("zone_append_operations") => {
+                    m_zone_append_operations = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("flush_operations") => {
+                    m_flush_operations = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("unmap_operations") => {
+                    m_unmap_operations = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("rd_total_time_ns") => {
+                    m_rd_total_time_ns = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("wr_total_time_ns") => {
+                    m_wr_total_time_ns = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("zone_append_total_time_ns") => {
+                    m_zone_append_total_time_ns = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("flush_total_time_ns") => {
+                    m_flush_total_time_ns = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("unmap_total_time_ns") => {
+                    m_unmap_total_time_ns = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("wr_highest_offset") => {
+                    m_wr_highest_offset = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("rd_merged") => m_rd_merged = Some(FromRawJson::from_raw_json(value)?),
                 Some("wr_merged") => m_wr_merged = Some(FromRawJson::from_raw_json(value)?),
-                Some("zone_append_merged") => m_zone_append_merged = Some(FromRawJson::from_raw_json(value)?),
+                Some("zone_append_merged") => {
+                    m_zone_append_merged = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("unmap_merged") => m_unmap_merged = Some(FromRawJson::from_raw_json(value)?),
                 Some("idle_time_ns") => m_idle_time_ns = Some(FromRawJson::from_raw_json(value)?),
-                Some("failed_rd_operations") => m_failed_rd_operations = Some(FromRawJson::from_raw_json(value)?),
-                Some("failed_wr_operations") => m_failed_wr_operations = Some(FromRawJson::from_raw_json(value)?),
-                Some("failed_zone_append_operations") => m_failed_zone_append_operations = Some(FromRawJson::from_raw_json(value)?),
-                Some("failed_flush_operations") => m_failed_flush_operations = Some(FromRawJson::from_raw_json(value)?),
-                Some("failed_unmap_operations") => m_failed_unmap_operations = Some(FromRawJson::from_raw_json(value)?),
-                Some("invalid_rd_operations") => m_invalid_rd_operations = Some(FromRawJson::from_raw_json(value)?),
-                Some("invalid_wr_operations") => m_invalid_wr_operations = Some(FromRawJson::from_raw_json(value)?),
-                Some("invalid_zone_append_operations") => m_invalid_zone_append_operations = Some(FromRawJson::from_raw_json(value)?),
-                Some("invalid_flush_operations") => m_invalid_flush_operations = Some(FromRawJson::from_raw_json(value)?),
-                Some("invalid_unmap_operations") => m_invalid_unmap_operations = Some(FromRawJson::from_raw_json(value)?),
-                Some("account_invalid") => m_account_invalid = Some(FromRawJson::from_raw_json(value)?),
-                Some("account_failed") => m_account_failed = Some(FromRawJson::from_raw_json(value)?),
+                Some("failed_rd_operations") => {
+                    m_failed_rd_operations = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("failed_wr_operations") => {
+                    m_failed_wr_operations = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("failed_zone_append_operations") => {
+                    m_failed_zone_append_operations = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("failed_flush_operations") => {
+                    m_failed_flush_operations = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("failed_unmap_operations") => {
+                    m_failed_unmap_operations = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("invalid_rd_operations") => {
+                    m_invalid_rd_operations = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("invalid_wr_operations") => {
+                    m_invalid_wr_operations = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("invalid_zone_append_operations") => {
+                    m_invalid_zone_append_operations = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("invalid_flush_operations") => {
+                    m_invalid_flush_operations = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("invalid_unmap_operations") => {
+                    m_invalid_unmap_operations = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("account_invalid") => {
+                    m_account_invalid = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("account_failed") => {
+                    m_account_failed = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("timed_stats") => m_timed_stats = Some(FromRawJson::from_raw_json(value)?),
-                Some("rd_latency_histogram") => m_rd_latency_histogram = Some(FromRawJson::from_raw_json(value)?),
-                Some("wr_latency_histogram") => m_wr_latency_histogram = Some(FromRawJson::from_raw_json(value)?),
-                Some("zone_append_latency_histogram") => m_zone_append_latency_histogram = Some(FromRawJson::from_raw_json(value)?),
-                Some("flush_latency_histogram") => m_flush_latency_histogram = Some(FromRawJson::from_raw_json(value)?),
+                Some("rd_latency_histogram") => {
+                    m_rd_latency_histogram = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("wr_latency_histogram") => {
+                    m_wr_latency_histogram = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("zone_append_latency_histogram") => {
+                    m_zone_append_latency_histogram = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("flush_latency_histogram") => {
+                    m_flush_latency_histogram = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -2291,12 +3091,14 @@ impl<'a> FromRawJson<'a> for BlockDeviceStats<'a> {
             idle_time_ns: m_idle_time_ns,
             failed_rd_operations: m_failed_rd_operations.ok_or(rt::MISSING_MEMBER)?,
             failed_wr_operations: m_failed_wr_operations.ok_or(rt::MISSING_MEMBER)?,
-            failed_zone_append_operations: m_failed_zone_append_operations.ok_or(rt::MISSING_MEMBER)?,
+            failed_zone_append_operations: m_failed_zone_append_operations
+                .ok_or(rt::MISSING_MEMBER)?,
             failed_flush_operations: m_failed_flush_operations.ok_or(rt::MISSING_MEMBER)?,
             failed_unmap_operations: m_failed_unmap_operations.ok_or(rt::MISSING_MEMBER)?,
             invalid_rd_operations: m_invalid_rd_operations.ok_or(rt::MISSING_MEMBER)?,
             invalid_wr_operations: m_invalid_wr_operations.ok_or(rt::MISSING_MEMBER)?,
-            invalid_zone_append_operations: m_invalid_zone_append_operations.ok_or(rt::MISSING_MEMBER)?,
+            invalid_zone_append_operations: m_invalid_zone_append_operations
+                .ok_or(rt::MISSING_MEMBER)?,
             invalid_flush_operations: m_invalid_flush_operations.ok_or(rt::MISSING_MEMBER)?,
             invalid_unmap_operations: m_invalid_unmap_operations.ok_or(rt::MISSING_MEMBER)?,
             account_invalid: m_account_invalid.ok_or(rt::MISSING_MEMBER)?,
@@ -2328,6 +3130,17 @@ pub struct BlockStatsSpecificFile {
     pub discard_bytes_ok: u64,
 }
 
+impl SerializeMembers for BlockStatsSpecificFile {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("discard-nb-ok", &self.discard_nb_ok)?;
+        map.serialize_entry("discard-nb-failed", &self.discard_nb_failed)?;
+        map.serialize_entry("discard-bytes-ok", &self.discard_bytes_ok)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockStatsSpecificFile);
+
 impl<'a> FromRawJson<'a> for BlockStatsSpecificFile {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -2339,8 +3152,12 @@ impl<'a> FromRawJson<'a> for BlockStatsSpecificFile {
         for (key, value) in raw.members() {
             match key.as_plain() {
                 Some("discard-nb-ok") => m_discard_nb_ok = Some(FromRawJson::from_raw_json(value)?),
-                Some("discard-nb-failed") => m_discard_nb_failed = Some(FromRawJson::from_raw_json(value)?),
-                Some("discard-bytes-ok") => m_discard_bytes_ok = Some(FromRawJson::from_raw_json(value)?),
+                Some("discard-nb-failed") => {
+                    m_discard_nb_failed = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("discard-bytes-ok") => {
+                    m_discard_bytes_ok = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -2370,6 +3187,17 @@ pub struct BlockStatsSpecificNvme {
     pub unaligned_accesses: u64,
 }
 
+impl SerializeMembers for BlockStatsSpecificNvme {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("completion-errors", &self.completion_errors)?;
+        map.serialize_entry("aligned-accesses", &self.aligned_accesses)?;
+        map.serialize_entry("unaligned-accesses", &self.unaligned_accesses)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockStatsSpecificNvme);
+
 impl<'a> FromRawJson<'a> for BlockStatsSpecificNvme {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -2380,9 +3208,15 @@ impl<'a> FromRawJson<'a> for BlockStatsSpecificNvme {
         let mut m_unaligned_accesses = None;
         for (key, value) in raw.members() {
             match key.as_plain() {
-                Some("completion-errors") => m_completion_errors = Some(FromRawJson::from_raw_json(value)?),
-                Some("aligned-accesses") => m_aligned_accesses = Some(FromRawJson::from_raw_json(value)?),
-                Some("unaligned-accesses") => m_unaligned_accesses = Some(FromRawJson::from_raw_json(value)?),
+                Some("completion-errors") => {
+                    m_completion_errors = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("aligned-accesses") => {
+                    m_aligned_accesses = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("unaligned-accesses") => {
+                    m_unaligned_accesses = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -2592,12 +3426,29 @@ impl<'a> BlockStatsSpecificBranch<'a> {
     }
 }
 
+impl<'a> SerializeMembers for BlockStatsSpecific<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("driver", &self.driver.tag())?;
+        match &self.driver {
+            BlockStatsSpecificBranch::File(branch) => branch.serialize_members(map),
+            BlockStatsSpecificBranch::HostDevice(branch) => branch.serialize_members(map),
+            BlockStatsSpecificBranch::Nvme(branch) => branch.serialize_members(map),
+            _ => Ok(()),
+        }
+    }
+}
+
+rt::serialize_as_map!(BlockStatsSpecific<'a>);
+
 impl<'a> FromRawJson<'a> for BlockStatsSpecific<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
         }
-        let tag = raw.get("driver").and_then(|t| t.as_json_str()).ok_or(rt::MISSING_MEMBER)?;
+        let tag = raw
+            .get("driver")
+            .and_then(|t| t.as_json_str())
+            .ok_or(rt::MISSING_MEMBER)?;
         let branch = match BlockdevDriver::from_json_str(tag) {
             BlockdevDriver::Blkdebug => BlockStatsSpecificBranch::Blkdebug,
             BlockdevDriver::Blklogwrites => BlockStatsSpecificBranch::Blklogwrites,
@@ -2609,13 +3460,17 @@ impl<'a> FromRawJson<'a> for BlockStatsSpecific<'a> {
             BlockdevDriver::CopyBeforeWrite => BlockStatsSpecificBranch::CopyBeforeWrite,
             BlockdevDriver::CopyOnRead => BlockStatsSpecificBranch::CopyOnRead,
             BlockdevDriver::Dmg => BlockStatsSpecificBranch::Dmg,
-            BlockdevDriver::File => BlockStatsSpecificBranch::File(FromRawJson::from_raw_json(raw)?),
+            BlockdevDriver::File => {
+                BlockStatsSpecificBranch::File(FromRawJson::from_raw_json(raw)?)
+            }
             BlockdevDriver::SnapshotAccess => BlockStatsSpecificBranch::SnapshotAccess,
             BlockdevDriver::Ftp => BlockStatsSpecificBranch::Ftp,
             BlockdevDriver::Ftps => BlockStatsSpecificBranch::Ftps,
             BlockdevDriver::Gluster => BlockStatsSpecificBranch::Gluster,
             BlockdevDriver::HostCdrom => BlockStatsSpecificBranch::HostCdrom,
-            BlockdevDriver::HostDevice => BlockStatsSpecificBranch::HostDevice(FromRawJson::from_raw_json(raw)?),
+            BlockdevDriver::HostDevice => {
+                BlockStatsSpecificBranch::HostDevice(FromRawJson::from_raw_json(raw)?)
+            }
             BlockdevDriver::Http => BlockStatsSpecificBranch::Http,
             BlockdevDriver::Https => BlockStatsSpecificBranch::Https,
             BlockdevDriver::IoUring => BlockStatsSpecificBranch::IoUring,
@@ -2625,7 +3480,9 @@ impl<'a> FromRawJson<'a> for BlockStatsSpecific<'a> {
             BlockdevDriver::Nfs => BlockStatsSpecificBranch::Nfs,
             BlockdevDriver::NullAio => BlockStatsSpecificBranch::NullAio,
             BlockdevDriver::NullCo => BlockStatsSpecificBranch::NullCo,
-            BlockdevDriver::Nvme => BlockStatsSpecificBranch::Nvme(FromRawJson::from_raw_json(raw)?),
+            BlockdevDriver::Nvme => {
+                BlockStatsSpecificBranch::Nvme(FromRawJson::from_raw_json(raw)?)
+            }
             BlockdevDriver::NvmeIoUring => BlockStatsSpecificBranch::NvmeIoUring,
             BlockdevDriver::Parallels => BlockStatsSpecificBranch::Parallels,
             BlockdevDriver::Preallocate => BlockStatsSpecificBranch::Preallocate,
@@ -2648,9 +3505,7 @@ impl<'a> FromRawJson<'a> for BlockStatsSpecific<'a> {
             BlockdevDriver::Vvfat => BlockStatsSpecificBranch::Vvfat,
             BlockdevDriver::Unknown(tag) => BlockStatsSpecificBranch::Unknown { tag, raw },
         };
-        Ok(BlockStatsSpecific {
-            driver: branch,
-        })
+        Ok(BlockStatsSpecific { driver: branch })
     }
 }
 
@@ -2684,6 +3539,33 @@ pub struct BlockStats<'a> {
     pub backing: Option<Lazy<'a, BlockStats<'a>>>,
 }
 
+impl<'a> SerializeMembers for BlockStats<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.device {
+            map.serialize_entry("device", value)?;
+        }
+        if let Some(value) = &self.qdev {
+            map.serialize_entry("qdev", value)?;
+        }
+        if let Some(value) = &self.node_name {
+            map.serialize_entry("node-name", value)?;
+        }
+        map.serialize_entry("stats", &self.stats)?;
+        if let Some(value) = &self.driver_specific {
+            map.serialize_entry("driver-specific", value)?;
+        }
+        if let Some(value) = &self.parent {
+            map.serialize_entry("parent", value)?;
+        }
+        if let Some(value) = &self.backing {
+            map.serialize_entry("backing", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockStats<'a>);
+
 impl<'a> FromRawJson<'a> for BlockStats<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -2702,7 +3584,9 @@ impl<'a> FromRawJson<'a> for BlockStats<'a> {
                 Some("qdev") => m_qdev = Some(FromRawJson::from_raw_json(value)?),
                 Some("node-name") => m_node_name = Some(FromRawJson::from_raw_json(value)?),
                 Some("stats") => m_stats = Some(FromRawJson::from_raw_json(value)?),
-                Some("driver-specific") => m_driver_specific = Some(FromRawJson::from_raw_json(value)?),
+                Some("driver-specific") => {
+                    m_driver_specific = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("parent") => m_parent = Some(FromRawJson::from_raw_json(value)?),
                 Some("backing") => m_backing = Some(FromRawJson::from_raw_json(value)?),
                 _ => {}
@@ -2900,13 +3784,7 @@ pub enum BlockdevOnError<'a> {
 
 impl<'a> BlockdevOnError<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "report",
-        "ignore",
-        "enospc",
-        "stop",
-        "auto",
-    ];
+    pub const VALUES: &'static [&'static str] = &["report", "ignore", "enospc", "stop", "auto"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -2935,7 +3813,9 @@ impl<'a> BlockdevOnError<'a> {
 
 impl<'a> FromRawJson<'a> for BlockdevOnError<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -2975,13 +3855,7 @@ pub enum MirrorSyncMode<'a> {
 
 impl<'a> MirrorSyncMode<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "top",
-        "full",
-        "none",
-        "incremental",
-        "bitmap",
-    ];
+    pub const VALUES: &'static [&'static str] = &["top", "full", "none", "incremental", "bitmap"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -3010,7 +3884,9 @@ impl<'a> MirrorSyncMode<'a> {
 
 impl<'a> FromRawJson<'a> for MirrorSyncMode<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -3048,11 +3924,7 @@ pub enum BitmapSyncMode<'a> {
 
 impl<'a> BitmapSyncMode<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "on-success",
-        "never",
-        "always",
-    ];
+    pub const VALUES: &'static [&'static str] = &["on-success", "never", "always"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -3077,7 +3949,9 @@ impl<'a> BitmapSyncMode<'a> {
 
 impl<'a> FromRawJson<'a> for BitmapSyncMode<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -3111,10 +3985,7 @@ pub enum MirrorCopyMode<'a> {
 
 impl<'a> MirrorCopyMode<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "background",
-        "write-blocking",
-    ];
+    pub const VALUES: &'static [&'static str] = &["background", "write-blocking"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -3137,7 +4008,9 @@ impl<'a> MirrorCopyMode<'a> {
 
 impl<'a> FromRawJson<'a> for MirrorCopyMode<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -3164,6 +4037,15 @@ pub struct BlockJobInfoMirror {
     pub actively_synced: bool,
 }
 
+impl SerializeMembers for BlockJobInfoMirror {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("actively-synced", &self.actively_synced)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockJobInfoMirror);
+
 impl<'a> FromRawJson<'a> for BlockJobInfoMirror {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -3172,7 +4054,9 @@ impl<'a> FromRawJson<'a> for BlockJobInfoMirror {
         let mut m_actively_synced = None;
         for (key, value) in raw.members() {
             match key.as_plain() {
-                Some("actively-synced") => m_actively_synced = Some(FromRawJson::from_raw_json(value)?),
+                Some("actively-synced") => {
+                    m_actively_synced = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -3282,6 +4166,32 @@ impl<'a> BlockJobInfoBranch<'a> {
     }
 }
 
+impl<'a> SerializeMembers for BlockJobInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("device", &self.device)?;
+        map.serialize_entry("len", &self.len)?;
+        map.serialize_entry("offset", &self.offset)?;
+        map.serialize_entry("busy", &self.busy)?;
+        map.serialize_entry("paused", &self.paused)?;
+        map.serialize_entry("speed", &self.speed)?;
+        map.serialize_entry("io-status", &self.io_status)?;
+        map.serialize_entry("ready", &self.ready)?;
+        map.serialize_entry("status", &self.status)?;
+        map.serialize_entry("auto-finalize", &self.auto_finalize)?;
+        map.serialize_entry("auto-dismiss", &self.auto_dismiss)?;
+        if let Some(value) = &self.error {
+            map.serialize_entry("error", value)?;
+        }
+        map.serialize_entry("type", &self.r#type.tag())?;
+        match &self.r#type {
+            BlockJobInfoBranch::Mirror(branch) => branch.serialize_members(map),
+            _ => Ok(()),
+        }
+    }
+}
+
+rt::serialize_as_map!(BlockJobInfo<'a>);
+
 impl<'a> FromRawJson<'a> for BlockJobInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -3316,7 +4226,10 @@ impl<'a> FromRawJson<'a> for BlockJobInfo<'a> {
                 _ => {}
             }
         }
-        let tag = raw.get("type").and_then(|t| t.as_json_str()).ok_or(rt::MISSING_MEMBER)?;
+        let tag = raw
+            .get("type")
+            .and_then(|t| t.as_json_str())
+            .ok_or(rt::MISSING_MEMBER)?;
         let branch = match JobType::from_json_str(tag) {
             JobType::Commit => BlockJobInfoBranch::Commit,
             JobType::Stream => BlockJobInfoBranch::Stream,
@@ -3449,10 +4362,7 @@ pub enum NewImageMode<'a> {
 
 impl<'a> NewImageMode<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "existing",
-        "absolute-paths",
-    ];
+    pub const VALUES: &'static [&'static str] = &["existing", "absolute-paths"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -3475,7 +4385,9 @@ impl<'a> NewImageMode<'a> {
 
 impl<'a> FromRawJson<'a> for NewImageMode<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -3621,10 +4533,14 @@ impl<'a> FromRawJson<'a> for BackupPerf {
         let mut m_min_cluster_size = None;
         for (key, value) in raw.members() {
             match key.as_plain() {
-                Some("use-copy-range") => m_use_copy_range = Some(FromRawJson::from_raw_json(value)?),
+                Some("use-copy-range") => {
+                    m_use_copy_range = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("max-workers") => m_max_workers = Some(FromRawJson::from_raw_json(value)?),
                 Some("max-chunk") => m_max_chunk = Some(FromRawJson::from_raw_json(value)?),
-                Some("min-cluster-size") => m_min_cluster_size = Some(FromRawJson::from_raw_json(value)?),
+                Some("min-cluster-size") => {
+                    m_min_cluster_size = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -3706,6 +4622,52 @@ pub struct BackupCommon<'a> {
     pub x_perf: Option<BackupPerf>,
 }
 
+impl<'a> SerializeMembers for BackupCommon<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.job_id {
+            map.serialize_entry("job-id", value)?;
+        }
+        map.serialize_entry("device", &self.device)?;
+        map.serialize_entry("sync", &self.sync)?;
+        if let Some(value) = &self.speed {
+            map.serialize_entry("speed", value)?;
+        }
+        if let Some(value) = &self.bitmap {
+            map.serialize_entry("bitmap", value)?;
+        }
+        if let Some(value) = &self.bitmap_mode {
+            map.serialize_entry("bitmap-mode", value)?;
+        }
+        if let Some(value) = &self.compress {
+            map.serialize_entry("compress", value)?;
+        }
+        if let Some(value) = &self.on_source_error {
+            map.serialize_entry("on-source-error", value)?;
+        }
+        if let Some(value) = &self.on_target_error {
+            map.serialize_entry("on-target-error", value)?;
+        }
+        if let Some(value) = &self.auto_finalize {
+            map.serialize_entry("auto-finalize", value)?;
+        }
+        if let Some(value) = &self.auto_dismiss {
+            map.serialize_entry("auto-dismiss", value)?;
+        }
+        if let Some(value) = &self.filter_node_name {
+            map.serialize_entry("filter-node-name", value)?;
+        }
+        if let Some(value) = &self.discard_source {
+            map.serialize_entry("discard-source", value)?;
+        }
+        if let Some(value) = &self.x_perf {
+            map.serialize_entry("x-perf", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BackupCommon<'a>);
+
 impl<'a> FromRawJson<'a> for BackupCommon<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -3734,12 +4696,20 @@ impl<'a> FromRawJson<'a> for BackupCommon<'a> {
                 Some("bitmap") => m_bitmap = Some(FromRawJson::from_raw_json(value)?),
                 Some("bitmap-mode") => m_bitmap_mode = Some(FromRawJson::from_raw_json(value)?),
                 Some("compress") => m_compress = Some(FromRawJson::from_raw_json(value)?),
-                Some("on-source-error") => m_on_source_error = Some(FromRawJson::from_raw_json(value)?),
-                Some("on-target-error") => m_on_target_error = Some(FromRawJson::from_raw_json(value)?),
+                Some("on-source-error") => {
+                    m_on_source_error = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("on-target-error") => {
+                    m_on_target_error = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("auto-finalize") => m_auto_finalize = Some(FromRawJson::from_raw_json(value)?),
                 Some("auto-dismiss") => m_auto_dismiss = Some(FromRawJson::from_raw_json(value)?),
-                Some("filter-node-name") => m_filter_node_name = Some(FromRawJson::from_raw_json(value)?),
-                Some("discard-source") => m_discard_source = Some(FromRawJson::from_raw_json(value)?),
+                Some("filter-node-name") => {
+                    m_filter_node_name = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("discard-source") => {
+                    m_discard_source = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("x-perf") => m_x_perf = Some(FromRawJson::from_raw_json(value)?),
                 _ => {}
             }
@@ -4494,11 +5464,7 @@ pub enum XDbgBlockGraphNodeType<'a> {
 
 impl<'a> XDbgBlockGraphNodeType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "block-backend",
-        "block-job",
-        "block-driver",
-    ];
+    pub const VALUES: &'static [&'static str] = &["block-backend", "block-job", "block-driver"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -4523,7 +5489,9 @@ impl<'a> XDbgBlockGraphNodeType<'a> {
 
 impl<'a> FromRawJson<'a> for XDbgBlockGraphNodeType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -4554,6 +5522,17 @@ pub struct XDbgBlockGraphNode<'a> {
     /// the whole graph (with block-jobs and block-backends).
     pub name: JsonStr<'a>,
 }
+
+impl<'a> SerializeMembers for XDbgBlockGraphNode<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("type", &self.r#type)?;
+        map.serialize_entry("name", &self.name)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(XDbgBlockGraphNode<'a>);
 
 impl<'a> FromRawJson<'a> for XDbgBlockGraphNode<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -4614,12 +5593,8 @@ pub enum BlockPermission<'a> {
 
 impl<'a> BlockPermission<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "consistent-read",
-        "write",
-        "write-unchanged",
-        "resize",
-    ];
+    pub const VALUES: &'static [&'static str] =
+        &["consistent-read", "write", "write-unchanged", "resize"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -4646,7 +5621,9 @@ impl<'a> BlockPermission<'a> {
 
 impl<'a> FromRawJson<'a> for BlockPermission<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -4679,6 +5656,19 @@ pub struct XDbgBlockGraphEdge<'a> {
     /// of the child while it is still attached to this parent
     pub shared_perm: JsonArray<'a, BlockPermission<'a>>,
 }
+
+impl<'a> SerializeMembers for XDbgBlockGraphEdge<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("parent", &self.parent)?;
+        map.serialize_entry("child", &self.child)?;
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("perm", &self.perm)?;
+        map.serialize_entry("shared-perm", &self.shared_perm)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(XDbgBlockGraphEdge<'a>);
 
 impl<'a> FromRawJson<'a> for XDbgBlockGraphEdge<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -4723,6 +5713,16 @@ pub struct XDbgBlockGraph<'a> {
     /// `edges`
     pub edges: JsonArray<'a, XDbgBlockGraphEdge<'a>>,
 }
+
+impl<'a> SerializeMembers for XDbgBlockGraph<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("nodes", &self.nodes)?;
+        map.serialize_entry("edges", &self.edges)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(XDbgBlockGraph<'a>);
 
 impl<'a> FromRawJson<'a> for XDbgBlockGraph<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -5284,6 +6284,15 @@ pub struct BlockDirtyBitmapSha256<'a> {
     /// `sha256`: ASCII representation of SHA256 bitmap hash
     pub sha256: JsonStr<'a>,
 }
+
+impl<'a> SerializeMembers for BlockDirtyBitmapSha256<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("sha256", &self.sha256)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockDirtyBitmapSha256<'a>);
 
 impl<'a> FromRawJson<'a> for BlockDirtyBitmapSha256<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -6528,10 +7537,7 @@ pub enum BlockdevDiscardOptions<'a> {
 
 impl<'a> BlockdevDiscardOptions<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "ignore",
-        "unmap",
-    ];
+    pub const VALUES: &'static [&'static str] = &["ignore", "unmap"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -6554,7 +7560,9 @@ impl<'a> BlockdevDiscardOptions<'a> {
 
 impl<'a> FromRawJson<'a> for BlockdevDiscardOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -6591,11 +7599,7 @@ pub enum BlockdevDetectZeroesOptions<'a> {
 
 impl<'a> BlockdevDetectZeroesOptions<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "off",
-        "on",
-        "unmap",
-    ];
+    pub const VALUES: &'static [&'static str] = &["off", "on", "unmap"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -6620,7 +7624,9 @@ impl<'a> BlockdevDetectZeroesOptions<'a> {
 
 impl<'a> FromRawJson<'a> for BlockdevDetectZeroesOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -6655,11 +7661,7 @@ pub enum BlockdevAioOptions<'a> {
 
 impl<'a> BlockdevAioOptions<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "threads",
-        "native",
-        "io_uring",
-    ];
+    pub const VALUES: &'static [&'static str] = &["threads", "native", "io_uring"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -6684,7 +7686,9 @@ impl<'a> BlockdevAioOptions<'a> {
 
 impl<'a> FromRawJson<'a> for BlockdevAioOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -7013,7 +8017,9 @@ impl<'a> BlockdevDriver<'a> {
 
 impl<'a> FromRawJson<'a> for BlockdevDriver<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -7315,12 +8321,7 @@ pub enum Qcow2OverlapCheckMode<'a> {
 
 impl<'a> Qcow2OverlapCheckMode<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "none",
-        "constant",
-        "cached",
-        "all",
-    ];
+    pub const VALUES: &'static [&'static str] = &["none", "constant", "cached", "all"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -7347,7 +8348,9 @@ impl<'a> Qcow2OverlapCheckMode<'a> {
 
 impl<'a> FromRawJson<'a> for Qcow2OverlapCheckMode<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -7471,9 +8474,7 @@ pub enum BlockdevQcowEncryptionFormat<'a> {
 
 impl<'a> BlockdevQcowEncryptionFormat<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "aes",
-    ];
+    pub const VALUES: &'static [&'static str] = &["aes"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -7494,7 +8495,9 @@ impl<'a> BlockdevQcowEncryptionFormat<'a> {
 
 impl<'a> FromRawJson<'a> for BlockdevQcowEncryptionFormat<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -7542,7 +8545,9 @@ impl<'a> BlockdevQcowEncryptionBranch<'a> {
     pub fn tag(&self) -> BlockdevQcowEncryptionFormat<'a> {
         match self {
             BlockdevQcowEncryptionBranch::Aes(_) => BlockdevQcowEncryptionFormat::Aes,
-            BlockdevQcowEncryptionBranch::Unknown { tag, .. } => BlockdevQcowEncryptionFormat::from_json_str(*tag),
+            BlockdevQcowEncryptionBranch::Unknown { tag, .. } => {
+                BlockdevQcowEncryptionFormat::from_json_str(*tag)
+            }
         }
     }
 }
@@ -7609,10 +8614,7 @@ pub enum BlockdevQcow2EncryptionFormat<'a> {
 
 impl<'a> BlockdevQcow2EncryptionFormat<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "aes",
-        "luks",
-    ];
+    pub const VALUES: &'static [&'static str] = &["aes", "luks"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -7635,7 +8637,9 @@ impl<'a> BlockdevQcow2EncryptionFormat<'a> {
 
 impl<'a> FromRawJson<'a> for BlockdevQcow2EncryptionFormat<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -7686,7 +8690,9 @@ impl<'a> BlockdevQcow2EncryptionBranch<'a> {
         match self {
             BlockdevQcow2EncryptionBranch::Aes(_) => BlockdevQcow2EncryptionFormat::Aes,
             BlockdevQcow2EncryptionBranch::Luks(_) => BlockdevQcow2EncryptionFormat::Luks,
-            BlockdevQcow2EncryptionBranch::Unknown { tag, .. } => BlockdevQcow2EncryptionFormat::from_json_str(*tag),
+            BlockdevQcow2EncryptionBranch::Unknown { tag, .. } => {
+                BlockdevQcow2EncryptionFormat::from_json_str(*tag)
+            }
         }
     }
 }
@@ -7880,11 +8886,7 @@ pub enum SshHostKeyCheckMode<'a> {
 
 impl<'a> SshHostKeyCheckMode<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "none",
-        "hash",
-        "known_hosts",
-    ];
+    pub const VALUES: &'static [&'static str] = &["none", "hash", "known_hosts"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -7909,7 +8911,9 @@ impl<'a> SshHostKeyCheckMode<'a> {
 
 impl<'a> FromRawJson<'a> for SshHostKeyCheckMode<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -7940,11 +8944,7 @@ pub enum SshHostKeyCheckHashType<'a> {
 
 impl<'a> SshHostKeyCheckHashType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "md5",
-        "sha1",
-        "sha256",
-    ];
+    pub const VALUES: &'static [&'static str] = &["md5", "sha1", "sha256"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -7969,7 +8969,9 @@ impl<'a> SshHostKeyCheckHashType<'a> {
 
 impl<'a> FromRawJson<'a> for SshHostKeyCheckHashType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -8371,7 +9373,9 @@ impl<'a> BlkdebugEvent<'a> {
 
 impl<'a> FromRawJson<'a> for BlkdebugEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -8448,7 +9452,9 @@ impl<'a> BlkdebugIOType<'a> {
 
 impl<'a> FromRawJson<'a> for BlkdebugIOType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -8749,10 +9755,7 @@ pub enum QuorumReadPattern<'a> {
 
 impl<'a> QuorumReadPattern<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "quorum",
-        "fifo",
-    ];
+    pub const VALUES: &'static [&'static str] = &["quorum", "fifo"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -8775,7 +9778,9 @@ impl<'a> QuorumReadPattern<'a> {
 
 impl<'a> FromRawJson<'a> for QuorumReadPattern<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -9007,10 +10012,7 @@ pub enum IscsiTransport<'a> {
 
 impl<'a> IscsiTransport<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "tcp",
-        "iser",
-    ];
+    pub const VALUES: &'static [&'static str] = &["tcp", "iser"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -9033,7 +10035,9 @@ impl<'a> IscsiTransport<'a> {
 
 impl<'a> FromRawJson<'a> for IscsiTransport<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -9068,12 +10072,7 @@ pub enum IscsiHeaderDigest<'a> {
 
 impl<'a> IscsiHeaderDigest<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "crc32c",
-        "none",
-        "crc32c-none",
-        "none-crc32c",
-    ];
+    pub const VALUES: &'static [&'static str] = &["crc32c", "none", "crc32c-none", "none-crc32c"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -9100,7 +10099,9 @@ impl<'a> IscsiHeaderDigest<'a> {
 
 impl<'a> FromRawJson<'a> for IscsiHeaderDigest<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -9192,10 +10193,7 @@ pub enum RbdAuthMode<'a> {
 
 impl<'a> RbdAuthMode<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "cephx",
-        "none",
-    ];
+    pub const VALUES: &'static [&'static str] = &["cephx", "none"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -9218,7 +10216,9 @@ impl<'a> RbdAuthMode<'a> {
 
 impl<'a> FromRawJson<'a> for RbdAuthMode<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -9249,11 +10249,7 @@ pub enum RbdImageEncryptionFormat<'a> {
 
 impl<'a> RbdImageEncryptionFormat<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "luks",
-        "luks2",
-        "luks-any",
-    ];
+    pub const VALUES: &'static [&'static str] = &["luks", "luks2", "luks-any"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -9278,7 +10274,9 @@ impl<'a> RbdImageEncryptionFormat<'a> {
 
 impl<'a> FromRawJson<'a> for RbdImageEncryptionFormat<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -9301,6 +10299,15 @@ pub struct RbdEncryptionOptionsLUKSBase<'a> {
     /// unlocking the encryption
     pub key_secret: JsonStr<'a>,
 }
+
+impl<'a> SerializeMembers for RbdEncryptionOptionsLUKSBase<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("key-secret", &self.key_secret)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(RbdEncryptionOptionsLUKSBase<'a>);
 
 impl<'a> FromRawJson<'a> for RbdEncryptionOptionsLUKSBase<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -9332,6 +10339,18 @@ pub struct RbdEncryptionCreateOptionsLUKSBase<'a> {
     /// `cipher-alg` (optional): The encryption algorithm
     pub cipher_alg: Option<QCryptoCipherAlgo<'a>>,
 }
+
+impl<'a> SerializeMembers for RbdEncryptionCreateOptionsLUKSBase<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("key-secret", &self.key_secret)?;
+        if let Some(value) = &self.cipher_alg {
+            map.serialize_entry("cipher-alg", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(RbdEncryptionCreateOptionsLUKSBase<'a>);
 
 impl<'a> FromRawJson<'a> for RbdEncryptionCreateOptionsLUKSBase<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -9510,7 +10529,9 @@ impl<'a> RbdEncryptionOptionsBranch<'a> {
             RbdEncryptionOptionsBranch::Luks(_) => RbdImageEncryptionFormat::Luks,
             RbdEncryptionOptionsBranch::Luks2(_) => RbdImageEncryptionFormat::Luks2,
             RbdEncryptionOptionsBranch::LuksAny(_) => RbdImageEncryptionFormat::LuksAny,
-            RbdEncryptionOptionsBranch::Unknown { tag, .. } => RbdImageEncryptionFormat::from_json_str(*tag),
+            RbdEncryptionOptionsBranch::Unknown { tag, .. } => {
+                RbdImageEncryptionFormat::from_json_str(*tag)
+            }
         }
     }
 }
@@ -9573,7 +10594,9 @@ impl<'a> RbdEncryptionCreateOptionsBranch<'a> {
             RbdEncryptionCreateOptionsBranch::Luks(_) => RbdImageEncryptionFormat::Luks,
             RbdEncryptionCreateOptionsBranch::Luks2(_) => RbdImageEncryptionFormat::Luks2,
             RbdEncryptionCreateOptionsBranch::LuksAny => RbdImageEncryptionFormat::LuksAny,
-            RbdEncryptionCreateOptionsBranch::Unknown { tag, .. } => RbdImageEncryptionFormat::from_json_str(*tag),
+            RbdEncryptionCreateOptionsBranch::Unknown { tag, .. } => {
+                RbdImageEncryptionFormat::from_json_str(*tag)
+            }
         }
     }
 }
@@ -9681,10 +10704,7 @@ pub enum ReplicationMode<'a> {
 
 impl<'a> ReplicationMode<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "primary",
-        "secondary",
-    ];
+    pub const VALUES: &'static [&'static str] = &["primary", "secondary"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -9707,7 +10727,9 @@ impl<'a> ReplicationMode<'a> {
 
 impl<'a> FromRawJson<'a> for ReplicationMode<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -9769,9 +10791,7 @@ pub enum NFSTransport<'a> {
 
 impl<'a> NFSTransport<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "inet",
-    ];
+    pub const VALUES: &'static [&'static str] = &["inet"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -9792,7 +10812,9 @@ impl<'a> NFSTransport<'a> {
 
 impl<'a> FromRawJson<'a> for NFSTransport<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -9917,6 +10939,33 @@ pub struct BlockdevOptionsCurlBase<'a> {
     pub proxy_password_secret: Option<JsonStr<'a>>,
 }
 
+impl<'a> SerializeMembers for BlockdevOptionsCurlBase<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("url", &self.url)?;
+        if let Some(value) = &self.readahead {
+            map.serialize_entry("readahead", value)?;
+        }
+        if let Some(value) = &self.timeout {
+            map.serialize_entry("timeout", value)?;
+        }
+        if let Some(value) = &self.username {
+            map.serialize_entry("username", value)?;
+        }
+        if let Some(value) = &self.password_secret {
+            map.serialize_entry("password-secret", value)?;
+        }
+        if let Some(value) = &self.proxy_username {
+            map.serialize_entry("proxy-username", value)?;
+        }
+        if let Some(value) = &self.proxy_password_secret {
+            map.serialize_entry("proxy-password-secret", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockdevOptionsCurlBase<'a>);
+
 impl<'a> FromRawJson<'a> for BlockdevOptionsCurlBase<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -9935,9 +10984,15 @@ impl<'a> FromRawJson<'a> for BlockdevOptionsCurlBase<'a> {
                 Some("readahead") => m_readahead = Some(FromRawJson::from_raw_json(value)?),
                 Some("timeout") => m_timeout = Some(FromRawJson::from_raw_json(value)?),
                 Some("username") => m_username = Some(FromRawJson::from_raw_json(value)?),
-                Some("password-secret") => m_password_secret = Some(FromRawJson::from_raw_json(value)?),
-                Some("proxy-username") => m_proxy_username = Some(FromRawJson::from_raw_json(value)?),
-                Some("proxy-password-secret") => m_proxy_password_secret = Some(FromRawJson::from_raw_json(value)?),
+                Some("password-secret") => {
+                    m_password_secret = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("proxy-username") => {
+                    m_proxy_username = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("proxy-password-secret") => {
+                    m_proxy_password_secret = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -10392,10 +11447,7 @@ pub enum OnCbwError<'a> {
 
 impl<'a> OnCbwError<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "break-guest-write",
-        "break-snapshot",
-    ];
+    pub const VALUES: &'static [&'static str] = &["break-guest-write", "break-snapshot"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -10418,7 +11470,9 @@ impl<'a> OnCbwError<'a> {
 
 impl<'a> FromRawJson<'a> for OnCbwError<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -11384,10 +12438,7 @@ pub enum BlockdevQcow2Version<'a> {
 
 impl<'a> BlockdevQcow2Version<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "v2",
-        "v3",
-    ];
+    pub const VALUES: &'static [&'static str] = &["v2", "v3"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -11410,7 +12461,9 @@ impl<'a> BlockdevQcow2Version<'a> {
 
 impl<'a> FromRawJson<'a> for BlockdevQcow2Version<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -11443,10 +12496,7 @@ pub enum Qcow2CompressionType<'a> {
 
 impl<'a> Qcow2CompressionType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "zlib",
-        "zstd",
-    ];
+    pub const VALUES: &'static [&'static str] = &["zlib", "zstd"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -11469,7 +12519,9 @@ impl<'a> Qcow2CompressionType<'a> {
 
 impl<'a> FromRawJson<'a> for Qcow2CompressionType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -11717,7 +12769,9 @@ impl<'a> BlockdevVmdkSubformat<'a> {
 
 impl<'a> FromRawJson<'a> for BlockdevVmdkSubformat<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -11752,12 +12806,7 @@ pub enum BlockdevVmdkAdapterType<'a> {
 
 impl<'a> BlockdevVmdkAdapterType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "ide",
-        "buslogic",
-        "lsilogic",
-        "legacyESX",
-    ];
+    pub const VALUES: &'static [&'static str] = &["ide", "buslogic", "lsilogic", "legacyESX"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -11784,7 +12833,9 @@ impl<'a> BlockdevVmdkAdapterType<'a> {
 
 impl<'a> FromRawJson<'a> for BlockdevVmdkAdapterType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -11939,10 +12990,7 @@ pub enum BlockdevVhdxSubformat<'a> {
 
 impl<'a> BlockdevVhdxSubformat<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "dynamic",
-        "fixed",
-    ];
+    pub const VALUES: &'static [&'static str] = &["dynamic", "fixed"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -11965,7 +13013,9 @@ impl<'a> BlockdevVhdxSubformat<'a> {
 
 impl<'a> FromRawJson<'a> for BlockdevVhdxSubformat<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -12043,10 +13093,7 @@ pub enum BlockdevVpcSubformat<'a> {
 
 impl<'a> BlockdevVpcSubformat<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "dynamic",
-        "fixed",
-    ];
+    pub const VALUES: &'static [&'static str] = &["dynamic", "fixed"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -12069,7 +13116,9 @@ impl<'a> BlockdevVpcSubformat<'a> {
 
 impl<'a> FromRawJson<'a> for BlockdevVpcSubformat<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -12744,11 +13793,7 @@ pub enum BlockErrorAction<'a> {
 
 impl<'a> BlockErrorAction<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "ignore",
-        "report",
-        "stop",
-    ];
+    pub const VALUES: &'static [&'static str] = &["ignore", "report", "stop"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -12773,7 +13818,9 @@ impl<'a> BlockErrorAction<'a> {
 
 impl<'a> FromRawJson<'a> for BlockErrorAction<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -12829,6 +13876,26 @@ pub struct BlockImageCorruptedEvent<'a> {
     /// BLOCK_IMAGE_CORRUPTED event was fatal)
     pub fatal: bool,
 }
+
+impl<'a> SerializeMembers for BlockImageCorruptedEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("device", &self.device)?;
+        if let Some(value) = &self.node_name {
+            map.serialize_entry("node-name", value)?;
+        }
+        map.serialize_entry("msg", &self.msg)?;
+        if let Some(value) = &self.offset {
+            map.serialize_entry("offset", value)?;
+        }
+        if let Some(value) = &self.size {
+            map.serialize_entry("size", value)?;
+        }
+        map.serialize_entry("fatal", &self.fatal)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockImageCorruptedEvent<'a>);
 
 impl<'a> FromRawJson<'a> for BlockImageCorruptedEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -12921,6 +13988,25 @@ pub struct BlockIoErrorEvent<'a> {
     pub reason: JsonStr<'a>,
 }
 
+impl<'a> SerializeMembers for BlockIoErrorEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("qom-path", &self.qom_path)?;
+        map.serialize_entry("device", &self.device)?;
+        if let Some(value) = &self.node_name {
+            map.serialize_entry("node-name", value)?;
+        }
+        map.serialize_entry("operation", &self.operation)?;
+        map.serialize_entry("action", &self.action)?;
+        if let Some(value) = &self.nospace {
+            map.serialize_entry("nospace", value)?;
+        }
+        map.serialize_entry("reason", &self.reason)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockIoErrorEvent<'a>);
+
 impl<'a> FromRawJson<'a> for BlockIoErrorEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -13000,6 +14086,22 @@ pub struct BlockJobCompletedEvent<'a> {
     pub error: Option<JsonStr<'a>>,
 }
 
+impl<'a> SerializeMembers for BlockJobCompletedEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("type", &self.r#type)?;
+        map.serialize_entry("device", &self.device)?;
+        map.serialize_entry("len", &self.len)?;
+        map.serialize_entry("offset", &self.offset)?;
+        map.serialize_entry("speed", &self.speed)?;
+        if let Some(value) = &self.error {
+            map.serialize_entry("error", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockJobCompletedEvent<'a>);
+
 impl<'a> FromRawJson<'a> for BlockJobCompletedEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -13071,6 +14173,19 @@ pub struct BlockJobCancelledEvent<'a> {
     pub speed: i64,
 }
 
+impl<'a> SerializeMembers for BlockJobCancelledEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("type", &self.r#type)?;
+        map.serialize_entry("device", &self.device)?;
+        map.serialize_entry("len", &self.len)?;
+        map.serialize_entry("offset", &self.offset)?;
+        map.serialize_entry("speed", &self.speed)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockJobCancelledEvent<'a>);
+
 impl<'a> FromRawJson<'a> for BlockJobCancelledEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -13133,6 +14248,17 @@ pub struct BlockJobErrorEvent<'a> {
     /// `action`: action that has been taken
     pub action: BlockErrorAction<'a>,
 }
+
+impl<'a> SerializeMembers for BlockJobErrorEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("device", &self.device)?;
+        map.serialize_entry("operation", &self.operation)?;
+        map.serialize_entry("action", &self.action)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockJobErrorEvent<'a>);
 
 impl<'a> FromRawJson<'a> for BlockJobErrorEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -13198,6 +14324,19 @@ pub struct BlockJobReadyEvent<'a> {
     pub speed: i64,
 }
 
+impl<'a> SerializeMembers for BlockJobReadyEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("type", &self.r#type)?;
+        map.serialize_entry("device", &self.device)?;
+        map.serialize_entry("len", &self.len)?;
+        map.serialize_entry("offset", &self.offset)?;
+        map.serialize_entry("speed", &self.speed)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockJobReadyEvent<'a>);
+
 impl<'a> FromRawJson<'a> for BlockJobReadyEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -13259,6 +14398,16 @@ pub struct BlockJobPendingEvent<'a> {
     pub id: JsonStr<'a>,
 }
 
+impl<'a> SerializeMembers for BlockJobPendingEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("type", &self.r#type)?;
+        map.serialize_entry("id", &self.id)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockJobPendingEvent<'a>);
+
 impl<'a> FromRawJson<'a> for BlockJobPendingEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -13313,12 +14462,7 @@ pub enum PreallocMode<'a> {
 
 impl<'a> PreallocMode<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "off",
-        "metadata",
-        "falloc",
-        "full",
-    ];
+    pub const VALUES: &'static [&'static str] = &["off", "metadata", "falloc", "full"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -13345,7 +14489,9 @@ impl<'a> PreallocMode<'a> {
 
 impl<'a> FromRawJson<'a> for PreallocMode<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -13379,6 +14525,17 @@ pub struct BlockWriteThresholdEvent<'a> {
     pub write_threshold: u64,
 }
 
+impl<'a> SerializeMembers for BlockWriteThresholdEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("node-name", &self.node_name)?;
+        map.serialize_entry("amount-exceeded", &self.amount_exceeded)?;
+        map.serialize_entry("write-threshold", &self.write_threshold)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockWriteThresholdEvent<'a>);
+
 impl<'a> FromRawJson<'a> for BlockWriteThresholdEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -13390,8 +14547,12 @@ impl<'a> FromRawJson<'a> for BlockWriteThresholdEvent<'a> {
         for (key, value) in raw.members() {
             match key.as_plain() {
                 Some("node-name") => m_node_name = Some(FromRawJson::from_raw_json(value)?),
-                Some("amount-exceeded") => m_amount_exceeded = Some(FromRawJson::from_raw_json(value)?),
-                Some("write-threshold") => m_write_threshold = Some(FromRawJson::from_raw_json(value)?),
+                Some("amount-exceeded") => {
+                    m_amount_exceeded = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("write-threshold") => {
+                    m_write_threshold = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -13637,11 +14798,7 @@ pub enum QuorumOpType<'a> {
 
 impl<'a> QuorumOpType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "read",
-        "write",
-        "flush",
-    ];
+    pub const VALUES: &'static [&'static str] = &["read", "write", "flush"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -13666,7 +14823,9 @@ impl<'a> QuorumOpType<'a> {
 
 impl<'a> FromRawJson<'a> for QuorumOpType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -13703,6 +14862,17 @@ pub struct QuorumFailureEvent<'a> {
     /// `sectors-count`: failed read operation sector count
     pub sectors_count: i64,
 }
+
+impl<'a> SerializeMembers for QuorumFailureEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("reference", &self.reference)?;
+        map.serialize_entry("sector-num", &self.sector_num)?;
+        map.serialize_entry("sectors-count", &self.sectors_count)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(QuorumFailureEvent<'a>);
 
 impl<'a> FromRawJson<'a> for QuorumFailureEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -13779,6 +14949,21 @@ pub struct QuorumReportBadEvent<'a> {
     /// `sectors-count`: failed read operation sector count
     pub sectors_count: i64,
 }
+
+impl<'a> SerializeMembers for QuorumReportBadEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("type", &self.r#type)?;
+        if let Some(value) = &self.error {
+            map.serialize_entry("error", value)?;
+        }
+        map.serialize_entry("node-name", &self.node_name)?;
+        map.serialize_entry("sector-num", &self.sector_num)?;
+        map.serialize_entry("sectors-count", &self.sectors_count)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(QuorumReportBadEvent<'a>);
 
 impl<'a> FromRawJson<'a> for QuorumReportBadEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -13963,6 +15148,15 @@ pub struct DummyBlockCoreForceArrays<'a> {
     pub unused_block_graph_info: JsonArray<'a, BlockGraphInfo<'a>>,
 }
 
+impl<'a> SerializeMembers for DummyBlockCoreForceArrays<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("unused-block-graph-info", &self.unused_block_graph_info)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(DummyBlockCoreForceArrays<'a>);
+
 impl<'a> FromRawJson<'a> for DummyBlockCoreForceArrays<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -13971,7 +15165,9 @@ impl<'a> FromRawJson<'a> for DummyBlockCoreForceArrays<'a> {
         let mut m_unused_block_graph_info = None;
         for (key, value) in raw.members() {
             match key.as_plain() {
-                Some("unused-block-graph-info") => m_unused_block_graph_info = Some(FromRawJson::from_raw_json(value)?),
+                Some("unused-block-graph-info") => {
+                    m_unused_block_graph_info = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -13980,4 +15176,3 @@ impl<'a> FromRawJson<'a> for DummyBlockCoreForceArrays<'a> {
         })
     }
 }
-

@@ -28,6 +28,26 @@ pub struct NbdServerOptionsBase<'a> {
     pub max_connections: Option<u32>,
 }
 
+impl<'a> SerializeMembers for NbdServerOptionsBase<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.handshake_max_seconds {
+            map.serialize_entry("handshake-max-seconds", value)?;
+        }
+        if let Some(value) = &self.tls_creds {
+            map.serialize_entry("tls-creds", value)?;
+        }
+        if let Some(value) = &self.tls_authz {
+            map.serialize_entry("tls-authz", value)?;
+        }
+        if let Some(value) = &self.max_connections {
+            map.serialize_entry("max-connections", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(NbdServerOptionsBase<'a>);
+
 impl<'a> FromRawJson<'a> for NbdServerOptionsBase<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -39,10 +59,14 @@ impl<'a> FromRawJson<'a> for NbdServerOptionsBase<'a> {
         let mut m_max_connections = None;
         for (key, value) in raw.members() {
             match key.as_plain() {
-                Some("handshake-max-seconds") => m_handshake_max_seconds = Some(FromRawJson::from_raw_json(value)?),
+                Some("handshake-max-seconds") => {
+                    m_handshake_max_seconds = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("tls-creds") => m_tls_creds = Some(FromRawJson::from_raw_json(value)?),
                 Some("tls-authz") => m_tls_authz = Some(FromRawJson::from_raw_json(value)?),
-                Some("max-connections") => m_max_connections = Some(FromRawJson::from_raw_json(value)?),
+                Some("max-connections") => {
+                    m_max_connections = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -84,6 +108,27 @@ pub struct NbdServerOptions<'a> {
     pub addr: SocketAddress<'a>,
 }
 
+impl<'a> SerializeMembers for NbdServerOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.handshake_max_seconds {
+            map.serialize_entry("handshake-max-seconds", value)?;
+        }
+        if let Some(value) = &self.tls_creds {
+            map.serialize_entry("tls-creds", value)?;
+        }
+        if let Some(value) = &self.tls_authz {
+            map.serialize_entry("tls-authz", value)?;
+        }
+        if let Some(value) = &self.max_connections {
+            map.serialize_entry("max-connections", value)?;
+        }
+        map.serialize_entry("addr", &self.addr)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(NbdServerOptions<'a>);
+
 impl<'a> FromRawJson<'a> for NbdServerOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -96,10 +141,14 @@ impl<'a> FromRawJson<'a> for NbdServerOptions<'a> {
         let mut m_addr = None;
         for (key, value) in raw.members() {
             match key.as_plain() {
-                Some("handshake-max-seconds") => m_handshake_max_seconds = Some(FromRawJson::from_raw_json(value)?),
+                Some("handshake-max-seconds") => {
+                    m_handshake_max_seconds = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("tls-creds") => m_tls_creds = Some(FromRawJson::from_raw_json(value)?),
                 Some("tls-authz") => m_tls_authz = Some(FromRawJson::from_raw_json(value)?),
-                Some("max-connections") => m_max_connections = Some(FromRawJson::from_raw_json(value)?),
+                Some("max-connections") => {
+                    m_max_connections = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("addr") => m_addr = Some(FromRawJson::from_raw_json(value)?),
                 _ => {}
             }
@@ -210,6 +259,20 @@ pub struct BlockExportOptionsNbdBase<'a> {
     /// (Since 5.0)
     pub description: Option<JsonStr<'a>>,
 }
+
+impl<'a> SerializeMembers for BlockExportOptionsNbdBase<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.name {
+            map.serialize_entry("name", value)?;
+        }
+        if let Some(value) = &self.description {
+            map.serialize_entry("description", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockExportOptionsNbdBase<'a>);
 
 impl<'a> FromRawJson<'a> for BlockExportOptionsNbdBase<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -336,11 +399,7 @@ pub enum FuseExportAllowOther<'a> {
 
 impl<'a> FuseExportAllowOther<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "off",
-        "on",
-        "auto",
-    ];
+    pub const VALUES: &'static [&'static str] = &["off", "on", "auto"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -365,7 +424,9 @@ impl<'a> FuseExportAllowOther<'a> {
 
 impl<'a> FromRawJson<'a> for FuseExportAllowOther<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -565,10 +626,7 @@ pub enum BlockExportRemoveMode<'a> {
 
 impl<'a> BlockExportRemoveMode<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "safe",
-        "hard",
-    ];
+    pub const VALUES: &'static [&'static str] = &["safe", "hard"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -591,7 +649,9 @@ impl<'a> BlockExportRemoveMode<'a> {
 
 impl<'a> FromRawJson<'a> for BlockExportRemoveMode<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -701,12 +761,7 @@ pub enum BlockExportType<'a> {
 
 impl<'a> BlockExportType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "nbd",
-        "vhost-user-blk",
-        "fuse",
-        "vduse-blk",
-    ];
+    pub const VALUES: &'static [&'static str] = &["nbd", "vhost-user-blk", "fuse", "vduse-blk"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -733,7 +788,9 @@ impl<'a> BlockExportType<'a> {
 
 impl<'a> FromRawJson<'a> for BlockExportType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -954,6 +1011,15 @@ pub struct BlockExportDeletedEvent<'a> {
     pub id: JsonStr<'a>,
 }
 
+impl<'a> SerializeMembers for BlockExportDeletedEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("id", &self.id)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockExportDeletedEvent<'a>);
+
 impl<'a> FromRawJson<'a> for BlockExportDeletedEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -997,6 +1063,18 @@ pub struct BlockExportInfo<'a> {
     /// block-export-del command, but before the shutdown has completed)
     pub shutting_down: bool,
 }
+
+impl<'a> SerializeMembers for BlockExportInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("type", &self.r#type)?;
+        map.serialize_entry("node-name", &self.node_name)?;
+        map.serialize_entry("shutting-down", &self.shutting_down)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BlockExportInfo<'a>);
 
 impl<'a> FromRawJson<'a> for BlockExportInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1047,4 +1125,3 @@ impl Command for QueryBlockExports {
         FromRawJson::from_raw_json(raw)
     }
 }
-

@@ -34,13 +34,7 @@ pub enum QType<'a> {
 impl<'a> QType<'a> {
     /// Every value this schema knows, in schema order.
     pub const VALUES: &'static [&'static str] = &[
-        "none",
-        "qnull",
-        "qnum",
-        "qstring",
-        "qdict",
-        "qlist",
-        "qbool",
+        "none", "qnull", "qnum", "qstring", "qdict", "qlist", "qbool",
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
@@ -74,7 +68,9 @@ impl<'a> QType<'a> {
 
 impl<'a> FromRawJson<'a> for QType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -86,4 +82,3 @@ impl serde::Serialize for QType<'_> {
         }
     }
 }
-

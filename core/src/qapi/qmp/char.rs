@@ -26,6 +26,17 @@ pub struct ChardevInfo<'a> {
     pub frontend_open: bool,
 }
 
+impl<'a> SerializeMembers for ChardevInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("label", &self.label)?;
+        map.serialize_entry("filename", &self.filename)?;
+        map.serialize_entry("frontend-open", &self.frontend_open)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(ChardevInfo<'a>);
+
 impl<'a> FromRawJson<'a> for ChardevInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -111,6 +122,15 @@ pub struct ChardevBackendInfo<'a> {
     pub name: JsonStr<'a>,
 }
 
+impl<'a> SerializeMembers for ChardevBackendInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(ChardevBackendInfo<'a>);
+
 impl<'a> FromRawJson<'a> for ChardevBackendInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -193,10 +213,7 @@ pub enum DataFormat<'a> {
 
 impl<'a> DataFormat<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "utf8",
-        "base64",
-    ];
+    pub const VALUES: &'static [&'static str] = &["utf8", "base64"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -219,7 +236,9 @@ impl<'a> DataFormat<'a> {
 
 impl<'a> FromRawJson<'a> for DataFormat<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1123,7 +1142,9 @@ impl<'a> ChardevBackendKind<'a> {
 
 impl<'a> FromRawJson<'a> for ChardevBackendKind<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1616,6 +1637,17 @@ pub struct ChardevReturn<'a> {
     pub pty: Option<JsonStr<'a>>,
 }
 
+impl<'a> SerializeMembers for ChardevReturn<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.pty {
+            map.serialize_entry("pty", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(ChardevReturn<'a>);
+
 impl<'a> FromRawJson<'a> for ChardevReturn<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1628,9 +1660,7 @@ impl<'a> FromRawJson<'a> for ChardevReturn<'a> {
                 _ => {}
             }
         }
-        Ok(ChardevReturn {
-            pty: m_pty,
-        })
+        Ok(ChardevReturn { pty: m_pty })
     }
 }
 
@@ -1871,6 +1901,16 @@ pub struct VserportChangeEvent<'a> {
     pub open: bool,
 }
 
+impl<'a> SerializeMembers for VserportChangeEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("open", &self.open)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VserportChangeEvent<'a>);
+
 impl<'a> FromRawJson<'a> for VserportChangeEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1898,4 +1938,3 @@ impl<'a> EventData<'a> for VserportChangeEvent<'a> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
 }
-

@@ -23,10 +23,7 @@ pub enum IoOperationType<'a> {
 
 impl<'a> IoOperationType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "read",
-        "write",
-    ];
+    pub const VALUES: &'static [&'static str] = &["read", "write"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -49,7 +46,9 @@ impl<'a> IoOperationType<'a> {
 
 impl<'a> FromRawJson<'a> for IoOperationType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -82,11 +81,7 @@ pub enum OnOffAuto<'a> {
 
 impl<'a> OnOffAuto<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "auto",
-        "on",
-        "off",
-    ];
+    pub const VALUES: &'static [&'static str] = &["auto", "on", "off"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -111,7 +106,9 @@ impl<'a> OnOffAuto<'a> {
 
 impl<'a> FromRawJson<'a> for OnOffAuto<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -144,11 +141,7 @@ pub enum OnOffSplit<'a> {
 
 impl<'a> OnOffSplit<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "on",
-        "off",
-        "split",
-    ];
+    pub const VALUES: &'static [&'static str] = &["on", "off", "split"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -173,7 +166,9 @@ impl<'a> OnOffSplit<'a> {
 
 impl<'a> FromRawJson<'a> for OnOffSplit<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -242,14 +237,7 @@ pub enum OffAutoPCIBAR<'a> {
 impl<'a> OffAutoPCIBAR<'a> {
     /// Every value this schema knows, in schema order.
     pub const VALUES: &'static [&'static str] = &[
-        "off",
-        "auto",
-        "bar0",
-        "bar1",
-        "bar2",
-        "bar3",
-        "bar4",
-        "bar5",
+        "off", "auto", "bar0", "bar1", "bar2", "bar3", "bar4", "bar5",
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
@@ -285,7 +273,9 @@ impl<'a> OffAutoPCIBAR<'a> {
 
 impl<'a> FromRawJson<'a> for OffAutoPCIBAR<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -324,14 +314,7 @@ pub enum PCIELinkSpeed<'a> {
 
 impl<'a> PCIELinkSpeed<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "2_5",
-        "5",
-        "8",
-        "16",
-        "32",
-        "64",
-    ];
+    pub const VALUES: &'static [&'static str] = &["2_5", "5", "8", "16", "32", "64"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -362,7 +345,9 @@ impl<'a> PCIELinkSpeed<'a> {
 
 impl<'a> FromRawJson<'a> for PCIELinkSpeed<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -403,15 +388,7 @@ pub enum PCIELinkWidth<'a> {
 
 impl<'a> PCIELinkWidth<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "1",
-        "2",
-        "4",
-        "8",
-        "12",
-        "16",
-        "32",
-    ];
+    pub const VALUES: &'static [&'static str] = &["1", "2", "4", "8", "12", "16", "32"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -444,7 +421,9 @@ impl<'a> PCIELinkWidth<'a> {
 
 impl<'a> FromRawJson<'a> for PCIELinkWidth<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -481,12 +460,7 @@ pub enum HostMemPolicy<'a> {
 
 impl<'a> HostMemPolicy<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "default",
-        "preferred",
-        "bind",
-        "interleave",
-    ];
+    pub const VALUES: &'static [&'static str] = &["default", "preferred", "bind", "interleave"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -513,7 +487,9 @@ impl<'a> HostMemPolicy<'a> {
 
 impl<'a> FromRawJson<'a> for HostMemPolicy<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -550,11 +526,7 @@ pub enum NetFilterDirection<'a> {
 
 impl<'a> NetFilterDirection<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "all",
-        "rx",
-        "tx",
-    ];
+    pub const VALUES: &'static [&'static str] = &["all", "rx", "tx"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -579,7 +551,9 @@ impl<'a> NetFilterDirection<'a> {
 
 impl<'a> FromRawJson<'a> for NetFilterDirection<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -656,7 +630,9 @@ impl<'a> GrabToggleKeys<'a> {
 
 impl<'a> FromRawJson<'a> for GrabToggleKeys<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -679,6 +655,15 @@ pub struct HumanReadableText<'a> {
     pub human_readable_text: JsonStr<'a>,
 }
 
+impl<'a> SerializeMembers for HumanReadableText<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("human-readable-text", &self.human_readable_text)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(HumanReadableText<'a>);
+
 impl<'a> FromRawJson<'a> for HumanReadableText<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -687,7 +672,9 @@ impl<'a> FromRawJson<'a> for HumanReadableText<'a> {
         let mut m_human_readable_text = None;
         for (key, value) in raw.members() {
             match key.as_plain() {
-                Some("human-readable-text") => m_human_readable_text = Some(FromRawJson::from_raw_json(value)?),
+                Some("human-readable-text") => {
+                    m_human_readable_text = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -715,11 +702,7 @@ pub enum EndianMode<'a> {
 
 impl<'a> EndianMode<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "unspecified",
-        "little",
-        "big",
-    ];
+    pub const VALUES: &'static [&'static str] = &["unspecified", "little", "big"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -744,7 +727,9 @@ impl<'a> EndianMode<'a> {
 
 impl<'a> FromRawJson<'a> for EndianMode<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -756,4 +741,3 @@ impl serde::Serialize for EndianMode<'_> {
         }
     }
 }
-

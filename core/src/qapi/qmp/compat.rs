@@ -25,11 +25,7 @@ pub enum CompatPolicyInput<'a> {
 
 impl<'a> CompatPolicyInput<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "accept",
-        "reject",
-        "crash",
-    ];
+    pub const VALUES: &'static [&'static str] = &["accept", "reject", "crash"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -54,7 +50,9 @@ impl<'a> CompatPolicyInput<'a> {
 
 impl<'a> FromRawJson<'a> for CompatPolicyInput<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -85,10 +83,7 @@ pub enum CompatPolicyOutput<'a> {
 
 impl<'a> CompatPolicyOutput<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "accept",
-        "hide",
-    ];
+    pub const VALUES: &'static [&'static str] = &["accept", "hide"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -111,7 +106,9 @@ impl<'a> CompatPolicyOutput<'a> {
 
 impl<'a> FromRawJson<'a> for CompatPolicyOutput<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -154,6 +151,26 @@ pub struct CompatPolicy<'a> {
     pub unstable_output: Option<CompatPolicyOutput<'a>>,
 }
 
+impl<'a> SerializeMembers for CompatPolicy<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.deprecated_input {
+            map.serialize_entry("deprecated-input", value)?;
+        }
+        if let Some(value) = &self.deprecated_output {
+            map.serialize_entry("deprecated-output", value)?;
+        }
+        if let Some(value) = &self.unstable_input {
+            map.serialize_entry("unstable-input", value)?;
+        }
+        if let Some(value) = &self.unstable_output {
+            map.serialize_entry("unstable-output", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(CompatPolicy<'a>);
+
 impl<'a> FromRawJson<'a> for CompatPolicy<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -165,10 +182,18 @@ impl<'a> FromRawJson<'a> for CompatPolicy<'a> {
         let mut m_unstable_output = None;
         for (key, value) in raw.members() {
             match key.as_plain() {
-                Some("deprecated-input") => m_deprecated_input = Some(FromRawJson::from_raw_json(value)?),
-                Some("deprecated-output") => m_deprecated_output = Some(FromRawJson::from_raw_json(value)?),
-                Some("unstable-input") => m_unstable_input = Some(FromRawJson::from_raw_json(value)?),
-                Some("unstable-output") => m_unstable_output = Some(FromRawJson::from_raw_json(value)?),
+                Some("deprecated-input") => {
+                    m_deprecated_input = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("deprecated-output") => {
+                    m_deprecated_output = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("unstable-input") => {
+                    m_unstable_input = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("unstable-output") => {
+                    m_unstable_output = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -180,4 +205,3 @@ impl<'a> FromRawJson<'a> for CompatPolicy<'a> {
         })
     }
 }
-

@@ -79,9 +79,7 @@ pub enum QMPCapability<'a> {
 
 impl<'a> QMPCapability<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "oob",
-    ];
+    pub const VALUES: &'static [&'static str] = &["oob"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -102,7 +100,9 @@ impl<'a> QMPCapability<'a> {
 
 impl<'a> FromRawJson<'a> for QMPCapability<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -130,6 +130,17 @@ pub struct VersionTriple {
     /// `micro`: The micro version number.
     pub micro: i64,
 }
+
+impl SerializeMembers for VersionTriple {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("major", &self.major)?;
+        map.serialize_entry("minor", &self.minor)?;
+        map.serialize_entry("micro", &self.micro)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VersionTriple);
 
 impl<'a> FromRawJson<'a> for VersionTriple {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -175,6 +186,16 @@ pub struct VersionInfo<'a> {
     /// highly recommended that a unique name is used.
     pub package: JsonStr<'a>,
 }
+
+impl<'a> SerializeMembers for VersionInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("qemu", &self.qemu)?;
+        map.serialize_entry("package", &self.package)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VersionInfo<'a>);
 
 impl<'a> FromRawJson<'a> for VersionInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -248,6 +269,15 @@ pub struct CommandInfo<'a> {
     /// `name`: The command name
     pub name: JsonStr<'a>,
 }
+
+impl<'a> SerializeMembers for CommandInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(CommandInfo<'a>);
 
 impl<'a> FromRawJson<'a> for CommandInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -360,10 +390,7 @@ pub enum MonitorMode<'a> {
 
 impl<'a> MonitorMode<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "readline",
-        "control",
-    ];
+    pub const VALUES: &'static [&'static str] = &["readline", "control"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -386,7 +413,9 @@ impl<'a> MonitorMode<'a> {
 
 impl<'a> FromRawJson<'a> for MonitorMode<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -418,6 +447,24 @@ pub struct MonitorOptions<'a> {
     pub chardev: JsonStr<'a>,
 }
 
+impl<'a> SerializeMembers for MonitorOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.id {
+            map.serialize_entry("id", value)?;
+        }
+        if let Some(value) = &self.mode {
+            map.serialize_entry("mode", value)?;
+        }
+        if let Some(value) = &self.pretty {
+            map.serialize_entry("pretty", value)?;
+        }
+        map.serialize_entry("chardev", &self.chardev)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(MonitorOptions<'a>);
+
 impl<'a> FromRawJson<'a> for MonitorOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -444,4 +491,3 @@ impl<'a> FromRawJson<'a> for MonitorOptions<'a> {
         })
     }
 }
-

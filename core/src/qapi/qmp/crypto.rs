@@ -25,10 +25,7 @@ pub enum QCryptoTLSCredsEndpoint<'a> {
 
 impl<'a> QCryptoTLSCredsEndpoint<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "client",
-        "server",
-    ];
+    pub const VALUES: &'static [&'static str] = &["client", "server"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -51,7 +48,9 @@ impl<'a> QCryptoTLSCredsEndpoint<'a> {
 
 impl<'a> FromRawJson<'a> for QCryptoTLSCredsEndpoint<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -83,10 +82,7 @@ pub enum QCryptoSecretFormat<'a> {
 
 impl<'a> QCryptoSecretFormat<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "raw",
-        "base64",
-    ];
+    pub const VALUES: &'static [&'static str] = &["raw", "base64"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -109,7 +105,9 @@ impl<'a> QCryptoSecretFormat<'a> {
 
 impl<'a> FromRawJson<'a> for QCryptoSecretFormat<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -196,7 +194,9 @@ impl<'a> QCryptoHashAlgo<'a> {
 
 impl<'a> FromRawJson<'a> for QCryptoHashAlgo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -309,7 +309,9 @@ impl<'a> QCryptoCipherAlgo<'a> {
 
 impl<'a> FromRawJson<'a> for QCryptoCipherAlgo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -344,12 +346,7 @@ pub enum QCryptoCipherMode<'a> {
 
 impl<'a> QCryptoCipherMode<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "ecb",
-        "cbc",
-        "xts",
-        "ctr",
-    ];
+    pub const VALUES: &'static [&'static str] = &["ecb", "cbc", "xts", "ctr"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -376,7 +373,9 @@ impl<'a> QCryptoCipherMode<'a> {
 
 impl<'a> FromRawJson<'a> for QCryptoCipherMode<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -413,11 +412,7 @@ pub enum QCryptoIVGenAlgo<'a> {
 
 impl<'a> QCryptoIVGenAlgo<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "plain",
-        "plain64",
-        "essiv",
-    ];
+    pub const VALUES: &'static [&'static str] = &["plain", "plain64", "essiv"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -442,7 +437,9 @@ impl<'a> QCryptoIVGenAlgo<'a> {
 
 impl<'a> FromRawJson<'a> for QCryptoIVGenAlgo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -474,10 +471,7 @@ pub enum QCryptoBlockFormat<'a> {
 
 impl<'a> QCryptoBlockFormat<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "qcow",
-        "luks",
-    ];
+    pub const VALUES: &'static [&'static str] = &["qcow", "luks"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -500,7 +494,9 @@ impl<'a> QCryptoBlockFormat<'a> {
 
 impl<'a> FromRawJson<'a> for QCryptoBlockFormat<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -524,6 +520,15 @@ pub struct QCryptoBlockOptionsBase<'a> {
     /// `format`: the encryption format
     pub format: QCryptoBlockFormat<'a>,
 }
+
+impl<'a> SerializeMembers for QCryptoBlockOptionsBase<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("format", &self.format)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(QCryptoBlockOptionsBase<'a>);
 
 impl<'a> FromRawJson<'a> for QCryptoBlockOptionsBase<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -731,25 +736,45 @@ impl<'a> QCryptoBlockOpenOptionsBranch<'a> {
         match self {
             QCryptoBlockOpenOptionsBranch::Qcow(_) => QCryptoBlockFormat::Qcow,
             QCryptoBlockOpenOptionsBranch::Luks(_) => QCryptoBlockFormat::Luks,
-            QCryptoBlockOpenOptionsBranch::Unknown { tag, .. } => QCryptoBlockFormat::from_json_str(*tag),
+            QCryptoBlockOpenOptionsBranch::Unknown { tag, .. } => {
+                QCryptoBlockFormat::from_json_str(*tag)
+            }
         }
     }
 }
+
+impl<'a> SerializeMembers for QCryptoBlockOpenOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("format", &self.format.tag())?;
+        match &self.format {
+            QCryptoBlockOpenOptionsBranch::Qcow(branch) => branch.serialize_members(map),
+            QCryptoBlockOpenOptionsBranch::Luks(branch) => branch.serialize_members(map),
+            _ => Ok(()),
+        }
+    }
+}
+
+rt::serialize_as_map!(QCryptoBlockOpenOptions<'a>);
 
 impl<'a> FromRawJson<'a> for QCryptoBlockOpenOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
         }
-        let tag = raw.get("format").and_then(|t| t.as_json_str()).ok_or(rt::MISSING_MEMBER)?;
+        let tag = raw
+            .get("format")
+            .and_then(|t| t.as_json_str())
+            .ok_or(rt::MISSING_MEMBER)?;
         let branch = match QCryptoBlockFormat::from_json_str(tag) {
-            QCryptoBlockFormat::Qcow => QCryptoBlockOpenOptionsBranch::Qcow(FromRawJson::from_raw_json(raw)?),
-            QCryptoBlockFormat::Luks => QCryptoBlockOpenOptionsBranch::Luks(FromRawJson::from_raw_json(raw)?),
+            QCryptoBlockFormat::Qcow => {
+                QCryptoBlockOpenOptionsBranch::Qcow(FromRawJson::from_raw_json(raw)?)
+            }
+            QCryptoBlockFormat::Luks => {
+                QCryptoBlockOpenOptionsBranch::Luks(FromRawJson::from_raw_json(raw)?)
+            }
             QCryptoBlockFormat::Unknown(tag) => QCryptoBlockOpenOptionsBranch::Unknown { tag, raw },
         };
-        Ok(QCryptoBlockOpenOptions {
-            format: branch,
-        })
+        Ok(QCryptoBlockOpenOptions { format: branch })
     }
 }
 
@@ -794,7 +819,9 @@ impl<'a> QCryptoBlockCreateOptionsBranch<'a> {
         match self {
             QCryptoBlockCreateOptionsBranch::Qcow(_) => QCryptoBlockFormat::Qcow,
             QCryptoBlockCreateOptionsBranch::Luks(_) => QCryptoBlockFormat::Luks,
-            QCryptoBlockCreateOptionsBranch::Unknown { tag, .. } => QCryptoBlockFormat::from_json_str(*tag),
+            QCryptoBlockCreateOptionsBranch::Unknown { tag, .. } => {
+                QCryptoBlockFormat::from_json_str(*tag)
+            }
         }
     }
 }
@@ -824,6 +851,15 @@ pub struct QCryptoBlockInfoBase<'a> {
     /// `format`: the encryption format
     pub format: QCryptoBlockFormat<'a>,
 }
+
+impl<'a> SerializeMembers for QCryptoBlockInfoBase<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("format", &self.format)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(QCryptoBlockInfoBase<'a>);
 
 impl<'a> FromRawJson<'a> for QCryptoBlockInfoBase<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -860,6 +896,22 @@ pub struct QCryptoBlockInfoLUKSSlot {
     /// `key-offset`: offset to the key material in bytes
     pub key_offset: i64,
 }
+
+impl SerializeMembers for QCryptoBlockInfoLUKSSlot {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("active", &self.active)?;
+        if let Some(value) = &self.iters {
+            map.serialize_entry("iters", value)?;
+        }
+        if let Some(value) = &self.stripes {
+            map.serialize_entry("stripes", value)?;
+        }
+        map.serialize_entry("key-offset", &self.key_offset)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(QCryptoBlockInfoLUKSSlot);
 
 impl<'a> FromRawJson<'a> for QCryptoBlockInfoLUKSSlot {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -918,6 +970,26 @@ pub struct QCryptoBlockInfoLUKS<'a> {
     pub slots: JsonArray<'a, QCryptoBlockInfoLUKSSlot>,
 }
 
+impl<'a> SerializeMembers for QCryptoBlockInfoLUKS<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("cipher-alg", &self.cipher_alg)?;
+        map.serialize_entry("cipher-mode", &self.cipher_mode)?;
+        map.serialize_entry("ivgen-alg", &self.ivgen_alg)?;
+        if let Some(value) = &self.ivgen_hash_alg {
+            map.serialize_entry("ivgen-hash-alg", value)?;
+        }
+        map.serialize_entry("hash-alg", &self.hash_alg)?;
+        map.serialize_entry("detached-header", &self.detached_header)?;
+        map.serialize_entry("payload-offset", &self.payload_offset)?;
+        map.serialize_entry("master-key-iters", &self.master_key_iters)?;
+        map.serialize_entry("uuid", &self.uuid)?;
+        map.serialize_entry("slots", &self.slots)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(QCryptoBlockInfoLUKS<'a>);
+
 impl<'a> FromRawJson<'a> for QCryptoBlockInfoLUKS<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -938,11 +1010,19 @@ impl<'a> FromRawJson<'a> for QCryptoBlockInfoLUKS<'a> {
                 Some("cipher-alg") => m_cipher_alg = Some(FromRawJson::from_raw_json(value)?),
                 Some("cipher-mode") => m_cipher_mode = Some(FromRawJson::from_raw_json(value)?),
                 Some("ivgen-alg") => m_ivgen_alg = Some(FromRawJson::from_raw_json(value)?),
-                Some("ivgen-hash-alg") => m_ivgen_hash_alg = Some(FromRawJson::from_raw_json(value)?),
+                Some("ivgen-hash-alg") => {
+                    m_ivgen_hash_alg = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("hash-alg") => m_hash_alg = Some(FromRawJson::from_raw_json(value)?),
-                Some("detached-header") => m_detached_header = Some(FromRawJson::from_raw_json(value)?),
-                Some("payload-offset") => m_payload_offset = Some(FromRawJson::from_raw_json(value)?),
-                Some("master-key-iters") => m_master_key_iters = Some(FromRawJson::from_raw_json(value)?),
+                Some("detached-header") => {
+                    m_detached_header = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("payload-offset") => {
+                    m_payload_offset = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("master-key-iters") => {
+                    m_master_key_iters = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("uuid") => m_uuid = Some(FromRawJson::from_raw_json(value)?),
                 Some("slots") => m_slots = Some(FromRawJson::from_raw_json(value)?),
                 _ => {}
@@ -1008,20 +1088,35 @@ impl<'a> QCryptoBlockInfoBranch<'a> {
     }
 }
 
+impl<'a> SerializeMembers for QCryptoBlockInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("format", &self.format.tag())?;
+        match &self.format {
+            QCryptoBlockInfoBranch::Luks(branch) => branch.serialize_members(map),
+            _ => Ok(()),
+        }
+    }
+}
+
+rt::serialize_as_map!(QCryptoBlockInfo<'a>);
+
 impl<'a> FromRawJson<'a> for QCryptoBlockInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
         }
-        let tag = raw.get("format").and_then(|t| t.as_json_str()).ok_or(rt::MISSING_MEMBER)?;
+        let tag = raw
+            .get("format")
+            .and_then(|t| t.as_json_str())
+            .ok_or(rt::MISSING_MEMBER)?;
         let branch = match QCryptoBlockFormat::from_json_str(tag) {
             QCryptoBlockFormat::Qcow => QCryptoBlockInfoBranch::Qcow,
-            QCryptoBlockFormat::Luks => QCryptoBlockInfoBranch::Luks(FromRawJson::from_raw_json(raw)?),
+            QCryptoBlockFormat::Luks => {
+                QCryptoBlockInfoBranch::Luks(FromRawJson::from_raw_json(raw)?)
+            }
             QCryptoBlockFormat::Unknown(tag) => QCryptoBlockInfoBranch::Unknown { tag, raw },
         };
-        Ok(QCryptoBlockInfo {
-            format: branch,
-        })
+        Ok(QCryptoBlockInfo { format: branch })
     }
 }
 
@@ -1044,10 +1139,7 @@ pub enum QCryptoBlockLUKSKeyslotState<'a> {
 
 impl<'a> QCryptoBlockLUKSKeyslotState<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "active",
-        "inactive",
-    ];
+    pub const VALUES: &'static [&'static str] = &["active", "inactive"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -1070,7 +1162,9 @@ impl<'a> QCryptoBlockLUKSKeyslotState<'a> {
 
 impl<'a> FromRawJson<'a> for QCryptoBlockLUKSKeyslotState<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1185,7 +1279,9 @@ impl<'a> QCryptoBlockAmendOptionsBranch<'a> {
         match self {
             QCryptoBlockAmendOptionsBranch::Qcow => QCryptoBlockFormat::Qcow,
             QCryptoBlockAmendOptionsBranch::Luks(_) => QCryptoBlockFormat::Luks,
-            QCryptoBlockAmendOptionsBranch::Unknown { tag, .. } => QCryptoBlockFormat::from_json_str(*tag),
+            QCryptoBlockAmendOptionsBranch::Unknown { tag, .. } => {
+                QCryptoBlockFormat::from_json_str(*tag)
+            }
         }
     }
 }
@@ -1223,6 +1319,23 @@ pub struct SecretCommonProperties<'a> {
     /// absent.
     pub iv: Option<JsonStr<'a>>,
 }
+
+impl<'a> SerializeMembers for SecretCommonProperties<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.format {
+            map.serialize_entry("format", value)?;
+        }
+        if let Some(value) = &self.keyid {
+            map.serialize_entry("keyid", value)?;
+        }
+        if let Some(value) = &self.iv {
+            map.serialize_entry("iv", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SecretCommonProperties<'a>);
 
 impl<'a> FromRawJson<'a> for SecretCommonProperties<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1553,9 +1666,7 @@ pub enum QCryptoAkCipherAlgo<'a> {
 
 impl<'a> QCryptoAkCipherAlgo<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "rsa",
-    ];
+    pub const VALUES: &'static [&'static str] = &["rsa"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -1576,7 +1687,9 @@ impl<'a> QCryptoAkCipherAlgo<'a> {
 
 impl<'a> FromRawJson<'a> for QCryptoAkCipherAlgo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1607,10 +1720,7 @@ pub enum QCryptoAkCipherKeyType<'a> {
 
 impl<'a> QCryptoAkCipherKeyType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "public",
-        "private",
-    ];
+    pub const VALUES: &'static [&'static str] = &["public", "private"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -1633,7 +1743,9 @@ impl<'a> QCryptoAkCipherKeyType<'a> {
 
 impl<'a> FromRawJson<'a> for QCryptoAkCipherKeyType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1664,10 +1776,7 @@ pub enum QCryptoRSAPaddingAlgo<'a> {
 
 impl<'a> QCryptoRSAPaddingAlgo<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "raw",
-        "pkcs1",
-    ];
+    pub const VALUES: &'static [&'static str] = &["raw", "pkcs1"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -1690,7 +1799,9 @@ impl<'a> QCryptoRSAPaddingAlgo<'a> {
 
 impl<'a> FromRawJson<'a> for QCryptoRSAPaddingAlgo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1716,6 +1827,16 @@ pub struct QCryptoAkCipherOptionsRSA<'a> {
     /// `padding-alg`: QCryptoRSAPaddingAlgo
     pub padding_alg: QCryptoRSAPaddingAlgo<'a>,
 }
+
+impl<'a> SerializeMembers for QCryptoAkCipherOptionsRSA<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("hash-alg", &self.hash_alg)?;
+        map.serialize_entry("padding-alg", &self.padding_alg)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(QCryptoAkCipherOptionsRSA<'a>);
 
 impl<'a> FromRawJson<'a> for QCryptoAkCipherOptionsRSA<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1776,24 +1897,40 @@ impl<'a> QCryptoAkCipherOptionsBranch<'a> {
     pub fn tag(&self) -> QCryptoAkCipherAlgo<'a> {
         match self {
             QCryptoAkCipherOptionsBranch::Rsa(_) => QCryptoAkCipherAlgo::Rsa,
-            QCryptoAkCipherOptionsBranch::Unknown { tag, .. } => QCryptoAkCipherAlgo::from_json_str(*tag),
+            QCryptoAkCipherOptionsBranch::Unknown { tag, .. } => {
+                QCryptoAkCipherAlgo::from_json_str(*tag)
+            }
         }
     }
 }
+
+impl<'a> SerializeMembers for QCryptoAkCipherOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("alg", &self.alg.tag())?;
+        match &self.alg {
+            QCryptoAkCipherOptionsBranch::Rsa(branch) => branch.serialize_members(map),
+            _ => Ok(()),
+        }
+    }
+}
+
+rt::serialize_as_map!(QCryptoAkCipherOptions<'a>);
 
 impl<'a> FromRawJson<'a> for QCryptoAkCipherOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
         }
-        let tag = raw.get("alg").and_then(|t| t.as_json_str()).ok_or(rt::MISSING_MEMBER)?;
+        let tag = raw
+            .get("alg")
+            .and_then(|t| t.as_json_str())
+            .ok_or(rt::MISSING_MEMBER)?;
         let branch = match QCryptoAkCipherAlgo::from_json_str(tag) {
-            QCryptoAkCipherAlgo::Rsa => QCryptoAkCipherOptionsBranch::Rsa(FromRawJson::from_raw_json(raw)?),
+            QCryptoAkCipherAlgo::Rsa => {
+                QCryptoAkCipherOptionsBranch::Rsa(FromRawJson::from_raw_json(raw)?)
+            }
             QCryptoAkCipherAlgo::Unknown(tag) => QCryptoAkCipherOptionsBranch::Unknown { tag, raw },
         };
-        Ok(QCryptoAkCipherOptions {
-            alg: branch,
-        })
+        Ok(QCryptoAkCipherOptions { alg: branch })
     }
 }
-

@@ -23,10 +23,7 @@ pub enum QCryptodevBackendAlgoType<'a> {
 
 impl<'a> QCryptodevBackendAlgoType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "sym",
-        "asym",
-    ];
+    pub const VALUES: &'static [&'static str] = &["sym", "asym"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -49,7 +46,9 @@ impl<'a> QCryptodevBackendAlgoType<'a> {
 
 impl<'a> FromRawJson<'a> for QCryptodevBackendAlgoType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -86,13 +85,7 @@ pub enum QCryptodevBackendServiceType<'a> {
 
 impl<'a> QCryptodevBackendServiceType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "cipher",
-        "hash",
-        "mac",
-        "aead",
-        "akcipher",
-    ];
+    pub const VALUES: &'static [&'static str] = &["cipher", "hash", "mac", "aead", "akcipher"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -121,7 +114,9 @@ impl<'a> QCryptodevBackendServiceType<'a> {
 
 impl<'a> FromRawJson<'a> for QCryptodevBackendServiceType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -154,11 +149,7 @@ pub enum QCryptodevBackendType<'a> {
 
 impl<'a> QCryptodevBackendType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "builtin",
-        "vhost-user",
-        "lkcf",
-    ];
+    pub const VALUES: &'static [&'static str] = &["builtin", "vhost-user", "lkcf"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -183,7 +174,9 @@ impl<'a> QCryptodevBackendType<'a> {
 
 impl<'a> FromRawJson<'a> for QCryptodevBackendType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -209,6 +202,16 @@ pub struct QCryptodevBackendClient<'a> {
     /// `type`: the type of the crypto device
     pub r#type: QCryptodevBackendType<'a>,
 }
+
+impl<'a> SerializeMembers for QCryptodevBackendClient<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("queue", &self.queue)?;
+        map.serialize_entry("type", &self.r#type)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(QCryptodevBackendClient<'a>);
 
 impl<'a> FromRawJson<'a> for QCryptodevBackendClient<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -246,6 +249,17 @@ pub struct QCryptodevInfo<'a> {
     /// `client`: the additional information of the crypto device
     pub client: JsonArray<'a, QCryptodevBackendClient<'a>>,
 }
+
+impl<'a> SerializeMembers for QCryptodevInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("service", &self.service)?;
+        map.serialize_entry("client", &self.client)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(QCryptodevInfo<'a>);
 
 impl<'a> FromRawJson<'a> for QCryptodevInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -295,4 +309,3 @@ impl Command for QueryCryptodev {
         FromRawJson::from_raw_json(raw)
     }
 }
-

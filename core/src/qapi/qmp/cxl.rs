@@ -28,12 +28,7 @@ pub enum CxlEventLog<'a> {
 
 impl<'a> CxlEventLog<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "informational",
-        "warning",
-        "failure",
-        "fatal",
-    ];
+    pub const VALUES: &'static [&'static str] = &["informational", "warning", "failure", "fatal"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -60,7 +55,9 @@ impl<'a> CxlEventLog<'a> {
 
 impl<'a> FromRawJson<'a> for CxlEventLog<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -327,8 +324,14 @@ impl<'a> SerializeMembers for CxlInjectMemoryModuleEvent<'a> {
         map.serialize_entry("life-used", &self.life_used)?;
         map.serialize_entry("temperature", &self.temperature)?;
         map.serialize_entry("dirty-shutdown-count", &self.dirty_shutdown_count)?;
-        map.serialize_entry("corrected-volatile-error-count", &self.corrected_volatile_error_count)?;
-        map.serialize_entry("corrected-persistent-error-count", &self.corrected_persistent_error_count)?;
+        map.serialize_entry(
+            "corrected-volatile-error-count",
+            &self.corrected_volatile_error_count,
+        )?;
+        map.serialize_entry(
+            "corrected-persistent-error-count",
+            &self.corrected_persistent_error_count,
+        )?;
         Ok(())
     }
 }
@@ -513,7 +516,9 @@ impl<'a> CxlUncorErrorType<'a> {
 
 impl<'a> FromRawJson<'a> for CxlUncorErrorType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -660,7 +665,9 @@ impl<'a> CxlCorErrorType<'a> {
 
 impl<'a> FromRawJson<'a> for CxlCorErrorType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -783,12 +790,8 @@ pub enum CxlExtentSelectionPolicy<'a> {
 
 impl<'a> CxlExtentSelectionPolicy<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "free",
-        "contiguous",
-        "prescriptive",
-        "enable-shared-access",
-    ];
+    pub const VALUES: &'static [&'static str] =
+        &["free", "contiguous", "prescriptive", "enable-shared-access"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -815,7 +818,9 @@ impl<'a> CxlExtentSelectionPolicy<'a> {
 
 impl<'a> FromRawJson<'a> for CxlExtentSelectionPolicy<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -916,10 +921,7 @@ pub enum CxlExtentRemovalPolicy<'a> {
 
 impl<'a> CxlExtentRemovalPolicy<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "tag-based",
-        "prescriptive",
-    ];
+    pub const VALUES: &'static [&'static str] = &["tag-based", "prescriptive"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -942,7 +944,9 @@ impl<'a> CxlExtentRemovalPolicy<'a> {
 
 impl<'a> FromRawJson<'a> for CxlExtentRemovalPolicy<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1039,4 +1043,3 @@ impl<'a> Command for CxlReleaseDynamicCapacity<'a> {
         rt::empty(raw)
     }
 }
-

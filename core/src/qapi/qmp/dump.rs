@@ -86,7 +86,9 @@ impl<'a> DumpGuestMemoryFormat<'a> {
 
 impl<'a> FromRawJson<'a> for DumpGuestMemoryFormat<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -216,12 +218,7 @@ pub enum DumpStatus<'a> {
 
 impl<'a> DumpStatus<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "none",
-        "active",
-        "completed",
-        "failed",
-    ];
+    pub const VALUES: &'static [&'static str] = &["none", "active", "completed", "failed"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -248,7 +245,9 @@ impl<'a> DumpStatus<'a> {
 
 impl<'a> FromRawJson<'a> for DumpStatus<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -276,6 +275,17 @@ pub struct DumpQueryResult<'a> {
     /// `total`: total bytes to be written in latest dump (uncompressed)
     pub total: i64,
 }
+
+impl<'a> SerializeMembers for DumpQueryResult<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("status", &self.status)?;
+        map.serialize_entry("completed", &self.completed)?;
+        map.serialize_entry("total", &self.total)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(DumpQueryResult<'a>);
 
 impl<'a> FromRawJson<'a> for DumpQueryResult<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -357,6 +367,18 @@ pub struct DumpCompletedEvent<'a> {
     pub error: Option<JsonStr<'a>>,
 }
 
+impl<'a> SerializeMembers for DumpCompletedEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("result", &self.result)?;
+        if let Some(value) = &self.error {
+            map.serialize_entry("error", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(DumpCompletedEvent<'a>);
+
 impl<'a> FromRawJson<'a> for DumpCompletedEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -394,6 +416,15 @@ pub struct DumpGuestMemoryCapability<'a> {
     /// `formats`: the available formats for dump-guest-memory
     pub formats: JsonArray<'a, DumpGuestMemoryFormat<'a>>,
 }
+
+impl<'a> SerializeMembers for DumpGuestMemoryCapability<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("formats", &self.formats)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(DumpGuestMemoryCapability<'a>);
 
 impl<'a> FromRawJson<'a> for DumpGuestMemoryCapability<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -444,4 +475,3 @@ impl Command for QueryDumpGuestMemoryCapability {
         FromRawJson::from_raw_json(raw)
     }
 }
-

@@ -19,6 +19,15 @@ pub struct EbpfObject<'a> {
     pub object: JsonStr<'a>,
 }
 
+impl<'a> SerializeMembers for EbpfObject<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("object", &self.object)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(EbpfObject<'a>);
+
 impl<'a> FromRawJson<'a> for EbpfObject<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -58,9 +67,7 @@ pub enum EbpfProgramID<'a> {
 
 impl<'a> EbpfProgramID<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "rss",
-    ];
+    pub const VALUES: &'static [&'static str] = &["rss"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -81,7 +88,9 @@ impl<'a> EbpfProgramID<'a> {
 
 impl<'a> FromRawJson<'a> for EbpfProgramID<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -134,4 +143,3 @@ impl<'a> Command for RequestEbpf<'a> {
         FromRawJson::from_raw_json(raw)
     }
 }
-

@@ -66,7 +66,9 @@ impl<'a> QapiErrorClass<'a> {
 
 impl<'a> FromRawJson<'a> for QapiErrorClass<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -78,4 +80,3 @@ impl serde::Serialize for QapiErrorClass<'_> {
         }
     }
 }
-

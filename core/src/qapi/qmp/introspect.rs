@@ -116,7 +116,9 @@ impl<'a> SchemaMetaType<'a> {
 
 impl<'a> FromRawJson<'a> for SchemaMetaType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -198,6 +200,28 @@ impl<'a> SchemaInfoBranch<'a> {
     }
 }
 
+impl<'a> SerializeMembers for SchemaInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        if let Some(value) = &self.features {
+            map.serialize_entry("features", value)?;
+        }
+        map.serialize_entry("meta-type", &self.meta_type.tag())?;
+        match &self.meta_type {
+            SchemaInfoBranch::Builtin(branch) => branch.serialize_members(map),
+            SchemaInfoBranch::Enum(branch) => branch.serialize_members(map),
+            SchemaInfoBranch::Array(branch) => branch.serialize_members(map),
+            SchemaInfoBranch::Object(branch) => branch.serialize_members(map),
+            SchemaInfoBranch::Alternate(branch) => branch.serialize_members(map),
+            SchemaInfoBranch::Command(branch) => branch.serialize_members(map),
+            SchemaInfoBranch::Event(branch) => branch.serialize_members(map),
+            _ => Ok(()),
+        }
+    }
+}
+
+rt::serialize_as_map!(SchemaInfo<'a>);
+
 impl<'a> FromRawJson<'a> for SchemaInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -212,13 +236,18 @@ impl<'a> FromRawJson<'a> for SchemaInfo<'a> {
                 _ => {}
             }
         }
-        let tag = raw.get("meta-type").and_then(|t| t.as_json_str()).ok_or(rt::MISSING_MEMBER)?;
+        let tag = raw
+            .get("meta-type")
+            .and_then(|t| t.as_json_str())
+            .ok_or(rt::MISSING_MEMBER)?;
         let branch = match SchemaMetaType::from_json_str(tag) {
             SchemaMetaType::Builtin => SchemaInfoBranch::Builtin(FromRawJson::from_raw_json(raw)?),
             SchemaMetaType::Enum => SchemaInfoBranch::Enum(FromRawJson::from_raw_json(raw)?),
             SchemaMetaType::Array => SchemaInfoBranch::Array(FromRawJson::from_raw_json(raw)?),
             SchemaMetaType::Object => SchemaInfoBranch::Object(FromRawJson::from_raw_json(raw)?),
-            SchemaMetaType::Alternate => SchemaInfoBranch::Alternate(FromRawJson::from_raw_json(raw)?),
+            SchemaMetaType::Alternate => {
+                SchemaInfoBranch::Alternate(FromRawJson::from_raw_json(raw)?)
+            }
             SchemaMetaType::Command => SchemaInfoBranch::Command(FromRawJson::from_raw_json(raw)?),
             SchemaMetaType::Event => SchemaInfoBranch::Event(FromRawJson::from_raw_json(raw)?),
             SchemaMetaType::Unknown(tag) => SchemaInfoBranch::Unknown { tag, raw },
@@ -242,6 +271,15 @@ pub struct SchemaInfoBuiltin<'a> {
     /// `json-type`: the JSON type used for this type on the wire.
     pub json_type: JSONType<'a>,
 }
+
+impl<'a> SerializeMembers for SchemaInfoBuiltin<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("json-type", &self.json_type)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SchemaInfoBuiltin<'a>);
 
 impl<'a> FromRawJson<'a> for SchemaInfoBuiltin<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -294,14 +332,7 @@ pub enum JSONType<'a> {
 impl<'a> JSONType<'a> {
     /// Every value this schema knows, in schema order.
     pub const VALUES: &'static [&'static str] = &[
-        "string",
-        "number",
-        "int",
-        "boolean",
-        "null",
-        "object",
-        "array",
-        "value",
+        "string", "number", "int", "boolean", "null", "object", "array", "value",
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
@@ -337,7 +368,9 @@ impl<'a> JSONType<'a> {
 
 impl<'a> FromRawJson<'a> for JSONType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -370,6 +403,16 @@ pub struct SchemaInfoEnum<'a> {
     /// **Deprecated**: Member @values is deprecated.  Use @members instead.
     pub values: JsonArray<'a, JsonStr<'a>>,
 }
+
+impl<'a> SerializeMembers for SchemaInfoEnum<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("members", &self.members)?;
+        map.serialize_entry("values", &self.values)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SchemaInfoEnum<'a>);
 
 impl<'a> FromRawJson<'a> for SchemaInfoEnum<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -407,6 +450,18 @@ pub struct SchemaInfoEnumMember<'a> {
     pub features: Option<JsonArray<'a, JsonStr<'a>>>,
 }
 
+impl<'a> SerializeMembers for SchemaInfoEnumMember<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        if let Some(value) = &self.features {
+            map.serialize_entry("features", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SchemaInfoEnumMember<'a>);
+
 impl<'a> FromRawJson<'a> for SchemaInfoEnumMember<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -441,6 +496,15 @@ pub struct SchemaInfoArray<'a> {
     /// `element-type`: the array type's element type.
     pub element_type: JsonStr<'a>,
 }
+
+impl<'a> SerializeMembers for SchemaInfoArray<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("element-type", &self.element_type)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SchemaInfoArray<'a>);
 
 impl<'a> FromRawJson<'a> for SchemaInfoArray<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -482,6 +546,21 @@ pub struct SchemaInfoObject<'a> {
     /// from the order of the values of the enum type of the @tag.
     pub variants: Option<JsonArray<'a, SchemaInfoObjectVariant<'a>>>,
 }
+
+impl<'a> SerializeMembers for SchemaInfoObject<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("members", &self.members)?;
+        if let Some(value) = &self.tag {
+            map.serialize_entry("tag", value)?;
+        }
+        if let Some(value) = &self.variants {
+            map.serialize_entry("variants", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SchemaInfoObject<'a>);
 
 impl<'a> FromRawJson<'a> for SchemaInfoObject<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -530,6 +609,22 @@ pub struct SchemaInfoObjectMember<'a> {
     pub features: Option<JsonArray<'a, JsonStr<'a>>>,
 }
 
+impl<'a> SerializeMembers for SchemaInfoObjectMember<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("type", &self.r#type)?;
+        if let Some(value) = &self.default {
+            map.serialize_entry("default", value)?;
+        }
+        if let Some(value) = &self.features {
+            map.serialize_entry("features", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SchemaInfoObjectMember<'a>);
+
 impl<'a> FromRawJson<'a> for SchemaInfoObjectMember<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -572,6 +667,16 @@ pub struct SchemaInfoObjectVariant<'a> {
     pub r#type: JsonStr<'a>,
 }
 
+impl<'a> SerializeMembers for SchemaInfoObjectVariant<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("case", &self.case)?;
+        map.serialize_entry("type", &self.r#type)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SchemaInfoObjectVariant<'a>);
+
 impl<'a> FromRawJson<'a> for SchemaInfoObjectVariant<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -609,6 +714,15 @@ pub struct SchemaInfoAlternate<'a> {
     pub members: JsonArray<'a, SchemaInfoAlternateMember<'a>>,
 }
 
+impl<'a> SerializeMembers for SchemaInfoAlternate<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("members", &self.members)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SchemaInfoAlternate<'a>);
+
 impl<'a> FromRawJson<'a> for SchemaInfoAlternate<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -638,6 +752,15 @@ pub struct SchemaInfoAlternateMember<'a> {
     /// `type`: the name of the member's type.
     pub r#type: JsonStr<'a>,
 }
+
+impl<'a> SerializeMembers for SchemaInfoAlternateMember<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("type", &self.r#type)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SchemaInfoAlternateMember<'a>);
 
 impl<'a> FromRawJson<'a> for SchemaInfoAlternateMember<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -677,6 +800,19 @@ pub struct SchemaInfoCommand<'a> {
     pub allow_oob: Option<bool>,
 }
 
+impl<'a> SerializeMembers for SchemaInfoCommand<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("arg-type", &self.arg_type)?;
+        map.serialize_entry("ret-type", &self.ret_type)?;
+        if let Some(value) = &self.allow_oob {
+            map.serialize_entry("allow-oob", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SchemaInfoCommand<'a>);
+
 impl<'a> FromRawJson<'a> for SchemaInfoCommand<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -714,6 +850,15 @@ pub struct SchemaInfoEvent<'a> {
     pub arg_type: JsonStr<'a>,
 }
 
+impl<'a> SerializeMembers for SchemaInfoEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("arg-type", &self.arg_type)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SchemaInfoEvent<'a>);
+
 impl<'a> FromRawJson<'a> for SchemaInfoEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -731,4 +876,3 @@ impl<'a> FromRawJson<'a> for SchemaInfoEvent<'a> {
         })
     }
 }
-

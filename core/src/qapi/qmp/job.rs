@@ -88,7 +88,9 @@ impl<'a> JobType<'a> {
 
 impl<'a> FromRawJson<'a> for JobType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -205,7 +207,9 @@ impl<'a> JobStatus<'a> {
 
 impl<'a> FromRawJson<'a> for JobStatus<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -292,7 +296,9 @@ impl<'a> JobVerb<'a> {
 
 impl<'a> FromRawJson<'a> for JobVerb<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -318,6 +324,16 @@ pub struct JobStatusChangeEvent<'a> {
     /// `status`: The new job status
     pub status: JobStatus<'a>,
 }
+
+impl<'a> SerializeMembers for JobStatusChangeEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("status", &self.status)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(JobStatusChangeEvent<'a>);
 
 impl<'a> FromRawJson<'a> for JobStatusChangeEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -625,6 +641,22 @@ pub struct JobInfo<'a> {
     pub error: Option<JsonStr<'a>>,
 }
 
+impl<'a> SerializeMembers for JobInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("type", &self.r#type)?;
+        map.serialize_entry("status", &self.status)?;
+        map.serialize_entry("current-progress", &self.current_progress)?;
+        map.serialize_entry("total-progress", &self.total_progress)?;
+        if let Some(value) = &self.error {
+            map.serialize_entry("error", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(JobInfo<'a>);
+
 impl<'a> FromRawJson<'a> for JobInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -641,8 +673,12 @@ impl<'a> FromRawJson<'a> for JobInfo<'a> {
                 Some("id") => m_id = Some(FromRawJson::from_raw_json(value)?),
                 Some("type") => m_type = Some(FromRawJson::from_raw_json(value)?),
                 Some("status") => m_status = Some(FromRawJson::from_raw_json(value)?),
-                Some("current-progress") => m_current_progress = Some(FromRawJson::from_raw_json(value)?),
-                Some("total-progress") => m_total_progress = Some(FromRawJson::from_raw_json(value)?),
+                Some("current-progress") => {
+                    m_current_progress = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("total-progress") => {
+                    m_total_progress = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("error") => m_error = Some(FromRawJson::from_raw_json(value)?),
                 _ => {}
             }
@@ -682,4 +718,3 @@ impl Command for QueryJobs {
         FromRawJson::from_raw_json(raw)
     }
 }
-

@@ -192,7 +192,9 @@ impl<'a> SysEmuTarget<'a> {
 
 impl<'a> FromRawJson<'a> for SysEmuTarget<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -265,7 +267,9 @@ impl<'a> S390CpuState<'a> {
 
 impl<'a> FromRawJson<'a> for S390CpuState<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -293,6 +297,21 @@ pub struct CpuInfoS390<'a> {
     /// `entitlement` (optional): the virtual CPU's entitlement (since 8.2)
     pub entitlement: Option<S390CpuEntitlement<'a>>,
 }
+
+impl<'a> SerializeMembers for CpuInfoS390<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("cpu-state", &self.cpu_state)?;
+        if let Some(value) = &self.dedicated {
+            map.serialize_entry("dedicated", value)?;
+        }
+        if let Some(value) = &self.entitlement {
+            map.serialize_entry("entitlement", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(CpuInfoS390<'a>);
 
 impl<'a> FromRawJson<'a> for CpuInfoS390<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -452,6 +471,24 @@ impl<'a> CpuInfoFastBranch<'a> {
     }
 }
 
+impl<'a> SerializeMembers for CpuInfoFast<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("cpu-index", &self.cpu_index)?;
+        map.serialize_entry("qom-path", &self.qom_path)?;
+        map.serialize_entry("thread-id", &self.thread_id)?;
+        if let Some(value) = &self.props {
+            map.serialize_entry("props", value)?;
+        }
+        map.serialize_entry("target", &self.target.tag())?;
+        match &self.target {
+            CpuInfoFastBranch::S390x(branch) => branch.serialize_members(map),
+            _ => Ok(()),
+        }
+    }
+}
+
+rt::serialize_as_map!(CpuInfoFast<'a>);
+
 impl<'a> FromRawJson<'a> for CpuInfoFast<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -470,7 +507,10 @@ impl<'a> FromRawJson<'a> for CpuInfoFast<'a> {
                 _ => {}
             }
         }
-        let tag = raw.get("target").and_then(|t| t.as_json_str()).ok_or(rt::MISSING_MEMBER)?;
+        let tag = raw
+            .get("target")
+            .and_then(|t| t.as_json_str())
+            .ok_or(rt::MISSING_MEMBER)?;
         let branch = match SysEmuTarget::from_json_str(tag) {
             SysEmuTarget::Aarch64 => CpuInfoFastBranch::Aarch64,
             SysEmuTarget::Alpha => CpuInfoFastBranch::Alpha,
@@ -586,6 +626,17 @@ pub struct CompatProperty<'a> {
     pub value: JsonStr<'a>,
 }
 
+impl<'a> SerializeMembers for CompatProperty<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("qom-type", &self.qom_type)?;
+        map.serialize_entry("property", &self.property)?;
+        map.serialize_entry("value", &self.value)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(CompatProperty<'a>);
+
 impl<'a> FromRawJson<'a> for CompatProperty<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -652,6 +703,35 @@ pub struct MachineInfo<'a> {
     pub compat_props: Option<JsonArray<'a, CompatProperty<'a>>>,
 }
 
+impl<'a> SerializeMembers for MachineInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        if let Some(value) = &self.alias {
+            map.serialize_entry("alias", value)?;
+        }
+        if let Some(value) = &self.is_default {
+            map.serialize_entry("is-default", value)?;
+        }
+        map.serialize_entry("cpu-max", &self.cpu_max)?;
+        map.serialize_entry("hotpluggable-cpus", &self.hotpluggable_cpus)?;
+        map.serialize_entry("numa-mem-supported", &self.numa_mem_supported)?;
+        map.serialize_entry("deprecated", &self.deprecated)?;
+        if let Some(value) = &self.default_cpu_type {
+            map.serialize_entry("default-cpu-type", value)?;
+        }
+        if let Some(value) = &self.default_ram_id {
+            map.serialize_entry("default-ram-id", value)?;
+        }
+        map.serialize_entry("acpi", &self.acpi)?;
+        if let Some(value) = &self.compat_props {
+            map.serialize_entry("compat-props", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(MachineInfo<'a>);
+
 impl<'a> FromRawJson<'a> for MachineInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -674,11 +754,19 @@ impl<'a> FromRawJson<'a> for MachineInfo<'a> {
                 Some("alias") => m_alias = Some(FromRawJson::from_raw_json(value)?),
                 Some("is-default") => m_is_default = Some(FromRawJson::from_raw_json(value)?),
                 Some("cpu-max") => m_cpu_max = Some(FromRawJson::from_raw_json(value)?),
-                Some("hotpluggable-cpus") => m_hotpluggable_cpus = Some(FromRawJson::from_raw_json(value)?),
-                Some("numa-mem-supported") => m_numa_mem_supported = Some(FromRawJson::from_raw_json(value)?),
+                Some("hotpluggable-cpus") => {
+                    m_hotpluggable_cpus = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("numa-mem-supported") => {
+                    m_numa_mem_supported = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("deprecated") => m_deprecated = Some(FromRawJson::from_raw_json(value)?),
-                Some("default-cpu-type") => m_default_cpu_type = Some(FromRawJson::from_raw_json(value)?),
-                Some("default-ram-id") => m_default_ram_id = Some(FromRawJson::from_raw_json(value)?),
+                Some("default-cpu-type") => {
+                    m_default_cpu_type = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("default-ram-id") => {
+                    m_default_ram_id = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("acpi") => m_acpi = Some(FromRawJson::from_raw_json(value)?),
                 Some("compat-props") => m_compat_props = Some(FromRawJson::from_raw_json(value)?),
                 _ => {}
@@ -779,6 +867,15 @@ pub struct CurrentMachineParams {
     pub wakeup_suspend_support: bool,
 }
 
+impl SerializeMembers for CurrentMachineParams {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("wakeup-suspend-support", &self.wakeup_suspend_support)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(CurrentMachineParams);
+
 impl<'a> FromRawJson<'a> for CurrentMachineParams {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -787,7 +884,9 @@ impl<'a> FromRawJson<'a> for CurrentMachineParams {
         let mut m_wakeup_suspend_support = None;
         for (key, value) in raw.members() {
             match key.as_plain() {
-                Some("wakeup-suspend-support") => m_wakeup_suspend_support = Some(FromRawJson::from_raw_json(value)?),
+                Some("wakeup-suspend-support") => {
+                    m_wakeup_suspend_support = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -833,6 +932,15 @@ pub struct TargetInfo<'a> {
     /// `arch`: the target architecture
     pub arch: SysEmuTarget<'a>,
 }
+
+impl<'a> SerializeMembers for TargetInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("arch", &self.arch)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(TargetInfo<'a>);
 
 impl<'a> FromRawJson<'a> for TargetInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -888,6 +996,15 @@ pub struct UuidInfo<'a> {
     /// `UUID`: the UUID of the guest
     pub uuid: JsonStr<'a>,
 }
+
+impl<'a> SerializeMembers for UuidInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("UUID", &self.uuid)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(UuidInfo<'a>);
 
 impl<'a> FromRawJson<'a> for UuidInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -949,6 +1066,15 @@ pub struct GuidInfo<'a> {
     /// `guid`: the globally unique identifier
     pub guid: JsonStr<'a>,
 }
+
+impl<'a> SerializeMembers for GuidInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("guid", &self.guid)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuidInfo<'a>);
 
 impl<'a> FromRawJson<'a> for GuidInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1117,11 +1243,7 @@ pub enum LostTickPolicy<'a> {
 
 impl<'a> LostTickPolicy<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "discard",
-        "delay",
-        "slew",
-    ];
+    pub const VALUES: &'static [&'static str] = &["discard", "delay", "slew"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -1146,7 +1268,9 @@ impl<'a> LostTickPolicy<'a> {
 
 impl<'a> FromRawJson<'a> for LostTickPolicy<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1203,6 +1327,16 @@ pub struct KvmInfo {
     /// `present`: true if KVM acceleration is built into this executable
     pub present: bool,
 }
+
+impl SerializeMembers for KvmInfo {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("enabled", &self.enabled)?;
+        map.serialize_entry("present", &self.present)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(KvmInfo);
 
 impl<'a> FromRawJson<'a> for KvmInfo {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1278,13 +1412,7 @@ pub enum NumaOptionsType<'a> {
 
 impl<'a> NumaOptionsType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "node",
-        "dist",
-        "cpu",
-        "hmat-lb",
-        "hmat-cache",
-    ];
+    pub const VALUES: &'static [&'static str] = &["node", "dist", "cpu", "hmat-lb", "hmat-cache"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -1313,7 +1441,9 @@ impl<'a> NumaOptionsType<'a> {
 
 impl<'a> FromRawJson<'a> for NumaOptionsType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1496,6 +1626,19 @@ pub struct CXLFixedMemoryWindowOptions<'a> {
     pub targets: JsonArray<'a, JsonStr<'a>>,
 }
 
+impl<'a> SerializeMembers for CXLFixedMemoryWindowOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("size", &self.size)?;
+        if let Some(value) = &self.interleave_granularity {
+            map.serialize_entry("interleave-granularity", value)?;
+        }
+        map.serialize_entry("targets", &self.targets)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(CXLFixedMemoryWindowOptions<'a>);
+
 impl<'a> FromRawJson<'a> for CXLFixedMemoryWindowOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1507,7 +1650,9 @@ impl<'a> FromRawJson<'a> for CXLFixedMemoryWindowOptions<'a> {
         for (key, value) in raw.members() {
             match key.as_plain() {
                 Some("size") => m_size = Some(FromRawJson::from_raw_json(value)?),
-                Some("interleave-granularity") => m_interleave_granularity = Some(FromRawJson::from_raw_json(value)?),
+                Some("interleave-granularity") => {
+                    m_interleave_granularity = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("targets") => m_targets = Some(FromRawJson::from_raw_json(value)?),
                 _ => {}
             }
@@ -1531,6 +1676,15 @@ pub struct CXLFMWProperties<'a> {
     /// `cxl-fmw`: List of CXLFixedMemoryWindowOptions
     pub cxl_fmw: JsonArray<'a, CXLFixedMemoryWindowOptions<'a>>,
 }
+
+impl<'a> SerializeMembers for CXLFMWProperties<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("cxl-fmw", &self.cxl_fmw)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(CXLFMWProperties<'a>);
 
 impl<'a> FromRawJson<'a> for CXLFMWProperties<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1580,16 +1734,8 @@ pub enum X86CPURegister32<'a> {
 
 impl<'a> X86CPURegister32<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "EAX",
-        "EBX",
-        "ECX",
-        "EDX",
-        "ESP",
-        "EBP",
-        "ESI",
-        "EDI",
-    ];
+    pub const VALUES: &'static [&'static str] =
+        &["EAX", "EBX", "ECX", "EDX", "ESP", "EBP", "ESI", "EDI"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -1624,7 +1770,9 @@ impl<'a> X86CPURegister32<'a> {
 
 impl<'a> FromRawJson<'a> for X86CPURegister32<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1657,6 +1805,20 @@ pub struct X86CPUFeatureWordInfo<'a> {
     pub features: i64,
 }
 
+impl<'a> SerializeMembers for X86CPUFeatureWordInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("cpuid-input-eax", &self.cpuid_input_eax)?;
+        if let Some(value) = &self.cpuid_input_ecx {
+            map.serialize_entry("cpuid-input-ecx", value)?;
+        }
+        map.serialize_entry("cpuid-register", &self.cpuid_register)?;
+        map.serialize_entry("features", &self.features)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(X86CPUFeatureWordInfo<'a>);
+
 impl<'a> FromRawJson<'a> for X86CPUFeatureWordInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1668,9 +1830,15 @@ impl<'a> FromRawJson<'a> for X86CPUFeatureWordInfo<'a> {
         let mut m_features = None;
         for (key, value) in raw.members() {
             match key.as_plain() {
-                Some("cpuid-input-eax") => m_cpuid_input_eax = Some(FromRawJson::from_raw_json(value)?),
-                Some("cpuid-input-ecx") => m_cpuid_input_ecx = Some(FromRawJson::from_raw_json(value)?),
-                Some("cpuid-register") => m_cpuid_register = Some(FromRawJson::from_raw_json(value)?),
+                Some("cpuid-input-eax") => {
+                    m_cpuid_input_eax = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("cpuid-input-ecx") => {
+                    m_cpuid_input_ecx = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("cpuid-register") => {
+                    m_cpuid_register = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("features") => m_features = Some(FromRawJson::from_raw_json(value)?),
                 _ => {}
             }
@@ -1696,6 +1864,15 @@ pub struct DummyForceArrays<'a> {
     /// `unused`
     pub unused: JsonArray<'a, X86CPUFeatureWordInfo<'a>>,
 }
+
+impl<'a> SerializeMembers for DummyForceArrays<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("unused", &self.unused)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(DummyForceArrays<'a>);
 
 impl<'a> FromRawJson<'a> for DummyForceArrays<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1812,12 +1989,8 @@ pub enum HmatLBMemoryHierarchy<'a> {
 
 impl<'a> HmatLBMemoryHierarchy<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "memory",
-        "first-level",
-        "second-level",
-        "third-level",
-    ];
+    pub const VALUES: &'static [&'static str] =
+        &["memory", "first-level", "second-level", "third-level"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -1844,7 +2017,9 @@ impl<'a> HmatLBMemoryHierarchy<'a> {
 
 impl<'a> FromRawJson<'a> for HmatLBMemoryHierarchy<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1925,7 +2100,9 @@ impl<'a> HmatLBDataType<'a> {
 
 impl<'a> FromRawJson<'a> for HmatLBDataType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -2011,11 +2188,7 @@ pub enum HmatCacheAssociativity<'a> {
 
 impl<'a> HmatCacheAssociativity<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "none",
-        "direct",
-        "complex",
-    ];
+    pub const VALUES: &'static [&'static str] = &["none", "direct", "complex"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -2040,7 +2213,9 @@ impl<'a> HmatCacheAssociativity<'a> {
 
 impl<'a> FromRawJson<'a> for HmatCacheAssociativity<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -2078,11 +2253,7 @@ pub enum HmatCacheWritePolicy<'a> {
 
 impl<'a> HmatCacheWritePolicy<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "none",
-        "write-back",
-        "write-through",
-    ];
+    pub const VALUES: &'static [&'static str] = &["none", "write-back", "write-through"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -2107,7 +2278,9 @@ impl<'a> HmatCacheWritePolicy<'a> {
 
 impl<'a> FromRawJson<'a> for HmatCacheWritePolicy<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -2298,6 +2471,27 @@ pub struct Memdev<'a> {
     pub policy: HostMemPolicy<'a>,
 }
 
+impl<'a> SerializeMembers for Memdev<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.id {
+            map.serialize_entry("id", value)?;
+        }
+        map.serialize_entry("size", &self.size)?;
+        map.serialize_entry("merge", &self.merge)?;
+        map.serialize_entry("dump", &self.dump)?;
+        map.serialize_entry("prealloc", &self.prealloc)?;
+        map.serialize_entry("share", &self.share)?;
+        if let Some(value) = &self.reserve {
+            map.serialize_entry("reserve", value)?;
+        }
+        map.serialize_entry("host-nodes", &self.host_nodes)?;
+        map.serialize_entry("policy", &self.policy)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(Memdev<'a>);
+
 impl<'a> FromRawJson<'a> for Memdev<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -2434,6 +2628,41 @@ pub struct CpuInstanceProperties {
     pub thread_id: Option<i64>,
 }
 
+impl SerializeMembers for CpuInstanceProperties {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.node_id {
+            map.serialize_entry("node-id", value)?;
+        }
+        if let Some(value) = &self.drawer_id {
+            map.serialize_entry("drawer-id", value)?;
+        }
+        if let Some(value) = &self.book_id {
+            map.serialize_entry("book-id", value)?;
+        }
+        if let Some(value) = &self.socket_id {
+            map.serialize_entry("socket-id", value)?;
+        }
+        if let Some(value) = &self.die_id {
+            map.serialize_entry("die-id", value)?;
+        }
+        if let Some(value) = &self.cluster_id {
+            map.serialize_entry("cluster-id", value)?;
+        }
+        if let Some(value) = &self.module_id {
+            map.serialize_entry("module-id", value)?;
+        }
+        if let Some(value) = &self.core_id {
+            map.serialize_entry("core-id", value)?;
+        }
+        if let Some(value) = &self.thread_id {
+            map.serialize_entry("thread-id", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(CpuInstanceProperties);
+
 impl<'a> FromRawJson<'a> for CpuInstanceProperties {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -2497,6 +2726,20 @@ pub struct HotpluggableCPU<'a> {
     /// if CPU is not present.
     pub qom_path: Option<JsonStr<'a>>,
 }
+
+impl<'a> SerializeMembers for HotpluggableCPU<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("type", &self.r#type)?;
+        map.serialize_entry("vcpus-count", &self.vcpus_count)?;
+        map.serialize_entry("props", &self.props)?;
+        if let Some(value) = &self.qom_path {
+            map.serialize_entry("qom-path", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(HotpluggableCPU<'a>);
 
 impl<'a> FromRawJson<'a> for HotpluggableCPU<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -2700,6 +2943,15 @@ pub struct BalloonInfo {
     pub actual: i64,
 }
 
+impl SerializeMembers for BalloonInfo {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("actual", &self.actual)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BalloonInfo);
+
 impl<'a> FromRawJson<'a> for BalloonInfo {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -2778,6 +3030,15 @@ pub struct BalloonChangeEvent {
     pub actual: i64,
 }
 
+impl SerializeMembers for BalloonChangeEvent {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("actual", &self.actual)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BalloonChangeEvent);
+
 impl<'a> FromRawJson<'a> for BalloonChangeEvent {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -2819,6 +3080,16 @@ pub struct HvBalloonInfo {
     /// new allocations ("free")
     pub available: u64,
 }
+
+impl SerializeMembers for HvBalloonInfo {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("committed", &self.committed)?;
+        map.serialize_entry("available", &self.available)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(HvBalloonInfo);
 
 impl<'a> FromRawJson<'a> for HvBalloonInfo {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -2900,10 +3171,17 @@ impl Command for QueryHvBalloonStatusReport {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct HvBalloonStatusReportEvent(pub HvBalloonInfo);
 
+impl serde::Serialize for HvBalloonStatusReportEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
 impl<'a> EventData<'a> for HvBalloonStatusReportEvent {
     const NAME: &'static str = "HV_BALLOON_STATUS_REPORT";
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
-        FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?).map(HvBalloonStatusReportEvent)
+        FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
+            .map(HvBalloonStatusReportEvent)
     }
 }
 
@@ -2924,6 +3202,18 @@ pub struct MemoryInfo {
     pub plugged_memory: Option<u64>,
 }
 
+impl SerializeMembers for MemoryInfo {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("base-memory", &self.base_memory)?;
+        if let Some(value) = &self.plugged_memory {
+            map.serialize_entry("plugged-memory", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(MemoryInfo);
+
 impl<'a> FromRawJson<'a> for MemoryInfo {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -2934,7 +3224,9 @@ impl<'a> FromRawJson<'a> for MemoryInfo {
         for (key, value) in raw.members() {
             match key.as_plain() {
                 Some("base-memory") => m_base_memory = Some(FromRawJson::from_raw_json(value)?),
-                Some("plugged-memory") => m_plugged_memory = Some(FromRawJson::from_raw_json(value)?),
+                Some("plugged-memory") => {
+                    m_plugged_memory = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -3002,6 +3294,24 @@ pub struct PCDIMMDeviceInfo<'a> {
     pub hotpluggable: bool,
 }
 
+impl<'a> SerializeMembers for PCDIMMDeviceInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.id {
+            map.serialize_entry("id", value)?;
+        }
+        map.serialize_entry("addr", &self.addr)?;
+        map.serialize_entry("size", &self.size)?;
+        map.serialize_entry("slot", &self.slot)?;
+        map.serialize_entry("node", &self.node)?;
+        map.serialize_entry("memdev", &self.memdev)?;
+        map.serialize_entry("hotplugged", &self.hotplugged)?;
+        map.serialize_entry("hotpluggable", &self.hotpluggable)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(PCDIMMDeviceInfo<'a>);
+
 impl<'a> FromRawJson<'a> for PCDIMMDeviceInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -3059,6 +3369,20 @@ pub struct VirtioPMEMDeviceInfo<'a> {
     pub memdev: JsonStr<'a>,
 }
 
+impl<'a> SerializeMembers for VirtioPMEMDeviceInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.id {
+            map.serialize_entry("id", value)?;
+        }
+        map.serialize_entry("memaddr", &self.memaddr)?;
+        map.serialize_entry("size", &self.size)?;
+        map.serialize_entry("memdev", &self.memdev)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VirtioPMEMDeviceInfo<'a>);
+
 impl<'a> FromRawJson<'a> for VirtioPMEMDeviceInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -3112,6 +3436,24 @@ pub struct VirtioMEMDeviceInfo<'a> {
     pub memdev: JsonStr<'a>,
 }
 
+impl<'a> SerializeMembers for VirtioMEMDeviceInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.id {
+            map.serialize_entry("id", value)?;
+        }
+        map.serialize_entry("memaddr", &self.memaddr)?;
+        map.serialize_entry("requested-size", &self.requested_size)?;
+        map.serialize_entry("size", &self.size)?;
+        map.serialize_entry("max-size", &self.max_size)?;
+        map.serialize_entry("block-size", &self.block_size)?;
+        map.serialize_entry("node", &self.node)?;
+        map.serialize_entry("memdev", &self.memdev)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VirtioMEMDeviceInfo<'a>);
+
 impl<'a> FromRawJson<'a> for VirtioMEMDeviceInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -3129,7 +3471,9 @@ impl<'a> FromRawJson<'a> for VirtioMEMDeviceInfo<'a> {
             match key.as_plain() {
                 Some("id") => m_id = Some(FromRawJson::from_raw_json(value)?),
                 Some("memaddr") => m_memaddr = Some(FromRawJson::from_raw_json(value)?),
-                Some("requested-size") => m_requested_size = Some(FromRawJson::from_raw_json(value)?),
+                Some("requested-size") => {
+                    m_requested_size = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("size") => m_size = Some(FromRawJson::from_raw_json(value)?),
                 Some("max-size") => m_max_size = Some(FromRawJson::from_raw_json(value)?),
                 Some("block-size") => m_block_size = Some(FromRawJson::from_raw_json(value)?),
@@ -3170,6 +3514,21 @@ pub struct SgxEPCDeviceInfo<'a> {
     /// `memdev`: memory backend linked with device
     pub memdev: JsonStr<'a>,
 }
+
+impl<'a> SerializeMembers for SgxEPCDeviceInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.id {
+            map.serialize_entry("id", value)?;
+        }
+        map.serialize_entry("memaddr", &self.memaddr)?;
+        map.serialize_entry("size", &self.size)?;
+        map.serialize_entry("node", &self.node)?;
+        map.serialize_entry("memdev", &self.memdev)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SgxEPCDeviceInfo<'a>);
 
 impl<'a> FromRawJson<'a> for SgxEPCDeviceInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -3218,6 +3577,24 @@ pub struct HvBalloonDeviceInfo<'a> {
     /// `memdev` (optional): memory backend linked with device
     pub memdev: Option<JsonStr<'a>>,
 }
+
+impl<'a> SerializeMembers for HvBalloonDeviceInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.id {
+            map.serialize_entry("id", value)?;
+        }
+        if let Some(value) = &self.memaddr {
+            map.serialize_entry("memaddr", value)?;
+        }
+        map.serialize_entry("max-size", &self.max_size)?;
+        if let Some(value) = &self.memdev {
+            map.serialize_entry("memdev", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(HvBalloonDeviceInfo<'a>);
 
 impl<'a> FromRawJson<'a> for HvBalloonDeviceInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -3308,7 +3685,9 @@ impl<'a> MemoryDeviceInfoKind<'a> {
 
 impl<'a> FromRawJson<'a> for MemoryDeviceInfoKind<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -3330,6 +3709,15 @@ pub struct PCDIMMDeviceInfoWrapper<'a> {
     /// `data`: PCDIMMDevice state information
     pub data: PCDIMMDeviceInfo<'a>,
 }
+
+impl<'a> SerializeMembers for PCDIMMDeviceInfoWrapper<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("data", &self.data)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(PCDIMMDeviceInfoWrapper<'a>);
 
 impl<'a> FromRawJson<'a> for PCDIMMDeviceInfoWrapper<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -3359,6 +3747,15 @@ pub struct VirtioPMEMDeviceInfoWrapper<'a> {
     pub data: VirtioPMEMDeviceInfo<'a>,
 }
 
+impl<'a> SerializeMembers for VirtioPMEMDeviceInfoWrapper<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("data", &self.data)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VirtioPMEMDeviceInfoWrapper<'a>);
+
 impl<'a> FromRawJson<'a> for VirtioPMEMDeviceInfoWrapper<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -3386,6 +3783,15 @@ pub struct VirtioMEMDeviceInfoWrapper<'a> {
     /// `data`: VirtioMEMDevice state information
     pub data: VirtioMEMDeviceInfo<'a>,
 }
+
+impl<'a> SerializeMembers for VirtioMEMDeviceInfoWrapper<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("data", &self.data)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VirtioMEMDeviceInfoWrapper<'a>);
 
 impl<'a> FromRawJson<'a> for VirtioMEMDeviceInfoWrapper<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -3415,6 +3821,15 @@ pub struct SgxEPCDeviceInfoWrapper<'a> {
     pub data: SgxEPCDeviceInfo<'a>,
 }
 
+impl<'a> SerializeMembers for SgxEPCDeviceInfoWrapper<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("data", &self.data)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SgxEPCDeviceInfoWrapper<'a>);
+
 impl<'a> FromRawJson<'a> for SgxEPCDeviceInfoWrapper<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -3442,6 +3857,15 @@ pub struct HvBalloonDeviceInfoWrapper<'a> {
     /// `data`: hv-balloon provided memory state information
     pub data: HvBalloonDeviceInfo<'a>,
 }
+
+impl<'a> SerializeMembers for HvBalloonDeviceInfoWrapper<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("data", &self.data)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(HvBalloonDeviceInfoWrapper<'a>);
 
 impl<'a> FromRawJson<'a> for HvBalloonDeviceInfoWrapper<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -3513,29 +3937,61 @@ impl<'a> MemoryDeviceInfoBranch<'a> {
             MemoryDeviceInfoBranch::VirtioMem(_) => MemoryDeviceInfoKind::VirtioMem,
             MemoryDeviceInfoBranch::SgxEpc(_) => MemoryDeviceInfoKind::SgxEpc,
             MemoryDeviceInfoBranch::HvBalloon(_) => MemoryDeviceInfoKind::HvBalloon,
-            MemoryDeviceInfoBranch::Unknown { tag, .. } => MemoryDeviceInfoKind::from_json_str(*tag),
+            MemoryDeviceInfoBranch::Unknown { tag, .. } => {
+                MemoryDeviceInfoKind::from_json_str(*tag)
+            }
         }
     }
 }
+
+impl<'a> SerializeMembers for MemoryDeviceInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("type", &self.r#type.tag())?;
+        match &self.r#type {
+            MemoryDeviceInfoBranch::Dimm(branch) => branch.serialize_members(map),
+            MemoryDeviceInfoBranch::Nvdimm(branch) => branch.serialize_members(map),
+            MemoryDeviceInfoBranch::VirtioPmem(branch) => branch.serialize_members(map),
+            MemoryDeviceInfoBranch::VirtioMem(branch) => branch.serialize_members(map),
+            MemoryDeviceInfoBranch::SgxEpc(branch) => branch.serialize_members(map),
+            MemoryDeviceInfoBranch::HvBalloon(branch) => branch.serialize_members(map),
+            _ => Ok(()),
+        }
+    }
+}
+
+rt::serialize_as_map!(MemoryDeviceInfo<'a>);
 
 impl<'a> FromRawJson<'a> for MemoryDeviceInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
         }
-        let tag = raw.get("type").and_then(|t| t.as_json_str()).ok_or(rt::MISSING_MEMBER)?;
+        let tag = raw
+            .get("type")
+            .and_then(|t| t.as_json_str())
+            .ok_or(rt::MISSING_MEMBER)?;
         let branch = match MemoryDeviceInfoKind::from_json_str(tag) {
-            MemoryDeviceInfoKind::Dimm => MemoryDeviceInfoBranch::Dimm(FromRawJson::from_raw_json(raw)?),
-            MemoryDeviceInfoKind::Nvdimm => MemoryDeviceInfoBranch::Nvdimm(FromRawJson::from_raw_json(raw)?),
-            MemoryDeviceInfoKind::VirtioPmem => MemoryDeviceInfoBranch::VirtioPmem(FromRawJson::from_raw_json(raw)?),
-            MemoryDeviceInfoKind::VirtioMem => MemoryDeviceInfoBranch::VirtioMem(FromRawJson::from_raw_json(raw)?),
-            MemoryDeviceInfoKind::SgxEpc => MemoryDeviceInfoBranch::SgxEpc(FromRawJson::from_raw_json(raw)?),
-            MemoryDeviceInfoKind::HvBalloon => MemoryDeviceInfoBranch::HvBalloon(FromRawJson::from_raw_json(raw)?),
+            MemoryDeviceInfoKind::Dimm => {
+                MemoryDeviceInfoBranch::Dimm(FromRawJson::from_raw_json(raw)?)
+            }
+            MemoryDeviceInfoKind::Nvdimm => {
+                MemoryDeviceInfoBranch::Nvdimm(FromRawJson::from_raw_json(raw)?)
+            }
+            MemoryDeviceInfoKind::VirtioPmem => {
+                MemoryDeviceInfoBranch::VirtioPmem(FromRawJson::from_raw_json(raw)?)
+            }
+            MemoryDeviceInfoKind::VirtioMem => {
+                MemoryDeviceInfoBranch::VirtioMem(FromRawJson::from_raw_json(raw)?)
+            }
+            MemoryDeviceInfoKind::SgxEpc => {
+                MemoryDeviceInfoBranch::SgxEpc(FromRawJson::from_raw_json(raw)?)
+            }
+            MemoryDeviceInfoKind::HvBalloon => {
+                MemoryDeviceInfoBranch::HvBalloon(FromRawJson::from_raw_json(raw)?)
+            }
             MemoryDeviceInfoKind::Unknown(tag) => MemoryDeviceInfoBranch::Unknown { tag, raw },
         };
-        Ok(MemoryDeviceInfo {
-            r#type: branch,
-        })
+        Ok(MemoryDeviceInfo { r#type: branch })
     }
 }
 
@@ -3552,6 +4008,16 @@ pub struct SgxEPC<'a> {
     /// `node`: the numa node (Since: 7.0)
     pub node: i64,
 }
+
+impl<'a> SerializeMembers for SgxEPC<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("memdev", &self.memdev)?;
+        map.serialize_entry("node", &self.node)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SgxEPC<'a>);
 
 impl<'a> FromRawJson<'a> for SgxEPC<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -3585,6 +4051,15 @@ pub struct SgxEPCProperties<'a> {
     /// `sgx-epc`: list of ids of memory-backend-epc objects.
     pub sgx_epc: JsonArray<'a, SgxEPC<'a>>,
 }
+
+impl<'a> SerializeMembers for SgxEPCProperties<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("sgx-epc", &self.sgx_epc)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SgxEPCProperties<'a>);
 
 impl<'a> FromRawJson<'a> for SgxEPCProperties<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -3671,6 +4146,19 @@ pub struct MemoryDeviceSizeChangeEvent<'a> {
     pub qom_path: JsonStr<'a>,
 }
 
+impl<'a> SerializeMembers for MemoryDeviceSizeChangeEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.id {
+            map.serialize_entry("id", value)?;
+        }
+        map.serialize_entry("size", &self.size)?;
+        map.serialize_entry("qom-path", &self.qom_path)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(MemoryDeviceSizeChangeEvent<'a>);
+
 impl<'a> FromRawJson<'a> for MemoryDeviceSizeChangeEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -3728,6 +4216,35 @@ pub struct BootConfiguration<'a> {
     pub strict: Option<bool>,
 }
 
+impl<'a> SerializeMembers for BootConfiguration<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.order {
+            map.serialize_entry("order", value)?;
+        }
+        if let Some(value) = &self.once {
+            map.serialize_entry("once", value)?;
+        }
+        if let Some(value) = &self.menu {
+            map.serialize_entry("menu", value)?;
+        }
+        if let Some(value) = &self.splash {
+            map.serialize_entry("splash", value)?;
+        }
+        if let Some(value) = &self.splash_time {
+            map.serialize_entry("splash-time", value)?;
+        }
+        if let Some(value) = &self.reboot_timeout {
+            map.serialize_entry("reboot-timeout", value)?;
+        }
+        if let Some(value) = &self.strict {
+            map.serialize_entry("strict", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(BootConfiguration<'a>);
+
 impl<'a> FromRawJson<'a> for BootConfiguration<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -3747,7 +4264,9 @@ impl<'a> FromRawJson<'a> for BootConfiguration<'a> {
                 Some("menu") => m_menu = Some(FromRawJson::from_raw_json(value)?),
                 Some("splash") => m_splash = Some(FromRawJson::from_raw_json(value)?),
                 Some("splash-time") => m_splash_time = Some(FromRawJson::from_raw_json(value)?),
-                Some("reboot-timeout") => m_reboot_timeout = Some(FromRawJson::from_raw_json(value)?),
+                Some("reboot-timeout") => {
+                    m_reboot_timeout = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("strict") => m_strict = Some(FromRawJson::from_raw_json(value)?),
                 _ => {}
             }
@@ -3807,6 +4326,44 @@ pub struct SMPConfiguration {
     /// machine
     pub maxcpus: Option<i64>,
 }
+
+impl SerializeMembers for SMPConfiguration {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.cpus {
+            map.serialize_entry("cpus", value)?;
+        }
+        if let Some(value) = &self.drawers {
+            map.serialize_entry("drawers", value)?;
+        }
+        if let Some(value) = &self.books {
+            map.serialize_entry("books", value)?;
+        }
+        if let Some(value) = &self.sockets {
+            map.serialize_entry("sockets", value)?;
+        }
+        if let Some(value) = &self.dies {
+            map.serialize_entry("dies", value)?;
+        }
+        if let Some(value) = &self.clusters {
+            map.serialize_entry("clusters", value)?;
+        }
+        if let Some(value) = &self.modules {
+            map.serialize_entry("modules", value)?;
+        }
+        if let Some(value) = &self.cores {
+            map.serialize_entry("cores", value)?;
+        }
+        if let Some(value) = &self.threads {
+            map.serialize_entry("threads", value)?;
+        }
+        if let Some(value) = &self.maxcpus {
+            map.serialize_entry("maxcpus", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SMPConfiguration);
 
 impl<'a> FromRawJson<'a> for SMPConfiguration {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -4065,11 +4622,7 @@ pub enum SmbiosEntryPointType<'a> {
 
 impl<'a> SmbiosEntryPointType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "32",
-        "64",
-        "auto",
-    ];
+    pub const VALUES: &'static [&'static str] = &["32", "64", "auto"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -4094,7 +4647,9 @@ impl<'a> SmbiosEntryPointType<'a> {
 
 impl<'a> FromRawJson<'a> for SmbiosEntryPointType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -4122,6 +4677,23 @@ pub struct MemorySizeConfiguration {
     /// `slots` (optional): number of available memory slots for hotplug
     pub slots: Option<u64>,
 }
+
+impl SerializeMembers for MemorySizeConfiguration {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.size {
+            map.serialize_entry("size", value)?;
+        }
+        if let Some(value) = &self.max_size {
+            map.serialize_entry("max-size", value)?;
+        }
+        if let Some(value) = &self.slots {
+            map.serialize_entry("slots", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(MemorySizeConfiguration);
 
 impl<'a> FromRawJson<'a> for MemorySizeConfiguration {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -4217,4 +4789,3 @@ impl Command for XQueryInterruptControllers {
         FromRawJson::from_raw_json(raw)
     }
 }
-

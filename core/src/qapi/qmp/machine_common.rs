@@ -28,12 +28,7 @@ pub enum S390CpuEntitlement<'a> {
 
 impl<'a> S390CpuEntitlement<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "auto",
-        "low",
-        "medium",
-        "high",
-    ];
+    pub const VALUES: &'static [&'static str] = &["auto", "low", "medium", "high"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -60,7 +55,9 @@ impl<'a> S390CpuEntitlement<'a> {
 
 impl<'a> FromRawJson<'a> for S390CpuEntitlement<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -119,15 +116,7 @@ pub enum CpuTopologyLevel<'a> {
 impl<'a> CpuTopologyLevel<'a> {
     /// Every value this schema knows, in schema order.
     pub const VALUES: &'static [&'static str] = &[
-        "thread",
-        "core",
-        "module",
-        "cluster",
-        "die",
-        "socket",
-        "book",
-        "drawer",
-        "default",
+        "thread", "core", "module", "cluster", "die", "socket", "book", "drawer", "default",
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
@@ -165,7 +154,9 @@ impl<'a> CpuTopologyLevel<'a> {
 
 impl<'a> FromRawJson<'a> for CpuTopologyLevel<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -201,12 +192,7 @@ pub enum CacheLevelAndType<'a> {
 
 impl<'a> CacheLevelAndType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "l1d",
-        "l1i",
-        "l2",
-        "l3",
-    ];
+    pub const VALUES: &'static [&'static str] = &["l1d", "l1i", "l2", "l3"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -233,7 +219,9 @@ impl<'a> CacheLevelAndType<'a> {
 
 impl<'a> FromRawJson<'a> for CacheLevelAndType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -262,6 +250,16 @@ pub struct SmpCacheProperties<'a> {
     /// topology container share the same cache.
     pub topology: CpuTopologyLevel<'a>,
 }
+
+impl<'a> SerializeMembers for SmpCacheProperties<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("cache", &self.cache)?;
+        map.serialize_entry("topology", &self.topology)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SmpCacheProperties<'a>);
 
 impl<'a> FromRawJson<'a> for SmpCacheProperties<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -296,6 +294,15 @@ pub struct SmpCachePropertiesWrapper<'a> {
     pub caches: JsonArray<'a, SmpCacheProperties<'a>>,
 }
 
+impl<'a> SerializeMembers for SmpCachePropertiesWrapper<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("caches", &self.caches)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SmpCachePropertiesWrapper<'a>);
+
 impl<'a> FromRawJson<'a> for SmpCachePropertiesWrapper<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -313,4 +320,3 @@ impl<'a> FromRawJson<'a> for SmpCachePropertiesWrapper<'a> {
         })
     }
 }
-

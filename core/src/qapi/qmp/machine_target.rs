@@ -95,10 +95,7 @@ pub enum CpuModelExpansionType<'a> {
 
 impl<'a> CpuModelExpansionType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "static",
-        "full",
-    ];
+    pub const VALUES: &'static [&'static str] = &["static", "full"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -121,7 +118,9 @@ impl<'a> CpuModelExpansionType<'a> {
 
 impl<'a> FromRawJson<'a> for CpuModelExpansionType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -163,12 +162,8 @@ pub enum CpuModelCompareResult<'a> {
 
 impl<'a> CpuModelCompareResult<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "incompatible",
-        "identical",
-        "superset",
-        "subset",
-    ];
+    pub const VALUES: &'static [&'static str] =
+        &["incompatible", "identical", "superset", "subset"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -195,7 +190,9 @@ impl<'a> CpuModelCompareResult<'a> {
 
 impl<'a> FromRawJson<'a> for CpuModelCompareResult<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -221,6 +218,15 @@ pub struct CpuModelBaselineInfo<'a> {
     /// `model`: the baselined CpuModelInfo.
     pub model: CpuModelInfo<'a>,
 }
+
+impl<'a> SerializeMembers for CpuModelBaselineInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("model", &self.model)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(CpuModelBaselineInfo<'a>);
 
 impl<'a> FromRawJson<'a> for CpuModelBaselineInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -264,6 +270,16 @@ pub struct CpuModelCompareInfo<'a> {
     pub responsible_properties: JsonArray<'a, JsonStr<'a>>,
 }
 
+impl<'a> SerializeMembers for CpuModelCompareInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("result", &self.result)?;
+        map.serialize_entry("responsible-properties", &self.responsible_properties)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(CpuModelCompareInfo<'a>);
+
 impl<'a> FromRawJson<'a> for CpuModelCompareInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -274,7 +290,9 @@ impl<'a> FromRawJson<'a> for CpuModelCompareInfo<'a> {
         for (key, value) in raw.members() {
             match key.as_plain() {
                 Some("result") => m_result = Some(FromRawJson::from_raw_json(value)?),
-                Some("responsible-properties") => m_responsible_properties = Some(FromRawJson::from_raw_json(value)?),
+                Some("responsible-properties") => {
+                    m_responsible_properties = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -455,6 +473,16 @@ pub struct CpuModelExpansionInfo<'a> {
     pub deprecated_props: JsonArray<'a, JsonStr<'a>>,
 }
 
+impl<'a> SerializeMembers for CpuModelExpansionInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("model", &self.model)?;
+        map.serialize_entry("deprecated-props", &self.deprecated_props)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(CpuModelExpansionInfo<'a>);
+
 impl<'a> FromRawJson<'a> for CpuModelExpansionInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -465,7 +493,9 @@ impl<'a> FromRawJson<'a> for CpuModelExpansionInfo<'a> {
         for (key, value) in raw.members() {
             match key.as_plain() {
                 Some("model") => m_model = Some(FromRawJson::from_raw_json(value)?),
-                Some("deprecated-props") => m_deprecated_props = Some(FromRawJson::from_raw_json(value)?),
+                Some("deprecated-props") => {
+                    m_deprecated_props = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -602,6 +632,27 @@ pub struct CpuDefinitionInfo<'a> {
     pub deprecated: bool,
 }
 
+impl<'a> SerializeMembers for CpuDefinitionInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        if let Some(value) = &self.migration_safe {
+            map.serialize_entry("migration-safe", value)?;
+        }
+        map.serialize_entry("static", &self.r#static)?;
+        if let Some(value) = &self.unavailable_features {
+            map.serialize_entry("unavailable-features", value)?;
+        }
+        map.serialize_entry("typename", &self.typename)?;
+        if let Some(value) = &self.alias_of {
+            map.serialize_entry("alias-of", value)?;
+        }
+        map.serialize_entry("deprecated", &self.deprecated)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(CpuDefinitionInfo<'a>);
+
 impl<'a> FromRawJson<'a> for CpuDefinitionInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -617,9 +668,13 @@ impl<'a> FromRawJson<'a> for CpuDefinitionInfo<'a> {
         for (key, value) in raw.members() {
             match key.as_plain() {
                 Some("name") => m_name = Some(FromRawJson::from_raw_json(value)?),
-                Some("migration-safe") => m_migration_safe = Some(FromRawJson::from_raw_json(value)?),
+                Some("migration-safe") => {
+                    m_migration_safe = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("static") => m_static = Some(FromRawJson::from_raw_json(value)?),
-                Some("unavailable-features") => m_unavailable_features = Some(FromRawJson::from_raw_json(value)?),
+                Some("unavailable-features") => {
+                    m_unavailable_features = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("typename") => m_typename = Some(FromRawJson::from_raw_json(value)?),
                 Some("alias-of") => m_alias_of = Some(FromRawJson::from_raw_json(value)?),
                 Some("deprecated") => m_deprecated = Some(FromRawJson::from_raw_json(value)?),
@@ -686,10 +741,7 @@ pub enum S390CpuPolarization<'a> {
 
 impl<'a> S390CpuPolarization<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "horizontal",
-        "vertical",
-    ];
+    pub const VALUES: &'static [&'static str] = &["horizontal", "vertical"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -712,7 +764,9 @@ impl<'a> S390CpuPolarization<'a> {
 
 impl<'a> FromRawJson<'a> for S390CpuPolarization<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -826,6 +880,15 @@ pub struct CpuPolarizationChangeEvent<'a> {
     pub polarization: S390CpuPolarization<'a>,
 }
 
+impl<'a> SerializeMembers for CpuPolarizationChangeEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("polarization", &self.polarization)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(CpuPolarizationChangeEvent<'a>);
+
 impl<'a> FromRawJson<'a> for CpuPolarizationChangeEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -864,6 +927,15 @@ pub struct CpuPolarizationInfo<'a> {
     /// `polarization`: the CPU polarization
     pub polarization: S390CpuPolarization<'a>,
 }
+
+impl<'a> SerializeMembers for CpuPolarizationInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("polarization", &self.polarization)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(CpuPolarizationInfo<'a>);
 
 impl<'a> FromRawJson<'a> for CpuPolarizationInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -909,4 +981,3 @@ impl Command for QueryS390xCpuPolarization {
         FromRawJson::from_raw_json(raw)
     }
 }
-

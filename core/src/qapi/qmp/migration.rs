@@ -61,6 +61,34 @@ pub struct MigrationStats {
     pub dirty_sync_missed_zero_copy: u64,
 }
 
+impl SerializeMembers for MigrationStats {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("transferred", &self.transferred)?;
+        map.serialize_entry("remaining", &self.remaining)?;
+        map.serialize_entry("total", &self.total)?;
+        map.serialize_entry("duplicate", &self.duplicate)?;
+        map.serialize_entry("normal", &self.normal)?;
+        map.serialize_entry("normal-bytes", &self.normal_bytes)?;
+        map.serialize_entry("dirty-pages-rate", &self.dirty_pages_rate)?;
+        map.serialize_entry("mbps", &self.mbps)?;
+        map.serialize_entry("dirty-sync-count", &self.dirty_sync_count)?;
+        map.serialize_entry("postcopy-requests", &self.postcopy_requests)?;
+        map.serialize_entry("page-size", &self.page_size)?;
+        map.serialize_entry("multifd-bytes", &self.multifd_bytes)?;
+        map.serialize_entry("pages-per-second", &self.pages_per_second)?;
+        map.serialize_entry("precopy-bytes", &self.precopy_bytes)?;
+        map.serialize_entry("downtime-bytes", &self.downtime_bytes)?;
+        map.serialize_entry("postcopy-bytes", &self.postcopy_bytes)?;
+        map.serialize_entry(
+            "dirty-sync-missed-zero-copy",
+            &self.dirty_sync_missed_zero_copy,
+        )?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(MigrationStats);
+
 impl<'a> FromRawJson<'a> for MigrationStats {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -91,17 +119,31 @@ impl<'a> FromRawJson<'a> for MigrationStats {
                 Some("duplicate") => m_duplicate = Some(FromRawJson::from_raw_json(value)?),
                 Some("normal") => m_normal = Some(FromRawJson::from_raw_json(value)?),
                 Some("normal-bytes") => m_normal_bytes = Some(FromRawJson::from_raw_json(value)?),
-                Some("dirty-pages-rate") => m_dirty_pages_rate = Some(FromRawJson::from_raw_json(value)?),
+                Some("dirty-pages-rate") => {
+                    m_dirty_pages_rate = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("mbps") => m_mbps = Some(FromRawJson::from_raw_json(value)?),
-                Some("dirty-sync-count") => m_dirty_sync_count = Some(FromRawJson::from_raw_json(value)?),
-                Some("postcopy-requests") => m_postcopy_requests = Some(FromRawJson::from_raw_json(value)?),
+                Some("dirty-sync-count") => {
+                    m_dirty_sync_count = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("postcopy-requests") => {
+                    m_postcopy_requests = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("page-size") => m_page_size = Some(FromRawJson::from_raw_json(value)?),
                 Some("multifd-bytes") => m_multifd_bytes = Some(FromRawJson::from_raw_json(value)?),
-                Some("pages-per-second") => m_pages_per_second = Some(FromRawJson::from_raw_json(value)?),
+                Some("pages-per-second") => {
+                    m_pages_per_second = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("precopy-bytes") => m_precopy_bytes = Some(FromRawJson::from_raw_json(value)?),
-                Some("downtime-bytes") => m_downtime_bytes = Some(FromRawJson::from_raw_json(value)?),
-                Some("postcopy-bytes") => m_postcopy_bytes = Some(FromRawJson::from_raw_json(value)?),
-                Some("dirty-sync-missed-zero-copy") => m_dirty_sync_missed_zero_copy = Some(FromRawJson::from_raw_json(value)?),
+                Some("downtime-bytes") => {
+                    m_downtime_bytes = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("postcopy-bytes") => {
+                    m_postcopy_bytes = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("dirty-sync-missed-zero-copy") => {
+                    m_dirty_sync_missed_zero_copy = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -151,6 +193,21 @@ pub struct XBZRLECacheStats {
     pub overflow: i64,
 }
 
+impl SerializeMembers for XBZRLECacheStats {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("cache-size", &self.cache_size)?;
+        map.serialize_entry("bytes", &self.bytes)?;
+        map.serialize_entry("pages", &self.pages)?;
+        map.serialize_entry("cache-miss", &self.cache_miss)?;
+        map.serialize_entry("cache-miss-rate", &self.cache_miss_rate)?;
+        map.serialize_entry("encoding-rate", &self.encoding_rate)?;
+        map.serialize_entry("overflow", &self.overflow)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(XBZRLECacheStats);
+
 impl<'a> FromRawJson<'a> for XBZRLECacheStats {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -169,7 +226,9 @@ impl<'a> FromRawJson<'a> for XBZRLECacheStats {
                 Some("bytes") => m_bytes = Some(FromRawJson::from_raw_json(value)?),
                 Some("pages") => m_pages = Some(FromRawJson::from_raw_json(value)?),
                 Some("cache-miss") => m_cache_miss = Some(FromRawJson::from_raw_json(value)?),
-                Some("cache-miss-rate") => m_cache_miss_rate = Some(FromRawJson::from_raw_json(value)?),
+                Some("cache-miss-rate") => {
+                    m_cache_miss_rate = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("encoding-rate") => m_encoding_rate = Some(FromRawJson::from_raw_json(value)?),
                 Some("overflow") => m_overflow = Some(FromRawJson::from_raw_json(value)?),
                 _ => {}
@@ -208,6 +267,19 @@ pub struct CompressionStats {
     pub compression_rate: f64,
 }
 
+impl SerializeMembers for CompressionStats {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("pages", &self.pages)?;
+        map.serialize_entry("busy", &self.busy)?;
+        map.serialize_entry("busy-rate", &self.busy_rate)?;
+        map.serialize_entry("compressed-size", &self.compressed_size)?;
+        map.serialize_entry("compression-rate", &self.compression_rate)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(CompressionStats);
+
 impl<'a> FromRawJson<'a> for CompressionStats {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -223,8 +295,12 @@ impl<'a> FromRawJson<'a> for CompressionStats {
                 Some("pages") => m_pages = Some(FromRawJson::from_raw_json(value)?),
                 Some("busy") => m_busy = Some(FromRawJson::from_raw_json(value)?),
                 Some("busy-rate") => m_busy_rate = Some(FromRawJson::from_raw_json(value)?),
-                Some("compressed-size") => m_compressed_size = Some(FromRawJson::from_raw_json(value)?),
-                Some("compression-rate") => m_compression_rate = Some(FromRawJson::from_raw_json(value)?),
+                Some("compressed-size") => {
+                    m_compressed_size = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("compression-rate") => {
+                    m_compression_rate = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -357,7 +433,9 @@ impl<'a> MigrationStatus<'a> {
 
 impl<'a> FromRawJson<'a> for MigrationStatus<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -382,6 +460,15 @@ pub struct VfioStats {
     /// devices
     pub transferred: i64,
 }
+
+impl SerializeMembers for VfioStats {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("transferred", &self.transferred)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VfioStats);
 
 impl<'a> FromRawJson<'a> for VfioStats {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -478,6 +565,62 @@ pub struct MigrationInfo<'a> {
     pub dirty_limit_ring_full_time: Option<u64>,
 }
 
+impl<'a> SerializeMembers for MigrationInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.status {
+            map.serialize_entry("status", value)?;
+        }
+        if let Some(value) = &self.ram {
+            map.serialize_entry("ram", value)?;
+        }
+        if let Some(value) = &self.vfio {
+            map.serialize_entry("vfio", value)?;
+        }
+        if let Some(value) = &self.xbzrle_cache {
+            map.serialize_entry("xbzrle-cache", value)?;
+        }
+        if let Some(value) = &self.total_time {
+            map.serialize_entry("total-time", value)?;
+        }
+        if let Some(value) = &self.expected_downtime {
+            map.serialize_entry("expected-downtime", value)?;
+        }
+        if let Some(value) = &self.downtime {
+            map.serialize_entry("downtime", value)?;
+        }
+        if let Some(value) = &self.setup_time {
+            map.serialize_entry("setup-time", value)?;
+        }
+        if let Some(value) = &self.cpu_throttle_percentage {
+            map.serialize_entry("cpu-throttle-percentage", value)?;
+        }
+        if let Some(value) = &self.error_desc {
+            map.serialize_entry("error-desc", value)?;
+        }
+        if let Some(value) = &self.blocked_reasons {
+            map.serialize_entry("blocked-reasons", value)?;
+        }
+        if let Some(value) = &self.postcopy_blocktime {
+            map.serialize_entry("postcopy-blocktime", value)?;
+        }
+        if let Some(value) = &self.postcopy_vcpu_blocktime {
+            map.serialize_entry("postcopy-vcpu-blocktime", value)?;
+        }
+        if let Some(value) = &self.socket_address {
+            map.serialize_entry("socket-address", value)?;
+        }
+        if let Some(value) = &self.dirty_limit_throttle_time_per_round {
+            map.serialize_entry("dirty-limit-throttle-time-per-round", value)?;
+        }
+        if let Some(value) = &self.dirty_limit_ring_full_time {
+            map.serialize_entry("dirty-limit-ring-full-time", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(MigrationInfo<'a>);
+
 impl<'a> FromRawJson<'a> for MigrationInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -506,17 +649,33 @@ impl<'a> FromRawJson<'a> for MigrationInfo<'a> {
                 Some("vfio") => m_vfio = Some(FromRawJson::from_raw_json(value)?),
                 Some("xbzrle-cache") => m_xbzrle_cache = Some(FromRawJson::from_raw_json(value)?),
                 Some("total-time") => m_total_time = Some(FromRawJson::from_raw_json(value)?),
-                Some("expected-downtime") => m_expected_downtime = Some(FromRawJson::from_raw_json(value)?),
+                Some("expected-downtime") => {
+                    m_expected_downtime = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("downtime") => m_downtime = Some(FromRawJson::from_raw_json(value)?),
                 Some("setup-time") => m_setup_time = Some(FromRawJson::from_raw_json(value)?),
-                Some("cpu-throttle-percentage") => m_cpu_throttle_percentage = Some(FromRawJson::from_raw_json(value)?),
+                Some("cpu-throttle-percentage") => {
+                    m_cpu_throttle_percentage = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("error-desc") => m_error_desc = Some(FromRawJson::from_raw_json(value)?),
-                Some("blocked-reasons") => m_blocked_reasons = Some(FromRawJson::from_raw_json(value)?),
-                Some("postcopy-blocktime") => m_postcopy_blocktime = Some(FromRawJson::from_raw_json(value)?),
-                Some("postcopy-vcpu-blocktime") => m_postcopy_vcpu_blocktime = Some(FromRawJson::from_raw_json(value)?),
-                Some("socket-address") => m_socket_address = Some(FromRawJson::from_raw_json(value)?),
-                Some("dirty-limit-throttle-time-per-round") => m_dirty_limit_throttle_time_per_round = Some(FromRawJson::from_raw_json(value)?),
-                Some("dirty-limit-ring-full-time") => m_dirty_limit_ring_full_time = Some(FromRawJson::from_raw_json(value)?),
+                Some("blocked-reasons") => {
+                    m_blocked_reasons = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("postcopy-blocktime") => {
+                    m_postcopy_blocktime = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("postcopy-vcpu-blocktime") => {
+                    m_postcopy_vcpu_blocktime = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("socket-address") => {
+                    m_socket_address = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("dirty-limit-throttle-time-per-round") => {
+                    m_dirty_limit_throttle_time_per_round = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("dirty-limit-ring-full-time") => {
+                    m_dirty_limit_ring_full_time = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -866,7 +1025,9 @@ impl<'a> MigrationCapability<'a> {
 
 impl<'a> FromRawJson<'a> for MigrationCapability<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1042,14 +1203,7 @@ pub enum MultiFDCompression<'a> {
 
 impl<'a> MultiFDCompression<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "none",
-        "zlib",
-        "zstd",
-        "qatzip",
-        "qpl",
-        "uadk",
-    ];
+    pub const VALUES: &'static [&'static str] = &["none", "zlib", "zstd", "qatzip", "qpl", "uadk"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -1080,7 +1234,9 @@ impl<'a> MultiFDCompression<'a> {
 
 impl<'a> FromRawJson<'a> for MultiFDCompression<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1171,11 +1327,7 @@ pub enum MigMode<'a> {
 
 impl<'a> MigMode<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "normal",
-        "cpr-reboot",
-        "cpr-transfer",
-    ];
+    pub const VALUES: &'static [&'static str] = &["normal", "cpr-reboot", "cpr-transfer"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -1200,7 +1352,9 @@ impl<'a> MigMode<'a> {
 
 impl<'a> FromRawJson<'a> for MigMode<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1233,11 +1387,7 @@ pub enum ZeroPageDetection<'a> {
 
 impl<'a> ZeroPageDetection<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "none",
-        "legacy",
-        "multifd",
-    ];
+    pub const VALUES: &'static [&'static str] = &["none", "legacy", "multifd"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -1262,7 +1412,9 @@ impl<'a> ZeroPageDetection<'a> {
 
 impl<'a> FromRawJson<'a> for ZeroPageDetection<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1696,7 +1848,9 @@ impl<'a> MigrationParameter<'a> {
 
 impl<'a> FromRawJson<'a> for MigrationParameter<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -2160,6 +2314,101 @@ pub struct MigrationParameters<'a> {
     pub direct_io: Option<bool>,
 }
 
+impl<'a> SerializeMembers for MigrationParameters<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.announce_initial {
+            map.serialize_entry("announce-initial", value)?;
+        }
+        if let Some(value) = &self.announce_max {
+            map.serialize_entry("announce-max", value)?;
+        }
+        if let Some(value) = &self.announce_rounds {
+            map.serialize_entry("announce-rounds", value)?;
+        }
+        if let Some(value) = &self.announce_step {
+            map.serialize_entry("announce-step", value)?;
+        }
+        if let Some(value) = &self.throttle_trigger_threshold {
+            map.serialize_entry("throttle-trigger-threshold", value)?;
+        }
+        if let Some(value) = &self.cpu_throttle_initial {
+            map.serialize_entry("cpu-throttle-initial", value)?;
+        }
+        if let Some(value) = &self.cpu_throttle_increment {
+            map.serialize_entry("cpu-throttle-increment", value)?;
+        }
+        if let Some(value) = &self.cpu_throttle_tailslow {
+            map.serialize_entry("cpu-throttle-tailslow", value)?;
+        }
+        if let Some(value) = &self.tls_creds {
+            map.serialize_entry("tls-creds", value)?;
+        }
+        if let Some(value) = &self.tls_hostname {
+            map.serialize_entry("tls-hostname", value)?;
+        }
+        if let Some(value) = &self.tls_authz {
+            map.serialize_entry("tls-authz", value)?;
+        }
+        if let Some(value) = &self.max_bandwidth {
+            map.serialize_entry("max-bandwidth", value)?;
+        }
+        if let Some(value) = &self.avail_switchover_bandwidth {
+            map.serialize_entry("avail-switchover-bandwidth", value)?;
+        }
+        if let Some(value) = &self.downtime_limit {
+            map.serialize_entry("downtime-limit", value)?;
+        }
+        if let Some(value) = &self.x_checkpoint_delay {
+            map.serialize_entry("x-checkpoint-delay", value)?;
+        }
+        if let Some(value) = &self.multifd_channels {
+            map.serialize_entry("multifd-channels", value)?;
+        }
+        if let Some(value) = &self.xbzrle_cache_size {
+            map.serialize_entry("xbzrle-cache-size", value)?;
+        }
+        if let Some(value) = &self.max_postcopy_bandwidth {
+            map.serialize_entry("max-postcopy-bandwidth", value)?;
+        }
+        if let Some(value) = &self.max_cpu_throttle {
+            map.serialize_entry("max-cpu-throttle", value)?;
+        }
+        if let Some(value) = &self.multifd_compression {
+            map.serialize_entry("multifd-compression", value)?;
+        }
+        if let Some(value) = &self.multifd_zlib_level {
+            map.serialize_entry("multifd-zlib-level", value)?;
+        }
+        if let Some(value) = &self.multifd_qatzip_level {
+            map.serialize_entry("multifd-qatzip-level", value)?;
+        }
+        if let Some(value) = &self.multifd_zstd_level {
+            map.serialize_entry("multifd-zstd-level", value)?;
+        }
+        if let Some(value) = &self.block_bitmap_mapping {
+            map.serialize_entry("block-bitmap-mapping", value)?;
+        }
+        if let Some(value) = &self.x_vcpu_dirty_limit_period {
+            map.serialize_entry("x-vcpu-dirty-limit-period", value)?;
+        }
+        if let Some(value) = &self.vcpu_dirty_limit {
+            map.serialize_entry("vcpu-dirty-limit", value)?;
+        }
+        if let Some(value) = &self.mode {
+            map.serialize_entry("mode", value)?;
+        }
+        if let Some(value) = &self.zero_page_detection {
+            map.serialize_entry("zero-page-detection", value)?;
+        }
+        if let Some(value) = &self.direct_io {
+            map.serialize_entry("direct-io", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(MigrationParameters<'a>);
+
 impl<'a> FromRawJson<'a> for MigrationParameters<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -2196,34 +2445,76 @@ impl<'a> FromRawJson<'a> for MigrationParameters<'a> {
         let mut m_direct_io = None;
         for (key, value) in raw.members() {
             match key.as_plain() {
-                Some("announce-initial") => m_announce_initial = Some(FromRawJson::from_raw_json(value)?),
+                Some("announce-initial") => {
+                    m_announce_initial = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("announce-max") => m_announce_max = Some(FromRawJson::from_raw_json(value)?),
-                Some("announce-rounds") => m_announce_rounds = Some(FromRawJson::from_raw_json(value)?),
+                Some("announce-rounds") => {
+                    m_announce_rounds = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("announce-step") => m_announce_step = Some(FromRawJson::from_raw_json(value)?),
-                Some("throttle-trigger-threshold") => m_throttle_trigger_threshold = Some(FromRawJson::from_raw_json(value)?),
-                Some("cpu-throttle-initial") => m_cpu_throttle_initial = Some(FromRawJson::from_raw_json(value)?),
-                Some("cpu-throttle-increment") => m_cpu_throttle_increment = Some(FromRawJson::from_raw_json(value)?),
-                Some("cpu-throttle-tailslow") => m_cpu_throttle_tailslow = Some(FromRawJson::from_raw_json(value)?),
+                Some("throttle-trigger-threshold") => {
+                    m_throttle_trigger_threshold = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("cpu-throttle-initial") => {
+                    m_cpu_throttle_initial = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("cpu-throttle-increment") => {
+                    m_cpu_throttle_increment = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("cpu-throttle-tailslow") => {
+                    m_cpu_throttle_tailslow = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("tls-creds") => m_tls_creds = Some(FromRawJson::from_raw_json(value)?),
                 Some("tls-hostname") => m_tls_hostname = Some(FromRawJson::from_raw_json(value)?),
                 Some("tls-authz") => m_tls_authz = Some(FromRawJson::from_raw_json(value)?),
                 Some("max-bandwidth") => m_max_bandwidth = Some(FromRawJson::from_raw_json(value)?),
-                Some("avail-switchover-bandwidth") => m_avail_switchover_bandwidth = Some(FromRawJson::from_raw_json(value)?),
-                Some("downtime-limit") => m_downtime_limit = Some(FromRawJson::from_raw_json(value)?),
-                Some("x-checkpoint-delay") => m_x_checkpoint_delay = Some(FromRawJson::from_raw_json(value)?),
-                Some("multifd-channels") => m_multifd_channels = Some(FromRawJson::from_raw_json(value)?),
-                Some("xbzrle-cache-size") => m_xbzrle_cache_size = Some(FromRawJson::from_raw_json(value)?),
-                Some("max-postcopy-bandwidth") => m_max_postcopy_bandwidth = Some(FromRawJson::from_raw_json(value)?),
-                Some("max-cpu-throttle") => m_max_cpu_throttle = Some(FromRawJson::from_raw_json(value)?),
-                Some("multifd-compression") => m_multifd_compression = Some(FromRawJson::from_raw_json(value)?),
-                Some("multifd-zlib-level") => m_multifd_zlib_level = Some(FromRawJson::from_raw_json(value)?),
-                Some("multifd-qatzip-level") => m_multifd_qatzip_level = Some(FromRawJson::from_raw_json(value)?),
-                Some("multifd-zstd-level") => m_multifd_zstd_level = Some(FromRawJson::from_raw_json(value)?),
-                Some("block-bitmap-mapping") => m_block_bitmap_mapping = Some(FromRawJson::from_raw_json(value)?),
-                Some("x-vcpu-dirty-limit-period") => m_x_vcpu_dirty_limit_period = Some(FromRawJson::from_raw_json(value)?),
-                Some("vcpu-dirty-limit") => m_vcpu_dirty_limit = Some(FromRawJson::from_raw_json(value)?),
+                Some("avail-switchover-bandwidth") => {
+                    m_avail_switchover_bandwidth = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("downtime-limit") => {
+                    m_downtime_limit = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("x-checkpoint-delay") => {
+                    m_x_checkpoint_delay = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("multifd-channels") => {
+                    m_multifd_channels = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("xbzrle-cache-size") => {
+                    m_xbzrle_cache_size = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("max-postcopy-bandwidth") => {
+                    m_max_postcopy_bandwidth = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("max-cpu-throttle") => {
+                    m_max_cpu_throttle = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("multifd-compression") => {
+                    m_multifd_compression = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("multifd-zlib-level") => {
+                    m_multifd_zlib_level = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("multifd-qatzip-level") => {
+                    m_multifd_qatzip_level = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("multifd-zstd-level") => {
+                    m_multifd_zstd_level = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("block-bitmap-mapping") => {
+                    m_block_bitmap_mapping = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("x-vcpu-dirty-limit-period") => {
+                    m_x_vcpu_dirty_limit_period = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("vcpu-dirty-limit") => {
+                    m_vcpu_dirty_limit = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("mode") => m_mode = Some(FromRawJson::from_raw_json(value)?),
-                Some("zero-page-detection") => m_zero_page_detection = Some(FromRawJson::from_raw_json(value)?),
+                Some("zero-page-detection") => {
+                    m_zero_page_detection = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("direct-io") => m_direct_io = Some(FromRawJson::from_raw_json(value)?),
                 _ => {}
             }
@@ -2350,6 +2641,15 @@ pub struct MigrationEvent<'a> {
     pub status: MigrationStatus<'a>,
 }
 
+impl<'a> SerializeMembers for MigrationEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("status", &self.status)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(MigrationEvent<'a>);
+
 impl<'a> FromRawJson<'a> for MigrationEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -2393,6 +2693,15 @@ pub struct MigrationPassEvent {
     /// `pass`: An incrementing count (starting at 1 on the first pass)
     pub pass: i64,
 }
+
+impl SerializeMembers for MigrationPassEvent {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("pass", &self.pass)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(MigrationPassEvent);
 
 impl<'a> FromRawJson<'a> for MigrationPassEvent {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -2489,7 +2798,9 @@ impl<'a> COLOMessage<'a> {
 
 impl<'a> FromRawJson<'a> for COLOMessage<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -2522,11 +2833,7 @@ pub enum COLOMode<'a> {
 
 impl<'a> COLOMode<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "none",
-        "primary",
-        "secondary",
-    ];
+    pub const VALUES: &'static [&'static str] = &["none", "primary", "secondary"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -2551,7 +2858,9 @@ impl<'a> COLOMode<'a> {
 
 impl<'a> FromRawJson<'a> for COLOMode<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -2589,13 +2898,8 @@ pub enum FailoverStatus<'a> {
 
 impl<'a> FailoverStatus<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "none",
-        "require",
-        "active",
-        "completed",
-        "relaunch",
-    ];
+    pub const VALUES: &'static [&'static str] =
+        &["none", "require", "active", "completed", "relaunch"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -2624,7 +2928,9 @@ impl<'a> FailoverStatus<'a> {
 
 impl<'a> FromRawJson<'a> for FailoverStatus<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -2657,6 +2963,16 @@ pub struct ColoExitEvent<'a> {
     /// `reason`: describes the reason for the COLO exit.
     pub reason: COLOExitReason<'a>,
 }
+
+impl<'a> SerializeMembers for ColoExitEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("mode", &self.mode)?;
+        map.serialize_entry("reason", &self.reason)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(ColoExitEvent<'a>);
 
 impl<'a> FromRawJson<'a> for ColoExitEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -2710,12 +3026,7 @@ pub enum COLOExitReason<'a> {
 
 impl<'a> COLOExitReason<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "none",
-        "request",
-        "error",
-        "processing",
-    ];
+    pub const VALUES: &'static [&'static str] = &["none", "request", "error", "processing"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -2742,7 +3053,9 @@ impl<'a> COLOExitReason<'a> {
 
 impl<'a> FromRawJson<'a> for COLOExitReason<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -2890,12 +3203,7 @@ pub enum MigrationAddressType<'a> {
 
 impl<'a> MigrationAddressType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "socket",
-        "exec",
-        "rdma",
-        "file",
-    ];
+    pub const VALUES: &'static [&'static str] = &["socket", "exec", "rdma", "file"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -2922,7 +3230,9 @@ impl<'a> MigrationAddressType<'a> {
 
 impl<'a> FromRawJson<'a> for MigrationAddressType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -3022,7 +3332,9 @@ impl<'a> MigrationAddressBranch<'a> {
             MigrationAddressBranch::Exec(_) => MigrationAddressType::Exec,
             MigrationAddressBranch::Rdma(_) => MigrationAddressType::Rdma,
             MigrationAddressBranch::File(_) => MigrationAddressType::File,
-            MigrationAddressBranch::Unknown { tag, .. } => MigrationAddressType::from_json_str(*tag),
+            MigrationAddressBranch::Unknown { tag, .. } => {
+                MigrationAddressType::from_json_str(*tag)
+            }
         }
     }
 }
@@ -3060,10 +3372,7 @@ pub enum MigrationChannelType<'a> {
 
 impl<'a> MigrationChannelType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "main",
-        "cpr",
-    ];
+    pub const VALUES: &'static [&'static str] = &["main", "cpr"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -3086,7 +3395,9 @@ impl<'a> MigrationChannelType<'a> {
 
 impl<'a> FromRawJson<'a> for MigrationChannelType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -3509,6 +3820,18 @@ pub struct ReplicationStatus<'a> {
     pub desc: Option<JsonStr<'a>>,
 }
 
+impl<'a> SerializeMembers for ReplicationStatus<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("error", &self.error)?;
+        if let Some(value) = &self.desc {
+            map.serialize_entry("desc", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(ReplicationStatus<'a>);
+
 impl<'a> FromRawJson<'a> for ReplicationStatus<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -3614,6 +3937,17 @@ pub struct COLOStatus<'a> {
     /// `reason`: describes the reason for the COLO exit.
     pub reason: COLOExitReason<'a>,
 }
+
+impl<'a> SerializeMembers for COLOStatus<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("mode", &self.mode)?;
+        map.serialize_entry("last-mode", &self.last_mode)?;
+        map.serialize_entry("reason", &self.reason)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(COLOStatus<'a>);
 
 impl<'a> FromRawJson<'a> for COLOStatus<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -3767,6 +4101,15 @@ pub struct UnplugPrimaryEvent<'a> {
     pub device_id: JsonStr<'a>,
 }
 
+impl<'a> SerializeMembers for UnplugPrimaryEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("device-id", &self.device_id)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(UnplugPrimaryEvent<'a>);
+
 impl<'a> FromRawJson<'a> for UnplugPrimaryEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -3805,6 +4148,16 @@ pub struct DirtyRateVcpu {
     /// `dirty-rate`: dirty rate.
     pub dirty_rate: i64,
 }
+
+impl SerializeMembers for DirtyRateVcpu {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("dirty-rate", &self.dirty_rate)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(DirtyRateVcpu);
 
 impl<'a> FromRawJson<'a> for DirtyRateVcpu {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -3847,11 +4200,7 @@ pub enum DirtyRateStatus<'a> {
 
 impl<'a> DirtyRateStatus<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "unstarted",
-        "measuring",
-        "measured",
-    ];
+    pub const VALUES: &'static [&'static str] = &["unstarted", "measuring", "measured"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -3876,7 +4225,9 @@ impl<'a> DirtyRateStatus<'a> {
 
 impl<'a> FromRawJson<'a> for DirtyRateStatus<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -3910,11 +4261,7 @@ pub enum DirtyRateMeasureMode<'a> {
 
 impl<'a> DirtyRateMeasureMode<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "page-sampling",
-        "dirty-ring",
-        "dirty-bitmap",
-    ];
+    pub const VALUES: &'static [&'static str] = &["page-sampling", "dirty-ring", "dirty-bitmap"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -3939,7 +4286,9 @@ impl<'a> DirtyRateMeasureMode<'a> {
 
 impl<'a> FromRawJson<'a> for DirtyRateMeasureMode<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -3970,10 +4319,7 @@ pub enum TimeUnit<'a> {
 
 impl<'a> TimeUnit<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "second",
-        "millisecond",
-    ];
+    pub const VALUES: &'static [&'static str] = &["second", "millisecond"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -3996,7 +4342,9 @@ impl<'a> TimeUnit<'a> {
 
 impl<'a> FromRawJson<'a> for TimeUnit<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -4039,6 +4387,26 @@ pub struct DirtyRateInfo<'a> {
     pub vcpu_dirty_rate: Option<JsonArray<'a, DirtyRateVcpu>>,
 }
 
+impl<'a> SerializeMembers for DirtyRateInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.dirty_rate {
+            map.serialize_entry("dirty-rate", value)?;
+        }
+        map.serialize_entry("status", &self.status)?;
+        map.serialize_entry("start-time", &self.start_time)?;
+        map.serialize_entry("calc-time", &self.calc_time)?;
+        map.serialize_entry("calc-time-unit", &self.calc_time_unit)?;
+        map.serialize_entry("sample-pages", &self.sample_pages)?;
+        map.serialize_entry("mode", &self.mode)?;
+        if let Some(value) = &self.vcpu_dirty_rate {
+            map.serialize_entry("vcpu-dirty-rate", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(DirtyRateInfo<'a>);
+
 impl<'a> FromRawJson<'a> for DirtyRateInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -4058,10 +4426,14 @@ impl<'a> FromRawJson<'a> for DirtyRateInfo<'a> {
                 Some("status") => m_status = Some(FromRawJson::from_raw_json(value)?),
                 Some("start-time") => m_start_time = Some(FromRawJson::from_raw_json(value)?),
                 Some("calc-time") => m_calc_time = Some(FromRawJson::from_raw_json(value)?),
-                Some("calc-time-unit") => m_calc_time_unit = Some(FromRawJson::from_raw_json(value)?),
+                Some("calc-time-unit") => {
+                    m_calc_time_unit = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("sample-pages") => m_sample_pages = Some(FromRawJson::from_raw_json(value)?),
                 Some("mode") => m_mode = Some(FromRawJson::from_raw_json(value)?),
-                Some("vcpu-dirty-rate") => m_vcpu_dirty_rate = Some(FromRawJson::from_raw_json(value)?),
+                Some("vcpu-dirty-rate") => {
+                    m_vcpu_dirty_rate = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -4258,6 +4630,17 @@ pub struct DirtyLimitInfo {
     pub current_rate: u64,
 }
 
+impl SerializeMembers for DirtyLimitInfo {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("cpu-index", &self.cpu_index)?;
+        map.serialize_entry("limit-rate", &self.limit_rate)?;
+        map.serialize_entry("current-rate", &self.current_rate)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(DirtyLimitInfo);
+
 impl<'a> FromRawJson<'a> for DirtyLimitInfo {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -4427,6 +4810,16 @@ pub struct MigrationThreadInfo<'a> {
     /// `thread-id`: ID of the underlying host thread
     pub thread_id: i64,
 }
+
+impl<'a> SerializeMembers for MigrationThreadInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("thread-id", &self.thread_id)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(MigrationThreadInfo<'a>);
 
 impl<'a> FromRawJson<'a> for MigrationThreadInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -4744,4 +5137,3 @@ impl<'a> Command for SnapshotDelete<'a> {
         rt::empty(raw)
     }
 }
-

@@ -79,6 +79,17 @@ pub struct NameInfo<'a> {
     pub name: Option<JsonStr<'a>>,
 }
 
+impl<'a> SerializeMembers for NameInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.name {
+            map.serialize_entry("name", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(NameInfo<'a>);
+
 impl<'a> FromRawJson<'a> for NameInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -91,9 +102,7 @@ impl<'a> FromRawJson<'a> for NameInfo<'a> {
                 _ => {}
             }
         }
-        Ok(NameInfo {
-            name: m_name,
-        })
+        Ok(NameInfo { name: m_name })
     }
 }
 
@@ -153,6 +162,20 @@ pub struct IOThreadInfo<'a> {
     /// engine, 0 means that the engine will use its default (since 6.1)
     pub aio_max_batch: i64,
 }
+
+impl<'a> SerializeMembers for IOThreadInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("thread-id", &self.thread_id)?;
+        map.serialize_entry("poll-max-ns", &self.poll_max_ns)?;
+        map.serialize_entry("poll-grow", &self.poll_grow)?;
+        map.serialize_entry("poll-shrink", &self.poll_shrink)?;
+        map.serialize_entry("aio-max-batch", &self.aio_max_batch)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(IOThreadInfo<'a>);
 
 impl<'a> FromRawJson<'a> for IOThreadInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -527,6 +550,16 @@ pub struct AddfdInfo {
     pub fd: i64,
 }
 
+impl SerializeMembers for AddfdInfo {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("fdset-id", &self.fdset_id)?;
+        map.serialize_entry("fd", &self.fd)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(AddfdInfo);
+
 impl<'a> FromRawJson<'a> for AddfdInfo {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -662,6 +695,18 @@ pub struct FdsetFdInfo<'a> {
     pub opaque: Option<JsonStr<'a>>,
 }
 
+impl<'a> SerializeMembers for FdsetFdInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("fd", &self.fd)?;
+        if let Some(value) = &self.opaque {
+            map.serialize_entry("opaque", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(FdsetFdInfo<'a>);
+
 impl<'a> FromRawJson<'a> for FdsetFdInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -696,6 +741,16 @@ pub struct FdsetInfo<'a> {
     /// `fds`: A list of file descriptors that belong to this fd set.
     pub fds: JsonArray<'a, FdsetFdInfo<'a>>,
 }
+
+impl<'a> SerializeMembers for FdsetInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("fdset-id", &self.fdset_id)?;
+        map.serialize_entry("fds", &self.fds)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(FdsetInfo<'a>);
 
 impl<'a> FromRawJson<'a> for FdsetInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -798,12 +853,7 @@ pub enum CommandLineParameterType<'a> {
 
 impl<'a> CommandLineParameterType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "string",
-        "boolean",
-        "number",
-        "size",
-    ];
+    pub const VALUES: &'static [&'static str] = &["string", "boolean", "number", "size"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -830,7 +880,9 @@ impl<'a> CommandLineParameterType<'a> {
 
 impl<'a> FromRawJson<'a> for CommandLineParameterType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -860,6 +912,22 @@ pub struct CommandLineParameterInfo<'a> {
     /// `default` (optional): default value string (since 2.1)
     pub default: Option<JsonStr<'a>>,
 }
+
+impl<'a> SerializeMembers for CommandLineParameterInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("type", &self.r#type)?;
+        if let Some(value) = &self.help {
+            map.serialize_entry("help", value)?;
+        }
+        if let Some(value) = &self.default {
+            map.serialize_entry("default", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(CommandLineParameterInfo<'a>);
 
 impl<'a> FromRawJson<'a> for CommandLineParameterInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -902,6 +970,16 @@ pub struct CommandLineOptionInfo<'a> {
     /// `parameters`: an array of @CommandLineParameterInfo
     pub parameters: JsonArray<'a, CommandLineParameterInfo<'a>>,
 }
+
+impl<'a> SerializeMembers for CommandLineOptionInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("option", &self.option)?;
+        map.serialize_entry("parameters", &self.parameters)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(CommandLineOptionInfo<'a>);
 
 impl<'a> FromRawJson<'a> for CommandLineOptionInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1013,6 +1091,16 @@ pub struct RtcChangeEvent<'a> {
     pub qom_path: JsonStr<'a>,
 }
 
+impl<'a> SerializeMembers for RtcChangeEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("offset", &self.offset)?;
+        map.serialize_entry("qom-path", &self.qom_path)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(RtcChangeEvent<'a>);
+
 impl<'a> FromRawJson<'a> for RtcChangeEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1072,6 +1160,18 @@ pub struct VfuClientHangupEvent<'a> {
     pub dev_qom_path: JsonStr<'a>,
 }
 
+impl<'a> SerializeMembers for VfuClientHangupEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("vfu-id", &self.vfu_id)?;
+        map.serialize_entry("vfu-qom-path", &self.vfu_qom_path)?;
+        map.serialize_entry("dev-id", &self.dev_id)?;
+        map.serialize_entry("dev-qom-path", &self.dev_qom_path)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VfuClientHangupEvent<'a>);
+
 impl<'a> FromRawJson<'a> for VfuClientHangupEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1105,4 +1205,3 @@ impl<'a> EventData<'a> for VfuClientHangupEvent<'a> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
 }
-

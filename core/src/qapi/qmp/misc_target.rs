@@ -108,7 +108,9 @@ impl<'a> SevState<'a> {
 
 impl<'a> FromRawJson<'a> for SevState<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -141,10 +143,7 @@ pub enum SevGuestType<'a> {
 
 impl<'a> SevGuestType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "sev",
-        "sev-snp",
-    ];
+    pub const VALUES: &'static [&'static str] = &["sev", "sev-snp"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -167,7 +166,9 @@ impl<'a> SevGuestType<'a> {
 
 impl<'a> FromRawJson<'a> for SevGuestType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -195,6 +196,16 @@ pub struct SevGuestInfo {
     /// `handle`: SEV firmware handle
     pub handle: u32,
 }
+
+impl SerializeMembers for SevGuestInfo {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("policy", &self.policy)?;
+        map.serialize_entry("handle", &self.handle)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SevGuestInfo);
 
 impl<'a> FromRawJson<'a> for SevGuestInfo {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -230,6 +241,15 @@ pub struct SevSnpGuestInfo {
     /// `snp-policy`: SEV-SNP policy value
     pub snp_policy: u64,
 }
+
+impl SerializeMembers for SevSnpGuestInfo {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("snp-policy", &self.snp_policy)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SevSnpGuestInfo);
 
 impl<'a> FromRawJson<'a> for SevSnpGuestInfo {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -306,6 +326,24 @@ impl<'a> SevInfoBranch<'a> {
     }
 }
 
+impl<'a> SerializeMembers for SevInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("enabled", &self.enabled)?;
+        map.serialize_entry("api-major", &self.api_major)?;
+        map.serialize_entry("api-minor", &self.api_minor)?;
+        map.serialize_entry("build-id", &self.build_id)?;
+        map.serialize_entry("state", &self.state)?;
+        map.serialize_entry("sev-type", &self.sev_type.tag())?;
+        match &self.sev_type {
+            SevInfoBranch::Sev(branch) => branch.serialize_members(map),
+            SevInfoBranch::SevSnp(branch) => branch.serialize_members(map),
+            _ => Ok(()),
+        }
+    }
+}
+
+rt::serialize_as_map!(SevInfo<'a>);
+
 impl<'a> FromRawJson<'a> for SevInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -326,7 +364,10 @@ impl<'a> FromRawJson<'a> for SevInfo<'a> {
                 _ => {}
             }
         }
-        let tag = raw.get("sev-type").and_then(|t| t.as_json_str()).ok_or(rt::MISSING_MEMBER)?;
+        let tag = raw
+            .get("sev-type")
+            .and_then(|t| t.as_json_str())
+            .ok_or(rt::MISSING_MEMBER)?;
         let branch = match SevGuestType::from_json_str(tag) {
             SevGuestType::Sev => SevInfoBranch::Sev(FromRawJson::from_raw_json(raw)?),
             SevGuestType::SevSnp => SevInfoBranch::SevSnp(FromRawJson::from_raw_json(raw)?),
@@ -391,6 +432,15 @@ pub struct SevLaunchMeasureInfo<'a> {
     /// `data`: the measurement value encoded in base64
     pub data: JsonStr<'a>,
 }
+
+impl<'a> SerializeMembers for SevLaunchMeasureInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("data", &self.data)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SevLaunchMeasureInfo<'a>);
 
 impl<'a> FromRawJson<'a> for SevLaunchMeasureInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -467,6 +517,19 @@ pub struct SevCapability<'a> {
     pub reduced_phys_bits: i64,
 }
 
+impl<'a> SerializeMembers for SevCapability<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("pdh", &self.pdh)?;
+        map.serialize_entry("cert-chain", &self.cert_chain)?;
+        map.serialize_entry("cpu0-id", &self.cpu0_id)?;
+        map.serialize_entry("cbitpos", &self.cbitpos)?;
+        map.serialize_entry("reduced-phys-bits", &self.reduced_phys_bits)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SevCapability<'a>);
+
 impl<'a> FromRawJson<'a> for SevCapability<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -483,7 +546,9 @@ impl<'a> FromRawJson<'a> for SevCapability<'a> {
                 Some("cert-chain") => m_cert_chain = Some(FromRawJson::from_raw_json(value)?),
                 Some("cpu0-id") => m_cpu0_id = Some(FromRawJson::from_raw_json(value)?),
                 Some("cbitpos") => m_cbitpos = Some(FromRawJson::from_raw_json(value)?),
-                Some("reduced-phys-bits") => m_reduced_phys_bits = Some(FromRawJson::from_raw_json(value)?),
+                Some("reduced-phys-bits") => {
+                    m_reduced_phys_bits = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -592,6 +657,15 @@ pub struct SevAttestationReport<'a> {
     /// `data`: guest attestation report (base64 encoded)
     pub data: JsonStr<'a>,
 }
+
+impl<'a> SerializeMembers for SevAttestationReport<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("data", &self.data)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SevAttestationReport<'a>);
 
 impl<'a> FromRawJson<'a> for SevAttestationReport<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -727,6 +801,17 @@ pub struct GICCapability {
     pub kernel: bool,
 }
 
+impl SerializeMembers for GICCapability {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("version", &self.version)?;
+        map.serialize_entry("emulated", &self.emulated)?;
+        map.serialize_entry("kernel", &self.kernel)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GICCapability);
+
 impl<'a> FromRawJson<'a> for GICCapability {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -800,6 +885,16 @@ pub struct SGXEPCSection {
     pub size: u64,
 }
 
+impl SerializeMembers for SGXEPCSection {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("node", &self.node)?;
+        map.serialize_entry("size", &self.size)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SGXEPCSection);
+
 impl<'a> FromRawJson<'a> for SGXEPCSection {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -842,6 +937,19 @@ pub struct SGXInfo<'a> {
     /// `sections`: The EPC sections info for guest (Since: 7.0)
     pub sections: JsonArray<'a, SGXEPCSection>,
 }
+
+impl<'a> SerializeMembers for SGXInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("sgx", &self.sgx)?;
+        map.serialize_entry("sgx1", &self.sgx1)?;
+        map.serialize_entry("sgx2", &self.sgx2)?;
+        map.serialize_entry("flc", &self.flc)?;
+        map.serialize_entry("sections", &self.sections)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SGXInfo<'a>);
 
 impl<'a> FromRawJson<'a> for SGXInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -973,14 +1081,8 @@ pub enum EvtchnPortType<'a> {
 
 impl<'a> EvtchnPortType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "closed",
-        "unbound",
-        "interdomain",
-        "pirq",
-        "virq",
-        "ipi",
-    ];
+    pub const VALUES: &'static [&'static str] =
+        &["closed", "unbound", "interdomain", "pirq", "virq", "ipi"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -1011,7 +1113,9 @@ impl<'a> EvtchnPortType<'a> {
 
 impl<'a> FromRawJson<'a> for EvtchnPortType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1049,6 +1153,21 @@ pub struct EvtchnInfo<'a> {
     /// `masked`: port is masked
     pub masked: bool,
 }
+
+impl<'a> SerializeMembers for EvtchnInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("port", &self.port)?;
+        map.serialize_entry("vcpu", &self.vcpu)?;
+        map.serialize_entry("type", &self.r#type)?;
+        map.serialize_entry("remote-domain", &self.remote_domain)?;
+        map.serialize_entry("target", &self.target)?;
+        map.serialize_entry("pending", &self.pending)?;
+        map.serialize_entry("masked", &self.masked)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(EvtchnInfo<'a>);
 
 impl<'a> FromRawJson<'a> for EvtchnInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1181,4 +1300,3 @@ impl Command for XenEventInject {
         rt::empty(raw)
     }
 }
-

@@ -3,7 +3,11 @@
 //! The QMP vocabulary of qemu-system-* and qemu-storage-daemon, one module per QAPI
 //! schema file; everything is re-exported here.
 
-#![allow(clippy::single_match, clippy::doc_lazy_continuation, clippy::large_enum_variant)]
+#![allow(
+    clippy::single_match,
+    clippy::doc_lazy_continuation,
+    clippy::large_enum_variant
+)]
 
 use crate::qapi::rt;
 #[allow(unused_imports)]
@@ -93,3 +97,4 @@ mod uefi;
 pub use uefi::*;
 mod builtin;
 pub use builtin::*;
+pub mod info;

@@ -711,10 +711,7 @@ pub enum AFXDPMode<'a> {
 
 impl<'a> AFXDPMode<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "native",
-        "skb",
-    ];
+    pub const VALUES: &'static [&'static str] = &["native", "skb"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -737,7 +734,9 @@ impl<'a> AFXDPMode<'a> {
 
 impl<'a> FromRawJson<'a> for AFXDPMode<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1275,7 +1274,9 @@ impl<'a> NetClientDriver<'a> {
 
 impl<'a> FromRawJson<'a> for NetClientDriver<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1448,11 +1449,7 @@ pub enum RxState<'a> {
 
 impl<'a> RxState<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "normal",
-        "none",
-        "all",
-    ];
+    pub const VALUES: &'static [&'static str] = &["normal", "none", "all"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -1477,7 +1474,9 @@ impl<'a> RxState<'a> {
 
 impl<'a> FromRawJson<'a> for RxState<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1524,6 +1523,26 @@ pub struct RxFilterInfo<'a> {
     pub multicast_table: JsonArray<'a, JsonStr<'a>>,
 }
 
+impl<'a> SerializeMembers for RxFilterInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("promiscuous", &self.promiscuous)?;
+        map.serialize_entry("multicast", &self.multicast)?;
+        map.serialize_entry("unicast", &self.unicast)?;
+        map.serialize_entry("vlan", &self.vlan)?;
+        map.serialize_entry("broadcast-allowed", &self.broadcast_allowed)?;
+        map.serialize_entry("multicast-overflow", &self.multicast_overflow)?;
+        map.serialize_entry("unicast-overflow", &self.unicast_overflow)?;
+        map.serialize_entry("main-mac", &self.main_mac)?;
+        map.serialize_entry("vlan-table", &self.vlan_table)?;
+        map.serialize_entry("unicast-table", &self.unicast_table)?;
+        map.serialize_entry("multicast-table", &self.multicast_table)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(RxFilterInfo<'a>);
+
 impl<'a> FromRawJson<'a> for RxFilterInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1548,13 +1567,21 @@ impl<'a> FromRawJson<'a> for RxFilterInfo<'a> {
                 Some("multicast") => m_multicast = Some(FromRawJson::from_raw_json(value)?),
                 Some("unicast") => m_unicast = Some(FromRawJson::from_raw_json(value)?),
                 Some("vlan") => m_vlan = Some(FromRawJson::from_raw_json(value)?),
-                Some("broadcast-allowed") => m_broadcast_allowed = Some(FromRawJson::from_raw_json(value)?),
-                Some("multicast-overflow") => m_multicast_overflow = Some(FromRawJson::from_raw_json(value)?),
-                Some("unicast-overflow") => m_unicast_overflow = Some(FromRawJson::from_raw_json(value)?),
+                Some("broadcast-allowed") => {
+                    m_broadcast_allowed = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("multicast-overflow") => {
+                    m_multicast_overflow = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("unicast-overflow") => {
+                    m_unicast_overflow = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("main-mac") => m_main_mac = Some(FromRawJson::from_raw_json(value)?),
                 Some("vlan-table") => m_vlan_table = Some(FromRawJson::from_raw_json(value)?),
                 Some("unicast-table") => m_unicast_table = Some(FromRawJson::from_raw_json(value)?),
-                Some("multicast-table") => m_multicast_table = Some(FromRawJson::from_raw_json(value)?),
+                Some("multicast-table") => {
+                    m_multicast_table = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -1668,6 +1695,18 @@ pub struct NicRxFilterChangedEvent<'a> {
     /// `path`: device path
     pub path: JsonStr<'a>,
 }
+
+impl<'a> SerializeMembers for NicRxFilterChangedEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.name {
+            map.serialize_entry("name", value)?;
+        }
+        map.serialize_entry("path", &self.path)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(NicRxFilterChangedEvent<'a>);
 
 impl<'a> FromRawJson<'a> for NicRxFilterChangedEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1801,6 +1840,15 @@ pub struct FailoverNegotiatedEvent<'a> {
     pub device_id: JsonStr<'a>,
 }
 
+impl<'a> SerializeMembers for FailoverNegotiatedEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("device-id", &self.device_id)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(FailoverNegotiatedEvent<'a>);
+
 impl<'a> FromRawJson<'a> for FailoverNegotiatedEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1857,6 +1905,16 @@ pub struct NetdevStreamConnectedEvent<'a> {
     pub addr: SocketAddress<'a>,
 }
 
+impl<'a> SerializeMembers for NetdevStreamConnectedEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("netdev-id", &self.netdev_id)?;
+        map.serialize_entry("addr", &self.addr)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(NetdevStreamConnectedEvent<'a>);
+
 impl<'a> FromRawJson<'a> for NetdevStreamConnectedEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1904,6 +1962,15 @@ pub struct NetdevStreamDisconnectedEvent<'a> {
     pub netdev_id: JsonStr<'a>,
 }
 
+impl<'a> SerializeMembers for NetdevStreamDisconnectedEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("netdev-id", &self.netdev_id)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(NetdevStreamDisconnectedEvent<'a>);
+
 impl<'a> FromRawJson<'a> for NetdevStreamDisconnectedEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1949,6 +2016,16 @@ pub struct NetdevVhostUserConnectedEvent<'a> {
     /// `chardev-id`: The character device id used by the QEMU netdev
     pub chardev_id: JsonStr<'a>,
 }
+
+impl<'a> SerializeMembers for NetdevVhostUserConnectedEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("netdev-id", &self.netdev_id)?;
+        map.serialize_entry("chardev-id", &self.chardev_id)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(NetdevVhostUserConnectedEvent<'a>);
 
 impl<'a> FromRawJson<'a> for NetdevVhostUserConnectedEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1997,6 +2074,15 @@ pub struct NetdevVhostUserDisconnectedEvent<'a> {
     pub netdev_id: JsonStr<'a>,
 }
 
+impl<'a> SerializeMembers for NetdevVhostUserDisconnectedEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("netdev-id", &self.netdev_id)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(NetdevVhostUserDisconnectedEvent<'a>);
+
 impl<'a> FromRawJson<'a> for NetdevVhostUserDisconnectedEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -2021,4 +2107,3 @@ impl<'a> EventData<'a> for NetdevVhostUserDisconnectedEvent<'a> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
 }
-

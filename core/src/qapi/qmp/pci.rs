@@ -19,6 +19,16 @@ pub struct PciMemoryRange {
     pub limit: i64,
 }
 
+impl SerializeMembers for PciMemoryRange {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("base", &self.base)?;
+        map.serialize_entry("limit", &self.limit)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(PciMemoryRange);
+
 impl<'a> FromRawJson<'a> for PciMemoryRange {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -62,6 +72,24 @@ pub struct PciMemoryRegion<'a> {
     /// `mem_type_64` (optional): if @type is 'memory', true if the BAR is 64-bit
     pub mem_type_64: Option<bool>,
 }
+
+impl<'a> SerializeMembers for PciMemoryRegion<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("bar", &self.bar)?;
+        map.serialize_entry("type", &self.r#type)?;
+        map.serialize_entry("address", &self.address)?;
+        map.serialize_entry("size", &self.size)?;
+        if let Some(value) = &self.prefetch {
+            map.serialize_entry("prefetch", value)?;
+        }
+        if let Some(value) = &self.mem_type_64 {
+            map.serialize_entry("mem_type_64", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(PciMemoryRegion<'a>);
 
 impl<'a> FromRawJson<'a> for PciMemoryRegion<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -122,6 +150,20 @@ pub struct PciBusInfo {
     pub prefetchable_range: PciMemoryRange,
 }
 
+impl SerializeMembers for PciBusInfo {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("number", &self.number)?;
+        map.serialize_entry("secondary", &self.secondary)?;
+        map.serialize_entry("subordinate", &self.subordinate)?;
+        map.serialize_entry("io_range", &self.io_range)?;
+        map.serialize_entry("memory_range", &self.memory_range)?;
+        map.serialize_entry("prefetchable_range", &self.prefetchable_range)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(PciBusInfo);
+
 impl<'a> FromRawJson<'a> for PciBusInfo {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -140,7 +182,9 @@ impl<'a> FromRawJson<'a> for PciBusInfo {
                 Some("subordinate") => m_subordinate = Some(FromRawJson::from_raw_json(value)?),
                 Some("io_range") => m_io_range = Some(FromRawJson::from_raw_json(value)?),
                 Some("memory_range") => m_memory_range = Some(FromRawJson::from_raw_json(value)?),
-                Some("prefetchable_range") => m_prefetchable_range = Some(FromRawJson::from_raw_json(value)?),
+                Some("prefetchable_range") => {
+                    m_prefetchable_range = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -168,6 +212,18 @@ pub struct PciBridgeInfo<'a> {
     /// `devices` (optional): a list of @PciDeviceInfo for each device on this bridge
     pub devices: Option<JsonArray<'a, PciDeviceInfo<'a>>>,
 }
+
+impl<'a> SerializeMembers for PciBridgeInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("bus", &self.bus)?;
+        if let Some(value) = &self.devices {
+            map.serialize_entry("devices", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(PciBridgeInfo<'a>);
 
 impl<'a> FromRawJson<'a> for PciBridgeInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -204,6 +260,18 @@ pub struct PciDeviceClass<'a> {
     /// `class`: the class code of the device
     pub class: i64,
 }
+
+impl<'a> SerializeMembers for PciDeviceClass<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.desc {
+            map.serialize_entry("desc", value)?;
+        }
+        map.serialize_entry("class", &self.class)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(PciDeviceClass<'a>);
 
 impl<'a> FromRawJson<'a> for PciDeviceClass<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -244,6 +312,22 @@ pub struct PciDeviceId {
     pub subsystem_vendor: Option<i64>,
 }
 
+impl SerializeMembers for PciDeviceId {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("device", &self.device)?;
+        map.serialize_entry("vendor", &self.vendor)?;
+        if let Some(value) = &self.subsystem {
+            map.serialize_entry("subsystem", value)?;
+        }
+        if let Some(value) = &self.subsystem_vendor {
+            map.serialize_entry("subsystem-vendor", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(PciDeviceId);
+
 impl<'a> FromRawJson<'a> for PciDeviceId {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -258,7 +342,9 @@ impl<'a> FromRawJson<'a> for PciDeviceId {
                 Some("device") => m_device = Some(FromRawJson::from_raw_json(value)?),
                 Some("vendor") => m_vendor = Some(FromRawJson::from_raw_json(value)?),
                 Some("subsystem") => m_subsystem = Some(FromRawJson::from_raw_json(value)?),
-                Some("subsystem-vendor") => m_subsystem_vendor = Some(FromRawJson::from_raw_json(value)?),
+                Some("subsystem-vendor") => {
+                    m_subsystem_vendor = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -300,6 +386,28 @@ pub struct PciDeviceInfo<'a> {
     /// `regions`: a list of the PCI I/O regions associated with the device
     pub regions: JsonArray<'a, PciMemoryRegion<'a>>,
 }
+
+impl<'a> SerializeMembers for PciDeviceInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("bus", &self.bus)?;
+        map.serialize_entry("slot", &self.slot)?;
+        map.serialize_entry("function", &self.function)?;
+        map.serialize_entry("class_info", &self.class_info)?;
+        map.serialize_entry("id", &self.id)?;
+        if let Some(value) = &self.irq {
+            map.serialize_entry("irq", value)?;
+        }
+        map.serialize_entry("irq_pin", &self.irq_pin)?;
+        map.serialize_entry("qdev_id", &self.qdev_id)?;
+        if let Some(value) = &self.pci_bridge {
+            map.serialize_entry("pci_bridge", value)?;
+        }
+        map.serialize_entry("regions", &self.regions)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(PciDeviceInfo<'a>);
 
 impl<'a> FromRawJson<'a> for PciDeviceInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -359,6 +467,16 @@ pub struct PciInfo<'a> {
     /// `devices`: a list of devices on this bus
     pub devices: JsonArray<'a, PciDeviceInfo<'a>>,
 }
+
+impl<'a> SerializeMembers for PciInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("bus", &self.bus)?;
+        map.serialize_entry("devices", &self.devices)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(PciInfo<'a>);
 
 impl<'a> FromRawJson<'a> for PciInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -537,4 +655,3 @@ impl Command for QueryPci {
         FromRawJson::from_raw_json(raw)
     }
 }
-

@@ -188,6 +188,18 @@ pub struct DeviceDeletedEvent<'a> {
     pub path: JsonStr<'a>,
 }
 
+impl<'a> SerializeMembers for DeviceDeletedEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.device {
+            map.serialize_entry("device", value)?;
+        }
+        map.serialize_entry("path", &self.path)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(DeviceDeletedEvent<'a>);
+
 impl<'a> FromRawJson<'a> for DeviceDeletedEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -238,6 +250,18 @@ pub struct DeviceUnplugGuestErrorEvent<'a> {
     /// `path`: the device's QOM path
     pub path: JsonStr<'a>,
 }
+
+impl<'a> SerializeMembers for DeviceUnplugGuestErrorEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.device {
+            map.serialize_entry("device", value)?;
+        }
+        map.serialize_entry("path", &self.path)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(DeviceUnplugGuestErrorEvent<'a>);
 
 impl<'a> FromRawJson<'a> for DeviceUnplugGuestErrorEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -310,4 +334,3 @@ impl<'a> Command for DeviceSyncConfig<'a> {
         rt::empty(raw)
     }
 }
-

@@ -34,6 +34,22 @@ pub struct ObjectPropertyInfo<'a> {
     pub default_value: Option<RawJson<'a>>,
 }
 
+impl<'a> SerializeMembers for ObjectPropertyInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("type", &self.r#type)?;
+        if let Some(value) = &self.description {
+            map.serialize_entry("description", value)?;
+        }
+        if let Some(value) = &self.default_value {
+            map.serialize_entry("default-value", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(ObjectPropertyInfo<'a>);
+
 impl<'a> FromRawJson<'a> for ObjectPropertyInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -253,6 +269,21 @@ pub struct ObjectTypeInfo<'a> {
     /// `parent` (optional): Name of parent type, if any (since 2.10)
     pub parent: Option<JsonStr<'a>>,
 }
+
+impl<'a> SerializeMembers for ObjectTypeInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        if let Some(value) = &self.r#abstract {
+            map.serialize_entry("abstract", value)?;
+        }
+        if let Some(value) = &self.parent {
+            map.serialize_entry("parent", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(ObjectTypeInfo<'a>);
 
 impl<'a> FromRawJson<'a> for ObjectTypeInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -581,10 +612,7 @@ pub enum NetfilterInsert<'a> {
 
 impl<'a> NetfilterInsert<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "before",
-        "behind",
-    ];
+    pub const VALUES: &'static [&'static str] = &["before", "behind"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -607,7 +635,9 @@ impl<'a> NetfilterInsert<'a> {
 
 impl<'a> FromRawJson<'a> for NetfilterInsert<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1085,6 +1115,23 @@ pub struct EventLoopBaseProperties {
     pub thread_pool_max: Option<i64>,
 }
 
+impl SerializeMembers for EventLoopBaseProperties {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.aio_max_batch {
+            map.serialize_entry("aio-max-batch", value)?;
+        }
+        if let Some(value) = &self.thread_pool_min {
+            map.serialize_entry("thread-pool-min", value)?;
+        }
+        if let Some(value) = &self.thread_pool_max {
+            map.serialize_entry("thread-pool-max", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(EventLoopBaseProperties);
+
 impl<'a> FromRawJson<'a> for EventLoopBaseProperties {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1096,8 +1143,12 @@ impl<'a> FromRawJson<'a> for EventLoopBaseProperties {
         for (key, value) in raw.members() {
             match key.as_plain() {
                 Some("aio-max-batch") => m_aio_max_batch = Some(FromRawJson::from_raw_json(value)?),
-                Some("thread-pool-min") => m_thread_pool_min = Some(FromRawJson::from_raw_json(value)?),
-                Some("thread-pool-max") => m_thread_pool_max = Some(FromRawJson::from_raw_json(value)?),
+                Some("thread-pool-min") => {
+                    m_thread_pool_min = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("thread-pool-max") => {
+                    m_thread_pool_max = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -2035,6 +2086,24 @@ pub struct SevCommonProperties<'a> {
     pub kernel_hashes: Option<bool>,
 }
 
+impl<'a> SerializeMembers for SevCommonProperties<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.sev_device {
+            map.serialize_entry("sev-device", value)?;
+        }
+        if let Some(value) = &self.cbitpos {
+            map.serialize_entry("cbitpos", value)?;
+        }
+        map.serialize_entry("reduced-phys-bits", &self.reduced_phys_bits)?;
+        if let Some(value) = &self.kernel_hashes {
+            map.serialize_entry("kernel-hashes", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SevCommonProperties<'a>);
+
 impl<'a> FromRawJson<'a> for SevCommonProperties<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -2048,7 +2117,9 @@ impl<'a> FromRawJson<'a> for SevCommonProperties<'a> {
             match key.as_plain() {
                 Some("sev-device") => m_sev_device = Some(FromRawJson::from_raw_json(value)?),
                 Some("cbitpos") => m_cbitpos = Some(FromRawJson::from_raw_json(value)?),
-                Some("reduced-phys-bits") => m_reduced_phys_bits = Some(FromRawJson::from_raw_json(value)?),
+                Some("reduced-phys-bits") => {
+                    m_reduced_phys_bits = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("kernel-hashes") => m_kernel_hashes = Some(FromRawJson::from_raw_json(value)?),
                 _ => {}
             }
@@ -2567,7 +2638,9 @@ impl<'a> ObjectType<'a> {
 
 impl<'a> FromRawJson<'a> for ObjectType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -2939,4 +3012,3 @@ impl<'a> Command for ObjectDel<'a> {
         rt::empty(raw)
     }
 }
-

@@ -27,11 +27,7 @@ pub enum ReplayMode<'a> {
 
 impl<'a> ReplayMode<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "none",
-        "record",
-        "play",
-    ];
+    pub const VALUES: &'static [&'static str] = &["none", "record", "play"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -56,7 +52,9 @@ impl<'a> ReplayMode<'a> {
 
 impl<'a> FromRawJson<'a> for ReplayMode<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -85,6 +83,19 @@ pub struct ReplayInfo<'a> {
     /// `icount`: current number of executed instructions.
     pub icount: i64,
 }
+
+impl<'a> SerializeMembers for ReplayInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("mode", &self.mode)?;
+        if let Some(value) = &self.filename {
+            map.serialize_entry("filename", value)?;
+        }
+        map.serialize_entry("icount", &self.icount)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(ReplayInfo<'a>);
 
 impl<'a> FromRawJson<'a> for ReplayInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -264,4 +275,3 @@ impl Command for ReplaySeek {
         rt::empty(raw)
     }
 }
-

@@ -21,6 +21,17 @@ pub struct RockerSwitch<'a> {
     pub ports: u32,
 }
 
+impl<'a> SerializeMembers for RockerSwitch<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("ports", &self.ports)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(RockerSwitch<'a>);
+
 impl<'a> FromRawJson<'a> for RockerSwitch<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -106,10 +117,7 @@ pub enum RockerPortDuplex<'a> {
 
 impl<'a> RockerPortDuplex<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "half",
-        "full",
-    ];
+    pub const VALUES: &'static [&'static str] = &["half", "full"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -132,7 +140,9 @@ impl<'a> RockerPortDuplex<'a> {
 
 impl<'a> FromRawJson<'a> for RockerPortDuplex<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -163,10 +173,7 @@ pub enum RockerPortAutoneg<'a> {
 
 impl<'a> RockerPortAutoneg<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "off",
-        "on",
-    ];
+    pub const VALUES: &'static [&'static str] = &["off", "on"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -189,7 +196,9 @@ impl<'a> RockerPortAutoneg<'a> {
 
 impl<'a> FromRawJson<'a> for RockerPortAutoneg<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -223,6 +232,20 @@ pub struct RockerPort<'a> {
     /// `autoneg`: port link autoneg
     pub autoneg: RockerPortAutoneg<'a>,
 }
+
+impl<'a> SerializeMembers for RockerPort<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("enabled", &self.enabled)?;
+        map.serialize_entry("link-up", &self.link_up)?;
+        map.serialize_entry("speed", &self.speed)?;
+        map.serialize_entry("duplex", &self.duplex)?;
+        map.serialize_entry("autoneg", &self.autoneg)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(RockerPort<'a>);
 
 impl<'a> FromRawJson<'a> for RockerPort<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -339,6 +362,43 @@ pub struct RockerOfDpaFlowKey<'a> {
     pub ip_dst: Option<JsonStr<'a>>,
 }
 
+impl<'a> SerializeMembers for RockerOfDpaFlowKey<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("priority", &self.priority)?;
+        map.serialize_entry("tbl-id", &self.tbl_id)?;
+        if let Some(value) = &self.in_pport {
+            map.serialize_entry("in-pport", value)?;
+        }
+        if let Some(value) = &self.tunnel_id {
+            map.serialize_entry("tunnel-id", value)?;
+        }
+        if let Some(value) = &self.vlan_id {
+            map.serialize_entry("vlan-id", value)?;
+        }
+        if let Some(value) = &self.eth_type {
+            map.serialize_entry("eth-type", value)?;
+        }
+        if let Some(value) = &self.eth_src {
+            map.serialize_entry("eth-src", value)?;
+        }
+        if let Some(value) = &self.eth_dst {
+            map.serialize_entry("eth-dst", value)?;
+        }
+        if let Some(value) = &self.ip_proto {
+            map.serialize_entry("ip-proto", value)?;
+        }
+        if let Some(value) = &self.ip_tos {
+            map.serialize_entry("ip-tos", value)?;
+        }
+        if let Some(value) = &self.ip_dst {
+            map.serialize_entry("ip-dst", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(RockerOfDpaFlowKey<'a>);
+
 impl<'a> FromRawJson<'a> for RockerOfDpaFlowKey<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -414,6 +474,35 @@ pub struct RockerOfDpaFlowMask<'a> {
     pub ip_tos: Option<u8>,
 }
 
+impl<'a> SerializeMembers for RockerOfDpaFlowMask<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.in_pport {
+            map.serialize_entry("in-pport", value)?;
+        }
+        if let Some(value) = &self.tunnel_id {
+            map.serialize_entry("tunnel-id", value)?;
+        }
+        if let Some(value) = &self.vlan_id {
+            map.serialize_entry("vlan-id", value)?;
+        }
+        if let Some(value) = &self.eth_src {
+            map.serialize_entry("eth-src", value)?;
+        }
+        if let Some(value) = &self.eth_dst {
+            map.serialize_entry("eth-dst", value)?;
+        }
+        if let Some(value) = &self.ip_proto {
+            map.serialize_entry("ip-proto", value)?;
+        }
+        if let Some(value) = &self.ip_tos {
+            map.serialize_entry("ip-tos", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(RockerOfDpaFlowMask<'a>);
+
 impl<'a> FromRawJson<'a> for RockerOfDpaFlowMask<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -475,6 +564,32 @@ pub struct RockerOfDpaFlowAction {
     pub out_pport: Option<u32>,
 }
 
+impl SerializeMembers for RockerOfDpaFlowAction {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.goto_tbl {
+            map.serialize_entry("goto-tbl", value)?;
+        }
+        if let Some(value) = &self.group_id {
+            map.serialize_entry("group-id", value)?;
+        }
+        if let Some(value) = &self.tunnel_lport {
+            map.serialize_entry("tunnel-lport", value)?;
+        }
+        if let Some(value) = &self.vlan_id {
+            map.serialize_entry("vlan-id", value)?;
+        }
+        if let Some(value) = &self.new_vlan_id {
+            map.serialize_entry("new-vlan-id", value)?;
+        }
+        if let Some(value) = &self.out_pport {
+            map.serialize_entry("out-pport", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(RockerOfDpaFlowAction);
+
 impl<'a> FromRawJson<'a> for RockerOfDpaFlowAction {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -527,6 +642,19 @@ pub struct RockerOfDpaFlow<'a> {
     /// `action`: flow action
     pub action: RockerOfDpaFlowAction,
 }
+
+impl<'a> SerializeMembers for RockerOfDpaFlow<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("cookie", &self.cookie)?;
+        map.serialize_entry("hits", &self.hits)?;
+        map.serialize_entry("key", &self.key)?;
+        map.serialize_entry("mask", &self.mask)?;
+        map.serialize_entry("action", &self.action)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(RockerOfDpaFlow<'a>);
 
 impl<'a> FromRawJson<'a> for RockerOfDpaFlow<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -654,6 +782,49 @@ pub struct RockerOfDpaGroup<'a> {
     pub ttl_check: Option<u8>,
 }
 
+impl<'a> SerializeMembers for RockerOfDpaGroup<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("type", &self.r#type)?;
+        if let Some(value) = &self.vlan_id {
+            map.serialize_entry("vlan-id", value)?;
+        }
+        if let Some(value) = &self.pport {
+            map.serialize_entry("pport", value)?;
+        }
+        if let Some(value) = &self.index {
+            map.serialize_entry("index", value)?;
+        }
+        if let Some(value) = &self.out_pport {
+            map.serialize_entry("out-pport", value)?;
+        }
+        if let Some(value) = &self.group_id {
+            map.serialize_entry("group-id", value)?;
+        }
+        if let Some(value) = &self.set_vlan_id {
+            map.serialize_entry("set-vlan-id", value)?;
+        }
+        if let Some(value) = &self.pop_vlan {
+            map.serialize_entry("pop-vlan", value)?;
+        }
+        if let Some(value) = &self.group_ids {
+            map.serialize_entry("group-ids", value)?;
+        }
+        if let Some(value) = &self.set_eth_src {
+            map.serialize_entry("set-eth-src", value)?;
+        }
+        if let Some(value) = &self.set_eth_dst {
+            map.serialize_entry("set-eth-dst", value)?;
+        }
+        if let Some(value) = &self.ttl_check {
+            map.serialize_entry("ttl-check", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(RockerOfDpaGroup<'a>);
+
 impl<'a> FromRawJson<'a> for RockerOfDpaGroup<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -769,4 +940,3 @@ impl<'a> Command for QueryRockerOfDpaGroups<'a> {
         FromRawJson::from_raw_json(raw)
     }
 }
-

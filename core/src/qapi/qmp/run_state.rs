@@ -127,7 +127,9 @@ impl<'a> RunState<'a> {
 
 impl<'a> FromRawJson<'a> for RunState<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -234,7 +236,9 @@ impl<'a> ShutdownCause<'a> {
 
 impl<'a> FromRawJson<'a> for ShutdownCause<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -260,6 +264,16 @@ pub struct StatusInfo<'a> {
     /// `status`: the virtual machine @RunState
     pub status: RunState<'a>,
 }
+
+impl<'a> SerializeMembers for StatusInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("running", &self.running)?;
+        map.serialize_entry("status", &self.status)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(StatusInfo<'a>);
 
 impl<'a> FromRawJson<'a> for StatusInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -344,6 +358,16 @@ pub struct ShutdownEvent<'a> {
     pub reason: ShutdownCause<'a>,
 }
 
+impl<'a> SerializeMembers for ShutdownEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("guest", &self.guest)?;
+        map.serialize_entry("reason", &self.reason)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(ShutdownEvent<'a>);
+
 impl<'a> FromRawJson<'a> for ShutdownEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -388,6 +412,12 @@ impl<'a> EventData<'a> for ShutdownEvent<'a> {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PowerdownEvent;
 
+impl serde::Serialize for PowerdownEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Empty.serialize(serializer)
+    }
+}
+
 impl<'a> EventData<'a> for PowerdownEvent {
     const NAME: &'static str = "POWERDOWN";
     fn decode(_data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
@@ -418,6 +448,16 @@ pub struct ResetEvent<'a> {
     /// `reason`: The @ShutdownCause of the RESET.  (since 4.0)
     pub reason: ShutdownCause<'a>,
 }
+
+impl<'a> SerializeMembers for ResetEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("guest", &self.guest)?;
+        map.serialize_entry("reason", &self.reason)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(ResetEvent<'a>);
 
 impl<'a> FromRawJson<'a> for ResetEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -462,6 +502,12 @@ impl<'a> EventData<'a> for ResetEvent<'a> {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct StopEvent;
 
+impl serde::Serialize for StopEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Empty.serialize(serializer)
+    }
+}
+
 impl<'a> EventData<'a> for StopEvent {
     const NAME: &'static str = "STOP";
     fn decode(_data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
@@ -483,6 +529,12 @@ impl<'a> EventData<'a> for StopEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ResumeEvent;
+
+impl serde::Serialize for ResumeEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Empty.serialize(serializer)
+    }
+}
 
 impl<'a> EventData<'a> for ResumeEvent {
     const NAME: &'static str = "RESUME";
@@ -506,6 +558,12 @@ impl<'a> EventData<'a> for ResumeEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SuspendEvent;
+
+impl serde::Serialize for SuspendEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Empty.serialize(serializer)
+    }
+}
 
 impl<'a> EventData<'a> for SuspendEvent {
     const NAME: &'static str = "SUSPEND";
@@ -534,6 +592,12 @@ impl<'a> EventData<'a> for SuspendEvent {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SuspendDiskEvent;
 
+impl serde::Serialize for SuspendDiskEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Empty.serialize(serializer)
+    }
+}
+
 impl<'a> EventData<'a> for SuspendDiskEvent {
     const NAME: &'static str = "SUSPEND_DISK";
     fn decode(_data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
@@ -556,6 +620,12 @@ impl<'a> EventData<'a> for SuspendDiskEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct WakeupEvent;
+
+impl serde::Serialize for WakeupEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Empty.serialize(serializer)
+    }
+}
 
 impl<'a> EventData<'a> for WakeupEvent {
     const NAME: &'static str = "WAKEUP";
@@ -588,6 +658,15 @@ pub struct WatchdogEvent<'a> {
     /// `action`: action that has been taken
     pub action: WatchdogAction<'a>,
 }
+
+impl<'a> SerializeMembers for WatchdogEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("action", &self.action)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(WatchdogEvent<'a>);
 
 impl<'a> FromRawJson<'a> for WatchdogEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -686,7 +765,9 @@ impl<'a> WatchdogAction<'a> {
 
 impl<'a> FromRawJson<'a> for WatchdogAction<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -718,10 +799,7 @@ pub enum RebootAction<'a> {
 
 impl<'a> RebootAction<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "reset",
-        "shutdown",
-    ];
+    pub const VALUES: &'static [&'static str] = &["reset", "shutdown"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -744,7 +822,9 @@ impl<'a> RebootAction<'a> {
 
 impl<'a> FromRawJson<'a> for RebootAction<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -775,10 +855,7 @@ pub enum ShutdownAction<'a> {
 
 impl<'a> ShutdownAction<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "poweroff",
-        "pause",
-    ];
+    pub const VALUES: &'static [&'static str] = &["poweroff", "pause"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -801,7 +878,9 @@ impl<'a> ShutdownAction<'a> {
 
 impl<'a> FromRawJson<'a> for ShutdownAction<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -836,12 +915,7 @@ pub enum PanicAction<'a> {
 
 impl<'a> PanicAction<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "pause",
-        "shutdown",
-        "exit-failure",
-        "none",
-    ];
+    pub const VALUES: &'static [&'static str] = &["pause", "shutdown", "exit-failure", "none"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -868,7 +942,9 @@ impl<'a> PanicAction<'a> {
 
 impl<'a> FromRawJson<'a> for PanicAction<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1007,6 +1083,18 @@ pub struct GuestPanickedEvent<'a> {
     pub info: Option<GuestPanicInformation<'a>>,
 }
 
+impl<'a> SerializeMembers for GuestPanickedEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("action", &self.action)?;
+        if let Some(value) = &self.info {
+            map.serialize_entry("info", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestPanickedEvent<'a>);
+
 impl<'a> FromRawJson<'a> for GuestPanickedEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1056,6 +1144,18 @@ pub struct GuestCrashloadedEvent<'a> {
     pub info: Option<GuestPanicInformation<'a>>,
 }
 
+impl<'a> SerializeMembers for GuestCrashloadedEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("action", &self.action)?;
+        if let Some(value) = &self.info {
+            map.serialize_entry("info", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestCrashloadedEvent<'a>);
+
 impl<'a> FromRawJson<'a> for GuestCrashloadedEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1099,6 +1199,12 @@ impl<'a> EventData<'a> for GuestCrashloadedEvent<'a> {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestPvshutdownEvent;
 
+impl serde::Serialize for GuestPvshutdownEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Empty.serialize(serializer)
+    }
+}
+
 impl<'a> EventData<'a> for GuestPvshutdownEvent {
     const NAME: &'static str = "GUEST_PVSHUTDOWN";
     fn decode(_data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
@@ -1126,11 +1232,7 @@ pub enum GuestPanicAction<'a> {
 
 impl<'a> GuestPanicAction<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "pause",
-        "poweroff",
-        "run",
-    ];
+    pub const VALUES: &'static [&'static str] = &["pause", "poweroff", "run"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -1155,7 +1257,9 @@ impl<'a> GuestPanicAction<'a> {
 
 impl<'a> FromRawJson<'a> for GuestPanicAction<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1186,10 +1290,7 @@ pub enum GuestPanicInformationType<'a> {
 
 impl<'a> GuestPanicInformationType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "hyper-v",
-        "s390",
-    ];
+    pub const VALUES: &'static [&'static str] = &["hyper-v", "s390"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -1212,7 +1313,9 @@ impl<'a> GuestPanicInformationType<'a> {
 
 impl<'a> FromRawJson<'a> for GuestPanicInformationType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1265,25 +1368,47 @@ impl<'a> GuestPanicInformationBranch<'a> {
         match self {
             GuestPanicInformationBranch::HyperV(_) => GuestPanicInformationType::HyperV,
             GuestPanicInformationBranch::S390(_) => GuestPanicInformationType::S390,
-            GuestPanicInformationBranch::Unknown { tag, .. } => GuestPanicInformationType::from_json_str(*tag),
+            GuestPanicInformationBranch::Unknown { tag, .. } => {
+                GuestPanicInformationType::from_json_str(*tag)
+            }
         }
     }
 }
+
+impl<'a> SerializeMembers for GuestPanicInformation<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("type", &self.r#type.tag())?;
+        match &self.r#type {
+            GuestPanicInformationBranch::HyperV(branch) => branch.serialize_members(map),
+            GuestPanicInformationBranch::S390(branch) => branch.serialize_members(map),
+            _ => Ok(()),
+        }
+    }
+}
+
+rt::serialize_as_map!(GuestPanicInformation<'a>);
 
 impl<'a> FromRawJson<'a> for GuestPanicInformation<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
         }
-        let tag = raw.get("type").and_then(|t| t.as_json_str()).ok_or(rt::MISSING_MEMBER)?;
+        let tag = raw
+            .get("type")
+            .and_then(|t| t.as_json_str())
+            .ok_or(rt::MISSING_MEMBER)?;
         let branch = match GuestPanicInformationType::from_json_str(tag) {
-            GuestPanicInformationType::HyperV => GuestPanicInformationBranch::HyperV(FromRawJson::from_raw_json(raw)?),
-            GuestPanicInformationType::S390 => GuestPanicInformationBranch::S390(FromRawJson::from_raw_json(raw)?),
-            GuestPanicInformationType::Unknown(tag) => GuestPanicInformationBranch::Unknown { tag, raw },
+            GuestPanicInformationType::HyperV => {
+                GuestPanicInformationBranch::HyperV(FromRawJson::from_raw_json(raw)?)
+            }
+            GuestPanicInformationType::S390 => {
+                GuestPanicInformationBranch::S390(FromRawJson::from_raw_json(raw)?)
+            }
+            GuestPanicInformationType::Unknown(tag) => {
+                GuestPanicInformationBranch::Unknown { tag, raw }
+            }
         };
-        Ok(GuestPanicInformation {
-            r#type: branch,
-        })
+        Ok(GuestPanicInformation { r#type: branch })
     }
 }
 
@@ -1312,6 +1437,19 @@ pub struct GuestPanicInformationHyperV {
     /// stack pointer of the guest.
     pub arg5: u64,
 }
+
+impl SerializeMembers for GuestPanicInformationHyperV {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("arg1", &self.arg1)?;
+        map.serialize_entry("arg2", &self.arg2)?;
+        map.serialize_entry("arg3", &self.arg3)?;
+        map.serialize_entry("arg4", &self.arg4)?;
+        map.serialize_entry("arg5", &self.arg5)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestPanicInformationHyperV);
 
 impl<'a> FromRawJson<'a> for GuestPanicInformationHyperV {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1404,7 +1542,9 @@ impl<'a> S390CrashReason<'a> {
 
 impl<'a> FromRawJson<'a> for S390CrashReason<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1434,6 +1574,18 @@ pub struct GuestPanicInformationS390<'a> {
     /// `reason`: guest crash reason
     pub reason: S390CrashReason<'a>,
 }
+
+impl<'a> SerializeMembers for GuestPanicInformationS390<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("core", &self.core)?;
+        map.serialize_entry("psw-mask", &self.psw_mask)?;
+        map.serialize_entry("psw-addr", &self.psw_addr)?;
+        map.serialize_entry("reason", &self.reason)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(GuestPanicInformationS390<'a>);
 
 impl<'a> FromRawJson<'a> for GuestPanicInformationS390<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1488,6 +1640,17 @@ pub struct MemoryFailureEvent<'a> {
     pub flags: MemoryFailureFlags,
 }
 
+impl<'a> SerializeMembers for MemoryFailureEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("recipient", &self.recipient)?;
+        map.serialize_entry("action", &self.action)?;
+        map.serialize_entry("flags", &self.flags)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(MemoryFailureEvent<'a>);
+
 impl<'a> FromRawJson<'a> for MemoryFailureEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1538,10 +1701,7 @@ pub enum MemoryFailureRecipient<'a> {
 
 impl<'a> MemoryFailureRecipient<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "hypervisor",
-        "guest",
-    ];
+    pub const VALUES: &'static [&'static str] = &["hypervisor", "guest"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -1564,7 +1724,9 @@ impl<'a> MemoryFailureRecipient<'a> {
 
 impl<'a> FromRawJson<'a> for MemoryFailureRecipient<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1606,12 +1768,7 @@ pub enum MemoryFailureAction<'a> {
 
 impl<'a> MemoryFailureAction<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "ignore",
-        "inject",
-        "fatal",
-        "reset",
-    ];
+    pub const VALUES: &'static [&'static str] = &["ignore", "inject", "fatal", "reset"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -1638,7 +1795,9 @@ impl<'a> MemoryFailureAction<'a> {
 
 impl<'a> FromRawJson<'a> for MemoryFailureAction<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1667,6 +1826,16 @@ pub struct MemoryFailureFlags {
     pub recursive: bool,
 }
 
+impl SerializeMembers for MemoryFailureFlags {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("action-required", &self.action_required)?;
+        map.serialize_entry("recursive", &self.recursive)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(MemoryFailureFlags);
+
 impl<'a> FromRawJson<'a> for MemoryFailureFlags {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1676,7 +1845,9 @@ impl<'a> FromRawJson<'a> for MemoryFailureFlags {
         let mut m_recursive = None;
         for (key, value) in raw.members() {
             match key.as_plain() {
-                Some("action-required") => m_action_required = Some(FromRawJson::from_raw_json(value)?),
+                Some("action-required") => {
+                    m_action_required = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("recursive") => m_recursive = Some(FromRawJson::from_raw_json(value)?),
                 _ => {}
             }
@@ -1710,11 +1881,7 @@ pub enum NotifyVmexitOption<'a> {
 
 impl<'a> NotifyVmexitOption<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "run",
-        "internal-error",
-        "disable",
-    ];
+    pub const VALUES: &'static [&'static str] = &["run", "internal-error", "disable"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -1739,7 +1906,9 @@ impl<'a> NotifyVmexitOption<'a> {
 
 impl<'a> FromRawJson<'a> for NotifyVmexitOption<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1751,4 +1920,3 @@ impl serde::Serialize for NotifyVmexitOption<'_> {
         }
     }
 }
-

@@ -29,13 +29,7 @@ pub enum NetworkAddressFamily<'a> {
 
 impl<'a> NetworkAddressFamily<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "ipv4",
-        "ipv6",
-        "unix",
-        "vsock",
-        "unknown",
-    ];
+    pub const VALUES: &'static [&'static str] = &["ipv4", "ipv6", "unix", "vsock", "unknown"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -64,7 +58,9 @@ impl<'a> NetworkAddressFamily<'a> {
 
 impl<'a> FromRawJson<'a> for NetworkAddressFamily<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -476,7 +472,9 @@ impl<'a> SocketAddressLegacyBranch<'a> {
             SocketAddressLegacyBranch::Unix(_) => SocketAddressType::Unix,
             SocketAddressLegacyBranch::Vsock(_) => SocketAddressType::Vsock,
             SocketAddressLegacyBranch::Fd(_) => SocketAddressType::Fd,
-            SocketAddressLegacyBranch::Unknown { tag, .. } => SocketAddressType::from_json_str(*tag),
+            SocketAddressLegacyBranch::Unknown { tag, .. } => {
+                SocketAddressType::from_json_str(*tag)
+            }
         }
     }
 }
@@ -518,12 +516,7 @@ pub enum SocketAddressType<'a> {
 
 impl<'a> SocketAddressType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "inet",
-        "unix",
-        "vsock",
-        "fd",
-    ];
+    pub const VALUES: &'static [&'static str] = &["inet", "unix", "vsock", "fd"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -550,7 +543,9 @@ impl<'a> SocketAddressType<'a> {
 
 impl<'a> FromRawJson<'a> for SocketAddressType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -635,17 +630,19 @@ impl<'a> FromRawJson<'a> for SocketAddress<'a> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
         }
-        let tag = raw.get("type").and_then(|t| t.as_json_str()).ok_or(rt::MISSING_MEMBER)?;
+        let tag = raw
+            .get("type")
+            .and_then(|t| t.as_json_str())
+            .ok_or(rt::MISSING_MEMBER)?;
         let branch = match SocketAddressType::from_json_str(tag) {
             SocketAddressType::Inet => SocketAddressBranch::Inet(FromRawJson::from_raw_json(raw)?),
             SocketAddressType::Unix => SocketAddressBranch::Unix(FromRawJson::from_raw_json(raw)?),
-            SocketAddressType::Vsock => SocketAddressBranch::Vsock(FromRawJson::from_raw_json(raw)?),
+            SocketAddressType::Vsock => {
+                SocketAddressBranch::Vsock(FromRawJson::from_raw_json(raw)?)
+            }
             SocketAddressType::Fd => SocketAddressBranch::Fd(FromRawJson::from_raw_json(raw)?),
             SocketAddressType::Unknown(tag) => SocketAddressBranch::Unknown { tag, raw },
         };
-        Ok(SocketAddress {
-            r#type: branch,
-        })
+        Ok(SocketAddress { r#type: branch })
     }
 }
-

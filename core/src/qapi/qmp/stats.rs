@@ -65,7 +65,9 @@ impl<'a> StatsType<'a> {
 
 impl<'a> FromRawJson<'a> for StatsType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -100,12 +102,7 @@ pub enum StatsUnit<'a> {
 
 impl<'a> StatsUnit<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "bytes",
-        "seconds",
-        "cycles",
-        "boolean",
-    ];
+    pub const VALUES: &'static [&'static str] = &["bytes", "seconds", "cycles", "boolean"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -132,7 +129,9 @@ impl<'a> StatsUnit<'a> {
 
 impl<'a> FromRawJson<'a> for StatsUnit<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -163,10 +162,7 @@ pub enum StatsProvider<'a> {
 
 impl<'a> StatsProvider<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "kvm",
-        "cryptodev",
-    ];
+    pub const VALUES: &'static [&'static str] = &["kvm", "cryptodev"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -189,7 +185,9 @@ impl<'a> StatsProvider<'a> {
 
 impl<'a> FromRawJson<'a> for StatsProvider<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -223,11 +221,7 @@ pub enum StatsTarget<'a> {
 
 impl<'a> StatsTarget<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "vm",
-        "vcpu",
-        "cryptodev",
-    ];
+    pub const VALUES: &'static [&'static str] = &["vm", "vcpu", "cryptodev"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -252,7 +246,9 @@ impl<'a> StatsTarget<'a> {
 
 impl<'a> FromRawJson<'a> for StatsTarget<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -395,6 +391,16 @@ pub enum StatsValue<'a> {
     List(JsonArray<'a, u64>),
 }
 
+impl<'a> serde::Serialize for StatsValue<'a> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            StatsValue::Scalar(value) => value.serialize(serializer),
+            StatsValue::Boolean(value) => value.serialize(serializer),
+            StatsValue::List(value) => value.serialize(serializer),
+        }
+    }
+}
+
 impl<'a> FromRawJson<'a> for StatsValue<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         match raw.kind() {
@@ -417,6 +423,16 @@ pub struct Stats<'a> {
     /// `value`: stat value.
     pub value: StatsValue<'a>,
 }
+
+impl<'a> SerializeMembers for Stats<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("value", &self.value)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(Stats<'a>);
 
 impl<'a> FromRawJson<'a> for Stats<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -453,6 +469,19 @@ pub struct StatsResult<'a> {
     /// `stats`: list of statistics.
     pub stats: JsonArray<'a, Stats<'a>>,
 }
+
+impl<'a> SerializeMembers for StatsResult<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("provider", &self.provider)?;
+        if let Some(value) = &self.qom_path {
+            map.serialize_entry("qom-path", value)?;
+        }
+        map.serialize_entry("stats", &self.stats)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(StatsResult<'a>);
 
 impl<'a> FromRawJson<'a> for StatsResult<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -540,6 +569,26 @@ pub struct StatsSchemaValue<'a> {
     pub bucket_size: Option<u32>,
 }
 
+impl<'a> SerializeMembers for StatsSchemaValue<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("type", &self.r#type)?;
+        if let Some(value) = &self.unit {
+            map.serialize_entry("unit", value)?;
+        }
+        if let Some(value) = &self.base {
+            map.serialize_entry("base", value)?;
+        }
+        map.serialize_entry("exponent", &self.exponent)?;
+        if let Some(value) = &self.bucket_size {
+            map.serialize_entry("bucket-size", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(StatsSchemaValue<'a>);
+
 impl<'a> FromRawJson<'a> for StatsSchemaValue<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -589,6 +638,17 @@ pub struct StatsSchema<'a> {
     /// `stats`: list of statistics.
     pub stats: JsonArray<'a, StatsSchemaValue<'a>>,
 }
+
+impl<'a> SerializeMembers for StatsSchema<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("provider", &self.provider)?;
+        map.serialize_entry("target", &self.target)?;
+        map.serialize_entry("stats", &self.stats)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(StatsSchema<'a>);
 
 impl<'a> FromRawJson<'a> for StatsSchema<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -662,4 +722,3 @@ impl<'a> Command for QueryStatsSchemas<'a> {
         FromRawJson::from_raw_json(raw)
     }
 }
-

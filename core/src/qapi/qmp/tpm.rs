@@ -27,11 +27,7 @@ pub enum TpmModel<'a> {
 
 impl<'a> TpmModel<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "tpm-tis",
-        "tpm-crb",
-        "tpm-spapr",
-    ];
+    pub const VALUES: &'static [&'static str] = &["tpm-tis", "tpm-crb", "tpm-spapr"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -56,7 +52,9 @@ impl<'a> TpmModel<'a> {
 
 impl<'a> FromRawJson<'a> for TpmModel<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -122,10 +120,7 @@ pub enum TpmType<'a> {
 
 impl<'a> TpmType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "passthrough",
-        "emulator",
-    ];
+    pub const VALUES: &'static [&'static str] = &["passthrough", "emulator"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -148,7 +143,9 @@ impl<'a> TpmType<'a> {
 
 impl<'a> FromRawJson<'a> for TpmType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -211,6 +208,20 @@ pub struct TPMPassthroughOptions<'a> {
     pub cancel_path: Option<JsonStr<'a>>,
 }
 
+impl<'a> SerializeMembers for TPMPassthroughOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.path {
+            map.serialize_entry("path", value)?;
+        }
+        if let Some(value) = &self.cancel_path {
+            map.serialize_entry("cancel-path", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(TPMPassthroughOptions<'a>);
+
 impl<'a> FromRawJson<'a> for TPMPassthroughOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -246,6 +257,15 @@ pub struct TPMEmulatorOptions<'a> {
     pub chardev: JsonStr<'a>,
 }
 
+impl<'a> SerializeMembers for TPMEmulatorOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("chardev", &self.chardev)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(TPMEmulatorOptions<'a>);
+
 impl<'a> FromRawJson<'a> for TPMEmulatorOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -276,6 +296,15 @@ pub struct TPMPassthroughOptionsWrapper<'a> {
     pub data: TPMPassthroughOptions<'a>,
 }
 
+impl<'a> SerializeMembers for TPMPassthroughOptionsWrapper<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("data", &self.data)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(TPMPassthroughOptionsWrapper<'a>);
+
 impl<'a> FromRawJson<'a> for TPMPassthroughOptionsWrapper<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -305,6 +334,15 @@ pub struct TPMEmulatorOptionsWrapper<'a> {
     /// `data`: Information about the TPM emulator type
     pub data: TPMEmulatorOptions<'a>,
 }
+
+impl<'a> SerializeMembers for TPMEmulatorOptionsWrapper<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("data", &self.data)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(TPMEmulatorOptionsWrapper<'a>);
 
 impl<'a> FromRawJson<'a> for TPMEmulatorOptionsWrapper<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -372,20 +410,36 @@ impl<'a> TpmTypeOptionsBranch<'a> {
     }
 }
 
+impl<'a> SerializeMembers for TpmTypeOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("type", &self.r#type.tag())?;
+        match &self.r#type {
+            TpmTypeOptionsBranch::Passthrough(branch) => branch.serialize_members(map),
+            TpmTypeOptionsBranch::Emulator(branch) => branch.serialize_members(map),
+            _ => Ok(()),
+        }
+    }
+}
+
+rt::serialize_as_map!(TpmTypeOptions<'a>);
+
 impl<'a> FromRawJson<'a> for TpmTypeOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
         }
-        let tag = raw.get("type").and_then(|t| t.as_json_str()).ok_or(rt::MISSING_MEMBER)?;
+        let tag = raw
+            .get("type")
+            .and_then(|t| t.as_json_str())
+            .ok_or(rt::MISSING_MEMBER)?;
         let branch = match TpmType::from_json_str(tag) {
-            TpmType::Passthrough => TpmTypeOptionsBranch::Passthrough(FromRawJson::from_raw_json(raw)?),
+            TpmType::Passthrough => {
+                TpmTypeOptionsBranch::Passthrough(FromRawJson::from_raw_json(raw)?)
+            }
             TpmType::Emulator => TpmTypeOptionsBranch::Emulator(FromRawJson::from_raw_json(raw)?),
             TpmType::Unknown(tag) => TpmTypeOptionsBranch::Unknown { tag, raw },
         };
-        Ok(TpmTypeOptions {
-            r#type: branch,
-        })
+        Ok(TpmTypeOptions { r#type: branch })
     }
 }
 
@@ -406,6 +460,17 @@ pub struct TPMInfo<'a> {
     /// `options`: The TPM (backend) type configuration options
     pub options: TpmTypeOptions<'a>,
 }
+
+impl<'a> SerializeMembers for TPMInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("model", &self.model)?;
+        map.serialize_entry("options", &self.options)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(TPMInfo<'a>);
 
 impl<'a> FromRawJson<'a> for TPMInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -474,4 +539,3 @@ impl Command for QueryTpm {
         FromRawJson::from_raw_json(raw)
     }
 }
-

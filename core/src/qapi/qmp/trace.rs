@@ -25,11 +25,7 @@ pub enum TraceEventState<'a> {
 
 impl<'a> TraceEventState<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "unavailable",
-        "disabled",
-        "enabled",
-    ];
+    pub const VALUES: &'static [&'static str] = &["unavailable", "disabled", "enabled"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -54,7 +50,9 @@ impl<'a> TraceEventState<'a> {
 
 impl<'a> FromRawJson<'a> for TraceEventState<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -80,6 +78,16 @@ pub struct TraceEventInfo<'a> {
     /// `state`: Tracing state.
     pub state: TraceEventState<'a>,
 }
+
+impl<'a> SerializeMembers for TraceEventInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("state", &self.state)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(TraceEventInfo<'a>);
 
 impl<'a> FromRawJson<'a> for TraceEventInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -195,4 +203,3 @@ impl<'a> Command for TraceEventSetState<'a> {
         rt::empty(raw)
     }
 }
-

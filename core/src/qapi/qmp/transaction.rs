@@ -12,8 +12,7 @@ use super::*;
 /// Since: 1.6
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Abort {
-}
+pub struct Abort {}
 
 impl SerializeMembers for Abort {
     fn serialize_members<M: SerializeMap>(&self, _map: &mut M) -> Result<(), M::Error> {
@@ -47,10 +46,7 @@ pub enum ActionCompletionMode<'a> {
 
 impl<'a> ActionCompletionMode<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "individual",
-        "grouped",
-    ];
+    pub const VALUES: &'static [&'static str] = &["individual", "grouped"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -73,7 +69,9 @@ impl<'a> ActionCompletionMode<'a> {
 
 impl<'a> FromRawJson<'a> for ActionCompletionMode<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -151,7 +149,9 @@ impl<'a> TransactionActionKind<'a> {
             TransactionActionKind::BlockDirtyBitmapMerge => "block-dirty-bitmap-merge",
             TransactionActionKind::BlockdevBackup => "blockdev-backup",
             TransactionActionKind::BlockdevSnapshot => "blockdev-snapshot",
-            TransactionActionKind::BlockdevSnapshotInternalSync => "blockdev-snapshot-internal-sync",
+            TransactionActionKind::BlockdevSnapshotInternalSync => {
+                "blockdev-snapshot-internal-sync"
+            }
             TransactionActionKind::BlockdevSnapshotSync => "blockdev-snapshot-sync",
             TransactionActionKind::DriveBackup => "drive-backup",
             TransactionActionKind::Unknown(text) => text.raw(),
@@ -170,7 +170,9 @@ impl<'a> TransactionActionKind<'a> {
             Some("block-dirty-bitmap-merge") => TransactionActionKind::BlockDirtyBitmapMerge,
             Some("blockdev-backup") => TransactionActionKind::BlockdevBackup,
             Some("blockdev-snapshot") => TransactionActionKind::BlockdevSnapshot,
-            Some("blockdev-snapshot-internal-sync") => TransactionActionKind::BlockdevSnapshotInternalSync,
+            Some("blockdev-snapshot-internal-sync") => {
+                TransactionActionKind::BlockdevSnapshotInternalSync
+            }
             Some("blockdev-snapshot-sync") => TransactionActionKind::BlockdevSnapshotSync,
             Some("drive-backup") => TransactionActionKind::DriveBackup,
             _ => TransactionActionKind::Unknown(text),
@@ -180,7 +182,9 @@ impl<'a> TransactionActionKind<'a> {
 
 impl<'a> FromRawJson<'a> for TransactionActionKind<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -424,18 +428,36 @@ impl<'a> TransactionActionBranch<'a> {
     pub fn tag(&self) -> TransactionActionKind<'a> {
         match self {
             TransactionActionBranch::Abort(_) => TransactionActionKind::Abort,
-            TransactionActionBranch::BlockDirtyBitmapAdd(_) => TransactionActionKind::BlockDirtyBitmapAdd,
-            TransactionActionBranch::BlockDirtyBitmapRemove(_) => TransactionActionKind::BlockDirtyBitmapRemove,
-            TransactionActionBranch::BlockDirtyBitmapClear(_) => TransactionActionKind::BlockDirtyBitmapClear,
-            TransactionActionBranch::BlockDirtyBitmapEnable(_) => TransactionActionKind::BlockDirtyBitmapEnable,
-            TransactionActionBranch::BlockDirtyBitmapDisable(_) => TransactionActionKind::BlockDirtyBitmapDisable,
-            TransactionActionBranch::BlockDirtyBitmapMerge(_) => TransactionActionKind::BlockDirtyBitmapMerge,
+            TransactionActionBranch::BlockDirtyBitmapAdd(_) => {
+                TransactionActionKind::BlockDirtyBitmapAdd
+            }
+            TransactionActionBranch::BlockDirtyBitmapRemove(_) => {
+                TransactionActionKind::BlockDirtyBitmapRemove
+            }
+            TransactionActionBranch::BlockDirtyBitmapClear(_) => {
+                TransactionActionKind::BlockDirtyBitmapClear
+            }
+            TransactionActionBranch::BlockDirtyBitmapEnable(_) => {
+                TransactionActionKind::BlockDirtyBitmapEnable
+            }
+            TransactionActionBranch::BlockDirtyBitmapDisable(_) => {
+                TransactionActionKind::BlockDirtyBitmapDisable
+            }
+            TransactionActionBranch::BlockDirtyBitmapMerge(_) => {
+                TransactionActionKind::BlockDirtyBitmapMerge
+            }
             TransactionActionBranch::BlockdevBackup(_) => TransactionActionKind::BlockdevBackup,
             TransactionActionBranch::BlockdevSnapshot(_) => TransactionActionKind::BlockdevSnapshot,
-            TransactionActionBranch::BlockdevSnapshotInternalSync(_) => TransactionActionKind::BlockdevSnapshotInternalSync,
-            TransactionActionBranch::BlockdevSnapshotSync(_) => TransactionActionKind::BlockdevSnapshotSync,
+            TransactionActionBranch::BlockdevSnapshotInternalSync(_) => {
+                TransactionActionKind::BlockdevSnapshotInternalSync
+            }
+            TransactionActionBranch::BlockdevSnapshotSync(_) => {
+                TransactionActionKind::BlockdevSnapshotSync
+            }
             TransactionActionBranch::DriveBackup(_) => TransactionActionKind::DriveBackup,
-            TransactionActionBranch::Unknown { tag, .. } => TransactionActionKind::from_json_str(*tag),
+            TransactionActionBranch::Unknown { tag, .. } => {
+                TransactionActionKind::from_json_str(*tag)
+            }
         }
     }
 }
@@ -446,14 +468,22 @@ impl<'a> SerializeMembers for TransactionAction<'a> {
         match &self.r#type {
             TransactionActionBranch::Abort(branch) => branch.serialize_members(map),
             TransactionActionBranch::BlockDirtyBitmapAdd(branch) => branch.serialize_members(map),
-            TransactionActionBranch::BlockDirtyBitmapRemove(branch) => branch.serialize_members(map),
+            TransactionActionBranch::BlockDirtyBitmapRemove(branch) => {
+                branch.serialize_members(map)
+            }
             TransactionActionBranch::BlockDirtyBitmapClear(branch) => branch.serialize_members(map),
-            TransactionActionBranch::BlockDirtyBitmapEnable(branch) => branch.serialize_members(map),
-            TransactionActionBranch::BlockDirtyBitmapDisable(branch) => branch.serialize_members(map),
+            TransactionActionBranch::BlockDirtyBitmapEnable(branch) => {
+                branch.serialize_members(map)
+            }
+            TransactionActionBranch::BlockDirtyBitmapDisable(branch) => {
+                branch.serialize_members(map)
+            }
             TransactionActionBranch::BlockDirtyBitmapMerge(branch) => branch.serialize_members(map),
             TransactionActionBranch::BlockdevBackup(branch) => branch.serialize_members(map),
             TransactionActionBranch::BlockdevSnapshot(branch) => branch.serialize_members(map),
-            TransactionActionBranch::BlockdevSnapshotInternalSync(branch) => branch.serialize_members(map),
+            TransactionActionBranch::BlockdevSnapshotInternalSync(branch) => {
+                branch.serialize_members(map)
+            }
             TransactionActionBranch::BlockdevSnapshotSync(branch) => branch.serialize_members(map),
             TransactionActionBranch::DriveBackup(branch) => branch.serialize_members(map),
             _ => Ok(()),
@@ -579,4 +609,3 @@ impl<'a> Command for Transaction<'a> {
         rt::empty(raw)
     }
 }
-

@@ -37,6 +37,24 @@ pub struct UefiVariable<'a> {
     pub digest: Option<JsonStr<'a>>,
 }
 
+impl<'a> SerializeMembers for UefiVariable<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("guid", &self.guid)?;
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("attr", &self.attr)?;
+        map.serialize_entry("data", &self.data)?;
+        if let Some(value) = &self.time {
+            map.serialize_entry("time", value)?;
+        }
+        if let Some(value) = &self.digest {
+            map.serialize_entry("digest", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(UefiVariable<'a>);
+
 impl<'a> FromRawJson<'a> for UefiVariable<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -82,6 +100,16 @@ pub struct UefiVarStore<'a> {
     pub variables: JsonArray<'a, UefiVariable<'a>>,
 }
 
+impl<'a> SerializeMembers for UefiVarStore<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("version", &self.version)?;
+        map.serialize_entry("variables", &self.variables)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(UefiVarStore<'a>);
+
 impl<'a> FromRawJson<'a> for UefiVarStore<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -102,4 +130,3 @@ impl<'a> FromRawJson<'a> for UefiVarStore<'a> {
         })
     }
 }
-

@@ -23,10 +23,7 @@ pub enum DisplayProtocol<'a> {
 
 impl<'a> DisplayProtocol<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "vnc",
-        "spice",
-    ];
+    pub const VALUES: &'static [&'static str] = &["vnc", "spice"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -49,7 +46,9 @@ impl<'a> DisplayProtocol<'a> {
 
 impl<'a> FromRawJson<'a> for DisplayProtocol<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -83,11 +82,7 @@ pub enum SetPasswordAction<'a> {
 
 impl<'a> SetPasswordAction<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "keep",
-        "fail",
-        "disconnect",
-    ];
+    pub const VALUES: &'static [&'static str] = &["keep", "fail", "disconnect"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -112,7 +107,9 @@ impl<'a> SetPasswordAction<'a> {
 
 impl<'a> FromRawJson<'a> for SetPasswordAction<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -303,7 +300,9 @@ impl<'a> ExpirePasswordOptionsBranch<'a> {
         match self {
             ExpirePasswordOptionsBranch::Vnc(_) => DisplayProtocol::Vnc,
             ExpirePasswordOptionsBranch::Spice => DisplayProtocol::Spice,
-            ExpirePasswordOptionsBranch::Unknown { tag, .. } => DisplayProtocol::from_json_str(*tag),
+            ExpirePasswordOptionsBranch::Unknown { tag, .. } => {
+                DisplayProtocol::from_json_str(*tag)
+            }
         }
     }
 }
@@ -397,10 +396,7 @@ pub enum ImageFormat<'a> {
 
 impl<'a> ImageFormat<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "ppm",
-        "png",
-    ];
+    pub const VALUES: &'static [&'static str] = &["ppm", "png"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -423,7 +419,9 @@ impl<'a> ImageFormat<'a> {
 
 impl<'a> FromRawJson<'a> for ImageFormat<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -518,6 +516,17 @@ pub struct SpiceBasicInfo<'a> {
     pub family: NetworkAddressFamily<'a>,
 }
 
+impl<'a> SerializeMembers for SpiceBasicInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("host", &self.host)?;
+        map.serialize_entry("port", &self.port)?;
+        map.serialize_entry("family", &self.family)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SpiceBasicInfo<'a>);
+
 impl<'a> FromRawJson<'a> for SpiceBasicInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -561,6 +570,20 @@ pub struct SpiceServerInfo<'a> {
     /// `auth` (optional): authentication method
     pub auth: Option<JsonStr<'a>>,
 }
+
+impl<'a> SerializeMembers for SpiceServerInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("host", &self.host)?;
+        map.serialize_entry("port", &self.port)?;
+        map.serialize_entry("family", &self.family)?;
+        if let Some(value) = &self.auth {
+            map.serialize_entry("auth", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SpiceServerInfo<'a>);
 
 impl<'a> FromRawJson<'a> for SpiceServerInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -619,6 +642,21 @@ pub struct SpiceChannel<'a> {
     /// `tls`: true if the channel is encrypted, false otherwise.
     pub tls: bool,
 }
+
+impl<'a> SerializeMembers for SpiceChannel<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("host", &self.host)?;
+        map.serialize_entry("port", &self.port)?;
+        map.serialize_entry("family", &self.family)?;
+        map.serialize_entry("connection-id", &self.connection_id)?;
+        map.serialize_entry("channel-type", &self.channel_type)?;
+        map.serialize_entry("channel-id", &self.channel_id)?;
+        map.serialize_entry("tls", &self.tls)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SpiceChannel<'a>);
 
 impl<'a> FromRawJson<'a> for SpiceChannel<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -679,11 +717,7 @@ pub enum SpiceQueryMouseMode<'a> {
 
 impl<'a> SpiceQueryMouseMode<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "client",
-        "server",
-        "unknown",
-    ];
+    pub const VALUES: &'static [&'static str] = &["client", "server", "unknown"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -708,7 +742,9 @@ impl<'a> SpiceQueryMouseMode<'a> {
 
 impl<'a> FromRawJson<'a> for SpiceQueryMouseMode<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -760,6 +796,35 @@ pub struct SpiceInfo<'a> {
     pub channels: Option<JsonArray<'a, SpiceChannel<'a>>>,
 }
 
+impl<'a> SerializeMembers for SpiceInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("enabled", &self.enabled)?;
+        map.serialize_entry("migrated", &self.migrated)?;
+        if let Some(value) = &self.host {
+            map.serialize_entry("host", value)?;
+        }
+        if let Some(value) = &self.port {
+            map.serialize_entry("port", value)?;
+        }
+        if let Some(value) = &self.tls_port {
+            map.serialize_entry("tls-port", value)?;
+        }
+        if let Some(value) = &self.auth {
+            map.serialize_entry("auth", value)?;
+        }
+        if let Some(value) = &self.compiled_version {
+            map.serialize_entry("compiled-version", value)?;
+        }
+        map.serialize_entry("mouse-mode", &self.mouse_mode)?;
+        if let Some(value) = &self.channels {
+            map.serialize_entry("channels", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SpiceInfo<'a>);
+
 impl<'a> FromRawJson<'a> for SpiceInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -782,7 +847,9 @@ impl<'a> FromRawJson<'a> for SpiceInfo<'a> {
                 Some("port") => m_port = Some(FromRawJson::from_raw_json(value)?),
                 Some("tls-port") => m_tls_port = Some(FromRawJson::from_raw_json(value)?),
                 Some("auth") => m_auth = Some(FromRawJson::from_raw_json(value)?),
-                Some("compiled-version") => m_compiled_version = Some(FromRawJson::from_raw_json(value)?),
+                Some("compiled-version") => {
+                    m_compiled_version = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("mouse-mode") => m_mouse_mode = Some(FromRawJson::from_raw_json(value)?),
                 Some("channels") => m_channels = Some(FromRawJson::from_raw_json(value)?),
                 _ => {}
@@ -891,6 +958,16 @@ pub struct SpiceConnectedEvent<'a> {
     pub client: SpiceBasicInfo<'a>,
 }
 
+impl<'a> SerializeMembers for SpiceConnectedEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("server", &self.server)?;
+        map.serialize_entry("client", &self.client)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SpiceConnectedEvent<'a>);
+
 impl<'a> FromRawJson<'a> for SpiceConnectedEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -948,6 +1025,16 @@ pub struct SpiceInitializedEvent<'a> {
     pub client: SpiceChannel<'a>,
 }
 
+impl<'a> SerializeMembers for SpiceInitializedEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("server", &self.server)?;
+        map.serialize_entry("client", &self.client)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SpiceInitializedEvent<'a>);
+
 impl<'a> FromRawJson<'a> for SpiceInitializedEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1002,6 +1089,16 @@ pub struct SpiceDisconnectedEvent<'a> {
     pub client: SpiceBasicInfo<'a>,
 }
 
+impl<'a> SerializeMembers for SpiceDisconnectedEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("server", &self.server)?;
+        map.serialize_entry("client", &self.client)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(SpiceDisconnectedEvent<'a>);
+
 impl<'a> FromRawJson<'a> for SpiceDisconnectedEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1047,6 +1144,12 @@ impl<'a> EventData<'a> for SpiceDisconnectedEvent<'a> {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SpiceMigrateCompletedEvent;
 
+impl serde::Serialize for SpiceMigrateCompletedEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Empty.serialize(serializer)
+    }
+}
+
 impl<'a> EventData<'a> for SpiceMigrateCompletedEvent {
     const NAME: &'static str = "SPICE_MIGRATE_COMPLETED";
     fn decode(_data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
@@ -1075,6 +1178,18 @@ pub struct VncBasicInfo<'a> {
     /// `websocket`: true in case the socket is a websocket (since 2.3).
     pub websocket: bool,
 }
+
+impl<'a> SerializeMembers for VncBasicInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("host", &self.host)?;
+        map.serialize_entry("service", &self.service)?;
+        map.serialize_entry("family", &self.family)?;
+        map.serialize_entry("websocket", &self.websocket)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VncBasicInfo<'a>);
 
 impl<'a> FromRawJson<'a> for VncBasicInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1127,6 +1242,21 @@ pub struct VncServerInfo<'a> {
     /// server
     pub auth: Option<JsonStr<'a>>,
 }
+
+impl<'a> SerializeMembers for VncServerInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("host", &self.host)?;
+        map.serialize_entry("service", &self.service)?;
+        map.serialize_entry("family", &self.family)?;
+        map.serialize_entry("websocket", &self.websocket)?;
+        if let Some(value) = &self.auth {
+            map.serialize_entry("auth", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VncServerInfo<'a>);
 
 impl<'a> FromRawJson<'a> for VncServerInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1185,6 +1315,24 @@ pub struct VncClientInfo<'a> {
     /// used for authentication.
     pub sasl_username: Option<JsonStr<'a>>,
 }
+
+impl<'a> SerializeMembers for VncClientInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("host", &self.host)?;
+        map.serialize_entry("service", &self.service)?;
+        map.serialize_entry("family", &self.family)?;
+        map.serialize_entry("websocket", &self.websocket)?;
+        if let Some(value) = &self.x509_dname {
+            map.serialize_entry("x509_dname", value)?;
+        }
+        if let Some(value) = &self.sasl_username {
+            map.serialize_entry("sasl_username", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VncClientInfo<'a>);
 
 impl<'a> FromRawJson<'a> for VncClientInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1268,6 +1416,30 @@ pub struct VncInfo<'a> {
     pub clients: Option<JsonArray<'a, VncClientInfo<'a>>>,
 }
 
+impl<'a> SerializeMembers for VncInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("enabled", &self.enabled)?;
+        if let Some(value) = &self.host {
+            map.serialize_entry("host", value)?;
+        }
+        if let Some(value) = &self.family {
+            map.serialize_entry("family", value)?;
+        }
+        if let Some(value) = &self.service {
+            map.serialize_entry("service", value)?;
+        }
+        if let Some(value) = &self.auth {
+            map.serialize_entry("auth", value)?;
+        }
+        if let Some(value) = &self.clients {
+            map.serialize_entry("clients", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VncInfo<'a>);
+
 impl<'a> FromRawJson<'a> for VncInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1336,15 +1508,7 @@ pub enum VncPrimaryAuth<'a> {
 impl<'a> VncPrimaryAuth<'a> {
     /// Every value this schema knows, in schema order.
     pub const VALUES: &'static [&'static str] = &[
-        "none",
-        "vnc",
-        "ra2",
-        "ra2ne",
-        "tight",
-        "ultra",
-        "tls",
-        "vencrypt",
-        "sasl",
+        "none", "vnc", "ra2", "ra2ne", "tight", "ultra", "tls", "vencrypt", "sasl",
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
@@ -1382,7 +1546,9 @@ impl<'a> VncPrimaryAuth<'a> {
 
 impl<'a> FromRawJson<'a> for VncPrimaryAuth<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1476,7 +1642,9 @@ impl<'a> VncVencryptSubAuth<'a> {
 
 impl<'a> FromRawJson<'a> for VncVencryptSubAuth<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1515,6 +1683,22 @@ pub struct VncServerInfo2<'a> {
     /// only specified in case auth == vencrypt.
     pub vencrypt: Option<VncVencryptSubAuth<'a>>,
 }
+
+impl<'a> SerializeMembers for VncServerInfo2<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("host", &self.host)?;
+        map.serialize_entry("service", &self.service)?;
+        map.serialize_entry("family", &self.family)?;
+        map.serialize_entry("websocket", &self.websocket)?;
+        map.serialize_entry("auth", &self.auth)?;
+        if let Some(value) = &self.vencrypt {
+            map.serialize_entry("vencrypt", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VncServerInfo2<'a>);
 
 impl<'a> FromRawJson<'a> for VncServerInfo2<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1578,6 +1762,24 @@ pub struct VncInfo2<'a> {
     /// `display` (optional): The display device the vnc server is linked to.
     pub display: Option<JsonStr<'a>>,
 }
+
+impl<'a> SerializeMembers for VncInfo2<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("server", &self.server)?;
+        map.serialize_entry("clients", &self.clients)?;
+        map.serialize_entry("auth", &self.auth)?;
+        if let Some(value) = &self.vencrypt {
+            map.serialize_entry("vencrypt", value)?;
+        }
+        if let Some(value) = &self.display {
+            map.serialize_entry("display", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VncInfo2<'a>);
 
 impl<'a> FromRawJson<'a> for VncInfo2<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1754,6 +1956,16 @@ pub struct VncConnectedEvent<'a> {
     pub client: VncBasicInfo<'a>,
 }
 
+impl<'a> SerializeMembers for VncConnectedEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("server", &self.server)?;
+        map.serialize_entry("client", &self.client)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VncConnectedEvent<'a>);
+
 impl<'a> FromRawJson<'a> for VncConnectedEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1810,6 +2022,16 @@ pub struct VncInitializedEvent<'a> {
     pub client: VncClientInfo<'a>,
 }
 
+impl<'a> SerializeMembers for VncInitializedEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("server", &self.server)?;
+        map.serialize_entry("client", &self.client)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VncInitializedEvent<'a>);
+
 impl<'a> FromRawJson<'a> for VncInitializedEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1865,6 +2087,16 @@ pub struct VncDisconnectedEvent<'a> {
     pub client: VncClientInfo<'a>,
 }
 
+impl<'a> SerializeMembers for VncDisconnectedEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("server", &self.server)?;
+        map.serialize_entry("client", &self.client)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VncDisconnectedEvent<'a>);
+
 impl<'a> FromRawJson<'a> for VncDisconnectedEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1911,6 +2143,18 @@ pub struct MouseInfo<'a> {
     /// input
     pub absolute: bool,
 }
+
+impl<'a> SerializeMembers for MouseInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("index", &self.index)?;
+        map.serialize_entry("current", &self.current)?;
+        map.serialize_entry("absolute", &self.absolute)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(MouseInfo<'a>);
 
 impl<'a> FromRawJson<'a> for MouseInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -2836,7 +3080,9 @@ impl<'a> QKeyCode<'a> {
 
 impl<'a> FromRawJson<'a> for QKeyCode<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -2865,10 +3111,7 @@ pub enum KeyValueKind<'a> {
 
 impl<'a> KeyValueKind<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "number",
-        "qcode",
-    ];
+    pub const VALUES: &'static [&'static str] = &["number", "qcode"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -2891,7 +3134,9 @@ impl<'a> KeyValueKind<'a> {
 
 impl<'a> FromRawJson<'a> for KeyValueKind<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -3139,7 +3384,9 @@ impl<'a> InputButton<'a> {
 
 impl<'a> FromRawJson<'a> for InputButton<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -3170,10 +3417,7 @@ pub enum InputAxis<'a> {
 
 impl<'a> InputAxis<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "x",
-        "y",
-    ];
+    pub const VALUES: &'static [&'static str] = &["x", "y"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -3196,7 +3440,9 @@ impl<'a> InputAxis<'a> {
 
 impl<'a> FromRawJson<'a> for InputAxis<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -3233,13 +3479,7 @@ pub enum InputMultiTouchType<'a> {
 
 impl<'a> InputMultiTouchType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "begin",
-        "update",
-        "end",
-        "cancel",
-        "data",
-    ];
+    pub const VALUES: &'static [&'static str] = &["begin", "update", "end", "cancel", "data"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -3268,7 +3508,9 @@ impl<'a> InputMultiTouchType<'a> {
 
 impl<'a> FromRawJson<'a> for InputMultiTouchType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -3410,13 +3652,7 @@ pub enum InputEventKind<'a> {
 
 impl<'a> InputEventKind<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "key",
-        "btn",
-        "rel",
-        "abs",
-        "mtt",
-    ];
+    pub const VALUES: &'static [&'static str] = &["key", "btn", "rel", "abs", "mtt"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -3445,7 +3681,9 @@ impl<'a> InputEventKind<'a> {
 
 impl<'a> FromRawJson<'a> for InputEventKind<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -3730,6 +3968,26 @@ pub struct DisplayGTK {
     pub show_menubar: Option<bool>,
 }
 
+impl SerializeMembers for DisplayGTK {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.grab_on_hover {
+            map.serialize_entry("grab-on-hover", value)?;
+        }
+        if let Some(value) = &self.zoom_to_fit {
+            map.serialize_entry("zoom-to-fit", value)?;
+        }
+        if let Some(value) = &self.show_tabs {
+            map.serialize_entry("show-tabs", value)?;
+        }
+        if let Some(value) = &self.show_menubar {
+            map.serialize_entry("show-menubar", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(DisplayGTK);
+
 impl<'a> FromRawJson<'a> for DisplayGTK {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -3770,6 +4028,17 @@ pub struct DisplayEGLHeadless<'a> {
     pub rendernode: Option<JsonStr<'a>>,
 }
 
+impl<'a> SerializeMembers for DisplayEGLHeadless<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.rendernode {
+            map.serialize_entry("rendernode", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(DisplayEGLHeadless<'a>);
+
 impl<'a> FromRawJson<'a> for DisplayEGLHeadless<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -3807,6 +4076,26 @@ pub struct DisplayDBus<'a> {
     /// `audiodev` (optional): Use the specified DBus audiodev to export audio.
     pub audiodev: Option<JsonStr<'a>>,
 }
+
+impl<'a> SerializeMembers for DisplayDBus<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.rendernode {
+            map.serialize_entry("rendernode", value)?;
+        }
+        if let Some(value) = &self.addr {
+            map.serialize_entry("addr", value)?;
+        }
+        if let Some(value) = &self.p2p {
+            map.serialize_entry("p2p", value)?;
+        }
+        if let Some(value) = &self.audiodev {
+            map.serialize_entry("audiodev", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(DisplayDBus<'a>);
 
 impl<'a> FromRawJson<'a> for DisplayDBus<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -3859,12 +4148,7 @@ pub enum DisplayGLMode<'a> {
 
 impl<'a> DisplayGLMode<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "off",
-        "on",
-        "core",
-        "es",
-    ];
+    pub const VALUES: &'static [&'static str] = &["off", "on", "core", "es"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -3891,7 +4175,9 @@ impl<'a> DisplayGLMode<'a> {
 
 impl<'a> FromRawJson<'a> for DisplayGLMode<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -3916,6 +4202,17 @@ pub struct DisplayCurses<'a> {
     pub charset: Option<JsonStr<'a>>,
 }
 
+impl<'a> SerializeMembers for DisplayCurses<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.charset {
+            map.serialize_entry("charset", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(DisplayCurses<'a>);
+
 impl<'a> FromRawJson<'a> for DisplayCurses<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -3928,9 +4225,7 @@ impl<'a> FromRawJson<'a> for DisplayCurses<'a> {
                 _ => {}
             }
         }
-        Ok(DisplayCurses {
-            charset: m_charset,
-        })
+        Ok(DisplayCurses { charset: m_charset })
     }
 }
 
@@ -3964,6 +4259,29 @@ pub struct DisplayCocoa {
     pub zoom_interpolation: Option<bool>,
 }
 
+impl SerializeMembers for DisplayCocoa {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.left_command_key {
+            map.serialize_entry("left-command-key", value)?;
+        }
+        if let Some(value) = &self.full_grab {
+            map.serialize_entry("full-grab", value)?;
+        }
+        if let Some(value) = &self.swap_opt_cmd {
+            map.serialize_entry("swap-opt-cmd", value)?;
+        }
+        if let Some(value) = &self.zoom_to_fit {
+            map.serialize_entry("zoom-to-fit", value)?;
+        }
+        if let Some(value) = &self.zoom_interpolation {
+            map.serialize_entry("zoom-interpolation", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(DisplayCocoa);
+
 impl<'a> FromRawJson<'a> for DisplayCocoa {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -3976,11 +4294,15 @@ impl<'a> FromRawJson<'a> for DisplayCocoa {
         let mut m_zoom_interpolation = None;
         for (key, value) in raw.members() {
             match key.as_plain() {
-                Some("left-command-key") => m_left_command_key = Some(FromRawJson::from_raw_json(value)?),
+                Some("left-command-key") => {
+                    m_left_command_key = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("full-grab") => m_full_grab = Some(FromRawJson::from_raw_json(value)?),
                 Some("swap-opt-cmd") => m_swap_opt_cmd = Some(FromRawJson::from_raw_json(value)?),
                 Some("zoom-to-fit") => m_zoom_to_fit = Some(FromRawJson::from_raw_json(value)?),
-                Some("zoom-interpolation") => m_zoom_interpolation = Some(FromRawJson::from_raw_json(value)?),
+                Some("zoom-interpolation") => {
+                    m_zoom_interpolation = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -4014,11 +4336,7 @@ pub enum HotKeyMod<'a> {
 
 impl<'a> HotKeyMod<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "lctrl-lalt",
-        "lshift-lctrl-lalt",
-        "rctrl",
-    ];
+    pub const VALUES: &'static [&'static str] = &["lctrl-lalt", "lshift-lctrl-lalt", "rctrl"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -4043,7 +4361,9 @@ impl<'a> HotKeyMod<'a> {
 
 impl<'a> FromRawJson<'a> for HotKeyMod<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -4068,6 +4388,17 @@ pub struct DisplaySDL<'a> {
     /// "G" key to release the mouse grab.
     pub grab_mod: Option<HotKeyMod<'a>>,
 }
+
+impl<'a> SerializeMembers for DisplaySDL<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.grab_mod {
+            map.serialize_entry("grab-mod", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(DisplaySDL<'a>);
 
 impl<'a> FromRawJson<'a> for DisplaySDL<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -4192,7 +4523,9 @@ impl<'a> DisplayType<'a> {
 
 impl<'a> FromRawJson<'a> for DisplayType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -4308,6 +4641,35 @@ impl<'a> DisplayOptionsBranch<'a> {
     }
 }
 
+impl<'a> SerializeMembers for DisplayOptions<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(value) = &self.full_screen {
+            map.serialize_entry("full-screen", value)?;
+        }
+        if let Some(value) = &self.window_close {
+            map.serialize_entry("window-close", value)?;
+        }
+        if let Some(value) = &self.show_cursor {
+            map.serialize_entry("show-cursor", value)?;
+        }
+        if let Some(value) = &self.gl {
+            map.serialize_entry("gl", value)?;
+        }
+        map.serialize_entry("type", &self.r#type.tag())?;
+        match &self.r#type {
+            DisplayOptionsBranch::Gtk(branch) => branch.serialize_members(map),
+            DisplayOptionsBranch::Sdl(branch) => branch.serialize_members(map),
+            DisplayOptionsBranch::EglHeadless(branch) => branch.serialize_members(map),
+            DisplayOptionsBranch::Curses(branch) => branch.serialize_members(map),
+            DisplayOptionsBranch::Cocoa(branch) => branch.serialize_members(map),
+            DisplayOptionsBranch::Dbus(branch) => branch.serialize_members(map),
+            _ => Ok(()),
+        }
+    }
+}
+
+rt::serialize_as_map!(DisplayOptions<'a>);
+
 impl<'a> FromRawJson<'a> for DisplayOptions<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -4326,13 +4688,18 @@ impl<'a> FromRawJson<'a> for DisplayOptions<'a> {
                 _ => {}
             }
         }
-        let tag = raw.get("type").and_then(|t| t.as_json_str()).ok_or(rt::MISSING_MEMBER)?;
+        let tag = raw
+            .get("type")
+            .and_then(|t| t.as_json_str())
+            .ok_or(rt::MISSING_MEMBER)?;
         let branch = match DisplayType::from_json_str(tag) {
             DisplayType::Default => DisplayOptionsBranch::Default,
             DisplayType::None => DisplayOptionsBranch::None,
             DisplayType::Gtk => DisplayOptionsBranch::Gtk(FromRawJson::from_raw_json(raw)?),
             DisplayType::Sdl => DisplayOptionsBranch::Sdl(FromRawJson::from_raw_json(raw)?),
-            DisplayType::EglHeadless => DisplayOptionsBranch::EglHeadless(FromRawJson::from_raw_json(raw)?),
+            DisplayType::EglHeadless => {
+                DisplayOptionsBranch::EglHeadless(FromRawJson::from_raw_json(raw)?)
+            }
             DisplayType::Curses => DisplayOptionsBranch::Curses(FromRawJson::from_raw_json(raw)?),
             DisplayType::Cocoa => DisplayOptionsBranch::Cocoa(FromRawJson::from_raw_json(raw)?),
             DisplayType::SpiceApp => DisplayOptionsBranch::SpiceApp,
@@ -4390,9 +4757,7 @@ pub enum DisplayReloadType<'a> {
 
 impl<'a> DisplayReloadType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "vnc",
-    ];
+    pub const VALUES: &'static [&'static str] = &["vnc"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -4413,7 +4778,9 @@ impl<'a> DisplayReloadType<'a> {
 
 impl<'a> FromRawJson<'a> for DisplayReloadType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -4486,7 +4853,9 @@ impl<'a> DisplayReloadOptionsBranch<'a> {
     pub fn tag(&self) -> DisplayReloadType<'a> {
         match self {
             DisplayReloadOptionsBranch::Vnc(_) => DisplayReloadType::Vnc,
-            DisplayReloadOptionsBranch::Unknown { tag, .. } => DisplayReloadType::from_json_str(*tag),
+            DisplayReloadOptionsBranch::Unknown { tag, .. } => {
+                DisplayReloadType::from_json_str(*tag)
+            }
         }
     }
 }
@@ -4551,9 +4920,7 @@ pub enum DisplayUpdateType<'a> {
 
 impl<'a> DisplayUpdateType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "vnc",
-    ];
+    pub const VALUES: &'static [&'static str] = &["vnc"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -4574,7 +4941,9 @@ impl<'a> DisplayUpdateType<'a> {
 
 impl<'a> FromRawJson<'a> for DisplayUpdateType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -4649,7 +5018,9 @@ impl<'a> DisplayUpdateOptionsBranch<'a> {
     pub fn tag(&self) -> DisplayUpdateType<'a> {
         match self {
             DisplayUpdateOptionsBranch::Vnc(_) => DisplayUpdateType::Vnc,
-            DisplayUpdateOptionsBranch::Unknown { tag, .. } => DisplayUpdateType::from_json_str(*tag),
+            DisplayUpdateOptionsBranch::Unknown { tag, .. } => {
+                DisplayUpdateType::from_json_str(*tag)
+            }
         }
     }
 }
@@ -4763,4 +5134,3 @@ impl<'a> Command for ClientMigrateInfo<'a> {
         rt::empty(raw)
     }
 }
-

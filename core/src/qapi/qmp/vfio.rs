@@ -79,7 +79,9 @@ impl<'a> QapiVfioMigrationState<'a> {
 
 impl<'a> FromRawJson<'a> for QapiVfioMigrationState<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -118,6 +120,17 @@ pub struct VfioMigrationEvent<'a> {
     pub device_state: QapiVfioMigrationState<'a>,
 }
 
+impl<'a> SerializeMembers for VfioMigrationEvent<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("device-id", &self.device_id)?;
+        map.serialize_entry("qom-path", &self.qom_path)?;
+        map.serialize_entry("device-state", &self.device_state)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VfioMigrationEvent<'a>);
+
 impl<'a> FromRawJson<'a> for VfioMigrationEvent<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -148,4 +161,3 @@ impl<'a> EventData<'a> for VfioMigrationEvent<'a> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
 }
-

@@ -19,6 +19,16 @@ pub struct VirtioInfo<'a> {
     pub name: JsonStr<'a>,
 }
 
+impl<'a> SerializeMembers for VirtioInfo<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("path", &self.path)?;
+        map.serialize_entry("name", &self.name)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VirtioInfo<'a>);
+
 impl<'a> FromRawJson<'a> for VirtioInfo<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -130,6 +140,26 @@ pub struct VhostStatus<'a> {
     pub log_size: u64,
 }
 
+impl<'a> SerializeMembers for VhostStatus<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("n-mem-sections", &self.n_mem_sections)?;
+        map.serialize_entry("n-tmp-sections", &self.n_tmp_sections)?;
+        map.serialize_entry("nvqs", &self.nvqs)?;
+        map.serialize_entry("vq-index", &self.vq_index)?;
+        map.serialize_entry("features", &self.features)?;
+        map.serialize_entry("acked-features", &self.acked_features)?;
+        map.serialize_entry("backend-features", &self.backend_features)?;
+        map.serialize_entry("protocol-features", &self.protocol_features)?;
+        map.serialize_entry("max-queues", &self.max_queues)?;
+        map.serialize_entry("backend-cap", &self.backend_cap)?;
+        map.serialize_entry("log-enabled", &self.log_enabled)?;
+        map.serialize_entry("log-size", &self.log_size)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VhostStatus<'a>);
+
 impl<'a> FromRawJson<'a> for VhostStatus<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -149,14 +179,24 @@ impl<'a> FromRawJson<'a> for VhostStatus<'a> {
         let mut m_log_size = None;
         for (key, value) in raw.members() {
             match key.as_plain() {
-                Some("n-mem-sections") => m_n_mem_sections = Some(FromRawJson::from_raw_json(value)?),
-                Some("n-tmp-sections") => m_n_tmp_sections = Some(FromRawJson::from_raw_json(value)?),
+                Some("n-mem-sections") => {
+                    m_n_mem_sections = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("n-tmp-sections") => {
+                    m_n_tmp_sections = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("nvqs") => m_nvqs = Some(FromRawJson::from_raw_json(value)?),
                 Some("vq-index") => m_vq_index = Some(FromRawJson::from_raw_json(value)?),
                 Some("features") => m_features = Some(FromRawJson::from_raw_json(value)?),
-                Some("acked-features") => m_acked_features = Some(FromRawJson::from_raw_json(value)?),
-                Some("backend-features") => m_backend_features = Some(FromRawJson::from_raw_json(value)?),
-                Some("protocol-features") => m_protocol_features = Some(FromRawJson::from_raw_json(value)?),
+                Some("acked-features") => {
+                    m_acked_features = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("backend-features") => {
+                    m_backend_features = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("protocol-features") => {
+                    m_protocol_features = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("max-queues") => m_max_queues = Some(FromRawJson::from_raw_json(value)?),
                 Some("backend-cap") => m_backend_cap = Some(FromRawJson::from_raw_json(value)?),
                 Some("log-enabled") => m_log_enabled = Some(FromRawJson::from_raw_json(value)?),
@@ -238,6 +278,37 @@ pub struct VirtioStatus<'a> {
     pub vhost_dev: Option<VhostStatus<'a>>,
 }
 
+impl<'a> SerializeMembers for VirtioStatus<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("device-id", &self.device_id)?;
+        map.serialize_entry("vhost-started", &self.vhost_started)?;
+        map.serialize_entry("device-endian", &self.device_endian)?;
+        map.serialize_entry("guest-features", &self.guest_features)?;
+        map.serialize_entry("host-features", &self.host_features)?;
+        map.serialize_entry("backend-features", &self.backend_features)?;
+        map.serialize_entry("num-vqs", &self.num_vqs)?;
+        map.serialize_entry("status", &self.status)?;
+        map.serialize_entry("isr", &self.isr)?;
+        map.serialize_entry("queue-sel", &self.queue_sel)?;
+        map.serialize_entry("vm-running", &self.vm_running)?;
+        map.serialize_entry("broken", &self.broken)?;
+        map.serialize_entry("disabled", &self.disabled)?;
+        map.serialize_entry("use-started", &self.use_started)?;
+        map.serialize_entry("started", &self.started)?;
+        map.serialize_entry("start-on-kick", &self.start_on_kick)?;
+        map.serialize_entry("disable-legacy-check", &self.disable_legacy_check)?;
+        map.serialize_entry("bus-name", &self.bus_name)?;
+        map.serialize_entry("use-guest-notifier-mask", &self.use_guest_notifier_mask)?;
+        if let Some(value) = &self.vhost_dev {
+            map.serialize_entry("vhost-dev", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VirtioStatus<'a>);
+
 impl<'a> FromRawJson<'a> for VirtioStatus<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -270,9 +341,13 @@ impl<'a> FromRawJson<'a> for VirtioStatus<'a> {
                 Some("device-id") => m_device_id = Some(FromRawJson::from_raw_json(value)?),
                 Some("vhost-started") => m_vhost_started = Some(FromRawJson::from_raw_json(value)?),
                 Some("device-endian") => m_device_endian = Some(FromRawJson::from_raw_json(value)?),
-                Some("guest-features") => m_guest_features = Some(FromRawJson::from_raw_json(value)?),
+                Some("guest-features") => {
+                    m_guest_features = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("host-features") => m_host_features = Some(FromRawJson::from_raw_json(value)?),
-                Some("backend-features") => m_backend_features = Some(FromRawJson::from_raw_json(value)?),
+                Some("backend-features") => {
+                    m_backend_features = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("num-vqs") => m_num_vqs = Some(FromRawJson::from_raw_json(value)?),
                 Some("status") => m_status = Some(FromRawJson::from_raw_json(value)?),
                 Some("isr") => m_isr = Some(FromRawJson::from_raw_json(value)?),
@@ -283,9 +358,13 @@ impl<'a> FromRawJson<'a> for VirtioStatus<'a> {
                 Some("use-started") => m_use_started = Some(FromRawJson::from_raw_json(value)?),
                 Some("started") => m_started = Some(FromRawJson::from_raw_json(value)?),
                 Some("start-on-kick") => m_start_on_kick = Some(FromRawJson::from_raw_json(value)?),
-                Some("disable-legacy-check") => m_disable_legacy_check = Some(FromRawJson::from_raw_json(value)?),
+                Some("disable-legacy-check") => {
+                    m_disable_legacy_check = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("bus-name") => m_bus_name = Some(FromRawJson::from_raw_json(value)?),
-                Some("use-guest-notifier-mask") => m_use_guest_notifier_mask = Some(FromRawJson::from_raw_json(value)?),
+                Some("use-guest-notifier-mask") => {
+                    m_use_guest_notifier_mask = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("vhost-dev") => m_vhost_dev = Some(FromRawJson::from_raw_json(value)?),
                 _ => {}
             }
@@ -608,6 +687,18 @@ pub struct VirtioDeviceStatus<'a> {
     pub unknown_statuses: Option<u8>,
 }
 
+impl<'a> SerializeMembers for VirtioDeviceStatus<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("statuses", &self.statuses)?;
+        if let Some(value) = &self.unknown_statuses {
+            map.serialize_entry("unknown-statuses", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VirtioDeviceStatus<'a>);
+
 impl<'a> FromRawJson<'a> for VirtioDeviceStatus<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -618,7 +709,9 @@ impl<'a> FromRawJson<'a> for VirtioDeviceStatus<'a> {
         for (key, value) in raw.members() {
             match key.as_plain() {
                 Some("statuses") => m_statuses = Some(FromRawJson::from_raw_json(value)?),
-                Some("unknown-statuses") => m_unknown_statuses = Some(FromRawJson::from_raw_json(value)?),
+                Some("unknown-statuses") => {
+                    m_unknown_statuses = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -646,6 +739,18 @@ pub struct VhostDeviceProtocols<'a> {
     pub unknown_protocols: Option<u64>,
 }
 
+impl<'a> SerializeMembers for VhostDeviceProtocols<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("protocols", &self.protocols)?;
+        if let Some(value) = &self.unknown_protocols {
+            map.serialize_entry("unknown-protocols", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VhostDeviceProtocols<'a>);
+
 impl<'a> FromRawJson<'a> for VhostDeviceProtocols<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -656,7 +761,9 @@ impl<'a> FromRawJson<'a> for VhostDeviceProtocols<'a> {
         for (key, value) in raw.members() {
             match key.as_plain() {
                 Some("protocols") => m_protocols = Some(FromRawJson::from_raw_json(value)?),
-                Some("unknown-protocols") => m_unknown_protocols = Some(FromRawJson::from_raw_json(value)?),
+                Some("unknown-protocols") => {
+                    m_unknown_protocols = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -686,6 +793,21 @@ pub struct VirtioDeviceFeatures<'a> {
     pub unknown_dev_features: Option<u64>,
 }
 
+impl<'a> SerializeMembers for VirtioDeviceFeatures<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("transports", &self.transports)?;
+        if let Some(value) = &self.dev_features {
+            map.serialize_entry("dev-features", value)?;
+        }
+        if let Some(value) = &self.unknown_dev_features {
+            map.serialize_entry("unknown-dev-features", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VirtioDeviceFeatures<'a>);
+
 impl<'a> FromRawJson<'a> for VirtioDeviceFeatures<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -698,7 +820,9 @@ impl<'a> FromRawJson<'a> for VirtioDeviceFeatures<'a> {
             match key.as_plain() {
                 Some("transports") => m_transports = Some(FromRawJson::from_raw_json(value)?),
                 Some("dev-features") => m_dev_features = Some(FromRawJson::from_raw_json(value)?),
-                Some("unknown-dev-features") => m_unknown_dev_features = Some(FromRawJson::from_raw_json(value)?),
+                Some("unknown-dev-features") => {
+                    m_unknown_dev_features = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -750,6 +874,32 @@ pub struct VirtQueueStatus<'a> {
     pub signalled_used_valid: bool,
 }
 
+impl<'a> SerializeMembers for VirtQueueStatus<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("queue-index", &self.queue_index)?;
+        map.serialize_entry("inuse", &self.inuse)?;
+        map.serialize_entry("vring-num", &self.vring_num)?;
+        map.serialize_entry("vring-num-default", &self.vring_num_default)?;
+        map.serialize_entry("vring-align", &self.vring_align)?;
+        map.serialize_entry("vring-desc", &self.vring_desc)?;
+        map.serialize_entry("vring-avail", &self.vring_avail)?;
+        map.serialize_entry("vring-used", &self.vring_used)?;
+        if let Some(value) = &self.last_avail_idx {
+            map.serialize_entry("last-avail-idx", value)?;
+        }
+        if let Some(value) = &self.shadow_avail_idx {
+            map.serialize_entry("shadow-avail-idx", value)?;
+        }
+        map.serialize_entry("used-idx", &self.used_idx)?;
+        map.serialize_entry("signalled-used", &self.signalled_used)?;
+        map.serialize_entry("signalled-used-valid", &self.signalled_used_valid)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VirtQueueStatus<'a>);
+
 impl<'a> FromRawJson<'a> for VirtQueueStatus<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -775,16 +925,26 @@ impl<'a> FromRawJson<'a> for VirtQueueStatus<'a> {
                 Some("queue-index") => m_queue_index = Some(FromRawJson::from_raw_json(value)?),
                 Some("inuse") => m_inuse = Some(FromRawJson::from_raw_json(value)?),
                 Some("vring-num") => m_vring_num = Some(FromRawJson::from_raw_json(value)?),
-                Some("vring-num-default") => m_vring_num_default = Some(FromRawJson::from_raw_json(value)?),
+                Some("vring-num-default") => {
+                    m_vring_num_default = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("vring-align") => m_vring_align = Some(FromRawJson::from_raw_json(value)?),
                 Some("vring-desc") => m_vring_desc = Some(FromRawJson::from_raw_json(value)?),
                 Some("vring-avail") => m_vring_avail = Some(FromRawJson::from_raw_json(value)?),
                 Some("vring-used") => m_vring_used = Some(FromRawJson::from_raw_json(value)?),
-                Some("last-avail-idx") => m_last_avail_idx = Some(FromRawJson::from_raw_json(value)?),
-                Some("shadow-avail-idx") => m_shadow_avail_idx = Some(FromRawJson::from_raw_json(value)?),
+                Some("last-avail-idx") => {
+                    m_last_avail_idx = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("shadow-avail-idx") => {
+                    m_shadow_avail_idx = Some(FromRawJson::from_raw_json(value)?)
+                }
                 Some("used-idx") => m_used_idx = Some(FromRawJson::from_raw_json(value)?),
-                Some("signalled-used") => m_signalled_used = Some(FromRawJson::from_raw_json(value)?),
-                Some("signalled-used-valid") => m_signalled_used_valid = Some(FromRawJson::from_raw_json(value)?),
+                Some("signalled-used") => {
+                    m_signalled_used = Some(FromRawJson::from_raw_json(value)?)
+                }
+                Some("signalled-used-valid") => {
+                    m_signalled_used_valid = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -946,6 +1106,27 @@ pub struct VirtVhostQueueStatus<'a> {
     /// `used-size`: vhost_virtqueue used_size
     pub used_size: u32,
 }
+
+impl<'a> SerializeMembers for VirtVhostQueueStatus<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("kick", &self.kick)?;
+        map.serialize_entry("call", &self.call)?;
+        map.serialize_entry("desc", &self.desc)?;
+        map.serialize_entry("avail", &self.avail)?;
+        map.serialize_entry("used", &self.used)?;
+        map.serialize_entry("num", &self.num)?;
+        map.serialize_entry("desc-phys", &self.desc_phys)?;
+        map.serialize_entry("desc-size", &self.desc_size)?;
+        map.serialize_entry("avail-phys", &self.avail_phys)?;
+        map.serialize_entry("avail-size", &self.avail_size)?;
+        map.serialize_entry("used-phys", &self.used_phys)?;
+        map.serialize_entry("used-size", &self.used_size)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VirtVhostQueueStatus<'a>);
 
 impl<'a> FromRawJson<'a> for VirtVhostQueueStatus<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1111,6 +1292,17 @@ pub struct VirtioRingDesc<'a> {
     pub flags: JsonArray<'a, JsonStr<'a>>,
 }
 
+impl<'a> SerializeMembers for VirtioRingDesc<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("addr", &self.addr)?;
+        map.serialize_entry("len", &self.len)?;
+        map.serialize_entry("flags", &self.flags)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VirtioRingDesc<'a>);
+
 impl<'a> FromRawJson<'a> for VirtioRingDesc<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1151,6 +1343,17 @@ pub struct VirtioRingAvail {
     pub ring: u16,
 }
 
+impl SerializeMembers for VirtioRingAvail {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("flags", &self.flags)?;
+        map.serialize_entry("idx", &self.idx)?;
+        map.serialize_entry("ring", &self.ring)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VirtioRingAvail);
+
 impl<'a> FromRawJson<'a> for VirtioRingAvail {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1188,6 +1391,16 @@ pub struct VirtioRingUsed {
     /// `idx`: VRingUsed index
     pub idx: u16,
 }
+
+impl SerializeMembers for VirtioRingUsed {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("flags", &self.flags)?;
+        map.serialize_entry("idx", &self.idx)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VirtioRingUsed);
 
 impl<'a> FromRawJson<'a> for VirtioRingUsed {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1230,6 +1443,19 @@ pub struct VirtioQueueElement<'a> {
     /// `used`: VRingUsed info
     pub used: VirtioRingUsed,
 }
+
+impl<'a> SerializeMembers for VirtioQueueElement<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("name", &self.name)?;
+        map.serialize_entry("index", &self.index)?;
+        map.serialize_entry("descs", &self.descs)?;
+        map.serialize_entry("avail", &self.avail)?;
+        map.serialize_entry("used", &self.used)?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(VirtioQueueElement<'a>);
 
 impl<'a> FromRawJson<'a> for VirtioQueueElement<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
@@ -1421,6 +1647,18 @@ pub struct IOThreadVirtQueueMapping<'a> {
     pub vqs: Option<JsonArray<'a, u16>>,
 }
 
+impl<'a> SerializeMembers for IOThreadVirtQueueMapping<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("iothread", &self.iothread)?;
+        if let Some(value) = &self.vqs {
+            map.serialize_entry("vqs", value)?;
+        }
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(IOThreadVirtQueueMapping<'a>);
+
 impl<'a> FromRawJson<'a> for IOThreadVirtQueueMapping<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1455,6 +1693,18 @@ pub struct DummyVirtioForceArrays<'a> {
     pub unused_iothread_vq_mapping: JsonArray<'a, IOThreadVirtQueueMapping<'a>>,
 }
 
+impl<'a> SerializeMembers for DummyVirtioForceArrays<'a> {
+    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry(
+            "unused-iothread-vq-mapping",
+            &self.unused_iothread_vq_mapping,
+        )?;
+        Ok(())
+    }
+}
+
+rt::serialize_as_map!(DummyVirtioForceArrays<'a>);
+
 impl<'a> FromRawJson<'a> for DummyVirtioForceArrays<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
@@ -1463,7 +1713,9 @@ impl<'a> FromRawJson<'a> for DummyVirtioForceArrays<'a> {
         let mut m_unused_iothread_vq_mapping = None;
         for (key, value) in raw.members() {
             match key.as_plain() {
-                Some("unused-iothread-vq-mapping") => m_unused_iothread_vq_mapping = Some(FromRawJson::from_raw_json(value)?),
+                Some("unused-iothread-vq-mapping") => {
+                    m_unused_iothread_vq_mapping = Some(FromRawJson::from_raw_json(value)?)
+                }
                 _ => {}
             }
         }
@@ -1495,13 +1747,7 @@ pub enum GranuleMode<'a> {
 
 impl<'a> GranuleMode<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "4k",
-        "8k",
-        "16k",
-        "64k",
-        "host",
-    ];
+    pub const VALUES: &'static [&'static str] = &["4k", "8k", "16k", "64k", "host"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -1530,7 +1776,9 @@ impl<'a> GranuleMode<'a> {
 
 impl<'a> FromRawJson<'a> for GranuleMode<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1561,11 +1809,7 @@ pub enum VMAppleVirtioBlkVariant<'a> {
 
 impl<'a> VMAppleVirtioBlkVariant<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "unspecified",
-        "root",
-        "aux",
-    ];
+    pub const VALUES: &'static [&'static str] = &["unspecified", "root", "aux"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -1590,7 +1834,9 @@ impl<'a> VMAppleVirtioBlkVariant<'a> {
 
 impl<'a> FromRawJson<'a> for VMAppleVirtioBlkVariant<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -1602,4 +1848,3 @@ impl serde::Serialize for VMAppleVirtioBlkVariant<'_> {
         }
     }
 }
-

@@ -26,11 +26,7 @@ pub enum YankInstanceType<'a> {
 
 impl<'a> YankInstanceType<'a> {
     /// Every value this schema knows, in schema order.
-    pub const VALUES: &'static [&'static str] = &[
-        "block-node",
-        "chardev",
-        "migration",
-    ];
+    pub const VALUES: &'static [&'static str] = &["block-node", "chardev", "migration"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
     pub fn as_str(&self) -> &'a str {
@@ -55,7 +51,9 @@ impl<'a> YankInstanceType<'a> {
 
 impl<'a> FromRawJson<'a> for YankInstanceType<'a> {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)
+        raw.as_json_str()
+            .map(Self::from_json_str)
+            .ok_or(rt::WRONG_TYPE)
     }
 }
 
@@ -225,16 +223,21 @@ impl<'a> FromRawJson<'a> for YankInstance<'a> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
         }
-        let tag = raw.get("type").and_then(|t| t.as_json_str()).ok_or(rt::MISSING_MEMBER)?;
+        let tag = raw
+            .get("type")
+            .and_then(|t| t.as_json_str())
+            .ok_or(rt::MISSING_MEMBER)?;
         let branch = match YankInstanceType::from_json_str(tag) {
-            YankInstanceType::BlockNode => YankInstanceBranch::BlockNode(FromRawJson::from_raw_json(raw)?),
-            YankInstanceType::Chardev => YankInstanceBranch::Chardev(FromRawJson::from_raw_json(raw)?),
+            YankInstanceType::BlockNode => {
+                YankInstanceBranch::BlockNode(FromRawJson::from_raw_json(raw)?)
+            }
+            YankInstanceType::Chardev => {
+                YankInstanceBranch::Chardev(FromRawJson::from_raw_json(raw)?)
+            }
             YankInstanceType::Migration => YankInstanceBranch::Migration,
             YankInstanceType::Unknown(tag) => YankInstanceBranch::Unknown { tag, raw },
         };
-        Ok(YankInstance {
-            r#type: branch,
-        })
+        Ok(YankInstance { r#type: branch })
     }
 }
 
@@ -322,4 +325,3 @@ impl Command for QueryYank {
         FromRawJson::from_raw_json(raw)
     }
 }
-
