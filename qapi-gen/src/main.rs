@@ -101,7 +101,8 @@ fn run() -> Result<(), String> {
         std::fs::write(out.join(format!("{file}.rs")), text).map_err(|e| e.to_string())?;
         let _ = writeln!(mod_rs, "mod {file};\npub use {file}::*;");
     }
-    mod_rs.push_str("pub mod info;\n");
+    mod_rs.push_str("pub mod info;\n\n");
+    mod_rs.push_str(&gen.events_module());
     std::fs::write(out.join("mod.rs"), mod_rs).map_err(|e| e.to_string())?;
     let mut info = header("qapi/qapi-schema.json", &version);
     info.push_str("//! The QMP schema as data: see [`crate::qapi::info`].\n\n");

@@ -686,6 +686,22 @@ impl<'s> Gen<'s> {
             "        raw.as_json_str().map(Self::from_json_str).ok_or(rt::WRONG_TYPE)"
         );
         let _ = writeln!(out, "    }}\n}}\n");
+        let _ = writeln!(
+            out,
+            "/// The value's name; an unknown value's text, unescaped."
+        );
+        let _ = writeln!(out, "impl core::fmt::Display for {name}<'_> {{");
+        let _ = writeln!(
+            out,
+            "    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {{"
+        );
+        let _ = writeln!(out, "        match self {{");
+        let _ = writeln!(
+            out,
+            "            {name}::{unknown}(text) => core::fmt::Display::fmt(text, f),"
+        );
+        let _ = writeln!(out, "            known => f.write_str(known.as_str()),");
+        let _ = writeln!(out, "        }}\n    }}\n}}\n");
         let _ = writeln!(out, "impl serde::Serialize for {name}<'_> {{");
         let _ = writeln!(out, "    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {{");
         let _ = writeln!(out, "        match self {{");
@@ -1491,5 +1507,35 @@ impl Gen<'_> {
         replies.push_str("        _ => return None,\n    })\n}\n\n");
         events.push_str("        _ => return None,\n    })\n}\n\n");
         replies + &events
+    }
+}
+
+impl Gen<'_> {
+    /// The `events` module: every event type and `DecodedEvent` over all of them.
+    pub fn events_module(&self) -> String {
+        let mut names = Vec::new();
+        let mut variants = String::new();
+        for def in &self.schema.defs {
+            let Kind::Event { data } = &def.kind else {
+                continue;
+            };
+            let rust = &self.names[&def.name];
+            let lt = if self.data_has_lt(data) { "<'a>" } else { "" };
+            names.push(rust.clone());
+            let variant = rust.trim_end_matches("Event");
+            let _ = writeln!(variants, "            /// `{}`.", def.name);
+            let _ = writeln!(variants, "            {variant}({rust}{lt}),");
+        }
+        let mut out = String::from(
+            "/// Every event of the schema, and [`DecodedEvent`](events::DecodedEvent) over all of them.\n\
+             pub mod events {\n    use crate::events::EventData;\n    use crate::json::{DecodeError, RawJson};\n\n    pub use super::{\n",
+        );
+        for name in &names {
+            let _ = writeln!(out, "        {name},");
+        }
+        out.push_str("    };\n\n    crate::events::decoded_event! {\n        /// A typed view of any QMP event of the schema, built by [`DecodedEvent::decode`].\n        pub enum DecodedEvent<'a> {\n");
+        out.push_str(&variants);
+        out.push_str("        }\n    }\n}\n");
+        out
     }
 }

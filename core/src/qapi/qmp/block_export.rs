@@ -430,6 +430,16 @@ impl<'a> FromRawJson<'a> for FuseExportAllowOther<'a> {
     }
 }
 
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for FuseExportAllowOther<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            FuseExportAllowOther::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
+    }
+}
+
 impl serde::Serialize for FuseExportAllowOther<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -655,6 +665,16 @@ impl<'a> FromRawJson<'a> for BlockExportRemoveMode<'a> {
     }
 }
 
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for BlockExportRemoveMode<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BlockExportRemoveMode::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
+    }
+}
+
 impl serde::Serialize for BlockExportRemoveMode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -791,6 +811,16 @@ impl<'a> FromRawJson<'a> for BlockExportType<'a> {
         raw.as_json_str()
             .map(Self::from_json_str)
             .ok_or(rt::WRONG_TYPE)
+    }
+}
+
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for BlockExportType<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BlockExportType::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
     }
 }
 

@@ -92,6 +92,16 @@ impl<'a> FromRawJson<'a> for DumpGuestMemoryFormat<'a> {
     }
 }
 
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for DumpGuestMemoryFormat<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DumpGuestMemoryFormat::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
+    }
+}
+
 impl serde::Serialize for DumpGuestMemoryFormat<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -248,6 +258,16 @@ impl<'a> FromRawJson<'a> for DumpStatus<'a> {
         raw.as_json_str()
             .map(Self::from_json_str)
             .ok_or(rt::WRONG_TYPE)
+    }
+}
+
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for DumpStatus<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DumpStatus::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
     }
 }
 

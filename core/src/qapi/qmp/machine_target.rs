@@ -124,6 +124,16 @@ impl<'a> FromRawJson<'a> for CpuModelExpansionType<'a> {
     }
 }
 
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for CpuModelExpansionType<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            CpuModelExpansionType::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
+    }
+}
+
 impl serde::Serialize for CpuModelExpansionType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -193,6 +203,16 @@ impl<'a> FromRawJson<'a> for CpuModelCompareResult<'a> {
         raw.as_json_str()
             .map(Self::from_json_str)
             .ok_or(rt::WRONG_TYPE)
+    }
+}
+
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for CpuModelCompareResult<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            CpuModelCompareResult::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
     }
 }
 
@@ -767,6 +787,16 @@ impl<'a> FromRawJson<'a> for S390CpuPolarization<'a> {
         raw.as_json_str()
             .map(Self::from_json_str)
             .ok_or(rt::WRONG_TYPE)
+    }
+}
+
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for S390CpuPolarization<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            S390CpuPolarization::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
     }
 }
 

@@ -98,3 +98,146 @@ pub use uefi::*;
 mod builtin;
 pub use builtin::*;
 pub mod info;
+
+/// Every event of the schema, and [`DecodedEvent`](events::DecodedEvent) over all of them.
+pub mod events {
+    use crate::events::EventData;
+    use crate::json::{DecodeError, RawJson};
+
+    pub use super::{
+        AcpiDeviceOstEvent, BalloonChangeEvent, BlockExportDeletedEvent, BlockImageCorruptedEvent,
+        BlockIoErrorEvent, BlockJobCancelledEvent, BlockJobCompletedEvent, BlockJobErrorEvent,
+        BlockJobPendingEvent, BlockJobReadyEvent, BlockWriteThresholdEvent, ColoExitEvent,
+        CpuPolarizationChangeEvent, DeviceDeletedEvent, DeviceTrayMovedEvent,
+        DeviceUnplugGuestErrorEvent, DumpCompletedEvent, FailoverNegotiatedEvent,
+        GuestCrashloadedEvent, GuestPanickedEvent, GuestPvshutdownEvent,
+        HvBalloonStatusReportEvent, JobStatusChangeEvent, MemoryDeviceSizeChangeEvent,
+        MemoryFailureEvent, MigrationEvent, MigrationPassEvent, NetdevStreamConnectedEvent,
+        NetdevStreamDisconnectedEvent, NetdevVhostUserConnectedEvent,
+        NetdevVhostUserDisconnectedEvent, NicRxFilterChangedEvent, PowerdownEvent,
+        PrManagerStatusChangedEvent, QuorumFailureEvent, QuorumReportBadEvent, ResetEvent,
+        ResumeEvent, RtcChangeEvent, ShutdownEvent, SpiceConnectedEvent, SpiceDisconnectedEvent,
+        SpiceInitializedEvent, SpiceMigrateCompletedEvent, StopEvent, SuspendDiskEvent,
+        SuspendEvent, UnplugPrimaryEvent, VfioMigrationEvent, VfuClientHangupEvent,
+        VncConnectedEvent, VncDisconnectedEvent, VncInitializedEvent, VserportChangeEvent,
+        WakeupEvent, WatchdogEvent,
+    };
+
+    crate::events::decoded_event! {
+        /// A typed view of any QMP event of the schema, built by [`DecodedEvent::decode`].
+        pub enum DecodedEvent<'a> {
+            /// `SHUTDOWN`.
+            Shutdown(ShutdownEvent<'a>),
+            /// `POWERDOWN`.
+            Powerdown(PowerdownEvent),
+            /// `RESET`.
+            Reset(ResetEvent<'a>),
+            /// `STOP`.
+            Stop(StopEvent),
+            /// `RESUME`.
+            Resume(ResumeEvent),
+            /// `SUSPEND`.
+            Suspend(SuspendEvent),
+            /// `SUSPEND_DISK`.
+            SuspendDisk(SuspendDiskEvent),
+            /// `WAKEUP`.
+            Wakeup(WakeupEvent),
+            /// `WATCHDOG`.
+            Watchdog(WatchdogEvent<'a>),
+            /// `GUEST_PANICKED`.
+            GuestPanicked(GuestPanickedEvent<'a>),
+            /// `GUEST_CRASHLOADED`.
+            GuestCrashloaded(GuestCrashloadedEvent<'a>),
+            /// `GUEST_PVSHUTDOWN`.
+            GuestPvshutdown(GuestPvshutdownEvent),
+            /// `MEMORY_FAILURE`.
+            MemoryFailure(MemoryFailureEvent<'a>),
+            /// `JOB_STATUS_CHANGE`.
+            JobStatusChange(JobStatusChangeEvent<'a>),
+            /// `BLOCK_IMAGE_CORRUPTED`.
+            BlockImageCorrupted(BlockImageCorruptedEvent<'a>),
+            /// `BLOCK_IO_ERROR`.
+            BlockIoError(BlockIoErrorEvent<'a>),
+            /// `BLOCK_JOB_COMPLETED`.
+            BlockJobCompleted(BlockJobCompletedEvent<'a>),
+            /// `BLOCK_JOB_CANCELLED`.
+            BlockJobCancelled(BlockJobCancelledEvent<'a>),
+            /// `BLOCK_JOB_ERROR`.
+            BlockJobError(BlockJobErrorEvent<'a>),
+            /// `BLOCK_JOB_READY`.
+            BlockJobReady(BlockJobReadyEvent<'a>),
+            /// `BLOCK_JOB_PENDING`.
+            BlockJobPending(BlockJobPendingEvent<'a>),
+            /// `BLOCK_WRITE_THRESHOLD`.
+            BlockWriteThreshold(BlockWriteThresholdEvent<'a>),
+            /// `QUORUM_FAILURE`.
+            QuorumFailure(QuorumFailureEvent<'a>),
+            /// `QUORUM_REPORT_BAD`.
+            QuorumReportBad(QuorumReportBadEvent<'a>),
+            /// `DEVICE_TRAY_MOVED`.
+            DeviceTrayMoved(DeviceTrayMovedEvent<'a>),
+            /// `PR_MANAGER_STATUS_CHANGED`.
+            PrManagerStatusChanged(PrManagerStatusChangedEvent<'a>),
+            /// `BLOCK_EXPORT_DELETED`.
+            BlockExportDeleted(BlockExportDeletedEvent<'a>),
+            /// `VSERPORT_CHANGE`.
+            VserportChange(VserportChangeEvent<'a>),
+            /// `DUMP_COMPLETED`.
+            DumpCompleted(DumpCompletedEvent<'a>),
+            /// `NIC_RX_FILTER_CHANGED`.
+            NicRxFilterChanged(NicRxFilterChangedEvent<'a>),
+            /// `FAILOVER_NEGOTIATED`.
+            FailoverNegotiated(FailoverNegotiatedEvent<'a>),
+            /// `NETDEV_STREAM_CONNECTED`.
+            NetdevStreamConnected(NetdevStreamConnectedEvent<'a>),
+            /// `NETDEV_STREAM_DISCONNECTED`.
+            NetdevStreamDisconnected(NetdevStreamDisconnectedEvent<'a>),
+            /// `NETDEV_VHOST_USER_CONNECTED`.
+            NetdevVhostUserConnected(NetdevVhostUserConnectedEvent<'a>),
+            /// `NETDEV_VHOST_USER_DISCONNECTED`.
+            NetdevVhostUserDisconnected(NetdevVhostUserDisconnectedEvent<'a>),
+            /// `SPICE_CONNECTED`.
+            SpiceConnected(SpiceConnectedEvent<'a>),
+            /// `SPICE_INITIALIZED`.
+            SpiceInitialized(SpiceInitializedEvent<'a>),
+            /// `SPICE_DISCONNECTED`.
+            SpiceDisconnected(SpiceDisconnectedEvent<'a>),
+            /// `SPICE_MIGRATE_COMPLETED`.
+            SpiceMigrateCompleted(SpiceMigrateCompletedEvent),
+            /// `VNC_CONNECTED`.
+            VncConnected(VncConnectedEvent<'a>),
+            /// `VNC_INITIALIZED`.
+            VncInitialized(VncInitializedEvent<'a>),
+            /// `VNC_DISCONNECTED`.
+            VncDisconnected(VncDisconnectedEvent<'a>),
+            /// `MIGRATION`.
+            Migration(MigrationEvent<'a>),
+            /// `MIGRATION_PASS`.
+            MigrationPass(MigrationPassEvent),
+            /// `COLO_EXIT`.
+            ColoExit(ColoExitEvent<'a>),
+            /// `UNPLUG_PRIMARY`.
+            UnplugPrimary(UnplugPrimaryEvent<'a>),
+            /// `DEVICE_DELETED`.
+            DeviceDeleted(DeviceDeletedEvent<'a>),
+            /// `DEVICE_UNPLUG_GUEST_ERROR`.
+            DeviceUnplugGuestError(DeviceUnplugGuestErrorEvent<'a>),
+            /// `BALLOON_CHANGE`.
+            BalloonChange(BalloonChangeEvent),
+            /// `HV_BALLOON_STATUS_REPORT`.
+            HvBalloonStatusReport(HvBalloonStatusReportEvent),
+            /// `MEMORY_DEVICE_SIZE_CHANGE`.
+            MemoryDeviceSizeChange(MemoryDeviceSizeChangeEvent<'a>),
+            /// `CPU_POLARIZATION_CHANGE`.
+            CpuPolarizationChange(CpuPolarizationChangeEvent<'a>),
+            /// `RTC_CHANGE`.
+            RtcChange(RtcChangeEvent<'a>),
+            /// `VFU_CLIENT_HANGUP`.
+            VfuClientHangup(VfuClientHangupEvent<'a>),
+            /// `ACPI_DEVICE_OST`.
+            AcpiDeviceOst(AcpiDeviceOstEvent<'a>),
+            /// `VFIO_MIGRATION`.
+            VfioMigration(VfioMigrationEvent<'a>),
+        }
+    }
+}

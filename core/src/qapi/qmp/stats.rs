@@ -71,6 +71,16 @@ impl<'a> FromRawJson<'a> for StatsType<'a> {
     }
 }
 
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for StatsType<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StatsType::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
+    }
+}
+
 impl serde::Serialize for StatsType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -135,6 +145,16 @@ impl<'a> FromRawJson<'a> for StatsUnit<'a> {
     }
 }
 
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for StatsUnit<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StatsUnit::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
+    }
+}
+
 impl serde::Serialize for StatsUnit<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -188,6 +208,16 @@ impl<'a> FromRawJson<'a> for StatsProvider<'a> {
         raw.as_json_str()
             .map(Self::from_json_str)
             .ok_or(rt::WRONG_TYPE)
+    }
+}
+
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for StatsProvider<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StatsProvider::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
     }
 }
 
@@ -249,6 +279,16 @@ impl<'a> FromRawJson<'a> for StatsTarget<'a> {
         raw.as_json_str()
             .map(Self::from_json_str)
             .ok_or(rt::WRONG_TYPE)
+    }
+}
+
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for StatsTarget<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StatsTarget::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
     }
 }
 

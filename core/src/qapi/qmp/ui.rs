@@ -52,6 +52,16 @@ impl<'a> FromRawJson<'a> for DisplayProtocol<'a> {
     }
 }
 
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for DisplayProtocol<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DisplayProtocol::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
+    }
+}
+
 impl serde::Serialize for DisplayProtocol<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -110,6 +120,16 @@ impl<'a> FromRawJson<'a> for SetPasswordAction<'a> {
         raw.as_json_str()
             .map(Self::from_json_str)
             .ok_or(rt::WRONG_TYPE)
+    }
+}
+
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for SetPasswordAction<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SetPasswordAction::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
     }
 }
 
@@ -422,6 +442,16 @@ impl<'a> FromRawJson<'a> for ImageFormat<'a> {
         raw.as_json_str()
             .map(Self::from_json_str)
             .ok_or(rt::WRONG_TYPE)
+    }
+}
+
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for ImageFormat<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ImageFormat::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
     }
 }
 
@@ -745,6 +775,16 @@ impl<'a> FromRawJson<'a> for SpiceQueryMouseMode<'a> {
         raw.as_json_str()
             .map(Self::from_json_str)
             .ok_or(rt::WRONG_TYPE)
+    }
+}
+
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for SpiceQueryMouseMode<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SpiceQueryMouseMode::UnknownValue(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
     }
 }
 
@@ -1552,6 +1592,16 @@ impl<'a> FromRawJson<'a> for VncPrimaryAuth<'a> {
     }
 }
 
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for VncPrimaryAuth<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            VncPrimaryAuth::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
+    }
+}
+
 impl serde::Serialize for VncPrimaryAuth<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1645,6 +1695,16 @@ impl<'a> FromRawJson<'a> for VncVencryptSubAuth<'a> {
         raw.as_json_str()
             .map(Self::from_json_str)
             .ok_or(rt::WRONG_TYPE)
+    }
+}
+
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for VncVencryptSubAuth<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            VncVencryptSubAuth::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
     }
 }
 
@@ -3086,6 +3146,16 @@ impl<'a> FromRawJson<'a> for QKeyCode<'a> {
     }
 }
 
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for QKeyCode<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            QKeyCode::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
+    }
+}
+
 impl serde::Serialize for QKeyCode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -3137,6 +3207,16 @@ impl<'a> FromRawJson<'a> for KeyValueKind<'a> {
         raw.as_json_str()
             .map(Self::from_json_str)
             .ok_or(rt::WRONG_TYPE)
+    }
+}
+
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for KeyValueKind<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            KeyValueKind::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
     }
 }
 
@@ -3390,6 +3470,16 @@ impl<'a> FromRawJson<'a> for InputButton<'a> {
     }
 }
 
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for InputButton<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            InputButton::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
+    }
+}
+
 impl serde::Serialize for InputButton<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -3443,6 +3533,16 @@ impl<'a> FromRawJson<'a> for InputAxis<'a> {
         raw.as_json_str()
             .map(Self::from_json_str)
             .ok_or(rt::WRONG_TYPE)
+    }
+}
+
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for InputAxis<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            InputAxis::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
     }
 }
 
@@ -3511,6 +3611,16 @@ impl<'a> FromRawJson<'a> for InputMultiTouchType<'a> {
         raw.as_json_str()
             .map(Self::from_json_str)
             .ok_or(rt::WRONG_TYPE)
+    }
+}
+
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for InputMultiTouchType<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            InputMultiTouchType::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
     }
 }
 
@@ -3684,6 +3794,16 @@ impl<'a> FromRawJson<'a> for InputEventKind<'a> {
         raw.as_json_str()
             .map(Self::from_json_str)
             .ok_or(rt::WRONG_TYPE)
+    }
+}
+
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for InputEventKind<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            InputEventKind::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
     }
 }
 
@@ -4181,6 +4301,16 @@ impl<'a> FromRawJson<'a> for DisplayGLMode<'a> {
     }
 }
 
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for DisplayGLMode<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DisplayGLMode::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
+    }
+}
+
 impl serde::Serialize for DisplayGLMode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -4367,6 +4497,16 @@ impl<'a> FromRawJson<'a> for HotKeyMod<'a> {
     }
 }
 
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for HotKeyMod<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            HotKeyMod::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
+    }
+}
+
 impl serde::Serialize for HotKeyMod<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -4526,6 +4666,16 @@ impl<'a> FromRawJson<'a> for DisplayType<'a> {
         raw.as_json_str()
             .map(Self::from_json_str)
             .ok_or(rt::WRONG_TYPE)
+    }
+}
+
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for DisplayType<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DisplayType::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
     }
 }
 
@@ -4784,6 +4934,16 @@ impl<'a> FromRawJson<'a> for DisplayReloadType<'a> {
     }
 }
 
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for DisplayReloadType<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DisplayReloadType::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
+    }
+}
+
 impl serde::Serialize for DisplayReloadType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -4944,6 +5104,16 @@ impl<'a> FromRawJson<'a> for DisplayUpdateType<'a> {
         raw.as_json_str()
             .map(Self::from_json_str)
             .ok_or(rt::WRONG_TYPE)
+    }
+}
+
+/// The value's name; an unknown value's text, unescaped.
+impl core::fmt::Display for DisplayUpdateType<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DisplayUpdateType::Unknown(text) => core::fmt::Display::fmt(text, f),
+            known => f.write_str(known.as_str()),
+        }
     }
 }
 
