@@ -95,6 +95,16 @@ pub fn camel(name: &str) -> String {
     out
 }
 
+/// The Rust name of a QAPI type: its own name, except where it would hide a name of
+/// Rust's prelude (`String` -> `QapiString`).
+pub fn type_name(name: &str) -> String {
+    let camel = camel(name);
+    match camel.as_str() {
+        "String" | "Option" | "Result" | "Vec" | "Box" => format!("Qapi{camel}"),
+        _ => camel,
+    }
+}
+
 /// An event name (`BLOCK_JOB_COMPLETED`) to `BlockJobCompletedEvent`.
 pub fn event_name(name: &str) -> String {
     camel(&name.to_lowercase()) + "Event"
@@ -459,7 +469,7 @@ impl<'s> Gen<'s> {
             .defs
             .iter()
             .filter(|d| !matches!(d.kind, Kind::Command { .. } | Kind::Event { .. }))
-            .map(|d| camel(&d.name))
+            .map(|d| type_name(&d.name))
             .collect();
         let mut used = types.clone();
         for def in &self.schema.defs {
@@ -473,7 +483,7 @@ impl<'s> Gen<'s> {
                     }
                 }
                 Kind::Event { .. } => event_name(&def.name),
-                _ => camel(&def.name),
+                _ => type_name(&def.name),
             };
             if matches!(def.kind, Kind::Command { .. } | Kind::Event { .. })
                 && !used.insert(name.clone())
@@ -508,7 +518,7 @@ impl<'s> Gen<'s> {
                 "str" => "JsonStr<'a>".into(),
                 "any" => "RawJson<'a>".into(),
                 "QType" => "QType<'a>".into(),
-                _ => format!("{}{}", camel(name), self.lt(name)),
+                _ => format!("{}{}", type_name(name), self.lt(name)),
             }
         };
         match ty {
@@ -564,7 +574,7 @@ impl<'s> Gen<'s> {
                 self.structure(
                     out,
                     def,
-                    &camel(&def.name),
+                    &type_name(&def.name),
                     members,
                     dir,
                     &def_doc(def, "struct"),
@@ -596,7 +606,7 @@ impl<'s> Gen<'s> {
     }
 
     fn enumeration(&self, out: &mut String, def: &Def, values: &[crate::schema::EnumValue]) {
-        let name = camel(&def.name);
+        let name = type_name(&def.name);
         let mut variants: Vec<String> = Vec::new();
         for v in values {
             let mut variant = camel(&v.name);
@@ -868,7 +878,7 @@ impl<'s> Gen<'s> {
         tag_enum: &str,
         branches: &[Branch],
     ) {
-        let name = camel(&def.name);
+        let name = type_name(&def.name);
         let dir = self.dir(&def.name);
         let branch_name = format!("{name}Branch");
         let Some(Def {
@@ -917,7 +927,7 @@ impl<'s> Gen<'s> {
             "#[cfg_attr(feature = \"defmt\", derive(defmt::Format))]"
         );
         let _ = writeln!(out, "pub enum {branch_name}<'a> {{");
-        let tag_name = camel(tag_enum);
+        let tag_name = type_name(tag_enum);
         let mut arms = Vec::new();
         let mut seen_variants: Vec<String> = Vec::new();
         for v in values {
@@ -1049,7 +1059,7 @@ impl<'s> Gen<'s> {
     }
 
     fn alternate(&self, out: &mut String, def: &Def, branches: &[Branch]) {
-        let name = camel(&def.name);
+        let name = type_name(&def.name);
         let dir = self.dir(&def.name);
         let lt = self.lt(&def.name);
         push_doc(out, "", &def_doc(def, "alternate"));
@@ -1182,10 +1192,13 @@ impl<'s> Gen<'s> {
                 ("Self".to_string(), "Some(self)".to_string(), has_lt)
             }
             Data::Named(type_name) => {
-                let inner = format!("{}{}", camel(type_name), self.lt(type_name));
+                let inner = format!("{}{}", self::type_name(type_name), self.lt(type_name));
                 let has_lt = self.lifetimed.contains(type_name);
                 doc.push(String::new());
-                doc.push(format!("The arguments are a [`{}`].", camel(type_name)));
+                doc.push(format!(
+                    "The arguments are a [`{}`].",
+                    self::type_name(type_name)
+                ));
                 push_doc(out, "", &doc);
                 let _ = writeln!(out, "#[derive(Debug, Clone, Copy, PartialEq)]");
                 let _ = writeln!(
@@ -1255,12 +1268,12 @@ impl<'s> Gen<'s> {
                 let _ = writeln!(out, "    fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {{\n        FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)\n    }}\n}}\n");
             }
             Data::Named(type_name) => {
-                let inner = format!("{}{}", camel(type_name), self.lt(type_name));
+                let inner = format!("{}{}", self::type_name(type_name), self.lt(type_name));
                 let has_lt = self.lifetimed.contains(type_name);
                 let lt = if has_lt { "<'a>" } else { "" };
                 let mut doc = doc;
                 doc.push(String::new());
-                doc.push(format!("The data is a [`{}`].", camel(type_name)));
+                doc.push(format!("The data is a [`{}`].", self::type_name(type_name)));
                 push_doc(out, "", &doc);
                 let _ = writeln!(out, "#[derive(Debug, Clone, Copy, PartialEq)]");
                 let _ = writeln!(

@@ -182,19 +182,19 @@ rt::serialize_as_map!(NetLegacyNicOptions<'a>);
 /// Since: 1.2
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct String<'a> {
+pub struct QapiString<'a> {
     /// `str`
     pub str: &'a str,
 }
 
-impl<'a> SerializeMembers for String<'a> {
+impl<'a> SerializeMembers for QapiString<'a> {
     fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
         map.serialize_entry("str", &self.str)?;
         Ok(())
     }
 }
 
-rt::serialize_as_map!(String<'a>);
+rt::serialize_as_map!(QapiString<'a>);
 
 /// QAPI struct `NetdevUserOptions` (net).
 ///
@@ -233,7 +233,7 @@ pub struct NetdevUserOptions<'a> {
     pub dns: Option<&'a str>,
     /// `dnssearch` (optional): list of DNS suffixes to search, passed as DHCP option to
     /// the guest
-    pub dnssearch: Option<&'a [String<'a>]>,
+    pub dnssearch: Option<&'a [QapiString<'a>]>,
     /// `domainname` (optional): guest-visible domain name of the virtual nameserver
     /// (since 3.0)
     pub domainname: Option<&'a str>,
@@ -255,9 +255,9 @@ pub struct NetdevUserOptions<'a> {
     pub smbserver: Option<&'a str>,
     /// `hostfwd` (optional): redirect incoming TCP or UDP host connections to guest
     /// endpoints
-    pub hostfwd: Option<&'a [String<'a>]>,
+    pub hostfwd: Option<&'a [QapiString<'a>]>,
     /// `guestfwd` (optional): forward guest TCP connections
-    pub guestfwd: Option<&'a [String<'a>]>,
+    pub guestfwd: Option<&'a [QapiString<'a>]>,
     /// `tftp-server-name` (optional): RFC2132 "TFTP server name" string (Since 3.1)
     pub tftp_server_name: Option<&'a str>,
 }
