@@ -665,7 +665,7 @@ impl<'s> Gen<'s> {
             out,
             "    /// The value's wire name; for an unknown value, its text as on the wire (still escaped)."
         );
-        let _ = writeln!(out, "    pub fn as_str(&self) -> &'a str {{");
+        let _ = writeln!(out, "    #[inline]\n    pub fn as_str(&self) -> &'a str {{");
         let _ = writeln!(out, "        match self {{");
         for (v, variant) in values.iter().zip(&variants) {
             let _ = writeln!(out, "            {name}::{variant} => {:?},", v.name);
@@ -678,7 +678,7 @@ impl<'s> Gen<'s> {
         );
         let _ = writeln!(
             out,
-            "    pub fn from_json_str(text: JsonStr<'a>) -> Self {{"
+            "    #[inline]\n    pub fn from_json_str(text: JsonStr<'a>) -> Self {{"
         );
         let _ = writeln!(out, "        match text.as_plain() {{");
         for (v, variant) in values.iter().zip(&variants) {
@@ -689,7 +689,7 @@ impl<'s> Gen<'s> {
         let _ = writeln!(out, "impl<'a> FromRawJson<'a> for {name}<'a> {{");
         let _ = writeln!(
             out,
-            "    fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {{"
+            "    #[inline]\n    fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {{"
         );
         let _ = writeln!(
             out,
@@ -703,7 +703,7 @@ impl<'s> Gen<'s> {
         let _ = writeln!(out, "impl core::fmt::Display for {name}<'_> {{");
         let _ = writeln!(
             out,
-            "    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {{"
+            "    #[inline]\n    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {{"
         );
         let _ = writeln!(out, "        match self {{");
         let _ = writeln!(
@@ -857,7 +857,7 @@ impl<'s> Gen<'s> {
             let _ = writeln!(out, "impl<'a> FromRawJson<'a> for {name}{lt} {{");
             let _ = writeln!(
                 out,
-                "    fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {{"
+                "    #[inline]\n    fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {{"
             );
             let _ = writeln!(out, "        if !raw.is_object() {{\n            return Err(DecodeError::NotAnObject);\n        }}");
             let inits = self.de_members(out, members);
@@ -980,7 +980,7 @@ impl<'s> Gen<'s> {
 
         let _ = writeln!(out, "impl<'a> {branch_name}<'a> {{");
         let _ = writeln!(out, "    /// The `{disc}` value.");
-        let _ = writeln!(out, "    pub fn tag(&self) -> {tag_name}<'a> {{");
+        let _ = writeln!(out, "    #[inline]\n    pub fn tag(&self) -> {tag_name}<'a> {{");
         let _ = writeln!(out, "        match self {{");
         for (_, variant, has) in &arms {
             let pat = if *has { "(_)" } else { "" };
@@ -1014,7 +1014,7 @@ impl<'s> Gen<'s> {
             let _ = writeln!(out, "impl<'a> FromRawJson<'a> for {name}<'a> {{");
             let _ = writeln!(
                 out,
-                "    fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {{"
+                "    #[inline]\n    fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {{"
             );
             let _ = writeln!(out, "        if !raw.is_object() {{\n            return Err(DecodeError::NotAnObject);\n        }}");
             let inits = self.de_members(out, &others);
@@ -1105,7 +1105,7 @@ impl<'s> Gen<'s> {
             let _ = writeln!(out, "impl<'a> FromRawJson<'a> for {name}{lt} {{");
             let _ = writeln!(
                 out,
-                "    fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {{"
+                "    #[inline]\n    fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {{"
             );
             let _ = writeln!(out, "        match raw.kind() {{");
             let mut arms: BTreeMap<&str, String> = BTreeMap::new();
@@ -1225,7 +1225,7 @@ impl<'s> Gen<'s> {
             out,
             "    fn arguments(&self) -> Option<&Self::Arguments> {{\n        {args_expr}\n    }}\n"
         );
-        let _ = writeln!(out, "    fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {{");
+        let _ = writeln!(out, "    #[inline]\n    fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {{");
         if returns.is_none() {
             let _ = writeln!(out, "        rt::empty(raw)");
         } else {
@@ -1253,7 +1253,7 @@ impl<'s> Gen<'s> {
                 let _ = writeln!(out, "    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {{\n        Empty.serialize(serializer)\n    }}\n}}\n");
                 let _ = writeln!(out, "impl<'a> EventData<'a> for {name} {{");
                 let _ = writeln!(out, "    const NAME: &'static str = {:?};", def.name);
-                let _ = writeln!(out, "    fn decode(_data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {{\n        Ok({name})\n    }}\n}}\n");
+                let _ = writeln!(out, "    #[inline]\n    fn decode(_data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {{\n        Ok({name})\n    }}\n}}\n");
             }
             Data::Members(members) => {
                 let has_lt = members.iter().any(|m| {
@@ -1265,7 +1265,7 @@ impl<'s> Gen<'s> {
                 self.struct_with_lt(out, def, name, members, Dir::Out, &doc, lt);
                 let _ = writeln!(out, "impl<'a> EventData<'a> for {name}{lt} {{");
                 let _ = writeln!(out, "    const NAME: &'static str = {:?};", def.name);
-                let _ = writeln!(out, "    fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {{\n        FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)\n    }}\n}}\n");
+                let _ = writeln!(out, "    #[inline]\n    fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {{\n        FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)\n    }}\n}}\n");
             }
             Data::Named(type_name) => {
                 let inner = format!("{}{}", self::type_name(type_name), self.lt(type_name));
@@ -1285,7 +1285,7 @@ impl<'s> Gen<'s> {
                 let _ = writeln!(out, "    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {{\n        self.0.serialize(serializer)\n    }}\n}}\n");
                 let _ = writeln!(out, "impl<'a> EventData<'a> for {name}{lt} {{");
                 let _ = writeln!(out, "    const NAME: &'static str = {:?};", def.name);
-                let _ = writeln!(out, "    fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {{\n        FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?).map({name})\n    }}\n}}\n");
+                let _ = writeln!(out, "    #[inline]\n    fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {{\n        FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?).map({name})\n    }}\n}}\n");
             }
         }
     }

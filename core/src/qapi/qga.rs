@@ -64,6 +64,7 @@ impl Command for GuestSyncDelimited {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -123,6 +124,7 @@ impl Command for GuestSync {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -146,6 +148,7 @@ impl Command for GuestPing {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -172,6 +175,7 @@ impl Command for GuestGetTime {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -223,6 +227,7 @@ impl Command for GuestSetTime {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -257,6 +262,7 @@ impl<'a> SerializeMembers for GuestAgentCommandInfo<'a> {
 rt::serialize_as_map!(GuestAgentCommandInfo<'a>);
 
 impl<'a> FromRawJson<'a> for GuestAgentCommandInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -307,6 +313,7 @@ impl<'a> SerializeMembers for GuestAgentInfo<'a> {
 rt::serialize_as_map!(GuestAgentInfo<'a>);
 
 impl<'a> FromRawJson<'a> for GuestAgentInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -349,6 +356,7 @@ impl Command for GuestInfo {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -393,6 +401,7 @@ impl<'a> Command for GuestShutdown<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -435,6 +444,7 @@ impl<'a> Command for GuestFileOpen<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -470,6 +480,7 @@ impl Command for GuestFileClose {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -504,6 +515,7 @@ impl<'a> SerializeMembers for GuestFileRead<'a> {
 rt::serialize_as_map!(GuestFileRead<'a>);
 
 impl<'a> FromRawJson<'a> for GuestFileRead<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -567,6 +579,7 @@ impl Command for GuestFileReadCommand {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -598,6 +611,7 @@ impl SerializeMembers for GuestFileWrite {
 rt::serialize_as_map!(GuestFileWrite);
 
 impl<'a> FromRawJson<'a> for GuestFileWrite {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -659,6 +673,7 @@ impl<'a> Command for GuestFileWriteCommand<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -689,6 +704,7 @@ impl SerializeMembers for GuestFileSeek {
 rt::serialize_as_map!(GuestFileSeek);
 
 impl<'a> FromRawJson<'a> for GuestFileSeek {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -732,6 +748,7 @@ impl<'a> QGASeek<'a> {
     pub const VALUES: &'static [&'static str] = &["set", "cur", "end"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             QGASeek::Set => "set",
@@ -742,6 +759,7 @@ impl<'a> QGASeek<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("set") => QGASeek::Set,
@@ -753,6 +771,7 @@ impl<'a> QGASeek<'a> {
 }
 
 impl<'a> FromRawJson<'a> for QGASeek<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -762,6 +781,7 @@ impl<'a> FromRawJson<'a> for QGASeek<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for QGASeek<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             QGASeek::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -842,6 +862,7 @@ impl<'a> Command for GuestFileSeekCommand<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -877,6 +898,7 @@ impl Command for GuestFileFlush {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -905,6 +927,7 @@ impl<'a> GuestFsfreezeStatus<'a> {
     pub const VALUES: &'static [&'static str] = &["thawed", "frozen"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             GuestFsfreezeStatus::Thawed => "thawed",
@@ -914,6 +937,7 @@ impl<'a> GuestFsfreezeStatus<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("thawed") => GuestFsfreezeStatus::Thawed,
@@ -924,6 +948,7 @@ impl<'a> GuestFsfreezeStatus<'a> {
 }
 
 impl<'a> FromRawJson<'a> for GuestFsfreezeStatus<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -933,6 +958,7 @@ impl<'a> FromRawJson<'a> for GuestFsfreezeStatus<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for GuestFsfreezeStatus<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             GuestFsfreezeStatus::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -972,6 +998,7 @@ impl Command for GuestFsfreezeStatusCommand {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1005,6 +1032,7 @@ impl Command for GuestFsfreezeFreeze {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1051,6 +1079,7 @@ impl<'a> Command for GuestFsfreezeFreezeList<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1078,6 +1107,7 @@ impl Command for GuestFsfreezeThaw {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1120,6 +1150,7 @@ impl<'a> SerializeMembers for GuestFilesystemTrimResult<'a> {
 rt::serialize_as_map!(GuestFilesystemTrimResult<'a>);
 
 impl<'a> FromRawJson<'a> for GuestFilesystemTrimResult<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1168,6 +1199,7 @@ impl<'a> SerializeMembers for GuestFilesystemTrimResponse<'a> {
 rt::serialize_as_map!(GuestFilesystemTrimResponse<'a>);
 
 impl<'a> FromRawJson<'a> for GuestFilesystemTrimResponse<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1227,6 +1259,7 @@ impl Command for GuestFstrim {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1269,6 +1302,7 @@ impl Command for GuestSuspendDisk {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -1318,6 +1352,7 @@ impl Command for GuestSuspendRam {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -1366,6 +1401,7 @@ impl Command for GuestSuspendHybrid {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -1394,6 +1430,7 @@ impl<'a> GuestIpAddressType<'a> {
     pub const VALUES: &'static [&'static str] = &["ipv4", "ipv6"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             GuestIpAddressType::Ipv4 => "ipv4",
@@ -1403,6 +1440,7 @@ impl<'a> GuestIpAddressType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("ipv4") => GuestIpAddressType::Ipv4,
@@ -1413,6 +1451,7 @@ impl<'a> GuestIpAddressType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for GuestIpAddressType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1422,6 +1461,7 @@ impl<'a> FromRawJson<'a> for GuestIpAddressType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for GuestIpAddressType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             GuestIpAddressType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1467,6 +1507,7 @@ impl<'a> SerializeMembers for GuestIpAddress<'a> {
 rt::serialize_as_map!(GuestIpAddress<'a>);
 
 impl<'a> FromRawJson<'a> for GuestIpAddress<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1535,6 +1576,7 @@ impl SerializeMembers for GuestNetworkInterfaceStat {
 rt::serialize_as_map!(GuestNetworkInterfaceStat);
 
 impl<'a> FromRawJson<'a> for GuestNetworkInterfaceStat {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1611,6 +1653,7 @@ impl<'a> SerializeMembers for GuestNetworkInterface<'a> {
 rt::serialize_as_map!(GuestNetworkInterface<'a>);
 
 impl<'a> FromRawJson<'a> for GuestNetworkInterface<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1661,6 +1704,7 @@ impl Command for GuestNetworkGetInterfaces {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1699,6 +1743,7 @@ impl SerializeMembers for GuestLogicalProcessor {
 rt::serialize_as_map!(GuestLogicalProcessor);
 
 impl<'a> FromRawJson<'a> for GuestLogicalProcessor {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1746,6 +1791,7 @@ impl Command for GuestGetVcpus {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1796,6 +1842,7 @@ impl<'a> Command for GuestSetVcpus<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1881,6 +1928,7 @@ impl<'a> GuestDiskBusType<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             GuestDiskBusType::Ide => "ide",
@@ -1908,6 +1956,7 @@ impl<'a> GuestDiskBusType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("ide") => GuestDiskBusType::Ide,
@@ -1936,6 +1985,7 @@ impl<'a> GuestDiskBusType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for GuestDiskBusType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1945,6 +1995,7 @@ impl<'a> FromRawJson<'a> for GuestDiskBusType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for GuestDiskBusType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             GuestDiskBusType::UnknownValue(text) => core::fmt::Display::fmt(text, f),
@@ -1993,6 +2044,7 @@ impl SerializeMembers for GuestPCIAddress {
 rt::serialize_as_map!(GuestPCIAddress);
 
 impl<'a> FromRawJson<'a> for GuestPCIAddress {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2050,6 +2102,7 @@ impl SerializeMembers for GuestCCWAddress {
 rt::serialize_as_map!(GuestCCWAddress);
 
 impl<'a> FromRawJson<'a> for GuestCCWAddress {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2126,6 +2179,7 @@ impl<'a> SerializeMembers for GuestDiskAddress<'a> {
 rt::serialize_as_map!(GuestDiskAddress<'a>);
 
 impl<'a> FromRawJson<'a> for GuestDiskAddress<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2271,6 +2325,7 @@ impl SerializeMembers for GuestNVMeSmart {
 rt::serialize_as_map!(GuestNVMeSmart);
 
 impl<'a> FromRawJson<'a> for GuestNVMeSmart {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2484,6 +2539,7 @@ pub enum GuestDiskSmartBranch<'a> {
 
 impl<'a> GuestDiskSmartBranch<'a> {
     /// The `type` value.
+    #[inline]
     pub fn tag(&self) -> GuestDiskBusType<'a> {
         match self {
             GuestDiskSmartBranch::Ide => GuestDiskBusType::Ide,
@@ -2524,6 +2580,7 @@ impl<'a> SerializeMembers for GuestDiskSmart<'a> {
 rt::serialize_as_map!(GuestDiskSmart<'a>);
 
 impl<'a> FromRawJson<'a> for GuestDiskSmart<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2607,6 +2664,7 @@ impl<'a> SerializeMembers for GuestDiskInfo<'a> {
 rt::serialize_as_map!(GuestDiskInfo<'a>);
 
 impl<'a> FromRawJson<'a> for GuestDiskInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2659,6 +2717,7 @@ impl Command for GuestGetDisks {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -2712,6 +2771,7 @@ impl<'a> SerializeMembers for GuestFilesystemInfo<'a> {
 rt::serialize_as_map!(GuestFilesystemInfo<'a>);
 
 impl<'a> FromRawJson<'a> for GuestFilesystemInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2769,6 +2829,7 @@ impl Command for GuestGetFsinfo {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -2823,6 +2884,7 @@ impl<'a> Command for GuestSetUserPassword<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -2862,6 +2924,7 @@ impl SerializeMembers for GuestMemoryBlock {
 rt::serialize_as_map!(GuestMemoryBlock);
 
 impl<'a> FromRawJson<'a> for GuestMemoryBlock {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2909,6 +2972,7 @@ impl Command for GuestGetMemoryBlocks {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -2950,6 +3014,7 @@ impl<'a> GuestMemoryBlockResponseType<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             GuestMemoryBlockResponseType::Success => "success",
@@ -2961,6 +3026,7 @@ impl<'a> GuestMemoryBlockResponseType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("success") => GuestMemoryBlockResponseType::Success,
@@ -2973,6 +3039,7 @@ impl<'a> GuestMemoryBlockResponseType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for GuestMemoryBlockResponseType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -2982,6 +3049,7 @@ impl<'a> FromRawJson<'a> for GuestMemoryBlockResponseType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for GuestMemoryBlockResponseType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             GuestMemoryBlockResponseType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -3031,6 +3099,7 @@ impl<'a> SerializeMembers for GuestMemoryBlockResponse<'a> {
 rt::serialize_as_map!(GuestMemoryBlockResponse<'a>);
 
 impl<'a> FromRawJson<'a> for GuestMemoryBlockResponse<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3098,6 +3167,7 @@ impl<'a> Command for GuestSetMemoryBlocks<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -3127,6 +3197,7 @@ impl SerializeMembers for GuestMemoryBlockInfo {
 rt::serialize_as_map!(GuestMemoryBlockInfo);
 
 impl<'a> FromRawJson<'a> for GuestMemoryBlockInfo {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3166,6 +3237,7 @@ impl Command for GuestGetMemoryBlockInfo {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -3228,6 +3300,7 @@ impl<'a> SerializeMembers for GuestExecStatus<'a> {
 rt::serialize_as_map!(GuestExecStatus<'a>);
 
 impl<'a> FromRawJson<'a> for GuestExecStatus<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3297,6 +3370,7 @@ impl Command for GuestExecStatusCommand {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -3322,6 +3396,7 @@ impl SerializeMembers for GuestExec {
 rt::serialize_as_map!(GuestExec);
 
 impl<'a> FromRawJson<'a> for GuestExec {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3371,6 +3446,7 @@ impl<'a> GuestExecCaptureOutputMode<'a> {
         &["none", "stdout", "stderr", "separated", "merged"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             GuestExecCaptureOutputMode::None => "none",
@@ -3383,6 +3459,7 @@ impl<'a> GuestExecCaptureOutputMode<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("none") => GuestExecCaptureOutputMode::None,
@@ -3396,6 +3473,7 @@ impl<'a> GuestExecCaptureOutputMode<'a> {
 }
 
 impl<'a> FromRawJson<'a> for GuestExecCaptureOutputMode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -3405,6 +3483,7 @@ impl<'a> FromRawJson<'a> for GuestExecCaptureOutputMode<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for GuestExecCaptureOutputMode<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             GuestExecCaptureOutputMode::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -3498,6 +3577,7 @@ impl<'a> Command for GuestExecCommand<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -3523,6 +3603,7 @@ impl<'a> SerializeMembers for GuestHostName<'a> {
 rt::serialize_as_map!(GuestHostName<'a>);
 
 impl<'a> FromRawJson<'a> for GuestHostName<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3564,6 +3645,7 @@ impl Command for GuestGetHostName {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -3602,6 +3684,7 @@ impl<'a> SerializeMembers for GuestUser<'a> {
 rt::serialize_as_map!(GuestUser<'a>);
 
 impl<'a> FromRawJson<'a> for GuestUser<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3647,6 +3730,7 @@ impl Command for GuestGetUsers {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -3679,6 +3763,7 @@ impl<'a> SerializeMembers for GuestTimezone<'a> {
 rt::serialize_as_map!(GuestTimezone<'a>);
 
 impl<'a> FromRawJson<'a> for GuestTimezone<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3719,6 +3804,7 @@ impl Command for GuestGetTimezone {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -3812,6 +3898,7 @@ impl<'a> SerializeMembers for GuestOSInfo<'a> {
 rt::serialize_as_map!(GuestOSInfo<'a>);
 
 impl<'a> FromRawJson<'a> for GuestOSInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3880,6 +3967,7 @@ impl Command for GuestGetOsinfo {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -3902,6 +3990,7 @@ impl<'a> GuestDeviceType<'a> {
     pub const VALUES: &'static [&'static str] = &["pci"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             GuestDeviceType::Pci => "pci",
@@ -3910,6 +3999,7 @@ impl<'a> GuestDeviceType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("pci") => GuestDeviceType::Pci,
@@ -3919,6 +4009,7 @@ impl<'a> GuestDeviceType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for GuestDeviceType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -3928,6 +4019,7 @@ impl<'a> FromRawJson<'a> for GuestDeviceType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for GuestDeviceType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             GuestDeviceType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -3970,6 +4062,7 @@ impl SerializeMembers for GuestDeviceIdPCI {
 rt::serialize_as_map!(GuestDeviceIdPCI);
 
 impl<'a> FromRawJson<'a> for GuestDeviceIdPCI {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4026,6 +4119,7 @@ pub enum GuestDeviceIdBranch<'a> {
 
 impl<'a> GuestDeviceIdBranch<'a> {
     /// The `type` value.
+    #[inline]
     pub fn tag(&self) -> GuestDeviceType<'a> {
         match self {
             GuestDeviceIdBranch::Pci(_) => GuestDeviceType::Pci,
@@ -4047,6 +4141,7 @@ impl<'a> SerializeMembers for GuestDeviceId<'a> {
 rt::serialize_as_map!(GuestDeviceId<'a>);
 
 impl<'a> FromRawJson<'a> for GuestDeviceId<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4100,6 +4195,7 @@ impl<'a> SerializeMembers for GuestDeviceInfo<'a> {
 rt::serialize_as_map!(GuestDeviceInfo<'a>);
 
 impl<'a> FromRawJson<'a> for GuestDeviceInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4150,6 +4246,7 @@ impl Command for GuestGetDevices {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -4175,6 +4272,7 @@ impl<'a> SerializeMembers for GuestAuthorizedKeys<'a> {
 rt::serialize_as_map!(GuestAuthorizedKeys<'a>);
 
 impl<'a> FromRawJson<'a> for GuestAuthorizedKeys<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4225,6 +4323,7 @@ impl<'a> Command for GuestSshGetAuthorizedKeys<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -4270,6 +4369,7 @@ impl<'a> Command for GuestSshAddAuthorizedKeys<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -4311,6 +4411,7 @@ impl<'a> Command for GuestSshRemoveAuthorizedKeys<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -4421,6 +4522,7 @@ impl SerializeMembers for GuestDiskStats {
 rt::serialize_as_map!(GuestDiskStats);
 
 impl<'a> FromRawJson<'a> for GuestDiskStats {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4519,6 +4621,7 @@ impl<'a> SerializeMembers for GuestDiskStatsInfo<'a> {
 rt::serialize_as_map!(GuestDiskStatsInfo<'a>);
 
 impl<'a> FromRawJson<'a> for GuestDiskStatsInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4567,6 +4670,7 @@ impl Command for GuestGetDiskstats {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -4593,6 +4697,7 @@ impl<'a> GuestCpuStatsType<'a> {
     pub const VALUES: &'static [&'static str] = &["linux"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             GuestCpuStatsType::Linux => "linux",
@@ -4601,6 +4706,7 @@ impl<'a> GuestCpuStatsType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("linux") => GuestCpuStatsType::Linux,
@@ -4610,6 +4716,7 @@ impl<'a> GuestCpuStatsType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for GuestCpuStatsType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -4619,6 +4726,7 @@ impl<'a> FromRawJson<'a> for GuestCpuStatsType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for GuestCpuStatsType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             GuestCpuStatsType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -4703,6 +4811,7 @@ impl SerializeMembers for GuestLinuxCpuStats {
 rt::serialize_as_map!(GuestLinuxCpuStats);
 
 impl<'a> FromRawJson<'a> for GuestLinuxCpuStats {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4786,6 +4895,7 @@ pub enum GuestCpuStatsBranch<'a> {
 
 impl<'a> GuestCpuStatsBranch<'a> {
     /// The `type` value.
+    #[inline]
     pub fn tag(&self) -> GuestCpuStatsType<'a> {
         match self {
             GuestCpuStatsBranch::Linux(_) => GuestCpuStatsType::Linux,
@@ -4807,6 +4917,7 @@ impl<'a> SerializeMembers for GuestCpuStats<'a> {
 rt::serialize_as_map!(GuestCpuStats<'a>);
 
 impl<'a> FromRawJson<'a> for GuestCpuStats<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4847,6 +4958,7 @@ impl Command for GuestGetCpustats {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -4882,6 +4994,7 @@ impl SerializeMembers for GuestLoadAverage {
 rt::serialize_as_map!(GuestLoadAverage);
 
 impl<'a> FromRawJson<'a> for GuestLoadAverage {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4927,6 +5040,7 @@ impl Command for GuestGetLoad {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -5025,6 +5139,7 @@ impl<'a> SerializeMembers for GuestNetworkRoute<'a> {
 rt::serialize_as_map!(GuestNetworkRoute<'a>);
 
 impl<'a> FromRawJson<'a> for GuestNetworkRoute<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -5109,6 +5224,7 @@ impl Command for GuestNetworkGetRoute {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -5147,6 +5263,7 @@ impl<'a> QType<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             QType::None => "none",
@@ -5161,6 +5278,7 @@ impl<'a> QType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("none") => QType::None,
@@ -5176,6 +5294,7 @@ impl<'a> QType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for QType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -5185,6 +5304,7 @@ impl<'a> FromRawJson<'a> for QType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for QType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             QType::Unknown(text) => core::fmt::Display::fmt(text, f),

@@ -91,6 +91,7 @@ impl<'a> SerializeMembers for AcpiTableOptions<'a> {
 rt::serialize_as_map!(AcpiTableOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AcpiTableOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -153,6 +154,7 @@ impl<'a> ACPISlotType<'a> {
     pub const VALUES: &'static [&'static str] = &["DIMM", "CPU"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             ACPISlotType::DIMM => "DIMM",
@@ -162,6 +164,7 @@ impl<'a> ACPISlotType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("DIMM") => ACPISlotType::DIMM,
@@ -172,6 +175,7 @@ impl<'a> ACPISlotType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for ACPISlotType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -181,6 +185,7 @@ impl<'a> FromRawJson<'a> for ACPISlotType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for ACPISlotType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             ACPISlotType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -236,6 +241,7 @@ impl<'a> SerializeMembers for ACPIOSTInfo<'a> {
 rt::serialize_as_map!(ACPIOSTInfo<'a>);
 
 impl<'a> FromRawJson<'a> for ACPIOSTInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -294,6 +300,7 @@ impl Command for QueryAcpiOspmStatus {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -329,6 +336,7 @@ impl<'a> SerializeMembers for AcpiDeviceOstEvent<'a> {
 rt::serialize_as_map!(AcpiDeviceOstEvent<'a>);
 
 impl<'a> FromRawJson<'a> for AcpiDeviceOstEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -348,6 +356,7 @@ impl<'a> FromRawJson<'a> for AcpiDeviceOstEvent<'a> {
 
 impl<'a> EventData<'a> for AcpiDeviceOstEvent<'a> {
     const NAME: &'static str = "ACPI_DEVICE_OST";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }

@@ -67,6 +67,7 @@ impl<'a> SerializeMembers for AudiodevPerDirectionOptions<'a> {
 rt::serialize_as_map!(AudiodevPerDirectionOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevPerDirectionOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -133,6 +134,7 @@ impl<'a> SerializeMembers for AudiodevGenericOptions<'a> {
 rt::serialize_as_map!(AudiodevGenericOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevGenericOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -189,6 +191,7 @@ impl<'a> SerializeMembers for AudiodevDBusOptions<'a> {
 rt::serialize_as_map!(AudiodevDBusOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevDBusOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -290,6 +293,7 @@ impl<'a> SerializeMembers for AudiodevAlsaPerDirectionOptions<'a> {
 rt::serialize_as_map!(AudiodevAlsaPerDirectionOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevAlsaPerDirectionOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -370,6 +374,7 @@ impl<'a> SerializeMembers for AudiodevAlsaOptions<'a> {
 rt::serialize_as_map!(AudiodevAlsaOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevAlsaOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -432,6 +437,7 @@ impl<'a> SerializeMembers for AudiodevSndioOptions<'a> {
 rt::serialize_as_map!(AudiodevSndioOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevSndioOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -525,6 +531,7 @@ impl<'a> SerializeMembers for AudiodevCoreaudioPerDirectionOptions<'a> {
 rt::serialize_as_map!(AudiodevCoreaudioPerDirectionOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevCoreaudioPerDirectionOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -594,6 +601,7 @@ impl<'a> SerializeMembers for AudiodevCoreaudioOptions<'a> {
 rt::serialize_as_map!(AudiodevCoreaudioOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevCoreaudioOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -649,6 +657,7 @@ impl<'a> SerializeMembers for AudiodevDsoundOptions<'a> {
 rt::serialize_as_map!(AudiodevDsoundOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevDsoundOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -766,6 +775,7 @@ impl<'a> SerializeMembers for AudiodevJackPerDirectionOptions<'a> {
 rt::serialize_as_map!(AudiodevJackPerDirectionOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevJackPerDirectionOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -847,6 +857,7 @@ impl<'a> SerializeMembers for AudiodevJackOptions<'a> {
 rt::serialize_as_map!(AudiodevJackOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevJackOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -945,6 +956,7 @@ impl<'a> SerializeMembers for AudiodevOssPerDirectionOptions<'a> {
 rt::serialize_as_map!(AudiodevOssPerDirectionOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevOssPerDirectionOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1040,6 +1052,7 @@ impl<'a> SerializeMembers for AudiodevOssOptions<'a> {
 rt::serialize_as_map!(AudiodevOssOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevOssOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1150,6 +1163,7 @@ impl<'a> SerializeMembers for AudiodevPaPerDirectionOptions<'a> {
 rt::serialize_as_map!(AudiodevPaPerDirectionOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevPaPerDirectionOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1230,6 +1244,7 @@ impl<'a> SerializeMembers for AudiodevPaOptions<'a> {
 rt::serialize_as_map!(AudiodevPaOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevPaOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1334,6 +1349,7 @@ impl<'a> SerializeMembers for AudiodevPipewirePerDirectionOptions<'a> {
 rt::serialize_as_map!(AudiodevPipewirePerDirectionOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevPipewirePerDirectionOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1409,6 +1425,7 @@ impl<'a> SerializeMembers for AudiodevPipewireOptions<'a> {
 rt::serialize_as_map!(AudiodevPipewireOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevPipewireOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1496,6 +1513,7 @@ impl<'a> SerializeMembers for AudiodevSdlPerDirectionOptions<'a> {
 rt::serialize_as_map!(AudiodevSdlPerDirectionOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevSdlPerDirectionOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1565,6 +1583,7 @@ impl<'a> SerializeMembers for AudiodevSdlOptions<'a> {
 rt::serialize_as_map!(AudiodevSdlOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevSdlOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1619,6 +1638,7 @@ impl<'a> SerializeMembers for AudiodevWavOptions<'a> {
 rt::serialize_as_map!(AudiodevWavOptions<'a>);
 
 impl<'a> FromRawJson<'a> for AudiodevWavOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1673,6 +1693,7 @@ impl<'a> AudioFormat<'a> {
     pub const VALUES: &'static [&'static str] = &["u8", "s8", "u16", "s16", "u32", "s32", "f32"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             AudioFormat::U8 => "u8",
@@ -1687,6 +1708,7 @@ impl<'a> AudioFormat<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("u8") => AudioFormat::U8,
@@ -1702,6 +1724,7 @@ impl<'a> AudioFormat<'a> {
 }
 
 impl<'a> FromRawJson<'a> for AudioFormat<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1711,6 +1734,7 @@ impl<'a> FromRawJson<'a> for AudioFormat<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for AudioFormat<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             AudioFormat::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1807,6 +1831,7 @@ impl<'a> AudiodevDriver<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             AudiodevDriver::None => "none",
@@ -1827,6 +1852,7 @@ impl<'a> AudiodevDriver<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("none") => AudiodevDriver::None,
@@ -1848,6 +1874,7 @@ impl<'a> AudiodevDriver<'a> {
 }
 
 impl<'a> FromRawJson<'a> for AudiodevDriver<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1857,6 +1884,7 @@ impl<'a> FromRawJson<'a> for AudiodevDriver<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for AudiodevDriver<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             AudiodevDriver::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1981,6 +2009,7 @@ pub enum AudiodevBranch<'a> {
 
 impl<'a> AudiodevBranch<'a> {
     /// The `driver` value.
+    #[inline]
     pub fn tag(&self) -> AudiodevDriver<'a> {
         match self {
             AudiodevBranch::None(_) => AudiodevDriver::None,
@@ -2030,6 +2059,7 @@ impl<'a> SerializeMembers for Audiodev<'a> {
 rt::serialize_as_map!(Audiodev<'a>);
 
 impl<'a> FromRawJson<'a> for Audiodev<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2093,6 +2123,7 @@ impl Command for QueryAudiodevs {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }

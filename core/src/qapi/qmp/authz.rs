@@ -26,6 +26,7 @@ impl<'a> QAuthZListPolicy<'a> {
     pub const VALUES: &'static [&'static str] = &["deny", "allow"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             QAuthZListPolicy::Deny => "deny",
@@ -35,6 +36,7 @@ impl<'a> QAuthZListPolicy<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("deny") => QAuthZListPolicy::Deny,
@@ -45,6 +47,7 @@ impl<'a> QAuthZListPolicy<'a> {
 }
 
 impl<'a> FromRawJson<'a> for QAuthZListPolicy<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -54,6 +57,7 @@ impl<'a> FromRawJson<'a> for QAuthZListPolicy<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for QAuthZListPolicy<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             QAuthZListPolicy::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -92,6 +96,7 @@ impl<'a> QAuthZListFormat<'a> {
     pub const VALUES: &'static [&'static str] = &["exact", "glob"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             QAuthZListFormat::Exact => "exact",
@@ -101,6 +106,7 @@ impl<'a> QAuthZListFormat<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("exact") => QAuthZListFormat::Exact,
@@ -111,6 +117,7 @@ impl<'a> QAuthZListFormat<'a> {
 }
 
 impl<'a> FromRawJson<'a> for QAuthZListFormat<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -120,6 +127,7 @@ impl<'a> FromRawJson<'a> for QAuthZListFormat<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for QAuthZListFormat<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             QAuthZListFormat::Unknown(text) => core::fmt::Display::fmt(text, f),

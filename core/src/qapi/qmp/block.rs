@@ -46,6 +46,7 @@ impl<'a> BiosAtaTranslation<'a> {
     pub const VALUES: &'static [&'static str] = &["auto", "none", "lba", "large", "rechs"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             BiosAtaTranslation::Auto => "auto",
@@ -58,6 +59,7 @@ impl<'a> BiosAtaTranslation<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("auto") => BiosAtaTranslation::Auto,
@@ -71,6 +73,7 @@ impl<'a> BiosAtaTranslation<'a> {
 }
 
 impl<'a> FromRawJson<'a> for BiosAtaTranslation<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -80,6 +83,7 @@ impl<'a> FromRawJson<'a> for BiosAtaTranslation<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for BiosAtaTranslation<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             BiosAtaTranslation::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -124,6 +128,7 @@ impl<'a> FloppyDriveType<'a> {
     pub const VALUES: &'static [&'static str] = &["144", "288", "120", "none", "auto"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             FloppyDriveType::N144 => "144",
@@ -136,6 +141,7 @@ impl<'a> FloppyDriveType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("144") => FloppyDriveType::N144,
@@ -149,6 +155,7 @@ impl<'a> FloppyDriveType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for FloppyDriveType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -158,6 +165,7 @@ impl<'a> FromRawJson<'a> for FloppyDriveType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for FloppyDriveType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             FloppyDriveType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -201,6 +209,7 @@ impl<'a> SerializeMembers for PRManagerInfo<'a> {
 rt::serialize_as_map!(PRManagerInfo<'a>);
 
 impl<'a> FromRawJson<'a> for PRManagerInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -242,6 +251,7 @@ impl Command for QueryPrManagers {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -300,6 +310,7 @@ impl<'a> Command for Eject<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -381,6 +392,7 @@ impl<'a> Command for BlockdevOpenTray<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -444,6 +456,7 @@ impl<'a> Command for BlockdevCloseTray<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -510,6 +523,7 @@ impl<'a> Command for BlockdevRemoveMedium<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -567,6 +581,7 @@ impl<'a> Command for BlockdevInsertMedium<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -596,6 +611,7 @@ impl<'a> BlockdevChangeReadOnlyMode<'a> {
     pub const VALUES: &'static [&'static str] = &["retain", "read-only", "read-write"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             BlockdevChangeReadOnlyMode::Retain => "retain",
@@ -606,6 +622,7 @@ impl<'a> BlockdevChangeReadOnlyMode<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("retain") => BlockdevChangeReadOnlyMode::Retain,
@@ -617,6 +634,7 @@ impl<'a> BlockdevChangeReadOnlyMode<'a> {
 }
 
 impl<'a> FromRawJson<'a> for BlockdevChangeReadOnlyMode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -626,6 +644,7 @@ impl<'a> FromRawJson<'a> for BlockdevChangeReadOnlyMode<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for BlockdevChangeReadOnlyMode<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             BlockdevChangeReadOnlyMode::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -744,6 +763,7 @@ impl<'a> Command for BlockdevChangeMedium<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -791,6 +811,7 @@ impl<'a> SerializeMembers for DeviceTrayMovedEvent<'a> {
 rt::serialize_as_map!(DeviceTrayMovedEvent<'a>);
 
 impl<'a> FromRawJson<'a> for DeviceTrayMovedEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -816,6 +837,7 @@ impl<'a> FromRawJson<'a> for DeviceTrayMovedEvent<'a> {
 
 impl<'a> EventData<'a> for DeviceTrayMovedEvent<'a> {
     const NAME: &'static str = "DEVICE_TRAY_MOVED";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -856,6 +878,7 @@ impl<'a> SerializeMembers for PrManagerStatusChangedEvent<'a> {
 rt::serialize_as_map!(PrManagerStatusChangedEvent<'a>);
 
 impl<'a> FromRawJson<'a> for PrManagerStatusChangedEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -878,6 +901,7 @@ impl<'a> FromRawJson<'a> for PrManagerStatusChangedEvent<'a> {
 
 impl<'a> EventData<'a> for PrManagerStatusChangedEvent<'a> {
     const NAME: &'static str = "PR_MANAGER_STATUS_CHANGED";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -968,6 +992,7 @@ impl<'a> Command for BlockSetIoThrottle<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -1101,6 +1126,7 @@ impl<'a> Command for BlockLatencyHistogramSet<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }

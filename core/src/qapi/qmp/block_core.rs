@@ -53,6 +53,7 @@ impl<'a> SerializeMembers for SnapshotInfo<'a> {
 rt::serialize_as_map!(SnapshotInfo<'a>);
 
 impl<'a> FromRawJson<'a> for SnapshotInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -111,6 +112,7 @@ impl<'a> SerializeMembers for ImageInfoSpecificQCow2EncryptionBase<'a> {
 rt::serialize_as_map!(ImageInfoSpecificQCow2EncryptionBase<'a>);
 
 impl<'a> FromRawJson<'a> for ImageInfoSpecificQCow2EncryptionBase<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -162,6 +164,7 @@ pub enum ImageInfoSpecificQCow2EncryptionBranch<'a> {
 
 impl<'a> ImageInfoSpecificQCow2EncryptionBranch<'a> {
     /// The `format` value.
+    #[inline]
     pub fn tag(&self) -> BlockdevQcow2EncryptionFormat<'a> {
         match self {
             ImageInfoSpecificQCow2EncryptionBranch::Aes => BlockdevQcow2EncryptionFormat::Aes,
@@ -186,6 +189,7 @@ impl<'a> SerializeMembers for ImageInfoSpecificQCow2Encryption<'a> {
 rt::serialize_as_map!(ImageInfoSpecificQCow2Encryption<'a>);
 
 impl<'a> FromRawJson<'a> for ImageInfoSpecificQCow2Encryption<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -275,6 +279,7 @@ impl<'a> SerializeMembers for ImageInfoSpecificQCow2<'a> {
 rt::serialize_as_map!(ImageInfoSpecificQCow2<'a>);
 
 impl<'a> FromRawJson<'a> for ImageInfoSpecificQCow2<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -352,6 +357,7 @@ impl<'a> SerializeMembers for ImageInfoSpecificVmdk<'a> {
 rt::serialize_as_map!(ImageInfoSpecificVmdk<'a>);
 
 impl<'a> FromRawJson<'a> for ImageInfoSpecificVmdk<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -416,6 +422,7 @@ impl<'a> SerializeMembers for VmdkExtentInfo<'a> {
 rt::serialize_as_map!(VmdkExtentInfo<'a>);
 
 impl<'a> FromRawJson<'a> for VmdkExtentInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -467,6 +474,7 @@ impl<'a> SerializeMembers for ImageInfoSpecificRbd<'a> {
 rt::serialize_as_map!(ImageInfoSpecificRbd<'a>);
 
 impl<'a> FromRawJson<'a> for ImageInfoSpecificRbd<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -508,6 +516,7 @@ impl SerializeMembers for ImageInfoSpecificFile {
 rt::serialize_as_map!(ImageInfoSpecificFile);
 
 impl<'a> FromRawJson<'a> for ImageInfoSpecificFile {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -552,6 +561,7 @@ impl<'a> ImageInfoSpecificKind<'a> {
     pub const VALUES: &'static [&'static str] = &["qcow2", "vmdk", "luks", "rbd", "file"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             ImageInfoSpecificKind::Qcow2 => "qcow2",
@@ -564,6 +574,7 @@ impl<'a> ImageInfoSpecificKind<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("qcow2") => ImageInfoSpecificKind::Qcow2,
@@ -577,6 +588,7 @@ impl<'a> ImageInfoSpecificKind<'a> {
 }
 
 impl<'a> FromRawJson<'a> for ImageInfoSpecificKind<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -586,6 +598,7 @@ impl<'a> FromRawJson<'a> for ImageInfoSpecificKind<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for ImageInfoSpecificKind<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             ImageInfoSpecificKind::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -623,6 +636,7 @@ impl<'a> SerializeMembers for ImageInfoSpecificQCow2Wrapper<'a> {
 rt::serialize_as_map!(ImageInfoSpecificQCow2Wrapper<'a>);
 
 impl<'a> FromRawJson<'a> for ImageInfoSpecificQCow2Wrapper<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -660,6 +674,7 @@ impl<'a> SerializeMembers for ImageInfoSpecificVmdkWrapper<'a> {
 rt::serialize_as_map!(ImageInfoSpecificVmdkWrapper<'a>);
 
 impl<'a> FromRawJson<'a> for ImageInfoSpecificVmdkWrapper<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -697,6 +712,7 @@ impl<'a> SerializeMembers for ImageInfoSpecificLUKSWrapper<'a> {
 rt::serialize_as_map!(ImageInfoSpecificLUKSWrapper<'a>);
 
 impl<'a> FromRawJson<'a> for ImageInfoSpecificLUKSWrapper<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -734,6 +750,7 @@ impl<'a> SerializeMembers for ImageInfoSpecificRbdWrapper<'a> {
 rt::serialize_as_map!(ImageInfoSpecificRbdWrapper<'a>);
 
 impl<'a> FromRawJson<'a> for ImageInfoSpecificRbdWrapper<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -771,6 +788,7 @@ impl SerializeMembers for ImageInfoSpecificFileWrapper {
 rt::serialize_as_map!(ImageInfoSpecificFileWrapper);
 
 impl<'a> FromRawJson<'a> for ImageInfoSpecificFileWrapper {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -831,6 +849,7 @@ pub enum ImageInfoSpecificBranch<'a> {
 
 impl<'a> ImageInfoSpecificBranch<'a> {
     /// The `type` value.
+    #[inline]
     pub fn tag(&self) -> ImageInfoSpecificKind<'a> {
         match self {
             ImageInfoSpecificBranch::Qcow2(_) => ImageInfoSpecificKind::Qcow2,
@@ -862,6 +881,7 @@ impl<'a> SerializeMembers for ImageInfoSpecific<'a> {
 rt::serialize_as_map!(ImageInfoSpecific<'a>);
 
 impl<'a> FromRawJson<'a> for ImageInfoSpecific<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -971,6 +991,7 @@ impl<'a> SerializeMembers for BlockNodeInfo<'a> {
 rt::serialize_as_map!(BlockNodeInfo<'a>);
 
 impl<'a> FromRawJson<'a> for BlockNodeInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1117,6 +1138,7 @@ impl<'a> SerializeMembers for ImageInfo<'a> {
 rt::serialize_as_map!(ImageInfo<'a>);
 
 impl<'a> FromRawJson<'a> for ImageInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1209,6 +1231,7 @@ impl<'a> SerializeMembers for BlockChildInfo<'a> {
 rt::serialize_as_map!(BlockChildInfo<'a>);
 
 impl<'a> FromRawJson<'a> for BlockChildInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1313,6 +1336,7 @@ impl<'a> SerializeMembers for BlockGraphInfo<'a> {
 rt::serialize_as_map!(BlockGraphInfo<'a>);
 
 impl<'a> FromRawJson<'a> for BlockGraphInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1456,6 +1480,7 @@ impl<'a> SerializeMembers for ImageCheck<'a> {
 rt::serialize_as_map!(ImageCheck<'a>);
 
 impl<'a> FromRawJson<'a> for ImageCheck<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1577,6 +1602,7 @@ impl<'a> SerializeMembers for MapEntry<'a> {
 rt::serialize_as_map!(MapEntry<'a>);
 
 impl<'a> FromRawJson<'a> for MapEntry<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1646,6 +1672,7 @@ impl SerializeMembers for BlockdevCacheInfo {
 rt::serialize_as_map!(BlockdevCacheInfo);
 
 impl<'a> FromRawJson<'a> for BlockdevCacheInfo {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1844,6 +1871,7 @@ impl<'a> SerializeMembers for BlockDeviceInfo<'a> {
 rt::serialize_as_map!(BlockDeviceInfo<'a>);
 
 impl<'a> FromRawJson<'a> for BlockDeviceInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1997,6 +2025,7 @@ impl<'a> BlockDeviceIoStatus<'a> {
     pub const VALUES: &'static [&'static str] = &["ok", "failed", "nospace"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             BlockDeviceIoStatus::Ok => "ok",
@@ -2007,6 +2036,7 @@ impl<'a> BlockDeviceIoStatus<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("ok") => BlockDeviceIoStatus::Ok,
@@ -2018,6 +2048,7 @@ impl<'a> BlockDeviceIoStatus<'a> {
 }
 
 impl<'a> FromRawJson<'a> for BlockDeviceIoStatus<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -2027,6 +2058,7 @@ impl<'a> FromRawJson<'a> for BlockDeviceIoStatus<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for BlockDeviceIoStatus<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             BlockDeviceIoStatus::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -2095,6 +2127,7 @@ impl<'a> SerializeMembers for BlockDirtyInfo<'a> {
 rt::serialize_as_map!(BlockDirtyInfo<'a>);
 
 impl<'a> FromRawJson<'a> for BlockDirtyInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2156,6 +2189,7 @@ impl<'a> Qcow2BitmapInfoFlags<'a> {
     pub const VALUES: &'static [&'static str] = &["in-use", "auto"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             Qcow2BitmapInfoFlags::InUse => "in-use",
@@ -2165,6 +2199,7 @@ impl<'a> Qcow2BitmapInfoFlags<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("in-use") => Qcow2BitmapInfoFlags::InUse,
@@ -2175,6 +2210,7 @@ impl<'a> Qcow2BitmapInfoFlags<'a> {
 }
 
 impl<'a> FromRawJson<'a> for Qcow2BitmapInfoFlags<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -2184,6 +2220,7 @@ impl<'a> FromRawJson<'a> for Qcow2BitmapInfoFlags<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for Qcow2BitmapInfoFlags<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Qcow2BitmapInfoFlags::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -2229,6 +2266,7 @@ impl<'a> SerializeMembers for Qcow2BitmapInfo<'a> {
 rt::serialize_as_map!(Qcow2BitmapInfo<'a>);
 
 impl<'a> FromRawJson<'a> for Qcow2BitmapInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2291,6 +2329,7 @@ impl<'a> SerializeMembers for BlockLatencyHistogramInfo<'a> {
 rt::serialize_as_map!(BlockLatencyHistogramInfo<'a>);
 
 impl<'a> FromRawJson<'a> for BlockLatencyHistogramInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2371,6 +2410,7 @@ impl<'a> SerializeMembers for BlockInfo<'a> {
 rt::serialize_as_map!(BlockInfo<'a>);
 
 impl<'a> FromRawJson<'a> for BlockInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2457,6 +2497,7 @@ impl SerializeMembers for BlockMeasureInfo {
 rt::serialize_as_map!(BlockMeasureInfo);
 
 impl<'a> FromRawJson<'a> for BlockMeasureInfo {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2587,6 +2628,7 @@ impl Command for QueryBlock {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -2687,6 +2729,7 @@ impl SerializeMembers for BlockDeviceTimedStats {
 rt::serialize_as_map!(BlockDeviceTimedStats);
 
 impl<'a> FromRawJson<'a> for BlockDeviceTimedStats {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2961,6 +3004,7 @@ impl<'a> SerializeMembers for BlockDeviceStats<'a> {
 rt::serialize_as_map!(BlockDeviceStats<'a>);
 
 impl<'a> FromRawJson<'a> for BlockDeviceStats<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3172,6 +3216,7 @@ impl SerializeMembers for BlockStatsSpecificFile {
 rt::serialize_as_map!(BlockStatsSpecificFile);
 
 impl<'a> FromRawJson<'a> for BlockStatsSpecificFile {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3229,6 +3274,7 @@ impl SerializeMembers for BlockStatsSpecificNvme {
 rt::serialize_as_map!(BlockStatsSpecificNvme);
 
 impl<'a> FromRawJson<'a> for BlockStatsSpecificNvme {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3402,6 +3448,7 @@ pub enum BlockStatsSpecificBranch<'a> {
 
 impl<'a> BlockStatsSpecificBranch<'a> {
     /// The `driver` value.
+    #[inline]
     pub fn tag(&self) -> BlockdevDriver<'a> {
         match self {
             BlockStatsSpecificBranch::Blkdebug => BlockdevDriver::Blkdebug,
@@ -3471,6 +3518,7 @@ impl<'a> SerializeMembers for BlockStatsSpecific<'a> {
 rt::serialize_as_map!(BlockStatsSpecific<'a>);
 
 impl<'a> FromRawJson<'a> for BlockStatsSpecific<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3597,6 +3645,7 @@ impl<'a> SerializeMembers for BlockStats<'a> {
 rt::serialize_as_map!(BlockStats<'a>);
 
 impl<'a> FromRawJson<'a> for BlockStats<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3777,6 +3826,7 @@ impl Command for QueryBlockstats {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -3817,6 +3867,7 @@ impl<'a> BlockdevOnError<'a> {
     pub const VALUES: &'static [&'static str] = &["report", "ignore", "enospc", "stop", "auto"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             BlockdevOnError::Report => "report",
@@ -3829,6 +3880,7 @@ impl<'a> BlockdevOnError<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("report") => BlockdevOnError::Report,
@@ -3842,6 +3894,7 @@ impl<'a> BlockdevOnError<'a> {
 }
 
 impl<'a> FromRawJson<'a> for BlockdevOnError<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -3851,6 +3904,7 @@ impl<'a> FromRawJson<'a> for BlockdevOnError<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for BlockdevOnError<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             BlockdevOnError::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -3898,6 +3952,7 @@ impl<'a> MirrorSyncMode<'a> {
     pub const VALUES: &'static [&'static str] = &["top", "full", "none", "incremental", "bitmap"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             MirrorSyncMode::Top => "top",
@@ -3910,6 +3965,7 @@ impl<'a> MirrorSyncMode<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("top") => MirrorSyncMode::Top,
@@ -3923,6 +3979,7 @@ impl<'a> MirrorSyncMode<'a> {
 }
 
 impl<'a> FromRawJson<'a> for MirrorSyncMode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -3932,6 +3989,7 @@ impl<'a> FromRawJson<'a> for MirrorSyncMode<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for MirrorSyncMode<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             MirrorSyncMode::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -3977,6 +4035,7 @@ impl<'a> BitmapSyncMode<'a> {
     pub const VALUES: &'static [&'static str] = &["on-success", "never", "always"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             BitmapSyncMode::OnSuccess => "on-success",
@@ -3987,6 +4046,7 @@ impl<'a> BitmapSyncMode<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("on-success") => BitmapSyncMode::OnSuccess,
@@ -3998,6 +4058,7 @@ impl<'a> BitmapSyncMode<'a> {
 }
 
 impl<'a> FromRawJson<'a> for BitmapSyncMode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -4007,6 +4068,7 @@ impl<'a> FromRawJson<'a> for BitmapSyncMode<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for BitmapSyncMode<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             BitmapSyncMode::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -4048,6 +4110,7 @@ impl<'a> MirrorCopyMode<'a> {
     pub const VALUES: &'static [&'static str] = &["background", "write-blocking"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             MirrorCopyMode::Background => "background",
@@ -4057,6 +4120,7 @@ impl<'a> MirrorCopyMode<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("background") => MirrorCopyMode::Background,
@@ -4067,6 +4131,7 @@ impl<'a> MirrorCopyMode<'a> {
 }
 
 impl<'a> FromRawJson<'a> for MirrorCopyMode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -4076,6 +4141,7 @@ impl<'a> FromRawJson<'a> for MirrorCopyMode<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for MirrorCopyMode<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             MirrorCopyMode::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -4117,6 +4183,7 @@ impl SerializeMembers for BlockJobInfoMirror {
 rt::serialize_as_map!(BlockJobInfoMirror);
 
 impl<'a> FromRawJson<'a> for BlockJobInfoMirror {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4220,6 +4287,7 @@ pub enum BlockJobInfoBranch<'a> {
 
 impl<'a> BlockJobInfoBranch<'a> {
     /// The `type` value.
+    #[inline]
     pub fn tag(&self) -> JobType<'a> {
         match self {
             BlockJobInfoBranch::Commit => JobType::Commit,
@@ -4263,6 +4331,7 @@ impl<'a> SerializeMembers for BlockJobInfo<'a> {
 rt::serialize_as_map!(BlockJobInfo<'a>);
 
 impl<'a> FromRawJson<'a> for BlockJobInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4350,6 +4419,7 @@ impl Command for QueryBlockJobs {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -4406,6 +4476,7 @@ impl<'a> Command for BlockResize<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -4435,6 +4506,7 @@ impl<'a> NewImageMode<'a> {
     pub const VALUES: &'static [&'static str] = &["existing", "absolute-paths"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             NewImageMode::Existing => "existing",
@@ -4444,6 +4516,7 @@ impl<'a> NewImageMode<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("existing") => NewImageMode::Existing,
@@ -4454,6 +4527,7 @@ impl<'a> NewImageMode<'a> {
 }
 
 impl<'a> FromRawJson<'a> for NewImageMode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -4463,6 +4537,7 @@ impl<'a> FromRawJson<'a> for NewImageMode<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for NewImageMode<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             NewImageMode::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -4603,6 +4678,7 @@ impl SerializeMembers for BackupPerf {
 rt::serialize_as_map!(BackupPerf);
 
 impl<'a> FromRawJson<'a> for BackupPerf {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4749,6 +4825,7 @@ impl<'a> SerializeMembers for BackupCommon<'a> {
 rt::serialize_as_map!(BackupCommon<'a>);
 
 impl<'a> FromRawJson<'a> for BackupCommon<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -5087,6 +5164,7 @@ impl<'a> Command for BlockdevSnapshotSyncCommand<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -5136,6 +5214,7 @@ impl<'a> Command for BlockdevSnapshotCommand<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -5188,6 +5267,7 @@ impl<'a> Command for ChangeBackingFile<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -5349,6 +5429,7 @@ impl<'a> Command for BlockCommit<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -5391,6 +5472,7 @@ impl<'a> Command for DriveBackupCommand<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -5431,6 +5513,7 @@ impl<'a> Command for BlockdevBackupCommand<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -5521,6 +5604,7 @@ impl Command for QueryNamedBlockNodes {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -5547,6 +5631,7 @@ impl<'a> XDbgBlockGraphNodeType<'a> {
     pub const VALUES: &'static [&'static str] = &["block-backend", "block-job", "block-driver"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             XDbgBlockGraphNodeType::BlockBackend => "block-backend",
@@ -5557,6 +5642,7 @@ impl<'a> XDbgBlockGraphNodeType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("block-backend") => XDbgBlockGraphNodeType::BlockBackend,
@@ -5568,6 +5654,7 @@ impl<'a> XDbgBlockGraphNodeType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for XDbgBlockGraphNodeType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -5577,6 +5664,7 @@ impl<'a> FromRawJson<'a> for XDbgBlockGraphNodeType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for XDbgBlockGraphNodeType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             XDbgBlockGraphNodeType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -5625,6 +5713,7 @@ impl<'a> SerializeMembers for XDbgBlockGraphNode<'a> {
 rt::serialize_as_map!(XDbgBlockGraphNode<'a>);
 
 impl<'a> FromRawJson<'a> for XDbgBlockGraphNode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -5687,6 +5776,7 @@ impl<'a> BlockPermission<'a> {
         &["consistent-read", "write", "write-unchanged", "resize"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             BlockPermission::ConsistentRead => "consistent-read",
@@ -5698,6 +5788,7 @@ impl<'a> BlockPermission<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("consistent-read") => BlockPermission::ConsistentRead,
@@ -5710,6 +5801,7 @@ impl<'a> BlockPermission<'a> {
 }
 
 impl<'a> FromRawJson<'a> for BlockPermission<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -5719,6 +5811,7 @@ impl<'a> FromRawJson<'a> for BlockPermission<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for BlockPermission<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             BlockPermission::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -5771,6 +5864,7 @@ impl<'a> SerializeMembers for XDbgBlockGraphEdge<'a> {
 rt::serialize_as_map!(XDbgBlockGraphEdge<'a>);
 
 impl<'a> FromRawJson<'a> for XDbgBlockGraphEdge<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -5825,6 +5919,7 @@ impl<'a> SerializeMembers for XDbgBlockGraph<'a> {
 rt::serialize_as_map!(XDbgBlockGraph<'a>);
 
 impl<'a> FromRawJson<'a> for XDbgBlockGraph<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -5865,6 +5960,7 @@ impl Command for XDebugQueryBlockGraph {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -5907,6 +6003,7 @@ impl<'a> Command for DriveMirrorCommand<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -6185,6 +6282,7 @@ impl<'a> Command for BlockDirtyBitmapAddCommand<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -6221,6 +6319,7 @@ impl<'a> Command for BlockDirtyBitmapRemove<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -6257,6 +6356,7 @@ impl<'a> Command for BlockDirtyBitmapClear<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -6291,6 +6391,7 @@ impl<'a> Command for BlockDirtyBitmapEnable<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -6325,6 +6426,7 @@ impl<'a> Command for BlockDirtyBitmapDisable<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -6368,6 +6470,7 @@ impl<'a> Command for BlockDirtyBitmapMergeCommand<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -6395,6 +6498,7 @@ impl<'a> SerializeMembers for BlockDirtyBitmapSha256<'a> {
 rt::serialize_as_map!(BlockDirtyBitmapSha256<'a>);
 
 impl<'a> FromRawJson<'a> for BlockDirtyBitmapSha256<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -6438,6 +6542,7 @@ impl<'a> Command for XDebugBlockDirtyBitmapSha256<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -6570,6 +6675,7 @@ impl<'a> Command for BlockdevMirror<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -7147,6 +7253,7 @@ impl<'a> Command for BlockStream<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -7194,6 +7301,7 @@ impl<'a> Command for BlockJobSetSpeed<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -7261,6 +7369,7 @@ impl<'a> Command for BlockJobCancel<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -7308,6 +7417,7 @@ impl<'a> Command for BlockJobPause<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -7353,6 +7463,7 @@ impl<'a> Command for BlockJobResume<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -7405,6 +7516,7 @@ impl<'a> Command for BlockJobComplete<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -7448,6 +7560,7 @@ impl<'a> Command for BlockJobDismiss<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -7488,6 +7601,7 @@ impl<'a> Command for BlockJobFinalize<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -7565,6 +7679,7 @@ pub enum BlockJobChangeOptionsBranch<'a> {
 
 impl<'a> BlockJobChangeOptionsBranch<'a> {
     /// The `type` value.
+    #[inline]
     pub fn tag(&self) -> JobType<'a> {
         match self {
             BlockJobChangeOptionsBranch::Commit => JobType::Commit,
@@ -7614,6 +7729,7 @@ impl<'a> Command for BlockJobChange<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -7640,6 +7756,7 @@ impl<'a> BlockdevDiscardOptions<'a> {
     pub const VALUES: &'static [&'static str] = &["ignore", "unmap"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             BlockdevDiscardOptions::Ignore => "ignore",
@@ -7649,6 +7766,7 @@ impl<'a> BlockdevDiscardOptions<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("ignore") => BlockdevDiscardOptions::Ignore,
@@ -7659,6 +7777,7 @@ impl<'a> BlockdevDiscardOptions<'a> {
 }
 
 impl<'a> FromRawJson<'a> for BlockdevDiscardOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -7668,6 +7787,7 @@ impl<'a> FromRawJson<'a> for BlockdevDiscardOptions<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for BlockdevDiscardOptions<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             BlockdevDiscardOptions::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -7712,6 +7832,7 @@ impl<'a> BlockdevDetectZeroesOptions<'a> {
     pub const VALUES: &'static [&'static str] = &["off", "on", "unmap"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             BlockdevDetectZeroesOptions::Off => "off",
@@ -7722,6 +7843,7 @@ impl<'a> BlockdevDetectZeroesOptions<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("off") => BlockdevDetectZeroesOptions::Off,
@@ -7733,6 +7855,7 @@ impl<'a> BlockdevDetectZeroesOptions<'a> {
 }
 
 impl<'a> FromRawJson<'a> for BlockdevDetectZeroesOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -7742,6 +7865,7 @@ impl<'a> FromRawJson<'a> for BlockdevDetectZeroesOptions<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for BlockdevDetectZeroesOptions<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             BlockdevDetectZeroesOptions::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -7784,6 +7908,7 @@ impl<'a> BlockdevAioOptions<'a> {
     pub const VALUES: &'static [&'static str] = &["threads", "native", "io_uring"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             BlockdevAioOptions::Threads => "threads",
@@ -7794,6 +7919,7 @@ impl<'a> BlockdevAioOptions<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("threads") => BlockdevAioOptions::Threads,
@@ -7805,6 +7931,7 @@ impl<'a> BlockdevAioOptions<'a> {
 }
 
 impl<'a> FromRawJson<'a> for BlockdevAioOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -7814,6 +7941,7 @@ impl<'a> FromRawJson<'a> for BlockdevAioOptions<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for BlockdevAioOptions<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             BlockdevAioOptions::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -8037,6 +8165,7 @@ impl<'a> BlockdevDriver<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             BlockdevDriver::Blkdebug => "blkdebug",
@@ -8091,6 +8220,7 @@ impl<'a> BlockdevDriver<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("blkdebug") => BlockdevDriver::Blkdebug,
@@ -8146,6 +8276,7 @@ impl<'a> BlockdevDriver<'a> {
 }
 
 impl<'a> FromRawJson<'a> for BlockdevDriver<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -8155,6 +8286,7 @@ impl<'a> FromRawJson<'a> for BlockdevDriver<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for BlockdevDriver<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             BlockdevDriver::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -8464,6 +8596,7 @@ impl<'a> Qcow2OverlapCheckMode<'a> {
     pub const VALUES: &'static [&'static str] = &["none", "constant", "cached", "all"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             Qcow2OverlapCheckMode::None => "none",
@@ -8475,6 +8608,7 @@ impl<'a> Qcow2OverlapCheckMode<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("none") => Qcow2OverlapCheckMode::None,
@@ -8487,6 +8621,7 @@ impl<'a> Qcow2OverlapCheckMode<'a> {
 }
 
 impl<'a> FromRawJson<'a> for Qcow2OverlapCheckMode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -8496,6 +8631,7 @@ impl<'a> FromRawJson<'a> for Qcow2OverlapCheckMode<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for Qcow2OverlapCheckMode<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Qcow2OverlapCheckMode::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -8627,6 +8763,7 @@ impl<'a> BlockdevQcowEncryptionFormat<'a> {
     pub const VALUES: &'static [&'static str] = &["aes"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             BlockdevQcowEncryptionFormat::Aes => "aes",
@@ -8635,6 +8772,7 @@ impl<'a> BlockdevQcowEncryptionFormat<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("aes") => BlockdevQcowEncryptionFormat::Aes,
@@ -8644,6 +8782,7 @@ impl<'a> BlockdevQcowEncryptionFormat<'a> {
 }
 
 impl<'a> FromRawJson<'a> for BlockdevQcowEncryptionFormat<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -8653,6 +8792,7 @@ impl<'a> FromRawJson<'a> for BlockdevQcowEncryptionFormat<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for BlockdevQcowEncryptionFormat<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             BlockdevQcowEncryptionFormat::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -8702,6 +8842,7 @@ pub enum BlockdevQcowEncryptionBranch<'a> {
 
 impl<'a> BlockdevQcowEncryptionBranch<'a> {
     /// The `format` value.
+    #[inline]
     pub fn tag(&self) -> BlockdevQcowEncryptionFormat<'a> {
         match self {
             BlockdevQcowEncryptionBranch::Aes(_) => BlockdevQcowEncryptionFormat::Aes,
@@ -8777,6 +8918,7 @@ impl<'a> BlockdevQcow2EncryptionFormat<'a> {
     pub const VALUES: &'static [&'static str] = &["aes", "luks"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             BlockdevQcow2EncryptionFormat::Aes => "aes",
@@ -8786,6 +8928,7 @@ impl<'a> BlockdevQcow2EncryptionFormat<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("aes") => BlockdevQcow2EncryptionFormat::Aes,
@@ -8796,6 +8939,7 @@ impl<'a> BlockdevQcow2EncryptionFormat<'a> {
 }
 
 impl<'a> FromRawJson<'a> for BlockdevQcow2EncryptionFormat<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -8805,6 +8949,7 @@ impl<'a> FromRawJson<'a> for BlockdevQcow2EncryptionFormat<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for BlockdevQcow2EncryptionFormat<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             BlockdevQcow2EncryptionFormat::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -8856,6 +9001,7 @@ pub enum BlockdevQcow2EncryptionBranch<'a> {
 
 impl<'a> BlockdevQcow2EncryptionBranch<'a> {
     /// The `format` value.
+    #[inline]
     pub fn tag(&self) -> BlockdevQcow2EncryptionFormat<'a> {
         match self {
             BlockdevQcow2EncryptionBranch::Aes(_) => BlockdevQcow2EncryptionFormat::Aes,
@@ -9059,6 +9205,7 @@ impl<'a> SshHostKeyCheckMode<'a> {
     pub const VALUES: &'static [&'static str] = &["none", "hash", "known_hosts"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             SshHostKeyCheckMode::None => "none",
@@ -9069,6 +9216,7 @@ impl<'a> SshHostKeyCheckMode<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("none") => SshHostKeyCheckMode::None,
@@ -9080,6 +9228,7 @@ impl<'a> SshHostKeyCheckMode<'a> {
 }
 
 impl<'a> FromRawJson<'a> for SshHostKeyCheckMode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -9089,6 +9238,7 @@ impl<'a> FromRawJson<'a> for SshHostKeyCheckMode<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for SshHostKeyCheckMode<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             SshHostKeyCheckMode::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -9127,6 +9277,7 @@ impl<'a> SshHostKeyCheckHashType<'a> {
     pub const VALUES: &'static [&'static str] = &["md5", "sha1", "sha256"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             SshHostKeyCheckHashType::Md5 => "md5",
@@ -9137,6 +9288,7 @@ impl<'a> SshHostKeyCheckHashType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("md5") => SshHostKeyCheckHashType::Md5,
@@ -9148,6 +9300,7 @@ impl<'a> SshHostKeyCheckHashType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for SshHostKeyCheckHashType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -9157,6 +9310,7 @@ impl<'a> FromRawJson<'a> for SshHostKeyCheckHashType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for SshHostKeyCheckHashType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             SshHostKeyCheckHashType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -9232,6 +9386,7 @@ pub enum SshHostKeyCheckBranch<'a> {
 
 impl<'a> SshHostKeyCheckBranch<'a> {
     /// The `mode` value.
+    #[inline]
     pub fn tag(&self) -> SshHostKeyCheckMode<'a> {
         match self {
             SshHostKeyCheckBranch::None => SshHostKeyCheckMode::None,
@@ -9451,6 +9606,7 @@ impl<'a> BlkdebugEvent<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             BlkdebugEvent::L1Update => "l1_update",
@@ -9506,6 +9662,7 @@ impl<'a> BlkdebugEvent<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("l1_update") => BlkdebugEvent::L1Update,
@@ -9562,6 +9719,7 @@ impl<'a> BlkdebugEvent<'a> {
 }
 
 impl<'a> FromRawJson<'a> for BlkdebugEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -9571,6 +9729,7 @@ impl<'a> FromRawJson<'a> for BlkdebugEvent<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for BlkdebugEvent<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             BlkdebugEvent::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -9624,6 +9783,7 @@ impl<'a> BlkdebugIOType<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             BlkdebugIOType::Read => "read",
@@ -9637,6 +9797,7 @@ impl<'a> BlkdebugIOType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("read") => BlkdebugIOType::Read,
@@ -9651,6 +9812,7 @@ impl<'a> BlkdebugIOType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for BlkdebugIOType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -9660,6 +9822,7 @@ impl<'a> FromRawJson<'a> for BlkdebugIOType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for BlkdebugIOType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             BlkdebugIOType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -9968,6 +10131,7 @@ impl<'a> QuorumReadPattern<'a> {
     pub const VALUES: &'static [&'static str] = &["quorum", "fifo"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             QuorumReadPattern::Quorum => "quorum",
@@ -9977,6 +10141,7 @@ impl<'a> QuorumReadPattern<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("quorum") => QuorumReadPattern::Quorum,
@@ -9987,6 +10152,7 @@ impl<'a> QuorumReadPattern<'a> {
 }
 
 impl<'a> FromRawJson<'a> for QuorumReadPattern<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -9996,6 +10162,7 @@ impl<'a> FromRawJson<'a> for QuorumReadPattern<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for QuorumReadPattern<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             QuorumReadPattern::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -10235,6 +10402,7 @@ impl<'a> IscsiTransport<'a> {
     pub const VALUES: &'static [&'static str] = &["tcp", "iser"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             IscsiTransport::Tcp => "tcp",
@@ -10244,6 +10412,7 @@ impl<'a> IscsiTransport<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("tcp") => IscsiTransport::Tcp,
@@ -10254,6 +10423,7 @@ impl<'a> IscsiTransport<'a> {
 }
 
 impl<'a> FromRawJson<'a> for IscsiTransport<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -10263,6 +10433,7 @@ impl<'a> FromRawJson<'a> for IscsiTransport<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for IscsiTransport<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             IscsiTransport::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -10305,6 +10476,7 @@ impl<'a> IscsiHeaderDigest<'a> {
     pub const VALUES: &'static [&'static str] = &["crc32c", "none", "crc32c-none", "none-crc32c"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             IscsiHeaderDigest::Crc32c => "crc32c",
@@ -10316,6 +10488,7 @@ impl<'a> IscsiHeaderDigest<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("crc32c") => IscsiHeaderDigest::Crc32c,
@@ -10328,6 +10501,7 @@ impl<'a> IscsiHeaderDigest<'a> {
 }
 
 impl<'a> FromRawJson<'a> for IscsiHeaderDigest<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -10337,6 +10511,7 @@ impl<'a> FromRawJson<'a> for IscsiHeaderDigest<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for IscsiHeaderDigest<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             IscsiHeaderDigest::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -10436,6 +10611,7 @@ impl<'a> RbdAuthMode<'a> {
     pub const VALUES: &'static [&'static str] = &["cephx", "none"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             RbdAuthMode::Cephx => "cephx",
@@ -10445,6 +10621,7 @@ impl<'a> RbdAuthMode<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("cephx") => RbdAuthMode::Cephx,
@@ -10455,6 +10632,7 @@ impl<'a> RbdAuthMode<'a> {
 }
 
 impl<'a> FromRawJson<'a> for RbdAuthMode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -10464,6 +10642,7 @@ impl<'a> FromRawJson<'a> for RbdAuthMode<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for RbdAuthMode<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             RbdAuthMode::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -10502,6 +10681,7 @@ impl<'a> RbdImageEncryptionFormat<'a> {
     pub const VALUES: &'static [&'static str] = &["luks", "luks2", "luks-any"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             RbdImageEncryptionFormat::Luks => "luks",
@@ -10512,6 +10692,7 @@ impl<'a> RbdImageEncryptionFormat<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("luks") => RbdImageEncryptionFormat::Luks,
@@ -10523,6 +10704,7 @@ impl<'a> RbdImageEncryptionFormat<'a> {
 }
 
 impl<'a> FromRawJson<'a> for RbdImageEncryptionFormat<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -10532,6 +10714,7 @@ impl<'a> FromRawJson<'a> for RbdImageEncryptionFormat<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for RbdImageEncryptionFormat<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             RbdImageEncryptionFormat::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -10570,6 +10753,7 @@ impl<'a> SerializeMembers for RbdEncryptionOptionsLUKSBase<'a> {
 rt::serialize_as_map!(RbdEncryptionOptionsLUKSBase<'a>);
 
 impl<'a> FromRawJson<'a> for RbdEncryptionOptionsLUKSBase<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -10613,6 +10797,7 @@ impl<'a> SerializeMembers for RbdEncryptionCreateOptionsLUKSBase<'a> {
 rt::serialize_as_map!(RbdEncryptionCreateOptionsLUKSBase<'a>);
 
 impl<'a> FromRawJson<'a> for RbdEncryptionCreateOptionsLUKSBase<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -10784,6 +10969,7 @@ pub enum RbdEncryptionOptionsBranch<'a> {
 
 impl<'a> RbdEncryptionOptionsBranch<'a> {
     /// The `format` value.
+    #[inline]
     pub fn tag(&self) -> RbdImageEncryptionFormat<'a> {
         match self {
             RbdEncryptionOptionsBranch::Luks(_) => RbdImageEncryptionFormat::Luks,
@@ -10849,6 +11035,7 @@ pub enum RbdEncryptionCreateOptionsBranch<'a> {
 
 impl<'a> RbdEncryptionCreateOptionsBranch<'a> {
     /// The `format` value.
+    #[inline]
     pub fn tag(&self) -> RbdImageEncryptionFormat<'a> {
         match self {
             RbdEncryptionCreateOptionsBranch::Luks(_) => RbdImageEncryptionFormat::Luks,
@@ -10967,6 +11154,7 @@ impl<'a> ReplicationMode<'a> {
     pub const VALUES: &'static [&'static str] = &["primary", "secondary"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             ReplicationMode::Primary => "primary",
@@ -10976,6 +11164,7 @@ impl<'a> ReplicationMode<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("primary") => ReplicationMode::Primary,
@@ -10986,6 +11175,7 @@ impl<'a> ReplicationMode<'a> {
 }
 
 impl<'a> FromRawJson<'a> for ReplicationMode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -10995,6 +11185,7 @@ impl<'a> FromRawJson<'a> for ReplicationMode<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for ReplicationMode<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             ReplicationMode::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -11064,6 +11255,7 @@ impl<'a> NFSTransport<'a> {
     pub const VALUES: &'static [&'static str] = &["inet"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             NFSTransport::Inet => "inet",
@@ -11072,6 +11264,7 @@ impl<'a> NFSTransport<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("inet") => NFSTransport::Inet,
@@ -11081,6 +11274,7 @@ impl<'a> NFSTransport<'a> {
 }
 
 impl<'a> FromRawJson<'a> for NFSTransport<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -11090,6 +11284,7 @@ impl<'a> FromRawJson<'a> for NFSTransport<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for NFSTransport<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             NFSTransport::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -11247,6 +11442,7 @@ impl<'a> SerializeMembers for BlockdevOptionsCurlBase<'a> {
 rt::serialize_as_map!(BlockdevOptionsCurlBase<'a>);
 
 impl<'a> FromRawJson<'a> for BlockdevOptionsCurlBase<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -11730,6 +11926,7 @@ impl<'a> OnCbwError<'a> {
     pub const VALUES: &'static [&'static str] = &["break-guest-write", "break-snapshot"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             OnCbwError::BreakGuestWrite => "break-guest-write",
@@ -11739,6 +11936,7 @@ impl<'a> OnCbwError<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("break-guest-write") => OnCbwError::BreakGuestWrite,
@@ -11749,6 +11947,7 @@ impl<'a> OnCbwError<'a> {
 }
 
 impl<'a> FromRawJson<'a> for OnCbwError<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -11758,6 +11957,7 @@ impl<'a> FromRawJson<'a> for OnCbwError<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for OnCbwError<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             OnCbwError::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -12032,6 +12232,7 @@ pub enum BlockdevOptionsBranch<'a> {
 
 impl<'a> BlockdevOptionsBranch<'a> {
     /// The `driver` value.
+    #[inline]
     pub fn tag(&self) -> BlockdevDriver<'a> {
         match self {
             BlockdevOptionsBranch::Blkdebug(_) => BlockdevDriver::Blkdebug,
@@ -12279,6 +12480,7 @@ impl<'a> Command for BlockdevAdd<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -12349,6 +12551,7 @@ impl<'a> Command for BlockdevReopen<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -12406,6 +12609,7 @@ impl<'a> Command for BlockdevDel<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -12464,6 +12668,7 @@ impl<'a> Command for BlockdevSetActive<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -12731,6 +12936,7 @@ impl<'a> BlockdevQcow2Version<'a> {
     pub const VALUES: &'static [&'static str] = &["v2", "v3"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             BlockdevQcow2Version::V2 => "v2",
@@ -12740,6 +12946,7 @@ impl<'a> BlockdevQcow2Version<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("v2") => BlockdevQcow2Version::V2,
@@ -12750,6 +12957,7 @@ impl<'a> BlockdevQcow2Version<'a> {
 }
 
 impl<'a> FromRawJson<'a> for BlockdevQcow2Version<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -12759,6 +12967,7 @@ impl<'a> FromRawJson<'a> for BlockdevQcow2Version<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for BlockdevQcow2Version<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             BlockdevQcow2Version::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -12799,6 +13008,7 @@ impl<'a> Qcow2CompressionType<'a> {
     pub const VALUES: &'static [&'static str] = &["zlib", "zstd"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             Qcow2CompressionType::Zlib => "zlib",
@@ -12808,6 +13018,7 @@ impl<'a> Qcow2CompressionType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("zlib") => Qcow2CompressionType::Zlib,
@@ -12818,6 +13029,7 @@ impl<'a> Qcow2CompressionType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for Qcow2CompressionType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -12827,6 +13039,7 @@ impl<'a> FromRawJson<'a> for Qcow2CompressionType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for Qcow2CompressionType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Qcow2CompressionType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -13053,6 +13266,7 @@ impl<'a> BlockdevVmdkSubformat<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             BlockdevVmdkSubformat::MonolithicSparse => "monolithicSparse",
@@ -13065,6 +13279,7 @@ impl<'a> BlockdevVmdkSubformat<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("monolithicSparse") => BlockdevVmdkSubformat::MonolithicSparse,
@@ -13078,6 +13293,7 @@ impl<'a> BlockdevVmdkSubformat<'a> {
 }
 
 impl<'a> FromRawJson<'a> for BlockdevVmdkSubformat<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -13087,6 +13303,7 @@ impl<'a> FromRawJson<'a> for BlockdevVmdkSubformat<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for BlockdevVmdkSubformat<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             BlockdevVmdkSubformat::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -13129,6 +13346,7 @@ impl<'a> BlockdevVmdkAdapterType<'a> {
     pub const VALUES: &'static [&'static str] = &["ide", "buslogic", "lsilogic", "legacyESX"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             BlockdevVmdkAdapterType::Ide => "ide",
@@ -13140,6 +13358,7 @@ impl<'a> BlockdevVmdkAdapterType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("ide") => BlockdevVmdkAdapterType::Ide,
@@ -13152,6 +13371,7 @@ impl<'a> BlockdevVmdkAdapterType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for BlockdevVmdkAdapterType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -13161,6 +13381,7 @@ impl<'a> FromRawJson<'a> for BlockdevVmdkAdapterType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for BlockdevVmdkAdapterType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             BlockdevVmdkAdapterType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -13323,6 +13544,7 @@ impl<'a> BlockdevVhdxSubformat<'a> {
     pub const VALUES: &'static [&'static str] = &["dynamic", "fixed"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             BlockdevVhdxSubformat::Dynamic => "dynamic",
@@ -13332,6 +13554,7 @@ impl<'a> BlockdevVhdxSubformat<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("dynamic") => BlockdevVhdxSubformat::Dynamic,
@@ -13342,6 +13565,7 @@ impl<'a> BlockdevVhdxSubformat<'a> {
 }
 
 impl<'a> FromRawJson<'a> for BlockdevVhdxSubformat<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -13351,6 +13575,7 @@ impl<'a> FromRawJson<'a> for BlockdevVhdxSubformat<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for BlockdevVhdxSubformat<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             BlockdevVhdxSubformat::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -13436,6 +13661,7 @@ impl<'a> BlockdevVpcSubformat<'a> {
     pub const VALUES: &'static [&'static str] = &["dynamic", "fixed"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             BlockdevVpcSubformat::Dynamic => "dynamic",
@@ -13445,6 +13671,7 @@ impl<'a> BlockdevVpcSubformat<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("dynamic") => BlockdevVpcSubformat::Dynamic,
@@ -13455,6 +13682,7 @@ impl<'a> BlockdevVpcSubformat<'a> {
 }
 
 impl<'a> FromRawJson<'a> for BlockdevVpcSubformat<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -13464,6 +13692,7 @@ impl<'a> FromRawJson<'a> for BlockdevVpcSubformat<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for BlockdevVpcSubformat<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             BlockdevVpcSubformat::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -13659,6 +13888,7 @@ pub enum BlockdevCreateOptionsBranch<'a> {
 
 impl<'a> BlockdevCreateOptionsBranch<'a> {
     /// The `driver` value.
+    #[inline]
     pub fn tag(&self) -> BlockdevDriver<'a> {
         match self {
             BlockdevCreateOptionsBranch::Blkdebug => BlockdevDriver::Blkdebug,
@@ -13772,6 +14002,7 @@ impl<'a> Command for BlockdevCreate<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -14003,6 +14234,7 @@ pub enum BlockdevAmendOptionsBranch<'a> {
 
 impl<'a> BlockdevAmendOptionsBranch<'a> {
     /// The `driver` value.
+    #[inline]
     pub fn tag(&self) -> BlockdevDriver<'a> {
         match self {
             BlockdevAmendOptionsBranch::Blkdebug => BlockdevDriver::Blkdebug,
@@ -14118,6 +14350,7 @@ impl<'a> Command for XBlockdevAmend<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -14146,6 +14379,7 @@ impl<'a> BlockErrorAction<'a> {
     pub const VALUES: &'static [&'static str] = &["ignore", "report", "stop"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             BlockErrorAction::Ignore => "ignore",
@@ -14156,6 +14390,7 @@ impl<'a> BlockErrorAction<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("ignore") => BlockErrorAction::Ignore,
@@ -14167,6 +14402,7 @@ impl<'a> BlockErrorAction<'a> {
 }
 
 impl<'a> FromRawJson<'a> for BlockErrorAction<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -14176,6 +14412,7 @@ impl<'a> FromRawJson<'a> for BlockErrorAction<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for BlockErrorAction<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             BlockErrorAction::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -14258,6 +14495,7 @@ impl<'a> SerializeMembers for BlockImageCorruptedEvent<'a> {
 rt::serialize_as_map!(BlockImageCorruptedEvent<'a>);
 
 impl<'a> FromRawJson<'a> for BlockImageCorruptedEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -14292,6 +14530,7 @@ impl<'a> FromRawJson<'a> for BlockImageCorruptedEvent<'a> {
 
 impl<'a> EventData<'a> for BlockImageCorruptedEvent<'a> {
     const NAME: &'static str = "BLOCK_IMAGE_CORRUPTED";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -14368,6 +14607,7 @@ impl<'a> SerializeMembers for BlockIoErrorEvent<'a> {
 rt::serialize_as_map!(BlockIoErrorEvent<'a>);
 
 impl<'a> FromRawJson<'a> for BlockIoErrorEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -14405,6 +14645,7 @@ impl<'a> FromRawJson<'a> for BlockIoErrorEvent<'a> {
 
 impl<'a> EventData<'a> for BlockIoErrorEvent<'a> {
     const NAME: &'static str = "BLOCK_IO_ERROR";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -14463,6 +14704,7 @@ impl<'a> SerializeMembers for BlockJobCompletedEvent<'a> {
 rt::serialize_as_map!(BlockJobCompletedEvent<'a>);
 
 impl<'a> FromRawJson<'a> for BlockJobCompletedEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -14497,6 +14739,7 @@ impl<'a> FromRawJson<'a> for BlockJobCompletedEvent<'a> {
 
 impl<'a> EventData<'a> for BlockJobCompletedEvent<'a> {
     const NAME: &'static str = "BLOCK_JOB_COMPLETED";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -14547,6 +14790,7 @@ impl<'a> SerializeMembers for BlockJobCancelledEvent<'a> {
 rt::serialize_as_map!(BlockJobCancelledEvent<'a>);
 
 impl<'a> FromRawJson<'a> for BlockJobCancelledEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -14578,6 +14822,7 @@ impl<'a> FromRawJson<'a> for BlockJobCancelledEvent<'a> {
 
 impl<'a> EventData<'a> for BlockJobCancelledEvent<'a> {
     const NAME: &'static str = "BLOCK_JOB_CANCELLED";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -14621,6 +14866,7 @@ impl<'a> SerializeMembers for BlockJobErrorEvent<'a> {
 rt::serialize_as_map!(BlockJobErrorEvent<'a>);
 
 impl<'a> FromRawJson<'a> for BlockJobErrorEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -14646,6 +14892,7 @@ impl<'a> FromRawJson<'a> for BlockJobErrorEvent<'a> {
 
 impl<'a> EventData<'a> for BlockJobErrorEvent<'a> {
     const NAME: &'static str = "BLOCK_JOB_ERROR";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -14698,6 +14945,7 @@ impl<'a> SerializeMembers for BlockJobReadyEvent<'a> {
 rt::serialize_as_map!(BlockJobReadyEvent<'a>);
 
 impl<'a> FromRawJson<'a> for BlockJobReadyEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -14729,6 +14977,7 @@ impl<'a> FromRawJson<'a> for BlockJobReadyEvent<'a> {
 
 impl<'a> EventData<'a> for BlockJobReadyEvent<'a> {
     const NAME: &'static str = "BLOCK_JOB_READY";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -14769,6 +15018,7 @@ impl<'a> SerializeMembers for BlockJobPendingEvent<'a> {
 rt::serialize_as_map!(BlockJobPendingEvent<'a>);
 
 impl<'a> FromRawJson<'a> for BlockJobPendingEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -14791,6 +15041,7 @@ impl<'a> FromRawJson<'a> for BlockJobPendingEvent<'a> {
 
 impl<'a> EventData<'a> for BlockJobPendingEvent<'a> {
     const NAME: &'static str = "BLOCK_JOB_PENDING";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -14825,6 +15076,7 @@ impl<'a> PreallocMode<'a> {
     pub const VALUES: &'static [&'static str] = &["off", "metadata", "falloc", "full"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             PreallocMode::Off => "off",
@@ -14836,6 +15088,7 @@ impl<'a> PreallocMode<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("off") => PreallocMode::Off,
@@ -14848,6 +15101,7 @@ impl<'a> PreallocMode<'a> {
 }
 
 impl<'a> FromRawJson<'a> for PreallocMode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -14857,6 +15111,7 @@ impl<'a> FromRawJson<'a> for PreallocMode<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for PreallocMode<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             PreallocMode::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -14907,6 +15162,7 @@ impl<'a> SerializeMembers for BlockWriteThresholdEvent<'a> {
 rt::serialize_as_map!(BlockWriteThresholdEvent<'a>);
 
 impl<'a> FromRawJson<'a> for BlockWriteThresholdEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -14936,6 +15192,7 @@ impl<'a> FromRawJson<'a> for BlockWriteThresholdEvent<'a> {
 
 impl<'a> EventData<'a> for BlockWriteThresholdEvent<'a> {
     const NAME: &'static str = "BLOCK_WRITE_THRESHOLD";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -14990,6 +15247,7 @@ impl<'a> Command for BlockSetWriteThreshold<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -15074,6 +15332,7 @@ impl<'a> Command for XBlockdevChange<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -15143,6 +15402,7 @@ impl<'a> Command for XBlockdevSetIothread<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -15171,6 +15431,7 @@ impl<'a> QuorumOpType<'a> {
     pub const VALUES: &'static [&'static str] = &["read", "write", "flush"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             QuorumOpType::Read => "read",
@@ -15181,6 +15442,7 @@ impl<'a> QuorumOpType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("read") => QuorumOpType::Read,
@@ -15192,6 +15454,7 @@ impl<'a> QuorumOpType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for QuorumOpType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -15201,6 +15464,7 @@ impl<'a> FromRawJson<'a> for QuorumOpType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for QuorumOpType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             QuorumOpType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -15255,6 +15519,7 @@ impl<'a> SerializeMembers for QuorumFailureEvent<'a> {
 rt::serialize_as_map!(QuorumFailureEvent<'a>);
 
 impl<'a> FromRawJson<'a> for QuorumFailureEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -15280,6 +15545,7 @@ impl<'a> FromRawJson<'a> for QuorumFailureEvent<'a> {
 
 impl<'a> EventData<'a> for QuorumFailureEvent<'a> {
     const NAME: &'static str = "QUORUM_FAILURE";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -15346,6 +15612,7 @@ impl<'a> SerializeMembers for QuorumReportBadEvent<'a> {
 rt::serialize_as_map!(QuorumReportBadEvent<'a>);
 
 impl<'a> FromRawJson<'a> for QuorumReportBadEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -15377,6 +15644,7 @@ impl<'a> FromRawJson<'a> for QuorumReportBadEvent<'a> {
 
 impl<'a> EventData<'a> for QuorumReportBadEvent<'a> {
     const NAME: &'static str = "QUORUM_REPORT_BAD";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -15439,6 +15707,7 @@ impl<'a> Command for BlockdevSnapshotInternalSync<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -15511,6 +15780,7 @@ impl<'a> Command for BlockdevSnapshotDeleteInternalSync<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -15538,6 +15808,7 @@ impl<'a> SerializeMembers for DummyBlockCoreForceArrays<'a> {
 rt::serialize_as_map!(DummyBlockCoreForceArrays<'a>);
 
 impl<'a> FromRawJson<'a> for DummyBlockCoreForceArrays<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);

@@ -49,6 +49,7 @@ impl<'a> SerializeMembers for NbdServerOptionsBase<'a> {
 rt::serialize_as_map!(NbdServerOptionsBase<'a>);
 
 impl<'a> FromRawJson<'a> for NbdServerOptionsBase<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -130,6 +131,7 @@ impl<'a> SerializeMembers for NbdServerOptions<'a> {
 rt::serialize_as_map!(NbdServerOptions<'a>);
 
 impl<'a> FromRawJson<'a> for NbdServerOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -238,6 +240,7 @@ impl<'a> Command for NbdServerStart<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -275,6 +278,7 @@ impl<'a> SerializeMembers for BlockExportOptionsNbdBase<'a> {
 rt::serialize_as_map!(BlockExportOptionsNbdBase<'a>);
 
 impl<'a> FromRawJson<'a> for BlockExportOptionsNbdBase<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -402,6 +406,7 @@ impl<'a> FuseExportAllowOther<'a> {
     pub const VALUES: &'static [&'static str] = &["off", "on", "auto"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             FuseExportAllowOther::Off => "off",
@@ -412,6 +417,7 @@ impl<'a> FuseExportAllowOther<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("off") => FuseExportAllowOther::Off,
@@ -423,6 +429,7 @@ impl<'a> FuseExportAllowOther<'a> {
 }
 
 impl<'a> FromRawJson<'a> for FuseExportAllowOther<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -432,6 +439,7 @@ impl<'a> FromRawJson<'a> for FuseExportAllowOther<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for FuseExportAllowOther<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             FuseExportAllowOther::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -610,6 +618,7 @@ impl<'a> Command for NbdServerAdd<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -639,6 +648,7 @@ impl<'a> BlockExportRemoveMode<'a> {
     pub const VALUES: &'static [&'static str] = &["safe", "hard"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             BlockExportRemoveMode::Safe => "safe",
@@ -648,6 +658,7 @@ impl<'a> BlockExportRemoveMode<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("safe") => BlockExportRemoveMode::Safe,
@@ -658,6 +669,7 @@ impl<'a> BlockExportRemoveMode<'a> {
 }
 
 impl<'a> FromRawJson<'a> for BlockExportRemoveMode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -667,6 +679,7 @@ impl<'a> FromRawJson<'a> for BlockExportRemoveMode<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for BlockExportRemoveMode<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             BlockExportRemoveMode::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -724,6 +737,7 @@ impl<'a> Command for NbdServerRemove<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -748,6 +762,7 @@ impl Command for NbdServerStop {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -784,6 +799,7 @@ impl<'a> BlockExportType<'a> {
     pub const VALUES: &'static [&'static str] = &["nbd", "vhost-user-blk", "fuse", "vduse-blk"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             BlockExportType::Nbd => "nbd",
@@ -795,6 +811,7 @@ impl<'a> BlockExportType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("nbd") => BlockExportType::Nbd,
@@ -807,6 +824,7 @@ impl<'a> BlockExportType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for BlockExportType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -816,6 +834,7 @@ impl<'a> FromRawJson<'a> for BlockExportType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for BlockExportType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             BlockExportType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -916,6 +935,7 @@ pub enum BlockExportOptionsBranch<'a> {
 
 impl<'a> BlockExportOptionsBranch<'a> {
     /// The `type` value.
+    #[inline]
     pub fn tag(&self) -> BlockExportType<'a> {
         match self {
             BlockExportOptionsBranch::Nbd(_) => BlockExportType::Nbd,
@@ -979,6 +999,7 @@ impl<'a> Command for BlockExportAdd<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -1024,6 +1045,7 @@ impl<'a> Command for BlockExportDel<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -1051,6 +1073,7 @@ impl<'a> SerializeMembers for BlockExportDeletedEvent<'a> {
 rt::serialize_as_map!(BlockExportDeletedEvent<'a>);
 
 impl<'a> FromRawJson<'a> for BlockExportDeletedEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1070,6 +1093,7 @@ impl<'a> FromRawJson<'a> for BlockExportDeletedEvent<'a> {
 
 impl<'a> EventData<'a> for BlockExportDeletedEvent<'a> {
     const NAME: &'static str = "BLOCK_EXPORT_DELETED";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -1107,6 +1131,7 @@ impl<'a> SerializeMembers for BlockExportInfo<'a> {
 rt::serialize_as_map!(BlockExportInfo<'a>);
 
 impl<'a> FromRawJson<'a> for BlockExportInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1151,6 +1176,7 @@ impl Command for QueryBlockExports {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }

@@ -38,6 +38,7 @@ impl<'a> QType<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             QType::None => "none",
@@ -52,6 +53,7 @@ impl<'a> QType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("none") => QType::None,
@@ -67,6 +69,7 @@ impl<'a> QType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for QType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -76,6 +79,7 @@ impl<'a> FromRawJson<'a> for QType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for QType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             QType::Unknown(text) => core::fmt::Display::fmt(text, f),

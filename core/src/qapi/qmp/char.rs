@@ -38,6 +38,7 @@ impl<'a> SerializeMembers for ChardevInfo<'a> {
 rt::serialize_as_map!(ChardevInfo<'a>);
 
 impl<'a> FromRawJson<'a> for ChardevInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -105,6 +106,7 @@ impl Command for QueryChardev {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -132,6 +134,7 @@ impl<'a> SerializeMembers for ChardevBackendInfo<'a> {
 rt::serialize_as_map!(ChardevBackendInfo<'a>);
 
 impl<'a> FromRawJson<'a> for ChardevBackendInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -190,6 +193,7 @@ impl Command for QueryChardevBackends {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -216,6 +220,7 @@ impl<'a> DataFormat<'a> {
     pub const VALUES: &'static [&'static str] = &["utf8", "base64"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             DataFormat::Utf8 => "utf8",
@@ -225,6 +230,7 @@ impl<'a> DataFormat<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("utf8") => DataFormat::Utf8,
@@ -235,6 +241,7 @@ impl<'a> DataFormat<'a> {
 }
 
 impl<'a> FromRawJson<'a> for DataFormat<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -244,6 +251,7 @@ impl<'a> FromRawJson<'a> for DataFormat<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for DataFormat<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             DataFormat::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -314,6 +322,7 @@ impl<'a> Command for RingbufWrite<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -376,6 +385,7 @@ impl<'a> Command for RingbufRead<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1090,6 +1100,7 @@ impl<'a> ChardevBackendKind<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             ChardevBackendKind::File => "file",
@@ -1120,6 +1131,7 @@ impl<'a> ChardevBackendKind<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("file") => ChardevBackendKind::File,
@@ -1151,6 +1163,7 @@ impl<'a> ChardevBackendKind<'a> {
 }
 
 impl<'a> FromRawJson<'a> for ChardevBackendKind<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1160,6 +1173,7 @@ impl<'a> FromRawJson<'a> for ChardevBackendKind<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for ChardevBackendKind<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             ChardevBackendKind::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1580,6 +1594,7 @@ pub enum ChardevBackendBranch<'a> {
 
 impl<'a> ChardevBackendBranch<'a> {
     /// The `type` value.
+    #[inline]
     pub fn tag(&self) -> ChardevBackendKind<'a> {
         match self {
             ChardevBackendBranch::File(_) => ChardevBackendKind::File,
@@ -1669,6 +1684,7 @@ impl<'a> SerializeMembers for ChardevReturn<'a> {
 rt::serialize_as_map!(ChardevReturn<'a>);
 
 impl<'a> FromRawJson<'a> for ChardevReturn<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1744,6 +1760,7 @@ impl<'a> Command for ChardevAdd<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1811,6 +1828,7 @@ impl<'a> Command for ChardevChange<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1852,6 +1870,7 @@ impl<'a> Command for ChardevRemove<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -1893,6 +1912,7 @@ impl<'a> Command for ChardevSendBreak<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -1932,6 +1952,7 @@ impl<'a> SerializeMembers for VserportChangeEvent<'a> {
 rt::serialize_as_map!(VserportChangeEvent<'a>);
 
 impl<'a> FromRawJson<'a> for VserportChangeEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1954,6 +1975,7 @@ impl<'a> FromRawJson<'a> for VserportChangeEvent<'a> {
 
 impl<'a> EventData<'a> for VserportChangeEvent<'a> {
     const NAME: &'static str = "VSERPORT_CHANGE";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }

@@ -26,6 +26,7 @@ impl<'a> IoOperationType<'a> {
     pub const VALUES: &'static [&'static str] = &["read", "write"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             IoOperationType::Read => "read",
@@ -35,6 +36,7 @@ impl<'a> IoOperationType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("read") => IoOperationType::Read,
@@ -45,6 +47,7 @@ impl<'a> IoOperationType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for IoOperationType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -54,6 +57,7 @@ impl<'a> FromRawJson<'a> for IoOperationType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for IoOperationType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             IoOperationType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -94,6 +98,7 @@ impl<'a> OnOffAuto<'a> {
     pub const VALUES: &'static [&'static str] = &["auto", "on", "off"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             OnOffAuto::Auto => "auto",
@@ -104,6 +109,7 @@ impl<'a> OnOffAuto<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("auto") => OnOffAuto::Auto,
@@ -115,6 +121,7 @@ impl<'a> OnOffAuto<'a> {
 }
 
 impl<'a> FromRawJson<'a> for OnOffAuto<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -124,6 +131,7 @@ impl<'a> FromRawJson<'a> for OnOffAuto<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for OnOffAuto<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             OnOffAuto::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -164,6 +172,7 @@ impl<'a> OnOffSplit<'a> {
     pub const VALUES: &'static [&'static str] = &["on", "off", "split"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             OnOffSplit::On => "on",
@@ -174,6 +183,7 @@ impl<'a> OnOffSplit<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("on") => OnOffSplit::On,
@@ -185,6 +195,7 @@ impl<'a> OnOffSplit<'a> {
 }
 
 impl<'a> FromRawJson<'a> for OnOffSplit<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -194,6 +205,7 @@ impl<'a> FromRawJson<'a> for OnOffSplit<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for OnOffSplit<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             OnOffSplit::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -271,6 +283,7 @@ impl<'a> OffAutoPCIBAR<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             OffAutoPCIBAR::Off => "off",
@@ -286,6 +299,7 @@ impl<'a> OffAutoPCIBAR<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("off") => OffAutoPCIBAR::Off,
@@ -302,6 +316,7 @@ impl<'a> OffAutoPCIBAR<'a> {
 }
 
 impl<'a> FromRawJson<'a> for OffAutoPCIBAR<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -311,6 +326,7 @@ impl<'a> FromRawJson<'a> for OffAutoPCIBAR<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for OffAutoPCIBAR<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             OffAutoPCIBAR::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -357,6 +373,7 @@ impl<'a> PCIELinkSpeed<'a> {
     pub const VALUES: &'static [&'static str] = &["2_5", "5", "8", "16", "32", "64"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             PCIELinkSpeed::N25 => "2_5",
@@ -370,6 +387,7 @@ impl<'a> PCIELinkSpeed<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("2_5") => PCIELinkSpeed::N25,
@@ -384,6 +402,7 @@ impl<'a> PCIELinkSpeed<'a> {
 }
 
 impl<'a> FromRawJson<'a> for PCIELinkSpeed<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -393,6 +412,7 @@ impl<'a> FromRawJson<'a> for PCIELinkSpeed<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for PCIELinkSpeed<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             PCIELinkSpeed::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -441,6 +461,7 @@ impl<'a> PCIELinkWidth<'a> {
     pub const VALUES: &'static [&'static str] = &["1", "2", "4", "8", "12", "16", "32"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             PCIELinkWidth::N1 => "1",
@@ -455,6 +476,7 @@ impl<'a> PCIELinkWidth<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("1") => PCIELinkWidth::N1,
@@ -470,6 +492,7 @@ impl<'a> PCIELinkWidth<'a> {
 }
 
 impl<'a> FromRawJson<'a> for PCIELinkWidth<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -479,6 +502,7 @@ impl<'a> FromRawJson<'a> for PCIELinkWidth<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for PCIELinkWidth<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             PCIELinkWidth::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -523,6 +547,7 @@ impl<'a> HostMemPolicy<'a> {
     pub const VALUES: &'static [&'static str] = &["default", "preferred", "bind", "interleave"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             HostMemPolicy::Default => "default",
@@ -534,6 +559,7 @@ impl<'a> HostMemPolicy<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("default") => HostMemPolicy::Default,
@@ -546,6 +572,7 @@ impl<'a> HostMemPolicy<'a> {
 }
 
 impl<'a> FromRawJson<'a> for HostMemPolicy<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -555,6 +582,7 @@ impl<'a> FromRawJson<'a> for HostMemPolicy<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for HostMemPolicy<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             HostMemPolicy::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -599,6 +627,7 @@ impl<'a> NetFilterDirection<'a> {
     pub const VALUES: &'static [&'static str] = &["all", "rx", "tx"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             NetFilterDirection::All => "all",
@@ -609,6 +638,7 @@ impl<'a> NetFilterDirection<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("all") => NetFilterDirection::All,
@@ -620,6 +650,7 @@ impl<'a> NetFilterDirection<'a> {
 }
 
 impl<'a> FromRawJson<'a> for NetFilterDirection<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -629,6 +660,7 @@ impl<'a> FromRawJson<'a> for NetFilterDirection<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for NetFilterDirection<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             NetFilterDirection::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -682,6 +714,7 @@ impl<'a> GrabToggleKeys<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             GrabToggleKeys::CtrlCtrl => "ctrl-ctrl",
@@ -695,6 +728,7 @@ impl<'a> GrabToggleKeys<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("ctrl-ctrl") => GrabToggleKeys::CtrlCtrl,
@@ -709,6 +743,7 @@ impl<'a> GrabToggleKeys<'a> {
 }
 
 impl<'a> FromRawJson<'a> for GrabToggleKeys<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -718,6 +753,7 @@ impl<'a> FromRawJson<'a> for GrabToggleKeys<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for GrabToggleKeys<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             GrabToggleKeys::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -755,6 +791,7 @@ impl<'a> SerializeMembers for HumanReadableText<'a> {
 rt::serialize_as_map!(HumanReadableText<'a>);
 
 impl<'a> FromRawJson<'a> for HumanReadableText<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -795,6 +832,7 @@ impl<'a> EndianMode<'a> {
     pub const VALUES: &'static [&'static str] = &["unspecified", "little", "big"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             EndianMode::Unspecified => "unspecified",
@@ -805,6 +843,7 @@ impl<'a> EndianMode<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("unspecified") => EndianMode::Unspecified,
@@ -816,6 +855,7 @@ impl<'a> EndianMode<'a> {
 }
 
 impl<'a> FromRawJson<'a> for EndianMode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -825,6 +865,7 @@ impl<'a> FromRawJson<'a> for EndianMode<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for EndianMode<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             EndianMode::Unknown(text) => core::fmt::Display::fmt(text, f),

@@ -28,6 +28,7 @@ impl<'a> CompatPolicyInput<'a> {
     pub const VALUES: &'static [&'static str] = &["accept", "reject", "crash"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             CompatPolicyInput::Accept => "accept",
@@ -38,6 +39,7 @@ impl<'a> CompatPolicyInput<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("accept") => CompatPolicyInput::Accept,
@@ -49,6 +51,7 @@ impl<'a> CompatPolicyInput<'a> {
 }
 
 impl<'a> FromRawJson<'a> for CompatPolicyInput<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -58,6 +61,7 @@ impl<'a> FromRawJson<'a> for CompatPolicyInput<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for CompatPolicyInput<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             CompatPolicyInput::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -96,6 +100,7 @@ impl<'a> CompatPolicyOutput<'a> {
     pub const VALUES: &'static [&'static str] = &["accept", "hide"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             CompatPolicyOutput::Accept => "accept",
@@ -105,6 +110,7 @@ impl<'a> CompatPolicyOutput<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("accept") => CompatPolicyOutput::Accept,
@@ -115,6 +121,7 @@ impl<'a> CompatPolicyOutput<'a> {
 }
 
 impl<'a> FromRawJson<'a> for CompatPolicyOutput<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -124,6 +131,7 @@ impl<'a> FromRawJson<'a> for CompatPolicyOutput<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for CompatPolicyOutput<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             CompatPolicyOutput::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -192,6 +200,7 @@ impl<'a> SerializeMembers for CompatPolicy<'a> {
 rt::serialize_as_map!(CompatPolicy<'a>);
 
 impl<'a> FromRawJson<'a> for CompatPolicy<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);

@@ -56,6 +56,7 @@ impl<'a> Command for QmpCapabilities<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -82,6 +83,7 @@ impl<'a> QMPCapability<'a> {
     pub const VALUES: &'static [&'static str] = &["oob"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             QMPCapability::Oob => "oob",
@@ -90,6 +92,7 @@ impl<'a> QMPCapability<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("oob") => QMPCapability::Oob,
@@ -99,6 +102,7 @@ impl<'a> QMPCapability<'a> {
 }
 
 impl<'a> FromRawJson<'a> for QMPCapability<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -108,6 +112,7 @@ impl<'a> FromRawJson<'a> for QMPCapability<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for QMPCapability<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             QMPCapability::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -153,6 +158,7 @@ impl SerializeMembers for VersionTriple {
 rt::serialize_as_map!(VersionTriple);
 
 impl<'a> FromRawJson<'a> for VersionTriple {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -208,6 +214,7 @@ impl<'a> SerializeMembers for VersionInfo<'a> {
 rt::serialize_as_map!(VersionInfo<'a>);
 
 impl<'a> FromRawJson<'a> for VersionInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -263,6 +270,7 @@ impl Command for QueryVersion {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -290,6 +298,7 @@ impl<'a> SerializeMembers for CommandInfo<'a> {
 rt::serialize_as_map!(CommandInfo<'a>);
 
 impl<'a> FromRawJson<'a> for CommandInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -345,6 +354,7 @@ impl Command for QueryCommands {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -377,6 +387,7 @@ impl Command for Quit {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -403,6 +414,7 @@ impl<'a> MonitorMode<'a> {
     pub const VALUES: &'static [&'static str] = &["readline", "control"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             MonitorMode::Readline => "readline",
@@ -412,6 +424,7 @@ impl<'a> MonitorMode<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("readline") => MonitorMode::Readline,
@@ -422,6 +435,7 @@ impl<'a> MonitorMode<'a> {
 }
 
 impl<'a> FromRawJson<'a> for MonitorMode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -431,6 +445,7 @@ impl<'a> FromRawJson<'a> for MonitorMode<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for MonitorMode<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             MonitorMode::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -486,6 +501,7 @@ impl<'a> SerializeMembers for MonitorOptions<'a> {
 rt::serialize_as_map!(MonitorOptions<'a>);
 
 impl<'a> FromRawJson<'a> for MonitorOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);

@@ -28,6 +28,7 @@ impl<'a> QCryptoTLSCredsEndpoint<'a> {
     pub const VALUES: &'static [&'static str] = &["client", "server"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             QCryptoTLSCredsEndpoint::Client => "client",
@@ -37,6 +38,7 @@ impl<'a> QCryptoTLSCredsEndpoint<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("client") => QCryptoTLSCredsEndpoint::Client,
@@ -47,6 +49,7 @@ impl<'a> QCryptoTLSCredsEndpoint<'a> {
 }
 
 impl<'a> FromRawJson<'a> for QCryptoTLSCredsEndpoint<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -56,6 +59,7 @@ impl<'a> FromRawJson<'a> for QCryptoTLSCredsEndpoint<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for QCryptoTLSCredsEndpoint<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             QCryptoTLSCredsEndpoint::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -95,6 +99,7 @@ impl<'a> QCryptoSecretFormat<'a> {
     pub const VALUES: &'static [&'static str] = &["raw", "base64"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             QCryptoSecretFormat::Raw => "raw",
@@ -104,6 +109,7 @@ impl<'a> QCryptoSecretFormat<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("raw") => QCryptoSecretFormat::Raw,
@@ -114,6 +120,7 @@ impl<'a> QCryptoSecretFormat<'a> {
 }
 
 impl<'a> FromRawJson<'a> for QCryptoSecretFormat<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -123,6 +130,7 @@ impl<'a> FromRawJson<'a> for QCryptoSecretFormat<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for QCryptoSecretFormat<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             QCryptoSecretFormat::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -182,6 +190,7 @@ impl<'a> QCryptoHashAlgo<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             QCryptoHashAlgo::Md5 => "md5",
@@ -197,6 +206,7 @@ impl<'a> QCryptoHashAlgo<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("md5") => QCryptoHashAlgo::Md5,
@@ -213,6 +223,7 @@ impl<'a> QCryptoHashAlgo<'a> {
 }
 
 impl<'a> FromRawJson<'a> for QCryptoHashAlgo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -222,6 +233,7 @@ impl<'a> FromRawJson<'a> for QCryptoHashAlgo<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for QCryptoHashAlgo<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             QCryptoHashAlgo::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -297,6 +309,7 @@ impl<'a> QCryptoCipherAlgo<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             QCryptoCipherAlgo::Aes128 => "aes-128",
@@ -317,6 +330,7 @@ impl<'a> QCryptoCipherAlgo<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("aes-128") => QCryptoCipherAlgo::Aes128,
@@ -338,6 +352,7 @@ impl<'a> QCryptoCipherAlgo<'a> {
 }
 
 impl<'a> FromRawJson<'a> for QCryptoCipherAlgo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -347,6 +362,7 @@ impl<'a> FromRawJson<'a> for QCryptoCipherAlgo<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for QCryptoCipherAlgo<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             QCryptoCipherAlgo::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -389,6 +405,7 @@ impl<'a> QCryptoCipherMode<'a> {
     pub const VALUES: &'static [&'static str] = &["ecb", "cbc", "xts", "ctr"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             QCryptoCipherMode::Ecb => "ecb",
@@ -400,6 +417,7 @@ impl<'a> QCryptoCipherMode<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("ecb") => QCryptoCipherMode::Ecb,
@@ -412,6 +430,7 @@ impl<'a> QCryptoCipherMode<'a> {
 }
 
 impl<'a> FromRawJson<'a> for QCryptoCipherMode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -421,6 +440,7 @@ impl<'a> FromRawJson<'a> for QCryptoCipherMode<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for QCryptoCipherMode<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             QCryptoCipherMode::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -465,6 +485,7 @@ impl<'a> QCryptoIVGenAlgo<'a> {
     pub const VALUES: &'static [&'static str] = &["plain", "plain64", "essiv"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             QCryptoIVGenAlgo::Plain => "plain",
@@ -475,6 +496,7 @@ impl<'a> QCryptoIVGenAlgo<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("plain") => QCryptoIVGenAlgo::Plain,
@@ -486,6 +508,7 @@ impl<'a> QCryptoIVGenAlgo<'a> {
 }
 
 impl<'a> FromRawJson<'a> for QCryptoIVGenAlgo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -495,6 +518,7 @@ impl<'a> FromRawJson<'a> for QCryptoIVGenAlgo<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for QCryptoIVGenAlgo<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             QCryptoIVGenAlgo::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -534,6 +558,7 @@ impl<'a> QCryptoBlockFormat<'a> {
     pub const VALUES: &'static [&'static str] = &["qcow", "luks"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             QCryptoBlockFormat::Qcow => "qcow",
@@ -543,6 +568,7 @@ impl<'a> QCryptoBlockFormat<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("qcow") => QCryptoBlockFormat::Qcow,
@@ -553,6 +579,7 @@ impl<'a> QCryptoBlockFormat<'a> {
 }
 
 impl<'a> FromRawJson<'a> for QCryptoBlockFormat<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -562,6 +589,7 @@ impl<'a> FromRawJson<'a> for QCryptoBlockFormat<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for QCryptoBlockFormat<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             QCryptoBlockFormat::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -601,6 +629,7 @@ impl<'a> SerializeMembers for QCryptoBlockOptionsBase<'a> {
 rt::serialize_as_map!(QCryptoBlockOptionsBase<'a>);
 
 impl<'a> FromRawJson<'a> for QCryptoBlockOptionsBase<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -644,6 +673,7 @@ impl<'a> SerializeMembers for QCryptoBlockOptionsQCow<'a> {
 rt::serialize_as_map!(QCryptoBlockOptionsQCow<'a>);
 
 impl<'a> FromRawJson<'a> for QCryptoBlockOptionsQCow<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -687,6 +717,7 @@ impl<'a> SerializeMembers for QCryptoBlockOptionsLUKS<'a> {
 rt::serialize_as_map!(QCryptoBlockOptionsLUKS<'a>);
 
 impl<'a> FromRawJson<'a> for QCryptoBlockOptionsLUKS<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -802,6 +833,7 @@ pub enum QCryptoBlockOpenOptionsBranch<'a> {
 
 impl<'a> QCryptoBlockOpenOptionsBranch<'a> {
     /// The `format` value.
+    #[inline]
     pub fn tag(&self) -> QCryptoBlockFormat<'a> {
         match self {
             QCryptoBlockOpenOptionsBranch::Qcow(_) => QCryptoBlockFormat::Qcow,
@@ -827,6 +859,7 @@ impl<'a> SerializeMembers for QCryptoBlockOpenOptions<'a> {
 rt::serialize_as_map!(QCryptoBlockOpenOptions<'a>);
 
 impl<'a> FromRawJson<'a> for QCryptoBlockOpenOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -885,6 +918,7 @@ pub enum QCryptoBlockCreateOptionsBranch<'a> {
 
 impl<'a> QCryptoBlockCreateOptionsBranch<'a> {
     /// The `format` value.
+    #[inline]
     pub fn tag(&self) -> QCryptoBlockFormat<'a> {
         match self {
             QCryptoBlockCreateOptionsBranch::Qcow(_) => QCryptoBlockFormat::Qcow,
@@ -932,6 +966,7 @@ impl<'a> SerializeMembers for QCryptoBlockInfoBase<'a> {
 rt::serialize_as_map!(QCryptoBlockInfoBase<'a>);
 
 impl<'a> FromRawJson<'a> for QCryptoBlockInfoBase<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -984,6 +1019,7 @@ impl SerializeMembers for QCryptoBlockInfoLUKSSlot {
 rt::serialize_as_map!(QCryptoBlockInfoLUKSSlot);
 
 impl<'a> FromRawJson<'a> for QCryptoBlockInfoLUKSSlot {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1061,6 +1097,7 @@ impl<'a> SerializeMembers for QCryptoBlockInfoLUKS<'a> {
 rt::serialize_as_map!(QCryptoBlockInfoLUKS<'a>);
 
 impl<'a> FromRawJson<'a> for QCryptoBlockInfoLUKS<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1149,6 +1186,7 @@ pub enum QCryptoBlockInfoBranch<'a> {
 
 impl<'a> QCryptoBlockInfoBranch<'a> {
     /// The `format` value.
+    #[inline]
     pub fn tag(&self) -> QCryptoBlockFormat<'a> {
         match self {
             QCryptoBlockInfoBranch::Qcow => QCryptoBlockFormat::Qcow,
@@ -1171,6 +1209,7 @@ impl<'a> SerializeMembers for QCryptoBlockInfo<'a> {
 rt::serialize_as_map!(QCryptoBlockInfo<'a>);
 
 impl<'a> FromRawJson<'a> for QCryptoBlockInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1212,6 +1251,7 @@ impl<'a> QCryptoBlockLUKSKeyslotState<'a> {
     pub const VALUES: &'static [&'static str] = &["active", "inactive"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             QCryptoBlockLUKSKeyslotState::Active => "active",
@@ -1221,6 +1261,7 @@ impl<'a> QCryptoBlockLUKSKeyslotState<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("active") => QCryptoBlockLUKSKeyslotState::Active,
@@ -1231,6 +1272,7 @@ impl<'a> QCryptoBlockLUKSKeyslotState<'a> {
 }
 
 impl<'a> FromRawJson<'a> for QCryptoBlockLUKSKeyslotState<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1240,6 +1282,7 @@ impl<'a> FromRawJson<'a> for QCryptoBlockLUKSKeyslotState<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for QCryptoBlockLUKSKeyslotState<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             QCryptoBlockLUKSKeyslotState::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1355,6 +1398,7 @@ pub enum QCryptoBlockAmendOptionsBranch<'a> {
 
 impl<'a> QCryptoBlockAmendOptionsBranch<'a> {
     /// The `format` value.
+    #[inline]
     pub fn tag(&self) -> QCryptoBlockFormat<'a> {
         match self {
             QCryptoBlockAmendOptionsBranch::Qcow => QCryptoBlockFormat::Qcow,
@@ -1418,6 +1462,7 @@ impl<'a> SerializeMembers for SecretCommonProperties<'a> {
 rt::serialize_as_map!(SecretCommonProperties<'a>);
 
 impl<'a> FromRawJson<'a> for SecretCommonProperties<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1749,6 +1794,7 @@ impl<'a> QCryptoAkCipherAlgo<'a> {
     pub const VALUES: &'static [&'static str] = &["rsa"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             QCryptoAkCipherAlgo::Rsa => "rsa",
@@ -1757,6 +1803,7 @@ impl<'a> QCryptoAkCipherAlgo<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("rsa") => QCryptoAkCipherAlgo::Rsa,
@@ -1766,6 +1813,7 @@ impl<'a> QCryptoAkCipherAlgo<'a> {
 }
 
 impl<'a> FromRawJson<'a> for QCryptoAkCipherAlgo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1775,6 +1823,7 @@ impl<'a> FromRawJson<'a> for QCryptoAkCipherAlgo<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for QCryptoAkCipherAlgo<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             QCryptoAkCipherAlgo::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1813,6 +1862,7 @@ impl<'a> QCryptoAkCipherKeyType<'a> {
     pub const VALUES: &'static [&'static str] = &["public", "private"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             QCryptoAkCipherKeyType::Public => "public",
@@ -1822,6 +1872,7 @@ impl<'a> QCryptoAkCipherKeyType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("public") => QCryptoAkCipherKeyType::Public,
@@ -1832,6 +1883,7 @@ impl<'a> QCryptoAkCipherKeyType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for QCryptoAkCipherKeyType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1841,6 +1893,7 @@ impl<'a> FromRawJson<'a> for QCryptoAkCipherKeyType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for QCryptoAkCipherKeyType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             QCryptoAkCipherKeyType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1879,6 +1932,7 @@ impl<'a> QCryptoRSAPaddingAlgo<'a> {
     pub const VALUES: &'static [&'static str] = &["raw", "pkcs1"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             QCryptoRSAPaddingAlgo::Raw => "raw",
@@ -1888,6 +1942,7 @@ impl<'a> QCryptoRSAPaddingAlgo<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("raw") => QCryptoRSAPaddingAlgo::Raw,
@@ -1898,6 +1953,7 @@ impl<'a> QCryptoRSAPaddingAlgo<'a> {
 }
 
 impl<'a> FromRawJson<'a> for QCryptoRSAPaddingAlgo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1907,6 +1963,7 @@ impl<'a> FromRawJson<'a> for QCryptoRSAPaddingAlgo<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for QCryptoRSAPaddingAlgo<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             QCryptoRSAPaddingAlgo::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1949,6 +2006,7 @@ impl<'a> SerializeMembers for QCryptoAkCipherOptionsRSA<'a> {
 rt::serialize_as_map!(QCryptoAkCipherOptionsRSA<'a>);
 
 impl<'a> FromRawJson<'a> for QCryptoAkCipherOptionsRSA<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2004,6 +2062,7 @@ pub enum QCryptoAkCipherOptionsBranch<'a> {
 
 impl<'a> QCryptoAkCipherOptionsBranch<'a> {
     /// The `alg` value.
+    #[inline]
     pub fn tag(&self) -> QCryptoAkCipherAlgo<'a> {
         match self {
             QCryptoAkCipherOptionsBranch::Rsa(_) => QCryptoAkCipherAlgo::Rsa,
@@ -2027,6 +2086,7 @@ impl<'a> SerializeMembers for QCryptoAkCipherOptions<'a> {
 rt::serialize_as_map!(QCryptoAkCipherOptions<'a>);
 
 impl<'a> FromRawJson<'a> for QCryptoAkCipherOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);

@@ -26,6 +26,7 @@ impl<'a> QCryptodevBackendAlgoType<'a> {
     pub const VALUES: &'static [&'static str] = &["sym", "asym"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             QCryptodevBackendAlgoType::Sym => "sym",
@@ -35,6 +36,7 @@ impl<'a> QCryptodevBackendAlgoType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("sym") => QCryptodevBackendAlgoType::Sym,
@@ -45,6 +47,7 @@ impl<'a> QCryptodevBackendAlgoType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for QCryptodevBackendAlgoType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -54,6 +57,7 @@ impl<'a> FromRawJson<'a> for QCryptodevBackendAlgoType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for QCryptodevBackendAlgoType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             QCryptodevBackendAlgoType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -98,6 +102,7 @@ impl<'a> QCryptodevBackendServiceType<'a> {
     pub const VALUES: &'static [&'static str] = &["cipher", "hash", "mac", "aead", "akcipher"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             QCryptodevBackendServiceType::Cipher => "cipher",
@@ -110,6 +115,7 @@ impl<'a> QCryptodevBackendServiceType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("cipher") => QCryptodevBackendServiceType::Cipher,
@@ -123,6 +129,7 @@ impl<'a> QCryptodevBackendServiceType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for QCryptodevBackendServiceType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -132,6 +139,7 @@ impl<'a> FromRawJson<'a> for QCryptodevBackendServiceType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for QCryptodevBackendServiceType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             QCryptodevBackendServiceType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -172,6 +180,7 @@ impl<'a> QCryptodevBackendType<'a> {
     pub const VALUES: &'static [&'static str] = &["builtin", "vhost-user", "lkcf"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             QCryptodevBackendType::Builtin => "builtin",
@@ -182,6 +191,7 @@ impl<'a> QCryptodevBackendType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("builtin") => QCryptodevBackendType::Builtin,
@@ -193,6 +203,7 @@ impl<'a> QCryptodevBackendType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for QCryptodevBackendType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -202,6 +213,7 @@ impl<'a> FromRawJson<'a> for QCryptodevBackendType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for QCryptodevBackendType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             QCryptodevBackendType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -244,6 +256,7 @@ impl<'a> SerializeMembers for QCryptodevBackendClient<'a> {
 rt::serialize_as_map!(QCryptodevBackendClient<'a>);
 
 impl<'a> FromRawJson<'a> for QCryptodevBackendClient<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -292,6 +305,7 @@ impl<'a> SerializeMembers for QCryptodevInfo<'a> {
 rt::serialize_as_map!(QCryptodevInfo<'a>);
 
 impl<'a> FromRawJson<'a> for QCryptodevInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -335,6 +349,7 @@ impl Command for QueryCryptodev {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }

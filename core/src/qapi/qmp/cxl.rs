@@ -31,6 +31,7 @@ impl<'a> CxlEventLog<'a> {
     pub const VALUES: &'static [&'static str] = &["informational", "warning", "failure", "fatal"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             CxlEventLog::Informational => "informational",
@@ -42,6 +43,7 @@ impl<'a> CxlEventLog<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("informational") => CxlEventLog::Informational,
@@ -54,6 +56,7 @@ impl<'a> CxlEventLog<'a> {
 }
 
 impl<'a> FromRawJson<'a> for CxlEventLog<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -63,6 +66,7 @@ impl<'a> FromRawJson<'a> for CxlEventLog<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for CxlEventLog<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             CxlEventLog::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -163,6 +167,7 @@ impl<'a> Command for CxlInjectGeneralMediaEvent<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -271,6 +276,7 @@ impl<'a> Command for CxlInjectDramEvent<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -357,6 +363,7 @@ impl<'a> Command for CxlInjectMemoryModuleEvent<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -403,6 +410,7 @@ impl<'a> Command for CxlInjectPoison<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -480,6 +488,7 @@ impl<'a> CxlUncorErrorType<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             CxlUncorErrorType::CacheDataParity => "cache-data-parity",
@@ -502,6 +511,7 @@ impl<'a> CxlUncorErrorType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("cache-data-parity") => CxlUncorErrorType::CacheDataParity,
@@ -525,6 +535,7 @@ impl<'a> CxlUncorErrorType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for CxlUncorErrorType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -534,6 +545,7 @@ impl<'a> FromRawJson<'a> for CxlUncorErrorType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for CxlUncorErrorType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             CxlUncorErrorType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -609,6 +621,7 @@ impl<'a> Command for CxlInjectUncorrectableErrors<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -655,6 +668,7 @@ impl<'a> CxlCorErrorType<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             CxlCorErrorType::CacheDataEcc => "cache-data-ecc",
@@ -669,6 +683,7 @@ impl<'a> CxlCorErrorType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("cache-data-ecc") => CxlCorErrorType::CacheDataEcc,
@@ -684,6 +699,7 @@ impl<'a> CxlCorErrorType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for CxlCorErrorType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -693,6 +709,7 @@ impl<'a> FromRawJson<'a> for CxlCorErrorType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for CxlCorErrorType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             CxlCorErrorType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -747,6 +764,7 @@ impl<'a> Command for CxlInjectCorrectableError<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -824,6 +842,7 @@ impl<'a> CxlExtentSelectionPolicy<'a> {
         &["free", "contiguous", "prescriptive", "enable-shared-access"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             CxlExtentSelectionPolicy::Free => "free",
@@ -835,6 +854,7 @@ impl<'a> CxlExtentSelectionPolicy<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("free") => CxlExtentSelectionPolicy::Free,
@@ -847,6 +867,7 @@ impl<'a> CxlExtentSelectionPolicy<'a> {
 }
 
 impl<'a> FromRawJson<'a> for CxlExtentSelectionPolicy<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -856,6 +877,7 @@ impl<'a> FromRawJson<'a> for CxlExtentSelectionPolicy<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for CxlExtentSelectionPolicy<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             CxlExtentSelectionPolicy::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -934,6 +956,7 @@ impl<'a> Command for CxlAddDynamicCapacity<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -964,6 +987,7 @@ impl<'a> CxlExtentRemovalPolicy<'a> {
     pub const VALUES: &'static [&'static str] = &["tag-based", "prescriptive"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             CxlExtentRemovalPolicy::TagBased => "tag-based",
@@ -973,6 +997,7 @@ impl<'a> CxlExtentRemovalPolicy<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("tag-based") => CxlExtentRemovalPolicy::TagBased,
@@ -983,6 +1008,7 @@ impl<'a> CxlExtentRemovalPolicy<'a> {
 }
 
 impl<'a> FromRawJson<'a> for CxlExtentRemovalPolicy<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -992,6 +1018,7 @@ impl<'a> FromRawJson<'a> for CxlExtentRemovalPolicy<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for CxlExtentRemovalPolicy<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             CxlExtentRemovalPolicy::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1089,6 +1116,7 @@ impl<'a> Command for CxlReleaseDynamicCapacity<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }

@@ -54,6 +54,7 @@ impl<'a> DumpGuestMemoryFormat<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             DumpGuestMemoryFormat::Elf => "elf",
@@ -69,6 +70,7 @@ impl<'a> DumpGuestMemoryFormat<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("elf") => DumpGuestMemoryFormat::Elf,
@@ -85,6 +87,7 @@ impl<'a> DumpGuestMemoryFormat<'a> {
 }
 
 impl<'a> FromRawJson<'a> for DumpGuestMemoryFormat<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -94,6 +97,7 @@ impl<'a> FromRawJson<'a> for DumpGuestMemoryFormat<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for DumpGuestMemoryFormat<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             DumpGuestMemoryFormat::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -201,6 +205,7 @@ impl<'a> Command for DumpGuestMemory<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -231,6 +236,7 @@ impl<'a> DumpStatus<'a> {
     pub const VALUES: &'static [&'static str] = &["none", "active", "completed", "failed"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             DumpStatus::None => "none",
@@ -242,6 +248,7 @@ impl<'a> DumpStatus<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("none") => DumpStatus::None,
@@ -254,6 +261,7 @@ impl<'a> DumpStatus<'a> {
 }
 
 impl<'a> FromRawJson<'a> for DumpStatus<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -263,6 +271,7 @@ impl<'a> FromRawJson<'a> for DumpStatus<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for DumpStatus<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             DumpStatus::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -308,6 +317,7 @@ impl<'a> SerializeMembers for DumpQueryResult<'a> {
 rt::serialize_as_map!(DumpQueryResult<'a>);
 
 impl<'a> FromRawJson<'a> for DumpQueryResult<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -358,6 +368,7 @@ impl Command for QueryDump {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -400,6 +411,7 @@ impl<'a> SerializeMembers for DumpCompletedEvent<'a> {
 rt::serialize_as_map!(DumpCompletedEvent<'a>);
 
 impl<'a> FromRawJson<'a> for DumpCompletedEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -422,6 +434,7 @@ impl<'a> FromRawJson<'a> for DumpCompletedEvent<'a> {
 
 impl<'a> EventData<'a> for DumpCompletedEvent<'a> {
     const NAME: &'static str = "DUMP_COMPLETED";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -447,6 +460,7 @@ impl<'a> SerializeMembers for DumpGuestMemoryCapability<'a> {
 rt::serialize_as_map!(DumpGuestMemoryCapability<'a>);
 
 impl<'a> FromRawJson<'a> for DumpGuestMemoryCapability<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -491,6 +505,7 @@ impl Command for QueryDumpGuestMemoryCapability {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }

@@ -29,6 +29,7 @@ impl<'a> SerializeMembers for EbpfObject<'a> {
 rt::serialize_as_map!(EbpfObject<'a>);
 
 impl<'a> FromRawJson<'a> for EbpfObject<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -70,6 +71,7 @@ impl<'a> EbpfProgramID<'a> {
     pub const VALUES: &'static [&'static str] = &["rss"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             EbpfProgramID::Rss => "rss",
@@ -78,6 +80,7 @@ impl<'a> EbpfProgramID<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("rss") => EbpfProgramID::Rss,
@@ -87,6 +90,7 @@ impl<'a> EbpfProgramID<'a> {
 }
 
 impl<'a> FromRawJson<'a> for EbpfProgramID<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -96,6 +100,7 @@ impl<'a> FromRawJson<'a> for EbpfProgramID<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for EbpfProgramID<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             EbpfProgramID::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -149,6 +154,7 @@ impl<'a> Command for RequestEbpf<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }

@@ -40,6 +40,7 @@ impl<'a> QapiErrorClass<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             QapiErrorClass::GenericError => "GenericError",
@@ -52,6 +53,7 @@ impl<'a> QapiErrorClass<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("GenericError") => QapiErrorClass::GenericError,
@@ -65,6 +67,7 @@ impl<'a> QapiErrorClass<'a> {
 }
 
 impl<'a> FromRawJson<'a> for QapiErrorClass<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -74,6 +77,7 @@ impl<'a> FromRawJson<'a> for QapiErrorClass<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for QapiErrorClass<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             QapiErrorClass::Unknown(text) => core::fmt::Display::fmt(text, f),

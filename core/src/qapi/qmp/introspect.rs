@@ -41,6 +41,7 @@ impl Command for QueryQmpSchema {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -86,6 +87,7 @@ impl<'a> SchemaMetaType<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             SchemaMetaType::Builtin => "builtin",
@@ -100,6 +102,7 @@ impl<'a> SchemaMetaType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("builtin") => SchemaMetaType::Builtin,
@@ -115,6 +118,7 @@ impl<'a> SchemaMetaType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for SchemaMetaType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -124,6 +128,7 @@ impl<'a> FromRawJson<'a> for SchemaMetaType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for SchemaMetaType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             SchemaMetaType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -196,6 +201,7 @@ pub enum SchemaInfoBranch<'a> {
 
 impl<'a> SchemaInfoBranch<'a> {
     /// The `meta-type` value.
+    #[inline]
     pub fn tag(&self) -> SchemaMetaType<'a> {
         match self {
             SchemaInfoBranch::Builtin(_) => SchemaMetaType::Builtin,
@@ -233,6 +239,7 @@ impl<'a> SerializeMembers for SchemaInfo<'a> {
 rt::serialize_as_map!(SchemaInfo<'a>);
 
 impl<'a> FromRawJson<'a> for SchemaInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -292,6 +299,7 @@ impl<'a> SerializeMembers for SchemaInfoBuiltin<'a> {
 rt::serialize_as_map!(SchemaInfoBuiltin<'a>);
 
 impl<'a> FromRawJson<'a> for SchemaInfoBuiltin<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -346,6 +354,7 @@ impl<'a> JSONType<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             JSONType::String => "string",
@@ -361,6 +370,7 @@ impl<'a> JSONType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("string") => JSONType::String,
@@ -377,6 +387,7 @@ impl<'a> JSONType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for JSONType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -386,6 +397,7 @@ impl<'a> FromRawJson<'a> for JSONType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for JSONType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             JSONType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -435,6 +447,7 @@ impl<'a> SerializeMembers for SchemaInfoEnum<'a> {
 rt::serialize_as_map!(SchemaInfoEnum<'a>);
 
 impl<'a> FromRawJson<'a> for SchemaInfoEnum<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -483,6 +496,7 @@ impl<'a> SerializeMembers for SchemaInfoEnumMember<'a> {
 rt::serialize_as_map!(SchemaInfoEnumMember<'a>);
 
 impl<'a> FromRawJson<'a> for SchemaInfoEnumMember<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -527,6 +541,7 @@ impl<'a> SerializeMembers for SchemaInfoArray<'a> {
 rt::serialize_as_map!(SchemaInfoArray<'a>);
 
 impl<'a> FromRawJson<'a> for SchemaInfoArray<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -583,6 +598,7 @@ impl<'a> SerializeMembers for SchemaInfoObject<'a> {
 rt::serialize_as_map!(SchemaInfoObject<'a>);
 
 impl<'a> FromRawJson<'a> for SchemaInfoObject<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -646,6 +662,7 @@ impl<'a> SerializeMembers for SchemaInfoObjectMember<'a> {
 rt::serialize_as_map!(SchemaInfoObjectMember<'a>);
 
 impl<'a> FromRawJson<'a> for SchemaInfoObjectMember<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -698,6 +715,7 @@ impl<'a> SerializeMembers for SchemaInfoObjectVariant<'a> {
 rt::serialize_as_map!(SchemaInfoObjectVariant<'a>);
 
 impl<'a> FromRawJson<'a> for SchemaInfoObjectVariant<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -744,6 +762,7 @@ impl<'a> SerializeMembers for SchemaInfoAlternate<'a> {
 rt::serialize_as_map!(SchemaInfoAlternate<'a>);
 
 impl<'a> FromRawJson<'a> for SchemaInfoAlternate<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -783,6 +802,7 @@ impl<'a> SerializeMembers for SchemaInfoAlternateMember<'a> {
 rt::serialize_as_map!(SchemaInfoAlternateMember<'a>);
 
 impl<'a> FromRawJson<'a> for SchemaInfoAlternateMember<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -834,6 +854,7 @@ impl<'a> SerializeMembers for SchemaInfoCommand<'a> {
 rt::serialize_as_map!(SchemaInfoCommand<'a>);
 
 impl<'a> FromRawJson<'a> for SchemaInfoCommand<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -880,6 +901,7 @@ impl<'a> SerializeMembers for SchemaInfoEvent<'a> {
 rt::serialize_as_map!(SchemaInfoEvent<'a>);
 
 impl<'a> FromRawJson<'a> for SchemaInfoEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);

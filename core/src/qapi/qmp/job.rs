@@ -54,6 +54,7 @@ impl<'a> JobType<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             JobType::Commit => "commit",
@@ -70,6 +71,7 @@ impl<'a> JobType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("commit") => JobType::Commit,
@@ -87,6 +89,7 @@ impl<'a> JobType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for JobType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -96,6 +99,7 @@ impl<'a> FromRawJson<'a> for JobType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for JobType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             JobType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -179,6 +183,7 @@ impl<'a> JobStatus<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             JobStatus::Undefined => "undefined",
@@ -197,6 +202,7 @@ impl<'a> JobStatus<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("undefined") => JobStatus::Undefined,
@@ -216,6 +222,7 @@ impl<'a> JobStatus<'a> {
 }
 
 impl<'a> FromRawJson<'a> for JobStatus<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -225,6 +232,7 @@ impl<'a> FromRawJson<'a> for JobStatus<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for JobStatus<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             JobStatus::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -284,6 +292,7 @@ impl<'a> JobVerb<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             JobVerb::Cancel => "cancel",
@@ -299,6 +308,7 @@ impl<'a> JobVerb<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("cancel") => JobVerb::Cancel,
@@ -315,6 +325,7 @@ impl<'a> JobVerb<'a> {
 }
 
 impl<'a> FromRawJson<'a> for JobVerb<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -324,6 +335,7 @@ impl<'a> FromRawJson<'a> for JobVerb<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for JobVerb<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             JobVerb::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -366,6 +378,7 @@ impl<'a> SerializeMembers for JobStatusChangeEvent<'a> {
 rt::serialize_as_map!(JobStatusChangeEvent<'a>);
 
 impl<'a> FromRawJson<'a> for JobStatusChangeEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -388,6 +401,7 @@ impl<'a> FromRawJson<'a> for JobStatusChangeEvent<'a> {
 
 impl<'a> EventData<'a> for JobStatusChangeEvent<'a> {
     const NAME: &'static str = "JOB_STATUS_CHANGE";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -432,6 +446,7 @@ impl<'a> Command for JobPause<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -470,6 +485,7 @@ impl<'a> Command for JobResume<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -513,6 +529,7 @@ impl<'a> Command for JobCancel<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -548,6 +565,7 @@ impl<'a> Command for JobComplete<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -590,6 +608,7 @@ impl<'a> Command for JobDismiss<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -633,6 +652,7 @@ impl<'a> Command for JobFinalize<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -688,6 +708,7 @@ impl<'a> SerializeMembers for JobInfo<'a> {
 rt::serialize_as_map!(JobInfo<'a>);
 
 impl<'a> FromRawJson<'a> for JobInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -744,6 +765,7 @@ impl Command for QueryJobs {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }

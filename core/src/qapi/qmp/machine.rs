@@ -118,6 +118,7 @@ impl<'a> SysEmuTarget<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             SysEmuTarget::Aarch64 => "aarch64",
@@ -154,6 +155,7 @@ impl<'a> SysEmuTarget<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("aarch64") => SysEmuTarget::Aarch64,
@@ -191,6 +193,7 @@ impl<'a> SysEmuTarget<'a> {
 }
 
 impl<'a> FromRawJson<'a> for SysEmuTarget<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -200,6 +203,7 @@ impl<'a> FromRawJson<'a> for SysEmuTarget<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for SysEmuTarget<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             SysEmuTarget::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -251,6 +255,7 @@ impl<'a> S390CpuState<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             S390CpuState::Uninitialized => "uninitialized",
@@ -263,6 +268,7 @@ impl<'a> S390CpuState<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("uninitialized") => S390CpuState::Uninitialized,
@@ -276,6 +282,7 @@ impl<'a> S390CpuState<'a> {
 }
 
 impl<'a> FromRawJson<'a> for S390CpuState<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -285,6 +292,7 @@ impl<'a> FromRawJson<'a> for S390CpuState<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for S390CpuState<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             S390CpuState::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -334,6 +342,7 @@ impl<'a> SerializeMembers for CpuInfoS390<'a> {
 rt::serialize_as_map!(CpuInfoS390<'a>);
 
 impl<'a> FromRawJson<'a> for CpuInfoS390<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -455,6 +464,7 @@ pub enum CpuInfoFastBranch<'a> {
 
 impl<'a> CpuInfoFastBranch<'a> {
     /// The `target` value.
+    #[inline]
     pub fn tag(&self) -> SysEmuTarget<'a> {
         match self {
             CpuInfoFastBranch::Aarch64 => SysEmuTarget::Aarch64,
@@ -510,6 +520,7 @@ impl<'a> SerializeMembers for CpuInfoFast<'a> {
 rt::serialize_as_map!(CpuInfoFast<'a>);
 
 impl<'a> FromRawJson<'a> for CpuInfoFast<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -623,6 +634,7 @@ impl Command for QueryCpusFast {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -658,6 +670,7 @@ impl<'a> SerializeMembers for CompatProperty<'a> {
 rt::serialize_as_map!(CompatProperty<'a>);
 
 impl<'a> FromRawJson<'a> for CompatProperty<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -753,6 +766,7 @@ impl<'a> SerializeMembers for MachineInfo<'a> {
 rt::serialize_as_map!(MachineInfo<'a>);
 
 impl<'a> FromRawJson<'a> for MachineInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -869,6 +883,7 @@ impl Command for QueryMachines {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -897,6 +912,7 @@ impl SerializeMembers for CurrentMachineParams {
 rt::serialize_as_map!(CurrentMachineParams);
 
 impl<'a> FromRawJson<'a> for CurrentMachineParams {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -936,6 +952,7 @@ impl Command for QueryCurrentMachine {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -963,6 +980,7 @@ impl<'a> SerializeMembers for TargetInfo<'a> {
 rt::serialize_as_map!(TargetInfo<'a>);
 
 impl<'a> FromRawJson<'a> for TargetInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1000,6 +1018,7 @@ impl Command for QueryTarget {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1027,6 +1046,7 @@ impl<'a> SerializeMembers for UuidInfo<'a> {
 rt::serialize_as_map!(UuidInfo<'a>);
 
 impl<'a> FromRawJson<'a> for UuidInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1070,6 +1090,7 @@ impl Command for QueryUuid {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1097,6 +1118,7 @@ impl<'a> SerializeMembers for GuidInfo<'a> {
 rt::serialize_as_map!(GuidInfo<'a>);
 
 impl<'a> FromRawJson<'a> for GuidInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1132,6 +1154,7 @@ impl Command for QueryVmGenerationId {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1161,6 +1184,7 @@ impl Command for SystemReset {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -1190,6 +1214,7 @@ impl Command for SystemPowerdown {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -1222,6 +1247,7 @@ impl Command for SystemWakeup {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -1266,6 +1292,7 @@ impl<'a> LostTickPolicy<'a> {
     pub const VALUES: &'static [&'static str] = &["discard", "delay", "slew"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             LostTickPolicy::Discard => "discard",
@@ -1276,6 +1303,7 @@ impl<'a> LostTickPolicy<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("discard") => LostTickPolicy::Discard,
@@ -1287,6 +1315,7 @@ impl<'a> LostTickPolicy<'a> {
 }
 
 impl<'a> FromRawJson<'a> for LostTickPolicy<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1296,6 +1325,7 @@ impl<'a> FromRawJson<'a> for LostTickPolicy<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for LostTickPolicy<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             LostTickPolicy::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1339,6 +1369,7 @@ impl Command for InjectNmi {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -1369,6 +1400,7 @@ impl SerializeMembers for KvmInfo {
 rt::serialize_as_map!(KvmInfo);
 
 impl<'a> FromRawJson<'a> for KvmInfo {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1415,6 +1447,7 @@ impl Command for QueryKvm {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1445,6 +1478,7 @@ impl<'a> NumaOptionsType<'a> {
     pub const VALUES: &'static [&'static str] = &["node", "dist", "cpu", "hmat-lb", "hmat-cache"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             NumaOptionsType::Node => "node",
@@ -1457,6 +1491,7 @@ impl<'a> NumaOptionsType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("node") => NumaOptionsType::Node,
@@ -1470,6 +1505,7 @@ impl<'a> NumaOptionsType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for NumaOptionsType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1479,6 +1515,7 @@ impl<'a> FromRawJson<'a> for NumaOptionsType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for NumaOptionsType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             NumaOptionsType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1538,6 +1575,7 @@ pub enum NumaOptionsBranch<'a> {
 
 impl<'a> NumaOptionsBranch<'a> {
     /// The `type` value.
+    #[inline]
     pub fn tag(&self) -> NumaOptionsType<'a> {
         match self {
             NumaOptionsBranch::Node(_) => NumaOptionsType::Node,
@@ -1680,6 +1718,7 @@ impl<'a> SerializeMembers for CXLFixedMemoryWindowOptions<'a> {
 rt::serialize_as_map!(CXLFixedMemoryWindowOptions<'a>);
 
 impl<'a> FromRawJson<'a> for CXLFixedMemoryWindowOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1727,6 +1766,7 @@ impl<'a> SerializeMembers for CXLFMWProperties<'a> {
 rt::serialize_as_map!(CXLFMWProperties<'a>);
 
 impl<'a> FromRawJson<'a> for CXLFMWProperties<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1778,6 +1818,7 @@ impl<'a> X86CPURegister32<'a> {
         &["EAX", "EBX", "ECX", "EDX", "ESP", "EBP", "ESI", "EDI"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             X86CPURegister32::EAX => "EAX",
@@ -1793,6 +1834,7 @@ impl<'a> X86CPURegister32<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("EAX") => X86CPURegister32::EAX,
@@ -1809,6 +1851,7 @@ impl<'a> X86CPURegister32<'a> {
 }
 
 impl<'a> FromRawJson<'a> for X86CPURegister32<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1818,6 +1861,7 @@ impl<'a> FromRawJson<'a> for X86CPURegister32<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for X86CPURegister32<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             X86CPURegister32::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1870,6 +1914,7 @@ impl<'a> SerializeMembers for X86CPUFeatureWordInfo<'a> {
 rt::serialize_as_map!(X86CPUFeatureWordInfo<'a>);
 
 impl<'a> FromRawJson<'a> for X86CPUFeatureWordInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1925,6 +1970,7 @@ impl<'a> SerializeMembers for DummyForceArrays<'a> {
 rt::serialize_as_map!(DummyForceArrays<'a>);
 
 impl<'a> FromRawJson<'a> for DummyForceArrays<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2043,6 +2089,7 @@ impl<'a> HmatLBMemoryHierarchy<'a> {
         &["memory", "first-level", "second-level", "third-level"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             HmatLBMemoryHierarchy::Memory => "memory",
@@ -2054,6 +2101,7 @@ impl<'a> HmatLBMemoryHierarchy<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("memory") => HmatLBMemoryHierarchy::Memory,
@@ -2066,6 +2114,7 @@ impl<'a> HmatLBMemoryHierarchy<'a> {
 }
 
 impl<'a> FromRawJson<'a> for HmatLBMemoryHierarchy<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -2075,6 +2124,7 @@ impl<'a> FromRawJson<'a> for HmatLBMemoryHierarchy<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for HmatLBMemoryHierarchy<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             HmatLBMemoryHierarchy::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -2132,6 +2182,7 @@ impl<'a> HmatLBDataType<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             HmatLBDataType::AccessLatency => "access-latency",
@@ -2145,6 +2196,7 @@ impl<'a> HmatLBDataType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("access-latency") => HmatLBDataType::AccessLatency,
@@ -2159,6 +2211,7 @@ impl<'a> HmatLBDataType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for HmatLBDataType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -2168,6 +2221,7 @@ impl<'a> FromRawJson<'a> for HmatLBDataType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for HmatLBDataType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             HmatLBDataType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -2261,6 +2315,7 @@ impl<'a> HmatCacheAssociativity<'a> {
     pub const VALUES: &'static [&'static str] = &["none", "direct", "complex"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             HmatCacheAssociativity::None => "none",
@@ -2271,6 +2326,7 @@ impl<'a> HmatCacheAssociativity<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("none") => HmatCacheAssociativity::None,
@@ -2282,6 +2338,7 @@ impl<'a> HmatCacheAssociativity<'a> {
 }
 
 impl<'a> FromRawJson<'a> for HmatCacheAssociativity<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -2291,6 +2348,7 @@ impl<'a> FromRawJson<'a> for HmatCacheAssociativity<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for HmatCacheAssociativity<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             HmatCacheAssociativity::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -2336,6 +2394,7 @@ impl<'a> HmatCacheWritePolicy<'a> {
     pub const VALUES: &'static [&'static str] = &["none", "write-back", "write-through"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             HmatCacheWritePolicy::None => "none",
@@ -2346,6 +2405,7 @@ impl<'a> HmatCacheWritePolicy<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("none") => HmatCacheWritePolicy::None,
@@ -2357,6 +2417,7 @@ impl<'a> HmatCacheWritePolicy<'a> {
 }
 
 impl<'a> FromRawJson<'a> for HmatCacheWritePolicy<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -2366,6 +2427,7 @@ impl<'a> FromRawJson<'a> for HmatCacheWritePolicy<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for HmatCacheWritePolicy<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             HmatCacheWritePolicy::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -2474,6 +2536,7 @@ impl<'a> Command for Memsave<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -2524,6 +2587,7 @@ impl<'a> Command for Pmemsave<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -2583,6 +2647,7 @@ impl<'a> SerializeMembers for Memdev<'a> {
 rt::serialize_as_map!(Memdev<'a>);
 
 impl<'a> FromRawJson<'a> for Memdev<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2671,6 +2736,7 @@ impl Command for QueryMemdev {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -2754,6 +2820,7 @@ impl SerializeMembers for CpuInstanceProperties {
 rt::serialize_as_map!(CpuInstanceProperties);
 
 impl<'a> FromRawJson<'a> for CpuInstanceProperties {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2832,6 +2899,7 @@ impl<'a> SerializeMembers for HotpluggableCPU<'a> {
 rt::serialize_as_map!(HotpluggableCPU<'a>);
 
 impl<'a> FromRawJson<'a> for HotpluggableCPU<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2935,6 +3003,7 @@ impl Command for QueryHotpluggableCpus {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -2961,6 +3030,7 @@ impl<'a> Command for SetNumaNode<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -3015,6 +3085,7 @@ impl Command for Balloon {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -3043,6 +3114,7 @@ impl SerializeMembers for BalloonInfo {
 rt::serialize_as_map!(BalloonInfo);
 
 impl<'a> FromRawJson<'a> for BalloonInfo {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3091,6 +3163,7 @@ impl Command for QueryBalloon {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -3130,6 +3203,7 @@ impl SerializeMembers for BalloonChangeEvent {
 rt::serialize_as_map!(BalloonChangeEvent);
 
 impl<'a> FromRawJson<'a> for BalloonChangeEvent {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3149,6 +3223,7 @@ impl<'a> FromRawJson<'a> for BalloonChangeEvent {
 
 impl<'a> EventData<'a> for BalloonChangeEvent {
     const NAME: &'static str = "BALLOON_CHANGE";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -3182,6 +3257,7 @@ impl SerializeMembers for HvBalloonInfo {
 rt::serialize_as_map!(HvBalloonInfo);
 
 impl<'a> FromRawJson<'a> for HvBalloonInfo {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3235,6 +3311,7 @@ impl Command for QueryHvBalloonStatusReport {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -3269,6 +3346,7 @@ impl serde::Serialize for HvBalloonStatusReportEvent {
 
 impl<'a> EventData<'a> for HvBalloonStatusReportEvent {
     const NAME: &'static str = "HV_BALLOON_STATUS_REPORT";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
             .map(HvBalloonStatusReportEvent)
@@ -3305,6 +3383,7 @@ impl SerializeMembers for MemoryInfo {
 rt::serialize_as_map!(MemoryInfo);
 
 impl<'a> FromRawJson<'a> for MemoryInfo {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3352,6 +3431,7 @@ impl Command for QueryMemorySizeSummary {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -3403,6 +3483,7 @@ impl<'a> SerializeMembers for PCDIMMDeviceInfo<'a> {
 rt::serialize_as_map!(PCDIMMDeviceInfo<'a>);
 
 impl<'a> FromRawJson<'a> for PCDIMMDeviceInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3474,6 +3555,7 @@ impl<'a> SerializeMembers for VirtioPMEMDeviceInfo<'a> {
 rt::serialize_as_map!(VirtioPMEMDeviceInfo<'a>);
 
 impl<'a> FromRawJson<'a> for VirtioPMEMDeviceInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3545,6 +3627,7 @@ impl<'a> SerializeMembers for VirtioMEMDeviceInfo<'a> {
 rt::serialize_as_map!(VirtioMEMDeviceInfo<'a>);
 
 impl<'a> FromRawJson<'a> for VirtioMEMDeviceInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3621,6 +3704,7 @@ impl<'a> SerializeMembers for SgxEPCDeviceInfo<'a> {
 rt::serialize_as_map!(SgxEPCDeviceInfo<'a>);
 
 impl<'a> FromRawJson<'a> for SgxEPCDeviceInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3687,6 +3771,7 @@ impl<'a> SerializeMembers for HvBalloonDeviceInfo<'a> {
 rt::serialize_as_map!(HvBalloonDeviceInfo<'a>);
 
 impl<'a> FromRawJson<'a> for HvBalloonDeviceInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3747,6 +3832,7 @@ impl<'a> MemoryDeviceInfoKind<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             MemoryDeviceInfoKind::Dimm => "dimm",
@@ -3760,6 +3846,7 @@ impl<'a> MemoryDeviceInfoKind<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("dimm") => MemoryDeviceInfoKind::Dimm,
@@ -3774,6 +3861,7 @@ impl<'a> MemoryDeviceInfoKind<'a> {
 }
 
 impl<'a> FromRawJson<'a> for MemoryDeviceInfoKind<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -3783,6 +3871,7 @@ impl<'a> FromRawJson<'a> for MemoryDeviceInfoKind<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for MemoryDeviceInfoKind<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             MemoryDeviceInfoKind::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -3820,6 +3909,7 @@ impl<'a> SerializeMembers for PCDIMMDeviceInfoWrapper<'a> {
 rt::serialize_as_map!(PCDIMMDeviceInfoWrapper<'a>);
 
 impl<'a> FromRawJson<'a> for PCDIMMDeviceInfoWrapper<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3857,6 +3947,7 @@ impl<'a> SerializeMembers for VirtioPMEMDeviceInfoWrapper<'a> {
 rt::serialize_as_map!(VirtioPMEMDeviceInfoWrapper<'a>);
 
 impl<'a> FromRawJson<'a> for VirtioPMEMDeviceInfoWrapper<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3894,6 +3985,7 @@ impl<'a> SerializeMembers for VirtioMEMDeviceInfoWrapper<'a> {
 rt::serialize_as_map!(VirtioMEMDeviceInfoWrapper<'a>);
 
 impl<'a> FromRawJson<'a> for VirtioMEMDeviceInfoWrapper<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3931,6 +4023,7 @@ impl<'a> SerializeMembers for SgxEPCDeviceInfoWrapper<'a> {
 rt::serialize_as_map!(SgxEPCDeviceInfoWrapper<'a>);
 
 impl<'a> FromRawJson<'a> for SgxEPCDeviceInfoWrapper<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3968,6 +4061,7 @@ impl<'a> SerializeMembers for HvBalloonDeviceInfoWrapper<'a> {
 rt::serialize_as_map!(HvBalloonDeviceInfoWrapper<'a>);
 
 impl<'a> FromRawJson<'a> for HvBalloonDeviceInfoWrapper<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4029,6 +4123,7 @@ pub enum MemoryDeviceInfoBranch<'a> {
 
 impl<'a> MemoryDeviceInfoBranch<'a> {
     /// The `type` value.
+    #[inline]
     pub fn tag(&self) -> MemoryDeviceInfoKind<'a> {
         match self {
             MemoryDeviceInfoBranch::Dimm(_) => MemoryDeviceInfoKind::Dimm,
@@ -4062,6 +4157,7 @@ impl<'a> SerializeMembers for MemoryDeviceInfo<'a> {
 rt::serialize_as_map!(MemoryDeviceInfo<'a>);
 
 impl<'a> FromRawJson<'a> for MemoryDeviceInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4120,6 +4216,7 @@ impl<'a> SerializeMembers for SgxEPC<'a> {
 rt::serialize_as_map!(SgxEPC<'a>);
 
 impl<'a> FromRawJson<'a> for SgxEPC<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4162,6 +4259,7 @@ impl<'a> SerializeMembers for SgxEPCProperties<'a> {
 rt::serialize_as_map!(SgxEPCProperties<'a>);
 
 impl<'a> FromRawJson<'a> for SgxEPCProperties<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4213,6 +4311,7 @@ impl Command for QueryMemoryDevices {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -4260,6 +4359,7 @@ impl<'a> SerializeMembers for MemoryDeviceSizeChangeEvent<'a> {
 rt::serialize_as_map!(MemoryDeviceSizeChangeEvent<'a>);
 
 impl<'a> FromRawJson<'a> for MemoryDeviceSizeChangeEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4285,6 +4385,7 @@ impl<'a> FromRawJson<'a> for MemoryDeviceSizeChangeEvent<'a> {
 
 impl<'a> EventData<'a> for MemoryDeviceSizeChangeEvent<'a> {
     const NAME: &'static str = "MEMORY_DEVICE_SIZE_CHANGE";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -4346,6 +4447,7 @@ impl<'a> SerializeMembers for BootConfiguration<'a> {
 rt::serialize_as_map!(BootConfiguration<'a>);
 
 impl<'a> FromRawJson<'a> for BootConfiguration<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4466,6 +4568,7 @@ impl SerializeMembers for SMPConfiguration {
 rt::serialize_as_map!(SMPConfiguration);
 
 impl<'a> FromRawJson<'a> for SMPConfiguration {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4532,6 +4635,7 @@ impl Command for XQueryIrq {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -4561,6 +4665,7 @@ impl Command for XQueryJit {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -4588,6 +4693,7 @@ impl Command for XQueryNuma {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -4617,6 +4723,7 @@ impl Command for XQueryOpcount {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -4644,6 +4751,7 @@ impl Command for XQueryRamblock {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -4671,6 +4779,7 @@ impl Command for XQueryRoms {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -4698,6 +4807,7 @@ impl Command for XQueryUsb {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -4725,6 +4835,7 @@ impl<'a> SmbiosEntryPointType<'a> {
     pub const VALUES: &'static [&'static str] = &["32", "64", "auto"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             SmbiosEntryPointType::N32 => "32",
@@ -4735,6 +4846,7 @@ impl<'a> SmbiosEntryPointType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("32") => SmbiosEntryPointType::N32,
@@ -4746,6 +4858,7 @@ impl<'a> SmbiosEntryPointType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for SmbiosEntryPointType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -4755,6 +4868,7 @@ impl<'a> FromRawJson<'a> for SmbiosEntryPointType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for SmbiosEntryPointType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             SmbiosEntryPointType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -4806,6 +4920,7 @@ impl SerializeMembers for MemorySizeConfiguration {
 rt::serialize_as_map!(MemorySizeConfiguration);
 
 impl<'a> FromRawJson<'a> for MemorySizeConfiguration {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4868,6 +4983,7 @@ impl<'a> Command for Dumpdtb<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -4895,6 +5011,7 @@ impl Command for XQueryInterruptControllers {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }

@@ -31,6 +31,7 @@ impl<'a> S390CpuEntitlement<'a> {
     pub const VALUES: &'static [&'static str] = &["auto", "low", "medium", "high"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             S390CpuEntitlement::Auto => "auto",
@@ -42,6 +43,7 @@ impl<'a> S390CpuEntitlement<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("auto") => S390CpuEntitlement::Auto,
@@ -54,6 +56,7 @@ impl<'a> S390CpuEntitlement<'a> {
 }
 
 impl<'a> FromRawJson<'a> for S390CpuEntitlement<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -63,6 +66,7 @@ impl<'a> FromRawJson<'a> for S390CpuEntitlement<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for S390CpuEntitlement<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             S390CpuEntitlement::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -130,6 +134,7 @@ impl<'a> CpuTopologyLevel<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             CpuTopologyLevel::Thread => "thread",
@@ -146,6 +151,7 @@ impl<'a> CpuTopologyLevel<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("thread") => CpuTopologyLevel::Thread,
@@ -163,6 +169,7 @@ impl<'a> CpuTopologyLevel<'a> {
 }
 
 impl<'a> FromRawJson<'a> for CpuTopologyLevel<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -172,6 +179,7 @@ impl<'a> FromRawJson<'a> for CpuTopologyLevel<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for CpuTopologyLevel<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             CpuTopologyLevel::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -215,6 +223,7 @@ impl<'a> CacheLevelAndType<'a> {
     pub const VALUES: &'static [&'static str] = &["l1d", "l1i", "l2", "l3"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             CacheLevelAndType::L1d => "l1d",
@@ -226,6 +235,7 @@ impl<'a> CacheLevelAndType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("l1d") => CacheLevelAndType::L1d,
@@ -238,6 +248,7 @@ impl<'a> CacheLevelAndType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for CacheLevelAndType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -247,6 +258,7 @@ impl<'a> FromRawJson<'a> for CacheLevelAndType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for CacheLevelAndType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             CacheLevelAndType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -292,6 +304,7 @@ impl<'a> SerializeMembers for SmpCacheProperties<'a> {
 rt::serialize_as_map!(SmpCacheProperties<'a>);
 
 impl<'a> FromRawJson<'a> for SmpCacheProperties<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -334,6 +347,7 @@ impl<'a> SerializeMembers for SmpCachePropertiesWrapper<'a> {
 rt::serialize_as_map!(SmpCachePropertiesWrapper<'a>);
 
 impl<'a> FromRawJson<'a> for SmpCachePropertiesWrapper<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);

@@ -38,6 +38,7 @@ impl<'a> SerializeMembers for CpuModelInfo<'a> {
 rt::serialize_as_map!(CpuModelInfo<'a>);
 
 impl<'a> FromRawJson<'a> for CpuModelInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -98,6 +99,7 @@ impl<'a> CpuModelExpansionType<'a> {
     pub const VALUES: &'static [&'static str] = &["static", "full"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             CpuModelExpansionType::Static => "static",
@@ -107,6 +109,7 @@ impl<'a> CpuModelExpansionType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("static") => CpuModelExpansionType::Static,
@@ -117,6 +120,7 @@ impl<'a> CpuModelExpansionType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for CpuModelExpansionType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -126,6 +130,7 @@ impl<'a> FromRawJson<'a> for CpuModelExpansionType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for CpuModelExpansionType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             CpuModelExpansionType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -176,6 +181,7 @@ impl<'a> CpuModelCompareResult<'a> {
         &["incompatible", "identical", "superset", "subset"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             CpuModelCompareResult::Incompatible => "incompatible",
@@ -187,6 +193,7 @@ impl<'a> CpuModelCompareResult<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("incompatible") => CpuModelCompareResult::Incompatible,
@@ -199,6 +206,7 @@ impl<'a> CpuModelCompareResult<'a> {
 }
 
 impl<'a> FromRawJson<'a> for CpuModelCompareResult<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -208,6 +216,7 @@ impl<'a> FromRawJson<'a> for CpuModelCompareResult<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for CpuModelCompareResult<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             CpuModelCompareResult::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -249,6 +258,7 @@ impl<'a> SerializeMembers for CpuModelBaselineInfo<'a> {
 rt::serialize_as_map!(CpuModelBaselineInfo<'a>);
 
 impl<'a> FromRawJson<'a> for CpuModelBaselineInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -301,6 +311,7 @@ impl<'a> SerializeMembers for CpuModelCompareInfo<'a> {
 rt::serialize_as_map!(CpuModelCompareInfo<'a>);
 
 impl<'a> FromRawJson<'a> for CpuModelCompareInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -393,6 +404,7 @@ impl<'a> Command for QueryCpuModelComparison<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -465,6 +477,7 @@ impl<'a> Command for QueryCpuModelBaseline<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -504,6 +517,7 @@ impl<'a> SerializeMembers for CpuModelExpansionInfo<'a> {
 rt::serialize_as_map!(CpuModelExpansionInfo<'a>);
 
 impl<'a> FromRawJson<'a> for CpuModelExpansionInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -589,6 +603,7 @@ impl<'a> Command for QueryCpuModelExpansion<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -674,6 +689,7 @@ impl<'a> SerializeMembers for CpuDefinitionInfo<'a> {
 rt::serialize_as_map!(CpuDefinitionInfo<'a>);
 
 impl<'a> FromRawJson<'a> for CpuDefinitionInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -735,6 +751,7 @@ impl Command for QueryCpuDefinitions {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -764,6 +781,7 @@ impl<'a> S390CpuPolarization<'a> {
     pub const VALUES: &'static [&'static str] = &["horizontal", "vertical"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             S390CpuPolarization::Horizontal => "horizontal",
@@ -773,6 +791,7 @@ impl<'a> S390CpuPolarization<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("horizontal") => S390CpuPolarization::Horizontal,
@@ -783,6 +802,7 @@ impl<'a> S390CpuPolarization<'a> {
 }
 
 impl<'a> FromRawJson<'a> for S390CpuPolarization<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -792,6 +812,7 @@ impl<'a> FromRawJson<'a> for S390CpuPolarization<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for S390CpuPolarization<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             S390CpuPolarization::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -871,6 +892,7 @@ impl<'a> Command for SetCpuTopology<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -920,6 +942,7 @@ impl<'a> SerializeMembers for CpuPolarizationChangeEvent<'a> {
 rt::serialize_as_map!(CpuPolarizationChangeEvent<'a>);
 
 impl<'a> FromRawJson<'a> for CpuPolarizationChangeEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -939,6 +962,7 @@ impl<'a> FromRawJson<'a> for CpuPolarizationChangeEvent<'a> {
 
 impl<'a> EventData<'a> for CpuPolarizationChangeEvent<'a> {
     const NAME: &'static str = "CPU_POLARIZATION_CHANGE";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -968,6 +992,7 @@ impl<'a> SerializeMembers for CpuPolarizationInfo<'a> {
 rt::serialize_as_map!(CpuPolarizationInfo<'a>);
 
 impl<'a> FromRawJson<'a> for CpuPolarizationInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1007,6 +1032,7 @@ impl Command for QueryS390xCpuPolarization {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }

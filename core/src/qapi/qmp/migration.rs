@@ -90,6 +90,7 @@ impl SerializeMembers for MigrationStats {
 rt::serialize_as_map!(MigrationStats);
 
 impl<'a> FromRawJson<'a> for MigrationStats {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -209,6 +210,7 @@ impl SerializeMembers for XBZRLECacheStats {
 rt::serialize_as_map!(XBZRLECacheStats);
 
 impl<'a> FromRawJson<'a> for XBZRLECacheStats {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -281,6 +283,7 @@ impl SerializeMembers for CompressionStats {
 rt::serialize_as_map!(CompressionStats);
 
 impl<'a> FromRawJson<'a> for CompressionStats {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -387,6 +390,7 @@ impl<'a> MigrationStatus<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             MigrationStatus::None => "none",
@@ -409,6 +413,7 @@ impl<'a> MigrationStatus<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("none") => MigrationStatus::None,
@@ -432,6 +437,7 @@ impl<'a> MigrationStatus<'a> {
 }
 
 impl<'a> FromRawJson<'a> for MigrationStatus<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -441,6 +447,7 @@ impl<'a> FromRawJson<'a> for MigrationStatus<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for MigrationStatus<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             MigrationStatus::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -481,6 +488,7 @@ impl SerializeMembers for VfioStats {
 rt::serialize_as_map!(VfioStats);
 
 impl<'a> FromRawJson<'a> for VfioStats {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -632,6 +640,7 @@ impl<'a> SerializeMembers for MigrationInfo<'a> {
 rt::serialize_as_map!(MigrationInfo<'a>);
 
 impl<'a> FromRawJson<'a> for MigrationInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -828,6 +837,7 @@ impl Command for QueryMigrate {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -975,6 +985,7 @@ impl<'a> MigrationCapability<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             MigrationCapability::Xbzrle => "xbzrle",
@@ -1004,6 +1015,7 @@ impl<'a> MigrationCapability<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("xbzrle") => MigrationCapability::Xbzrle,
@@ -1034,6 +1046,7 @@ impl<'a> MigrationCapability<'a> {
 }
 
 impl<'a> FromRawJson<'a> for MigrationCapability<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1043,6 +1056,7 @@ impl<'a> FromRawJson<'a> for MigrationCapability<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for MigrationCapability<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             MigrationCapability::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1085,6 +1099,7 @@ impl<'a> SerializeMembers for MigrationCapabilityStatus<'a> {
 rt::serialize_as_map!(MigrationCapabilityStatus<'a>);
 
 impl<'a> FromRawJson<'a> for MigrationCapabilityStatus<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1142,6 +1157,7 @@ impl<'a> Command for MigrateSetCapabilities<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -1181,6 +1197,7 @@ impl Command for QueryMigrateCapabilities {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1226,6 +1243,7 @@ impl<'a> MultiFDCompression<'a> {
     pub const VALUES: &'static [&'static str] = &["none", "zlib", "zstd", "qatzip", "qpl", "uadk"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             MultiFDCompression::None => "none",
@@ -1239,6 +1257,7 @@ impl<'a> MultiFDCompression<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("none") => MultiFDCompression::None,
@@ -1253,6 +1272,7 @@ impl<'a> MultiFDCompression<'a> {
 }
 
 impl<'a> FromRawJson<'a> for MultiFDCompression<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1262,6 +1282,7 @@ impl<'a> FromRawJson<'a> for MultiFDCompression<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for MultiFDCompression<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             MultiFDCompression::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1360,6 +1381,7 @@ impl<'a> MigMode<'a> {
     pub const VALUES: &'static [&'static str] = &["normal", "cpr-reboot", "cpr-transfer"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             MigMode::Normal => "normal",
@@ -1370,6 +1392,7 @@ impl<'a> MigMode<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("normal") => MigMode::Normal,
@@ -1381,6 +1404,7 @@ impl<'a> MigMode<'a> {
 }
 
 impl<'a> FromRawJson<'a> for MigMode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1390,6 +1414,7 @@ impl<'a> FromRawJson<'a> for MigMode<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for MigMode<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             MigMode::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1430,6 +1455,7 @@ impl<'a> ZeroPageDetection<'a> {
     pub const VALUES: &'static [&'static str] = &["none", "legacy", "multifd"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             ZeroPageDetection::None => "none",
@@ -1440,6 +1466,7 @@ impl<'a> ZeroPageDetection<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("none") => ZeroPageDetection::None,
@@ -1451,6 +1478,7 @@ impl<'a> ZeroPageDetection<'a> {
 }
 
 impl<'a> FromRawJson<'a> for ZeroPageDetection<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1460,6 +1488,7 @@ impl<'a> FromRawJson<'a> for ZeroPageDetection<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for ZeroPageDetection<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             ZeroPageDetection::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1500,6 +1529,7 @@ impl SerializeMembers for BitmapMigrationBitmapAliasTransform {
 rt::serialize_as_map!(BitmapMigrationBitmapAliasTransform);
 
 impl<'a> FromRawJson<'a> for BitmapMigrationBitmapAliasTransform {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1547,6 +1577,7 @@ impl<'a> SerializeMembers for BitmapMigrationBitmapAlias<'a> {
 rt::serialize_as_map!(BitmapMigrationBitmapAlias<'a>);
 
 impl<'a> FromRawJson<'a> for BitmapMigrationBitmapAlias<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1600,6 +1631,7 @@ impl<'a> SerializeMembers for BitmapMigrationNodeAlias<'a> {
 rt::serialize_as_map!(BitmapMigrationNodeAlias<'a>);
 
 impl<'a> FromRawJson<'a> for BitmapMigrationNodeAlias<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1824,6 +1856,7 @@ impl<'a> MigrationParameter<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             MigrationParameter::AnnounceInitial => "announce-initial",
@@ -1860,6 +1893,7 @@ impl<'a> MigrationParameter<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("announce-initial") => MigrationParameter::AnnounceInitial,
@@ -1897,6 +1931,7 @@ impl<'a> MigrationParameter<'a> {
 }
 
 impl<'a> FromRawJson<'a> for MigrationParameter<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1906,6 +1941,7 @@ impl<'a> FromRawJson<'a> for MigrationParameter<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for MigrationParameter<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             MigrationParameter::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -2209,6 +2245,7 @@ impl<'a> Command for MigrateSetParametersCommand<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -2470,6 +2507,7 @@ impl<'a> SerializeMembers for MigrationParameters<'a> {
 rt::serialize_as_map!(MigrationParameters<'a>);
 
 impl<'a> FromRawJson<'a> for MigrationParameters<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2646,6 +2684,7 @@ impl Command for QueryMigrateParameters {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -2677,6 +2716,7 @@ impl Command for MigrateStartPostcopy {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -2711,6 +2751,7 @@ impl<'a> SerializeMembers for MigrationEvent<'a> {
 rt::serialize_as_map!(MigrationEvent<'a>);
 
 impl<'a> FromRawJson<'a> for MigrationEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2730,6 +2771,7 @@ impl<'a> FromRawJson<'a> for MigrationEvent<'a> {
 
 impl<'a> EventData<'a> for MigrationEvent<'a> {
     const NAME: &'static str = "MIGRATION";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -2764,6 +2806,7 @@ impl SerializeMembers for MigrationPassEvent {
 rt::serialize_as_map!(MigrationPassEvent);
 
 impl<'a> FromRawJson<'a> for MigrationPassEvent {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2783,6 +2826,7 @@ impl<'a> FromRawJson<'a> for MigrationPassEvent {
 
 impl<'a> EventData<'a> for MigrationPassEvent {
     const NAME: &'static str = "MIGRATION_PASS";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -2828,6 +2872,7 @@ impl<'a> COLOMessage<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             COLOMessage::CheckpointReady => "checkpoint-ready",
@@ -2842,6 +2887,7 @@ impl<'a> COLOMessage<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("checkpoint-ready") => COLOMessage::CheckpointReady,
@@ -2857,6 +2903,7 @@ impl<'a> COLOMessage<'a> {
 }
 
 impl<'a> FromRawJson<'a> for COLOMessage<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -2866,6 +2913,7 @@ impl<'a> FromRawJson<'a> for COLOMessage<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for COLOMessage<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             COLOMessage::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -2906,6 +2954,7 @@ impl<'a> COLOMode<'a> {
     pub const VALUES: &'static [&'static str] = &["none", "primary", "secondary"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             COLOMode::None => "none",
@@ -2916,6 +2965,7 @@ impl<'a> COLOMode<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("none") => COLOMode::None,
@@ -2927,6 +2977,7 @@ impl<'a> COLOMode<'a> {
 }
 
 impl<'a> FromRawJson<'a> for COLOMode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -2936,6 +2987,7 @@ impl<'a> FromRawJson<'a> for COLOMode<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for COLOMode<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             COLOMode::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -2982,6 +3034,7 @@ impl<'a> FailoverStatus<'a> {
         &["none", "require", "active", "completed", "relaunch"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             FailoverStatus::None => "none",
@@ -2994,6 +3047,7 @@ impl<'a> FailoverStatus<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("none") => FailoverStatus::None,
@@ -3007,6 +3061,7 @@ impl<'a> FailoverStatus<'a> {
 }
 
 impl<'a> FromRawJson<'a> for FailoverStatus<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -3016,6 +3071,7 @@ impl<'a> FromRawJson<'a> for FailoverStatus<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for FailoverStatus<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             FailoverStatus::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -3065,6 +3121,7 @@ impl<'a> SerializeMembers for ColoExitEvent<'a> {
 rt::serialize_as_map!(ColoExitEvent<'a>);
 
 impl<'a> FromRawJson<'a> for ColoExitEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -3087,6 +3144,7 @@ impl<'a> FromRawJson<'a> for ColoExitEvent<'a> {
 
 impl<'a> EventData<'a> for ColoExitEvent<'a> {
     const NAME: &'static str = "COLO_EXIT";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -3119,6 +3177,7 @@ impl<'a> COLOExitReason<'a> {
     pub const VALUES: &'static [&'static str] = &["none", "request", "error", "processing"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             COLOExitReason::None => "none",
@@ -3130,6 +3189,7 @@ impl<'a> COLOExitReason<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("none") => COLOExitReason::None,
@@ -3142,6 +3202,7 @@ impl<'a> COLOExitReason<'a> {
 }
 
 impl<'a> FromRawJson<'a> for COLOExitReason<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -3151,6 +3212,7 @@ impl<'a> FromRawJson<'a> for COLOExitReason<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for COLOExitReason<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             COLOExitReason::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -3200,6 +3262,7 @@ impl Command for XColoLostHeartbeat {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -3234,6 +3297,7 @@ impl Command for MigrateCancel {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -3276,6 +3340,7 @@ impl<'a> Command for MigrateContinue<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -3306,6 +3371,7 @@ impl<'a> MigrationAddressType<'a> {
     pub const VALUES: &'static [&'static str] = &["socket", "exec", "rdma", "file"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             MigrationAddressType::Socket => "socket",
@@ -3317,6 +3383,7 @@ impl<'a> MigrationAddressType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("socket") => MigrationAddressType::Socket,
@@ -3329,6 +3396,7 @@ impl<'a> MigrationAddressType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for MigrationAddressType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -3338,6 +3406,7 @@ impl<'a> FromRawJson<'a> for MigrationAddressType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for MigrationAddressType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             MigrationAddressType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -3436,6 +3505,7 @@ pub enum MigrationAddressBranch<'a> {
 
 impl<'a> MigrationAddressBranch<'a> {
     /// The `transport` value.
+    #[inline]
     pub fn tag(&self) -> MigrationAddressType<'a> {
         match self {
             MigrationAddressBranch::Socket(_) => MigrationAddressType::Socket,
@@ -3485,6 +3555,7 @@ impl<'a> MigrationChannelType<'a> {
     pub const VALUES: &'static [&'static str] = &["main", "cpr"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             MigrationChannelType::Main => "main",
@@ -3494,6 +3565,7 @@ impl<'a> MigrationChannelType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("main") => MigrationChannelType::Main,
@@ -3504,6 +3576,7 @@ impl<'a> MigrationChannelType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for MigrationChannelType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -3513,6 +3586,7 @@ impl<'a> FromRawJson<'a> for MigrationChannelType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for MigrationChannelType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             MigrationChannelType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -3642,6 +3716,7 @@ impl<'a> Command for Migrate<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -3727,6 +3802,7 @@ impl<'a> Command for MigrateIncoming<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -3778,6 +3854,7 @@ impl<'a> Command for XenSaveDevicesState<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -3820,6 +3897,7 @@ impl Command for XenSetGlobalDirtyLog {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -3865,6 +3943,7 @@ impl<'a> Command for XenLoadDevicesState<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -3918,6 +3997,7 @@ impl Command for XenSetReplication {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -3953,6 +4033,7 @@ impl<'a> SerializeMembers for ReplicationStatus<'a> {
 rt::serialize_as_map!(ReplicationStatus<'a>);
 
 impl<'a> FromRawJson<'a> for ReplicationStatus<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4001,6 +4082,7 @@ impl Command for QueryXenReplicationStatus {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -4032,6 +4114,7 @@ impl Command for XenColoDoCheckpoint {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -4070,6 +4153,7 @@ impl<'a> SerializeMembers for COLOStatus<'a> {
 rt::serialize_as_map!(COLOStatus<'a>);
 
 impl<'a> FromRawJson<'a> for COLOStatus<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4121,6 +4205,7 @@ impl Command for QueryColoStatus {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -4164,6 +4249,7 @@ impl<'a> Command for MigrateRecover<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -4194,6 +4280,7 @@ impl Command for MigratePause {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -4231,6 +4318,7 @@ impl<'a> SerializeMembers for UnplugPrimaryEvent<'a> {
 rt::serialize_as_map!(UnplugPrimaryEvent<'a>);
 
 impl<'a> FromRawJson<'a> for UnplugPrimaryEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4250,6 +4338,7 @@ impl<'a> FromRawJson<'a> for UnplugPrimaryEvent<'a> {
 
 impl<'a> EventData<'a> for UnplugPrimaryEvent<'a> {
     const NAME: &'static str = "UNPLUG_PRIMARY";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -4280,6 +4369,7 @@ impl SerializeMembers for DirtyRateVcpu {
 rt::serialize_as_map!(DirtyRateVcpu);
 
 impl<'a> FromRawJson<'a> for DirtyRateVcpu {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4323,6 +4413,7 @@ impl<'a> DirtyRateStatus<'a> {
     pub const VALUES: &'static [&'static str] = &["unstarted", "measuring", "measured"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             DirtyRateStatus::Unstarted => "unstarted",
@@ -4333,6 +4424,7 @@ impl<'a> DirtyRateStatus<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("unstarted") => DirtyRateStatus::Unstarted,
@@ -4344,6 +4436,7 @@ impl<'a> DirtyRateStatus<'a> {
 }
 
 impl<'a> FromRawJson<'a> for DirtyRateStatus<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -4353,6 +4446,7 @@ impl<'a> FromRawJson<'a> for DirtyRateStatus<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for DirtyRateStatus<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             DirtyRateStatus::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -4394,6 +4488,7 @@ impl<'a> DirtyRateMeasureMode<'a> {
     pub const VALUES: &'static [&'static str] = &["page-sampling", "dirty-ring", "dirty-bitmap"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             DirtyRateMeasureMode::PageSampling => "page-sampling",
@@ -4404,6 +4499,7 @@ impl<'a> DirtyRateMeasureMode<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("page-sampling") => DirtyRateMeasureMode::PageSampling,
@@ -4415,6 +4511,7 @@ impl<'a> DirtyRateMeasureMode<'a> {
 }
 
 impl<'a> FromRawJson<'a> for DirtyRateMeasureMode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -4424,6 +4521,7 @@ impl<'a> FromRawJson<'a> for DirtyRateMeasureMode<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for DirtyRateMeasureMode<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             DirtyRateMeasureMode::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -4462,6 +4560,7 @@ impl<'a> TimeUnit<'a> {
     pub const VALUES: &'static [&'static str] = &["second", "millisecond"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             TimeUnit::Second => "second",
@@ -4471,6 +4570,7 @@ impl<'a> TimeUnit<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("second") => TimeUnit::Second,
@@ -4481,6 +4581,7 @@ impl<'a> TimeUnit<'a> {
 }
 
 impl<'a> FromRawJson<'a> for TimeUnit<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -4490,6 +4591,7 @@ impl<'a> FromRawJson<'a> for TimeUnit<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for TimeUnit<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             TimeUnit::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -4558,6 +4660,7 @@ impl<'a> SerializeMembers for DirtyRateInfo<'a> {
 rt::serialize_as_map!(DirtyRateInfo<'a>);
 
 impl<'a> FromRawJson<'a> for DirtyRateInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4702,6 +4805,7 @@ impl<'a> Command for CalcDirtyRate<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -4758,6 +4862,7 @@ impl<'a> Command for QueryDirtyRate<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -4792,6 +4897,7 @@ impl SerializeMembers for DirtyLimitInfo {
 rt::serialize_as_map!(DirtyLimitInfo);
 
 impl<'a> FromRawJson<'a> for DirtyLimitInfo {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4862,6 +4968,7 @@ impl Command for SetVcpuDirtyLimit {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -4910,6 +5017,7 @@ impl Command for CancelVcpuDirtyLimit {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -4942,6 +5050,7 @@ impl Command for QueryVcpuDirtyLimit {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -4972,6 +5081,7 @@ impl<'a> SerializeMembers for MigrationThreadInfo<'a> {
 rt::serialize_as_map!(MigrationThreadInfo<'a>);
 
 impl<'a> FromRawJson<'a> for MigrationThreadInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -5014,6 +5124,7 @@ impl Command for QueryMigrationthreads {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -5110,6 +5221,7 @@ impl<'a> Command for SnapshotSave<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -5204,6 +5316,7 @@ impl<'a> Command for SnapshotLoad<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -5283,6 +5396,7 @@ impl<'a> Command for SnapshotDelete<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }

@@ -62,6 +62,7 @@ impl<'a> Command for AddClient<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -91,6 +92,7 @@ impl<'a> SerializeMembers for NameInfo<'a> {
 rt::serialize_as_map!(NameInfo<'a>);
 
 impl<'a> FromRawJson<'a> for NameInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -132,6 +134,7 @@ impl Command for QueryName {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -178,6 +181,7 @@ impl<'a> SerializeMembers for IOThreadInfo<'a> {
 rt::serialize_as_map!(IOThreadInfo<'a>);
 
 impl<'a> FromRawJson<'a> for IOThreadInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -250,6 +254,7 @@ impl Command for QueryIothreads {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -279,6 +284,7 @@ impl Command for Stop {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -308,6 +314,7 @@ impl Command for Cont {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -345,6 +352,7 @@ impl Command for XExitPreconfig {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -396,6 +404,7 @@ impl<'a> Command for HumanMonitorCommand<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -439,6 +448,7 @@ impl<'a> Command for Getfd<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -489,6 +499,7 @@ impl<'a> Command for GetWin32Socket<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -530,6 +541,7 @@ impl<'a> Command for Closefd<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -561,6 +573,7 @@ impl SerializeMembers for AddfdInfo {
 rt::serialize_as_map!(AddfdInfo);
 
 impl<'a> FromRawJson<'a> for AddfdInfo {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -628,6 +641,7 @@ impl<'a> Command for AddFd<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -676,6 +690,7 @@ impl Command for RemoveFd {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -708,6 +723,7 @@ impl<'a> SerializeMembers for FdsetFdInfo<'a> {
 rt::serialize_as_map!(FdsetFdInfo<'a>);
 
 impl<'a> FromRawJson<'a> for FdsetFdInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -753,6 +769,7 @@ impl<'a> SerializeMembers for FdsetInfo<'a> {
 rt::serialize_as_map!(FdsetInfo<'a>);
 
 impl<'a> FromRawJson<'a> for FdsetInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -825,6 +842,7 @@ impl Command for QueryFdsets {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -856,6 +874,7 @@ impl<'a> CommandLineParameterType<'a> {
     pub const VALUES: &'static [&'static str] = &["string", "boolean", "number", "size"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             CommandLineParameterType::String => "string",
@@ -867,6 +886,7 @@ impl<'a> CommandLineParameterType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("string") => CommandLineParameterType::String,
@@ -879,6 +899,7 @@ impl<'a> CommandLineParameterType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for CommandLineParameterType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -888,6 +909,7 @@ impl<'a> FromRawJson<'a> for CommandLineParameterType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for CommandLineParameterType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             CommandLineParameterType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -940,6 +962,7 @@ impl<'a> SerializeMembers for CommandLineParameterInfo<'a> {
 rt::serialize_as_map!(CommandLineParameterInfo<'a>);
 
 impl<'a> FromRawJson<'a> for CommandLineParameterInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -992,6 +1015,7 @@ impl<'a> SerializeMembers for CommandLineOptionInfo<'a> {
 rt::serialize_as_map!(CommandLineOptionInfo<'a>);
 
 impl<'a> FromRawJson<'a> for CommandLineOptionInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1070,6 +1094,7 @@ impl<'a> Command for QueryCommandLineOptions<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1112,6 +1137,7 @@ impl<'a> SerializeMembers for RtcChangeEvent<'a> {
 rt::serialize_as_map!(RtcChangeEvent<'a>);
 
 impl<'a> FromRawJson<'a> for RtcChangeEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1134,6 +1160,7 @@ impl<'a> FromRawJson<'a> for RtcChangeEvent<'a> {
 
 impl<'a> EventData<'a> for RtcChangeEvent<'a> {
     const NAME: &'static str = "RTC_CHANGE";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -1183,6 +1210,7 @@ impl<'a> SerializeMembers for VfuClientHangupEvent<'a> {
 rt::serialize_as_map!(VfuClientHangupEvent<'a>);
 
 impl<'a> FromRawJson<'a> for VfuClientHangupEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1211,6 +1239,7 @@ impl<'a> FromRawJson<'a> for VfuClientHangupEvent<'a> {
 
 impl<'a> EventData<'a> for VfuClientHangupEvent<'a> {
     const NAME: &'static str = "VFU_CLIENT_HANGUP";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }

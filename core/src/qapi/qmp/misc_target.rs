@@ -33,6 +33,7 @@ impl Command for RtcResetReinjection {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -80,6 +81,7 @@ impl<'a> SevState<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             SevState::Uninit => "uninit",
@@ -93,6 +95,7 @@ impl<'a> SevState<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("uninit") => SevState::Uninit,
@@ -107,6 +110,7 @@ impl<'a> SevState<'a> {
 }
 
 impl<'a> FromRawJson<'a> for SevState<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -116,6 +120,7 @@ impl<'a> FromRawJson<'a> for SevState<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for SevState<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             SevState::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -156,6 +161,7 @@ impl<'a> SevGuestType<'a> {
     pub const VALUES: &'static [&'static str] = &["sev", "sev-snp"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             SevGuestType::Sev => "sev",
@@ -165,6 +171,7 @@ impl<'a> SevGuestType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("sev") => SevGuestType::Sev,
@@ -175,6 +182,7 @@ impl<'a> SevGuestType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for SevGuestType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -184,6 +192,7 @@ impl<'a> FromRawJson<'a> for SevGuestType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for SevGuestType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             SevGuestType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -228,6 +237,7 @@ impl SerializeMembers for SevGuestInfo {
 rt::serialize_as_map!(SevGuestInfo);
 
 impl<'a> FromRawJson<'a> for SevGuestInfo {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -272,6 +282,7 @@ impl SerializeMembers for SevSnpGuestInfo {
 rt::serialize_as_map!(SevSnpGuestInfo);
 
 impl<'a> FromRawJson<'a> for SevSnpGuestInfo {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -337,6 +348,7 @@ pub enum SevInfoBranch<'a> {
 
 impl<'a> SevInfoBranch<'a> {
     /// The `sev-type` value.
+    #[inline]
     pub fn tag(&self) -> SevGuestType<'a> {
         match self {
             SevInfoBranch::Sev(_) => SevGuestType::Sev,
@@ -365,6 +377,7 @@ impl<'a> SerializeMembers for SevInfo<'a> {
 rt::serialize_as_map!(SevInfo<'a>);
 
 impl<'a> FromRawJson<'a> for SevInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -434,6 +447,7 @@ impl Command for QuerySev {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -463,6 +477,7 @@ impl<'a> SerializeMembers for SevLaunchMeasureInfo<'a> {
 rt::serialize_as_map!(SevLaunchMeasureInfo<'a>);
 
 impl<'a> FromRawJson<'a> for SevLaunchMeasureInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -508,6 +523,7 @@ impl Command for QuerySevLaunchMeasure {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -551,6 +567,7 @@ impl<'a> SerializeMembers for SevCapability<'a> {
 rt::serialize_as_map!(SevCapability<'a>);
 
 impl<'a> FromRawJson<'a> for SevCapability<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -613,6 +630,7 @@ impl Command for QuerySevCapabilities {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -658,6 +676,7 @@ impl<'a> Command for SevInjectLaunchSecret<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -688,6 +707,7 @@ impl<'a> SerializeMembers for SevAttestationReport<'a> {
 rt::serialize_as_map!(SevAttestationReport<'a>);
 
 impl<'a> FromRawJson<'a> for SevAttestationReport<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -748,6 +768,7 @@ impl<'a> Command for QuerySevAttestationReport<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -792,6 +813,7 @@ impl<'a> Command for DumpSkeys<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -833,6 +855,7 @@ impl SerializeMembers for GICCapability {
 rt::serialize_as_map!(GICCapability);
 
 impl<'a> FromRawJson<'a> for GICCapability {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -886,6 +909,7 @@ impl Command for QueryGicCapabilities {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -916,6 +940,7 @@ impl SerializeMembers for SGXEPCSection {
 rt::serialize_as_map!(SGXEPCSection);
 
 impl<'a> FromRawJson<'a> for SGXEPCSection {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -972,6 +997,7 @@ impl<'a> SerializeMembers for SGXInfo<'a> {
 rt::serialize_as_map!(SGXInfo<'a>);
 
 impl<'a> FromRawJson<'a> for SGXInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1032,6 +1058,7 @@ impl Command for QuerySgx {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1068,6 +1095,7 @@ impl Command for QuerySgxCapabilities {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1105,6 +1133,7 @@ impl<'a> EvtchnPortType<'a> {
         &["closed", "unbound", "interdomain", "pirq", "virq", "ipi"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             EvtchnPortType::Closed => "closed",
@@ -1118,6 +1147,7 @@ impl<'a> EvtchnPortType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("closed") => EvtchnPortType::Closed,
@@ -1132,6 +1162,7 @@ impl<'a> EvtchnPortType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for EvtchnPortType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1141,6 +1172,7 @@ impl<'a> FromRawJson<'a> for EvtchnPortType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for EvtchnPortType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             EvtchnPortType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1200,6 +1232,7 @@ impl<'a> SerializeMembers for EvtchnInfo<'a> {
 rt::serialize_as_map!(EvtchnInfo<'a>);
 
 impl<'a> FromRawJson<'a> for EvtchnInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1283,6 +1316,7 @@ impl Command for XenEventList {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1326,6 +1360,7 @@ impl Command for XenEventInject {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }

@@ -47,6 +47,7 @@ impl<'a> Command for SetLink<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -84,6 +85,7 @@ impl<'a> Command for NetdevAdd<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -127,6 +129,7 @@ impl<'a> Command for NetdevDel<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -714,6 +717,7 @@ impl<'a> AFXDPMode<'a> {
     pub const VALUES: &'static [&'static str] = &["native", "skb"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             AFXDPMode::Native => "native",
@@ -723,6 +727,7 @@ impl<'a> AFXDPMode<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("native") => AFXDPMode::Native,
@@ -733,6 +738,7 @@ impl<'a> AFXDPMode<'a> {
 }
 
 impl<'a> FromRawJson<'a> for AFXDPMode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -742,6 +748,7 @@ impl<'a> FromRawJson<'a> for AFXDPMode<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for AFXDPMode<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             AFXDPMode::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1232,6 +1239,7 @@ impl<'a> NetClientDriver<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             NetClientDriver::None => "none",
@@ -1257,6 +1265,7 @@ impl<'a> NetClientDriver<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("none") => NetClientDriver::None,
@@ -1283,6 +1292,7 @@ impl<'a> NetClientDriver<'a> {
 }
 
 impl<'a> FromRawJson<'a> for NetClientDriver<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1292,6 +1302,7 @@ impl<'a> FromRawJson<'a> for NetClientDriver<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for NetClientDriver<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             NetClientDriver::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1395,6 +1406,7 @@ pub enum NetdevBranch<'a> {
 
 impl<'a> NetdevBranch<'a> {
     /// The `type` value.
+    #[inline]
     pub fn tag(&self) -> NetClientDriver<'a> {
         match self {
             NetdevBranch::None => NetClientDriver::None,
@@ -1472,6 +1484,7 @@ impl<'a> RxState<'a> {
     pub const VALUES: &'static [&'static str] = &["normal", "none", "all"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             RxState::Normal => "normal",
@@ -1482,6 +1495,7 @@ impl<'a> RxState<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("normal") => RxState::Normal,
@@ -1493,6 +1507,7 @@ impl<'a> RxState<'a> {
 }
 
 impl<'a> FromRawJson<'a> for RxState<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1502,6 +1517,7 @@ impl<'a> FromRawJson<'a> for RxState<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for RxState<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             RxState::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1574,6 +1590,7 @@ impl<'a> SerializeMembers for RxFilterInfo<'a> {
 rt::serialize_as_map!(RxFilterInfo<'a>);
 
 impl<'a> FromRawJson<'a> for RxFilterInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1698,6 +1715,7 @@ impl<'a> Command for QueryRxFilter<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1739,6 +1757,7 @@ impl<'a> SerializeMembers for NicRxFilterChangedEvent<'a> {
 rt::serialize_as_map!(NicRxFilterChangedEvent<'a>);
 
 impl<'a> FromRawJson<'a> for NicRxFilterChangedEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1761,6 +1780,7 @@ impl<'a> FromRawJson<'a> for NicRxFilterChangedEvent<'a> {
 
 impl<'a> EventData<'a> for NicRxFilterChangedEvent<'a> {
     const NAME: &'static str = "NIC_RX_FILTER_CHANGED";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -1843,6 +1863,7 @@ impl<'a> Command for AnnounceSelf<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -1880,6 +1901,7 @@ impl<'a> SerializeMembers for FailoverNegotiatedEvent<'a> {
 rt::serialize_as_map!(FailoverNegotiatedEvent<'a>);
 
 impl<'a> FromRawJson<'a> for FailoverNegotiatedEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1899,6 +1921,7 @@ impl<'a> FromRawJson<'a> for FailoverNegotiatedEvent<'a> {
 
 impl<'a> EventData<'a> for FailoverNegotiatedEvent<'a> {
     const NAME: &'static str = "FAILOVER_NEGOTIATED";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -1946,6 +1969,7 @@ impl<'a> SerializeMembers for NetdevStreamConnectedEvent<'a> {
 rt::serialize_as_map!(NetdevStreamConnectedEvent<'a>);
 
 impl<'a> FromRawJson<'a> for NetdevStreamConnectedEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1968,6 +1992,7 @@ impl<'a> FromRawJson<'a> for NetdevStreamConnectedEvent<'a> {
 
 impl<'a> EventData<'a> for NetdevStreamConnectedEvent<'a> {
     const NAME: &'static str = "NETDEV_STREAM_CONNECTED";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -2002,6 +2027,7 @@ impl<'a> SerializeMembers for NetdevStreamDisconnectedEvent<'a> {
 rt::serialize_as_map!(NetdevStreamDisconnectedEvent<'a>);
 
 impl<'a> FromRawJson<'a> for NetdevStreamDisconnectedEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2021,6 +2047,7 @@ impl<'a> FromRawJson<'a> for NetdevStreamDisconnectedEvent<'a> {
 
 impl<'a> EventData<'a> for NetdevStreamDisconnectedEvent<'a> {
     const NAME: &'static str = "NETDEV_STREAM_DISCONNECTED";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -2058,6 +2085,7 @@ impl<'a> SerializeMembers for NetdevVhostUserConnectedEvent<'a> {
 rt::serialize_as_map!(NetdevVhostUserConnectedEvent<'a>);
 
 impl<'a> FromRawJson<'a> for NetdevVhostUserConnectedEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2080,6 +2108,7 @@ impl<'a> FromRawJson<'a> for NetdevVhostUserConnectedEvent<'a> {
 
 impl<'a> EventData<'a> for NetdevVhostUserConnectedEvent<'a> {
     const NAME: &'static str = "NETDEV_VHOST_USER_CONNECTED";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -2114,6 +2143,7 @@ impl<'a> SerializeMembers for NetdevVhostUserDisconnectedEvent<'a> {
 rt::serialize_as_map!(NetdevVhostUserDisconnectedEvent<'a>);
 
 impl<'a> FromRawJson<'a> for NetdevVhostUserDisconnectedEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2133,6 +2163,7 @@ impl<'a> FromRawJson<'a> for NetdevVhostUserDisconnectedEvent<'a> {
 
 impl<'a> EventData<'a> for NetdevVhostUserDisconnectedEvent<'a> {
     const NAME: &'static str = "NETDEV_VHOST_USER_DISCONNECTED";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }

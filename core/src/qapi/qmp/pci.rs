@@ -30,6 +30,7 @@ impl SerializeMembers for PciMemoryRange {
 rt::serialize_as_map!(PciMemoryRange);
 
 impl<'a> FromRawJson<'a> for PciMemoryRange {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -92,6 +93,7 @@ impl<'a> SerializeMembers for PciMemoryRegion<'a> {
 rt::serialize_as_map!(PciMemoryRegion<'a>);
 
 impl<'a> FromRawJson<'a> for PciMemoryRegion<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -165,6 +167,7 @@ impl SerializeMembers for PciBusInfo {
 rt::serialize_as_map!(PciBusInfo);
 
 impl<'a> FromRawJson<'a> for PciBusInfo {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -226,6 +229,7 @@ impl<'a> SerializeMembers for PciBridgeInfo<'a> {
 rt::serialize_as_map!(PciBridgeInfo<'a>);
 
 impl<'a> FromRawJson<'a> for PciBridgeInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -274,6 +278,7 @@ impl<'a> SerializeMembers for PciDeviceClass<'a> {
 rt::serialize_as_map!(PciDeviceClass<'a>);
 
 impl<'a> FromRawJson<'a> for PciDeviceClass<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -329,6 +334,7 @@ impl SerializeMembers for PciDeviceId {
 rt::serialize_as_map!(PciDeviceId);
 
 impl<'a> FromRawJson<'a> for PciDeviceId {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -410,6 +416,7 @@ impl<'a> SerializeMembers for PciDeviceInfo<'a> {
 rt::serialize_as_map!(PciDeviceInfo<'a>);
 
 impl<'a> FromRawJson<'a> for PciDeviceInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -479,6 +486,7 @@ impl<'a> SerializeMembers for PciInfo<'a> {
 rt::serialize_as_map!(PciInfo<'a>);
 
 impl<'a> FromRawJson<'a> for PciInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -651,6 +659,7 @@ impl Command for QueryPci {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }

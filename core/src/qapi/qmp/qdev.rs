@@ -37,6 +37,7 @@ impl<'a> Command for DeviceListProperties<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -107,6 +108,7 @@ impl<'a> Command for DeviceAdd<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -158,6 +160,7 @@ impl<'a> Command for DeviceDel<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -201,6 +204,7 @@ impl<'a> SerializeMembers for DeviceDeletedEvent<'a> {
 rt::serialize_as_map!(DeviceDeletedEvent<'a>);
 
 impl<'a> FromRawJson<'a> for DeviceDeletedEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -223,6 +227,7 @@ impl<'a> FromRawJson<'a> for DeviceDeletedEvent<'a> {
 
 impl<'a> EventData<'a> for DeviceDeletedEvent<'a> {
     const NAME: &'static str = "DEVICE_DELETED";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -264,6 +269,7 @@ impl<'a> SerializeMembers for DeviceUnplugGuestErrorEvent<'a> {
 rt::serialize_as_map!(DeviceUnplugGuestErrorEvent<'a>);
 
 impl<'a> FromRawJson<'a> for DeviceUnplugGuestErrorEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -286,6 +292,7 @@ impl<'a> FromRawJson<'a> for DeviceUnplugGuestErrorEvent<'a> {
 
 impl<'a> EventData<'a> for DeviceUnplugGuestErrorEvent<'a> {
     const NAME: &'static str = "DEVICE_UNPLUG_GUEST_ERROR";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -330,6 +337,7 @@ impl<'a> Command for DeviceSyncConfig<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }

@@ -51,6 +51,7 @@ impl<'a> SerializeMembers for ObjectPropertyInfo<'a> {
 rt::serialize_as_map!(ObjectPropertyInfo<'a>);
 
 impl<'a> FromRawJson<'a> for ObjectPropertyInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -121,6 +122,7 @@ impl<'a> Command for QomList<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -197,6 +199,7 @@ impl<'a> Command for QomGet<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -248,6 +251,7 @@ impl<'a> Command for QomSet<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -286,6 +290,7 @@ impl<'a> SerializeMembers for ObjectTypeInfo<'a> {
 rt::serialize_as_map!(ObjectTypeInfo<'a>);
 
 impl<'a> FromRawJson<'a> for ObjectTypeInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -349,6 +354,7 @@ impl<'a> Command for QomListTypes<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -390,6 +396,7 @@ impl<'a> Command for QomListProperties<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -615,6 +622,7 @@ impl<'a> NetfilterInsert<'a> {
     pub const VALUES: &'static [&'static str] = &["before", "behind"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             NetfilterInsert::Before => "before",
@@ -624,6 +632,7 @@ impl<'a> NetfilterInsert<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("before") => NetfilterInsert::Before,
@@ -634,6 +643,7 @@ impl<'a> NetfilterInsert<'a> {
 }
 
 impl<'a> FromRawJson<'a> for NetfilterInsert<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -643,6 +653,7 @@ impl<'a> FromRawJson<'a> for NetfilterInsert<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for NetfilterInsert<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             NetfilterInsert::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1143,6 +1154,7 @@ impl SerializeMembers for EventLoopBaseProperties {
 rt::serialize_as_map!(EventLoopBaseProperties);
 
 impl<'a> FromRawJson<'a> for EventLoopBaseProperties {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2115,6 +2127,7 @@ impl<'a> SerializeMembers for SevCommonProperties<'a> {
 rt::serialize_as_map!(SevCommonProperties<'a>);
 
 impl<'a> FromRawJson<'a> for SevCommonProperties<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2534,6 +2547,7 @@ impl<'a> ObjectType<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             ObjectType::AcpiGenericInitiator => "acpi-generic-initiator",
@@ -2590,6 +2604,7 @@ impl<'a> ObjectType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("acpi-generic-initiator") => ObjectType::AcpiGenericInitiator,
@@ -2647,6 +2662,7 @@ impl<'a> ObjectType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for ObjectType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -2656,6 +2672,7 @@ impl<'a> FromRawJson<'a> for ObjectType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for ObjectType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             ObjectType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -2841,6 +2858,7 @@ pub enum ObjectOptionsBranch<'a> {
 
 impl<'a> ObjectOptionsBranch<'a> {
     /// The `qom-type` value.
+    #[inline]
     pub fn tag(&self) -> ObjectType<'a> {
         match self {
             ObjectOptionsBranch::AcpiGenericInitiator(_) => ObjectType::AcpiGenericInitiator,
@@ -2985,6 +3003,7 @@ impl<'a> Command for ObjectAdd<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -3028,6 +3047,7 @@ impl<'a> Command for ObjectDel<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }

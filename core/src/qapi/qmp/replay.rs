@@ -30,6 +30,7 @@ impl<'a> ReplayMode<'a> {
     pub const VALUES: &'static [&'static str] = &["none", "record", "play"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             ReplayMode::None => "none",
@@ -40,6 +41,7 @@ impl<'a> ReplayMode<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("none") => ReplayMode::None,
@@ -51,6 +53,7 @@ impl<'a> ReplayMode<'a> {
 }
 
 impl<'a> FromRawJson<'a> for ReplayMode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -60,6 +63,7 @@ impl<'a> FromRawJson<'a> for ReplayMode<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for ReplayMode<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             ReplayMode::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -108,6 +112,7 @@ impl<'a> SerializeMembers for ReplayInfo<'a> {
 rt::serialize_as_map!(ReplayInfo<'a>);
 
 impl<'a> FromRawJson<'a> for ReplayInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -159,6 +164,7 @@ impl Command for QueryReplay {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -205,6 +211,7 @@ impl Command for ReplayBreak {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -235,6 +242,7 @@ impl Command for ReplayDeleteBreak {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -281,6 +289,7 @@ impl Command for ReplaySeek {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }

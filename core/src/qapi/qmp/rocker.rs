@@ -33,6 +33,7 @@ impl<'a> SerializeMembers for RockerSwitch<'a> {
 rt::serialize_as_map!(RockerSwitch<'a>);
 
 impl<'a> FromRawJson<'a> for RockerSwitch<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -94,6 +95,7 @@ impl<'a> Command for QueryRocker<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -120,6 +122,7 @@ impl<'a> RockerPortDuplex<'a> {
     pub const VALUES: &'static [&'static str] = &["half", "full"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             RockerPortDuplex::Half => "half",
@@ -129,6 +132,7 @@ impl<'a> RockerPortDuplex<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("half") => RockerPortDuplex::Half,
@@ -139,6 +143,7 @@ impl<'a> RockerPortDuplex<'a> {
 }
 
 impl<'a> FromRawJson<'a> for RockerPortDuplex<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -148,6 +153,7 @@ impl<'a> FromRawJson<'a> for RockerPortDuplex<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for RockerPortDuplex<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             RockerPortDuplex::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -186,6 +192,7 @@ impl<'a> RockerPortAutoneg<'a> {
     pub const VALUES: &'static [&'static str] = &["off", "on"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             RockerPortAutoneg::Off => "off",
@@ -195,6 +202,7 @@ impl<'a> RockerPortAutoneg<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("off") => RockerPortAutoneg::Off,
@@ -205,6 +213,7 @@ impl<'a> RockerPortAutoneg<'a> {
 }
 
 impl<'a> FromRawJson<'a> for RockerPortAutoneg<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -214,6 +223,7 @@ impl<'a> FromRawJson<'a> for RockerPortAutoneg<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for RockerPortAutoneg<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             RockerPortAutoneg::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -268,6 +278,7 @@ impl<'a> SerializeMembers for RockerPort<'a> {
 rt::serialize_as_map!(RockerPort<'a>);
 
 impl<'a> FromRawJson<'a> for RockerPort<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -342,6 +353,7 @@ impl<'a> Command for QueryRockerPorts<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -420,6 +432,7 @@ impl<'a> SerializeMembers for RockerOfDpaFlowKey<'a> {
 rt::serialize_as_map!(RockerOfDpaFlowKey<'a>);
 
 impl<'a> FromRawJson<'a> for RockerOfDpaFlowKey<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -524,6 +537,7 @@ impl<'a> SerializeMembers for RockerOfDpaFlowMask<'a> {
 rt::serialize_as_map!(RockerOfDpaFlowMask<'a>);
 
 impl<'a> FromRawJson<'a> for RockerOfDpaFlowMask<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -611,6 +625,7 @@ impl SerializeMembers for RockerOfDpaFlowAction {
 rt::serialize_as_map!(RockerOfDpaFlowAction);
 
 impl<'a> FromRawJson<'a> for RockerOfDpaFlowAction {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -677,6 +692,7 @@ impl<'a> SerializeMembers for RockerOfDpaFlow<'a> {
 rt::serialize_as_map!(RockerOfDpaFlow<'a>);
 
 impl<'a> FromRawJson<'a> for RockerOfDpaFlow<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -758,6 +774,7 @@ impl<'a> Command for QueryRockerOfDpaFlows<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -846,6 +863,7 @@ impl<'a> SerializeMembers for RockerOfDpaGroup<'a> {
 rt::serialize_as_map!(RockerOfDpaGroup<'a>);
 
 impl<'a> FromRawJson<'a> for RockerOfDpaGroup<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -956,6 +974,7 @@ impl<'a> Command for QueryRockerOfDpaGroups<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }

@@ -79,6 +79,7 @@ impl<'a> RunState<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             RunState::Debug => "debug",
@@ -102,6 +103,7 @@ impl<'a> RunState<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("debug") => RunState::Debug,
@@ -126,6 +128,7 @@ impl<'a> RunState<'a> {
 }
 
 impl<'a> FromRawJson<'a> for RunState<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -135,6 +138,7 @@ impl<'a> FromRawJson<'a> for RunState<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for RunState<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             RunState::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -208,6 +212,7 @@ impl<'a> ShutdownCause<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             ShutdownCause::None => "none",
@@ -226,6 +231,7 @@ impl<'a> ShutdownCause<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("none") => ShutdownCause::None,
@@ -245,6 +251,7 @@ impl<'a> ShutdownCause<'a> {
 }
 
 impl<'a> FromRawJson<'a> for ShutdownCause<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -254,6 +261,7 @@ impl<'a> FromRawJson<'a> for ShutdownCause<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for ShutdownCause<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             ShutdownCause::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -296,6 +304,7 @@ impl<'a> SerializeMembers for StatusInfo<'a> {
 rt::serialize_as_map!(StatusInfo<'a>);
 
 impl<'a> FromRawJson<'a> for StatusInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -343,6 +352,7 @@ impl Command for QueryStatus {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -389,6 +399,7 @@ impl<'a> SerializeMembers for ShutdownEvent<'a> {
 rt::serialize_as_map!(ShutdownEvent<'a>);
 
 impl<'a> FromRawJson<'a> for ShutdownEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -411,6 +422,7 @@ impl<'a> FromRawJson<'a> for ShutdownEvent<'a> {
 
 impl<'a> EventData<'a> for ShutdownEvent<'a> {
     const NAME: &'static str = "SHUTDOWN";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -440,6 +452,7 @@ impl serde::Serialize for PowerdownEvent {
 
 impl<'a> EventData<'a> for PowerdownEvent {
     const NAME: &'static str = "POWERDOWN";
+    #[inline]
     fn decode(_data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         Ok(PowerdownEvent)
     }
@@ -480,6 +493,7 @@ impl<'a> SerializeMembers for ResetEvent<'a> {
 rt::serialize_as_map!(ResetEvent<'a>);
 
 impl<'a> FromRawJson<'a> for ResetEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -502,6 +516,7 @@ impl<'a> FromRawJson<'a> for ResetEvent<'a> {
 
 impl<'a> EventData<'a> for ResetEvent<'a> {
     const NAME: &'static str = "RESET";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -530,6 +545,7 @@ impl serde::Serialize for StopEvent {
 
 impl<'a> EventData<'a> for StopEvent {
     const NAME: &'static str = "STOP";
+    #[inline]
     fn decode(_data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         Ok(StopEvent)
     }
@@ -558,6 +574,7 @@ impl serde::Serialize for ResumeEvent {
 
 impl<'a> EventData<'a> for ResumeEvent {
     const NAME: &'static str = "RESUME";
+    #[inline]
     fn decode(_data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         Ok(ResumeEvent)
     }
@@ -587,6 +604,7 @@ impl serde::Serialize for SuspendEvent {
 
 impl<'a> EventData<'a> for SuspendEvent {
     const NAME: &'static str = "SUSPEND";
+    #[inline]
     fn decode(_data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         Ok(SuspendEvent)
     }
@@ -620,6 +638,7 @@ impl serde::Serialize for SuspendDiskEvent {
 
 impl<'a> EventData<'a> for SuspendDiskEvent {
     const NAME: &'static str = "SUSPEND_DISK";
+    #[inline]
     fn decode(_data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         Ok(SuspendDiskEvent)
     }
@@ -649,6 +668,7 @@ impl serde::Serialize for WakeupEvent {
 
 impl<'a> EventData<'a> for WakeupEvent {
     const NAME: &'static str = "WAKEUP";
+    #[inline]
     fn decode(_data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         Ok(WakeupEvent)
     }
@@ -689,6 +709,7 @@ impl<'a> SerializeMembers for WatchdogEvent<'a> {
 rt::serialize_as_map!(WatchdogEvent<'a>);
 
 impl<'a> FromRawJson<'a> for WatchdogEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -708,6 +729,7 @@ impl<'a> FromRawJson<'a> for WatchdogEvent<'a> {
 
 impl<'a> EventData<'a> for WatchdogEvent<'a> {
     const NAME: &'static str = "WATCHDOG";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -755,6 +777,7 @@ impl<'a> WatchdogAction<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             WatchdogAction::Reset => "reset",
@@ -769,6 +792,7 @@ impl<'a> WatchdogAction<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("reset") => WatchdogAction::Reset,
@@ -784,6 +808,7 @@ impl<'a> WatchdogAction<'a> {
 }
 
 impl<'a> FromRawJson<'a> for WatchdogAction<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -793,6 +818,7 @@ impl<'a> FromRawJson<'a> for WatchdogAction<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for WatchdogAction<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             WatchdogAction::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -832,6 +858,7 @@ impl<'a> RebootAction<'a> {
     pub const VALUES: &'static [&'static str] = &["reset", "shutdown"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             RebootAction::Reset => "reset",
@@ -841,6 +868,7 @@ impl<'a> RebootAction<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("reset") => RebootAction::Reset,
@@ -851,6 +879,7 @@ impl<'a> RebootAction<'a> {
 }
 
 impl<'a> FromRawJson<'a> for RebootAction<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -860,6 +889,7 @@ impl<'a> FromRawJson<'a> for RebootAction<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for RebootAction<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             RebootAction::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -898,6 +928,7 @@ impl<'a> ShutdownAction<'a> {
     pub const VALUES: &'static [&'static str] = &["poweroff", "pause"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             ShutdownAction::Poweroff => "poweroff",
@@ -907,6 +938,7 @@ impl<'a> ShutdownAction<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("poweroff") => ShutdownAction::Poweroff,
@@ -917,6 +949,7 @@ impl<'a> ShutdownAction<'a> {
 }
 
 impl<'a> FromRawJson<'a> for ShutdownAction<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -926,6 +959,7 @@ impl<'a> FromRawJson<'a> for ShutdownAction<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for ShutdownAction<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             ShutdownAction::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -968,6 +1002,7 @@ impl<'a> PanicAction<'a> {
     pub const VALUES: &'static [&'static str] = &["pause", "shutdown", "exit-failure", "none"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             PanicAction::Pause => "pause",
@@ -979,6 +1014,7 @@ impl<'a> PanicAction<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("pause") => PanicAction::Pause,
@@ -991,6 +1027,7 @@ impl<'a> PanicAction<'a> {
 }
 
 impl<'a> FromRawJson<'a> for PanicAction<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1000,6 +1037,7 @@ impl<'a> FromRawJson<'a> for PanicAction<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for PanicAction<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             PanicAction::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1054,6 +1092,7 @@ impl<'a> Command for WatchdogSetAction<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -1117,6 +1156,7 @@ impl<'a> Command for SetAction<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -1156,6 +1196,7 @@ impl<'a> SerializeMembers for GuestPanickedEvent<'a> {
 rt::serialize_as_map!(GuestPanickedEvent<'a>);
 
 impl<'a> FromRawJson<'a> for GuestPanickedEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1178,6 +1219,7 @@ impl<'a> FromRawJson<'a> for GuestPanickedEvent<'a> {
 
 impl<'a> EventData<'a> for GuestPanickedEvent<'a> {
     const NAME: &'static str = "GUEST_PANICKED";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -1217,6 +1259,7 @@ impl<'a> SerializeMembers for GuestCrashloadedEvent<'a> {
 rt::serialize_as_map!(GuestCrashloadedEvent<'a>);
 
 impl<'a> FromRawJson<'a> for GuestCrashloadedEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1239,6 +1282,7 @@ impl<'a> FromRawJson<'a> for GuestCrashloadedEvent<'a> {
 
 impl<'a> EventData<'a> for GuestCrashloadedEvent<'a> {
     const NAME: &'static str = "GUEST_CRASHLOADED";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -1267,6 +1311,7 @@ impl serde::Serialize for GuestPvshutdownEvent {
 
 impl<'a> EventData<'a> for GuestPvshutdownEvent {
     const NAME: &'static str = "GUEST_PVSHUTDOWN";
+    #[inline]
     fn decode(_data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         Ok(GuestPvshutdownEvent)
     }
@@ -1295,6 +1340,7 @@ impl<'a> GuestPanicAction<'a> {
     pub const VALUES: &'static [&'static str] = &["pause", "poweroff", "run"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             GuestPanicAction::Pause => "pause",
@@ -1305,6 +1351,7 @@ impl<'a> GuestPanicAction<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("pause") => GuestPanicAction::Pause,
@@ -1316,6 +1363,7 @@ impl<'a> GuestPanicAction<'a> {
 }
 
 impl<'a> FromRawJson<'a> for GuestPanicAction<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1325,6 +1373,7 @@ impl<'a> FromRawJson<'a> for GuestPanicAction<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for GuestPanicAction<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             GuestPanicAction::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1363,6 +1412,7 @@ impl<'a> GuestPanicInformationType<'a> {
     pub const VALUES: &'static [&'static str] = &["hyper-v", "s390"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             GuestPanicInformationType::HyperV => "hyper-v",
@@ -1372,6 +1422,7 @@ impl<'a> GuestPanicInformationType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("hyper-v") => GuestPanicInformationType::HyperV,
@@ -1382,6 +1433,7 @@ impl<'a> GuestPanicInformationType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for GuestPanicInformationType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1391,6 +1443,7 @@ impl<'a> FromRawJson<'a> for GuestPanicInformationType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for GuestPanicInformationType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             GuestPanicInformationType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1444,6 +1497,7 @@ pub enum GuestPanicInformationBranch<'a> {
 
 impl<'a> GuestPanicInformationBranch<'a> {
     /// The `type` value.
+    #[inline]
     pub fn tag(&self) -> GuestPanicInformationType<'a> {
         match self {
             GuestPanicInformationBranch::HyperV(_) => GuestPanicInformationType::HyperV,
@@ -1469,6 +1523,7 @@ impl<'a> SerializeMembers for GuestPanicInformation<'a> {
 rt::serialize_as_map!(GuestPanicInformation<'a>);
 
 impl<'a> FromRawJson<'a> for GuestPanicInformation<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1532,6 +1587,7 @@ impl SerializeMembers for GuestPanicInformationHyperV {
 rt::serialize_as_map!(GuestPanicInformationHyperV);
 
 impl<'a> FromRawJson<'a> for GuestPanicInformationHyperV {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1596,6 +1652,7 @@ impl<'a> S390CrashReason<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             S390CrashReason::Unknown => "unknown",
@@ -1608,6 +1665,7 @@ impl<'a> S390CrashReason<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("unknown") => S390CrashReason::Unknown,
@@ -1621,6 +1679,7 @@ impl<'a> S390CrashReason<'a> {
 }
 
 impl<'a> FromRawJson<'a> for S390CrashReason<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1630,6 +1689,7 @@ impl<'a> FromRawJson<'a> for S390CrashReason<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for S390CrashReason<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             S390CrashReason::UnknownValue(text) => core::fmt::Display::fmt(text, f),
@@ -1678,6 +1738,7 @@ impl<'a> SerializeMembers for GuestPanicInformationS390<'a> {
 rt::serialize_as_map!(GuestPanicInformationS390<'a>);
 
 impl<'a> FromRawJson<'a> for GuestPanicInformationS390<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1742,6 +1803,7 @@ impl<'a> SerializeMembers for MemoryFailureEvent<'a> {
 rt::serialize_as_map!(MemoryFailureEvent<'a>);
 
 impl<'a> FromRawJson<'a> for MemoryFailureEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1767,6 +1829,7 @@ impl<'a> FromRawJson<'a> for MemoryFailureEvent<'a> {
 
 impl<'a> EventData<'a> for MemoryFailureEvent<'a> {
     const NAME: &'static str = "MEMORY_FAILURE";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -1794,6 +1857,7 @@ impl<'a> MemoryFailureRecipient<'a> {
     pub const VALUES: &'static [&'static str] = &["hypervisor", "guest"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             MemoryFailureRecipient::Hypervisor => "hypervisor",
@@ -1803,6 +1867,7 @@ impl<'a> MemoryFailureRecipient<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("hypervisor") => MemoryFailureRecipient::Hypervisor,
@@ -1813,6 +1878,7 @@ impl<'a> MemoryFailureRecipient<'a> {
 }
 
 impl<'a> FromRawJson<'a> for MemoryFailureRecipient<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1822,6 +1888,7 @@ impl<'a> FromRawJson<'a> for MemoryFailureRecipient<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for MemoryFailureRecipient<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             MemoryFailureRecipient::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1871,6 +1938,7 @@ impl<'a> MemoryFailureAction<'a> {
     pub const VALUES: &'static [&'static str] = &["ignore", "inject", "fatal", "reset"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             MemoryFailureAction::Ignore => "ignore",
@@ -1882,6 +1950,7 @@ impl<'a> MemoryFailureAction<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("ignore") => MemoryFailureAction::Ignore,
@@ -1894,6 +1963,7 @@ impl<'a> MemoryFailureAction<'a> {
 }
 
 impl<'a> FromRawJson<'a> for MemoryFailureAction<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1903,6 +1973,7 @@ impl<'a> FromRawJson<'a> for MemoryFailureAction<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for MemoryFailureAction<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             MemoryFailureAction::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1947,6 +2018,7 @@ impl SerializeMembers for MemoryFailureFlags {
 rt::serialize_as_map!(MemoryFailureFlags);
 
 impl<'a> FromRawJson<'a> for MemoryFailureFlags {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1994,6 +2066,7 @@ impl<'a> NotifyVmexitOption<'a> {
     pub const VALUES: &'static [&'static str] = &["run", "internal-error", "disable"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             NotifyVmexitOption::Run => "run",
@@ -2004,6 +2077,7 @@ impl<'a> NotifyVmexitOption<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("run") => NotifyVmexitOption::Run,
@@ -2015,6 +2089,7 @@ impl<'a> NotifyVmexitOption<'a> {
 }
 
 impl<'a> FromRawJson<'a> for NotifyVmexitOption<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -2024,6 +2099,7 @@ impl<'a> FromRawJson<'a> for NotifyVmexitOption<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for NotifyVmexitOption<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             NotifyVmexitOption::Unknown(text) => core::fmt::Display::fmt(text, f),

@@ -32,6 +32,7 @@ impl<'a> NetworkAddressFamily<'a> {
     pub const VALUES: &'static [&'static str] = &["ipv4", "ipv6", "unix", "vsock", "unknown"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             NetworkAddressFamily::Ipv4 => "ipv4",
@@ -44,6 +45,7 @@ impl<'a> NetworkAddressFamily<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("ipv4") => NetworkAddressFamily::Ipv4,
@@ -57,6 +59,7 @@ impl<'a> NetworkAddressFamily<'a> {
 }
 
 impl<'a> FromRawJson<'a> for NetworkAddressFamily<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -66,6 +69,7 @@ impl<'a> FromRawJson<'a> for NetworkAddressFamily<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for NetworkAddressFamily<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             NetworkAddressFamily::UnknownValue(text) => core::fmt::Display::fmt(text, f),
@@ -167,6 +171,7 @@ impl<'a> SerializeMembers for InetSocketAddress<'a> {
 rt::serialize_as_map!(InetSocketAddress<'a>);
 
 impl<'a> FromRawJson<'a> for InetSocketAddress<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -245,6 +250,7 @@ impl<'a> SerializeMembers for UnixSocketAddress<'a> {
 rt::serialize_as_map!(UnixSocketAddress<'a>);
 
 impl<'a> FromRawJson<'a> for UnixSocketAddress<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -296,6 +302,7 @@ impl<'a> SerializeMembers for VsockSocketAddress<'a> {
 rt::serialize_as_map!(VsockSocketAddress<'a>);
 
 impl<'a> FromRawJson<'a> for VsockSocketAddress<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -342,6 +349,7 @@ impl<'a> SerializeMembers for FdSocketAddress<'a> {
 rt::serialize_as_map!(FdSocketAddress<'a>);
 
 impl<'a> FromRawJson<'a> for FdSocketAddress<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -476,6 +484,7 @@ pub enum SocketAddressLegacyBranch<'a> {
 
 impl<'a> SocketAddressLegacyBranch<'a> {
     /// The `type` value.
+    #[inline]
     pub fn tag(&self) -> SocketAddressType<'a> {
         match self {
             SocketAddressLegacyBranch::Inet(_) => SocketAddressType::Inet,
@@ -529,6 +538,7 @@ impl<'a> SocketAddressType<'a> {
     pub const VALUES: &'static [&'static str] = &["inet", "unix", "vsock", "fd"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             SocketAddressType::Inet => "inet",
@@ -540,6 +550,7 @@ impl<'a> SocketAddressType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("inet") => SocketAddressType::Inet,
@@ -552,6 +563,7 @@ impl<'a> SocketAddressType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for SocketAddressType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -561,6 +573,7 @@ impl<'a> FromRawJson<'a> for SocketAddressType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for SocketAddressType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             SocketAddressType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -619,6 +632,7 @@ pub enum SocketAddressBranch<'a> {
 
 impl<'a> SocketAddressBranch<'a> {
     /// The `type` value.
+    #[inline]
     pub fn tag(&self) -> SocketAddressType<'a> {
         match self {
             SocketAddressBranch::Inet(_) => SocketAddressType::Inet,
@@ -646,6 +660,7 @@ impl<'a> SerializeMembers for SocketAddress<'a> {
 rt::serialize_as_map!(SocketAddress<'a>);
 
 impl<'a> FromRawJson<'a> for SocketAddress<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);

@@ -39,6 +39,7 @@ impl<'a> StatsType<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             StatsType::Cumulative => "cumulative",
@@ -51,6 +52,7 @@ impl<'a> StatsType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("cumulative") => StatsType::Cumulative,
@@ -64,6 +66,7 @@ impl<'a> StatsType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for StatsType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -73,6 +76,7 @@ impl<'a> FromRawJson<'a> for StatsType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for StatsType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             StatsType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -115,6 +119,7 @@ impl<'a> StatsUnit<'a> {
     pub const VALUES: &'static [&'static str] = &["bytes", "seconds", "cycles", "boolean"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             StatsUnit::Bytes => "bytes",
@@ -126,6 +131,7 @@ impl<'a> StatsUnit<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("bytes") => StatsUnit::Bytes,
@@ -138,6 +144,7 @@ impl<'a> StatsUnit<'a> {
 }
 
 impl<'a> FromRawJson<'a> for StatsUnit<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -147,6 +154,7 @@ impl<'a> FromRawJson<'a> for StatsUnit<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for StatsUnit<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             StatsUnit::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -185,6 +193,7 @@ impl<'a> StatsProvider<'a> {
     pub const VALUES: &'static [&'static str] = &["kvm", "cryptodev"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             StatsProvider::Kvm => "kvm",
@@ -194,6 +203,7 @@ impl<'a> StatsProvider<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("kvm") => StatsProvider::Kvm,
@@ -204,6 +214,7 @@ impl<'a> StatsProvider<'a> {
 }
 
 impl<'a> FromRawJson<'a> for StatsProvider<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -213,6 +224,7 @@ impl<'a> FromRawJson<'a> for StatsProvider<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for StatsProvider<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             StatsProvider::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -254,6 +266,7 @@ impl<'a> StatsTarget<'a> {
     pub const VALUES: &'static [&'static str] = &["vm", "vcpu", "cryptodev"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             StatsTarget::Vm => "vm",
@@ -264,6 +277,7 @@ impl<'a> StatsTarget<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("vm") => StatsTarget::Vm,
@@ -275,6 +289,7 @@ impl<'a> StatsTarget<'a> {
 }
 
 impl<'a> FromRawJson<'a> for StatsTarget<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -284,6 +299,7 @@ impl<'a> FromRawJson<'a> for StatsTarget<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for StatsTarget<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             StatsTarget::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -392,6 +408,7 @@ pub enum StatsFilterBranch<'a> {
 
 impl<'a> StatsFilterBranch<'a> {
     /// The `target` value.
+    #[inline]
     pub fn tag(&self) -> StatsTarget<'a> {
         match self {
             StatsFilterBranch::Vm => StatsTarget::Vm,
@@ -442,6 +459,7 @@ impl<'a> serde::Serialize for StatsValue<'a> {
 }
 
 impl<'a> FromRawJson<'a> for StatsValue<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         match raw.kind() {
             JsonKind::Array => Ok(StatsValue::List(FromRawJson::from_raw_json(raw)?)),
@@ -475,6 +493,7 @@ impl<'a> SerializeMembers for Stats<'a> {
 rt::serialize_as_map!(Stats<'a>);
 
 impl<'a> FromRawJson<'a> for Stats<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -524,6 +543,7 @@ impl<'a> SerializeMembers for StatsResult<'a> {
 rt::serialize_as_map!(StatsResult<'a>);
 
 impl<'a> FromRawJson<'a> for StatsResult<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -573,6 +593,7 @@ impl<'a> Command for QueryStats<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -630,6 +651,7 @@ impl<'a> SerializeMembers for StatsSchemaValue<'a> {
 rt::serialize_as_map!(StatsSchemaValue<'a>);
 
 impl<'a> FromRawJson<'a> for StatsSchemaValue<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -691,6 +713,7 @@ impl<'a> SerializeMembers for StatsSchema<'a> {
 rt::serialize_as_map!(StatsSchema<'a>);
 
 impl<'a> FromRawJson<'a> for StatsSchema<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -758,6 +781,7 @@ impl<'a> Command for QueryStatsSchemas<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }

@@ -30,6 +30,7 @@ impl<'a> TpmModel<'a> {
     pub const VALUES: &'static [&'static str] = &["tpm-tis", "tpm-crb", "tpm-spapr"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             TpmModel::TpmTis => "tpm-tis",
@@ -40,6 +41,7 @@ impl<'a> TpmModel<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("tpm-tis") => TpmModel::TpmTis,
@@ -51,6 +53,7 @@ impl<'a> TpmModel<'a> {
 }
 
 impl<'a> FromRawJson<'a> for TpmModel<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -60,6 +63,7 @@ impl<'a> FromRawJson<'a> for TpmModel<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for TpmModel<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             TpmModel::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -105,6 +109,7 @@ impl Command for QueryTpmModels {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -133,6 +138,7 @@ impl<'a> TpmType<'a> {
     pub const VALUES: &'static [&'static str] = &["passthrough", "emulator"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             TpmType::Passthrough => "passthrough",
@@ -142,6 +148,7 @@ impl<'a> TpmType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("passthrough") => TpmType::Passthrough,
@@ -152,6 +159,7 @@ impl<'a> TpmType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for TpmType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -161,6 +169,7 @@ impl<'a> FromRawJson<'a> for TpmType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for TpmType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             TpmType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -206,6 +215,7 @@ impl Command for QueryTpmTypes {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -243,6 +253,7 @@ impl<'a> SerializeMembers for TPMPassthroughOptions<'a> {
 rt::serialize_as_map!(TPMPassthroughOptions<'a>);
 
 impl<'a> FromRawJson<'a> for TPMPassthroughOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -287,6 +298,7 @@ impl<'a> SerializeMembers for TPMEmulatorOptions<'a> {
 rt::serialize_as_map!(TPMEmulatorOptions<'a>);
 
 impl<'a> FromRawJson<'a> for TPMEmulatorOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -326,6 +338,7 @@ impl<'a> SerializeMembers for TPMPassthroughOptionsWrapper<'a> {
 rt::serialize_as_map!(TPMPassthroughOptionsWrapper<'a>);
 
 impl<'a> FromRawJson<'a> for TPMPassthroughOptionsWrapper<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -365,6 +378,7 @@ impl<'a> SerializeMembers for TPMEmulatorOptionsWrapper<'a> {
 rt::serialize_as_map!(TPMEmulatorOptionsWrapper<'a>);
 
 impl<'a> FromRawJson<'a> for TPMEmulatorOptionsWrapper<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -421,6 +435,7 @@ pub enum TpmTypeOptionsBranch<'a> {
 
 impl<'a> TpmTypeOptionsBranch<'a> {
     /// The `type` value.
+    #[inline]
     pub fn tag(&self) -> TpmType<'a> {
         match self {
             TpmTypeOptionsBranch::Passthrough(_) => TpmType::Passthrough,
@@ -444,6 +459,7 @@ impl<'a> SerializeMembers for TpmTypeOptions<'a> {
 rt::serialize_as_map!(TpmTypeOptions<'a>);
 
 impl<'a> FromRawJson<'a> for TpmTypeOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -493,6 +509,7 @@ impl<'a> SerializeMembers for TPMInfo<'a> {
 rt::serialize_as_map!(TPMInfo<'a>);
 
 impl<'a> FromRawJson<'a> for TPMInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -555,6 +572,7 @@ impl Command for QueryTpm {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }

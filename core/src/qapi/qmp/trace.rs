@@ -28,6 +28,7 @@ impl<'a> TraceEventState<'a> {
     pub const VALUES: &'static [&'static str] = &["unavailable", "disabled", "enabled"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             TraceEventState::Unavailable => "unavailable",
@@ -38,6 +39,7 @@ impl<'a> TraceEventState<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("unavailable") => TraceEventState::Unavailable,
@@ -49,6 +51,7 @@ impl<'a> TraceEventState<'a> {
 }
 
 impl<'a> FromRawJson<'a> for TraceEventState<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -58,6 +61,7 @@ impl<'a> FromRawJson<'a> for TraceEventState<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for TraceEventState<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             TraceEventState::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -100,6 +104,7 @@ impl<'a> SerializeMembers for TraceEventInfo<'a> {
 rt::serialize_as_map!(TraceEventInfo<'a>);
 
 impl<'a> FromRawJson<'a> for TraceEventInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -159,6 +164,7 @@ impl<'a> Command for TraceEventGetState<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -209,6 +215,7 @@ impl<'a> Command for TraceEventSetState<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }

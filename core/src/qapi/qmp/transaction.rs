@@ -49,6 +49,7 @@ impl<'a> ActionCompletionMode<'a> {
     pub const VALUES: &'static [&'static str] = &["individual", "grouped"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             ActionCompletionMode::Individual => "individual",
@@ -58,6 +59,7 @@ impl<'a> ActionCompletionMode<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("individual") => ActionCompletionMode::Individual,
@@ -68,6 +70,7 @@ impl<'a> ActionCompletionMode<'a> {
 }
 
 impl<'a> FromRawJson<'a> for ActionCompletionMode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -77,6 +80,7 @@ impl<'a> FromRawJson<'a> for ActionCompletionMode<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for ActionCompletionMode<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             ActionCompletionMode::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -148,6 +152,7 @@ impl<'a> TransactionActionKind<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             TransactionActionKind::Abort => "abort",
@@ -169,6 +174,7 @@ impl<'a> TransactionActionKind<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("abort") => TransactionActionKind::Abort,
@@ -191,6 +197,7 @@ impl<'a> TransactionActionKind<'a> {
 }
 
 impl<'a> FromRawJson<'a> for TransactionActionKind<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -200,6 +207,7 @@ impl<'a> FromRawJson<'a> for TransactionActionKind<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for TransactionActionKind<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             TransactionActionKind::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -445,6 +453,7 @@ pub enum TransactionActionBranch<'a> {
 
 impl<'a> TransactionActionBranch<'a> {
     /// The `type` value.
+    #[inline]
     pub fn tag(&self) -> TransactionActionKind<'a> {
         match self {
             TransactionActionBranch::Abort(_) => TransactionActionKind::Abort,
@@ -625,6 +634,7 @@ impl<'a> Command for Transaction<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }

@@ -56,6 +56,7 @@ impl<'a> SerializeMembers for UefiVariable<'a> {
 rt::serialize_as_map!(UefiVariable<'a>);
 
 impl<'a> FromRawJson<'a> for UefiVariable<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -111,6 +112,7 @@ impl<'a> SerializeMembers for UefiVarStore<'a> {
 rt::serialize_as_map!(UefiVarStore<'a>);
 
 impl<'a> FromRawJson<'a> for UefiVarStore<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);

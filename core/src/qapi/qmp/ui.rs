@@ -26,6 +26,7 @@ impl<'a> DisplayProtocol<'a> {
     pub const VALUES: &'static [&'static str] = &["vnc", "spice"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             DisplayProtocol::Vnc => "vnc",
@@ -35,6 +36,7 @@ impl<'a> DisplayProtocol<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("vnc") => DisplayProtocol::Vnc,
@@ -45,6 +47,7 @@ impl<'a> DisplayProtocol<'a> {
 }
 
 impl<'a> FromRawJson<'a> for DisplayProtocol<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -54,6 +57,7 @@ impl<'a> FromRawJson<'a> for DisplayProtocol<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for DisplayProtocol<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             DisplayProtocol::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -95,6 +99,7 @@ impl<'a> SetPasswordAction<'a> {
     pub const VALUES: &'static [&'static str] = &["keep", "fail", "disconnect"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             SetPasswordAction::Keep => "keep",
@@ -105,6 +110,7 @@ impl<'a> SetPasswordAction<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("keep") => SetPasswordAction::Keep,
@@ -116,6 +122,7 @@ impl<'a> SetPasswordAction<'a> {
 }
 
 impl<'a> FromRawJson<'a> for SetPasswordAction<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -125,6 +132,7 @@ impl<'a> FromRawJson<'a> for SetPasswordAction<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for SetPasswordAction<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             SetPasswordAction::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -184,6 +192,7 @@ pub enum SetPasswordOptionsBranch<'a> {
 
 impl<'a> SetPasswordOptionsBranch<'a> {
     /// The `protocol` value.
+    #[inline]
     pub fn tag(&self) -> DisplayProtocol<'a> {
         match self {
             SetPasswordOptionsBranch::Vnc(_) => DisplayProtocol::Vnc,
@@ -262,6 +271,7 @@ impl<'a> Command for SetPassword<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -316,6 +326,7 @@ pub enum ExpirePasswordOptionsBranch<'a> {
 
 impl<'a> ExpirePasswordOptionsBranch<'a> {
     /// The `protocol` value.
+    #[inline]
     pub fn tag(&self) -> DisplayProtocol<'a> {
         match self {
             ExpirePasswordOptionsBranch::Vnc(_) => DisplayProtocol::Vnc,
@@ -393,6 +404,7 @@ impl<'a> Command for ExpirePassword<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -419,6 +431,7 @@ impl<'a> ImageFormat<'a> {
     pub const VALUES: &'static [&'static str] = &["ppm", "png"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             ImageFormat::Ppm => "ppm",
@@ -428,6 +441,7 @@ impl<'a> ImageFormat<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("ppm") => ImageFormat::Ppm,
@@ -438,6 +452,7 @@ impl<'a> ImageFormat<'a> {
 }
 
 impl<'a> FromRawJson<'a> for ImageFormat<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -447,6 +462,7 @@ impl<'a> FromRawJson<'a> for ImageFormat<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for ImageFormat<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             ImageFormat::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -523,6 +539,7 @@ impl<'a> Command for Screendump<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -558,6 +575,7 @@ impl<'a> SerializeMembers for SpiceBasicInfo<'a> {
 rt::serialize_as_map!(SpiceBasicInfo<'a>);
 
 impl<'a> FromRawJson<'a> for SpiceBasicInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -616,6 +634,7 @@ impl<'a> SerializeMembers for SpiceServerInfo<'a> {
 rt::serialize_as_map!(SpiceServerInfo<'a>);
 
 impl<'a> FromRawJson<'a> for SpiceServerInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -689,6 +708,7 @@ impl<'a> SerializeMembers for SpiceChannel<'a> {
 rt::serialize_as_map!(SpiceChannel<'a>);
 
 impl<'a> FromRawJson<'a> for SpiceChannel<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -750,6 +770,7 @@ impl<'a> SpiceQueryMouseMode<'a> {
     pub const VALUES: &'static [&'static str] = &["client", "server", "unknown"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             SpiceQueryMouseMode::Client => "client",
@@ -760,6 +781,7 @@ impl<'a> SpiceQueryMouseMode<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("client") => SpiceQueryMouseMode::Client,
@@ -771,6 +793,7 @@ impl<'a> SpiceQueryMouseMode<'a> {
 }
 
 impl<'a> FromRawJson<'a> for SpiceQueryMouseMode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -780,6 +803,7 @@ impl<'a> FromRawJson<'a> for SpiceQueryMouseMode<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for SpiceQueryMouseMode<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             SpiceQueryMouseMode::UnknownValue(text) => core::fmt::Display::fmt(text, f),
@@ -866,6 +890,7 @@ impl<'a> SerializeMembers for SpiceInfo<'a> {
 rt::serialize_as_map!(SpiceInfo<'a>);
 
 impl<'a> FromRawJson<'a> for SpiceInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -967,6 +992,7 @@ impl Command for QuerySpice {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1009,6 +1035,7 @@ impl<'a> SerializeMembers for SpiceConnectedEvent<'a> {
 rt::serialize_as_map!(SpiceConnectedEvent<'a>);
 
 impl<'a> FromRawJson<'a> for SpiceConnectedEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1031,6 +1058,7 @@ impl<'a> FromRawJson<'a> for SpiceConnectedEvent<'a> {
 
 impl<'a> EventData<'a> for SpiceConnectedEvent<'a> {
     const NAME: &'static str = "SPICE_CONNECTED";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -1076,6 +1104,7 @@ impl<'a> SerializeMembers for SpiceInitializedEvent<'a> {
 rt::serialize_as_map!(SpiceInitializedEvent<'a>);
 
 impl<'a> FromRawJson<'a> for SpiceInitializedEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1098,6 +1127,7 @@ impl<'a> FromRawJson<'a> for SpiceInitializedEvent<'a> {
 
 impl<'a> EventData<'a> for SpiceInitializedEvent<'a> {
     const NAME: &'static str = "SPICE_INITIALIZED";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -1140,6 +1170,7 @@ impl<'a> SerializeMembers for SpiceDisconnectedEvent<'a> {
 rt::serialize_as_map!(SpiceDisconnectedEvent<'a>);
 
 impl<'a> FromRawJson<'a> for SpiceDisconnectedEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1162,6 +1193,7 @@ impl<'a> FromRawJson<'a> for SpiceDisconnectedEvent<'a> {
 
 impl<'a> EventData<'a> for SpiceDisconnectedEvent<'a> {
     const NAME: &'static str = "SPICE_DISCONNECTED";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -1192,6 +1224,7 @@ impl serde::Serialize for SpiceMigrateCompletedEvent {
 
 impl<'a> EventData<'a> for SpiceMigrateCompletedEvent {
     const NAME: &'static str = "SPICE_MIGRATE_COMPLETED";
+    #[inline]
     fn decode(_data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         Ok(SpiceMigrateCompletedEvent)
     }
@@ -1232,6 +1265,7 @@ impl<'a> SerializeMembers for VncBasicInfo<'a> {
 rt::serialize_as_map!(VncBasicInfo<'a>);
 
 impl<'a> FromRawJson<'a> for VncBasicInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1299,6 +1333,7 @@ impl<'a> SerializeMembers for VncServerInfo<'a> {
 rt::serialize_as_map!(VncServerInfo<'a>);
 
 impl<'a> FromRawJson<'a> for VncServerInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1375,6 +1410,7 @@ impl<'a> SerializeMembers for VncClientInfo<'a> {
 rt::serialize_as_map!(VncClientInfo<'a>);
 
 impl<'a> FromRawJson<'a> for VncClientInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1481,6 +1517,7 @@ impl<'a> SerializeMembers for VncInfo<'a> {
 rt::serialize_as_map!(VncInfo<'a>);
 
 impl<'a> FromRawJson<'a> for VncInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1552,6 +1589,7 @@ impl<'a> VncPrimaryAuth<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             VncPrimaryAuth::None => "none",
@@ -1568,6 +1606,7 @@ impl<'a> VncPrimaryAuth<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("none") => VncPrimaryAuth::None,
@@ -1585,6 +1624,7 @@ impl<'a> VncPrimaryAuth<'a> {
 }
 
 impl<'a> FromRawJson<'a> for VncPrimaryAuth<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1594,6 +1634,7 @@ impl<'a> FromRawJson<'a> for VncPrimaryAuth<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for VncPrimaryAuth<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             VncPrimaryAuth::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1658,6 +1699,7 @@ impl<'a> VncVencryptSubAuth<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             VncVencryptSubAuth::Plain => "plain",
@@ -1674,6 +1716,7 @@ impl<'a> VncVencryptSubAuth<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("plain") => VncVencryptSubAuth::Plain,
@@ -1691,6 +1734,7 @@ impl<'a> VncVencryptSubAuth<'a> {
 }
 
 impl<'a> FromRawJson<'a> for VncVencryptSubAuth<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1700,6 +1744,7 @@ impl<'a> FromRawJson<'a> for VncVencryptSubAuth<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for VncVencryptSubAuth<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             VncVencryptSubAuth::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1761,6 +1806,7 @@ impl<'a> SerializeMembers for VncServerInfo2<'a> {
 rt::serialize_as_map!(VncServerInfo2<'a>);
 
 impl<'a> FromRawJson<'a> for VncServerInfo2<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1842,6 +1888,7 @@ impl<'a> SerializeMembers for VncInfo2<'a> {
 rt::serialize_as_map!(VncInfo2<'a>);
 
 impl<'a> FromRawJson<'a> for VncInfo2<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1917,6 +1964,7 @@ impl Command for QueryVnc {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1944,6 +1992,7 @@ impl Command for QueryVncServers {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1981,6 +2030,7 @@ impl<'a> Command for ChangeVncPassword<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -2027,6 +2077,7 @@ impl<'a> SerializeMembers for VncConnectedEvent<'a> {
 rt::serialize_as_map!(VncConnectedEvent<'a>);
 
 impl<'a> FromRawJson<'a> for VncConnectedEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2049,6 +2100,7 @@ impl<'a> FromRawJson<'a> for VncConnectedEvent<'a> {
 
 impl<'a> EventData<'a> for VncConnectedEvent<'a> {
     const NAME: &'static str = "VNC_CONNECTED";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -2093,6 +2145,7 @@ impl<'a> SerializeMembers for VncInitializedEvent<'a> {
 rt::serialize_as_map!(VncInitializedEvent<'a>);
 
 impl<'a> FromRawJson<'a> for VncInitializedEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2115,6 +2168,7 @@ impl<'a> FromRawJson<'a> for VncInitializedEvent<'a> {
 
 impl<'a> EventData<'a> for VncInitializedEvent<'a> {
     const NAME: &'static str = "VNC_INITIALIZED";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -2158,6 +2212,7 @@ impl<'a> SerializeMembers for VncDisconnectedEvent<'a> {
 rt::serialize_as_map!(VncDisconnectedEvent<'a>);
 
 impl<'a> FromRawJson<'a> for VncDisconnectedEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2180,6 +2235,7 @@ impl<'a> FromRawJson<'a> for VncDisconnectedEvent<'a> {
 
 impl<'a> EventData<'a> for VncDisconnectedEvent<'a> {
     const NAME: &'static str = "VNC_DISCONNECTED";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }
@@ -2217,6 +2273,7 @@ impl<'a> SerializeMembers for MouseInfo<'a> {
 rt::serialize_as_map!(MouseInfo<'a>);
 
 impl<'a> FromRawJson<'a> for MouseInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -2283,6 +2340,7 @@ impl Command for QueryMice {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -2800,6 +2858,7 @@ impl<'a> QKeyCode<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             QKeyCode::Unmapped => "unmapped",
@@ -2969,6 +3028,7 @@ impl<'a> QKeyCode<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("unmapped") => QKeyCode::Unmapped,
@@ -3139,6 +3199,7 @@ impl<'a> QKeyCode<'a> {
 }
 
 impl<'a> FromRawJson<'a> for QKeyCode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -3148,6 +3209,7 @@ impl<'a> FromRawJson<'a> for QKeyCode<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for QKeyCode<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             QKeyCode::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -3184,6 +3246,7 @@ impl<'a> KeyValueKind<'a> {
     pub const VALUES: &'static [&'static str] = &["number", "qcode"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             KeyValueKind::Number => "number",
@@ -3193,6 +3256,7 @@ impl<'a> KeyValueKind<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("number") => KeyValueKind::Number,
@@ -3203,6 +3267,7 @@ impl<'a> KeyValueKind<'a> {
 }
 
 impl<'a> FromRawJson<'a> for KeyValueKind<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -3212,6 +3277,7 @@ impl<'a> FromRawJson<'a> for KeyValueKind<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for KeyValueKind<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             KeyValueKind::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -3303,6 +3369,7 @@ pub enum KeyValueBranch<'a> {
 
 impl<'a> KeyValueBranch<'a> {
     /// The `type` value.
+    #[inline]
     pub fn tag(&self) -> KeyValueKind<'a> {
         match self {
             KeyValueBranch::Number(_) => KeyValueKind::Number,
@@ -3375,6 +3442,7 @@ impl<'a> Command for SendKey<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -3428,6 +3496,7 @@ impl<'a> InputButton<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             InputButton::Left => "left",
@@ -3445,6 +3514,7 @@ impl<'a> InputButton<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("left") => InputButton::Left,
@@ -3463,6 +3533,7 @@ impl<'a> InputButton<'a> {
 }
 
 impl<'a> FromRawJson<'a> for InputButton<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -3472,6 +3543,7 @@ impl<'a> FromRawJson<'a> for InputButton<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for InputButton<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             InputButton::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -3510,6 +3582,7 @@ impl<'a> InputAxis<'a> {
     pub const VALUES: &'static [&'static str] = &["x", "y"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             InputAxis::X => "x",
@@ -3519,6 +3592,7 @@ impl<'a> InputAxis<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("x") => InputAxis::X,
@@ -3529,6 +3603,7 @@ impl<'a> InputAxis<'a> {
 }
 
 impl<'a> FromRawJson<'a> for InputAxis<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -3538,6 +3613,7 @@ impl<'a> FromRawJson<'a> for InputAxis<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for InputAxis<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             InputAxis::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -3582,6 +3658,7 @@ impl<'a> InputMultiTouchType<'a> {
     pub const VALUES: &'static [&'static str] = &["begin", "update", "end", "cancel", "data"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             InputMultiTouchType::Begin => "begin",
@@ -3594,6 +3671,7 @@ impl<'a> InputMultiTouchType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("begin") => InputMultiTouchType::Begin,
@@ -3607,6 +3685,7 @@ impl<'a> InputMultiTouchType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for InputMultiTouchType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -3616,6 +3695,7 @@ impl<'a> FromRawJson<'a> for InputMultiTouchType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for InputMultiTouchType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             InputMultiTouchType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -3765,6 +3845,7 @@ impl<'a> InputEventKind<'a> {
     pub const VALUES: &'static [&'static str] = &["key", "btn", "rel", "abs", "mtt"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             InputEventKind::Key => "key",
@@ -3777,6 +3858,7 @@ impl<'a> InputEventKind<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("key") => InputEventKind::Key,
@@ -3790,6 +3872,7 @@ impl<'a> InputEventKind<'a> {
 }
 
 impl<'a> FromRawJson<'a> for InputEventKind<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -3799,6 +3882,7 @@ impl<'a> FromRawJson<'a> for InputEventKind<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for InputEventKind<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             InputEventKind::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -3934,6 +4018,7 @@ pub enum InputEventBranch<'a> {
 
 impl<'a> InputEventBranch<'a> {
     /// The `type` value.
+    #[inline]
     pub fn tag(&self) -> InputEventKind<'a> {
         match self {
             InputEventBranch::Key(_) => InputEventKind::Key,
@@ -4057,6 +4142,7 @@ impl<'a> Command for InputSendEvent<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -4109,6 +4195,7 @@ impl SerializeMembers for DisplayGTK {
 rt::serialize_as_map!(DisplayGTK);
 
 impl<'a> FromRawJson<'a> for DisplayGTK {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4160,6 +4247,7 @@ impl<'a> SerializeMembers for DisplayEGLHeadless<'a> {
 rt::serialize_as_map!(DisplayEGLHeadless<'a>);
 
 impl<'a> FromRawJson<'a> for DisplayEGLHeadless<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4218,6 +4306,7 @@ impl<'a> SerializeMembers for DisplayDBus<'a> {
 rt::serialize_as_map!(DisplayDBus<'a>);
 
 impl<'a> FromRawJson<'a> for DisplayDBus<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4271,6 +4360,7 @@ impl<'a> DisplayGLMode<'a> {
     pub const VALUES: &'static [&'static str] = &["off", "on", "core", "es"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             DisplayGLMode::Off => "off",
@@ -4282,6 +4372,7 @@ impl<'a> DisplayGLMode<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("off") => DisplayGLMode::Off,
@@ -4294,6 +4385,7 @@ impl<'a> DisplayGLMode<'a> {
 }
 
 impl<'a> FromRawJson<'a> for DisplayGLMode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -4303,6 +4395,7 @@ impl<'a> FromRawJson<'a> for DisplayGLMode<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for DisplayGLMode<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             DisplayGLMode::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -4344,6 +4437,7 @@ impl<'a> SerializeMembers for DisplayCurses<'a> {
 rt::serialize_as_map!(DisplayCurses<'a>);
 
 impl<'a> FromRawJson<'a> for DisplayCurses<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4413,6 +4507,7 @@ impl SerializeMembers for DisplayCocoa {
 rt::serialize_as_map!(DisplayCocoa);
 
 impl<'a> FromRawJson<'a> for DisplayCocoa {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4469,6 +4564,7 @@ impl<'a> HotKeyMod<'a> {
     pub const VALUES: &'static [&'static str] = &["lctrl-lalt", "lshift-lctrl-lalt", "rctrl"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             HotKeyMod::LctrlLalt => "lctrl-lalt",
@@ -4479,6 +4575,7 @@ impl<'a> HotKeyMod<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("lctrl-lalt") => HotKeyMod::LctrlLalt,
@@ -4490,6 +4587,7 @@ impl<'a> HotKeyMod<'a> {
 }
 
 impl<'a> FromRawJson<'a> for HotKeyMod<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -4499,6 +4597,7 @@ impl<'a> FromRawJson<'a> for HotKeyMod<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for HotKeyMod<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             HotKeyMod::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -4541,6 +4640,7 @@ impl<'a> SerializeMembers for DisplaySDL<'a> {
 rt::serialize_as_map!(DisplaySDL<'a>);
 
 impl<'a> FromRawJson<'a> for DisplaySDL<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4629,6 +4729,7 @@ impl<'a> DisplayType<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             DisplayType::Default => "default",
@@ -4645,6 +4746,7 @@ impl<'a> DisplayType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("default") => DisplayType::Default,
@@ -4662,6 +4764,7 @@ impl<'a> DisplayType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for DisplayType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -4671,6 +4774,7 @@ impl<'a> FromRawJson<'a> for DisplayType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for DisplayType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             DisplayType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -4775,6 +4879,7 @@ pub enum DisplayOptionsBranch<'a> {
 
 impl<'a> DisplayOptionsBranch<'a> {
     /// The `type` value.
+    #[inline]
     pub fn tag(&self) -> DisplayType<'a> {
         match self {
             DisplayOptionsBranch::Default => DisplayType::Default,
@@ -4821,6 +4926,7 @@ impl<'a> SerializeMembers for DisplayOptions<'a> {
 rt::serialize_as_map!(DisplayOptions<'a>);
 
 impl<'a> FromRawJson<'a> for DisplayOptions<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -4886,6 +4992,7 @@ impl Command for QueryDisplayOptions {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -4910,6 +5017,7 @@ impl<'a> DisplayReloadType<'a> {
     pub const VALUES: &'static [&'static str] = &["vnc"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             DisplayReloadType::Vnc => "vnc",
@@ -4918,6 +5026,7 @@ impl<'a> DisplayReloadType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("vnc") => DisplayReloadType::Vnc,
@@ -4927,6 +5036,7 @@ impl<'a> DisplayReloadType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for DisplayReloadType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -4936,6 +5046,7 @@ impl<'a> FromRawJson<'a> for DisplayReloadType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for DisplayReloadType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             DisplayReloadType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -5010,6 +5121,7 @@ pub enum DisplayReloadOptionsBranch<'a> {
 
 impl<'a> DisplayReloadOptionsBranch<'a> {
     /// The `type` value.
+    #[inline]
     pub fn tag(&self) -> DisplayReloadType<'a> {
         match self {
             DisplayReloadOptionsBranch::Vnc(_) => DisplayReloadType::Vnc,
@@ -5059,6 +5171,7 @@ impl<'a> Command for DisplayReload<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -5083,6 +5196,7 @@ impl<'a> DisplayUpdateType<'a> {
     pub const VALUES: &'static [&'static str] = &["vnc"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             DisplayUpdateType::Vnc => "vnc",
@@ -5091,6 +5205,7 @@ impl<'a> DisplayUpdateType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("vnc") => DisplayUpdateType::Vnc,
@@ -5100,6 +5215,7 @@ impl<'a> DisplayUpdateType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for DisplayUpdateType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -5109,6 +5225,7 @@ impl<'a> FromRawJson<'a> for DisplayUpdateType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for DisplayUpdateType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             DisplayUpdateType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -5185,6 +5302,7 @@ pub enum DisplayUpdateOptionsBranch<'a> {
 
 impl<'a> DisplayUpdateOptionsBranch<'a> {
     /// The `type` value.
+    #[inline]
     pub fn tag(&self) -> DisplayUpdateType<'a> {
         match self {
             DisplayUpdateOptionsBranch::Vnc(_) => DisplayUpdateType::Vnc,
@@ -5236,6 +5354,7 @@ impl<'a> Command for DisplayUpdate<'a> {
         Some(&self.0)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -5300,6 +5419,7 @@ impl<'a> Command for ClientMigrateInfo<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }

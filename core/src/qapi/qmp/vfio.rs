@@ -49,6 +49,7 @@ impl<'a> QapiVfioMigrationState<'a> {
     ];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             QapiVfioMigrationState::Stop => "stop",
@@ -63,6 +64,7 @@ impl<'a> QapiVfioMigrationState<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("stop") => QapiVfioMigrationState::Stop,
@@ -78,6 +80,7 @@ impl<'a> QapiVfioMigrationState<'a> {
 }
 
 impl<'a> FromRawJson<'a> for QapiVfioMigrationState<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -87,6 +90,7 @@ impl<'a> FromRawJson<'a> for QapiVfioMigrationState<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for QapiVfioMigrationState<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             QapiVfioMigrationState::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -142,6 +146,7 @@ impl<'a> SerializeMembers for VfioMigrationEvent<'a> {
 rt::serialize_as_map!(VfioMigrationEvent<'a>);
 
 impl<'a> FromRawJson<'a> for VfioMigrationEvent<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -167,6 +172,7 @@ impl<'a> FromRawJson<'a> for VfioMigrationEvent<'a> {
 
 impl<'a> EventData<'a> for VfioMigrationEvent<'a> {
     const NAME: &'static str = "VFIO_MIGRATION";
+    #[inline]
     fn decode(data: Option<RawJson<'a>>) -> Result<Self, DecodeError> {
         FromRawJson::from_raw_json(data.ok_or(DecodeError::NotAnObject)?)
     }

@@ -30,6 +30,7 @@ impl<'a> SerializeMembers for VirtioInfo<'a> {
 rt::serialize_as_map!(VirtioInfo<'a>);
 
 impl<'a> FromRawJson<'a> for VirtioInfo<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -100,6 +101,7 @@ impl Command for XQueryVirtio {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -161,6 +163,7 @@ impl<'a> SerializeMembers for VhostStatus<'a> {
 rt::serialize_as_map!(VhostStatus<'a>);
 
 impl<'a> FromRawJson<'a> for VhostStatus<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -310,6 +313,7 @@ impl<'a> SerializeMembers for VirtioStatus<'a> {
 rt::serialize_as_map!(VirtioStatus<'a>);
 
 impl<'a> FromRawJson<'a> for VirtioStatus<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -665,6 +669,7 @@ impl<'a> Command for XQueryVirtioStatus<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -700,6 +705,7 @@ impl<'a> SerializeMembers for VirtioDeviceStatus<'a> {
 rt::serialize_as_map!(VirtioDeviceStatus<'a>);
 
 impl<'a> FromRawJson<'a> for VirtioDeviceStatus<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -752,6 +758,7 @@ impl<'a> SerializeMembers for VhostDeviceProtocols<'a> {
 rt::serialize_as_map!(VhostDeviceProtocols<'a>);
 
 impl<'a> FromRawJson<'a> for VhostDeviceProtocols<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -809,6 +816,7 @@ impl<'a> SerializeMembers for VirtioDeviceFeatures<'a> {
 rt::serialize_as_map!(VirtioDeviceFeatures<'a>);
 
 impl<'a> FromRawJson<'a> for VirtioDeviceFeatures<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -901,6 +909,7 @@ impl<'a> SerializeMembers for VirtQueueStatus<'a> {
 rt::serialize_as_map!(VirtQueueStatus<'a>);
 
 impl<'a> FromRawJson<'a> for VirtQueueStatus<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1063,6 +1072,7 @@ impl<'a> Command for XQueryVirtioQueueStatus<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1129,6 +1139,7 @@ impl<'a> SerializeMembers for VirtVhostQueueStatus<'a> {
 rt::serialize_as_map!(VirtVhostQueueStatus<'a>);
 
 impl<'a> FromRawJson<'a> for VirtVhostQueueStatus<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1271,6 +1282,7 @@ impl<'a> Command for XQueryVirtioVhostQueueStatus<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1304,6 +1316,7 @@ impl<'a> SerializeMembers for VirtioRingDesc<'a> {
 rt::serialize_as_map!(VirtioRingDesc<'a>);
 
 impl<'a> FromRawJson<'a> for VirtioRingDesc<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1355,6 +1368,7 @@ impl SerializeMembers for VirtioRingAvail {
 rt::serialize_as_map!(VirtioRingAvail);
 
 impl<'a> FromRawJson<'a> for VirtioRingAvail {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1403,6 +1417,7 @@ impl SerializeMembers for VirtioRingUsed {
 rt::serialize_as_map!(VirtioRingUsed);
 
 impl<'a> FromRawJson<'a> for VirtioRingUsed {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1458,6 +1473,7 @@ impl<'a> SerializeMembers for VirtioQueueElement<'a> {
 rt::serialize_as_map!(VirtioQueueElement<'a>);
 
 impl<'a> FromRawJson<'a> for VirtioQueueElement<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1624,6 +1640,7 @@ impl<'a> Command for XQueryVirtioQueueElement<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
@@ -1660,6 +1677,7 @@ impl<'a> SerializeMembers for IOThreadVirtQueueMapping<'a> {
 rt::serialize_as_map!(IOThreadVirtQueueMapping<'a>);
 
 impl<'a> FromRawJson<'a> for IOThreadVirtQueueMapping<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1706,6 +1724,7 @@ impl<'a> SerializeMembers for DummyVirtioForceArrays<'a> {
 rt::serialize_as_map!(DummyVirtioForceArrays<'a>);
 
 impl<'a> FromRawJson<'a> for DummyVirtioForceArrays<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -1750,6 +1769,7 @@ impl<'a> GranuleMode<'a> {
     pub const VALUES: &'static [&'static str] = &["4k", "8k", "16k", "64k", "host"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             GranuleMode::N4k => "4k",
@@ -1762,6 +1782,7 @@ impl<'a> GranuleMode<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("4k") => GranuleMode::N4k,
@@ -1775,6 +1796,7 @@ impl<'a> GranuleMode<'a> {
 }
 
 impl<'a> FromRawJson<'a> for GranuleMode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1784,6 +1806,7 @@ impl<'a> FromRawJson<'a> for GranuleMode<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for GranuleMode<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             GranuleMode::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -1822,6 +1845,7 @@ impl<'a> VMAppleVirtioBlkVariant<'a> {
     pub const VALUES: &'static [&'static str] = &["unspecified", "root", "aux"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             VMAppleVirtioBlkVariant::Unspecified => "unspecified",
@@ -1832,6 +1856,7 @@ impl<'a> VMAppleVirtioBlkVariant<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("unspecified") => VMAppleVirtioBlkVariant::Unspecified,
@@ -1843,6 +1868,7 @@ impl<'a> VMAppleVirtioBlkVariant<'a> {
 }
 
 impl<'a> FromRawJson<'a> for VMAppleVirtioBlkVariant<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -1852,6 +1878,7 @@ impl<'a> FromRawJson<'a> for VMAppleVirtioBlkVariant<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for VMAppleVirtioBlkVariant<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             VMAppleVirtioBlkVariant::Unknown(text) => core::fmt::Display::fmt(text, f),

@@ -29,6 +29,7 @@ impl<'a> YankInstanceType<'a> {
     pub const VALUES: &'static [&'static str] = &["block-node", "chardev", "migration"];
 
     /// The value's wire name; for an unknown value, its text as on the wire (still escaped).
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         match self {
             YankInstanceType::BlockNode => "block-node",
@@ -39,6 +40,7 @@ impl<'a> YankInstanceType<'a> {
     }
 
     /// The value named `text` (an unknown one if this schema does not know it).
+    #[inline]
     pub fn from_json_str(text: JsonStr<'a>) -> Self {
         match text.as_plain() {
             Some("block-node") => YankInstanceType::BlockNode,
@@ -50,6 +52,7 @@ impl<'a> YankInstanceType<'a> {
 }
 
 impl<'a> FromRawJson<'a> for YankInstanceType<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         raw.as_json_str()
             .map(Self::from_json_str)
@@ -59,6 +62,7 @@ impl<'a> FromRawJson<'a> for YankInstanceType<'a> {
 
 /// The value's name; an unknown value's text, unescaped.
 impl core::fmt::Display for YankInstanceType<'_> {
+    #[inline]
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             YankInstanceType::Unknown(text) => core::fmt::Display::fmt(text, f),
@@ -99,6 +103,7 @@ impl<'a> SerializeMembers for YankInstanceBlockNode<'a> {
 rt::serialize_as_map!(YankInstanceBlockNode<'a>);
 
 impl<'a> FromRawJson<'a> for YankInstanceBlockNode<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -139,6 +144,7 @@ impl<'a> SerializeMembers for YankInstanceChardev<'a> {
 rt::serialize_as_map!(YankInstanceChardev<'a>);
 
 impl<'a> FromRawJson<'a> for YankInstanceChardev<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -205,6 +211,7 @@ pub enum YankInstanceBranch<'a> {
 
 impl<'a> YankInstanceBranch<'a> {
     /// The `type` value.
+    #[inline]
     pub fn tag(&self) -> YankInstanceType<'a> {
         match self {
             YankInstanceBranch::BlockNode(_) => YankInstanceType::BlockNode,
@@ -229,6 +236,7 @@ impl<'a> SerializeMembers for YankInstance<'a> {
 rt::serialize_as_map!(YankInstance<'a>);
 
 impl<'a> FromRawJson<'a> for YankInstance<'a> {
+    #[inline]
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if !raw.is_object() {
             return Err(DecodeError::NotAnObject);
@@ -296,6 +304,7 @@ impl<'a> Command for Yank<'a> {
         Some(self)
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         rt::empty(raw)
     }
@@ -331,6 +340,7 @@ impl Command for QueryYank {
         None
     }
 
+    #[inline]
     fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
         FromRawJson::from_raw_json(raw)
     }
