@@ -51,7 +51,6 @@ macro_rules! decoded_event {
     ) => {
         $(#[$attr])*
         #[derive(Debug, Clone, Copy, PartialEq)]
-        #[cfg_attr(feature = "defmt", derive(defmt::Format))]
         #[non_exhaustive]
         pub enum $name<$lt> {
             $(
@@ -102,6 +101,15 @@ macro_rules! decoded_event {
             /// The names of every event this enum decodes.
             pub const KNOWN_NAMES: &'static [&'static str] =
                 &[$( <$ty as EventData<$lt>>::NAME, )*];
+        }
+
+        /// The event's name (the generated data types have no `defmt::Format`: deriving
+        /// it for the whole schema costs minutes of compile time).
+        #[cfg(feature = "defmt")]
+        impl defmt::Format for $name<'_> {
+            fn format(&self, f: defmt::Formatter<'_>) {
+                defmt::write!(f, "{=str}", self.name())
+            }
         }
     };
 }

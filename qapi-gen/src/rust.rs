@@ -622,10 +622,6 @@ impl<'s> Gen<'s> {
         };
         push_doc(out, "", &def_doc(def, "enum"));
         let _ = writeln!(out, "#[derive(Debug, Clone, Copy, PartialEq, Eq)]");
-        let _ = writeln!(
-            out,
-            "#[cfg_attr(feature = \"defmt\", derive(defmt::Format))]"
-        );
         let _ = writeln!(out, "pub enum {name}<'a> {{");
         for (v, variant) in values.iter().zip(&variants) {
             let mut lines = vec![format!("`{}`", v.name)];
@@ -712,6 +708,11 @@ impl<'s> Gen<'s> {
         );
         let _ = writeln!(out, "            known => f.write_str(known.as_str()),");
         let _ = writeln!(out, "        }}\n    }}\n}}\n");
+        let _ = writeln!(out, "#[cfg(feature = \"defmt\")]");
+        let _ = writeln!(out, "impl defmt::Format for {name}<'_> {{");
+        let _ = writeln!(out, "    fn format(&self, f: defmt::Formatter<'_>) {{");
+        let _ = writeln!(out, "        defmt::write!(f, \"{{=str}}\", self.as_str())");
+        let _ = writeln!(out, "    }}\n}}\n");
         let _ = writeln!(out, "impl serde::Serialize for {name}<'_> {{");
         let _ = writeln!(out, "    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {{");
         let _ = writeln!(out, "        match self {{");
@@ -837,10 +838,6 @@ impl<'s> Gen<'s> {
             "#[derive(Debug, Clone, Copy, PartialEq{})]",
             if all_optional { ", Default" } else { "" }
         );
-        let _ = writeln!(
-            out,
-            "#[cfg_attr(feature = \"defmt\", derive(defmt::Format))]"
-        );
         let _ = writeln!(out, "pub struct {name}{lt} {{");
         self.fields(out, &def.name, members, dir, def.doc.as_ref());
         let _ = writeln!(out, "}}\n");
@@ -897,10 +894,6 @@ impl<'s> Gen<'s> {
         ));
         push_doc(out, "", &doc);
         let _ = writeln!(out, "#[derive(Debug, Clone, Copy, PartialEq)]");
-        let _ = writeln!(
-            out,
-            "#[cfg_attr(feature = \"defmt\", derive(defmt::Format))]"
-        );
         let _ = writeln!(out, "pub struct {name}<'a> {{");
         self.fields(out, &def.name, &others, dir, def.doc.as_ref());
         let disc_doc = base
@@ -922,10 +915,6 @@ impl<'s> Gen<'s> {
             "/// The variants of [`{name}`], selected by `{disc}` (QAPI enum `{tag_enum}`)."
         );
         let _ = writeln!(out, "#[derive(Debug, Clone, Copy, PartialEq)]");
-        let _ = writeln!(
-            out,
-            "#[cfg_attr(feature = \"defmt\", derive(defmt::Format))]"
-        );
         let _ = writeln!(out, "pub enum {branch_name}<'a> {{");
         let tag_name = type_name(tag_enum);
         let mut arms = Vec::new();
@@ -980,7 +969,10 @@ impl<'s> Gen<'s> {
 
         let _ = writeln!(out, "impl<'a> {branch_name}<'a> {{");
         let _ = writeln!(out, "    /// The `{disc}` value.");
-        let _ = writeln!(out, "    #[inline]\n    pub fn tag(&self) -> {tag_name}<'a> {{");
+        let _ = writeln!(
+            out,
+            "    #[inline]\n    pub fn tag(&self) -> {tag_name}<'a> {{"
+        );
         let _ = writeln!(out, "        match self {{");
         for (_, variant, has) in &arms {
             let pat = if *has { "(_)" } else { "" };
@@ -1064,10 +1056,6 @@ impl<'s> Gen<'s> {
         let lt = self.lt(&def.name);
         push_doc(out, "", &def_doc(def, "alternate"));
         let _ = writeln!(out, "#[derive(Debug, Clone, Copy, PartialEq)]");
-        let _ = writeln!(
-            out,
-            "#[cfg_attr(feature = \"defmt\", derive(defmt::Format))]"
-        );
         let _ = writeln!(out, "pub enum {name}{lt} {{");
         for b in branches {
             let mut lines = vec![format!("`{}`", b.name)];
@@ -1174,10 +1162,6 @@ impl<'s> Gen<'s> {
                     out,
                     "#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]"
                 );
-                let _ = writeln!(
-                    out,
-                    "#[cfg_attr(feature = \"defmt\", derive(defmt::Format))]"
-                );
                 let _ = writeln!(out, "pub struct {name};\n");
                 ("NoArguments".to_string(), "None".to_string(), false)
             }
@@ -1201,10 +1185,6 @@ impl<'s> Gen<'s> {
                 ));
                 push_doc(out, "", &doc);
                 let _ = writeln!(out, "#[derive(Debug, Clone, Copy, PartialEq)]");
-                let _ = writeln!(
-                    out,
-                    "#[cfg_attr(feature = \"defmt\", derive(defmt::Format))]"
-                );
                 let lt = if has_lt { "<'a>" } else { "" };
                 let _ = writeln!(out, "pub struct {name}{lt}(pub {inner});\n");
                 (inner, "Some(&self.0)".to_string(), has_lt)
@@ -1244,10 +1224,6 @@ impl<'s> Gen<'s> {
                     out,
                     "#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]"
                 );
-                let _ = writeln!(
-                    out,
-                    "#[cfg_attr(feature = \"defmt\", derive(defmt::Format))]"
-                );
                 let _ = writeln!(out, "pub struct {name};\n");
                 let _ = writeln!(out, "impl serde::Serialize for {name} {{");
                 let _ = writeln!(out, "    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {{\n        Empty.serialize(serializer)\n    }}\n}}\n");
@@ -1276,10 +1252,6 @@ impl<'s> Gen<'s> {
                 doc.push(format!("The data is a [`{}`].", self::type_name(type_name)));
                 push_doc(out, "", &doc);
                 let _ = writeln!(out, "#[derive(Debug, Clone, Copy, PartialEq)]");
-                let _ = writeln!(
-                    out,
-                    "#[cfg_attr(feature = \"defmt\", derive(defmt::Format))]"
-                );
                 let _ = writeln!(out, "pub struct {name}{lt}(pub {inner});\n");
                 let _ = writeln!(out, "impl{lt} serde::Serialize for {name}{lt} {{");
                 let _ = writeln!(out, "    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {{\n        self.0.serialize(serializer)\n    }}\n}}\n");

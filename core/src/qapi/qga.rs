@@ -40,7 +40,6 @@ use crate::qapi::rt::prelude::*;
 ///
 /// Since: 1.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestSyncDelimited {
     /// `id`: randomly generated 64-bit integer
     pub id: i64,
@@ -100,7 +99,6 @@ impl Command for GuestSyncDelimited {
 ///
 /// Since: 0.15.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestSync {
     /// `id`: randomly generated 64-bit integer
     pub id: i64,
@@ -136,7 +134,6 @@ impl Command for GuestSync {
 ///
 /// Since: 0.15.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestPing;
 
 impl Command for GuestPing {
@@ -163,7 +160,6 @@ impl Command for GuestPing {
 ///
 /// Since: 1.5
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestGetTime;
 
 impl Command for GuestGetTime {
@@ -200,7 +196,6 @@ impl Command for GuestGetTime {
 ///
 /// Since: 1.5
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestSetTime {
     /// `time` (optional): time of nanoseconds, relative to the Epoch of 1970-01-01 in
     /// UTC.
@@ -239,7 +234,6 @@ impl Command for GuestSetTime {
 ///
 /// Since: 1.1.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestAgentCommandInfo<'a> {
     /// `name`: name of the command
     pub name: JsonStr<'a>,
@@ -294,7 +288,6 @@ impl<'a> FromRawJson<'a> for GuestAgentCommandInfo<'a> {
 ///
 /// Since: 0.15.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestAgentInfo<'a> {
     /// `version`: guest agent version
     pub version: JsonStr<'a>,
@@ -344,7 +337,6 @@ impl<'a> FromRawJson<'a> for GuestAgentInfo<'a> {
 ///
 /// Since: 0.15.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestInfo;
 
 impl Command for GuestInfo {
@@ -374,7 +366,6 @@ impl Command for GuestInfo {
 ///
 /// Since: 0.15.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestShutdown<'a> {
     /// `mode` (optional): "halt", "powerdown" (default), or "reboot"
     pub mode: Option<&'a str>,
@@ -415,7 +406,6 @@ impl<'a> Command for GuestShutdown<'a> {
 ///
 /// Since: 0.15.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestFileOpen<'a> {
     /// `path`: Full path to the file in the guest to open.
     pub path: &'a str,
@@ -456,7 +446,6 @@ impl<'a> Command for GuestFileOpen<'a> {
 ///
 /// Since: 0.15.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestFileClose {
     /// `handle`: filehandle returned by guest-file-open
     pub handle: i64,
@@ -492,7 +481,6 @@ impl Command for GuestFileClose {
 ///
 /// Since: 0.15.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestFileRead<'a> {
     /// `count`: number of bytes read (note: count is *before*
     /// base64-encoding is applied)
@@ -549,7 +537,6 @@ impl<'a> FromRawJson<'a> for GuestFileRead<'a> {
 ///
 /// Since: 0.15.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestFileReadCommand {
     /// `handle`: filehandle returned by guest-file-open
     pub handle: i64,
@@ -591,7 +578,6 @@ impl Command for GuestFileReadCommand {
 ///
 /// Since: 0.15.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestFileWrite {
     /// `count`: number of bytes written (note: count is actual bytes
     /// written, after base64-decoding of provided buffer)
@@ -640,7 +626,6 @@ impl<'a> FromRawJson<'a> for GuestFileWrite {
 ///
 /// Since: 0.15.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestFileWriteCommand<'a> {
     /// `handle`: filehandle returned by guest-file-open
     pub handle: i64,
@@ -685,7 +670,6 @@ impl<'a> Command for GuestFileWriteCommand<'a> {
 ///
 /// Since: 0.15.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestFileSeek {
     /// `position`: current file position
     pub position: i64,
@@ -731,7 +715,6 @@ impl<'a> FromRawJson<'a> for GuestFileSeek {
 ///
 /// Since: 2.6
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QGASeek<'a> {
     /// `set`: Set to the specified offset (same effect as 'whence':0)
     Set,
@@ -790,6 +773,13 @@ impl core::fmt::Display for QGASeek<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for QGASeek<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for QGASeek<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -805,7 +795,6 @@ impl serde::Serialize for QGASeek<'_> {
 ///
 /// Since: 2.6
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum GuestFileWhence<'a> {
     /// `value`: Integral value (0 for set, 1 for cur, 2 for end), available for historical reasons, and might differ from the host's or guest's SEEK_* values (since: 0.15)
     Value(i64),
@@ -832,7 +821,6 @@ impl<'a> serde::Serialize for GuestFileWhence<'a> {
 ///
 /// Since: 0.15.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestFileSeekCommand<'a> {
     /// `handle`: filehandle returned by guest-file-open
     pub handle: i64,
@@ -874,7 +862,6 @@ impl<'a> Command for GuestFileSeekCommand<'a> {
 ///
 /// Since: 0.15.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestFileFlush {
     /// `handle`: filehandle returned by guest-file-open
     pub handle: i64,
@@ -912,7 +899,6 @@ impl Command for GuestFileFlush {
 ///
 /// *Only when QEMU is built with* `(CONFIG_WIN32 or CONFIG_FSFREEZE)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum GuestFsfreezeStatus<'a> {
     /// `thawed`: filesystems thawed/unfrozen
     Thawed,
@@ -967,6 +953,13 @@ impl core::fmt::Display for GuestFsfreezeStatus<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for GuestFsfreezeStatus<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for GuestFsfreezeStatus<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -986,7 +979,6 @@ impl serde::Serialize for GuestFsfreezeStatus<'_> {
 ///
 /// *Only when QEMU is built with* `(CONFIG_WIN32 or CONFIG_FSFREEZE)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestFsfreezeStatusCommand;
 
 impl Command for GuestFsfreezeStatusCommand {
@@ -1020,7 +1012,6 @@ impl Command for GuestFsfreezeStatusCommand {
 ///
 /// *Only when QEMU is built with* `(CONFIG_WIN32 or CONFIG_FSFREEZE)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestFsfreezeFreeze;
 
 impl Command for GuestFsfreezeFreeze {
@@ -1051,7 +1042,6 @@ impl Command for GuestFsfreezeFreeze {
 ///
 /// *Only when QEMU is built with* `(CONFIG_WIN32 or CONFIG_FSFREEZE)`.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestFsfreezeFreezeList<'a> {
     /// `mountpoints` (optional): an array of mountpoints of filesystems to be frozen.
     /// If omitted, every mounted filesystem is frozen.  Invalid mount
@@ -1095,7 +1085,6 @@ impl<'a> Command for GuestFsfreezeFreezeList<'a> {
 ///
 /// *Only when QEMU is built with* `(CONFIG_WIN32 or CONFIG_FSFREEZE)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestFsfreezeThaw;
 
 impl Command for GuestFsfreezeThaw {
@@ -1119,7 +1108,6 @@ impl Command for GuestFsfreezeThaw {
 ///
 /// *Only when QEMU is built with* `(CONFIG_WIN32 or CONFIG_FSTRIM)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestFilesystemTrimResult<'a> {
     /// `path`: path that was trimmed
     pub path: JsonStr<'a>,
@@ -1183,7 +1171,6 @@ impl<'a> FromRawJson<'a> for GuestFilesystemTrimResult<'a> {
 ///
 /// *Only when QEMU is built with* `(CONFIG_WIN32 or CONFIG_FSTRIM)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestFilesystemTrimResponse<'a> {
     /// `paths`: list of @GuestFilesystemTrimResult per path that was trimmed
     pub paths: JsonArray<'a, GuestFilesystemTrimResult<'a>>,
@@ -1227,7 +1214,6 @@ impl<'a> FromRawJson<'a> for GuestFilesystemTrimResponse<'a> {
 ///
 /// *Only when QEMU is built with* `(CONFIG_WIN32 or CONFIG_FSTRIM)`.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestFstrim {
     /// `minimum` (optional): Minimum contiguous free range to discard, in bytes.  Free
     /// ranges smaller than this may be ignored (this is a hint and the
@@ -1289,7 +1275,6 @@ impl Command for GuestFstrim {
 ///
 /// *Only when QEMU is built with* `(CONFIG_LINUX or CONFIG_WIN32)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestSuspendDisk;
 
 impl Command for GuestSuspendDisk {
@@ -1339,7 +1324,6 @@ impl Command for GuestSuspendDisk {
 ///
 /// *Only when QEMU is built with* `(CONFIG_LINUX or CONFIG_WIN32)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestSuspendRam;
 
 impl Command for GuestSuspendRam {
@@ -1388,7 +1372,6 @@ impl Command for GuestSuspendRam {
 ///
 /// *Only when QEMU is built with* `CONFIG_LINUX`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestSuspendHybrid;
 
 impl Command for GuestSuspendHybrid {
@@ -1415,7 +1398,6 @@ impl Command for GuestSuspendHybrid {
 ///
 /// *Only when QEMU is built with* `(CONFIG_WIN32 or HAVE_GETIFADDRS)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum GuestIpAddressType<'a> {
     /// `ipv4`: IP version 4
     Ipv4,
@@ -1470,6 +1452,13 @@ impl core::fmt::Display for GuestIpAddressType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for GuestIpAddressType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for GuestIpAddressType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1485,7 +1474,6 @@ impl serde::Serialize for GuestIpAddressType<'_> {
 ///
 /// *Only when QEMU is built with* `(CONFIG_WIN32 or HAVE_GETIFADDRS)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestIpAddress<'a> {
     /// `ip-address`: IP address
     pub ip_address: JsonStr<'a>,
@@ -1539,7 +1527,6 @@ impl<'a> FromRawJson<'a> for GuestIpAddress<'a> {
 ///
 /// *Only when QEMU is built with* `(CONFIG_WIN32 or HAVE_GETIFADDRS)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestNetworkInterfaceStat {
     /// `rx-bytes`: total bytes received
     pub rx_bytes: u64,
@@ -1621,7 +1608,6 @@ impl<'a> FromRawJson<'a> for GuestNetworkInterfaceStat {
 ///
 /// *Only when QEMU is built with* `(CONFIG_WIN32 or HAVE_GETIFADDRS)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestNetworkInterface<'a> {
     /// `name`: The name of interface for which info are being delivered
     pub name: JsonStr<'a>,
@@ -1692,7 +1678,6 @@ impl<'a> FromRawJson<'a> for GuestNetworkInterface<'a> {
 ///
 /// *Only when QEMU is built with* `(CONFIG_WIN32 or HAVE_GETIFADDRS)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestNetworkGetInterfaces;
 
 impl Command for GuestNetworkGetInterfaces {
@@ -1716,7 +1701,6 @@ impl Command for GuestNetworkGetInterfaces {
 ///
 /// *Only when QEMU is built with* `(CONFIG_LINUX or CONFIG_WIN32)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestLogicalProcessor {
     /// `logical-id`: Arbitrary guest-specific unique identifier of the VCPU.
     pub logical_id: i64,
@@ -1779,7 +1763,6 @@ impl<'a> FromRawJson<'a> for GuestLogicalProcessor {
 ///
 /// *Only when QEMU is built with* `(CONFIG_LINUX or CONFIG_WIN32)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestGetVcpus;
 
 impl Command for GuestGetVcpus {
@@ -1810,7 +1793,6 @@ impl Command for GuestGetVcpus {
 ///
 /// *Only when QEMU is built with* `CONFIG_LINUX`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestSetVcpus<'a> {
     /// `vcpus`: The logical processors to be reconfigured.  This list is
     /// processed node by node in order.  In each node @logical-id is
@@ -1856,7 +1838,6 @@ impl<'a> Command for GuestSetVcpus<'a> {
 ///
 /// *Only when QEMU is built with* `(CONFIG_WIN32 or CONFIG_LINUX)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum GuestDiskBusType<'a> {
     /// `ide`: IDE disks
     Ide,
@@ -2004,6 +1985,13 @@ impl core::fmt::Display for GuestDiskBusType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for GuestDiskBusType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for GuestDiskBusType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -2019,7 +2007,6 @@ impl serde::Serialize for GuestDiskBusType<'_> {
 ///
 /// *Only when QEMU is built with* `(CONFIG_WIN32 or CONFIG_LINUX)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestPCIAddress {
     /// `domain`: domain id
     pub domain: i64,
@@ -2077,7 +2064,6 @@ impl<'a> FromRawJson<'a> for GuestPCIAddress {
 ///
 /// *Only when QEMU is built with* `(CONFIG_WIN32 or CONFIG_LINUX)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestCCWAddress {
     /// `cssid`: channel subsystem image id
     pub cssid: i64,
@@ -2135,7 +2121,6 @@ impl<'a> FromRawJson<'a> for GuestCCWAddress {
 ///
 /// *Only when QEMU is built with* `(CONFIG_WIN32 or CONFIG_LINUX)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestDiskAddress<'a> {
     /// `pci-controller`: controller's PCI address (fields are set to -1 if
     /// invalid)
@@ -2231,7 +2216,6 @@ impl<'a> FromRawJson<'a> for GuestDiskAddress<'a> {
 ///
 /// *Only when QEMU is built with* `(CONFIG_WIN32 or CONFIG_LIBUDEV)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestNVMeSmart {
     /// `critical-warning`
     pub critical_warning: i64,
@@ -2475,7 +2459,6 @@ impl<'a> FromRawJson<'a> for GuestNVMeSmart {
 ///
 /// The member `type` selects the variant; [`GuestDiskSmartBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestDiskSmart<'a> {
     /// `type`: disk bus type
     ///
@@ -2485,7 +2468,6 @@ pub struct GuestDiskSmart<'a> {
 
 /// The variants of [`GuestDiskSmart`], selected by `type` (QAPI enum `GuestDiskBusType`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum GuestDiskSmartBranch<'a> {
     /// `type: "ide"`
     Ide,
@@ -2622,7 +2604,6 @@ impl<'a> FromRawJson<'a> for GuestDiskSmart<'a> {
 ///
 /// *Only when QEMU is built with* `(CONFIG_WIN32 or CONFIG_LIBUDEV)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestDiskInfo<'a> {
     /// `name`: device node (Linux) or device UNC (Windows)
     pub name: JsonStr<'a>,
@@ -2705,7 +2686,6 @@ impl<'a> FromRawJson<'a> for GuestDiskInfo<'a> {
 ///
 /// *Only when QEMU is built with* `(CONFIG_WIN32 or CONFIG_LIBUDEV)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestGetDisks;
 
 impl Command for GuestGetDisks {
@@ -2729,7 +2709,6 @@ impl Command for GuestGetDisks {
 ///
 /// *Only when QEMU is built with* `(CONFIG_WIN32 or CONFIG_LINUX)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestFilesystemInfo<'a> {
     /// `name`: disk name
     pub name: JsonStr<'a>,
@@ -2817,7 +2796,6 @@ impl<'a> FromRawJson<'a> for GuestFilesystemInfo<'a> {
 ///
 /// *Only when QEMU is built with* `(CONFIG_WIN32 or CONFIG_LINUX)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestGetFsinfo;
 
 impl Command for GuestGetFsinfo {
@@ -2854,7 +2832,6 @@ impl Command for GuestGetFsinfo {
 ///
 /// *Only when QEMU is built with* `(CONFIG_WIN32 or CONFIG_LINUX or CONFIG_FREEBSD)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestSetUserPassword<'a> {
     /// `username`: the user account whose password to change
     pub username: &'a str,
@@ -2896,7 +2873,6 @@ impl<'a> Command for GuestSetUserPassword<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_LINUX`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestMemoryBlock {
     /// `phys-index`: Arbitrary guest-specific unique identifier of the
     /// MEMORY BLOCK.
@@ -2960,7 +2936,6 @@ impl<'a> FromRawJson<'a> for GuestMemoryBlock {
 ///
 /// *Only when QEMU is built with* `CONFIG_LINUX`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestGetMemoryBlocks;
 
 impl Command for GuestGetMemoryBlocks {
@@ -2986,7 +2961,6 @@ impl Command for GuestGetMemoryBlocks {
 ///
 /// *Only when QEMU is built with* `CONFIG_LINUX`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum GuestMemoryBlockResponseType<'a> {
     /// `success`: the operation of online/offline memory block is
     /// successful.
@@ -3058,6 +3032,13 @@ impl core::fmt::Display for GuestMemoryBlockResponseType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for GuestMemoryBlockResponseType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for GuestMemoryBlockResponseType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -3073,7 +3054,6 @@ impl serde::Serialize for GuestMemoryBlockResponseType<'_> {
 ///
 /// *Only when QEMU is built with* `CONFIG_LINUX`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestMemoryBlockResponse<'a> {
     /// `phys-index`: same with the 'phys-index' member of @GuestMemoryBlock.
     pub phys_index: u64,
@@ -3134,7 +3114,6 @@ impl<'a> FromRawJson<'a> for GuestMemoryBlockResponse<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_LINUX`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestSetMemoryBlocks<'a> {
     /// `mem-blks`: The memory blocks to be reconfigured.  This list is
     /// processed node by node in order.  In each node @phys-index is
@@ -3179,7 +3158,6 @@ impl<'a> Command for GuestSetMemoryBlocks<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_LINUX`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestMemoryBlockInfo {
     /// `size`: the size (in bytes) of the guest memory blocks, which are the
     /// minimal units of memory block online/offline operations (also
@@ -3225,7 +3203,6 @@ impl<'a> FromRawJson<'a> for GuestMemoryBlockInfo {
 ///
 /// *Only when QEMU is built with* `CONFIG_LINUX`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestGetMemoryBlockInfo;
 
 impl Command for GuestGetMemoryBlockInfo {
@@ -3247,7 +3224,6 @@ impl Command for GuestGetMemoryBlockInfo {
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestExecStatus<'a> {
     /// `exited`: true if process has already terminated.
     pub exited: bool,
@@ -3346,7 +3322,6 @@ impl<'a> FromRawJson<'a> for GuestExecStatus<'a> {
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestExecStatusCommand {
     /// `pid`: pid returned from guest-exec
     pub pid: i64,
@@ -3380,7 +3355,6 @@ impl Command for GuestExecStatusCommand {
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestExec {
     /// `pid`: pid of child process in guest OS
     pub pid: i64,
@@ -3420,7 +3394,6 @@ impl<'a> FromRawJson<'a> for GuestExec {
 ///
 /// Since: 8.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum GuestExecCaptureOutputMode<'a> {
     /// `none`: do not capture any output
     None,
@@ -3492,6 +3465,13 @@ impl core::fmt::Display for GuestExecCaptureOutputMode<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for GuestExecCaptureOutputMode<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for GuestExecCaptureOutputMode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -3507,7 +3487,6 @@ impl serde::Serialize for GuestExecCaptureOutputMode<'_> {
 ///
 /// Since: 8.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum GuestExecCaptureOutput<'a> {
     /// `flag`: captures both stdout and stderr if true.  Equivalent to GuestExecCaptureOutputMode::all.  (since 2.5)
     Flag(bool),
@@ -3532,7 +3511,6 @@ impl<'a> serde::Serialize for GuestExecCaptureOutput<'a> {
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestExecCommand<'a> {
     /// `path`: path or executable name to execute
     pub path: &'a str,
@@ -3587,7 +3565,6 @@ impl<'a> Command for GuestExecCommand<'a> {
 ///
 /// Since: 2.10
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestHostName<'a> {
     /// `host-name`: Fully qualified domain name of the guest OS
     pub host_name: JsonStr<'a>,
@@ -3633,7 +3610,6 @@ impl<'a> FromRawJson<'a> for GuestHostName<'a> {
 ///
 /// Since: 2.10
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestGetHostName;
 
 impl Command for GuestGetHostName {
@@ -3657,7 +3633,6 @@ impl Command for GuestGetHostName {
 ///
 /// *Only when QEMU is built with* `(CONFIG_WIN32 or HAVE_UTMPX)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestUser<'a> {
     /// `user`: Username
     pub user: JsonStr<'a>,
@@ -3718,7 +3693,6 @@ impl<'a> FromRawJson<'a> for GuestUser<'a> {
 ///
 /// *Only when QEMU is built with* `(CONFIG_WIN32 or HAVE_UTMPX)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestGetUsers;
 
 impl Command for GuestGetUsers {
@@ -3740,7 +3714,6 @@ impl Command for GuestGetUsers {
 ///
 /// Since: 2.10
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestTimezone<'a> {
     /// `zone` (optional): Timezone name.  These values may differ depending on guest/OS
     /// and should only be used for informational purposes.
@@ -3792,7 +3765,6 @@ impl<'a> FromRawJson<'a> for GuestTimezone<'a> {
 ///
 /// Since: 2.10
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestGetTimezone;
 
 impl Command for GuestGetTimezone {
@@ -3824,7 +3796,6 @@ impl Command for GuestGetTimezone {
 ///
 /// Since: 2.10
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestOSInfo<'a> {
     /// `kernel-release` (optional): * POSIX: release field returned by uname(2)
     /// * Windows: build number of the OS
@@ -3955,7 +3926,6 @@ impl<'a> FromRawJson<'a> for GuestOSInfo<'a> {
 ///
 /// Since: 2.10
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestGetOsinfo;
 
 impl Command for GuestGetOsinfo {
@@ -3977,7 +3947,6 @@ impl Command for GuestGetOsinfo {
 ///
 /// *Only when QEMU is built with* `CONFIG_WIN32`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum GuestDeviceType<'a> {
     /// `pci`: PCI device
     Pci,
@@ -4028,6 +3997,13 @@ impl core::fmt::Display for GuestDeviceType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for GuestDeviceType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for GuestDeviceType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -4043,7 +4019,6 @@ impl serde::Serialize for GuestDeviceType<'_> {
 ///
 /// *Only when QEMU is built with* `CONFIG_WIN32`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestDeviceIdPCI {
     /// `vendor-id`: vendor ID
     pub vendor_id: u16,
@@ -4093,7 +4068,6 @@ impl<'a> FromRawJson<'a> for GuestDeviceIdPCI {
 ///
 /// The member `type` selects the variant; [`GuestDeviceIdBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestDeviceId<'a> {
     /// `type`: device type
     ///
@@ -4103,7 +4077,6 @@ pub struct GuestDeviceId<'a> {
 
 /// The variants of [`GuestDeviceId`], selected by `type` (QAPI enum `GuestDeviceType`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum GuestDeviceIdBranch<'a> {
     /// `type: "pci"`
     Pci(GuestDeviceIdPCI),
@@ -4164,7 +4137,6 @@ impl<'a> FromRawJson<'a> for GuestDeviceId<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_WIN32`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestDeviceInfo<'a> {
     /// `driver-name`: name of the associated driver
     pub driver_name: JsonStr<'a>,
@@ -4234,7 +4206,6 @@ impl<'a> FromRawJson<'a> for GuestDeviceInfo<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_WIN32`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestGetDevices;
 
 impl Command for GuestGetDevices {
@@ -4256,7 +4227,6 @@ impl Command for GuestGetDevices {
 ///
 /// Since: 5.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestAuthorizedKeys<'a> {
     /// `keys`: public keys (in OpenSSH/sshd(8) authorized_keys format)
     pub keys: JsonArray<'a, JsonStr<'a>>,
@@ -4299,7 +4269,6 @@ impl<'a> FromRawJson<'a> for GuestAuthorizedKeys<'a> {
 ///
 /// Since: 5.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestSshGetAuthorizedKeys<'a> {
     /// `username`: the user account to add the authorized keys
     pub username: &'a str,
@@ -4336,7 +4305,6 @@ impl<'a> Command for GuestSshGetAuthorizedKeys<'a> {
 ///
 /// Since: 5.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestSshAddAuthorizedKeys<'a> {
     /// `username`: the user account to add the authorized keys
     pub username: &'a str,
@@ -4383,7 +4351,6 @@ impl<'a> Command for GuestSshAddAuthorizedKeys<'a> {
 ///
 /// Since: 5.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestSshRemoveAuthorizedKeys<'a> {
     /// `username`: the user account to remove the authorized keys
     pub username: &'a str,
@@ -4423,7 +4390,6 @@ impl<'a> Command for GuestSshRemoveAuthorizedKeys<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_LINUX`.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestDiskStats {
     /// `read-sectors` (optional): sectors read
     pub read_sectors: Option<u64>,
@@ -4596,7 +4562,6 @@ impl<'a> FromRawJson<'a> for GuestDiskStats {
 ///
 /// *Only when QEMU is built with* `CONFIG_LINUX`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestDiskStatsInfo<'a> {
     /// `name`: disk name
     pub name: JsonStr<'a>,
@@ -4658,7 +4623,6 @@ impl<'a> FromRawJson<'a> for GuestDiskStatsInfo<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_LINUX`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestGetDiskstats;
 
 impl Command for GuestGetDiskstats {
@@ -4684,7 +4648,6 @@ impl Command for GuestGetDiskstats {
 ///
 /// *Only when QEMU is built with* `CONFIG_LINUX`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum GuestCpuStatsType<'a> {
     /// `linux`: Linux
     Linux,
@@ -4735,6 +4698,13 @@ impl core::fmt::Display for GuestCpuStatsType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for GuestCpuStatsType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for GuestCpuStatsType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -4752,7 +4722,6 @@ impl serde::Serialize for GuestCpuStatsType<'_> {
 ///
 /// *Only when QEMU is built with* `CONFIG_LINUX`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestLinuxCpuStats {
     /// `cpu`: CPU index in guest OS
     pub cpu: i64,
@@ -4869,7 +4838,6 @@ impl<'a> FromRawJson<'a> for GuestLinuxCpuStats {
 ///
 /// The member `type` selects the variant; [`GuestCpuStatsBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestCpuStats<'a> {
     /// `type`: guest operating system
     ///
@@ -4879,7 +4847,6 @@ pub struct GuestCpuStats<'a> {
 
 /// The variants of [`GuestCpuStats`], selected by `type` (QAPI enum `GuestCpuStatsType`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum GuestCpuStatsBranch<'a> {
     /// `type: "linux"`
     Linux(GuestLinuxCpuStats),
@@ -4946,7 +4913,6 @@ impl<'a> FromRawJson<'a> for GuestCpuStats<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_LINUX`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestGetCpustats;
 
 impl Command for GuestGetCpustats {
@@ -4972,7 +4938,6 @@ impl Command for GuestGetCpustats {
 ///
 /// *Only when QEMU is built with* `CONFIG_GETLOADAVG`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestLoadAverage {
     /// `load1m`: 1-minute load avage
     pub load1m: f64,
@@ -5028,7 +4993,6 @@ impl<'a> FromRawJson<'a> for GuestLoadAverage {
 ///
 /// *Only when QEMU is built with* `CONFIG_GETLOADAVG`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestGetLoad;
 
 impl Command for GuestGetLoad {
@@ -5054,7 +5018,6 @@ impl Command for GuestGetLoad {
 ///
 /// *Only when QEMU is built with* `CONFIG_LINUX`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestNetworkRoute<'a> {
     /// `iface`: The destination network or host's egress network interface in the routing table
     pub iface: JsonStr<'a>,
@@ -5212,7 +5175,6 @@ impl<'a> FromRawJson<'a> for GuestNetworkRoute<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_LINUX`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestNetworkGetRoute;
 
 impl Command for GuestNetworkGetRoute {
@@ -5236,7 +5198,6 @@ impl Command for GuestNetworkGetRoute {
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QType<'a> {
     /// `none`: no type
     None,
@@ -5310,6 +5271,13 @@ impl core::fmt::Display for QType<'_> {
             QType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
         }
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for QType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
     }
 }
 

@@ -25,7 +25,6 @@ use super::*;
 ///
 /// Since: 1.5
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AcpiTableOptions<'a> {
     /// `sig` (optional): table signature / identifier (4 bytes)
     pub sig: Option<JsonStr<'a>>,
@@ -139,7 +138,6 @@ impl<'a> FromRawJson<'a> for AcpiTableOptions<'a> {
 
 /// QAPI enum `ACPISlotType` (acpi).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ACPISlotType<'a> {
     /// `DIMM`: memory slot
     DIMM,
@@ -194,6 +192,13 @@ impl core::fmt::Display for ACPISlotType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for ACPISlotType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for ACPISlotType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -211,7 +216,6 @@ impl serde::Serialize for ACPISlotType<'_> {
 ///
 /// Since: 2.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ACPIOSTInfo<'a> {
     /// `device` (optional): device ID associated with slot
     pub device: Option<JsonStr<'a>>,
@@ -288,7 +292,6 @@ impl<'a> FromRawJson<'a> for ACPIOSTInfo<'a> {
 ///    ]}
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryAcpiOspmStatus;
 
 impl Command for QueryAcpiOspmStatus {
@@ -320,7 +323,6 @@ impl Command for QueryAcpiOspmStatus {
 ///      "timestamp": { "seconds": 1265044230, "microseconds": 450486 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AcpiDeviceOstEvent<'a> {
     /// `info`: OSPM Status Indication
     pub info: ACPIOSTInfo<'a>,

@@ -12,7 +12,6 @@ use super::*;
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AudiodevPerDirectionOptions<'a> {
     /// `mixing-engine` (optional): use QEMU's mixing engine to mix all streams inside
     /// QEMU and convert audio formats when not supported by the
@@ -111,7 +110,6 @@ impl<'a> FromRawJson<'a> for AudiodevPerDirectionOptions<'a> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AudiodevGenericOptions<'a> {
     /// `in` (optional): options of the capture stream
     pub r#in: Option<AudiodevPerDirectionOptions<'a>>,
@@ -163,7 +161,6 @@ impl<'a> FromRawJson<'a> for AudiodevGenericOptions<'a> {
 ///
 /// Since: 10.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AudiodevDBusOptions<'a> {
     /// `in` (optional): options of the capture stream
     pub r#in: Option<AudiodevPerDirectionOptions<'a>>,
@@ -222,7 +219,6 @@ impl<'a> FromRawJson<'a> for AudiodevDBusOptions<'a> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AudiodevAlsaPerDirectionOptions<'a> {
     /// `mixing-engine` (optional): use QEMU's mixing engine to mix all streams inside
     /// QEMU and convert audio formats when not supported by the
@@ -346,7 +342,6 @@ impl<'a> FromRawJson<'a> for AudiodevAlsaPerDirectionOptions<'a> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AudiodevAlsaOptions<'a> {
     /// `in` (optional): options of the capture stream
     pub r#in: Option<AudiodevAlsaPerDirectionOptions<'a>>,
@@ -404,7 +399,6 @@ impl<'a> FromRawJson<'a> for AudiodevAlsaOptions<'a> {
 ///
 /// Since: 7.2
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AudiodevSndioOptions<'a> {
     /// `in` (optional): options of the capture stream
     pub r#in: Option<AudiodevPerDirectionOptions<'a>>,
@@ -471,7 +465,6 @@ impl<'a> FromRawJson<'a> for AudiodevSndioOptions<'a> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AudiodevCoreaudioPerDirectionOptions<'a> {
     /// `mixing-engine` (optional): use QEMU's mixing engine to mix all streams inside
     /// QEMU and convert audio formats when not supported by the
@@ -578,7 +571,6 @@ impl<'a> FromRawJson<'a> for AudiodevCoreaudioPerDirectionOptions<'a> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AudiodevCoreaudioOptions<'a> {
     /// `in` (optional): options of the capture stream
     pub r#in: Option<AudiodevCoreaudioPerDirectionOptions<'a>>,
@@ -628,7 +620,6 @@ impl<'a> FromRawJson<'a> for AudiodevCoreaudioOptions<'a> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AudiodevDsoundOptions<'a> {
     /// `in` (optional): options of the capture stream
     pub r#in: Option<AudiodevPerDirectionOptions<'a>>,
@@ -688,7 +679,6 @@ impl<'a> FromRawJson<'a> for AudiodevDsoundOptions<'a> {
 ///
 /// Since: 5.1
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AudiodevJackPerDirectionOptions<'a> {
     /// `mixing-engine` (optional): use QEMU's mixing engine to mix all streams inside
     /// QEMU and convert audio formats when not supported by the
@@ -834,7 +824,6 @@ impl<'a> FromRawJson<'a> for AudiodevJackPerDirectionOptions<'a> {
 ///
 /// Since: 5.1
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AudiodevJackOptions<'a> {
     /// `in` (optional): options of the capture stream
     pub r#in: Option<AudiodevJackPerDirectionOptions<'a>>,
@@ -885,7 +874,6 @@ impl<'a> FromRawJson<'a> for AudiodevJackOptions<'a> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AudiodevOssPerDirectionOptions<'a> {
     /// `mixing-engine` (optional): use QEMU's mixing engine to mix all streams inside
     /// QEMU and convert audio formats when not supported by the
@@ -1009,7 +997,6 @@ impl<'a> FromRawJson<'a> for AudiodevOssPerDirectionOptions<'a> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AudiodevOssOptions<'a> {
     /// `in` (optional): options of the capture stream
     pub r#in: Option<AudiodevOssPerDirectionOptions<'a>>,
@@ -1089,7 +1076,6 @@ impl<'a> FromRawJson<'a> for AudiodevOssOptions<'a> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AudiodevPaPerDirectionOptions<'a> {
     /// `mixing-engine` (optional): use QEMU's mixing engine to mix all streams inside
     /// QEMU and convert audio formats when not supported by the
@@ -1216,7 +1202,6 @@ impl<'a> FromRawJson<'a> for AudiodevPaPerDirectionOptions<'a> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AudiodevPaOptions<'a> {
     /// `in` (optional): options of the capture stream
     pub r#in: Option<AudiodevPaPerDirectionOptions<'a>>,
@@ -1275,7 +1260,6 @@ impl<'a> FromRawJson<'a> for AudiodevPaOptions<'a> {
 ///
 /// Since: 8.1
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AudiodevPipewirePerDirectionOptions<'a> {
     /// `mixing-engine` (optional): use QEMU's mixing engine to mix all streams inside
     /// QEMU and convert audio formats when not supported by the
@@ -1402,7 +1386,6 @@ impl<'a> FromRawJson<'a> for AudiodevPipewirePerDirectionOptions<'a> {
 ///
 /// Since: 8.1
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AudiodevPipewireOptions<'a> {
     /// `in` (optional): options of the capture stream
     pub r#in: Option<AudiodevPipewirePerDirectionOptions<'a>>,
@@ -1453,7 +1436,6 @@ impl<'a> FromRawJson<'a> for AudiodevPipewireOptions<'a> {
 ///
 /// Since: 6.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AudiodevSdlPerDirectionOptions<'a> {
     /// `mixing-engine` (optional): use QEMU's mixing engine to mix all streams inside
     /// QEMU and convert audio formats when not supported by the
@@ -1560,7 +1542,6 @@ impl<'a> FromRawJson<'a> for AudiodevSdlPerDirectionOptions<'a> {
 ///
 /// Since: 6.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AudiodevSdlOptions<'a> {
     /// `in` (optional): options of the recording stream
     pub r#in: Option<AudiodevSdlPerDirectionOptions<'a>>,
@@ -1610,7 +1591,6 @@ impl<'a> FromRawJson<'a> for AudiodevSdlOptions<'a> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AudiodevWavOptions<'a> {
     /// `in` (optional): options of the capture stream
     pub r#in: Option<AudiodevPerDirectionOptions<'a>>,
@@ -1668,7 +1648,6 @@ impl<'a> FromRawJson<'a> for AudiodevWavOptions<'a> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum AudioFormat<'a> {
     /// `u8`: unsigned 8 bit integer
     U8,
@@ -1743,6 +1722,13 @@ impl core::fmt::Display for AudioFormat<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for AudioFormat<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for AudioFormat<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1758,7 +1744,6 @@ impl serde::Serialize for AudioFormat<'_> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum AudiodevDriver<'a> {
     /// `none`
     None,
@@ -1893,6 +1878,13 @@ impl core::fmt::Display for AudiodevDriver<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for AudiodevDriver<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for AudiodevDriver<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1910,7 +1902,6 @@ impl serde::Serialize for AudiodevDriver<'_> {
 ///
 /// The member `driver` selects the variant; [`AudiodevBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Audiodev<'a> {
     /// `id`: identifier of the backend
     pub id: JsonStr<'a>,
@@ -1925,7 +1916,6 @@ pub struct Audiodev<'a> {
 
 /// The variants of [`Audiodev`], selected by `driver` (QAPI enum `AudiodevDriver`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum AudiodevBranch<'a> {
     /// `driver: "none"`
     None(AudiodevGenericOptions<'a>),
@@ -2111,7 +2101,6 @@ impl<'a> FromRawJson<'a> for Audiodev<'a> {
 ///
 /// Since: 8.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryAudiodevs;
 
 impl Command for QueryAudiodevs {

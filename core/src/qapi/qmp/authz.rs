@@ -11,7 +11,6 @@ use super::*;
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QAuthZListPolicy<'a> {
     /// `deny`: deny access
     Deny,
@@ -66,6 +65,13 @@ impl core::fmt::Display for QAuthZListPolicy<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for QAuthZListPolicy<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for QAuthZListPolicy<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -81,7 +87,6 @@ impl serde::Serialize for QAuthZListPolicy<'_> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QAuthZListFormat<'a> {
     /// `exact`: an exact string match
     Exact,
@@ -136,6 +141,13 @@ impl core::fmt::Display for QAuthZListFormat<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for QAuthZListFormat<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for QAuthZListFormat<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -151,7 +163,6 @@ impl serde::Serialize for QAuthZListFormat<'_> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QAuthZListRule<'a> {
     /// `match`: a string or glob to match against a user identity
     pub r#match: &'a str,
@@ -180,7 +191,6 @@ rt::serialize_as_map!(QAuthZListRule<'a>);
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AuthZListProperties<'a> {
     /// `policy` (optional): Default policy to apply when no rule matches (default:
     /// deny)
@@ -209,7 +219,6 @@ rt::serialize_as_map!(AuthZListProperties<'a>);
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AuthZListFileProperties<'a> {
     /// `filename`: File name to load the configuration from.  The file must
     /// contain valid JSON for AuthZListProperties.
@@ -240,7 +249,6 @@ rt::serialize_as_map!(AuthZListFileProperties<'a>);
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AuthZPAMProperties<'a> {
     /// `service`: PAM service name to use for authorization
     pub service: &'a str,
@@ -261,7 +269,6 @@ rt::serialize_as_map!(AuthZPAMProperties<'a>);
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AuthZSimpleProperties<'a> {
     /// `identity`: Identifies the allowed user.  Its format depends on the
     /// network service that authorization object is associated with.

@@ -14,7 +14,6 @@ use super::*;
 ///
 /// Since: 2.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BiosAtaTranslation<'a> {
     /// `auto`: If cylinder/heads/sizes are passed, choose between none and
     /// LBA depending on the size of the disk.  If they are not passed,
@@ -92,6 +91,13 @@ impl core::fmt::Display for BiosAtaTranslation<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for BiosAtaTranslation<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for BiosAtaTranslation<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -107,7 +113,6 @@ impl serde::Serialize for BiosAtaTranslation<'_> {
 ///
 /// Since: 2.6
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum FloppyDriveType<'a> {
     /// `144`: 1.44MB 3.5" drive
     N144,
@@ -174,6 +179,13 @@ impl core::fmt::Display for FloppyDriveType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for FloppyDriveType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for FloppyDriveType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -189,7 +201,6 @@ impl serde::Serialize for FloppyDriveType<'_> {
 ///
 /// Since: 3.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PRManagerInfo<'a> {
     /// `id`: the identifier of the persistent reservation manager
     pub id: JsonStr<'a>,
@@ -239,7 +250,6 @@ impl<'a> FromRawJson<'a> for PRManagerInfo<'a> {
 ///
 /// Since: 3.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryPrManagers;
 
 impl Command for QueryPrManagers {
@@ -271,7 +281,6 @@ impl Command for QueryPrManagers {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Eject<'a> {
     /// `device` (optional): Block device name
     ///
@@ -351,7 +360,6 @@ impl<'a> Command for Eject<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOpenTray<'a> {
     /// `device` (optional): Block device name
     ///
@@ -423,7 +431,6 @@ impl<'a> Command for BlockdevOpenTray<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevCloseTray<'a> {
     /// `device` (optional): Block device name
     ///
@@ -499,7 +506,6 @@ impl<'a> Command for BlockdevCloseTray<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevRemoveMedium<'a> {
     /// `id`: The name or QOM path of the guest device
     pub id: &'a str,
@@ -554,7 +560,6 @@ impl<'a> Command for BlockdevRemoveMedium<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevInsertMedium<'a> {
     /// `id`: The name or QOM path of the guest device
     pub id: &'a str,
@@ -594,7 +599,6 @@ impl<'a> Command for BlockdevInsertMedium<'a> {
 ///
 /// Since: 2.3
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockdevChangeReadOnlyMode<'a> {
     /// `retain`: Retains the current read-only mode
     Retain,
@@ -653,6 +657,13 @@ impl core::fmt::Display for BlockdevChangeReadOnlyMode<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for BlockdevChangeReadOnlyMode<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for BlockdevChangeReadOnlyMode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -706,7 +717,6 @@ impl serde::Serialize for BlockdevChangeReadOnlyMode<'_> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevChangeMedium<'a> {
     /// `device` (optional): Block device name
     ///
@@ -786,7 +796,6 @@ impl<'a> Command for BlockdevChangeMedium<'a> {
 ///      "timestamp": { "seconds": 1265044230, "microseconds": 450486 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DeviceTrayMovedEvent<'a> {
     /// `device`: Block device name.  This is always present for
     /// compatibility reasons, but it can be empty ("") if the image
@@ -859,7 +868,6 @@ impl<'a> EventData<'a> for DeviceTrayMovedEvent<'a> {
 ///      "timestamp": { "seconds": 1519840375, "microseconds": 450486 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PrManagerStatusChangedEvent<'a> {
     /// `id`: The id of the PR manager object
     pub id: JsonStr<'a>,
@@ -980,7 +988,6 @@ impl<'a> EventData<'a> for PrManagerStatusChangedEvent<'a> {
 ///
 /// The arguments are a [`BlockIOThrottle`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockSetIoThrottle<'a>(pub BlockIOThrottle<'a>);
 
 impl<'a> Command for BlockSetIoThrottle<'a> {
@@ -1065,7 +1072,6 @@ impl<'a> Command for BlockSetIoThrottle<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockLatencyHistogramSet<'a> {
     /// `id`: The name or QOM path of the guest device.
     pub id: &'a str,

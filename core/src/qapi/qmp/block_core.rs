@@ -9,7 +9,6 @@ use super::*;
 ///
 /// Since: 1.3
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SnapshotInfo<'a> {
     /// `id`: unique snapshot id
     pub id: JsonStr<'a>,
@@ -96,7 +95,6 @@ impl<'a> FromRawJson<'a> for SnapshotInfo<'a> {
 ///
 /// Since: 2.10
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ImageInfoSpecificQCow2EncryptionBase<'a> {
     /// `format`: The encryption format
     pub format: BlockdevQcow2EncryptionFormat<'a>,
@@ -136,7 +134,6 @@ impl<'a> FromRawJson<'a> for ImageInfoSpecificQCow2EncryptionBase<'a> {
 ///
 /// The member `format` selects the variant; [`ImageInfoSpecificQCow2EncryptionBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ImageInfoSpecificQCow2Encryption<'a> {
     /// `format`: The encryption format
     ///
@@ -146,7 +143,6 @@ pub struct ImageInfoSpecificQCow2Encryption<'a> {
 
 /// The variants of [`ImageInfoSpecificQCow2Encryption`], selected by `format` (QAPI enum `BlockdevQcow2EncryptionFormat`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ImageInfoSpecificQCow2EncryptionBranch<'a> {
     /// `format: "aes"`
     Aes,
@@ -215,7 +211,6 @@ impl<'a> FromRawJson<'a> for ImageInfoSpecificQCow2Encryption<'a> {
 ///
 /// Since: 1.7
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ImageInfoSpecificQCow2<'a> {
     /// `compat`: compatibility level
     pub compat: JsonStr<'a>,
@@ -332,7 +327,6 @@ impl<'a> FromRawJson<'a> for ImageInfoSpecificQCow2<'a> {
 ///
 /// Since: 1.7
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ImageInfoSpecificVmdk<'a> {
     /// `create-type`: The create type of VMDK image
     pub create_type: JsonStr<'a>,
@@ -390,7 +384,6 @@ impl<'a> FromRawJson<'a> for ImageInfoSpecificVmdk<'a> {
 ///
 /// Since: 8.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VmdkExtentInfo<'a> {
     /// `filename`: Name of the extent file
     pub filename: JsonStr<'a>,
@@ -456,7 +449,6 @@ impl<'a> FromRawJson<'a> for VmdkExtentInfo<'a> {
 ///
 /// Since: 6.1
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ImageInfoSpecificRbd<'a> {
     /// `encryption-format` (optional): Image encryption format
     pub encryption_format: Option<RbdImageEncryptionFormat<'a>>,
@@ -498,7 +490,6 @@ impl<'a> FromRawJson<'a> for ImageInfoSpecificRbd<'a> {
 ///
 /// Since: 8.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ImageInfoSpecificFile {
     /// `extent-size-hint` (optional): Extent size hint (if available)
     pub extent_size_hint: Option<u64>,
@@ -540,7 +531,6 @@ impl<'a> FromRawJson<'a> for ImageInfoSpecificFile {
 ///
 /// Since: 1.7
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ImageInfoSpecificKind<'a> {
     /// `qcow2`
     Qcow2,
@@ -607,6 +597,13 @@ impl core::fmt::Display for ImageInfoSpecificKind<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for ImageInfoSpecificKind<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for ImageInfoSpecificKind<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -620,7 +617,6 @@ impl serde::Serialize for ImageInfoSpecificKind<'_> {
 ///
 /// Since: 1.7
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ImageInfoSpecificQCow2Wrapper<'a> {
     /// `data`: image information specific to QCOW2
     pub data: ImageInfoSpecificQCow2<'a>,
@@ -658,7 +654,6 @@ impl<'a> FromRawJson<'a> for ImageInfoSpecificQCow2Wrapper<'a> {
 ///
 /// Since: 6.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ImageInfoSpecificVmdkWrapper<'a> {
     /// `data`: image information specific to VMDK
     pub data: ImageInfoSpecificVmdk<'a>,
@@ -696,7 +691,6 @@ impl<'a> FromRawJson<'a> for ImageInfoSpecificVmdkWrapper<'a> {
 ///
 /// Since: 2.7
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ImageInfoSpecificLUKSWrapper<'a> {
     /// `data`: image information specific to LUKS
     pub data: QCryptoBlockInfoLUKS<'a>,
@@ -734,7 +728,6 @@ impl<'a> FromRawJson<'a> for ImageInfoSpecificLUKSWrapper<'a> {
 ///
 /// Since: 6.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ImageInfoSpecificRbdWrapper<'a> {
     /// `data`: image information specific to RBD
     pub data: ImageInfoSpecificRbd<'a>,
@@ -772,7 +765,6 @@ impl<'a> FromRawJson<'a> for ImageInfoSpecificRbdWrapper<'a> {
 ///
 /// Since: 8.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ImageInfoSpecificFileWrapper {
     /// `data`: image information specific to files
     pub data: ImageInfoSpecificFile,
@@ -815,7 +807,6 @@ impl<'a> FromRawJson<'a> for ImageInfoSpecificFileWrapper {
 ///
 /// The member `type` selects the variant; [`ImageInfoSpecificBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ImageInfoSpecific<'a> {
     /// `type`: block driver name
     ///
@@ -825,7 +816,6 @@ pub struct ImageInfoSpecific<'a> {
 
 /// The variants of [`ImageInfoSpecific`], selected by `type` (QAPI enum `ImageInfoSpecificKind`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ImageInfoSpecificBranch<'a> {
     /// `type: "qcow2"`
     Qcow2(ImageInfoSpecificQCow2Wrapper<'a>),
@@ -918,7 +908,6 @@ impl<'a> FromRawJson<'a> for ImageInfoSpecific<'a> {
 ///
 /// Since: 8.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockNodeInfo<'a> {
     /// `filename`: name of the image file
     pub filename: JsonStr<'a>,
@@ -1060,7 +1049,6 @@ impl<'a> FromRawJson<'a> for BlockNodeInfo<'a> {
 ///
 /// Since: 1.3
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ImageInfo<'a> {
     /// `filename`: name of the image file
     pub filename: JsonStr<'a>,
@@ -1211,7 +1199,6 @@ impl<'a> FromRawJson<'a> for ImageInfo<'a> {
 ///
 /// Since: 8.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockChildInfo<'a> {
     /// `name`: Child name of the root node in the BlockGraphInfo struct, in
     /// its role as the child of some undescribed parent node
@@ -1260,7 +1247,6 @@ impl<'a> FromRawJson<'a> for BlockChildInfo<'a> {
 ///
 /// Since: 8.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockGraphInfo<'a> {
     /// `filename`: name of the image file
     pub filename: JsonStr<'a>,
@@ -1407,7 +1393,6 @@ impl<'a> FromRawJson<'a> for BlockGraphInfo<'a> {
 ///
 /// Since: 1.4
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ImageCheck<'a> {
     /// `filename`: name of the image file checked
     pub filename: JsonStr<'a>,
@@ -1549,7 +1534,6 @@ impl<'a> FromRawJson<'a> for ImageCheck<'a> {
 ///
 /// Since: 2.6
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MapEntry<'a> {
     /// `start`: virtual (guest) offset of the first byte described by this
     /// entry
@@ -1650,7 +1634,6 @@ impl<'a> FromRawJson<'a> for MapEntry<'a> {
 ///
 /// Since: 2.3
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevCacheInfo {
     /// `writeback`: true if writeback mode is enabled
     pub writeback: bool,
@@ -1702,7 +1685,6 @@ impl<'a> FromRawJson<'a> for BlockdevCacheInfo {
 ///
 /// Since: 0.14
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockDeviceInfo<'a> {
     /// `file`: the filename of the backing device
     pub file: JsonStr<'a>,
@@ -2007,7 +1989,6 @@ impl<'a> FromRawJson<'a> for BlockDeviceInfo<'a> {
 ///
 /// Since: 1.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockDeviceIoStatus<'a> {
     /// `ok`: The last I/O operation has succeeded
     Ok,
@@ -2067,6 +2048,13 @@ impl core::fmt::Display for BlockDeviceIoStatus<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for BlockDeviceIoStatus<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for BlockDeviceIoStatus<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -2082,7 +2070,6 @@ impl serde::Serialize for BlockDeviceIoStatus<'_> {
 ///
 /// Since: 1.3
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockDirtyInfo<'a> {
     /// `name` (optional): the name of the dirty bitmap (Since 2.4)
     pub name: Option<JsonStr<'a>>,
@@ -2169,7 +2156,6 @@ impl<'a> FromRawJson<'a> for BlockDirtyInfo<'a> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Qcow2BitmapInfoFlags<'a> {
     /// `in-use`: This flag is set by any process actively modifying the
     /// qcow2 file, and cleared when the updated bitmap is flushed to
@@ -2229,6 +2215,13 @@ impl core::fmt::Display for Qcow2BitmapInfoFlags<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for Qcow2BitmapInfoFlags<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for Qcow2BitmapInfoFlags<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -2244,7 +2237,6 @@ impl serde::Serialize for Qcow2BitmapInfoFlags<'_> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Qcow2BitmapInfo<'a> {
     /// `name`: the name of the bitmap
     pub name: JsonStr<'a>,
@@ -2296,7 +2288,6 @@ impl<'a> FromRawJson<'a> for Qcow2BitmapInfo<'a> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockLatencyHistogramInfo<'a> {
     /// `boundaries`: list of interval boundary values in nanoseconds, all
     /// greater than zero and in ascending order.  For example, the list
@@ -2357,7 +2348,6 @@ impl<'a> FromRawJson<'a> for BlockLatencyHistogramInfo<'a> {
 ///
 /// Since: 0.14
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockInfo<'a> {
     /// `device`: The device name associated with the virtual device.
     pub device: JsonStr<'a>,
@@ -2467,7 +2457,6 @@ impl<'a> FromRawJson<'a> for BlockInfo<'a> {
 ///
 /// Since: 2.10
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockMeasureInfo {
     /// `required`: Size required for a new image file, in bytes, when
     /// copying just allocated guest-visible contents.
@@ -2616,7 +2605,6 @@ impl<'a> FromRawJson<'a> for BlockMeasureInfo {
 ///    }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryBlock;
 
 impl Command for QueryBlock {
@@ -2640,7 +2628,6 @@ impl Command for QueryBlock {
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockDeviceTimedStats {
     /// `interval_length`: Interval used for calculating the statistics, in
     /// seconds.
@@ -2830,7 +2817,6 @@ impl<'a> FromRawJson<'a> for BlockDeviceTimedStats {
 ///
 /// Since: 0.14
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockDeviceStats<'a> {
     /// `rd_bytes`: The number of bytes read by the device.
     pub rd_bytes: i64,
@@ -3192,7 +3178,6 @@ impl<'a> FromRawJson<'a> for BlockDeviceStats<'a> {
 ///
 /// Since: 4.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockStatsSpecificFile {
     /// `discard-nb-ok`: The number of successful discard operations
     /// performed by the driver.
@@ -3250,7 +3235,6 @@ impl<'a> FromRawJson<'a> for BlockStatsSpecificFile {
 ///
 /// Since: 5.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockStatsSpecificNvme {
     /// `completion-errors`: The number of completion errors.
     pub completion_errors: u64,
@@ -3312,7 +3296,6 @@ impl<'a> FromRawJson<'a> for BlockStatsSpecificNvme {
 ///
 /// The member `driver` selects the variant; [`BlockStatsSpecificBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockStatsSpecific<'a> {
     /// `driver`: block driver name
     ///
@@ -3322,7 +3305,6 @@ pub struct BlockStatsSpecific<'a> {
 
 /// The variants of [`BlockStatsSpecific`], selected by `driver` (QAPI enum `BlockdevDriver`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockStatsSpecificBranch<'a> {
     /// `driver: "blkdebug"`
     Blkdebug,
@@ -3593,7 +3575,6 @@ impl<'a> FromRawJson<'a> for BlockStatsSpecific<'a> {
 ///
 /// Since: 0.14
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockStats<'a> {
     /// `device` (optional): If the stats are for a virtual block device, the name
     /// corresponding to the virtual block device.
@@ -3794,7 +3775,6 @@ impl<'a> FromRawJson<'a> for BlockStats<'a> {
 ///    }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryBlockstats {
     /// `query-nodes` (optional): If true, the command will query all the block nodes
     /// that have a node name, in a list which will include "parent"
@@ -3840,7 +3820,6 @@ impl Command for QueryBlockstats {
 ///
 /// Since: 1.3
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockdevOnError<'a> {
     /// `report`: for guest operations, report the error to the guest; for
     /// jobs, cancel the job
@@ -3913,6 +3892,13 @@ impl core::fmt::Display for BlockdevOnError<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for BlockdevOnError<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for BlockdevOnError<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -3929,7 +3915,6 @@ impl serde::Serialize for BlockdevOnError<'_> {
 ///
 /// Since: 1.3
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum MirrorSyncMode<'a> {
     /// `top`: copies data in the topmost image to the destination
     Top,
@@ -3998,6 +3983,13 @@ impl core::fmt::Display for MirrorSyncMode<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for MirrorSyncMode<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for MirrorSyncMode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -4014,7 +4006,6 @@ impl serde::Serialize for MirrorSyncMode<'_> {
 ///
 /// Since: 4.2
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BitmapSyncMode<'a> {
     /// `on-success`: The bitmap is only synced when the operation is
     /// successful.  This is the behavior always used for 'INCREMENTAL'
@@ -4077,6 +4068,13 @@ impl core::fmt::Display for BitmapSyncMode<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for BitmapSyncMode<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for BitmapSyncMode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -4093,7 +4091,6 @@ impl serde::Serialize for BitmapSyncMode<'_> {
 ///
 /// Since: 3.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum MirrorCopyMode<'a> {
     /// `background`: copy data in background only.
     Background,
@@ -4150,6 +4147,13 @@ impl core::fmt::Display for MirrorCopyMode<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for MirrorCopyMode<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for MirrorCopyMode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -4165,7 +4169,6 @@ impl serde::Serialize for MirrorCopyMode<'_> {
 ///
 /// Since: 8.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockJobInfoMirror {
     /// `actively-synced`: Whether the source is actively synced to the
     /// target, i.e. same data and new writes are done synchronously to
@@ -4211,7 +4214,6 @@ impl<'a> FromRawJson<'a> for BlockJobInfoMirror {
 ///
 /// The member `type` selects the variant; [`BlockJobInfoBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockJobInfo<'a> {
     /// `device`: The job identifier.  Originally the device name but other
     /// values are allowed since QEMU 2.7
@@ -4255,7 +4257,6 @@ pub struct BlockJobInfo<'a> {
 
 /// The variants of [`BlockJobInfo`], selected by `type` (QAPI enum `JobType`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockJobInfoBranch<'a> {
     /// `type: "commit"`
     Commit,
@@ -4407,7 +4408,6 @@ impl<'a> FromRawJson<'a> for BlockJobInfo<'a> {
 ///
 /// Since: 1.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryBlockJobs;
 
 impl Command for QueryBlockJobs {
@@ -4442,7 +4442,6 @@ impl Command for QueryBlockJobs {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockResize<'a> {
     /// `device` (optional): the name of the device to get the image resized
     pub device: Option<&'a str>,
@@ -4489,7 +4488,6 @@ impl<'a> Command for BlockResize<'a> {
 ///
 /// Since: 1.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum NewImageMode<'a> {
     /// `existing`: QEMU should look for an existing image file.
     Existing,
@@ -4546,6 +4544,13 @@ impl core::fmt::Display for NewImageMode<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for NewImageMode<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for NewImageMode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -4559,7 +4564,6 @@ impl serde::Serialize for NewImageMode<'_> {
 ///
 /// Either @device or @node-name must be set but not both.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevSnapshotSync<'a> {
     /// `device` (optional): the name of the device to take a snapshot of.
     pub device: Option<&'a str>,
@@ -4608,7 +4612,6 @@ rt::serialize_as_map!(BlockdevSnapshotSync<'a>);
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevSnapshot<'a> {
     /// `node`: device or node name that will have a snapshot taken.
     pub node: &'a str,
@@ -4636,7 +4639,6 @@ rt::serialize_as_map!(BlockdevSnapshot<'a>);
 ///
 /// Since: 6.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BackupPerf {
     /// `use-copy-range` (optional): Use copy offloading.  Default false.
     pub use_copy_range: Option<bool>,
@@ -4717,7 +4719,6 @@ impl<'a> FromRawJson<'a> for BackupPerf {
 ///
 /// Since: 4.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BackupCommon<'a> {
     /// `job-id` (optional): identifier for the newly-created block job.  If omitted,
     /// the device name will be used.  (Since 2.7)
@@ -4894,7 +4895,6 @@ impl<'a> FromRawJson<'a> for BackupCommon<'a> {
 ///
 /// Since: 1.6
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DriveBackup<'a> {
     /// `job-id` (optional): identifier for the newly-created block job.  If omitted,
     /// the device name will be used.  (Since 2.7)
@@ -5022,7 +5022,6 @@ rt::serialize_as_map!(DriveBackup<'a>);
 ///
 /// Since: 2.3
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevBackup<'a> {
     /// `job-id` (optional): identifier for the newly-created block job.  If omitted,
     /// the device name will be used.  (Since 2.7)
@@ -5152,7 +5151,6 @@ rt::serialize_as_map!(BlockdevBackup<'a>);
 ///
 /// The arguments are a [`BlockdevSnapshotSync`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevSnapshotSyncCommand<'a>(pub BlockdevSnapshotSync<'a>);
 
 impl<'a> Command for BlockdevSnapshotSyncCommand<'a> {
@@ -5202,7 +5200,6 @@ impl<'a> Command for BlockdevSnapshotSyncCommand<'a> {
 ///
 /// The arguments are a [`BlockdevSnapshot`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevSnapshotCommand<'a>(pub BlockdevSnapshot<'a>);
 
 impl<'a> Command for BlockdevSnapshotCommand<'a> {
@@ -5232,7 +5229,6 @@ impl<'a> Command for BlockdevSnapshotCommand<'a> {
 ///
 /// Since: 2.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChangeBackingFile<'a> {
     /// `device`: The device name or node-name of the root node that owns
     /// image-node-name.
@@ -5302,7 +5298,6 @@ impl<'a> Command for ChangeBackingFile<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockCommit<'a> {
     /// `job-id` (optional): identifier for the newly-created block job.  If omitted,
     /// the device name will be used.  (Since 2.7)
@@ -5460,7 +5455,6 @@ impl<'a> Command for BlockCommit<'a> {
 ///
 /// The arguments are a [`DriveBackup`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DriveBackupCommand<'a>(pub DriveBackup<'a>);
 
 impl<'a> Command for DriveBackupCommand<'a> {
@@ -5501,7 +5495,6 @@ impl<'a> Command for DriveBackupCommand<'a> {
 ///
 /// The arguments are a [`BlockdevBackup`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevBackupCommand<'a>(pub BlockdevBackup<'a>);
 
 impl<'a> Command for BlockdevBackupCommand<'a> {
@@ -5577,7 +5570,6 @@ impl<'a> Command for BlockdevBackupCommand<'a> {
 ///                    } } ] }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryNamedBlockNodes {
     /// `flat` (optional): Omit the nested data about backing image ("backing-image"
     /// key) if true.  Default is false (Since 5.0)
@@ -5614,7 +5606,6 @@ impl Command for QueryNamedBlockNodes {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum XDbgBlockGraphNodeType<'a> {
     /// `block-backend`: corresponds to BlockBackend
     BlockBackend,
@@ -5673,6 +5664,13 @@ impl core::fmt::Display for XDbgBlockGraphNodeType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for XDbgBlockGraphNodeType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for XDbgBlockGraphNodeType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -5686,7 +5684,6 @@ impl serde::Serialize for XDbgBlockGraphNodeType<'_> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XDbgBlockGraphNode<'a> {
     /// `id`: Block graph node identifier.  This @id is generated only for
     /// x-debug-query-block-graph and does not relate to any other
@@ -5743,7 +5740,6 @@ impl<'a> FromRawJson<'a> for XDbgBlockGraphNode<'a> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockPermission<'a> {
     /// `consistent-read`: A user that has the "permission" of consistent
     /// reads is guaranteed that their view of the contents of the block
@@ -5820,6 +5816,13 @@ impl core::fmt::Display for BlockPermission<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for BlockPermission<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for BlockPermission<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -5835,7 +5838,6 @@ impl serde::Serialize for BlockPermission<'_> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XDbgBlockGraphEdge<'a> {
     /// `parent`: parent id
     pub parent: u64,
@@ -5900,7 +5902,6 @@ impl<'a> FromRawJson<'a> for XDbgBlockGraphEdge<'a> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XDbgBlockGraph<'a> {
     /// `nodes`
     pub nodes: JsonArray<'a, XDbgBlockGraphNode<'a>>,
@@ -5948,7 +5949,6 @@ impl<'a> FromRawJson<'a> for XDbgBlockGraph<'a> {
 ///
 /// **Unstable**: This command is meant for debugging.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XDebugQueryBlockGraph;
 
 impl Command for XDebugQueryBlockGraph {
@@ -5991,7 +5991,6 @@ impl Command for XDebugQueryBlockGraph {
 ///
 /// The arguments are a [`DriveMirror`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DriveMirrorCommand<'a>(pub DriveMirror<'a>);
 
 impl<'a> Command for DriveMirrorCommand<'a> {
@@ -6015,7 +6014,6 @@ impl<'a> Command for DriveMirrorCommand<'a> {
 ///
 /// Since: 1.3
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DriveMirror<'a> {
     /// `job-id` (optional): identifier for the newly-created block job.  If omitted,
     /// the device name will be used.  (Since 2.7)
@@ -6143,7 +6141,6 @@ rt::serialize_as_map!(DriveMirror<'a>);
 ///
 /// Since: 2.4
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockDirtyBitmap<'a> {
     /// `node`: name of device/node which the bitmap is tracking
     pub node: &'a str,
@@ -6165,7 +6162,6 @@ rt::serialize_as_map!(BlockDirtyBitmap<'a>);
 ///
 /// Since: 2.4
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockDirtyBitmapAdd<'a> {
     /// `node`: name of device/node which the bitmap is tracking
     pub node: &'a str,
@@ -6208,7 +6204,6 @@ rt::serialize_as_map!(BlockDirtyBitmapAdd<'a>);
 ///
 /// Since: 4.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockDirtyBitmapOrStr<'a> {
     /// `local`: name of the bitmap, attached to the same node as target bitmap.
     Local(&'a str),
@@ -6229,7 +6224,6 @@ impl<'a> serde::Serialize for BlockDirtyBitmapOrStr<'a> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockDirtyBitmapMerge<'a> {
     /// `node`: name of device/node which the @target bitmap is tracking
     pub node: &'a str,
@@ -6270,7 +6264,6 @@ rt::serialize_as_map!(BlockDirtyBitmapMerge<'a>);
 ///
 /// The arguments are a [`BlockDirtyBitmapAdd`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockDirtyBitmapAddCommand<'a>(pub BlockDirtyBitmapAdd<'a>);
 
 impl<'a> Command for BlockDirtyBitmapAddCommand<'a> {
@@ -6307,7 +6300,6 @@ impl<'a> Command for BlockDirtyBitmapAddCommand<'a> {
 ///
 /// The arguments are a [`BlockDirtyBitmap`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockDirtyBitmapRemove<'a>(pub BlockDirtyBitmap<'a>);
 
 impl<'a> Command for BlockDirtyBitmapRemove<'a> {
@@ -6344,7 +6336,6 @@ impl<'a> Command for BlockDirtyBitmapRemove<'a> {
 ///
 /// The arguments are a [`BlockDirtyBitmap`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockDirtyBitmapClear<'a>(pub BlockDirtyBitmap<'a>);
 
 impl<'a> Command for BlockDirtyBitmapClear<'a> {
@@ -6379,7 +6370,6 @@ impl<'a> Command for BlockDirtyBitmapClear<'a> {
 ///
 /// The arguments are a [`BlockDirtyBitmap`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockDirtyBitmapEnable<'a>(pub BlockDirtyBitmap<'a>);
 
 impl<'a> Command for BlockDirtyBitmapEnable<'a> {
@@ -6414,7 +6404,6 @@ impl<'a> Command for BlockDirtyBitmapEnable<'a> {
 ///
 /// The arguments are a [`BlockDirtyBitmap`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockDirtyBitmapDisable<'a>(pub BlockDirtyBitmap<'a>);
 
 impl<'a> Command for BlockDirtyBitmapDisable<'a> {
@@ -6458,7 +6447,6 @@ impl<'a> Command for BlockDirtyBitmapDisable<'a> {
 ///
 /// The arguments are a [`BlockDirtyBitmapMerge`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockDirtyBitmapMergeCommand<'a>(pub BlockDirtyBitmapMerge<'a>);
 
 impl<'a> Command for BlockDirtyBitmapMergeCommand<'a> {
@@ -6482,7 +6470,6 @@ impl<'a> Command for BlockDirtyBitmapMergeCommand<'a> {
 ///
 /// Since: 2.10
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockDirtyBitmapSha256<'a> {
     /// `sha256`: ASCII representation of SHA256 bitmap hash
     pub sha256: JsonStr<'a>,
@@ -6530,7 +6517,6 @@ impl<'a> FromRawJson<'a> for BlockDirtyBitmapSha256<'a> {
 ///
 /// The arguments are a [`BlockDirtyBitmap`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XDebugBlockDirtyBitmapSha256<'a>(pub BlockDirtyBitmap<'a>);
 
 impl<'a> Command for XDebugBlockDirtyBitmapSha256<'a> {
@@ -6563,7 +6549,6 @@ impl<'a> Command for XDebugBlockDirtyBitmapSha256<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevMirror<'a> {
     /// `job-id` (optional): identifier for the newly-created block job.  If omitted,
     /// the device name will be used.  (Since 2.7)
@@ -6687,7 +6672,6 @@ impl<'a> Command for BlockdevMirror<'a> {
 ///
 /// Since: 1.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockIOThrottle<'a> {
     /// `device` (optional): Block device name
     ///
@@ -6825,7 +6809,6 @@ rt::serialize_as_map!(BlockIOThrottle<'a>);
 ///
 /// Since: 2.11
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ThrottleLimits {
     /// `iops-total` (optional): limit total I/O operations per second
     pub iops_total: Option<i64>,
@@ -6946,7 +6929,6 @@ rt::serialize_as_map!(ThrottleLimits);
 ///
 /// Since: 2.11
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ThrottleGroupProperties {
     /// `limits` (optional): limits to apply for this throttle group
     pub limits: Option<ThrottleLimits>,
@@ -7142,7 +7124,6 @@ rt::serialize_as_map!(ThrottleGroupProperties);
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockStream<'a> {
     /// `job-id` (optional): identifier for the newly-created block job.  If omitted,
     /// the device name will be used.  (Since 2.7)
@@ -7271,7 +7252,6 @@ impl<'a> Command for BlockStream<'a> {
 ///
 /// Since: 1.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockJobSetSpeed<'a> {
     /// `device`: The job identifier.  This used to be a device name (hence
     /// the name of the parameter), but since QEMU 2.7 it can have other
@@ -7335,7 +7315,6 @@ impl<'a> Command for BlockJobSetSpeed<'a> {
 ///
 /// Since: 1.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockJobCancel<'a> {
     /// `device`: The job identifier.  This used to be a device name (hence
     /// the name of the parameter), but since QEMU 2.7 it can have other
@@ -7391,7 +7370,6 @@ impl<'a> Command for BlockJobCancel<'a> {
 ///
 /// Since: 1.3
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockJobPause<'a> {
     /// `device`: The job identifier.  This used to be a device name (hence
     /// the name of the parameter), but since QEMU 2.7 it can have other
@@ -7437,7 +7415,6 @@ impl<'a> Command for BlockJobPause<'a> {
 ///
 /// Since: 1.3
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockJobResume<'a> {
     /// `device`: The job identifier.  This used to be a device name (hence
     /// the name of the parameter), but since QEMU 2.7 it can have other
@@ -7490,7 +7467,6 @@ impl<'a> Command for BlockJobResume<'a> {
 ///
 /// Since: 1.3
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockJobComplete<'a> {
     /// `device`: The job identifier.  This used to be a device name (hence
     /// the name of the parameter), but since QEMU 2.7 it can have other
@@ -7536,7 +7512,6 @@ impl<'a> Command for BlockJobComplete<'a> {
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockJobDismiss<'a> {
     /// `id`: The job identifier.
     pub id: &'a str,
@@ -7577,7 +7552,6 @@ impl<'a> Command for BlockJobDismiss<'a> {
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockJobFinalize<'a> {
     /// `id`: The job identifier.
     pub id: &'a str,
@@ -7611,7 +7585,6 @@ impl<'a> Command for BlockJobFinalize<'a> {
 ///
 /// Since: 8.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockJobChangeOptionsMirror<'a> {
     /// `copy-mode`: Switch to this copy mode.  Currently, only the switch
     /// from 'background' to 'write-blocking' is implemented.
@@ -7635,7 +7608,6 @@ rt::serialize_as_map!(BlockJobChangeOptionsMirror<'a>);
 ///
 /// The member `type` selects the variant; [`BlockJobChangeOptionsBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockJobChangeOptions<'a> {
     /// `id`: The job identifier
     pub id: &'a str,
@@ -7647,7 +7619,6 @@ pub struct BlockJobChangeOptions<'a> {
 
 /// The variants of [`BlockJobChangeOptions`], selected by `type` (QAPI enum `JobType`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockJobChangeOptionsBranch<'a> {
     /// `type: "commit"`
     Commit,
@@ -7717,7 +7688,6 @@ rt::serialize_as_map!(BlockJobChangeOptions<'a>);
 ///
 /// The arguments are a [`BlockJobChangeOptions`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockJobChange<'a>(pub BlockJobChangeOptions<'a>);
 
 impl<'a> Command for BlockJobChange<'a> {
@@ -7741,7 +7711,6 @@ impl<'a> Command for BlockJobChange<'a> {
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockdevDiscardOptions<'a> {
     /// `ignore`: Ignore the request
     Ignore,
@@ -7796,6 +7765,13 @@ impl core::fmt::Display for BlockdevDiscardOptions<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for BlockdevDiscardOptions<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for BlockdevDiscardOptions<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -7813,7 +7789,6 @@ impl serde::Serialize for BlockdevDiscardOptions<'_> {
 ///
 /// Since: 2.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockdevDetectZeroesOptions<'a> {
     /// `off`: Disabled (default)
     Off,
@@ -7874,6 +7849,13 @@ impl core::fmt::Display for BlockdevDetectZeroesOptions<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for BlockdevDetectZeroesOptions<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for BlockdevDetectZeroesOptions<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -7889,7 +7871,6 @@ impl serde::Serialize for BlockdevDetectZeroesOptions<'_> {
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockdevAioOptions<'a> {
     /// `threads`: Use qemu's thread pool
     Threads,
@@ -7950,6 +7931,13 @@ impl core::fmt::Display for BlockdevAioOptions<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for BlockdevAioOptions<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for BlockdevAioOptions<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -7965,7 +7953,6 @@ impl serde::Serialize for BlockdevAioOptions<'_> {
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevCacheOptions {
     /// `direct` (optional): enables use of O_DIRECT (bypass the host page cache;
     /// default: false)
@@ -7994,7 +7981,6 @@ rt::serialize_as_map!(BlockdevCacheOptions);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockdevDriver<'a> {
     /// `blkdebug`
     Blkdebug,
@@ -8295,6 +8281,13 @@ impl core::fmt::Display for BlockdevDriver<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for BlockdevDriver<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for BlockdevDriver<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -8312,7 +8305,6 @@ impl serde::Serialize for BlockdevDriver<'_> {
 ///
 /// Feature `dynamic-auto-read-only`: If present, enabled auto-read-only means that the driver will open the image read-only at first, dynamically reopen the image file read-write when the first writer is attached to the node and reopen read-only when the last writer is detached.  This allows giving QEMU write permissions only on demand when an operation actually needs write access. (only with `CONFIG_POSIX`)
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsFile<'a> {
     /// `filename`: path to the image file
     pub filename: &'a str,
@@ -8381,7 +8373,6 @@ rt::serialize_as_map!(BlockdevOptionsFile<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsNull {
     /// `size` (optional): size of the device in bytes.
     pub size: Option<i64>,
@@ -8421,7 +8412,6 @@ rt::serialize_as_map!(BlockdevOptionsNull);
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsNVMe<'a> {
     /// `device`: PCI controller address of the NVMe device in format
     /// hhhh:bb:ss.f (host:bus:slot.function)
@@ -8446,7 +8436,6 @@ rt::serialize_as_map!(BlockdevOptionsNVMe<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsVVFAT<'a> {
     /// `dir`: directory to be exported as FAT image
     pub dir: &'a str,
@@ -8492,7 +8481,6 @@ rt::serialize_as_map!(BlockdevOptionsVVFAT<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsGenericFormat<'a> {
     /// `file`: reference to or definition of the data source block device
     pub file: &'a BlockdevRef<'a>,
@@ -8513,7 +8501,6 @@ rt::serialize_as_map!(BlockdevOptionsGenericFormat<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsLUKS<'a> {
     /// `file`: reference to or definition of the data source block device
     pub file: &'a BlockdevRef<'a>,
@@ -8547,7 +8534,6 @@ rt::serialize_as_map!(BlockdevOptionsLUKS<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsGenericCOWFormat<'a> {
     /// `file`: reference to or definition of the data source block device
     pub file: &'a BlockdevRef<'a>,
@@ -8575,7 +8561,6 @@ rt::serialize_as_map!(BlockdevOptionsGenericCOWFormat<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Qcow2OverlapCheckMode<'a> {
     /// `none`: Do not perform any checks
     None,
@@ -8640,6 +8625,13 @@ impl core::fmt::Display for Qcow2OverlapCheckMode<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for Qcow2OverlapCheckMode<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for Qcow2OverlapCheckMode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -8659,7 +8651,6 @@ impl serde::Serialize for Qcow2OverlapCheckMode<'_> {
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Qcow2OverlapCheckFlags<'a> {
     /// `template` (optional): Specifies a template mode which can be adjusted using the
     /// other flags, defaults to 'cached'
@@ -8729,7 +8720,6 @@ rt::serialize_as_map!(Qcow2OverlapCheckFlags<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Qcow2OverlapChecks<'a> {
     /// `flags`: set of flags for separate specification of each metadata structure type
     Flags(Qcow2OverlapCheckFlags<'a>),
@@ -8750,7 +8740,6 @@ impl<'a> serde::Serialize for Qcow2OverlapChecks<'a> {
 ///
 /// Since: 2.10
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockdevQcowEncryptionFormat<'a> {
     /// `aes`: AES-CBC with plain64 initialization vectors
     Aes,
@@ -8801,6 +8790,13 @@ impl core::fmt::Display for BlockdevQcowEncryptionFormat<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for BlockdevQcowEncryptionFormat<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for BlockdevQcowEncryptionFormat<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -8816,7 +8812,6 @@ impl serde::Serialize for BlockdevQcowEncryptionFormat<'_> {
 ///
 /// The member `format` selects the variant; [`BlockdevQcowEncryptionBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevQcowEncryption<'a> {
     /// `format`: encryption format
     ///
@@ -8826,7 +8821,6 @@ pub struct BlockdevQcowEncryption<'a> {
 
 /// The variants of [`BlockdevQcowEncryption`], selected by `format` (QAPI enum `BlockdevQcowEncryptionFormat`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockdevQcowEncryptionBranch<'a> {
     /// `format: "aes"`
     Aes(QCryptoBlockOptionsQCow<'a>),
@@ -8871,7 +8865,6 @@ rt::serialize_as_map!(BlockdevQcowEncryption<'a>);
 ///
 /// Since: 2.10
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsQcow<'a> {
     /// `file`: reference to or definition of the data source block device
     pub file: &'a BlockdevRef<'a>,
@@ -8903,7 +8896,6 @@ rt::serialize_as_map!(BlockdevOptionsQcow<'a>);
 ///
 /// Since: 2.10
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockdevQcow2EncryptionFormat<'a> {
     /// `aes`: AES-CBC with plain64 initialization vectors
     Aes,
@@ -8958,6 +8950,13 @@ impl core::fmt::Display for BlockdevQcow2EncryptionFormat<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for BlockdevQcow2EncryptionFormat<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for BlockdevQcow2EncryptionFormat<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -8973,7 +8972,6 @@ impl serde::Serialize for BlockdevQcow2EncryptionFormat<'_> {
 ///
 /// The member `format` selects the variant; [`BlockdevQcow2EncryptionBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevQcow2Encryption<'a> {
     /// `format`: encryption format
     ///
@@ -8983,7 +8981,6 @@ pub struct BlockdevQcow2Encryption<'a> {
 
 /// The variants of [`BlockdevQcow2Encryption`], selected by `format` (QAPI enum `BlockdevQcow2EncryptionFormat`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockdevQcow2EncryptionBranch<'a> {
     /// `format: "aes"`
     Aes(QCryptoBlockOptionsQCow<'a>),
@@ -9033,7 +9030,6 @@ rt::serialize_as_map!(BlockdevQcow2Encryption<'a>);
 ///
 /// Since: 6.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsPreallocate<'a> {
     /// `file`: reference to or definition of the data source block device
     pub file: &'a BlockdevRef<'a>,
@@ -9065,7 +9061,6 @@ rt::serialize_as_map!(BlockdevOptionsPreallocate<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsQcow2<'a> {
     /// `file`: reference to or definition of the data source block device
     pub file: &'a BlockdevRef<'a>,
@@ -9188,7 +9183,6 @@ rt::serialize_as_map!(BlockdevOptionsQcow2<'a>);
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SshHostKeyCheckMode<'a> {
     /// `none`: Don't check the host key at all
     None,
@@ -9247,6 +9241,13 @@ impl core::fmt::Display for SshHostKeyCheckMode<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for SshHostKeyCheckMode<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for SshHostKeyCheckMode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -9260,7 +9261,6 @@ impl serde::Serialize for SshHostKeyCheckMode<'_> {
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SshHostKeyCheckHashType<'a> {
     /// `md5`: The given hash is an md5 hash
     Md5,
@@ -9319,6 +9319,13 @@ impl core::fmt::Display for SshHostKeyCheckHashType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for SshHostKeyCheckHashType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for SshHostKeyCheckHashType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -9332,7 +9339,6 @@ impl serde::Serialize for SshHostKeyCheckHashType<'_> {
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SshHostKeyHash<'a> {
     /// `type`: The hash algorithm used for the hash
     pub r#type: SshHostKeyCheckHashType<'a>,
@@ -9356,7 +9362,6 @@ rt::serialize_as_map!(SshHostKeyHash<'a>);
 ///
 /// The member `mode` selects the variant; [`SshHostKeyCheckBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SshHostKeyCheck<'a> {
     /// `mode`: How to check the host key
     ///
@@ -9366,7 +9371,6 @@ pub struct SshHostKeyCheck<'a> {
 
 /// The variants of [`SshHostKeyCheck`], selected by `mode` (QAPI enum `SshHostKeyCheckMode`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SshHostKeyCheckBranch<'a> {
     /// `mode: "none"`
     None,
@@ -9413,7 +9417,6 @@ rt::serialize_as_map!(SshHostKeyCheck<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsSsh<'a> {
     /// `server`: host address
     pub server: InetSocketAddress<'a>,
@@ -9448,7 +9451,6 @@ rt::serialize_as_map!(BlockdevOptionsSsh<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlkdebugEvent<'a> {
     /// `l1_update`
     L1Update,
@@ -9738,6 +9740,13 @@ impl core::fmt::Display for BlkdebugEvent<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for BlkdebugEvent<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for BlkdebugEvent<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -9753,7 +9762,6 @@ impl serde::Serialize for BlkdebugEvent<'_> {
 ///
 /// Since: 4.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlkdebugIOType<'a> {
     /// `read`: .bdrv_co_preadv()
     Read,
@@ -9831,6 +9839,13 @@ impl core::fmt::Display for BlkdebugIOType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for BlkdebugIOType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for BlkdebugIOType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -9846,7 +9861,6 @@ impl serde::Serialize for BlkdebugIOType<'_> {
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlkdebugInjectErrorOptions<'a> {
     /// `event`: trigger event
     pub event: BlkdebugEvent<'a>,
@@ -9902,7 +9916,6 @@ rt::serialize_as_map!(BlkdebugInjectErrorOptions<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlkdebugSetStateOptions<'a> {
     /// `event`: trigger event
     pub event: BlkdebugEvent<'a>,
@@ -9933,7 +9946,6 @@ rt::serialize_as_map!(BlkdebugSetStateOptions<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsBlkdebug<'a> {
     /// `image`: underlying raw block device (or image file)
     pub image: &'a BlockdevRef<'a>,
@@ -10029,7 +10041,6 @@ rt::serialize_as_map!(BlockdevOptionsBlkdebug<'a>);
 ///
 /// Since: 3.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsBlklogwrites<'a> {
     /// `file`: block device
     pub file: &'a BlockdevRef<'a>,
@@ -10071,7 +10082,6 @@ rt::serialize_as_map!(BlockdevOptionsBlklogwrites<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsBlkverify<'a> {
     /// `test`: block device to be tested
     pub test: &'a BlockdevRef<'a>,
@@ -10095,7 +10105,6 @@ rt::serialize_as_map!(BlockdevOptionsBlkverify<'a>);
 ///
 /// Since: 4.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsBlkreplay<'a> {
     /// `image`: disk image which should be controlled with blkreplay
     pub image: &'a BlockdevRef<'a>,
@@ -10116,7 +10125,6 @@ rt::serialize_as_map!(BlockdevOptionsBlkreplay<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QuorumReadPattern<'a> {
     /// `quorum`: read all the children and do a quorum vote on reads
     Quorum,
@@ -10171,6 +10179,13 @@ impl core::fmt::Display for QuorumReadPattern<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for QuorumReadPattern<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for QuorumReadPattern<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -10186,7 +10201,6 @@ impl serde::Serialize for QuorumReadPattern<'_> {
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsQuorum<'a> {
     /// `blkverify` (optional): true if the driver must print content mismatch set to
     /// false by default
@@ -10228,7 +10242,6 @@ rt::serialize_as_map!(BlockdevOptionsQuorum<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsGluster<'a> {
     /// `volume`: name of gluster volume where VM image resides
     pub volume: &'a str,
@@ -10267,7 +10280,6 @@ rt::serialize_as_map!(BlockdevOptionsGluster<'a>);
 ///
 /// *Only when QEMU is built with* `CONFIG_BLKIO`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsIoUring<'a> {
     /// `filename`: path to the image file
     pub filename: &'a str,
@@ -10290,7 +10302,6 @@ rt::serialize_as_map!(BlockdevOptionsIoUring<'a>);
 ///
 /// *Only when QEMU is built with* `CONFIG_BLKIO`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsNvmeIoUring<'a> {
     /// `path`: path to the NVMe namespace's character device (e.g.
     /// /dev/ng0n1).
@@ -10315,7 +10326,6 @@ rt::serialize_as_map!(BlockdevOptionsNvmeIoUring<'a>);
 ///
 /// *Only when QEMU is built with* `CONFIG_BLKIO`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsVirtioBlkVfioPci<'a> {
     /// `path`: path to the PCI device's sysfs directory (e.g.
     /// /sys/bus/pci/devices/0000:00:01.0).
@@ -10340,7 +10350,6 @@ rt::serialize_as_map!(BlockdevOptionsVirtioBlkVfioPci<'a>);
 ///
 /// *Only when QEMU is built with* `CONFIG_BLKIO`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsVirtioBlkVhostUser<'a> {
     /// `path`: path to the vhost-user UNIX domain socket.
     pub path: &'a str,
@@ -10366,7 +10375,6 @@ rt::serialize_as_map!(BlockdevOptionsVirtioBlkVhostUser<'a>);
 ///
 /// *Only when QEMU is built with* `CONFIG_BLKIO`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsVirtioBlkVhostVdpa<'a> {
     /// `path`: path to the vhost-vdpa character device.
     pub path: &'a str,
@@ -10387,7 +10395,6 @@ rt::serialize_as_map!(BlockdevOptionsVirtioBlkVhostVdpa<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum IscsiTransport<'a> {
     /// `tcp`
     Tcp,
@@ -10442,6 +10449,13 @@ impl core::fmt::Display for IscsiTransport<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for IscsiTransport<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for IscsiTransport<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -10457,7 +10471,6 @@ impl serde::Serialize for IscsiTransport<'_> {
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum IscsiHeaderDigest<'a> {
     /// `crc32c`
     Crc32c,
@@ -10520,6 +10533,13 @@ impl core::fmt::Display for IscsiHeaderDigest<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for IscsiHeaderDigest<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for IscsiHeaderDigest<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -10535,7 +10555,6 @@ impl serde::Serialize for IscsiHeaderDigest<'_> {
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsIscsi<'a> {
     /// `transport`: The iscsi transport type
     pub transport: IscsiTransport<'a>,
@@ -10596,7 +10615,6 @@ rt::serialize_as_map!(BlockdevOptionsIscsi<'a>);
 ///
 /// Since: 3.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum RbdAuthMode<'a> {
     /// `cephx`
     Cephx,
@@ -10651,6 +10669,13 @@ impl core::fmt::Display for RbdAuthMode<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for RbdAuthMode<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for RbdAuthMode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -10664,7 +10689,6 @@ impl serde::Serialize for RbdAuthMode<'_> {
 ///
 /// Since: 6.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum RbdImageEncryptionFormat<'a> {
     /// `luks`
     Luks,
@@ -10723,6 +10747,13 @@ impl core::fmt::Display for RbdImageEncryptionFormat<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for RbdImageEncryptionFormat<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for RbdImageEncryptionFormat<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -10736,7 +10767,6 @@ impl serde::Serialize for RbdImageEncryptionFormat<'_> {
 ///
 /// Since: 6.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RbdEncryptionOptionsLUKSBase<'a> {
     /// `key-secret`: ID of a QCryptoSecret object providing a passphrase for
     /// unlocking the encryption
@@ -10775,7 +10805,6 @@ impl<'a> FromRawJson<'a> for RbdEncryptionOptionsLUKSBase<'a> {
 ///
 /// Since: 6.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RbdEncryptionCreateOptionsLUKSBase<'a> {
     /// `key-secret`: ID of a QCryptoSecret object providing a passphrase for
     /// unlocking the encryption
@@ -10822,7 +10851,6 @@ impl<'a> FromRawJson<'a> for RbdEncryptionCreateOptionsLUKSBase<'a> {
 ///
 /// Since: 6.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RbdEncryptionOptionsLUKS<'a> {
     /// `key-secret`: ID of a QCryptoSecret object providing a passphrase for
     /// unlocking the encryption
@@ -10842,7 +10870,6 @@ rt::serialize_as_map!(RbdEncryptionOptionsLUKS<'a>);
 ///
 /// Since: 6.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RbdEncryptionOptionsLUKS2<'a> {
     /// `key-secret`: ID of a QCryptoSecret object providing a passphrase for
     /// unlocking the encryption
@@ -10862,7 +10889,6 @@ rt::serialize_as_map!(RbdEncryptionOptionsLUKS2<'a>);
 ///
 /// Since: 8.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RbdEncryptionOptionsLUKSAny<'a> {
     /// `key-secret`: ID of a QCryptoSecret object providing a passphrase for
     /// unlocking the encryption
@@ -10882,7 +10908,6 @@ rt::serialize_as_map!(RbdEncryptionOptionsLUKSAny<'a>);
 ///
 /// Since: 6.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RbdEncryptionCreateOptionsLUKS<'a> {
     /// `key-secret`: ID of a QCryptoSecret object providing a passphrase for
     /// unlocking the encryption
@@ -10907,7 +10932,6 @@ rt::serialize_as_map!(RbdEncryptionCreateOptionsLUKS<'a>);
 ///
 /// Since: 6.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RbdEncryptionCreateOptionsLUKS2<'a> {
     /// `key-secret`: ID of a QCryptoSecret object providing a passphrase for
     /// unlocking the encryption
@@ -10934,7 +10958,6 @@ rt::serialize_as_map!(RbdEncryptionCreateOptionsLUKS2<'a>);
 ///
 /// The member `format` selects the variant; [`RbdEncryptionOptionsBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RbdEncryptionOptions<'a> {
     /// `parent` (optional): Parent image encryption options (for cloned images).  Can
     /// be left unspecified if this cloned image is encrypted using the
@@ -10949,7 +10972,6 @@ pub struct RbdEncryptionOptions<'a> {
 
 /// The variants of [`RbdEncryptionOptions`], selected by `format` (QAPI enum `RbdImageEncryptionFormat`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum RbdEncryptionOptionsBranch<'a> {
     /// `format: "luks"`
     Luks(RbdEncryptionOptionsLUKS<'a>),
@@ -11005,7 +11027,6 @@ rt::serialize_as_map!(RbdEncryptionOptions<'a>);
 ///
 /// The member `format` selects the variant; [`RbdEncryptionCreateOptionsBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RbdEncryptionCreateOptions<'a> {
     /// `format`: Encryption format.
     ///
@@ -11015,7 +11036,6 @@ pub struct RbdEncryptionCreateOptions<'a> {
 
 /// The variants of [`RbdEncryptionCreateOptions`], selected by `format` (QAPI enum `RbdImageEncryptionFormat`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum RbdEncryptionCreateOptionsBranch<'a> {
     /// `format: "luks"`
     Luks(RbdEncryptionCreateOptionsLUKS<'a>),
@@ -11065,7 +11085,6 @@ rt::serialize_as_map!(RbdEncryptionCreateOptions<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsRbd<'a> {
     /// `pool`: Ceph pool name.
     pub pool: &'a str,
@@ -11137,7 +11156,6 @@ rt::serialize_as_map!(BlockdevOptionsRbd<'a>);
 ///
 /// *Only when QEMU is built with* `CONFIG_REPLICATION`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ReplicationMode<'a> {
     /// `primary`: Primary mode, the vm's state will be sent to secondary
     /// QEMU.
@@ -11194,6 +11212,13 @@ impl core::fmt::Display for ReplicationMode<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for ReplicationMode<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for ReplicationMode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -11211,7 +11236,6 @@ impl serde::Serialize for ReplicationMode<'_> {
 ///
 /// *Only when QEMU is built with* `CONFIG_REPLICATION`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsReplication<'a> {
     /// `file`: reference to or definition of the data source block device
     pub file: &'a BlockdevRef<'a>,
@@ -11242,7 +11266,6 @@ rt::serialize_as_map!(BlockdevOptionsReplication<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum NFSTransport<'a> {
     /// `inet`: TCP transport
     Inet,
@@ -11293,6 +11316,13 @@ impl core::fmt::Display for NFSTransport<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for NFSTransport<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for NFSTransport<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -11308,7 +11338,6 @@ impl serde::Serialize for NFSTransport<'_> {
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NFSServer<'a> {
     /// `type`: transport type used for NFS (only TCP supported)
     pub r#type: NFSTransport<'a>,
@@ -11332,7 +11361,6 @@ rt::serialize_as_map!(NFSServer<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsNfs<'a> {
     /// `server`: host address
     pub server: NFSServer<'a>,
@@ -11392,7 +11420,6 @@ rt::serialize_as_map!(BlockdevOptionsNfs<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsCurlBase<'a> {
     /// `url`: URL of the image file
     pub url: JsonStr<'a>,
@@ -11491,7 +11518,6 @@ impl<'a> FromRawJson<'a> for BlockdevOptionsCurlBase<'a> {
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsCurlHttp<'a> {
     /// `url`: URL of the image file
     pub url: &'a str,
@@ -11560,7 +11586,6 @@ rt::serialize_as_map!(BlockdevOptionsCurlHttp<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsCurlHttps<'a> {
     /// `url`: URL of the image file
     pub url: &'a str,
@@ -11635,7 +11660,6 @@ rt::serialize_as_map!(BlockdevOptionsCurlHttps<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsCurlFtp<'a> {
     /// `url`: URL of the image file
     pub url: &'a str,
@@ -11691,7 +11715,6 @@ rt::serialize_as_map!(BlockdevOptionsCurlFtp<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsCurlFtps<'a> {
     /// `url`: URL of the image file
     pub url: &'a str,
@@ -11752,7 +11775,6 @@ rt::serialize_as_map!(BlockdevOptionsCurlFtps<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsNbd<'a> {
     /// `server`: NBD server address
     pub server: SocketAddress<'a>,
@@ -11820,7 +11842,6 @@ rt::serialize_as_map!(BlockdevOptionsNbd<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsRaw<'a> {
     /// `file`: reference to or definition of the data source block device
     pub file: &'a BlockdevRef<'a>,
@@ -11851,7 +11872,6 @@ rt::serialize_as_map!(BlockdevOptionsRaw<'a>);
 ///
 /// Since: 2.11
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsThrottle<'a> {
     /// `throttle-group`: the name of the throttle-group object to use.  It
     /// must already exist.
@@ -11876,7 +11896,6 @@ rt::serialize_as_map!(BlockdevOptionsThrottle<'a>);
 ///
 /// Since: 6.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsCor<'a> {
     /// `file`: reference to or definition of the data source block device
     pub file: &'a BlockdevRef<'a>,
@@ -11907,7 +11926,6 @@ rt::serialize_as_map!(BlockdevOptionsCor<'a>);
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum OnCbwError<'a> {
     /// `break-guest-write`: report the error to the guest.  This way, the
     /// guest will not be able to overwrite areas that cannot be backed
@@ -11966,6 +11984,13 @@ impl core::fmt::Display for OnCbwError<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for OnCbwError<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for OnCbwError<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -11987,7 +12012,6 @@ impl serde::Serialize for OnCbwError<'_> {
 ///
 /// Since: 6.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptionsCbw<'a> {
     /// `file`: reference to or definition of the data source block device
     pub file: &'a BlockdevRef<'a>,
@@ -12048,7 +12072,6 @@ rt::serialize_as_map!(BlockdevOptionsCbw<'a>);
 ///
 /// The member `driver` selects the variant; [`BlockdevOptionsBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevOptions<'a> {
     /// `node-name` (optional): the node name of the new node (Since 2.0).  This option
     /// is required on the top level of blockdev-add.  Valid node names
@@ -12092,7 +12115,6 @@ pub struct BlockdevOptions<'a> {
 
 /// The variants of [`BlockdevOptions`], selected by `driver` (QAPI enum `BlockdevDriver`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockdevOptionsBranch<'a> {
     /// `driver: "blkdebug"`
     Blkdebug(&'a BlockdevOptionsBlkdebug<'a>),
@@ -12375,7 +12397,6 @@ rt::serialize_as_map!(BlockdevOptions<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockdevRef<'a> {
     /// `definition`: defines a new block device inline
     Definition(&'a BlockdevOptions<'a>),
@@ -12398,7 +12419,6 @@ impl<'a> serde::Serialize for BlockdevRef<'a> {
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockdevRefOrNull<'a> {
     /// `definition`: defines a new block device inline
     Definition(&'a BlockdevOptions<'a>),
@@ -12468,7 +12488,6 @@ impl<'a> serde::Serialize for BlockdevRefOrNull<'a> {
 ///
 /// The arguments are a [`BlockdevOptions`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevAdd<'a>(pub BlockdevOptions<'a>);
 
 impl<'a> Command for BlockdevAdd<'a> {
@@ -12527,7 +12546,6 @@ impl<'a> Command for BlockdevAdd<'a> {
 ///
 /// Since: 6.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevReopen<'a> {
     /// `options`
     pub options: &'a [BlockdevOptions<'a>],
@@ -12585,7 +12603,6 @@ impl<'a> Command for BlockdevReopen<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevDel<'a> {
     /// `node-name`: Name of the graph node to delete.
     pub node_name: &'a str,
@@ -12637,7 +12654,6 @@ impl<'a> Command for BlockdevDel<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevSetActive<'a> {
     /// `node-name` (optional): Name of the graph node to activate or inactivate. By default, all
     /// nodes are affected by the operation.
@@ -12680,7 +12696,6 @@ impl<'a> Command for BlockdevSetActive<'a> {
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevCreateOptionsFile<'a> {
     /// `filename`: Filename for the new image file
     pub filename: &'a str,
@@ -12722,7 +12737,6 @@ rt::serialize_as_map!(BlockdevCreateOptionsFile<'a>);
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevCreateOptionsGluster<'a> {
     /// `location`: Where to store the new image file
     pub location: BlockdevOptionsGluster<'a>,
@@ -12753,7 +12767,6 @@ rt::serialize_as_map!(BlockdevCreateOptionsGluster<'a>);
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevCreateOptionsLUKS<'a> {
     /// `key-secret` (optional): the ID of a QCryptoSecret object providing the
     /// decryption key.  Mandatory except when probing image for
@@ -12834,7 +12847,6 @@ rt::serialize_as_map!(BlockdevCreateOptionsLUKS<'a>);
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevCreateOptionsNfs<'a> {
     /// `location`: Where to store the new image file
     pub location: BlockdevOptionsNfs<'a>,
@@ -12858,7 +12870,6 @@ rt::serialize_as_map!(BlockdevCreateOptionsNfs<'a>);
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevCreateOptionsParallels<'a> {
     /// `file`: Node to create the image format on
     pub file: BlockdevRef<'a>,
@@ -12887,7 +12898,6 @@ rt::serialize_as_map!(BlockdevCreateOptionsParallels<'a>);
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevCreateOptionsQcow<'a> {
     /// `file`: Node to create the image format on
     pub file: BlockdevRef<'a>,
@@ -12920,7 +12930,6 @@ rt::serialize_as_map!(BlockdevCreateOptionsQcow<'a>);
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockdevQcow2Version<'a> {
     /// `v2`: The original QCOW2 format as introduced in qemu 0.10 (version
     /// 2)
@@ -12976,6 +12985,13 @@ impl core::fmt::Display for BlockdevQcow2Version<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for BlockdevQcow2Version<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for BlockdevQcow2Version<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -12991,7 +13007,6 @@ impl serde::Serialize for BlockdevQcow2Version<'_> {
 ///
 /// Since: 5.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Qcow2CompressionType<'a> {
     /// `zlib`: zlib compression, see <http://zlib.net/>
     Zlib,
@@ -13048,6 +13063,13 @@ impl core::fmt::Display for Qcow2CompressionType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for Qcow2CompressionType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for Qcow2CompressionType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -13063,7 +13085,6 @@ impl serde::Serialize for Qcow2CompressionType<'_> {
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevCreateOptionsQcow2<'a> {
     /// `file`: Node to create the image format on
     pub file: BlockdevRef<'a>,
@@ -13156,7 +13177,6 @@ rt::serialize_as_map!(BlockdevCreateOptionsQcow2<'a>);
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevCreateOptionsQed<'a> {
     /// `file`: Node to create the image format on
     pub file: BlockdevRef<'a>,
@@ -13201,7 +13221,6 @@ rt::serialize_as_map!(BlockdevCreateOptionsQed<'a>);
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevCreateOptionsRbd<'a> {
     /// `location`: Where to store the new image file.  This location cannot
     /// point to a snapshot.
@@ -13236,7 +13255,6 @@ rt::serialize_as_map!(BlockdevCreateOptionsRbd<'a>);
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockdevVmdkSubformat<'a> {
     /// `monolithicSparse`: Single file image with sparse cluster allocation
     MonolithicSparse,
@@ -13312,6 +13330,13 @@ impl core::fmt::Display for BlockdevVmdkSubformat<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for BlockdevVmdkSubformat<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for BlockdevVmdkSubformat<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -13327,7 +13352,6 @@ impl serde::Serialize for BlockdevVmdkSubformat<'_> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockdevVmdkAdapterType<'a> {
     /// `ide`
     Ide,
@@ -13390,6 +13414,13 @@ impl core::fmt::Display for BlockdevVmdkAdapterType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for BlockdevVmdkAdapterType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for BlockdevVmdkAdapterType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -13405,7 +13436,6 @@ impl serde::Serialize for BlockdevVmdkAdapterType<'_> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevCreateOptionsVmdk<'a> {
     /// `file`: Where to store the new image file.  This refers to the image
     /// file for monolithcSparse and streamOptimized format, or the
@@ -13477,7 +13507,6 @@ rt::serialize_as_map!(BlockdevCreateOptionsVmdk<'a>);
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevCreateOptionsSsh<'a> {
     /// `location`: Where to store the new image file
     pub location: BlockdevOptionsSsh<'a>,
@@ -13501,7 +13530,6 @@ rt::serialize_as_map!(BlockdevCreateOptionsSsh<'a>);
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevCreateOptionsVdi<'a> {
     /// `file`: Node to create the image format on
     pub file: BlockdevRef<'a>,
@@ -13529,7 +13557,6 @@ rt::serialize_as_map!(BlockdevCreateOptionsVdi<'a>);
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockdevVhdxSubformat<'a> {
     /// `dynamic`: Growing image file
     Dynamic,
@@ -13584,6 +13611,13 @@ impl core::fmt::Display for BlockdevVhdxSubformat<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for BlockdevVhdxSubformat<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for BlockdevVhdxSubformat<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -13599,7 +13633,6 @@ impl serde::Serialize for BlockdevVhdxSubformat<'_> {
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevCreateOptionsVhdx<'a> {
     /// `file`: Node to create the image format on
     pub file: BlockdevRef<'a>,
@@ -13646,7 +13679,6 @@ rt::serialize_as_map!(BlockdevCreateOptionsVhdx<'a>);
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockdevVpcSubformat<'a> {
     /// `dynamic`: Growing image file
     Dynamic,
@@ -13701,6 +13733,13 @@ impl core::fmt::Display for BlockdevVpcSubformat<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for BlockdevVpcSubformat<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for BlockdevVpcSubformat<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -13716,7 +13755,6 @@ impl serde::Serialize for BlockdevVpcSubformat<'_> {
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevCreateOptionsVpc<'a> {
     /// `file`: Node to create the image format on
     pub file: BlockdevRef<'a>,
@@ -13754,7 +13792,6 @@ rt::serialize_as_map!(BlockdevCreateOptionsVpc<'a>);
 ///
 /// The member `driver` selects the variant; [`BlockdevCreateOptionsBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevCreateOptions<'a> {
     /// `driver`: block driver to create the image format
     ///
@@ -13764,7 +13801,6 @@ pub struct BlockdevCreateOptions<'a> {
 
 /// The variants of [`BlockdevCreateOptions`], selected by `driver` (QAPI enum `BlockdevDriver`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockdevCreateOptionsBranch<'a> {
     /// `driver: "blkdebug"`
     Blkdebug,
@@ -13975,7 +14011,6 @@ rt::serialize_as_map!(BlockdevCreateOptions<'a>);
 ///
 /// Since: 3.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevCreate<'a> {
     /// `job-id`: Identifier for the newly created job.
     pub job_id: &'a str,
@@ -14014,7 +14049,6 @@ impl<'a> Command for BlockdevCreate<'a> {
 ///
 /// Since: 5.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevAmendOptionsLUKS<'a> {
     /// `state`: the desired state of the keyslots
     pub state: QCryptoBlockLUKSKeyslotState<'a>,
@@ -14075,7 +14109,6 @@ rt::serialize_as_map!(BlockdevAmendOptionsLUKS<'a>);
 ///
 /// Since: 5.1
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevAmendOptionsQcow2<'a> {
     /// `encrypt` (optional): Encryption options to be amended
     pub encrypt: Option<QCryptoBlockAmendOptions<'a>>,
@@ -14100,7 +14133,6 @@ rt::serialize_as_map!(BlockdevAmendOptionsQcow2<'a>);
 ///
 /// The member `driver` selects the variant; [`BlockdevAmendOptionsBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevAmendOptions<'a> {
     /// `driver`: Block driver of the node to amend.
     ///
@@ -14110,7 +14142,6 @@ pub struct BlockdevAmendOptions<'a> {
 
 /// The variants of [`BlockdevAmendOptions`], selected by `driver` (QAPI enum `BlockdevDriver`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockdevAmendOptionsBranch<'a> {
     /// `driver: "blkdebug"`
     Blkdebug,
@@ -14312,7 +14343,6 @@ rt::serialize_as_map!(BlockdevAmendOptions<'a>);
 ///
 /// **Unstable**: This command is experimental.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XBlockdevAmend<'a> {
     /// `job-id`: Identifier for the newly created job.
     pub job_id: &'a str,
@@ -14362,7 +14392,6 @@ impl<'a> Command for XBlockdevAmend<'a> {
 ///
 /// Since: 2.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockErrorAction<'a> {
     /// `ignore`: error has been ignored
     Ignore,
@@ -14421,6 +14450,13 @@ impl core::fmt::Display for BlockErrorAction<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for BlockErrorAction<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for BlockErrorAction<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -14450,7 +14486,6 @@ impl serde::Serialize for BlockErrorAction<'_> {
 ///
 /// Since: 1.7
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockImageCorruptedEvent<'a> {
     /// `device`: device name.  This is always present for compatibility
     /// reasons, but it can be empty ("") if the image does not have a
@@ -14559,7 +14594,6 @@ impl<'a> EventData<'a> for BlockImageCorruptedEvent<'a> {
 ///      "timestamp": { "seconds": 1265044230, "microseconds": 450486 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockIoErrorEvent<'a> {
     /// `qom-path`: path to the device object in the QOM tree (since 9.2)
     pub qom_path: JsonStr<'a>,
@@ -14666,7 +14700,6 @@ impl<'a> EventData<'a> for BlockIoErrorEvent<'a> {
 ///      "timestamp": { "seconds": 1267061043, "microseconds": 959568 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockJobCompletedEvent<'a> {
     /// `type`: job type
     pub r#type: JobType<'a>,
@@ -14760,7 +14793,6 @@ impl<'a> EventData<'a> for BlockJobCompletedEvent<'a> {
 ///      "timestamp": { "seconds": 1267061043, "microseconds": 959568 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockJobCancelledEvent<'a> {
     /// `type`: job type
     pub r#type: JobType<'a>,
@@ -14843,7 +14875,6 @@ impl<'a> EventData<'a> for BlockJobCancelledEvent<'a> {
 ///      "timestamp": { "seconds": 1265044230, "microseconds": 450486 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockJobErrorEvent<'a> {
     /// `device`: The job identifier.  Originally the device name but other
     /// values are allowed since QEMU 2.7
@@ -14915,7 +14946,6 @@ impl<'a> EventData<'a> for BlockJobErrorEvent<'a> {
 ///      "timestamp": { "seconds": 1265044230, "microseconds": 450486 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockJobReadyEvent<'a> {
     /// `type`: job type
     pub r#type: JobType<'a>,
@@ -14999,7 +15029,6 @@ impl<'a> EventData<'a> for BlockJobReadyEvent<'a> {
 ///      "timestamp": { "seconds": 1265044230, "microseconds": 450486 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockJobPendingEvent<'a> {
     /// `type`: job type
     pub r#type: JobType<'a>,
@@ -15053,7 +15082,6 @@ impl<'a> EventData<'a> for BlockJobPendingEvent<'a> {
 ///
 /// Since: 2.2
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum PreallocMode<'a> {
     /// `off`: no preallocation
     Off,
@@ -15120,6 +15148,13 @@ impl core::fmt::Display for PreallocMode<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for PreallocMode<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for PreallocMode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -15139,7 +15174,6 @@ impl serde::Serialize for PreallocMode<'_> {
 ///
 /// Since: 2.3
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockWriteThresholdEvent<'a> {
     /// `node-name`: graph node name on which the threshold was exceeded.
     pub node_name: JsonStr<'a>,
@@ -15219,7 +15253,6 @@ impl<'a> EventData<'a> for BlockWriteThresholdEvent<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockSetWriteThreshold<'a> {
     /// `node-name`: graph node name on which the threshold must be set.
     pub node_name: &'a str,
@@ -15296,7 +15329,6 @@ impl<'a> Command for BlockSetWriteThreshold<'a> {
 ///
 /// **Unstable**: This command is experimental.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XBlockdevChange<'a> {
     /// `parent`: the id or name of the parent node.
     pub parent: &'a str,
@@ -15369,7 +15401,6 @@ impl<'a> Command for XBlockdevChange<'a> {
 ///
 /// **Unstable**: This command is experimental and intended for test cases that need control over IOThreads only.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XBlockdevSetIothread<'a> {
     /// `node-name`: the name of the block driver node
     pub node_name: &'a str,
@@ -15414,7 +15445,6 @@ impl<'a> Command for XBlockdevSetIothread<'a> {
 ///
 /// Since: 2.6
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QuorumOpType<'a> {
     /// `read`: read operation
     Read,
@@ -15473,6 +15503,13 @@ impl core::fmt::Display for QuorumOpType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for QuorumOpType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for QuorumOpType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -15497,7 +15534,6 @@ impl serde::Serialize for QuorumOpType<'_> {
 ///      "timestamp": { "seconds": 1344522075, "microseconds": 745528 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QuorumFailureEvent<'a> {
     /// `reference`: device name if defined else node name
     pub reference: JsonStr<'a>,
@@ -15579,7 +15615,6 @@ impl<'a> EventData<'a> for QuorumFailureEvent<'a> {
 ///      "timestamp": { "seconds": 1456406829, "microseconds": 291763 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QuorumReportBadEvent<'a> {
     /// `type`: quorum operation type (Since 2.6)
     pub r#type: QuorumOpType<'a>,
@@ -15654,7 +15689,6 @@ impl<'a> EventData<'a> for QuorumReportBadEvent<'a> {
 ///
 /// Since: 1.7
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevSnapshotInternal<'a> {
     /// `device`: the device name or node-name of a root node to generate the
     /// snapshot from
@@ -15695,7 +15729,6 @@ rt::serialize_as_map!(BlockdevSnapshotInternal<'a>);
 ///
 /// The arguments are a [`BlockdevSnapshotInternal`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevSnapshotInternalSync<'a>(pub BlockdevSnapshotInternal<'a>);
 
 impl<'a> Command for BlockdevSnapshotInternalSync<'a> {
@@ -15745,7 +15778,6 @@ impl<'a> Command for BlockdevSnapshotInternalSync<'a> {
 ///    }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevSnapshotDeleteInternalSync<'a> {
     /// `device`: the device name or node-name of a root node to delete the
     /// snapshot from
@@ -15792,7 +15824,6 @@ impl<'a> Command for BlockdevSnapshotDeleteInternalSync<'a> {
 ///
 /// Since: 8.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DummyBlockCoreForceArrays<'a> {
     /// `unused-block-graph-info`
     pub unused_block_graph_info: JsonArray<'a, BlockGraphInfo<'a>>,

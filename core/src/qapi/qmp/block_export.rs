@@ -7,7 +7,6 @@ use super::*;
 
 /// QAPI struct `NbdServerOptionsBase` (block-export).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NbdServerOptionsBase<'a> {
     /// `handshake-max-seconds` (optional): Time limit, in seconds, at which a client
     /// that has not completed the negotiation handshake will be
@@ -86,7 +85,6 @@ impl<'a> FromRawJson<'a> for NbdServerOptionsBase<'a> {
 /// only intended difference is using SocketAddress instead of
 /// SocketAddressLegacy.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NbdServerOptions<'a> {
     /// `handshake-max-seconds` (optional): Time limit, in seconds, at which a client
     /// that has not completed the negotiation handshake will be
@@ -171,7 +169,6 @@ impl<'a> FromRawJson<'a> for NbdServerOptions<'a> {
 /// intended difference is using SocketAddressLegacy instead of
 /// SocketAddress.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NbdServerOptionsLegacy<'a> {
     /// `handshake-max-seconds` (optional): Time limit, in seconds, at which a client
     /// that has not completed the negotiation handshake will be
@@ -228,7 +225,6 @@ rt::serialize_as_map!(NbdServerOptionsLegacy<'a>);
 ///
 /// The arguments are a [`NbdServerOptionsLegacy`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NbdServerStart<'a>(pub NbdServerOptionsLegacy<'a>);
 
 impl<'a> Command for NbdServerStart<'a> {
@@ -253,7 +249,6 @@ impl<'a> Command for NbdServerStart<'a> {
 ///
 /// Since: 5.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockExportOptionsNbdBase<'a> {
     /// `name` (optional): Export name.  If unspecified, the @device parameter is used
     /// as the export name.  (Since 2.12)
@@ -306,7 +301,6 @@ impl<'a> FromRawJson<'a> for BlockExportOptionsNbdBase<'a> {
 ///
 /// Since: 5.2
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockExportOptionsNbd<'a> {
     /// `name` (optional): Export name.  If unspecified, the @device parameter is used
     /// as the export name.  (Since 2.12)
@@ -353,7 +347,6 @@ rt::serialize_as_map!(BlockExportOptionsNbd<'a>);
 ///
 /// Since: 5.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockExportOptionsVhostUserBlk<'a> {
     /// `addr`: The vhost-user socket on which to listen.  Both 'unix' and
     /// 'fd' SocketAddress types are supported.  Passed fds must be UNIX
@@ -388,7 +381,6 @@ rt::serialize_as_map!(BlockExportOptionsVhostUserBlk<'a>);
 ///
 /// Since: 6.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum FuseExportAllowOther<'a> {
     /// `off`: Do not pass allow_other as a mount option.
     Off,
@@ -448,6 +440,13 @@ impl core::fmt::Display for FuseExportAllowOther<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for FuseExportAllowOther<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for FuseExportAllowOther<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -466,7 +465,6 @@ impl serde::Serialize for FuseExportAllowOther<'_> {
 ///
 /// *Only when QEMU is built with* `CONFIG_FUSE`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockExportOptionsFuse<'a> {
     /// `mountpoint`: Path on which to export the block device via FUSE.
     /// This must point to an existing regular file.
@@ -507,7 +505,6 @@ rt::serialize_as_map!(BlockExportOptionsFuse<'a>);
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockExportOptionsVduseBlk<'a> {
     /// `name`: the name of VDUSE device (must be unique across the host).
     pub name: &'a str,
@@ -550,7 +547,6 @@ rt::serialize_as_map!(BlockExportOptionsVduseBlk<'a>);
 ///
 /// Since: 5.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NbdServerAddOptions<'a> {
     /// `name` (optional): Export name.  If unspecified, the @device parameter is used
     /// as the export name.  (Since 2.12)
@@ -606,7 +602,6 @@ rt::serialize_as_map!(NbdServerAddOptions<'a>);
 ///
 /// The arguments are a [`NbdServerAddOptions`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NbdServerAdd<'a>(pub NbdServerAddOptions<'a>);
 
 impl<'a> Command for NbdServerAdd<'a> {
@@ -632,7 +627,6 @@ impl<'a> Command for NbdServerAdd<'a> {
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockExportRemoveMode<'a> {
     /// `safe`: Remove export if there are no existing connections, fail
     /// otherwise.
@@ -688,6 +682,13 @@ impl core::fmt::Display for BlockExportRemoveMode<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for BlockExportRemoveMode<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for BlockExportRemoveMode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -707,7 +708,6 @@ impl serde::Serialize for BlockExportRemoveMode<'_> {
 ///
 /// **Deprecated**: This command is deprecated.  Use @block-export-del instead.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NbdServerRemove<'a> {
     /// `name`: Block export id.
     pub name: &'a str,
@@ -750,7 +750,6 @@ impl<'a> Command for NbdServerRemove<'a> {
 ///
 /// Since: 1.3
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NbdServerStop;
 
 impl Command for NbdServerStop {
@@ -774,7 +773,6 @@ impl Command for NbdServerStop {
 ///
 /// Since: 4.2
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockExportType<'a> {
     /// `nbd`: NBD export
     Nbd,
@@ -843,6 +841,13 @@ impl core::fmt::Display for BlockExportType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for BlockExportType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for BlockExportType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -861,7 +866,6 @@ impl serde::Serialize for BlockExportType<'_> {
 ///
 /// The member `type` selects the variant; [`BlockExportOptionsBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockExportOptions<'a> {
     /// `id`: A unique identifier for the block export (across all export
     /// types)
@@ -901,7 +905,6 @@ pub struct BlockExportOptions<'a> {
 
 /// The variants of [`BlockExportOptions`], selected by `type` (QAPI enum `BlockExportType`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BlockExportOptionsBranch<'a> {
     /// `type: "nbd"`
     Nbd(BlockExportOptionsNbd<'a>),
@@ -987,7 +990,6 @@ rt::serialize_as_map!(BlockExportOptions<'a>);
 ///
 /// The arguments are a [`BlockExportOptions`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockExportAdd<'a>(pub BlockExportOptions<'a>);
 
 impl<'a> Command for BlockExportAdd<'a> {
@@ -1015,7 +1017,6 @@ impl<'a> Command for BlockExportAdd<'a> {
 ///
 /// Since: 5.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockExportDel<'a> {
     /// `id`: Block export id.
     pub id: &'a str,
@@ -1057,7 +1058,6 @@ impl<'a> Command for BlockExportDel<'a> {
 ///
 /// Since: 5.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockExportDeletedEvent<'a> {
     /// `id`: Block export id.
     pub id: JsonStr<'a>,
@@ -1105,7 +1105,6 @@ impl<'a> EventData<'a> for BlockExportDeletedEvent<'a> {
 ///
 /// Since: 5.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockExportInfo<'a> {
     /// `id`: The unique identifier for the block export
     pub id: JsonStr<'a>,
@@ -1164,7 +1163,6 @@ impl<'a> FromRawJson<'a> for BlockExportInfo<'a> {
 ///
 /// Since: 5.2
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryBlockExports;
 
 impl Command for QueryBlockExports {

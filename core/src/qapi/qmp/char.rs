@@ -14,7 +14,6 @@ use super::*;
 ///
 /// Since: 0.14
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevInfo<'a> {
     /// `label`: the label of the character device
     pub label: JsonStr<'a>,
@@ -94,7 +93,6 @@ impl<'a> FromRawJson<'a> for ChardevInfo<'a> {
 ///    }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryChardev;
 
 impl Command for QueryChardev {
@@ -118,7 +116,6 @@ impl Command for QueryChardev {
 ///
 /// Since: 2.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevBackendInfo<'a> {
     /// `name`: The backend name
     pub name: JsonStr<'a>,
@@ -181,7 +178,6 @@ impl<'a> FromRawJson<'a> for ChardevBackendInfo<'a> {
 ///    }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryChardevBackends;
 
 impl Command for QueryChardevBackends {
@@ -205,7 +201,6 @@ impl Command for QueryChardevBackends {
 ///
 /// Since: 1.4
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum DataFormat<'a> {
     /// `utf8`: Data is a UTF-8 string (RFC 3629)
     Utf8,
@@ -260,6 +255,13 @@ impl core::fmt::Display for DataFormat<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for DataFormat<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for DataFormat<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -284,7 +286,6 @@ impl serde::Serialize for DataFormat<'_> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RingbufWrite<'a> {
     /// `device`: the ring buffer character device name
     pub device: &'a str,
@@ -345,7 +346,6 @@ impl<'a> Command for RingbufWrite<'a> {
 /// <- { "return": "abcdefgh" }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RingbufRead<'a> {
     /// `device`: the ring buffer character device name
     pub device: &'a str,
@@ -397,7 +397,6 @@ impl<'a> Command for RingbufRead<'a> {
 ///
 /// Since: 2.6
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevCommon<'a> {
     /// `logfile` (optional): The name of a logfile to save output
     pub logfile: Option<&'a str>,
@@ -426,7 +425,6 @@ rt::serialize_as_map!(ChardevCommon<'a>);
 ///
 /// Since: 1.4
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevFile<'a> {
     /// `logfile` (optional): The name of a logfile to save output
     pub logfile: Option<&'a str>,
@@ -469,7 +467,6 @@ rt::serialize_as_map!(ChardevFile<'a>);
 ///
 /// Since: 1.4
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevHostdev<'a> {
     /// `logfile` (optional): The name of a logfile to save output
     pub logfile: Option<&'a str>,
@@ -502,7 +499,6 @@ rt::serialize_as_map!(ChardevHostdev<'a>);
 ///
 /// Since: 1.4
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevSocket<'a> {
     /// `logfile` (optional): The name of a logfile to save output
     pub logfile: Option<&'a str>,
@@ -602,7 +598,6 @@ rt::serialize_as_map!(ChardevSocket<'a>);
 ///
 /// Since: 1.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevUdp<'a> {
     /// `logfile` (optional): The name of a logfile to save output
     pub logfile: Option<&'a str>,
@@ -639,7 +634,6 @@ rt::serialize_as_map!(ChardevUdp<'a>);
 ///
 /// Since: 1.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevMux<'a> {
     /// `logfile` (optional): The name of a logfile to save output
     pub logfile: Option<&'a str>,
@@ -671,7 +665,6 @@ rt::serialize_as_map!(ChardevMux<'a>);
 ///
 /// Since: 10.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevHub<'a> {
     /// `logfile` (optional): The name of a logfile to save output
     pub logfile: Option<&'a str>,
@@ -703,7 +696,6 @@ rt::serialize_as_map!(ChardevHub<'a>);
 ///
 /// Since: 1.5
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevStdio<'a> {
     /// `logfile` (optional): The name of a logfile to save output
     pub logfile: Option<&'a str>,
@@ -740,7 +732,6 @@ rt::serialize_as_map!(ChardevStdio<'a>);
 ///
 /// *Only when QEMU is built with* `CONFIG_SPICE`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevSpiceChannel<'a> {
     /// `logfile` (optional): The name of a logfile to save output
     pub logfile: Option<&'a str>,
@@ -774,7 +765,6 @@ rt::serialize_as_map!(ChardevSpiceChannel<'a>);
 ///
 /// *Only when QEMU is built with* `CONFIG_SPICE`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevSpicePort<'a> {
     /// `logfile` (optional): The name of a logfile to save output
     pub logfile: Option<&'a str>,
@@ -808,7 +798,6 @@ rt::serialize_as_map!(ChardevSpicePort<'a>);
 ///
 /// *Only when QEMU is built with* `CONFIG_DBUS_DISPLAY`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevDBus<'a> {
     /// `logfile` (optional): The name of a logfile to save output
     pub logfile: Option<&'a str>,
@@ -844,7 +833,6 @@ rt::serialize_as_map!(ChardevDBus<'a>);
 ///
 /// Since: 1.5
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevVC<'a> {
     /// `logfile` (optional): The name of a logfile to save output
     pub logfile: Option<&'a str>,
@@ -893,7 +881,6 @@ rt::serialize_as_map!(ChardevVC<'a>);
 ///
 /// Since: 1.5
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevRingbuf<'a> {
     /// `logfile` (optional): The name of a logfile to save output
     pub logfile: Option<&'a str>,
@@ -929,7 +916,6 @@ rt::serialize_as_map!(ChardevRingbuf<'a>);
 ///
 /// *Only when QEMU is built with* `CONFIG_SPICE_PROTOCOL`.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevQemuVDAgent<'a> {
     /// `logfile` (optional): The name of a logfile to save output
     pub logfile: Option<&'a str>,
@@ -968,7 +954,6 @@ rt::serialize_as_map!(ChardevQemuVDAgent<'a>);
 ///
 /// Since: 9.2
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevPty<'a> {
     /// `logfile` (optional): The name of a logfile to save output
     pub logfile: Option<&'a str>,
@@ -1001,7 +986,6 @@ rt::serialize_as_map!(ChardevPty<'a>);
 ///
 /// Since: 1.4
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ChardevBackendKind<'a> {
     /// `file`: regular files
     File,
@@ -1182,6 +1166,13 @@ impl core::fmt::Display for ChardevBackendKind<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for ChardevBackendKind<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for ChardevBackendKind<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1195,7 +1186,6 @@ impl serde::Serialize for ChardevBackendKind<'_> {
 ///
 /// Since: 1.4
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevFileWrapper<'a> {
     /// `data`: Configuration info for file chardevs
     pub data: ChardevFile<'a>,
@@ -1214,7 +1204,6 @@ rt::serialize_as_map!(ChardevFileWrapper<'a>);
 ///
 /// Since: 1.4
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevHostdevWrapper<'a> {
     /// `data`: Configuration info for device and pipe chardevs
     pub data: ChardevHostdev<'a>,
@@ -1233,7 +1222,6 @@ rt::serialize_as_map!(ChardevHostdevWrapper<'a>);
 ///
 /// Since: 1.4
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevSocketWrapper<'a> {
     /// `data`: Configuration info for (stream) socket chardevs
     pub data: ChardevSocket<'a>,
@@ -1252,7 +1240,6 @@ rt::serialize_as_map!(ChardevSocketWrapper<'a>);
 ///
 /// Since: 1.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevUdpWrapper<'a> {
     /// `data`: Configuration info for datagram socket chardevs
     pub data: ChardevUdp<'a>,
@@ -1271,7 +1258,6 @@ rt::serialize_as_map!(ChardevUdpWrapper<'a>);
 ///
 /// Since: 2.6
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevCommonWrapper<'a> {
     /// `data`: Configuration shared across all chardev backends
     pub data: ChardevCommon<'a>,
@@ -1290,7 +1276,6 @@ rt::serialize_as_map!(ChardevCommonWrapper<'a>);
 ///
 /// Since: 1.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevMuxWrapper<'a> {
     /// `data`: Configuration info for mux chardevs
     pub data: ChardevMux<'a>,
@@ -1309,7 +1294,6 @@ rt::serialize_as_map!(ChardevMuxWrapper<'a>);
 ///
 /// Since: 10.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevHubWrapper<'a> {
     /// `data`: Configuration info for hub chardevs
     pub data: ChardevHub<'a>,
@@ -1328,7 +1312,6 @@ rt::serialize_as_map!(ChardevHubWrapper<'a>);
 ///
 /// Since: 1.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevStdioWrapper<'a> {
     /// `data`: Configuration info for stdio chardevs
     pub data: ChardevStdio<'a>,
@@ -1349,7 +1332,6 @@ rt::serialize_as_map!(ChardevStdioWrapper<'a>);
 ///
 /// *Only when QEMU is built with* `CONFIG_SPICE`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevSpiceChannelWrapper<'a> {
     /// `data`: Configuration info for spice vm channel chardevs
     pub data: ChardevSpiceChannel<'a>,
@@ -1370,7 +1352,6 @@ rt::serialize_as_map!(ChardevSpiceChannelWrapper<'a>);
 ///
 /// *Only when QEMU is built with* `CONFIG_SPICE`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevSpicePortWrapper<'a> {
     /// `data`: Configuration info for spice port chardevs
     pub data: ChardevSpicePort<'a>,
@@ -1391,7 +1372,6 @@ rt::serialize_as_map!(ChardevSpicePortWrapper<'a>);
 ///
 /// *Only when QEMU is built with* `CONFIG_SPICE_PROTOCOL`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevQemuVDAgentWrapper<'a> {
     /// `data`: Configuration info for qemu vdagent implementation
     pub data: ChardevQemuVDAgent<'a>,
@@ -1412,7 +1392,6 @@ rt::serialize_as_map!(ChardevQemuVDAgentWrapper<'a>);
 ///
 /// *Only when QEMU is built with* `CONFIG_DBUS_DISPLAY`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevDBusWrapper<'a> {
     /// `data`: Configuration info for DBus chardevs
     pub data: ChardevDBus<'a>,
@@ -1431,7 +1410,6 @@ rt::serialize_as_map!(ChardevDBusWrapper<'a>);
 ///
 /// Since: 1.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevVCWrapper<'a> {
     /// `data`: Configuration info for virtual console chardevs
     pub data: ChardevVC<'a>,
@@ -1450,7 +1428,6 @@ rt::serialize_as_map!(ChardevVCWrapper<'a>);
 ///
 /// Since: 1.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevRingbufWrapper<'a> {
     /// `data`: Configuration info for ring buffer chardevs
     pub data: ChardevRingbuf<'a>,
@@ -1469,7 +1446,6 @@ rt::serialize_as_map!(ChardevRingbufWrapper<'a>);
 ///
 /// Since: 9.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevPtyWrapper<'a> {
     /// `data`: Configuration info for pty chardevs
     pub data: ChardevPty<'a>,
@@ -1492,7 +1468,6 @@ rt::serialize_as_map!(ChardevPtyWrapper<'a>);
 ///
 /// The member `type` selects the variant; [`ChardevBackendBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevBackend<'a> {
     /// `type`: backend type
     ///
@@ -1502,7 +1477,6 @@ pub struct ChardevBackend<'a> {
 
 /// The variants of [`ChardevBackend`], selected by `type` (QAPI enum `ChardevBackendKind`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ChardevBackendBranch<'a> {
     /// `type: "file"`
     File(ChardevFileWrapper<'a>),
@@ -1665,7 +1639,6 @@ rt::serialize_as_map!(ChardevBackend<'a>);
 ///
 /// Since: 1.4
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevReturn<'a> {
     /// `pty` (optional): name of the slave pseudoterminal device, present if and only
     /// if a chardev of type 'pty' was created
@@ -1733,7 +1706,6 @@ impl<'a> FromRawJson<'a> for ChardevReturn<'a> {
 /// <- { "return": { "pty" : "/dev/pty/42" } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevAdd<'a> {
     /// `id`: the chardev's ID, must be unique
     pub id: &'a str,
@@ -1801,7 +1773,6 @@ impl<'a> Command for ChardevAdd<'a> {
 /// <- {"return": {}}
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevChange<'a> {
     /// `id`: the chardev's ID, must exist
     pub id: &'a str,
@@ -1846,7 +1817,6 @@ impl<'a> Command for ChardevChange<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevRemove<'a> {
     /// `id`: the chardev's ID, must exist and not be in use
     pub id: &'a str,
@@ -1888,7 +1858,6 @@ impl<'a> Command for ChardevRemove<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChardevSendBreak<'a> {
     /// `id`: the chardev's ID, must exist
     pub id: &'a str,
@@ -1933,7 +1902,6 @@ impl<'a> Command for ChardevSendBreak<'a> {
 ///      "timestamp": { "seconds": 1401385907, "microseconds": 422329 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VserportChangeEvent<'a> {
     /// `id`: device identifier of the virtio-serial port
     pub id: JsonStr<'a>,

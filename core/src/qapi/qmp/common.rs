@@ -11,7 +11,6 @@ use super::*;
 ///
 /// Since: 2.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum IoOperationType<'a> {
     /// `read`: read operation
     Read,
@@ -66,6 +65,13 @@ impl core::fmt::Display for IoOperationType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for IoOperationType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for IoOperationType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -81,7 +87,6 @@ impl serde::Serialize for IoOperationType<'_> {
 ///
 /// Since: 2.2
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum OnOffAuto<'a> {
     /// `auto`: QEMU selects the value between on and off
     Auto,
@@ -140,6 +145,13 @@ impl core::fmt::Display for OnOffAuto<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for OnOffAuto<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for OnOffAuto<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -155,7 +167,6 @@ impl serde::Serialize for OnOffAuto<'_> {
 ///
 /// Since: 2.6
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum OnOffSplit<'a> {
     /// `on`: Enabled
     On,
@@ -214,6 +225,13 @@ impl core::fmt::Display for OnOffSplit<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for OnOffSplit<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for OnOffSplit<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -231,7 +249,6 @@ impl serde::Serialize for OnOffSplit<'_> {
 ///
 /// Since: 2.10
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum StrOrNull<'a> {
     /// `s`: the string value
     S(&'a str),
@@ -254,7 +271,6 @@ impl<'a> serde::Serialize for StrOrNull<'a> {
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum OffAutoPCIBAR<'a> {
     /// `off`: The specified feature is disabled
     Off,
@@ -335,6 +351,13 @@ impl core::fmt::Display for OffAutoPCIBAR<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for OffAutoPCIBAR<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for OffAutoPCIBAR<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -350,7 +373,6 @@ impl serde::Serialize for OffAutoPCIBAR<'_> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum PCIELinkSpeed<'a> {
     /// `2_5`: 2.5GT/s
     N25,
@@ -421,6 +443,13 @@ impl core::fmt::Display for PCIELinkSpeed<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for PCIELinkSpeed<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for PCIELinkSpeed<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -436,7 +465,6 @@ impl serde::Serialize for PCIELinkSpeed<'_> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum PCIELinkWidth<'a> {
     /// `1`: x1
     N1,
@@ -511,6 +539,13 @@ impl core::fmt::Display for PCIELinkWidth<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for PCIELinkWidth<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for PCIELinkWidth<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -526,7 +561,6 @@ impl serde::Serialize for PCIELinkWidth<'_> {
 ///
 /// Since: 2.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum HostMemPolicy<'a> {
     /// `default`: restore default policy, remove any nondefault policy
     Default,
@@ -591,6 +625,13 @@ impl core::fmt::Display for HostMemPolicy<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for HostMemPolicy<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for HostMemPolicy<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -607,7 +648,6 @@ impl serde::Serialize for HostMemPolicy<'_> {
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum NetFilterDirection<'a> {
     /// `all`: the filter is attached both to the receive and the transmit
     /// queue of the netdev (default).
@@ -669,6 +709,13 @@ impl core::fmt::Display for NetFilterDirection<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for NetFilterDirection<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for NetFilterDirection<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -684,7 +731,6 @@ impl serde::Serialize for NetFilterDirection<'_> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum GrabToggleKeys<'a> {
     /// `ctrl-ctrl`: left and right control key
     CtrlCtrl,
@@ -762,6 +808,13 @@ impl core::fmt::Display for GrabToggleKeys<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for GrabToggleKeys<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for GrabToggleKeys<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -775,7 +828,6 @@ impl serde::Serialize for GrabToggleKeys<'_> {
 ///
 /// Since: 6.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct HumanReadableText<'a> {
     /// `human-readable-text`: Formatted output intended for humans.
     pub human_readable_text: JsonStr<'a>,
@@ -815,7 +867,6 @@ impl<'a> FromRawJson<'a> for HumanReadableText<'a> {
 ///
 /// Since: 10.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum EndianMode<'a> {
     /// `unspecified`: Endianness not specified
     Unspecified,
@@ -871,6 +922,13 @@ impl core::fmt::Display for EndianMode<'_> {
             EndianMode::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
         }
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for EndianMode<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
     }
 }
 

@@ -11,7 +11,6 @@ use super::*;
 ///
 /// Since: 6.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum CompatPolicyInput<'a> {
     /// `accept`: Accept silently
     Accept,
@@ -70,6 +69,13 @@ impl core::fmt::Display for CompatPolicyInput<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for CompatPolicyInput<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for CompatPolicyInput<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -85,7 +91,6 @@ impl serde::Serialize for CompatPolicyInput<'_> {
 ///
 /// Since: 6.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum CompatPolicyOutput<'a> {
     /// `accept`: Pass on unchanged
     Accept,
@@ -140,6 +145,13 @@ impl core::fmt::Display for CompatPolicyOutput<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for CompatPolicyOutput<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for CompatPolicyOutput<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -164,7 +176,6 @@ impl serde::Serialize for CompatPolicyOutput<'_> {
 ///
 /// Since: 6.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CompatPolicy<'a> {
     /// `deprecated-input` (optional): how to handle deprecated input (default 'accept')
     pub deprecated_input: Option<CompatPolicyInput<'a>>,

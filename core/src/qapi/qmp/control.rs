@@ -27,7 +27,6 @@ use super::*;
 ///
 /// Since: 0.13
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QmpCapabilities<'a> {
     /// `enable` (optional): An optional list of QMPCapability values to enable.  The
     /// client must not enable any capability that is not mentioned in
@@ -69,7 +68,6 @@ impl<'a> Command for QmpCapabilities<'a> {
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QMPCapability<'a> {
     /// `oob`: QMP ability to support out-of-band requests.  (Please refer to
     /// qmp-spec.rst for more information on OOB)
@@ -121,6 +119,13 @@ impl core::fmt::Display for QMPCapability<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for QMPCapability<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for QMPCapability<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -136,7 +141,6 @@ impl serde::Serialize for QMPCapability<'_> {
 ///
 /// Since: 2.4
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VersionTriple {
     /// `major`: The major version number.
     pub major: i64,
@@ -188,7 +192,6 @@ impl<'a> FromRawJson<'a> for VersionTriple {
 ///
 /// Since: 0.14
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VersionInfo<'a> {
     /// `qemu`: The version of QEMU.  By current convention, a micro version
     /// of 50 signifies a development branch.  A micro version greater
@@ -258,7 +261,6 @@ impl<'a> FromRawJson<'a> for VersionInfo<'a> {
 ///    }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryVersion;
 
 impl Command for QueryVersion {
@@ -282,7 +284,6 @@ impl Command for QueryVersion {
 ///
 /// Since: 0.14
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CommandInfo<'a> {
     /// `name`: The command name
     pub name: JsonStr<'a>,
@@ -342,7 +343,6 @@ impl<'a> FromRawJson<'a> for CommandInfo<'a> {
 /// This example has been shortened as the real response is too long.
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryCommands;
 
 impl Command for QueryCommands {
@@ -375,7 +375,6 @@ impl Command for QueryCommands {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Quit;
 
 impl Command for Quit {
@@ -399,7 +398,6 @@ impl Command for Quit {
 ///
 /// Since: 5.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum MonitorMode<'a> {
     /// `readline`: HMP monitor (human-oriented command line interface)
     Readline,
@@ -454,6 +452,13 @@ impl core::fmt::Display for MonitorMode<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for MonitorMode<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for MonitorMode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -469,7 +474,6 @@ impl serde::Serialize for MonitorMode<'_> {
 ///
 /// Since: 5.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MonitorOptions<'a> {
     /// `id` (optional): Name of the monitor
     pub id: Option<JsonStr<'a>>,

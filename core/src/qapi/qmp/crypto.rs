@@ -13,7 +13,6 @@ use super::*;
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QCryptoTLSCredsEndpoint<'a> {
     /// `client`: the network endpoint is acting as the client
     Client,
@@ -68,6 +67,13 @@ impl core::fmt::Display for QCryptoTLSCredsEndpoint<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for QCryptoTLSCredsEndpoint<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for QCryptoTLSCredsEndpoint<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -83,7 +89,6 @@ impl serde::Serialize for QCryptoTLSCredsEndpoint<'_> {
 ///
 /// Since: 2.6
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QCryptoSecretFormat<'a> {
     /// `raw`: raw bytes.  When encoded in JSON only valid UTF-8 sequences
     /// can be used
@@ -139,6 +144,13 @@ impl core::fmt::Display for QCryptoSecretFormat<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for QCryptoSecretFormat<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for QCryptoSecretFormat<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -154,7 +166,6 @@ impl serde::Serialize for QCryptoSecretFormat<'_> {
 ///
 /// Since: 2.6
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QCryptoHashAlgo<'a> {
     /// `md5`: MD5.  Should not be used in any new code, legacy compat only
     Md5,
@@ -242,6 +253,13 @@ impl core::fmt::Display for QCryptoHashAlgo<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for QCryptoHashAlgo<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for QCryptoHashAlgo<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -257,7 +275,6 @@ impl serde::Serialize for QCryptoHashAlgo<'_> {
 ///
 /// Since: 2.6
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QCryptoCipherAlgo<'a> {
     /// `aes-128`: AES with 128 bit / 16 byte keys
     Aes128,
@@ -371,6 +388,13 @@ impl core::fmt::Display for QCryptoCipherAlgo<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for QCryptoCipherAlgo<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for QCryptoCipherAlgo<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -386,7 +410,6 @@ impl serde::Serialize for QCryptoCipherAlgo<'_> {
 ///
 /// Since: 2.6
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QCryptoCipherMode<'a> {
     /// `ecb`: Electronic Code Book
     Ecb,
@@ -449,6 +472,13 @@ impl core::fmt::Display for QCryptoCipherMode<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for QCryptoCipherMode<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for QCryptoCipherMode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -467,7 +497,6 @@ impl serde::Serialize for QCryptoCipherMode<'_> {
 ///
 /// Since: 2.6
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QCryptoIVGenAlgo<'a> {
     /// `plain`: 64-bit sector number truncated to 32-bits
     Plain,
@@ -527,6 +556,13 @@ impl core::fmt::Display for QCryptoIVGenAlgo<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for QCryptoIVGenAlgo<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for QCryptoIVGenAlgo<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -542,7 +578,6 @@ impl serde::Serialize for QCryptoIVGenAlgo<'_> {
 ///
 /// Since: 2.6
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QCryptoBlockFormat<'a> {
     /// `qcow`: QCow/QCow2 built-in AES-CBC encryption.  Use only for
     /// liberating data from old images.
@@ -598,6 +633,13 @@ impl core::fmt::Display for QCryptoBlockFormat<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for QCryptoBlockFormat<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for QCryptoBlockFormat<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -613,7 +655,6 @@ impl serde::Serialize for QCryptoBlockFormat<'_> {
 ///
 /// Since: 2.6
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QCryptoBlockOptionsBase<'a> {
     /// `format`: the encryption format
     pub format: QCryptoBlockFormat<'a>,
@@ -653,7 +694,6 @@ impl<'a> FromRawJson<'a> for QCryptoBlockOptionsBase<'a> {
 ///
 /// Since: 2.6
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QCryptoBlockOptionsQCow<'a> {
     /// `key-secret` (optional): the ID of a QCryptoSecret object providing the
     /// decryption key.  Mandatory except when probing image for
@@ -697,7 +737,6 @@ impl<'a> FromRawJson<'a> for QCryptoBlockOptionsQCow<'a> {
 ///
 /// Since: 2.6
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QCryptoBlockOptionsLUKS<'a> {
     /// `key-secret` (optional): the ID of a QCryptoSecret object providing the
     /// decryption key.  Mandatory except when probing image for
@@ -741,7 +780,6 @@ impl<'a> FromRawJson<'a> for QCryptoBlockOptionsLUKS<'a> {
 ///
 /// Since: 2.6
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QCryptoBlockCreateOptionsLUKS<'a> {
     /// `key-secret` (optional): the ID of a QCryptoSecret object providing the
     /// decryption key.  Mandatory except when probing image for
@@ -805,7 +843,6 @@ rt::serialize_as_map!(QCryptoBlockCreateOptionsLUKS<'a>);
 ///
 /// The member `format` selects the variant; [`QCryptoBlockOpenOptionsBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QCryptoBlockOpenOptions<'a> {
     /// `format`: the encryption format
     ///
@@ -815,7 +852,6 @@ pub struct QCryptoBlockOpenOptions<'a> {
 
 /// The variants of [`QCryptoBlockOpenOptions`], selected by `format` (QAPI enum `QCryptoBlockFormat`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QCryptoBlockOpenOptionsBranch<'a> {
     /// `format: "qcow"`
     Qcow(QCryptoBlockOptionsQCow<'a>),
@@ -890,7 +926,6 @@ impl<'a> FromRawJson<'a> for QCryptoBlockOpenOptions<'a> {
 ///
 /// The member `format` selects the variant; [`QCryptoBlockCreateOptionsBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QCryptoBlockCreateOptions<'a> {
     /// `format`: the encryption format
     ///
@@ -900,7 +935,6 @@ pub struct QCryptoBlockCreateOptions<'a> {
 
 /// The variants of [`QCryptoBlockCreateOptions`], selected by `format` (QAPI enum `QCryptoBlockFormat`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QCryptoBlockCreateOptionsBranch<'a> {
     /// `format: "qcow"`
     Qcow(QCryptoBlockOptionsQCow<'a>),
@@ -950,7 +984,6 @@ rt::serialize_as_map!(QCryptoBlockCreateOptions<'a>);
 ///
 /// Since: 2.7
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QCryptoBlockInfoBase<'a> {
     /// `format`: the encryption format
     pub format: QCryptoBlockFormat<'a>,
@@ -990,7 +1023,6 @@ impl<'a> FromRawJson<'a> for QCryptoBlockInfoBase<'a> {
 ///
 /// Since: 2.7
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QCryptoBlockInfoLUKSSlot {
     /// `active`: whether the key slot is currently in use
     pub active: bool,
@@ -1052,7 +1084,6 @@ impl<'a> FromRawJson<'a> for QCryptoBlockInfoLUKSSlot {
 ///
 /// Since: 2.7
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QCryptoBlockInfoLUKS<'a> {
     /// `cipher-alg`: the cipher algorithm for data encryption
     pub cipher_alg: QCryptoCipherAlgo<'a>,
@@ -1158,7 +1189,6 @@ impl<'a> FromRawJson<'a> for QCryptoBlockInfoLUKS<'a> {
 ///
 /// The member `format` selects the variant; [`QCryptoBlockInfoBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QCryptoBlockInfo<'a> {
     /// `format`: the encryption format
     ///
@@ -1168,7 +1198,6 @@ pub struct QCryptoBlockInfo<'a> {
 
 /// The variants of [`QCryptoBlockInfo`], selected by `format` (QAPI enum `QCryptoBlockFormat`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QCryptoBlockInfoBranch<'a> {
     /// `format: "qcow"`
     Qcow,
@@ -1235,7 +1264,6 @@ impl<'a> FromRawJson<'a> for QCryptoBlockInfo<'a> {
 ///
 /// Since: 5.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QCryptoBlockLUKSKeyslotState<'a> {
     /// `active`: The slots contain the given password and marked as active
     Active,
@@ -1291,6 +1319,13 @@ impl core::fmt::Display for QCryptoBlockLUKSKeyslotState<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for QCryptoBlockLUKSKeyslotState<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for QCryptoBlockLUKSKeyslotState<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1307,7 +1342,6 @@ impl serde::Serialize for QCryptoBlockLUKSKeyslotState<'_> {
 ///
 /// Since: 5.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QCryptoBlockAmendOptionsLUKS<'a> {
     /// `state`: the desired state of the keyslots
     pub state: QCryptoBlockLUKSKeyslotState<'a>,
@@ -1370,7 +1404,6 @@ rt::serialize_as_map!(QCryptoBlockAmendOptionsLUKS<'a>);
 ///
 /// The member `format` selects the variant; [`QCryptoBlockAmendOptionsBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QCryptoBlockAmendOptions<'a> {
     /// `format`: the encryption format
     ///
@@ -1380,7 +1413,6 @@ pub struct QCryptoBlockAmendOptions<'a> {
 
 /// The variants of [`QCryptoBlockAmendOptions`], selected by `format` (QAPI enum `QCryptoBlockFormat`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QCryptoBlockAmendOptionsBranch<'a> {
     /// `format: "qcow"`
     Qcow,
@@ -1428,7 +1460,6 @@ rt::serialize_as_map!(QCryptoBlockAmendOptions<'a>);
 ///
 /// Since: 2.6
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SecretCommonProperties<'a> {
     /// `format` (optional): the data format that the secret is provided in
     /// (default: raw)
@@ -1494,7 +1525,6 @@ impl<'a> FromRawJson<'a> for SecretCommonProperties<'a> {
 ///
 /// Since: 2.6
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SecretProperties<'a> {
     /// `format` (optional): the data format that the secret is provided in
     /// (default: raw)
@@ -1545,7 +1575,6 @@ rt::serialize_as_map!(SecretProperties<'a>);
 ///
 /// *Only when QEMU is built with* `CONFIG_SECRET_KEYRING`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SecretKeyringProperties<'a> {
     /// `format` (optional): the data format that the secret is provided in
     /// (default: raw)
@@ -1587,7 +1616,6 @@ rt::serialize_as_map!(SecretKeyringProperties<'a>);
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TlsCredsProperties<'a> {
     /// `verify-peer` (optional): if true the peer credentials will be verified once the
     /// handshake is completed.  This is a no-op for anonymous
@@ -1630,7 +1658,6 @@ rt::serialize_as_map!(TlsCredsProperties<'a>);
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TlsCredsAnonProperties<'a> {
     /// `verify-peer` (optional): if true the peer credentials will be verified once the
     /// handshake is completed.  This is a no-op for anonymous
@@ -1673,7 +1700,6 @@ rt::serialize_as_map!(TlsCredsAnonProperties<'a>);
 ///
 /// Since: 3.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TlsCredsPskProperties<'a> {
     /// `verify-peer` (optional): if true the peer credentials will be verified once the
     /// handshake is completed.  This is a no-op for anonymous
@@ -1723,7 +1749,6 @@ rt::serialize_as_map!(TlsCredsPskProperties<'a>);
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TlsCredsX509Properties<'a> {
     /// `verify-peer` (optional): if true the peer credentials will be verified once the
     /// handshake is completed.  This is a no-op for anonymous
@@ -1781,7 +1806,6 @@ rt::serialize_as_map!(TlsCredsX509Properties<'a>);
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QCryptoAkCipherAlgo<'a> {
     /// `rsa`: RSA algorithm
     Rsa,
@@ -1832,6 +1856,13 @@ impl core::fmt::Display for QCryptoAkCipherAlgo<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for QCryptoAkCipherAlgo<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for QCryptoAkCipherAlgo<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1847,7 +1878,6 @@ impl serde::Serialize for QCryptoAkCipherAlgo<'_> {
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QCryptoAkCipherKeyType<'a> {
     /// `public`: public key
     Public,
@@ -1902,6 +1932,13 @@ impl core::fmt::Display for QCryptoAkCipherKeyType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for QCryptoAkCipherKeyType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for QCryptoAkCipherKeyType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1917,7 +1954,6 @@ impl serde::Serialize for QCryptoAkCipherKeyType<'_> {
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QCryptoRSAPaddingAlgo<'a> {
     /// `raw`: no padding used
     Raw,
@@ -1972,6 +2008,13 @@ impl core::fmt::Display for QCryptoRSAPaddingAlgo<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for QCryptoRSAPaddingAlgo<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for QCryptoRSAPaddingAlgo<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1987,7 +2030,6 @@ impl serde::Serialize for QCryptoRSAPaddingAlgo<'_> {
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QCryptoAkCipherOptionsRSA<'a> {
     /// `hash-alg`: QCryptoHashAlgo
     pub hash_alg: QCryptoHashAlgo<'a>,
@@ -2036,7 +2078,6 @@ impl<'a> FromRawJson<'a> for QCryptoAkCipherOptionsRSA<'a> {
 ///
 /// The member `alg` selects the variant; [`QCryptoAkCipherOptionsBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QCryptoAkCipherOptions<'a> {
     /// `alg`: encryption cipher algorithm
     ///
@@ -2046,7 +2087,6 @@ pub struct QCryptoAkCipherOptions<'a> {
 
 /// The variants of [`QCryptoAkCipherOptions`], selected by `alg` (QAPI enum `QCryptoAkCipherAlgo`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QCryptoAkCipherOptionsBranch<'a> {
     /// `alg: "rsa"`
     Rsa(QCryptoAkCipherOptionsRSA<'a>),

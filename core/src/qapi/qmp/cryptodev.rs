@@ -11,7 +11,6 @@ use super::*;
 ///
 /// Since: 8.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QCryptodevBackendAlgoType<'a> {
     /// `sym`: symmetric encryption
     Sym,
@@ -66,6 +65,13 @@ impl core::fmt::Display for QCryptodevBackendAlgoType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for QCryptodevBackendAlgoType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for QCryptodevBackendAlgoType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -81,7 +87,6 @@ impl serde::Serialize for QCryptodevBackendAlgoType<'_> {
 ///
 /// Since: 8.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QCryptodevBackendServiceType<'a> {
     /// `cipher`: Symmetric Key Cipher service
     Cipher,
@@ -148,6 +153,13 @@ impl core::fmt::Display for QCryptodevBackendServiceType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for QCryptodevBackendServiceType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for QCryptodevBackendServiceType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -163,7 +175,6 @@ impl serde::Serialize for QCryptodevBackendServiceType<'_> {
 ///
 /// Since: 8.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QCryptodevBackendType<'a> {
     /// `builtin`: the QEMU builtin support
     Builtin,
@@ -222,6 +233,13 @@ impl core::fmt::Display for QCryptodevBackendType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for QCryptodevBackendType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for QCryptodevBackendType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -237,7 +255,6 @@ impl serde::Serialize for QCryptodevBackendType<'_> {
 ///
 /// Since: 8.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QCryptodevBackendClient<'a> {
     /// `queue`: the queue index of the crypto device
     pub queue: u32,
@@ -283,7 +300,6 @@ impl<'a> FromRawJson<'a> for QCryptodevBackendClient<'a> {
 ///
 /// Since: 8.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QCryptodevInfo<'a> {
     /// `id`: the id of the crypto device
     pub id: JsonStr<'a>,
@@ -337,7 +353,6 @@ impl<'a> FromRawJson<'a> for QCryptodevInfo<'a> {
 ///
 /// Since: 8.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryCryptodev;
 
 impl Command for QueryCryptodev {

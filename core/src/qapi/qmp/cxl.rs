@@ -12,7 +12,6 @@ use super::*;
 ///
 /// Since: 8.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum CxlEventLog<'a> {
     /// `informational`: Information Event Log
     Informational,
@@ -75,6 +74,13 @@ impl core::fmt::Display for CxlEventLog<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for CxlEventLog<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for CxlEventLog<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -92,7 +98,6 @@ impl serde::Serialize for CxlEventLog<'_> {
 ///
 /// Since: 8.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CxlInjectGeneralMediaEvent<'a> {
     /// `path`: CXL type 3 device canonical QOM path
     pub path: &'a str,
@@ -181,7 +186,6 @@ impl<'a> Command for CxlInjectGeneralMediaEvent<'a> {
 ///
 /// Since: 8.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CxlInjectDramEvent<'a> {
     /// `path`: CXL type 3 device canonical QOM path
     pub path: &'a str,
@@ -290,7 +294,6 @@ impl<'a> Command for CxlInjectDramEvent<'a> {
 ///
 /// Since: 8.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CxlInjectMemoryModuleEvent<'a> {
     /// `path`: CXL type 3 device canonical QOM path
     pub path: &'a str,
@@ -380,7 +383,6 @@ impl<'a> Command for CxlInjectMemoryModuleEvent<'a> {
 ///
 /// Since: 8.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CxlInjectPoison<'a> {
     /// `path`: CXL type 3 device canonical QOM path
     pub path: &'a str,
@@ -424,7 +426,6 @@ impl<'a> Command for CxlInjectPoison<'a> {
 ///
 /// Since: 8.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum CxlUncorErrorType<'a> {
     /// `cache-data-parity`: Data error such as data parity or data ECC error
     /// CXL.cache
@@ -554,6 +555,13 @@ impl core::fmt::Display for CxlUncorErrorType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for CxlUncorErrorType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for CxlUncorErrorType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -569,7 +577,6 @@ impl serde::Serialize for CxlUncorErrorType<'_> {
 ///
 /// Since: 8.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CXLUncorErrorRecord<'a> {
     /// `type`: Type of error
     pub r#type: CxlUncorErrorType<'a>,
@@ -594,7 +601,6 @@ rt::serialize_as_map!(CXLUncorErrorRecord<'a>);
 ///
 /// Since: 8.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CxlInjectUncorrectableErrors<'a> {
     /// `path`: CXL Type 3 device canonical QOM path
     pub path: &'a str,
@@ -633,7 +639,6 @@ impl<'a> Command for CxlInjectUncorrectableErrors<'a> {
 ///
 /// Since: 8.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum CxlCorErrorType<'a> {
     /// `cache-data-ecc`: Data ECC error on CXL.cache
     CacheDataEcc,
@@ -718,6 +723,13 @@ impl core::fmt::Display for CxlCorErrorType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for CxlCorErrorType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for CxlCorErrorType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -737,7 +749,6 @@ impl serde::Serialize for CxlCorErrorType<'_> {
 ///
 /// Since: 8.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CxlInjectCorrectableError<'a> {
     /// `path`: CXL Type 3 device canonical QOM path
     pub path: &'a str,
@@ -778,7 +789,6 @@ impl<'a> Command for CxlInjectCorrectableError<'a> {
 ///
 /// Since: 9.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CxlDynamicCapacityExtent {
     /// `offset`: The offset (in bytes) to the start of the region where the
     /// extent belongs to.
@@ -805,7 +815,6 @@ rt::serialize_as_map!(CxlDynamicCapacityExtent);
 ///
 /// Since: 9.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum CxlExtentSelectionPolicy<'a> {
     /// `free`: Device is responsible for allocating the requested memory
     /// capacity and is free to do this using any combination of
@@ -886,6 +895,13 @@ impl core::fmt::Display for CxlExtentSelectionPolicy<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for CxlExtentSelectionPolicy<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for CxlExtentSelectionPolicy<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -907,7 +923,6 @@ impl serde::Serialize for CxlExtentSelectionPolicy<'_> {
 ///
 /// **Unstable**: For now this command is subject to change.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CxlAddDynamicCapacity<'a> {
     /// `path`: path to the CXL Dynamic Capacity Device in the QOM tree.
     pub path: &'a str,
@@ -970,7 +985,6 @@ impl<'a> Command for CxlAddDynamicCapacity<'a> {
 ///
 /// Since: 9.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum CxlExtentRemovalPolicy<'a> {
     /// `tag-based`: Extents are selected by the device based on tag, with
     /// no requirement for contiguous extents.
@@ -1027,6 +1041,13 @@ impl core::fmt::Display for CxlExtentRemovalPolicy<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for CxlExtentRemovalPolicy<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for CxlExtentRemovalPolicy<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1048,7 +1069,6 @@ impl serde::Serialize for CxlExtentRemovalPolicy<'_> {
 ///
 /// **Unstable**: For now this command is subject to change.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CxlReleaseDynamicCapacity<'a> {
     /// `path`: path to the CXL Dynamic Capacity Device in the QOM tree.
     pub path: &'a str,

@@ -11,7 +11,6 @@ use super::*;
 ///
 /// Since: 2.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum DumpGuestMemoryFormat<'a> {
     /// `elf`: elf format
     Elf,
@@ -106,6 +105,13 @@ impl core::fmt::Display for DumpGuestMemoryFormat<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for DumpGuestMemoryFormat<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for DumpGuestMemoryFormat<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -131,7 +137,6 @@ impl serde::Serialize for DumpGuestMemoryFormat<'_> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DumpGuestMemory<'a> {
     /// `paging`: if true, do paging to get guest's memory mapping.  This
     /// allows using gdb to process the core file.
@@ -217,7 +222,6 @@ impl<'a> Command for DumpGuestMemory<'a> {
 ///
 /// Since: 2.6
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum DumpStatus<'a> {
     /// `none`: no dump-guest-memory has started yet.
     None,
@@ -280,6 +284,13 @@ impl core::fmt::Display for DumpStatus<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for DumpStatus<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for DumpStatus<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -295,7 +306,6 @@ impl serde::Serialize for DumpStatus<'_> {
 ///
 /// Since: 2.6
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DumpQueryResult<'a> {
     /// `status`: enum of @DumpStatus, which shows current dump status
     pub status: DumpStatus<'a>,
@@ -356,7 +366,6 @@ impl<'a> FromRawJson<'a> for DumpQueryResult<'a> {
 ///                  "total": 2048000 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryDump;
 
 impl Command for QueryDump {
@@ -388,7 +397,6 @@ impl Command for QueryDump {
 ///      "timestamp": { "seconds": 1648244171, "microseconds": 950316 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DumpCompletedEvent<'a> {
     /// `result`: final dump status
     pub result: DumpQueryResult<'a>,
@@ -444,7 +452,6 @@ impl<'a> EventData<'a> for DumpCompletedEvent<'a> {
 ///
 /// Since: 2.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DumpGuestMemoryCapability<'a> {
     /// `formats`: the available formats for dump-guest-memory
     pub formats: JsonArray<'a, DumpGuestMemoryFormat<'a>>,
@@ -493,7 +500,6 @@ impl<'a> FromRawJson<'a> for DumpGuestMemoryCapability<'a> {
 ///                  ["elf", "kdump-zlib", "kdump-lzo", "kdump-snappy"] } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryDumpGuestMemoryCapability;
 
 impl Command for QueryDumpGuestMemoryCapability {

@@ -13,7 +13,6 @@ use super::*;
 ///
 /// *Only when QEMU is built with* `CONFIG_EBPF`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct EbpfObject<'a> {
     /// `object`: the eBPF object encoded in base64
     pub object: JsonStr<'a>,
@@ -55,7 +54,6 @@ impl<'a> FromRawJson<'a> for EbpfObject<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_EBPF`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum EbpfProgramID<'a> {
     /// `rss`: Receive side scaling, technology that allows steering traffic
     /// between queues by calculation hash.  Users may set up
@@ -109,6 +107,13 @@ impl core::fmt::Display for EbpfProgramID<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for EbpfProgramID<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for EbpfProgramID<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -130,7 +135,6 @@ impl serde::Serialize for EbpfProgramID<'_> {
 ///
 /// *Only when QEMU is built with* `CONFIG_EBPF`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RequestEbpf<'a> {
     /// `id`: The ID of the program to return.
     pub id: EbpfProgramID<'a>,

@@ -11,7 +11,6 @@ use super::*;
 ///
 /// Since: 1.2
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QapiErrorClass<'a> {
     /// `GenericError`: this is used for errors that don't require a specific
     /// error class.  This should be the default case for most errors
@@ -83,6 +82,13 @@ impl core::fmt::Display for QapiErrorClass<'_> {
             QapiErrorClass::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
         }
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for QapiErrorClass<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
     }
 }
 

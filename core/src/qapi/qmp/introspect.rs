@@ -29,7 +29,6 @@ use super::*;
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryQmpSchema;
 
 impl Command for QueryQmpSchema {
@@ -54,7 +53,6 @@ impl Command for QueryQmpSchema {
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SchemaMetaType<'a> {
     /// `builtin`: a predefined type such as 'int' or 'bool'.
     Builtin,
@@ -137,6 +135,13 @@ impl core::fmt::Display for SchemaMetaType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for SchemaMetaType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for SchemaMetaType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -152,7 +157,6 @@ impl serde::Serialize for SchemaMetaType<'_> {
 ///
 /// The member `meta-type` selects the variant; [`SchemaInfoBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SchemaInfo<'a> {
     /// `name`: the entity's name, inherited from @base.  The SchemaInfo is
     /// always referenced by this name.  Commands and events have the
@@ -173,7 +177,6 @@ pub struct SchemaInfo<'a> {
 
 /// The variants of [`SchemaInfo`], selected by `meta-type` (QAPI enum `SchemaMetaType`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SchemaInfoBranch<'a> {
     /// `meta-type: "builtin"`
     Builtin(SchemaInfoBuiltin<'a>),
@@ -283,7 +286,6 @@ impl<'a> FromRawJson<'a> for SchemaInfo<'a> {
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SchemaInfoBuiltin<'a> {
     /// `json-type`: the JSON type used for this type on the wire.
     pub json_type: JSONType<'a>,
@@ -325,7 +327,6 @@ impl<'a> FromRawJson<'a> for SchemaInfoBuiltin<'a> {
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum JSONType<'a> {
     /// `string`: JSON string
     String,
@@ -406,6 +407,13 @@ impl core::fmt::Display for JSONType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for JSONType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for JSONType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -423,7 +431,6 @@ impl serde::Serialize for JSONType<'_> {
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SchemaInfoEnum<'a> {
     /// `members`: the enum type's members, in no particular order (since
     /// 6.2).
@@ -474,7 +481,6 @@ impl<'a> FromRawJson<'a> for SchemaInfoEnum<'a> {
 ///
 /// Since: 6.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SchemaInfoEnumMember<'a> {
     /// `name`: the member's name, as defined in the QAPI schema.
     pub name: JsonStr<'a>,
@@ -525,7 +531,6 @@ impl<'a> FromRawJson<'a> for SchemaInfoEnumMember<'a> {
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SchemaInfoArray<'a> {
     /// `element-type`: the array type's element type.
     pub element_type: JsonStr<'a>,
@@ -567,7 +572,6 @@ impl<'a> FromRawJson<'a> for SchemaInfoArray<'a> {
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SchemaInfoObject<'a> {
     /// `members`: the object type's (non-variant) members, in no particular
     /// order.
@@ -628,7 +632,6 @@ impl<'a> FromRawJson<'a> for SchemaInfoObject<'a> {
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SchemaInfoObjectMember<'a> {
     /// `name`: the member's name, as defined in the QAPI schema.
     pub name: JsonStr<'a>,
@@ -695,7 +698,6 @@ impl<'a> FromRawJson<'a> for SchemaInfoObjectMember<'a> {
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SchemaInfoObjectVariant<'a> {
     /// `case`: a value of the type tag.
     pub case: JsonStr<'a>,
@@ -744,7 +746,6 @@ impl<'a> FromRawJson<'a> for SchemaInfoObjectVariant<'a> {
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SchemaInfoAlternate<'a> {
     /// `members`: the alternate type's members, in no particular order.  The
     /// members' wire encoding is distinct, see
@@ -786,7 +787,6 @@ impl<'a> FromRawJson<'a> for SchemaInfoAlternate<'a> {
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SchemaInfoAlternateMember<'a> {
     /// `type`: the name of the member's type.
     pub r#type: JsonStr<'a>,
@@ -828,7 +828,6 @@ impl<'a> FromRawJson<'a> for SchemaInfoAlternateMember<'a> {
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SchemaInfoCommand<'a> {
     /// `arg-type`: the name of the object type that provides the command's
     /// parameters.
@@ -884,7 +883,6 @@ impl<'a> FromRawJson<'a> for SchemaInfoCommand<'a> {
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SchemaInfoEvent<'a> {
     /// `arg-type`: the name of the object type that provides the event's
     /// parameters.

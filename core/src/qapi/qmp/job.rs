@@ -11,7 +11,6 @@ use super::*;
 ///
 /// Since: 1.7
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum JobType<'a> {
     /// `commit`: block commit job type, see "block-commit"
     Commit,
@@ -108,6 +107,13 @@ impl core::fmt::Display for JobType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for JobType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for JobType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -123,7 +129,6 @@ impl serde::Serialize for JobType<'_> {
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum JobStatus<'a> {
     /// `undefined`: Erroneous, default state.  Should not ever be visible.
     Undefined,
@@ -241,6 +246,13 @@ impl core::fmt::Display for JobStatus<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for JobStatus<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for JobStatus<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -256,7 +268,6 @@ impl serde::Serialize for JobStatus<'_> {
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum JobVerb<'a> {
     /// `cancel`: see @job-cancel
     Cancel,
@@ -344,6 +355,13 @@ impl core::fmt::Display for JobVerb<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for JobVerb<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for JobVerb<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -359,7 +377,6 @@ impl serde::Serialize for JobVerb<'_> {
 ///
 /// Since: 3.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct JobStatusChangeEvent<'a> {
     /// `id`: The job identifier
     pub id: JsonStr<'a>,
@@ -422,7 +439,6 @@ impl<'a> EventData<'a> for JobStatusChangeEvent<'a> {
 ///
 /// Since: 3.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct JobPause<'a> {
     /// `id`: The job identifier.
     pub id: &'a str,
@@ -461,7 +477,6 @@ impl<'a> Command for JobPause<'a> {
 ///
 /// Since: 3.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct JobResume<'a> {
     /// `id`: The job identifier.
     pub id: &'a str,
@@ -505,7 +520,6 @@ impl<'a> Command for JobResume<'a> {
 ///
 /// Since: 3.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct JobCancel<'a> {
     /// `id`: The job identifier.
     pub id: &'a str,
@@ -541,7 +555,6 @@ impl<'a> Command for JobCancel<'a> {
 ///
 /// Since: 3.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct JobComplete<'a> {
     /// `id`: The job identifier.
     pub id: &'a str,
@@ -584,7 +597,6 @@ impl<'a> Command for JobComplete<'a> {
 ///
 /// Since: 3.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct JobDismiss<'a> {
     /// `id`: The job identifier.
     pub id: &'a str,
@@ -627,7 +639,6 @@ impl<'a> Command for JobDismiss<'a> {
 ///
 /// Since: 3.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct JobFinalize<'a> {
     /// `id`: The identifier of any job in the transaction, or of a job that
     /// is not part of any transaction.
@@ -664,7 +675,6 @@ impl<'a> Command for JobFinalize<'a> {
 ///
 /// Since: 3.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct JobInfo<'a> {
     /// `id`: The job identifier
     pub id: JsonStr<'a>,
@@ -753,7 +763,6 @@ impl<'a> FromRawJson<'a> for JobInfo<'a> {
 ///
 /// Since: 3.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryJobs;
 
 impl Command for QueryJobs {

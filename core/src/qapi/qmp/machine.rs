@@ -19,7 +19,6 @@ use super::*;
 ///
 /// Since: 3.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SysEmuTarget<'a> {
     /// `aarch64`
     Aarch64,
@@ -212,6 +211,13 @@ impl core::fmt::Display for SysEmuTarget<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for SysEmuTarget<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for SysEmuTarget<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -228,7 +234,6 @@ impl serde::Serialize for SysEmuTarget<'_> {
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum S390CpuState<'a> {
     /// `uninitialized`
     Uninitialized,
@@ -301,6 +306,13 @@ impl core::fmt::Display for S390CpuState<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for S390CpuState<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for S390CpuState<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -316,7 +328,6 @@ impl serde::Serialize for S390CpuState<'_> {
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CpuInfoS390<'a> {
     /// `cpu-state`: the virtual CPU's state
     pub cpu_state: S390CpuState<'a>,
@@ -374,7 +385,6 @@ impl<'a> FromRawJson<'a> for CpuInfoS390<'a> {
 ///
 /// The member `target` selects the variant; [`CpuInfoFastBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CpuInfoFast<'a> {
     /// `cpu-index`: index of the virtual CPU
     pub cpu_index: i64,
@@ -392,7 +402,6 @@ pub struct CpuInfoFast<'a> {
 
 /// The variants of [`CpuInfoFast`], selected by `target` (QAPI enum `SysEmuTarget`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum CpuInfoFastBranch<'a> {
     /// `target: "aarch64"`
     Aarch64,
@@ -622,7 +631,6 @@ impl<'a> FromRawJson<'a> for CpuInfoFast<'a> {
 /// }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryCpusFast;
 
 impl Command for QueryCpusFast {
@@ -647,7 +655,6 @@ impl Command for QueryCpusFast {
 ///
 /// Since: 9.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CompatProperty<'a> {
     /// `qom-type`: name of the QOM type to which the default applies
     pub qom_type: JsonStr<'a>,
@@ -700,7 +707,6 @@ impl<'a> FromRawJson<'a> for CompatProperty<'a> {
 ///
 /// Since: 1.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MachineInfo<'a> {
     /// `name`: the name of the machine
     pub name: JsonStr<'a>,
@@ -854,7 +860,6 @@ impl<'a> FromRawJson<'a> for MachineInfo<'a> {
 ///    }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryMachines {
     /// `compat-props` (optional): if true, also return compatibility properties.
     /// (default: false) (since 9.1)
@@ -895,7 +900,6 @@ impl Command for QueryMachines {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CurrentMachineParams {
     /// `wakeup-suspend-support`: true if the machine supports wake up from
     /// suspend
@@ -940,7 +944,6 @@ impl<'a> FromRawJson<'a> for CurrentMachineParams {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryCurrentMachine;
 
 impl Command for QueryCurrentMachine {
@@ -964,7 +967,6 @@ impl Command for QueryCurrentMachine {
 ///
 /// Since: 1.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TargetInfo<'a> {
     /// `arch`: the target architecture
     pub arch: SysEmuTarget<'a>,
@@ -1006,7 +1008,6 @@ impl<'a> FromRawJson<'a> for TargetInfo<'a> {
 ///
 /// Since: 1.2
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryTarget;
 
 impl Command for QueryTarget {
@@ -1030,7 +1031,6 @@ impl Command for QueryTarget {
 ///
 /// Since: 0.14  .. note:: If no UUID was specified for the guest, the nil UUID (all zeroes) is returned.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct UuidInfo<'a> {
     /// `UUID`: the UUID of the guest
     pub uuid: JsonStr<'a>,
@@ -1078,7 +1078,6 @@ impl<'a> FromRawJson<'a> for UuidInfo<'a> {
 /// <- { "return": { "UUID": "550e8400-e29b-41d4-a716-446655440000" } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryUuid;
 
 impl Command for QueryUuid {
@@ -1102,7 +1101,6 @@ impl Command for QueryUuid {
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuidInfo<'a> {
     /// `guid`: the globally unique identifier
     pub guid: JsonStr<'a>,
@@ -1142,7 +1140,6 @@ impl<'a> FromRawJson<'a> for GuidInfo<'a> {
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryVmGenerationId;
 
 impl Command for QueryVmGenerationId {
@@ -1172,7 +1169,6 @@ impl Command for QueryVmGenerationId {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SystemReset;
 
 impl Command for SystemReset {
@@ -1202,7 +1198,6 @@ impl Command for SystemReset {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SystemPowerdown;
 
 impl Command for SystemPowerdown {
@@ -1235,7 +1230,6 @@ impl Command for SystemPowerdown {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SystemWakeup;
 
 impl Command for SystemWakeup {
@@ -1260,7 +1254,6 @@ impl Command for SystemWakeup {
 ///
 /// Since: 2.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum LostTickPolicy<'a> {
     /// `discard`: throw away the missed ticks and continue with future
     /// injection normally.  The guest OS will see the timer jump ahead
@@ -1334,6 +1327,13 @@ impl core::fmt::Display for LostTickPolicy<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for LostTickPolicy<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for LostTickPolicy<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1357,7 +1357,6 @@ impl serde::Serialize for LostTickPolicy<'_> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct InjectNmi;
 
 impl Command for InjectNmi {
@@ -1381,7 +1380,6 @@ impl Command for InjectNmi {
 ///
 /// Since: 0.14
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct KvmInfo {
     /// `enabled`: true if KVM acceleration is active
     pub enabled: bool,
@@ -1435,7 +1433,6 @@ impl<'a> FromRawJson<'a> for KvmInfo {
 /// <- { "return": { "enabled": true, "present": true } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryKvm;
 
 impl Command for QueryKvm {
@@ -1457,7 +1454,6 @@ impl Command for QueryKvm {
 ///
 /// Since: 2.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum NumaOptionsType<'a> {
     /// `node`: NUMA nodes configuration
     Node,
@@ -1524,6 +1520,13 @@ impl core::fmt::Display for NumaOptionsType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for NumaOptionsType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for NumaOptionsType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1541,7 +1544,6 @@ impl serde::Serialize for NumaOptionsType<'_> {
 ///
 /// The member `type` selects the variant; [`NumaOptionsBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NumaOptions<'a> {
     /// `type`: NUMA option type
     ///
@@ -1551,7 +1553,6 @@ pub struct NumaOptions<'a> {
 
 /// The variants of [`NumaOptions`], selected by `type` (QAPI enum `NumaOptionsType`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum NumaOptionsBranch<'a> {
     /// `type: "node"`
     Node(NumaNodeOptions<'a>),
@@ -1610,7 +1611,6 @@ rt::serialize_as_map!(NumaOptions<'a>);
 ///
 /// Since: 2.1
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NumaNodeOptions<'a> {
     /// `nodeid` (optional): NUMA node ID (increase by 1 from 0 if omitted)
     pub nodeid: Option<u16>,
@@ -1661,7 +1661,6 @@ rt::serialize_as_map!(NumaNodeOptions<'a>);
 ///
 /// Since: 2.10
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NumaDistOptions {
     /// `src`: source NUMA node.
     pub src: u16,
@@ -1690,7 +1689,6 @@ rt::serialize_as_map!(NumaDistOptions);
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CXLFixedMemoryWindowOptions<'a> {
     /// `size`: Size of the Fixed Memory Window in bytes.  Must be a multiple
     /// of 256MiB.
@@ -1750,7 +1748,6 @@ impl<'a> FromRawJson<'a> for CXLFixedMemoryWindowOptions<'a> {
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CXLFMWProperties<'a> {
     /// `cxl-fmw`: List of CXLFixedMemoryWindowOptions
     pub cxl_fmw: JsonArray<'a, CXLFixedMemoryWindowOptions<'a>>,
@@ -1790,7 +1787,6 @@ impl<'a> FromRawJson<'a> for CXLFMWProperties<'a> {
 ///
 /// Since: 1.5
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum X86CPURegister32<'a> {
     /// `EAX`
     EAX,
@@ -1870,6 +1866,13 @@ impl core::fmt::Display for X86CPURegister32<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for X86CPURegister32<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for X86CPURegister32<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1885,7 +1888,6 @@ impl serde::Serialize for X86CPURegister32<'_> {
 ///
 /// Since: 1.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct X86CPUFeatureWordInfo<'a> {
     /// `cpuid-input-eax`: Input EAX value for CPUID instruction for that
     /// feature word
@@ -1954,7 +1956,6 @@ impl<'a> FromRawJson<'a> for X86CPUFeatureWordInfo<'a> {
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DummyForceArrays<'a> {
     /// `unused`
     pub unused: JsonArray<'a, X86CPUFeatureWordInfo<'a>>,
@@ -1997,7 +1998,6 @@ impl<'a> FromRawJson<'a> for DummyForceArrays<'a> {
 ///
 /// Since: 2.10
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NumaCpuOptions {
     /// `node-id` (optional): NUMA node ID the CPU belongs to
     pub node_id: Option<i64>,
@@ -2069,7 +2069,6 @@ rt::serialize_as_map!(NumaCpuOptions);
 ///
 /// Since: 5.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum HmatLBMemoryHierarchy<'a> {
     /// `memory`: the structure represents the memory performance
     Memory,
@@ -2133,6 +2132,13 @@ impl core::fmt::Display for HmatLBMemoryHierarchy<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for HmatLBMemoryHierarchy<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for HmatLBMemoryHierarchy<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -2152,7 +2158,6 @@ impl serde::Serialize for HmatLBMemoryHierarchy<'_> {
 ///
 /// Since: 5.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum HmatLBDataType<'a> {
     /// `access-latency`: access latency (nanoseconds)
     AccessLatency,
@@ -2230,6 +2235,13 @@ impl core::fmt::Display for HmatLBDataType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for HmatLBDataType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for HmatLBDataType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -2249,7 +2261,6 @@ impl serde::Serialize for HmatLBDataType<'_> {
 ///
 /// Since: 5.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NumaHmatLBOptions<'a> {
     /// `initiator`: the Initiator Proximity Domain.
     pub initiator: u16,
@@ -2297,7 +2308,6 @@ rt::serialize_as_map!(NumaHmatLBOptions<'a>);
 ///
 /// Since: 5.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum HmatCacheAssociativity<'a> {
     /// `none`: None (no memory side cache in this proximity domain, or cache
     /// associativity unknown)
@@ -2357,6 +2367,13 @@ impl core::fmt::Display for HmatCacheAssociativity<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for HmatCacheAssociativity<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for HmatCacheAssociativity<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -2376,7 +2393,6 @@ impl serde::Serialize for HmatCacheAssociativity<'_> {
 ///
 /// Since: 5.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum HmatCacheWritePolicy<'a> {
     /// `none`: None (no memory side cache in this proximity domain, or cache
     /// write policy unknown)
@@ -2436,6 +2452,13 @@ impl core::fmt::Display for HmatCacheWritePolicy<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for HmatCacheWritePolicy<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for HmatCacheWritePolicy<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -2454,7 +2477,6 @@ impl serde::Serialize for HmatCacheWritePolicy<'_> {
 ///
 /// Since: 5.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NumaHmatCacheOptions<'a> {
     /// `node-id`: the memory proximity domain to which the memory belongs.
     pub node_id: u32,
@@ -2500,7 +2522,6 @@ rt::serialize_as_map!(NumaHmatCacheOptions<'a>);
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Memsave<'a> {
     /// `val`: the virtual address of the guest to start from
     pub val: u64,
@@ -2557,7 +2578,6 @@ impl<'a> Command for Memsave<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Pmemsave<'a> {
     /// `val`: the physical address of the guest to start from
     pub val: u64,
@@ -2599,7 +2619,6 @@ impl<'a> Command for Pmemsave<'a> {
 ///
 /// Since: 2.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Memdev<'a> {
     /// `id` (optional): backend's ID if backend has 'id' property (since 2.9)
     pub id: Option<JsonStr<'a>>,
@@ -2724,7 +2743,6 @@ impl<'a> FromRawJson<'a> for Memdev<'a> {
 ///    }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryMemdev;
 
 impl Command for QueryMemdev {
@@ -2757,7 +2775,6 @@ impl Command for QueryMemdev {
 ///
 /// Since: 2.7
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CpuInstanceProperties {
     /// `node-id` (optional): NUMA node ID the CPU belongs to
     pub node_id: Option<i64>,
@@ -2869,7 +2886,6 @@ impl<'a> FromRawJson<'a> for CpuInstanceProperties {
 ///
 /// Since: 2.7
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct HotpluggableCPU<'a> {
     /// `type`: CPU object type for usage with device_add command
     pub r#type: JsonStr<'a>,
@@ -2991,7 +3007,6 @@ impl<'a> FromRawJson<'a> for HotpluggableCPU<'a> {
 ///    ]}
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryHotpluggableCpus;
 
 impl Command for QueryHotpluggableCpus {
@@ -3018,7 +3033,6 @@ impl Command for QueryHotpluggableCpus {
 ///
 /// The arguments are a [`NumaOptions`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SetNumaNode<'a>(pub NumaOptions<'a>);
 
 impl<'a> Command for SetNumaNode<'a> {
@@ -3056,7 +3070,6 @@ impl<'a> Command for SetNumaNode<'a> {
 ///    With a 2.5GiB guest this command inflated the ballon to 3GiB.
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Balloon {
     /// `value`: the target logical size of the VM in bytes.  We can deduce
     /// the size of the balloon using this formula:
@@ -3097,7 +3110,6 @@ impl Command for Balloon {
 ///
 /// Since: 0.14
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BalloonInfo {
     /// `actual`: the logical size of the VM in bytes Formula used:
     /// logical_vm_size = vm_ram_size - balloon_size
@@ -3151,7 +3163,6 @@ impl<'a> FromRawJson<'a> for BalloonInfo {
 ///    }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryBalloon;
 
 impl Command for QueryBalloon {
@@ -3186,7 +3197,6 @@ impl Command for QueryBalloon {
 ///      "timestamp": { "seconds": 1267020223, "microseconds": 435656 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BalloonChangeEvent {
     /// `actual`: the logical size of the VM in bytes Formula used:
     /// logical_vm_size = vm_ram_size - balloon_size
@@ -3235,7 +3245,6 @@ impl<'a> EventData<'a> for BalloonChangeEvent {
 ///
 /// Since: 8.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct HvBalloonInfo {
     /// `committed`: the amount of memory in use inside the guest plus the
     /// amount of the memory unusable inside the guest (ballooned out,
@@ -3299,7 +3308,6 @@ impl<'a> FromRawJson<'a> for HvBalloonInfo {
 ///    }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryHvBalloonStatusReport;
 
 impl Command for QueryHvBalloonStatusReport {
@@ -3335,7 +3343,6 @@ impl Command for QueryHvBalloonStatusReport {
 ///
 /// The data is a [`HvBalloonInfo`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct HvBalloonStatusReportEvent(pub HvBalloonInfo);
 
 impl serde::Serialize for HvBalloonStatusReportEvent {
@@ -3359,7 +3366,6 @@ impl<'a> EventData<'a> for HvBalloonStatusReportEvent {
 ///
 /// Since: 2.11
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MemoryInfo {
     /// `base-memory`: size of "base" memory specified with command line
     /// option -m.
@@ -3419,7 +3425,6 @@ impl<'a> FromRawJson<'a> for MemoryInfo {
 ///
 /// Since: 2.11
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryMemorySizeSummary;
 
 impl Command for QueryMemorySizeSummary {
@@ -3443,7 +3448,6 @@ impl Command for QueryMemorySizeSummary {
 ///
 /// Since: 2.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PCDIMMDeviceInfo<'a> {
     /// `id` (optional): device's ID
     pub id: Option<JsonStr<'a>>,
@@ -3528,7 +3532,6 @@ impl<'a> FromRawJson<'a> for PCDIMMDeviceInfo<'a> {
 ///
 /// Since: 4.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VirtioPMEMDeviceInfo<'a> {
     /// `id` (optional): device's ID
     pub id: Option<JsonStr<'a>>,
@@ -3588,7 +3591,6 @@ impl<'a> FromRawJson<'a> for VirtioPMEMDeviceInfo<'a> {
 ///
 /// Since: 5.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VirtioMEMDeviceInfo<'a> {
     /// `id` (optional): device's ID
     pub id: Option<JsonStr<'a>>,
@@ -3674,7 +3676,6 @@ impl<'a> FromRawJson<'a> for VirtioMEMDeviceInfo<'a> {
 ///
 /// Since: 6.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SgxEPCDeviceInfo<'a> {
     /// `id` (optional): device's ID
     pub id: Option<JsonStr<'a>>,
@@ -3740,7 +3741,6 @@ impl<'a> FromRawJson<'a> for SgxEPCDeviceInfo<'a> {
 ///
 /// Since: 8.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct HvBalloonDeviceInfo<'a> {
     /// `id` (optional): device's ID
     pub id: Option<JsonStr<'a>>,
@@ -3802,7 +3802,6 @@ impl<'a> FromRawJson<'a> for HvBalloonDeviceInfo<'a> {
 ///
 /// Since: 2.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum MemoryDeviceInfoKind<'a> {
     /// `dimm`
     Dimm,
@@ -3880,6 +3879,13 @@ impl core::fmt::Display for MemoryDeviceInfoKind<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for MemoryDeviceInfoKind<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for MemoryDeviceInfoKind<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -3893,7 +3899,6 @@ impl serde::Serialize for MemoryDeviceInfoKind<'_> {
 ///
 /// Since: 2.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PCDIMMDeviceInfoWrapper<'a> {
     /// `data`: PCDIMMDevice state information
     pub data: PCDIMMDeviceInfo<'a>,
@@ -3931,7 +3936,6 @@ impl<'a> FromRawJson<'a> for PCDIMMDeviceInfoWrapper<'a> {
 ///
 /// Since: 2.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VirtioPMEMDeviceInfoWrapper<'a> {
     /// `data`: VirtioPMEM state information
     pub data: VirtioPMEMDeviceInfo<'a>,
@@ -3969,7 +3973,6 @@ impl<'a> FromRawJson<'a> for VirtioPMEMDeviceInfoWrapper<'a> {
 ///
 /// Since: 2.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VirtioMEMDeviceInfoWrapper<'a> {
     /// `data`: VirtioMEMDevice state information
     pub data: VirtioMEMDeviceInfo<'a>,
@@ -4007,7 +4010,6 @@ impl<'a> FromRawJson<'a> for VirtioMEMDeviceInfoWrapper<'a> {
 ///
 /// Since: 6.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SgxEPCDeviceInfoWrapper<'a> {
     /// `data`: Sgx EPC state information
     pub data: SgxEPCDeviceInfo<'a>,
@@ -4045,7 +4047,6 @@ impl<'a> FromRawJson<'a> for SgxEPCDeviceInfoWrapper<'a> {
 ///
 /// Since: 8.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct HvBalloonDeviceInfoWrapper<'a> {
     /// `data`: hv-balloon provided memory state information
     pub data: HvBalloonDeviceInfo<'a>,
@@ -4087,7 +4088,6 @@ impl<'a> FromRawJson<'a> for HvBalloonDeviceInfoWrapper<'a> {
 ///
 /// The member `type` selects the variant; [`MemoryDeviceInfoBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MemoryDeviceInfo<'a> {
     /// `type`: memory device type
     ///
@@ -4097,7 +4097,6 @@ pub struct MemoryDeviceInfo<'a> {
 
 /// The variants of [`MemoryDeviceInfo`], selected by `type` (QAPI enum `MemoryDeviceInfoKind`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum MemoryDeviceInfoBranch<'a> {
     /// `type: "dimm"`
     Dimm(PCDIMMDeviceInfoWrapper<'a>),
@@ -4197,7 +4196,6 @@ impl<'a> FromRawJson<'a> for MemoryDeviceInfo<'a> {
 ///
 /// Since: 6.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SgxEPC<'a> {
     /// `memdev`: memory backend linked with device
     pub memdev: JsonStr<'a>,
@@ -4243,7 +4241,6 @@ impl<'a> FromRawJson<'a> for SgxEPC<'a> {
 ///
 /// Since: 6.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SgxEPCProperties<'a> {
     /// `sgx-epc`: list of ids of memory-backend-epc objects.
     pub sgx_epc: JsonArray<'a, SgxEPC<'a>>,
@@ -4299,7 +4296,6 @@ impl<'a> FromRawJson<'a> for SgxEPCProperties<'a> {
 ///                  } ] }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryMemoryDevices;
 
 impl Command for QueryMemoryDevices {
@@ -4335,7 +4331,6 @@ impl Command for QueryMemoryDevices {
 ///      "timestamp": { "seconds": 1588168529, "microseconds": 201316 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MemoryDeviceSizeChangeEvent<'a> {
     /// `id` (optional): device's ID
     pub id: Option<JsonStr<'a>>,
@@ -4397,7 +4392,6 @@ impl<'a> EventData<'a> for MemoryDeviceSizeChangeEvent<'a> {
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BootConfiguration<'a> {
     /// `order` (optional): Boot order (a=floppy, c=hard disk, d=CD-ROM, n=network)
     pub order: Option<JsonStr<'a>>,
@@ -4504,7 +4498,6 @@ impl<'a> FromRawJson<'a> for BootConfiguration<'a> {
 ///
 /// Since: 6.1
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SMPConfiguration {
     /// `cpus` (optional): number of virtual CPUs in the virtual machine
     pub cpus: Option<i64>,
@@ -4623,7 +4616,6 @@ impl<'a> FromRawJson<'a> for SMPConfiguration {
 ///
 /// **Unstable**: This command is meant for debugging.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XQueryIrq;
 
 impl Command for XQueryIrq {
@@ -4653,7 +4645,6 @@ impl Command for XQueryIrq {
 ///
 /// *Only when QEMU is built with* `CONFIG_TCG`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XQueryJit;
 
 impl Command for XQueryJit {
@@ -4681,7 +4672,6 @@ impl Command for XQueryJit {
 ///
 /// **Unstable**: This command is meant for debugging.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XQueryNuma;
 
 impl Command for XQueryNuma {
@@ -4711,7 +4701,6 @@ impl Command for XQueryNuma {
 ///
 /// *Only when QEMU is built with* `CONFIG_TCG`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XQueryOpcount;
 
 impl Command for XQueryOpcount {
@@ -4739,7 +4728,6 @@ impl Command for XQueryOpcount {
 ///
 /// **Unstable**: This command is meant for debugging.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XQueryRamblock;
 
 impl Command for XQueryRamblock {
@@ -4767,7 +4755,6 @@ impl Command for XQueryRamblock {
 ///
 /// **Unstable**: This command is meant for debugging.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XQueryRoms;
 
 impl Command for XQueryRoms {
@@ -4795,7 +4782,6 @@ impl Command for XQueryRoms {
 ///
 /// **Unstable**: This command is meant for debugging.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XQueryUsb;
 
 impl Command for XQueryUsb {
@@ -4817,7 +4803,6 @@ impl Command for XQueryUsb {
 ///
 /// Since: 7.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SmbiosEntryPointType<'a> {
     /// `32`: SMBIOS version 2.1 (32-bit) Entry Point
     N32,
@@ -4877,6 +4862,13 @@ impl core::fmt::Display for SmbiosEntryPointType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for SmbiosEntryPointType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for SmbiosEntryPointType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -4892,7 +4884,6 @@ impl serde::Serialize for SmbiosEntryPointType<'_> {
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MemorySizeConfiguration {
     /// `size` (optional): memory size in bytes
     pub size: Option<u64>,
@@ -4959,7 +4950,6 @@ impl<'a> FromRawJson<'a> for MemorySizeConfiguration {
 ///
 /// *Only when QEMU is built with* `CONFIG_FDT`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Dumpdtb<'a> {
     /// `filename`: name of the dtb file to be created
     pub filename: &'a str,
@@ -4999,7 +4989,6 @@ impl<'a> Command for Dumpdtb<'a> {
 ///
 /// **Unstable**: This command is meant for debugging.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XQueryInterruptControllers;
 
 impl Command for XQueryInterruptControllers {

@@ -12,7 +12,6 @@ use super::*;
 ///
 /// Since: 8.2
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum S390CpuEntitlement<'a> {
     /// `auto`
     Auto,
@@ -75,6 +74,13 @@ impl core::fmt::Display for S390CpuEntitlement<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for S390CpuEntitlement<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for S390CpuEntitlement<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -90,7 +96,6 @@ impl serde::Serialize for S390CpuEntitlement<'_> {
 ///
 /// Since: 9.2
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum CpuTopologyLevel<'a> {
     /// `thread`: thread level, which would also be called SMT level or
     /// logical processor level.  The @threads option in
@@ -188,6 +193,13 @@ impl core::fmt::Display for CpuTopologyLevel<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for CpuTopologyLevel<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for CpuTopologyLevel<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -204,7 +216,6 @@ impl serde::Serialize for CpuTopologyLevel<'_> {
 ///
 /// Since: 9.2
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum CacheLevelAndType<'a> {
     /// `l1d`: L1 data cache.
     L1d,
@@ -267,6 +278,13 @@ impl core::fmt::Display for CacheLevelAndType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for CacheLevelAndType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for CacheLevelAndType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -282,7 +300,6 @@ impl serde::Serialize for CacheLevelAndType<'_> {
 ///
 /// Since: 9.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SmpCacheProperties<'a> {
     /// `cache`: Cache name, which is the combination of cache level
     /// and cache type.
@@ -331,7 +348,6 @@ impl<'a> FromRawJson<'a> for SmpCacheProperties<'a> {
 ///
 /// Since 9.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SmpCachePropertiesWrapper<'a> {
     /// `caches`: the list of SmpCacheProperties.
     pub caches: JsonArray<'a, SmpCacheProperties<'a>>,

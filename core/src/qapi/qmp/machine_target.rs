@@ -17,7 +17,6 @@ use super::*;
 ///
 /// Since: 2.8
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CpuModelInfo<'a> {
     /// `name`: the name of the CPU definition the model is based on
     pub name: JsonStr<'a>,
@@ -75,7 +74,6 @@ impl<'a> FromRawJson<'a> for CpuModelInfo<'a> {
 ///
 /// Since: 2.8
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum CpuModelExpansionType<'a> {
     /// `static`: Expand to a static CPU model, a combination of a static
     /// base model name and property delta changes.  As the static base
@@ -139,6 +137,13 @@ impl core::fmt::Display for CpuModelExpansionType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for CpuModelExpansionType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for CpuModelExpansionType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -155,7 +160,6 @@ impl serde::Serialize for CpuModelExpansionType<'_> {
 ///
 /// Since: 2.8
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum CpuModelCompareResult<'a> {
     /// `incompatible`: If model A is incompatible to model B, model A is not
     /// guaranteed to run where model B runs and the other way around.
@@ -225,6 +229,13 @@ impl core::fmt::Display for CpuModelCompareResult<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for CpuModelCompareResult<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for CpuModelCompareResult<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -242,7 +253,6 @@ impl serde::Serialize for CpuModelCompareResult<'_> {
 ///
 /// *Only when QEMU is built with* `TARGET_S390X`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CpuModelBaselineInfo<'a> {
     /// `model`: the baselined CpuModelInfo.
     pub model: CpuModelInfo<'a>,
@@ -291,7 +301,6 @@ impl<'a> FromRawJson<'a> for CpuModelBaselineInfo<'a> {
 ///
 /// *Only when QEMU is built with* `TARGET_S390X`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CpuModelCompareInfo<'a> {
     /// `result`: The result of the compare operation.
     pub result: CpuModelCompareResult<'a>,
@@ -375,7 +384,6 @@ impl<'a> FromRawJson<'a> for CpuModelCompareInfo<'a> {
 ///
 /// *Only when QEMU is built with* `TARGET_S390X`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryCpuModelComparison<'a> {
     /// `modela`: description of the first CPU model to compare, referred to
     /// as "model A" in CpuModelCompareResult
@@ -450,7 +458,6 @@ impl<'a> Command for QueryCpuModelComparison<'a> {
 ///
 /// *Only when QEMU is built with* `TARGET_S390X`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryCpuModelBaseline<'a> {
     /// `modela`: description of the first CPU model to baseline
     pub modela: CpuModelInfo<'a>,
@@ -491,7 +498,6 @@ impl<'a> Command for QueryCpuModelBaseline<'a> {
 ///
 /// *Only when QEMU is built with* `(TARGET_S390X or TARGET_I386 or TARGET_ARM or TARGET_LOONGARCH64 or TARGET_RISCV)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CpuModelExpansionInfo<'a> {
     /// `model`: the expanded CpuModelInfo.
     pub model: CpuModelInfo<'a>,
@@ -576,7 +582,6 @@ impl<'a> FromRawJson<'a> for CpuModelExpansionInfo<'a> {
 ///
 /// *Only when QEMU is built with* `(TARGET_S390X or TARGET_I386 or TARGET_ARM or TARGET_LOONGARCH64 or TARGET_RISCV)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryCpuModelExpansion<'a> {
     /// `type`: expansion type, specifying how to expand the CPU model
     pub r#type: CpuModelExpansionType<'a>,
@@ -632,7 +637,6 @@ impl<'a> Command for QueryCpuModelExpansion<'a> {
 ///
 /// *Only when QEMU is built with* `(TARGET_PPC or TARGET_ARM or TARGET_I386 or TARGET_S390X or TARGET_MIPS or TARGET_LOONGARCH64 or TARGET_RISCV)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CpuDefinitionInfo<'a> {
     /// `name`: the name of the CPU definition
     pub name: JsonStr<'a>,
@@ -739,7 +743,6 @@ impl<'a> FromRawJson<'a> for CpuDefinitionInfo<'a> {
 ///
 /// *Only when QEMU is built with* `(TARGET_PPC or TARGET_ARM or TARGET_I386 or TARGET_S390X or TARGET_MIPS or TARGET_LOONGARCH64 or TARGET_RISCV)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryCpuDefinitions;
 
 impl Command for QueryCpuDefinitions {
@@ -766,7 +769,6 @@ impl Command for QueryCpuDefinitions {
 ///
 /// *Only when QEMU is built with* `TARGET_S390X`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum S390CpuPolarization<'a> {
     /// `horizontal`
     Horizontal,
@@ -821,6 +823,13 @@ impl core::fmt::Display for S390CpuPolarization<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for S390CpuPolarization<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for S390CpuPolarization<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -842,7 +851,6 @@ impl serde::Serialize for S390CpuPolarization<'_> {
 ///
 /// *Only when QEMU is built with* `(TARGET_S390X and CONFIG_KVM)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SetCpuTopology<'a> {
     /// `core-id`: the vCPU ID to be moved
     pub core_id: u16,
@@ -926,7 +934,6 @@ impl<'a> Command for SetCpuTopology<'a> {
 ///
 /// *Only when QEMU is built with* `(TARGET_S390X and CONFIG_KVM)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CpuPolarizationChangeEvent<'a> {
     /// `polarization`: polarization specified by the guest
     pub polarization: S390CpuPolarization<'a>,
@@ -976,7 +983,6 @@ impl<'a> EventData<'a> for CpuPolarizationChangeEvent<'a> {
 ///
 /// *Only when QEMU is built with* `(TARGET_S390X and CONFIG_KVM)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CpuPolarizationInfo<'a> {
     /// `polarization`: the CPU polarization
     pub polarization: S390CpuPolarization<'a>,
@@ -1020,7 +1026,6 @@ impl<'a> FromRawJson<'a> for CpuPolarizationInfo<'a> {
 ///
 /// *Only when QEMU is built with* `(TARGET_S390X and CONFIG_KVM)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryS390xCpuPolarization;
 
 impl Command for QueryS390xCpuPolarization {

@@ -11,7 +11,6 @@ use super::*;
 ///
 /// Since: 0.14
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MigrationStats {
     /// `transferred`: amount of bytes already transferred to the target VM
     pub transferred: i64,
@@ -176,7 +175,6 @@ impl<'a> FromRawJson<'a> for MigrationStats {
 ///
 /// Since: 1.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XBZRLECacheStats {
     /// `cache-size`: XBZRLE cache size
     pub cache_size: u64,
@@ -254,7 +252,6 @@ impl<'a> FromRawJson<'a> for XBZRLECacheStats {
 ///
 /// Since: 3.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CompressionStats {
     /// `pages`: amount of pages compressed and transferred to the target VM
     pub pages: i64,
@@ -323,7 +320,6 @@ impl<'a> FromRawJson<'a> for CompressionStats {
 ///
 /// Since: 2.3
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum MigrationStatus<'a> {
     /// `none`: no migration has ever happened.
     None,
@@ -456,6 +452,13 @@ impl core::fmt::Display for MigrationStatus<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for MigrationStatus<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for MigrationStatus<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -471,7 +474,6 @@ impl serde::Serialize for MigrationStatus<'_> {
 ///
 /// Since: 5.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VfioStats {
     /// `transferred`: amount of bytes transferred to the target VM by VFIO
     /// devices
@@ -512,7 +514,6 @@ impl<'a> FromRawJson<'a> for VfioStats {
 ///
 /// Since: 0.14
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MigrationInfo<'a> {
     /// `status` (optional): @MigrationStatus describing the current migration status.
     /// If this field is not returned, no migration process has been
@@ -825,7 +826,6 @@ impl<'a> FromRawJson<'a> for MigrationInfo<'a> {
 ///    }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryMigrate;
 
 impl Command for QueryMigrate {
@@ -849,7 +849,6 @@ impl Command for QueryMigrate {
 ///
 /// Since: 1.2
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum MigrationCapability<'a> {
     /// `xbzrle`: Migration supports xbzrle (Xor Based Zero Run Length
     /// Encoding).  This feature allows us to minimize migration traffic
@@ -1065,6 +1064,13 @@ impl core::fmt::Display for MigrationCapability<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for MigrationCapability<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for MigrationCapability<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1080,7 +1086,6 @@ impl serde::Serialize for MigrationCapability<'_> {
 ///
 /// Since: 1.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MigrationCapabilityStatus<'a> {
     /// `capability`: capability enum
     pub capability: MigrationCapability<'a>,
@@ -1133,7 +1138,6 @@ impl<'a> FromRawJson<'a> for MigrationCapabilityStatus<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MigrateSetCapabilities<'a> {
     /// `capabilities`: json array of capability modifications to make
     pub capabilities: &'a [MigrationCapabilityStatus<'a>],
@@ -1185,7 +1189,6 @@ impl<'a> Command for MigrateSetCapabilities<'a> {
 ///    ]}
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryMigrateCapabilities;
 
 impl Command for QueryMigrateCapabilities {
@@ -1209,7 +1212,6 @@ impl Command for QueryMigrateCapabilities {
 ///
 /// Since: 5.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum MultiFDCompression<'a> {
     /// `none`: no compression.
     None,
@@ -1291,6 +1293,13 @@ impl core::fmt::Display for MultiFDCompression<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for MultiFDCompression<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for MultiFDCompression<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1302,7 +1311,6 @@ impl serde::Serialize for MultiFDCompression<'_> {
 
 /// QAPI enum `MigMode` (migration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum MigMode<'a> {
     /// `normal`: the original form of migration.  (since 8.2)
     Normal,
@@ -1423,6 +1431,13 @@ impl core::fmt::Display for MigMode<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for MigMode<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for MigMode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1436,7 +1451,6 @@ impl serde::Serialize for MigMode<'_> {
 ///
 /// Since: 9.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ZeroPageDetection<'a> {
     /// `none`: Do not perform zero page checking.
     None,
@@ -1497,6 +1511,13 @@ impl core::fmt::Display for ZeroPageDetection<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for ZeroPageDetection<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for ZeroPageDetection<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1510,7 +1531,6 @@ impl serde::Serialize for ZeroPageDetection<'_> {
 ///
 /// Since: 6.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BitmapMigrationBitmapAliasTransform {
     /// `persistent` (optional): If present, the bitmap will be made persistent or
     /// transient depending on this parameter.
@@ -1551,7 +1571,6 @@ impl<'a> FromRawJson<'a> for BitmapMigrationBitmapAliasTransform {
 ///
 /// Since: 5.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BitmapMigrationBitmapAlias<'a> {
     /// `name`: The name of the bitmap.
     pub name: JsonStr<'a>,
@@ -1608,7 +1627,6 @@ impl<'a> FromRawJson<'a> for BitmapMigrationBitmapAlias<'a> {
 ///
 /// Since: 5.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BitmapMigrationNodeAlias<'a> {
     /// `node-name`: A block node name.
     pub node_name: JsonStr<'a>,
@@ -1661,7 +1679,6 @@ impl<'a> FromRawJson<'a> for BitmapMigrationNodeAlias<'a> {
 ///
 /// Since: 2.4
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum MigrationParameter<'a> {
     /// `announce-initial`: Initial delay (in milliseconds) before sending
     /// the first announce (Since 4.0)
@@ -1950,6 +1967,13 @@ impl core::fmt::Display for MigrationParameter<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for MigrationParameter<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for MigrationParameter<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1965,7 +1989,6 @@ impl serde::Serialize for MigrationParameter<'_> {
 ///
 /// Since: 2.4
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MigrateSetParameters<'a> {
     /// `announce-initial` (optional): Initial delay (in milliseconds) before sending
     /// the first announce (Since 4.0)
@@ -2233,7 +2256,6 @@ rt::serialize_as_map!(MigrateSetParameters<'a>);
 ///
 /// The arguments are a [`MigrateSetParameters`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MigrateSetParametersCommand<'a>(pub MigrateSetParameters<'a>);
 
 impl<'a> Command for MigrateSetParametersCommand<'a> {
@@ -2257,7 +2279,6 @@ impl<'a> Command for MigrateSetParametersCommand<'a> {
 ///
 /// Since: 2.4
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MigrationParameters<'a> {
     /// `announce-initial` (optional): Initial delay (in milliseconds) before sending
     /// the first announce (Since 4.0)
@@ -2672,7 +2693,6 @@ impl<'a> FromRawJson<'a> for MigrationParameters<'a> {
 ///    }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryMigrateParameters;
 
 impl Command for QueryMigrateParameters {
@@ -2704,7 +2724,6 @@ impl Command for QueryMigrateParameters {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MigrateStartPostcopy;
 
 impl Command for MigrateStartPostcopy {
@@ -2735,7 +2754,6 @@ impl Command for MigrateStartPostcopy {
 ///     "data": {"status": "completed"} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MigrationEvent<'a> {
     /// `status`: @MigrationStatus describing the current migration status.
     pub status: MigrationStatus<'a>,
@@ -2790,7 +2808,6 @@ impl<'a> EventData<'a> for MigrationEvent<'a> {
 ///       "event": "MIGRATION_PASS", "data": {"pass": 2} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MigrationPassEvent {
     /// `pass`: An incrementing count (starting at 1 on the first pass)
     pub pass: i64,
@@ -2838,7 +2855,6 @@ impl<'a> EventData<'a> for MigrationPassEvent {
 ///
 /// Since: 2.8
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum COLOMessage<'a> {
     /// `checkpoint-ready`: Secondary VM (SVM) is ready for checkpointing
     CheckpointReady,
@@ -2922,6 +2938,13 @@ impl core::fmt::Display for COLOMessage<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for COLOMessage<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for COLOMessage<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -2937,7 +2960,6 @@ impl serde::Serialize for COLOMessage<'_> {
 ///
 /// Since: 2.8
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum COLOMode<'a> {
     /// `none`: COLO is disabled.
     None,
@@ -2996,6 +3018,13 @@ impl core::fmt::Display for COLOMode<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for COLOMode<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for COLOMode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -3011,7 +3040,6 @@ impl serde::Serialize for COLOMode<'_> {
 ///
 /// Since: 2.8
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum FailoverStatus<'a> {
     /// `none`: no failover has ever happened
     None,
@@ -3080,6 +3108,13 @@ impl core::fmt::Display for FailoverStatus<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for FailoverStatus<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for FailoverStatus<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -3102,7 +3137,6 @@ impl serde::Serialize for FailoverStatus<'_> {
 ///      "event": "COLO_EXIT", "data": {"mode": "primary", "reason": "request" } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ColoExitEvent<'a> {
     /// `mode`: report COLO mode when COLO exited.
     pub mode: COLOMode<'a>,
@@ -3156,7 +3190,6 @@ impl<'a> EventData<'a> for ColoExitEvent<'a> {
 ///
 /// Since: 3.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum COLOExitReason<'a> {
     /// `none`: failover has never happened.  This state does not occur in
     /// the COLO_EXIT event, and is only visible in the result of
@@ -3221,6 +3254,13 @@ impl core::fmt::Display for COLOExitReason<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for COLOExitReason<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for COLOExitReason<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -3250,7 +3290,6 @@ impl serde::Serialize for COLOExitReason<'_> {
 ///
 /// *Only when QEMU is built with* `CONFIG_REPLICATION`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XColoLostHeartbeat;
 
 impl Command for XColoLostHeartbeat {
@@ -3285,7 +3324,6 @@ impl Command for XColoLostHeartbeat {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MigrateCancel;
 
 impl Command for MigrateCancel {
@@ -3316,7 +3354,6 @@ impl Command for MigrateCancel {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MigrateContinue<'a> {
     /// `state`: The state the migration is currently expected to be in
     pub state: MigrationStatus<'a>,
@@ -3352,7 +3389,6 @@ impl<'a> Command for MigrateContinue<'a> {
 ///
 /// Since: 8.2
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum MigrationAddressType<'a> {
     /// `socket`: Migrate via socket.
     Socket,
@@ -3415,6 +3451,13 @@ impl core::fmt::Display for MigrationAddressType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for MigrationAddressType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for MigrationAddressType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -3428,7 +3471,6 @@ impl serde::Serialize for MigrationAddressType<'_> {
 ///
 /// Since: 8.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct FileMigrationArgs<'a> {
     /// `filename`: The file to receive the migration stream
     pub filename: &'a str,
@@ -3450,7 +3492,6 @@ rt::serialize_as_map!(FileMigrationArgs<'a>);
 ///
 /// Since: 8.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MigrationExecCommand<'a> {
     /// `args`: command (list head) and arguments to execute.
     pub args: &'a [&'a str],
@@ -3473,7 +3514,6 @@ rt::serialize_as_map!(MigrationExecCommand<'a>);
 ///
 /// The member `transport` selects the variant; [`MigrationAddressBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MigrationAddress<'a> {
     /// `transport`: The migration stream transport mechanism
     ///
@@ -3483,7 +3523,6 @@ pub struct MigrationAddress<'a> {
 
 /// The variants of [`MigrationAddress`], selected by `transport` (QAPI enum `MigrationAddressType`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum MigrationAddressBranch<'a> {
     /// `transport: "socket"`
     Socket(SocketAddress<'a>),
@@ -3540,7 +3579,6 @@ rt::serialize_as_map!(MigrationAddress<'a>);
 ///
 /// Since: 8.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum MigrationChannelType<'a> {
     /// `main`: Main outbound migration channel.
     Main,
@@ -3595,6 +3633,13 @@ impl core::fmt::Display for MigrationChannelType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for MigrationChannelType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for MigrationChannelType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -3610,7 +3655,6 @@ impl serde::Serialize for MigrationChannelType<'_> {
 ///
 /// Since: 8.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MigrationChannel<'a> {
     /// `channel-type`: Channel type for transferring packet information.
     pub channel_type: MigrationChannelType<'a>,
@@ -3673,7 +3717,6 @@ rt::serialize_as_map!(MigrationChannel<'a>);
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Migrate<'a> {
     /// `uri` (optional): the Uniform Resource Identifier of the destination VM
     pub uri: Option<&'a str>,
@@ -3761,7 +3804,6 @@ impl<'a> Command for Migrate<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MigrateIncoming<'a> {
     /// `uri` (optional): The Uniform Resource Identifier identifying the source or
     /// address to listen on
@@ -3822,7 +3864,6 @@ impl<'a> Command for MigrateIncoming<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XenSaveDevicesState<'a> {
     /// `filename`: the file to save the state of the devices to as binary
     /// data.  See xen-save-devices-state.txt for a description of the
@@ -3873,7 +3914,6 @@ impl<'a> Command for XenSaveDevicesState<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XenSetGlobalDirtyLog {
     /// `enable`: true to enable, false to disable.
     pub enable: bool,
@@ -3917,7 +3957,6 @@ impl Command for XenSetGlobalDirtyLog {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XenLoadDevicesState<'a> {
     /// `filename`: the file to load the state of the devices from as binary
     /// data.  See xen-save-devices-state.txt for a description of the
@@ -3964,7 +4003,6 @@ impl<'a> Command for XenLoadDevicesState<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_REPLICATION`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XenSetReplication {
     /// `enable`: true to enable, false to disable.
     pub enable: bool,
@@ -4011,7 +4049,6 @@ impl Command for XenSetReplication {
 ///
 /// *Only when QEMU is built with* `CONFIG_REPLICATION`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ReplicationStatus<'a> {
     /// `error`: true if an error happened, false if replication is normal.
     pub error: bool,
@@ -4070,7 +4107,6 @@ impl<'a> FromRawJson<'a> for ReplicationStatus<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_REPLICATION`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryXenReplicationStatus;
 
 impl Command for QueryXenReplicationStatus {
@@ -4102,7 +4138,6 @@ impl Command for QueryXenReplicationStatus {
 ///
 /// *Only when QEMU is built with* `CONFIG_REPLICATION`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XenColoDoCheckpoint;
 
 impl Command for XenColoDoCheckpoint {
@@ -4128,7 +4163,6 @@ impl Command for XenColoDoCheckpoint {
 ///
 /// *Only when QEMU is built with* `CONFIG_REPLICATION`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct COLOStatus<'a> {
     /// `mode`: COLO running mode.  If COLO is running, this field will
     /// return 'primary' or 'secondary'.
@@ -4193,7 +4227,6 @@ impl<'a> FromRawJson<'a> for COLOStatus<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_REPLICATION`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryColoStatus;
 
 impl Command for QueryColoStatus {
@@ -4224,7 +4257,6 @@ impl Command for QueryColoStatus {
 ///
 /// Since: 3.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MigrateRecover<'a> {
     /// `uri`: the URI to be used for the recovery of migration stream.
     pub uri: &'a str,
@@ -4267,7 +4299,6 @@ impl<'a> Command for MigrateRecover<'a> {
 ///
 /// Since: 3.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MigratePause;
 
 impl Command for MigratePause {
@@ -4302,7 +4333,6 @@ impl Command for MigratePause {
 ///      "timestamp": { "seconds": 1265044230, "microseconds": 450486 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct UnplugPrimaryEvent<'a> {
     /// `device-id`: QEMU device id of the unplugged device
     pub device_id: JsonStr<'a>,
@@ -4350,7 +4380,6 @@ impl<'a> EventData<'a> for UnplugPrimaryEvent<'a> {
 ///
 /// Since: 6.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DirtyRateVcpu {
     /// `id`: vcpu index.
     pub id: i64,
@@ -4396,7 +4425,6 @@ impl<'a> FromRawJson<'a> for DirtyRateVcpu {
 ///
 /// Since: 5.2
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum DirtyRateStatus<'a> {
     /// `unstarted`: measuring thread has not been started yet
     Unstarted,
@@ -4455,6 +4483,13 @@ impl core::fmt::Display for DirtyRateStatus<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for DirtyRateStatus<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for DirtyRateStatus<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -4471,7 +4506,6 @@ impl serde::Serialize for DirtyRateStatus<'_> {
 ///
 /// Since: 6.2
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum DirtyRateMeasureMode<'a> {
     /// `page-sampling`: use page sampling
     PageSampling,
@@ -4530,6 +4564,13 @@ impl core::fmt::Display for DirtyRateMeasureMode<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for DirtyRateMeasureMode<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for DirtyRateMeasureMode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -4545,7 +4586,6 @@ impl serde::Serialize for DirtyRateMeasureMode<'_> {
 ///
 /// Since: 8.2
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum TimeUnit<'a> {
     /// `second`: value is in seconds
     Second,
@@ -4600,6 +4640,13 @@ impl core::fmt::Display for TimeUnit<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for TimeUnit<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for TimeUnit<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -4615,7 +4662,6 @@ impl serde::Serialize for TimeUnit<'_> {
 ///
 /// Since: 5.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DirtyRateInfo<'a> {
     /// `dirty-rate` (optional): an estimate of the dirty page rate of the VM in units
     /// of MiB/s.  Value is present only when @status is 'measured'.
@@ -4754,7 +4800,6 @@ impl<'a> FromRawJson<'a> for DirtyRateInfo<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CalcDirtyRate<'a> {
     /// `calc-time`: time period for which dirty page rate is calculated.  By
     /// default it is specified in seconds, but the unit can be set
@@ -4835,7 +4880,6 @@ impl<'a> Command for CalcDirtyRate<'a> {
 ///     "calc-time-unit": "second"}
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryDirtyRate<'a> {
     /// `calc-time-unit` (optional): time unit in which to report calculation time.
     /// By default it is reported in seconds.  (Since 8.2)
@@ -4874,7 +4918,6 @@ impl<'a> Command for QueryDirtyRate<'a> {
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DirtyLimitInfo {
     /// `cpu-index`: index of a virtual CPU.
     pub cpu_index: i64,
@@ -4939,7 +4982,6 @@ impl<'a> FromRawJson<'a> for DirtyLimitInfo {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SetVcpuDirtyLimit {
     /// `cpu-index` (optional): index of a virtual CPU, default is all.
     pub cpu_index: Option<i64>,
@@ -4991,7 +5033,6 @@ impl Command for SetVcpuDirtyLimit {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CancelVcpuDirtyLimit {
     /// `cpu-index` (optional): index of a virtual CPU, default is all.
     pub cpu_index: Option<i64>,
@@ -5038,7 +5079,6 @@ impl Command for CancelVcpuDirtyLimit {
 ///        { "limit-rate": 60, "current-rate": 3, "cpu-index": 1}]}
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryVcpuDirtyLimit;
 
 impl Command for QueryVcpuDirtyLimit {
@@ -5062,7 +5102,6 @@ impl Command for QueryVcpuDirtyLimit {
 ///
 /// Since: 7.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MigrationThreadInfo<'a> {
     /// `name`: the name of migration thread
     pub name: JsonStr<'a>,
@@ -5112,7 +5151,6 @@ impl<'a> FromRawJson<'a> for MigrationThreadInfo<'a> {
 ///
 /// **Deprecated**: This command is deprecated with no replacement yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryMigrationthreads;
 
 impl Command for QueryMigrationthreads {
@@ -5188,7 +5226,6 @@ impl Command for QueryMigrationthreads {
 ///
 /// Since: 6.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SnapshotSave<'a> {
     /// `job-id`: identifier for the newly created job
     pub job_id: &'a str,
@@ -5283,7 +5320,6 @@ impl<'a> Command for SnapshotSave<'a> {
 ///
 /// Since: 6.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SnapshotLoad<'a> {
     /// `job-id`: identifier for the newly created job
     pub job_id: &'a str,
@@ -5366,7 +5402,6 @@ impl<'a> Command for SnapshotLoad<'a> {
 ///
 /// Since: 6.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SnapshotDelete<'a> {
     /// `job-id`: identifier for the newly created job
     pub job_id: &'a str,

@@ -22,7 +22,6 @@ use super::*;
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AddClient<'a> {
     /// `protocol`: protocol name.  Valid names are "vnc", "spice",
     /// "@dbus-display" or the name of a character device (e.g. from
@@ -74,7 +73,6 @@ impl<'a> Command for AddClient<'a> {
 ///
 /// Since: 0.14
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NameInfo<'a> {
     /// `name` (optional): The name of the guest
     pub name: Option<JsonStr<'a>>,
@@ -122,7 +120,6 @@ impl<'a> FromRawJson<'a> for NameInfo<'a> {
 /// <- { "return": { "name": "qemu-name" } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryName;
 
 impl Command for QueryName {
@@ -146,7 +143,6 @@ impl Command for QueryName {
 ///
 /// Since: 2.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct IOThreadInfo<'a> {
     /// `id`: the identifier of the iothread
     pub id: JsonStr<'a>,
@@ -242,7 +238,6 @@ impl<'a> FromRawJson<'a> for IOThreadInfo<'a> {
 ///    }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryIothreads;
 
 impl Command for QueryIothreads {
@@ -272,7 +267,6 @@ impl Command for QueryIothreads {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Stop;
 
 impl Command for Stop {
@@ -302,7 +296,6 @@ impl Command for Stop {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Cont;
 
 impl Command for Cont {
@@ -340,7 +333,6 @@ impl Command for Cont {
 ///
 /// **Unstable**: This command is experimental.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XExitPreconfig;
 
 impl Command for XExitPreconfig {
@@ -375,7 +367,6 @@ impl Command for XExitPreconfig {
 ///
 /// Feature `savevm-monitor-nodes`: If present, HMP command savevm only snapshots monitor-owned nodes if they have no parents.  This allows the use of 'savevm' with -blockdev.  (since 4.2)
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct HumanMonitorCommand<'a> {
     /// `command-line`: the command to execute in the human monitor
     pub command_line: &'a str,
@@ -424,7 +415,6 @@ impl<'a> Command for HumanMonitorCommand<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_POSIX`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Getfd<'a> {
     /// `fdname`: file descriptor name
     pub fdname: &'a str,
@@ -472,7 +462,6 @@ impl<'a> Command for Getfd<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_WIN32`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GetWin32Socket<'a> {
     /// `info`: the WSAPROTOCOL_INFOW structure (encoded in base64)
     pub info: &'a str,
@@ -517,7 +506,6 @@ impl<'a> Command for GetWin32Socket<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Closefd<'a> {
     /// `fdname`: file descriptor name
     pub fdname: &'a str,
@@ -553,7 +541,6 @@ impl<'a> Command for Closefd<'a> {
 ///
 /// Since: 1.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AddfdInfo {
     /// `fdset-id`: The ID of the fd set that @fd was added to.
     pub fdset_id: i64,
@@ -610,7 +597,6 @@ impl<'a> FromRawJson<'a> for AddfdInfo {
 /// <- { "return": { "fdset-id": 1, "fd": 3 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AddFd<'a> {
     /// `fdset-id` (optional): The ID of the fd set to add the file descriptor to.
     pub fdset_id: Option<i64>,
@@ -661,7 +647,6 @@ impl<'a> Command for AddFd<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RemoveFd {
     /// `fdset-id`: The ID of the fd set that the file descriptor belongs to.
     pub fdset_id: i64,
@@ -702,7 +687,6 @@ impl Command for RemoveFd {
 ///
 /// Since: 1.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct FdsetFdInfo<'a> {
     /// `fd`: The file descriptor value.
     pub fd: i64,
@@ -750,7 +734,6 @@ impl<'a> FromRawJson<'a> for FdsetFdInfo<'a> {
 ///
 /// Since: 1.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct FdsetInfo<'a> {
     /// `fdset-id`: The ID of the fd set.
     pub fdset_id: i64,
@@ -830,7 +813,6 @@ impl<'a> FromRawJson<'a> for FdsetInfo<'a> {
 ///    }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryFdsets;
 
 impl Command for QueryFdsets {
@@ -854,7 +836,6 @@ impl Command for QueryFdsets {
 ///
 /// Since: 1.5
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum CommandLineParameterType<'a> {
     /// `string`: accepts a character string
     String,
@@ -918,6 +899,13 @@ impl core::fmt::Display for CommandLineParameterType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for CommandLineParameterType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for CommandLineParameterType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -933,7 +921,6 @@ impl serde::Serialize for CommandLineParameterType<'_> {
 ///
 /// Since: 1.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CommandLineParameterInfo<'a> {
     /// `name`: parameter name
     pub name: JsonStr<'a>,
@@ -996,7 +983,6 @@ impl<'a> FromRawJson<'a> for CommandLineParameterInfo<'a> {
 ///
 /// Since: 1.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CommandLineOptionInfo<'a> {
     /// `option`: option name
     pub option: JsonStr<'a>,
@@ -1068,7 +1054,6 @@ impl<'a> FromRawJson<'a> for CommandLineOptionInfo<'a> {
 ///    }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryCommandLineOptions<'a> {
     /// `option` (optional): option name
     pub option: Option<&'a str>,
@@ -1117,7 +1102,6 @@ impl<'a> Command for QueryCommandLineOptions<'a> {
 ///      "timestamp": { "seconds": 1267020223, "microseconds": 435656 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RtcChangeEvent<'a> {
     /// `offset`: offset in seconds between base RTC clock (as specified by
     /// -rtc base), and new RTC clock value
@@ -1183,7 +1167,6 @@ impl<'a> EventData<'a> for RtcChangeEvent<'a> {
 ///      "timestamp": { "seconds": 1265044230, "microseconds": 450486 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VfuClientHangupEvent<'a> {
     /// `vfu-id`: ID of the TYPE_VFIO_USER_SERVER object.  It is the last
     /// component of @vfu-qom-path referenced below

@@ -21,7 +21,6 @@ use super::*;
 ///
 /// *Only when QEMU is built with* `TARGET_I386`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RtcResetReinjection;
 
 impl Command for RtcResetReinjection {
@@ -47,7 +46,6 @@ impl Command for RtcResetReinjection {
 ///
 /// *Only when QEMU is built with* `TARGET_I386`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SevState<'a> {
     /// `uninit`: The guest is uninitialized.
     Uninit,
@@ -129,6 +127,13 @@ impl core::fmt::Display for SevState<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for SevState<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for SevState<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -146,7 +151,6 @@ impl serde::Serialize for SevState<'_> {
 ///
 /// *Only when QEMU is built with* `TARGET_I386`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SevGuestType<'a> {
     /// `sev`: The guest is a legacy SEV or SEV-ES guest.
     Sev,
@@ -201,6 +205,13 @@ impl core::fmt::Display for SevGuestType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for SevGuestType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for SevGuestType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -218,7 +229,6 @@ impl serde::Serialize for SevGuestType<'_> {
 ///
 /// *Only when QEMU is built with* `TARGET_I386`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SevGuestInfo {
     /// `policy`: SEV policy value
     pub policy: u32,
@@ -266,7 +276,6 @@ impl<'a> FromRawJson<'a> for SevGuestInfo {
 ///
 /// *Only when QEMU is built with* `TARGET_I386`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SevSnpGuestInfo {
     /// `snp-policy`: SEV-SNP policy value
     pub snp_policy: u64,
@@ -310,7 +319,6 @@ impl<'a> FromRawJson<'a> for SevSnpGuestInfo {
 ///
 /// The member `sev-type` selects the variant; [`SevInfoBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SevInfo<'a> {
     /// `enabled`: true if SEV is active
     pub enabled: bool,
@@ -330,7 +338,6 @@ pub struct SevInfo<'a> {
 
 /// The variants of [`SevInfo`], selected by `sev-type` (QAPI enum `SevGuestType`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SevInfoBranch<'a> {
     /// `sev-type: "sev"`
     Sev(SevGuestInfo),
@@ -435,7 +442,6 @@ impl<'a> FromRawJson<'a> for SevInfo<'a> {
 ///
 /// *Only when QEMU is built with* `TARGET_I386`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QuerySev;
 
 impl Command for QuerySev {
@@ -461,7 +467,6 @@ impl Command for QuerySev {
 ///
 /// *Only when QEMU is built with* `TARGET_I386`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SevLaunchMeasureInfo<'a> {
     /// `data`: the measurement value encoded in base64
     pub data: JsonStr<'a>,
@@ -511,7 +516,6 @@ impl<'a> FromRawJson<'a> for SevLaunchMeasureInfo<'a> {
 ///
 /// *Only when QEMU is built with* `TARGET_I386`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QuerySevLaunchMeasure;
 
 impl Command for QuerySevLaunchMeasure {
@@ -538,7 +542,6 @@ impl Command for QuerySevLaunchMeasure {
 ///
 /// *Only when QEMU is built with* `TARGET_I386`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SevCapability<'a> {
     /// `pdh`: Platform Diffie-Hellman key (base64 encoded)
     pub pdh: JsonStr<'a>,
@@ -618,7 +621,6 @@ impl<'a> FromRawJson<'a> for SevCapability<'a> {
 ///
 /// *Only when QEMU is built with* `TARGET_I386`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QuerySevCapabilities;
 
 impl Command for QuerySevCapabilities {
@@ -644,7 +646,6 @@ impl Command for QuerySevCapabilities {
 ///
 /// *Only when QEMU is built with* `TARGET_I386`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SevInjectLaunchSecret<'a> {
     /// `packet-header`: the launch secret packet header encoded in base64
     pub packet_header: &'a str,
@@ -691,7 +692,6 @@ impl<'a> Command for SevInjectLaunchSecret<'a> {
 ///
 /// *Only when QEMU is built with* `TARGET_I386`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SevAttestationReport<'a> {
     /// `data`: guest attestation report (base64 encoded)
     pub data: JsonStr<'a>,
@@ -743,7 +743,6 @@ impl<'a> FromRawJson<'a> for SevAttestationReport<'a> {
 ///
 /// *Only when QEMU is built with* `TARGET_I386`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QuerySevAttestationReport<'a> {
     /// `mnonce`: a random 16 bytes value encoded in base64 (it will be
     /// included in report)
@@ -789,7 +788,6 @@ impl<'a> Command for QuerySevAttestationReport<'a> {
 ///
 /// *Only when QEMU is built with* `TARGET_S390X`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DumpSkeys<'a> {
     /// `filename`: the path to the file to dump to
     pub filename: &'a str,
@@ -830,7 +828,6 @@ impl<'a> Command for DumpSkeys<'a> {
 ///
 /// *Only when QEMU is built with* `TARGET_ARM`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GICCapability {
     /// `version`: version of GIC to be described.  Currently, only 2 and 3
     /// are supported.
@@ -897,7 +894,6 @@ impl<'a> FromRawJson<'a> for GICCapability {
 ///
 /// *Only when QEMU is built with* `TARGET_ARM`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryGicCapabilities;
 
 impl Command for QueryGicCapabilities {
@@ -921,7 +917,6 @@ impl Command for QueryGicCapabilities {
 ///
 /// Since: 7.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SGXEPCSection {
     /// `node`: the numa node
     pub node: i64,
@@ -969,7 +964,6 @@ impl<'a> FromRawJson<'a> for SGXEPCSection {
 ///
 /// *Only when QEMU is built with* `TARGET_I386`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SGXInfo<'a> {
     /// `sgx`: true if SGX is supported
     pub sgx: bool,
@@ -1046,7 +1040,6 @@ impl<'a> FromRawJson<'a> for SGXInfo<'a> {
 ///
 /// *Only when QEMU is built with* `TARGET_I386`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QuerySgx;
 
 impl Command for QuerySgx {
@@ -1083,7 +1076,6 @@ impl Command for QuerySgx {
 ///
 /// *Only when QEMU is built with* `TARGET_I386`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QuerySgxCapabilities;
 
 impl Command for QuerySgxCapabilities {
@@ -1109,7 +1101,6 @@ impl Command for QuerySgxCapabilities {
 ///
 /// *Only when QEMU is built with* `TARGET_I386`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum EvtchnPortType<'a> {
     /// `closed`: The port is unused.
     Closed,
@@ -1181,6 +1172,13 @@ impl core::fmt::Display for EvtchnPortType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for EvtchnPortType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for EvtchnPortType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1198,7 +1196,6 @@ impl serde::Serialize for EvtchnPortType<'_> {
 ///
 /// *Only when QEMU is built with* `TARGET_I386`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct EvtchnInfo<'a> {
     /// `port`: the port number
     pub port: u16,
@@ -1304,7 +1301,6 @@ impl<'a> FromRawJson<'a> for EvtchnInfo<'a> {
 ///
 /// *Only when QEMU is built with* `TARGET_I386`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XenEventList;
 
 impl Command for XenEventList {
@@ -1336,7 +1332,6 @@ impl Command for XenEventList {
 ///
 /// *Only when QEMU is built with* `TARGET_I386`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XenEventInject {
     /// `port`: The port number
     pub port: u32,

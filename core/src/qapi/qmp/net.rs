@@ -20,7 +20,6 @@ use super::*;
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SetLink<'a> {
     /// `name`: the device name of the virtual network adapter
     pub name: &'a str,
@@ -73,7 +72,6 @@ impl<'a> Command for SetLink<'a> {
 ///
 /// The arguments are a [`Netdev`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NetdevAdd<'a>(pub Netdev<'a>);
 
 impl<'a> Command for NetdevAdd<'a> {
@@ -105,7 +103,6 @@ impl<'a> Command for NetdevAdd<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NetdevDel<'a> {
     /// `id`: the name of the network backend to remove
     pub id: &'a str,
@@ -141,7 +138,6 @@ impl<'a> Command for NetdevDel<'a> {
 ///
 /// Since: 1.2
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NetLegacyNicOptions<'a> {
     /// `netdev` (optional): id of -netdev to connect to
     pub netdev: Option<&'a str>,
@@ -184,7 +180,6 @@ rt::serialize_as_map!(NetLegacyNicOptions<'a>);
 ///
 /// Since: 1.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QapiString<'a> {
     /// `str`
     pub str: &'a str,
@@ -206,7 +201,6 @@ rt::serialize_as_map!(QapiString<'a>);
 ///
 /// Since: 1.2
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NetdevUserOptions<'a> {
     /// `hostname` (optional): client hostname reported by the builtin DHCP server
     pub hostname: Option<&'a str>,
@@ -345,7 +339,6 @@ rt::serialize_as_map!(NetdevUserOptions<'a>);
 ///
 /// Since: 1.2
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NetdevTapOptions<'a> {
     /// `ifname` (optional): interface name
     pub ifname: Option<&'a str>,
@@ -442,7 +435,6 @@ rt::serialize_as_map!(NetdevTapOptions<'a>);
 ///
 /// Since: 1.2
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NetdevSocketOptions<'a> {
     /// `fd` (optional): file descriptor of an already opened socket
     pub fd: Option<&'a str>,
@@ -490,7 +482,6 @@ rt::serialize_as_map!(NetdevSocketOptions<'a>);
 ///
 /// Since: 2.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NetdevL2TPv3Options<'a> {
     /// `src`: source address
     pub src: &'a str,
@@ -575,7 +566,6 @@ rt::serialize_as_map!(NetdevL2TPv3Options<'a>);
 ///
 /// Since: 1.2
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NetdevVdeOptions<'a> {
     /// `sock` (optional): socket path
     pub sock: Option<&'a str>,
@@ -613,7 +603,6 @@ rt::serialize_as_map!(NetdevVdeOptions<'a>);
 ///
 /// Since: 1.2
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NetdevBridgeOptions<'a> {
     /// `br` (optional): bridge name
     pub br: Option<&'a str>,
@@ -641,7 +630,6 @@ rt::serialize_as_map!(NetdevBridgeOptions<'a>);
 ///
 /// Since: 1.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NetdevHubPortOptions<'a> {
     /// `hubid`: hub identifier number
     pub hubid: i32,
@@ -668,7 +656,6 @@ rt::serialize_as_map!(NetdevHubPortOptions<'a>);
 ///
 /// Since: 2.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NetdevNetmapOptions<'a> {
     /// `ifname`: Either the name of an existing network interface supported
     /// by netmap, or the name of a VALE port (created on the fly).  A
@@ -701,7 +688,6 @@ rt::serialize_as_map!(NetdevNetmapOptions<'a>);
 ///
 /// *Only when QEMU is built with* `CONFIG_AF_XDP`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum AFXDPMode<'a> {
     /// `native`: DRV mode, program is attached to a driver, packets are
     /// passed to the socket without allocation of skb.
@@ -757,6 +743,13 @@ impl core::fmt::Display for AFXDPMode<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for AFXDPMode<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for AFXDPMode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -774,7 +767,6 @@ impl serde::Serialize for AFXDPMode<'_> {
 ///
 /// *Only when QEMU is built with* `CONFIG_AF_XDP`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NetdevAFXDPOptions<'a> {
     /// `ifname`: The name of an existing network interface.
     pub ifname: &'a str,
@@ -834,7 +826,6 @@ rt::serialize_as_map!(NetdevAFXDPOptions<'a>);
 ///
 /// Since: 2.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NetdevVhostUserOptions<'a> {
     /// `chardev`: name of a unix socket chardev
     pub chardev: &'a str,
@@ -869,7 +860,6 @@ rt::serialize_as_map!(NetdevVhostUserOptions<'a>);
 ///
 /// Since: 5.1
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NetdevVhostVDPAOptions<'a> {
     /// `vhostdev` (optional): path of vhost-vdpa device (default:'/dev/vhost-vdpa-0')
     pub vhostdev: Option<&'a str>,
@@ -916,7 +906,6 @@ rt::serialize_as_map!(NetdevVhostVDPAOptions<'a>);
 ///
 /// *Only when QEMU is built with* `CONFIG_VMNET`.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NetdevVmnetHostOptions<'a> {
     /// `start-address` (optional): The starting IPv4 address to use for the interface.
     /// Must be in the private IP range (RFC 1918).  Must be specified
@@ -982,7 +971,6 @@ rt::serialize_as_map!(NetdevVmnetHostOptions<'a>);
 ///
 /// *Only when QEMU is built with* `CONFIG_VMNET`.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NetdevVmnetSharedOptions<'a> {
     /// `start-address` (optional): The starting IPv4 address to use for the interface.
     /// Must be in the private IP range (RFC 1918).  Must be specified
@@ -1041,7 +1029,6 @@ rt::serialize_as_map!(NetdevVmnetSharedOptions<'a>);
 ///
 /// *Only when QEMU is built with* `CONFIG_VMNET`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NetdevVmnetBridgedOptions<'a> {
     /// `ifname`: The name of the physical interface to be bridged.
     pub ifname: &'a str,
@@ -1072,7 +1059,6 @@ rt::serialize_as_map!(NetdevVmnetBridgedOptions<'a>);
 ///
 /// Since: 7.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NetdevStreamOptions<'a> {
     /// `addr`: socket address to listen on (server=true) or connect to
     /// (server=false)
@@ -1137,7 +1123,6 @@ rt::serialize_as_map!(NetdevStreamOptions<'a>);
 ///
 /// Since: 7.2
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NetdevDgramOptions<'a> {
     /// `local` (optional): local address
     pub local: Option<SocketAddress<'a>>,
@@ -1165,7 +1150,6 @@ rt::serialize_as_map!(NetdevDgramOptions<'a>);
 ///
 /// Since: 2.7
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum NetClientDriver<'a> {
     /// `none`
     None,
@@ -1311,6 +1295,13 @@ impl core::fmt::Display for NetClientDriver<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for NetClientDriver<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for NetClientDriver<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1328,7 +1319,6 @@ impl serde::Serialize for NetClientDriver<'_> {
 ///
 /// The member `type` selects the variant; [`NetdevBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Netdev<'a> {
     /// `id`: identifier for monitor commands.
     pub id: &'a str,
@@ -1340,7 +1330,6 @@ pub struct Netdev<'a> {
 
 /// The variants of [`Netdev`], selected by `type` (QAPI enum `NetClientDriver`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum NetdevBranch<'a> {
     /// `type: "none"`
     None,
@@ -1467,7 +1456,6 @@ rt::serialize_as_map!(Netdev<'a>);
 ///
 /// Since: 1.6
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum RxState<'a> {
     /// `normal`: filter assigned packets according to the mac-table
     Normal,
@@ -1526,6 +1514,13 @@ impl core::fmt::Display for RxState<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for RxState<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for RxState<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1541,7 +1536,6 @@ impl serde::Serialize for RxState<'_> {
 ///
 /// Since: 1.6
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RxFilterInfo<'a> {
     /// `name`: net client name
     pub name: JsonStr<'a>,
@@ -1689,7 +1683,6 @@ impl<'a> FromRawJson<'a> for RxFilterInfo<'a> {
 ///    }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryRxFilter<'a> {
     /// `name` (optional): net client name
     pub name: Option<&'a str>,
@@ -1736,7 +1729,6 @@ impl<'a> Command for QueryRxFilter<'a> {
 ///      "timestamp": { "seconds": 1368697518, "microseconds": 326866 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NicRxFilterChangedEvent<'a> {
     /// `name` (optional): net client name
     pub name: Option<JsonStr<'a>>,
@@ -1792,7 +1784,6 @@ impl<'a> EventData<'a> for NicRxFilterChangedEvent<'a> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AnnounceParameters<'a> {
     /// `initial`: Initial delay (in ms) before sending the first GARP/RARP
     /// announcement
@@ -1851,7 +1842,6 @@ rt::serialize_as_map!(AnnounceParameters<'a>);
 ///
 /// The arguments are a [`AnnounceParameters`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AnnounceSelf<'a>(pub AnnounceParameters<'a>);
 
 impl<'a> Command for AnnounceSelf<'a> {
@@ -1885,7 +1875,6 @@ impl<'a> Command for AnnounceSelf<'a> {
 ///      "timestamp": { "seconds": 1368697518, "microseconds": 326866 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct FailoverNegotiatedEvent<'a> {
     /// `device-id`: QEMU device id of the unplugged device
     pub device_id: JsonStr<'a>,
@@ -1950,7 +1939,6 @@ impl<'a> EventData<'a> for FailoverNegotiatedEvent<'a> {
 ///      "timestamp": { "seconds": 1666269706, "microseconds": 413651 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NetdevStreamConnectedEvent<'a> {
     /// `netdev-id`: QEMU netdev id that is connected
     pub netdev_id: JsonStr<'a>,
@@ -2011,7 +1999,6 @@ impl<'a> EventData<'a> for NetdevStreamConnectedEvent<'a> {
 ///      "timestamp": {"seconds": 1663330937, "microseconds": 526695} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NetdevStreamDisconnectedEvent<'a> {
     /// `netdev-id`: QEMU netdev id that is disconnected
     pub netdev_id: JsonStr<'a>,
@@ -2066,7 +2053,6 @@ impl<'a> EventData<'a> for NetdevStreamDisconnectedEvent<'a> {
 ///      "data": { "netdev-id": "netdev0", "chardev-id": "chr0" } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NetdevVhostUserConnectedEvent<'a> {
     /// `netdev-id`: QEMU netdev id that is connected
     pub netdev_id: JsonStr<'a>,
@@ -2127,7 +2113,6 @@ impl<'a> EventData<'a> for NetdevVhostUserConnectedEvent<'a> {
 ///      "data": { "netdev-id": "netdev0" } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NetdevVhostUserDisconnectedEvent<'a> {
     /// `netdev-id`: QEMU netdev id that is disconnected
     pub netdev_id: JsonStr<'a>,

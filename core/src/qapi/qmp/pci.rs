@@ -11,7 +11,6 @@ use super::*;
 ///
 /// Since: 0.14
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PciMemoryRange {
     /// `base`: the starting address (guest physical)
     pub base: i64,
@@ -57,7 +56,6 @@ impl<'a> FromRawJson<'a> for PciMemoryRange {
 ///
 /// Since: 0.14
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PciMemoryRegion<'a> {
     /// `bar`: the index of the Base Address Register for this region
     pub bar: i64,
@@ -132,7 +130,6 @@ impl<'a> FromRawJson<'a> for PciMemoryRegion<'a> {
 ///
 /// Since: 2.4
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PciBusInfo {
     /// `number`: primary bus interface number.  This should be the number of
     /// the bus the device resides on.
@@ -208,7 +205,6 @@ impl<'a> FromRawJson<'a> for PciBusInfo {
 ///
 /// Since: 0.14
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PciBridgeInfo<'a> {
     /// `bus`: information about the bus the device resides on
     pub bus: PciBusInfo,
@@ -256,7 +252,6 @@ impl<'a> FromRawJson<'a> for PciBridgeInfo<'a> {
 ///
 /// Since: 2.4
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PciDeviceClass<'a> {
     /// `desc` (optional): a string description of the device's class (not stable, and
     /// should only be treated as informational)
@@ -305,7 +300,6 @@ impl<'a> FromRawJson<'a> for PciDeviceClass<'a> {
 ///
 /// Since: 2.4
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PciDeviceId {
     /// `device`: the PCI device id
     pub device: i64,
@@ -369,7 +363,6 @@ impl<'a> FromRawJson<'a> for PciDeviceId {
 ///
 /// Since: 0.14
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PciDeviceInfo<'a> {
     /// `bus`: the bus number of the device
     pub bus: i64,
@@ -467,7 +460,6 @@ impl<'a> FromRawJson<'a> for PciDeviceInfo<'a> {
 ///
 /// Since: 0.14
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PciInfo<'a> {
     /// `bus`: the bus index
     pub bus: i64,
@@ -647,7 +639,6 @@ impl<'a> FromRawJson<'a> for PciInfo<'a> {
 /// This example has been shortened as the real response is too long.
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryPci;
 
 impl Command for QueryPci {

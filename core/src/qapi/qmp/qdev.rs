@@ -13,7 +13,6 @@ use super::*;
 ///
 /// Since: 1.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DeviceListProperties<'a> {
     /// `typename`: the type name of a device
     pub typename: &'a str,
@@ -74,7 +73,6 @@ impl<'a> Command for DeviceListProperties<'a> {
 /// Feature `json-cli`: If present, the "-device" command line option supports JSON syntax with a structure identical to the arguments of this command.
 /// Feature `json-cli-hotplug`: If present, the "-device" command line option supports JSON syntax without the reference counting leak that broke hot-unplug
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DeviceAdd<'a> {
     /// `driver`: the name of the new device's driver
     pub driver: &'a str,
@@ -136,7 +134,6 @@ impl<'a> Command for DeviceAdd<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DeviceDel<'a> {
     /// `id`: the device's ID or QOM path
     pub id: &'a str,
@@ -183,7 +180,6 @@ impl<'a> Command for DeviceDel<'a> {
 ///      "timestamp": { "seconds": 1265044230, "microseconds": 450486 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DeviceDeletedEvent<'a> {
     /// `device` (optional): the device's ID if it has one
     pub device: Option<JsonStr<'a>>,
@@ -248,7 +244,6 @@ impl<'a> EventData<'a> for DeviceDeletedEvent<'a> {
 ///      "timestamp": { "seconds": 1615570772, "microseconds": 202844 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DeviceUnplugGuestErrorEvent<'a> {
     /// `device` (optional): the device's ID if it has one
     pub device: Option<JsonStr<'a>>,
@@ -313,7 +308,6 @@ impl<'a> EventData<'a> for DeviceUnplugGuestErrorEvent<'a> {
 ///
 /// **Unstable**: The command is experimental.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DeviceSyncConfig<'a> {
     /// `id`: the device's ID or QOM path
     pub id: &'a str,

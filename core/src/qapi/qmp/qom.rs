@@ -9,7 +9,6 @@ use super::*;
 ///
 /// Since: 1.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ObjectPropertyInfo<'a> {
     /// `name`: the name of the property
     pub name: JsonStr<'a>,
@@ -97,7 +96,6 @@ impl<'a> FromRawJson<'a> for ObjectPropertyInfo<'a> {
 ///                  { "name": "mon0", "type": "child<chardev-stdio>" } ] }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QomList<'a> {
     /// `path`: the path within the object model.  See @qom-get for a
     /// description of this parameter.
@@ -157,7 +155,6 @@ impl<'a> Command for QomList<'a> {
 /// <- { "return": "System" }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QomGet<'a> {
     /// `path`: The path within the object model.  There are two forms of
     /// supported paths--absolute and partial paths.
@@ -220,7 +217,6 @@ impl<'a> Command for QomGet<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QomSet<'a> {
     /// `path`: see @qom-get for a description of this parameter
     pub path: &'a str,
@@ -263,7 +259,6 @@ impl<'a> Command for QomSet<'a> {
 ///
 /// Since: 1.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ObjectTypeInfo<'a> {
     /// `name`: the type name found in the search
     pub name: JsonStr<'a>,
@@ -322,7 +317,6 @@ impl<'a> FromRawJson<'a> for ObjectTypeInfo<'a> {
 ///
 /// Since: 1.1
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QomListTypes<'a> {
     /// `implements` (optional): if specified, only return types that implement this
     /// type name
@@ -372,7 +366,6 @@ impl<'a> Command for QomListTypes<'a> {
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QomListProperties<'a> {
     /// `typename`: the type name of an object
     pub typename: &'a str,
@@ -410,7 +403,6 @@ impl<'a> Command for QomListProperties<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_LINUX`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CanHostSocketcanProperties<'a> {
     /// `if`: interface name of the host system CAN bus to connect to
     pub r#if: &'a str,
@@ -435,7 +427,6 @@ rt::serialize_as_map!(CanHostSocketcanProperties<'a>);
 ///
 /// Since: 2.8
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ColoCompareProperties<'a> {
     /// `primary_in`: name of the character device backend to use for the
     /// primary input (incoming packets are redirected to @outdev)
@@ -503,7 +494,6 @@ rt::serialize_as_map!(ColoCompareProperties<'a>);
 ///
 /// Since: 2.8
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CryptodevBackendProperties {
     /// `queues` (optional): the number of queues for the cryptodev backend.  Ignored
     /// for cryptodev-backend and must be 1 for
@@ -540,7 +530,6 @@ rt::serialize_as_map!(CryptodevBackendProperties);
 ///
 /// *Only when QEMU is built with* `CONFIG_VHOST_CRYPTO`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CryptodevVhostUserProperties<'a> {
     /// `queues` (optional): the number of queues for the cryptodev backend.  Ignored
     /// for cryptodev-backend and must be 1 for
@@ -579,7 +568,6 @@ rt::serialize_as_map!(CryptodevVhostUserProperties<'a>);
 ///
 /// Since: 5.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DBusVMStateProperties<'a> {
     /// `addr`: the name of the DBus bus to connect to
     pub addr: &'a str,
@@ -607,7 +595,6 @@ rt::serialize_as_map!(DBusVMStateProperties<'a>);
 ///
 /// Since: 5.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum NetfilterInsert<'a> {
     /// `before`: insert before the specified filter
     Before,
@@ -662,6 +649,13 @@ impl core::fmt::Display for NetfilterInsert<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for NetfilterInsert<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for NetfilterInsert<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -677,7 +671,6 @@ impl serde::Serialize for NetfilterInsert<'_> {
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NetfilterProperties<'a> {
     /// `netdev`: id of the network device backend to filter
     pub netdev: &'a str,
@@ -727,7 +720,6 @@ rt::serialize_as_map!(NetfilterProperties<'a>);
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct FilterBufferProperties<'a> {
     /// `netdev`: id of the network device backend to filter
     pub netdev: &'a str,
@@ -782,7 +774,6 @@ rt::serialize_as_map!(FilterBufferProperties<'a>);
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct FilterDumpProperties<'a> {
     /// `netdev`: id of the network device backend to filter
     pub netdev: &'a str,
@@ -841,7 +832,6 @@ rt::serialize_as_map!(FilterDumpProperties<'a>);
 ///
 /// Since: 2.6
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct FilterMirrorProperties<'a> {
     /// `netdev`: id of the network device backend to filter
     pub netdev: &'a str,
@@ -904,7 +894,6 @@ rt::serialize_as_map!(FilterMirrorProperties<'a>);
 ///
 /// Since: 2.6
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct FilterRedirectorProperties<'a> {
     /// `netdev`: id of the network device backend to filter
     pub netdev: &'a str,
@@ -972,7 +961,6 @@ rt::serialize_as_map!(FilterRedirectorProperties<'a>);
 ///
 /// Since: 2.8
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct FilterRewriterProperties<'a> {
     /// `netdev`: id of the network device backend to filter
     pub netdev: &'a str,
@@ -1028,7 +1016,6 @@ rt::serialize_as_map!(FilterRewriterProperties<'a>);
 ///
 /// Since: 4.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct InputBarrierProperties<'a> {
     /// `name`: the screen name as declared in the screens section of
     /// barrier.conf
@@ -1084,7 +1071,6 @@ rt::serialize_as_map!(InputBarrierProperties<'a>);
 ///
 /// *Only when QEMU is built with* `CONFIG_LINUX`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct InputLinuxProperties<'a> {
     /// `evdev`: the path of the host evdev device to use
     pub evdev: &'a str,
@@ -1122,7 +1108,6 @@ rt::serialize_as_map!(InputLinuxProperties<'a>);
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct EventLoopBaseProperties {
     /// `aio-max-batch` (optional): maximum number of requests in a batch for the AIO
     /// engine, 0 means that the engine will use its default.
@@ -1190,7 +1175,6 @@ impl<'a> FromRawJson<'a> for EventLoopBaseProperties {
 ///
 /// Since: 2.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct IothreadProperties {
     /// `aio-max-batch` (optional): maximum number of requests in a batch for the AIO
     /// engine, 0 means that the engine will use its default.
@@ -1248,7 +1232,6 @@ rt::serialize_as_map!(IothreadProperties);
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MainLoopProperties {
     /// `aio-max-batch` (optional): maximum number of requests in a batch for the AIO
     /// engine, 0 means that the engine will use its default.
@@ -1291,7 +1274,6 @@ rt::serialize_as_map!(MainLoopProperties);
 ///
 /// Since: 2.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MemoryBackendProperties<'a> {
     /// `dump` (optional): if true, include the memory in core dumps (default depends on
     /// the machine type)
@@ -1373,7 +1355,6 @@ rt::serialize_as_map!(MemoryBackendProperties<'a>);
 ///
 /// Since: 2.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MemoryBackendFileProperties<'a> {
     /// `dump` (optional): if true, include the memory in core dumps (default depends on
     /// the machine type)
@@ -1522,7 +1503,6 @@ rt::serialize_as_map!(MemoryBackendFileProperties<'a>);
 ///
 /// *Only when QEMU is built with* `CONFIG_LINUX`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MemoryBackendMemfdProperties<'a> {
     /// `dump` (optional): if true, include the memory in core dumps (default depends on
     /// the machine type)
@@ -1629,7 +1609,6 @@ rt::serialize_as_map!(MemoryBackendMemfdProperties<'a>);
 ///
 /// *Only when QEMU is built with* `CONFIG_POSIX`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MemoryBackendShmProperties<'a> {
     /// `dump` (optional): if true, include the memory in core dumps (default depends on
     /// the machine type)
@@ -1717,7 +1696,6 @@ rt::serialize_as_map!(MemoryBackendShmProperties<'a>);
 ///
 /// *Only when QEMU is built with* `CONFIG_LINUX`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MemoryBackendEpcProperties<'a> {
     /// `dump` (optional): if true, include the memory in core dumps (default depends on
     /// the machine type)
@@ -1801,7 +1779,6 @@ rt::serialize_as_map!(MemoryBackendEpcProperties<'a>);
 ///
 /// *Only when QEMU is built with* `CONFIG_LINUX`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PrManagerHelperProperties<'a> {
     /// `path`: the path to a Unix domain socket for connecting to the
     /// external helper
@@ -1823,7 +1800,6 @@ rt::serialize_as_map!(PrManagerHelperProperties<'a>);
 ///
 /// Since: 6.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QtestProperties<'a> {
     /// `chardev`: the chardev to be used to receive qtest commands on.
     pub chardev: &'a str,
@@ -1849,7 +1825,6 @@ rt::serialize_as_map!(QtestProperties<'a>);
 ///
 /// Since: 6.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RemoteObjectProperties<'a> {
     /// `fd`: file descriptor name previously passed via 'getfd' command
     pub fd: &'a str,
@@ -1874,7 +1849,6 @@ rt::serialize_as_map!(RemoteObjectProperties<'a>);
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VfioUserServerProperties<'a> {
     /// `socket`: socket to be used by the libvfio-user library
     pub socket: SocketAddress<'a>,
@@ -1898,7 +1872,6 @@ rt::serialize_as_map!(VfioUserServerProperties<'a>);
 ///
 /// Since: 9.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct IOMMUFDProperties<'a> {
     /// `fd` (optional): file descriptor name previously passed via 'getfd' command,
     /// which represents a pre-opened /dev/iommu.  This allows the
@@ -1925,7 +1898,6 @@ rt::serialize_as_map!(IOMMUFDProperties<'a>);
 ///
 /// Since: 9.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AcpiGenericInitiatorProperties<'a> {
     /// `pci-dev`: PCI device ID to be associated with the node
     pub pci_dev: &'a str,
@@ -1949,7 +1921,6 @@ rt::serialize_as_map!(AcpiGenericInitiatorProperties<'a>);
 ///
 /// Since: 9.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AcpiGenericPortProperties<'a> {
     /// `pci-bus`: QOM path of the PCI bus of the hostbridge associated with
     /// this SRAT Generic Port Affinity Structure.  This is the same as
@@ -1997,7 +1968,6 @@ rt::serialize_as_map!(AcpiGenericPortProperties<'a>);
 ///
 /// Since: 1.3
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RngProperties {
     /// `opened` (optional): if true, the device is opened immediately when applying
     /// this option and will probably fail when processing the next
@@ -2025,7 +1995,6 @@ rt::serialize_as_map!(RngProperties);
 ///
 /// Since: 1.3
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RngEgdProperties<'a> {
     /// `opened` (optional): if true, the device is opened immediately when applying
     /// this option and will probably fail when processing the next
@@ -2059,7 +2028,6 @@ rt::serialize_as_map!(RngEgdProperties<'a>);
 ///
 /// *Only when QEMU is built with* `CONFIG_POSIX`.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RngRandomProperties<'a> {
     /// `opened` (optional): if true, the device is opened immediately when applying
     /// this option and will probably fail when processing the next
@@ -2093,7 +2061,6 @@ rt::serialize_as_map!(RngRandomProperties<'a>);
 ///
 /// Since: 9.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SevCommonProperties<'a> {
     /// `sev-device` (optional): SEV device to use (default: "/dev/sev")
     pub sev_device: Option<JsonStr<'a>>,
@@ -2162,7 +2129,6 @@ impl<'a> FromRawJson<'a> for SevCommonProperties<'a> {
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SevGuestProperties<'a> {
     /// `sev-device` (optional): SEV device to use (default: "/dev/sev")
     pub sev_device: Option<&'a str>,
@@ -2244,7 +2210,6 @@ rt::serialize_as_map!(SevGuestProperties<'a>);
 ///
 /// Since: 9.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SevSnpGuestProperties<'a> {
     /// `sev-device` (optional): SEV device to use (default: "/dev/sev")
     pub sev_device: Option<&'a str>,
@@ -2334,7 +2299,6 @@ rt::serialize_as_map!(SevSnpGuestProperties<'a>);
 ///
 /// Since: 7.2
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ThreadContextProperties<'a> {
     /// `cpu-affinity` (optional): the list of host CPU numbers used as CPU affinity for
     /// all threads created in the thread context (default: QEMU main
@@ -2366,7 +2330,6 @@ rt::serialize_as_map!(ThreadContextProperties<'a>);
 ///
 /// Since: 6.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ObjectType<'a> {
     /// `acpi-generic-initiator`
     AcpiGenericInitiator,
@@ -2681,6 +2644,13 @@ impl core::fmt::Display for ObjectType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for ObjectType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for ObjectType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -2698,7 +2668,6 @@ impl serde::Serialize for ObjectType<'_> {
 ///
 /// The member `qom-type` selects the variant; [`ObjectOptionsBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ObjectOptions<'a> {
     /// `id`: the name of the new object
     pub id: &'a str,
@@ -2710,7 +2679,6 @@ pub struct ObjectOptions<'a> {
 
 /// The variants of [`ObjectOptions`], selected by `qom-type` (QAPI enum `ObjectType`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ObjectOptionsBranch<'a> {
     /// `qom-type: "acpi-generic-initiator"`
     AcpiGenericInitiator(AcpiGenericInitiatorProperties<'a>),
@@ -2991,7 +2959,6 @@ rt::serialize_as_map!(ObjectOptions<'a>);
 ///
 /// The arguments are a [`ObjectOptions`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ObjectAdd<'a>(pub ObjectOptions<'a>);
 
 impl<'a> Command for ObjectAdd<'a> {
@@ -3023,7 +2990,6 @@ impl<'a> Command for ObjectAdd<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ObjectDel<'a> {
     /// `id`: the name of the QOM object to remove
     pub id: &'a str,

@@ -11,7 +11,6 @@ use super::*;
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ReplayMode<'a> {
     /// `none`: normal execution mode.  Replay or record are not enabled.
     None,
@@ -72,6 +71,13 @@ impl core::fmt::Display for ReplayMode<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for ReplayMode<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for ReplayMode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -87,7 +93,6 @@ impl serde::Serialize for ReplayMode<'_> {
 ///
 /// Since: 5.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ReplayInfo<'a> {
     /// `mode`: current mode.
     pub mode: ReplayMode<'a>,
@@ -152,7 +157,6 @@ impl<'a> FromRawJson<'a> for ReplayInfo<'a> {
 /// <- { "return": { "mode": "play", "filename": "log.rr", "icount": 220414 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryReplay;
 
 impl Command for QueryReplay {
@@ -187,7 +191,6 @@ impl Command for QueryReplay {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ReplayBreak {
     /// `icount`: instruction count to stop at
     pub icount: i64,
@@ -230,7 +233,6 @@ impl Command for ReplayBreak {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ReplayDeleteBreak;
 
 impl Command for ReplayDeleteBreak {
@@ -265,7 +267,6 @@ impl Command for ReplayDeleteBreak {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ReplaySeek {
     /// `icount`: target instruction count
     pub icount: i64,

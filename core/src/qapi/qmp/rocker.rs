@@ -11,7 +11,6 @@ use super::*;
 ///
 /// Since: 2.4
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RockerSwitch<'a> {
     /// `name`: switch name
     pub name: JsonStr<'a>,
@@ -71,7 +70,6 @@ impl<'a> FromRawJson<'a> for RockerSwitch<'a> {
 /// <- { "return": {"name": "sw1", "ports": 2, "id": 1327446905938}}
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryRocker<'a> {
     /// `name`: switch name
     pub name: &'a str,
@@ -107,7 +105,6 @@ impl<'a> Command for QueryRocker<'a> {
 ///
 /// Since: 2.4
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum RockerPortDuplex<'a> {
     /// `half`: half duplex
     Half,
@@ -162,6 +159,13 @@ impl core::fmt::Display for RockerPortDuplex<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for RockerPortDuplex<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for RockerPortDuplex<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -177,7 +181,6 @@ impl serde::Serialize for RockerPortDuplex<'_> {
 ///
 /// Since: 2.4
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum RockerPortAutoneg<'a> {
     /// `off`: autoneg is off
     Off,
@@ -232,6 +235,13 @@ impl core::fmt::Display for RockerPortAutoneg<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for RockerPortAutoneg<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for RockerPortAutoneg<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -247,7 +257,6 @@ impl serde::Serialize for RockerPortAutoneg<'_> {
 ///
 /// Since: 2.4
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RockerPort<'a> {
     /// `name`: port name
     pub name: JsonStr<'a>,
@@ -329,7 +338,6 @@ impl<'a> FromRawJson<'a> for RockerPort<'a> {
 ///    ]}
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryRockerPorts<'a> {
     /// `name`: port name
     pub name: &'a str,
@@ -368,7 +376,6 @@ impl<'a> Command for QueryRockerPorts<'a> {
 ///
 /// Since: 2.4
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RockerOfDpaFlowKey<'a> {
     /// `priority`: key priority, 0 being lowest priority
     pub priority: u32,
@@ -489,7 +496,6 @@ impl<'a> FromRawJson<'a> for RockerOfDpaFlowKey<'a> {
 ///
 /// Since: 2.4
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RockerOfDpaFlowMask<'a> {
     /// `in-pport` (optional): physical input port
     pub in_pport: Option<u32>,
@@ -582,7 +588,6 @@ impl<'a> FromRawJson<'a> for RockerOfDpaFlowMask<'a> {
 ///
 /// Since: 2.4
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RockerOfDpaFlowAction {
     /// `goto-tbl` (optional): next table ID
     pub goto_tbl: Option<u32>,
@@ -664,7 +669,6 @@ impl<'a> FromRawJson<'a> for RockerOfDpaFlowAction {
 ///
 /// Since: 2.4
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RockerOfDpaFlow<'a> {
     /// `cookie`: flow unique cookie ID
     pub cookie: u64,
@@ -744,7 +748,6 @@ impl<'a> FromRawJson<'a> for RockerOfDpaFlow<'a> {
 ///    ]}
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryRockerOfDpaFlows<'a> {
     /// `name`: switch name
     pub name: &'a str,
@@ -789,7 +792,6 @@ impl<'a> Command for QueryRockerOfDpaFlows<'a> {
 ///
 /// Since: 2.4
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RockerOfDpaGroup<'a> {
     /// `id`: group unique ID
     pub id: u32,
@@ -944,7 +946,6 @@ impl<'a> FromRawJson<'a> for RockerOfDpaGroup<'a> {
 ///    ]}
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryRockerOfDpaGroups<'a> {
     /// `name`: switch name
     pub name: &'a str,

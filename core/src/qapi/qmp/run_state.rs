@@ -9,7 +9,6 @@ use super::*;
 ///
 /// An enumeration of VM run states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum RunState<'a> {
     /// `debug`: QEMU is running on a debugger
     Debug,
@@ -147,6 +146,13 @@ impl core::fmt::Display for RunState<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for RunState<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for RunState<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -160,7 +166,6 @@ impl serde::Serialize for RunState<'_> {
 ///
 /// An enumeration of reasons for a Shutdown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ShutdownCause<'a> {
     /// `none`: No shutdown request pending
     None,
@@ -270,6 +275,13 @@ impl core::fmt::Display for ShutdownCause<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for ShutdownCause<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for ShutdownCause<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -285,7 +297,6 @@ impl serde::Serialize for ShutdownCause<'_> {
 ///
 /// Since: 0.14
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct StatusInfo<'a> {
     /// `running`: true if all VCPUs are runnable, false if not runnable
     pub running: bool,
@@ -340,7 +351,6 @@ impl<'a> FromRawJson<'a> for StatusInfo<'a> {
 ///                  "status": "running" } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryStatus;
 
 impl Command for QueryStatus {
@@ -376,7 +386,6 @@ impl Command for QueryStatus {
 ///      "timestamp": { "seconds": 1267040730, "microseconds": 682951 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ShutdownEvent<'a> {
     /// `guest`: If true, the shutdown was triggered by a guest request (such
     /// as a guest-initiated ACPI shutdown request or other
@@ -441,7 +450,6 @@ impl<'a> EventData<'a> for ShutdownEvent<'a> {
 ///      "timestamp": { "seconds": 1267040730, "microseconds": 682951 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PowerdownEvent;
 
 impl serde::Serialize for PowerdownEvent {
@@ -471,7 +479,6 @@ impl<'a> EventData<'a> for PowerdownEvent {
 ///      "timestamp": { "seconds": 1267041653, "microseconds": 9518 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ResetEvent<'a> {
     /// `guest`: If true, the reset was triggered by a guest request (such as
     /// a guest-initiated ACPI reboot request or other hardware-specific
@@ -534,7 +541,6 @@ impl<'a> EventData<'a> for ResetEvent<'a> {
 ///      "timestamp": { "seconds": 1267041730, "microseconds": 281295 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct StopEvent;
 
 impl serde::Serialize for StopEvent {
@@ -563,7 +569,6 @@ impl<'a> EventData<'a> for StopEvent {
 ///      "timestamp": { "seconds": 1271770767, "microseconds": 582542 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ResumeEvent;
 
 impl serde::Serialize for ResumeEvent {
@@ -593,7 +598,6 @@ impl<'a> EventData<'a> for ResumeEvent {
 ///      "timestamp": { "seconds": 1344456160, "microseconds": 309119 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SuspendEvent;
 
 impl serde::Serialize for SuspendEvent {
@@ -627,7 +631,6 @@ impl<'a> EventData<'a> for SuspendEvent {
 ///      "timestamp": { "seconds": 1344456160, "microseconds": 309119 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SuspendDiskEvent;
 
 impl serde::Serialize for SuspendDiskEvent {
@@ -657,7 +660,6 @@ impl<'a> EventData<'a> for SuspendDiskEvent {
 ///      "timestamp": { "seconds": 1344522075, "microseconds": 745528 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct WakeupEvent;
 
 impl serde::Serialize for WakeupEvent {
@@ -693,7 +695,6 @@ impl<'a> EventData<'a> for WakeupEvent {
 ///      "timestamp": { "seconds": 1267061043, "microseconds": 959568 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct WatchdogEvent<'a> {
     /// `action`: action that has been taken
     pub action: WatchdogAction<'a>,
@@ -742,7 +743,6 @@ impl<'a> EventData<'a> for WatchdogEvent<'a> {
 ///
 /// Since: 2.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum WatchdogAction<'a> {
     /// `reset`: system resets
     Reset,
@@ -827,6 +827,13 @@ impl core::fmt::Display for WatchdogAction<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for WatchdogAction<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for WatchdogAction<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -842,7 +849,6 @@ impl serde::Serialize for WatchdogAction<'_> {
 ///
 /// Since: 6.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum RebootAction<'a> {
     /// `reset`: Reset the VM
     Reset,
@@ -898,6 +904,13 @@ impl core::fmt::Display for RebootAction<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for RebootAction<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for RebootAction<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -913,7 +926,6 @@ impl serde::Serialize for RebootAction<'_> {
 ///
 /// Since: 6.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ShutdownAction<'a> {
     /// `poweroff`: Shutdown the VM and exit
     Poweroff,
@@ -968,6 +980,13 @@ impl core::fmt::Display for ShutdownAction<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for ShutdownAction<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for ShutdownAction<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -981,7 +1000,6 @@ impl serde::Serialize for ShutdownAction<'_> {
 ///
 /// Since: 6.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum PanicAction<'a> {
     /// `pause`: Pause the VM
     Pause,
@@ -1046,6 +1064,13 @@ impl core::fmt::Display for PanicAction<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for PanicAction<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for PanicAction<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1068,7 +1093,6 @@ impl serde::Serialize for PanicAction<'_> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct WatchdogSetAction<'a> {
     /// `action`: @WatchdogAction action taken when watchdog timer expires.
     pub action: WatchdogAction<'a>,
@@ -1115,7 +1139,6 @@ impl<'a> Command for WatchdogSetAction<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SetAction<'a> {
     /// `reboot` (optional): @RebootAction action taken on guest reboot.
     pub reboot: Option<RebootAction<'a>>,
@@ -1175,7 +1198,6 @@ impl<'a> Command for SetAction<'a> {
 ///      "timestamp": { "seconds": 1648245231, "microseconds": 900001 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestPanickedEvent<'a> {
     /// `action`: action that has been taken, currently always "pause"
     pub action: GuestPanicAction<'a>,
@@ -1238,7 +1260,6 @@ impl<'a> EventData<'a> for GuestPanickedEvent<'a> {
 ///      "timestamp": { "seconds": 1648245259, "microseconds": 893771 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestCrashloadedEvent<'a> {
     /// `action`: action that has been taken, currently always "run"
     pub action: GuestPanicAction<'a>,
@@ -1300,7 +1321,6 @@ impl<'a> EventData<'a> for GuestCrashloadedEvent<'a> {
 ///      "timestamp": { "seconds": 1648245259, "microseconds": 893771 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestPvshutdownEvent;
 
 impl serde::Serialize for GuestPvshutdownEvent {
@@ -1323,7 +1343,6 @@ impl<'a> EventData<'a> for GuestPvshutdownEvent {
 ///
 /// Since: 2.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum GuestPanicAction<'a> {
     /// `pause`: system pauses
     Pause,
@@ -1382,6 +1401,13 @@ impl core::fmt::Display for GuestPanicAction<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for GuestPanicAction<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for GuestPanicAction<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1397,7 +1423,6 @@ impl serde::Serialize for GuestPanicAction<'_> {
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum GuestPanicInformationType<'a> {
     /// `hyper-v`: hyper-v guest panic information type
     HyperV,
@@ -1452,6 +1477,13 @@ impl core::fmt::Display for GuestPanicInformationType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for GuestPanicInformationType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for GuestPanicInformationType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1469,7 +1501,6 @@ impl serde::Serialize for GuestPanicInformationType<'_> {
 ///
 /// The member `type` selects the variant; [`GuestPanicInformationBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestPanicInformation<'a> {
     /// `type`: Crash type that defines the hypervisor specific information
     ///
@@ -1479,7 +1510,6 @@ pub struct GuestPanicInformation<'a> {
 
 /// The variants of [`GuestPanicInformation`], selected by `type` (QAPI enum `GuestPanicInformationType`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum GuestPanicInformationBranch<'a> {
     /// `type: "hyper-v"`
     HyperV(GuestPanicInformationHyperV),
@@ -1553,7 +1583,6 @@ impl<'a> FromRawJson<'a> for GuestPanicInformation<'a> {
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestPanicInformationHyperV {
     /// `arg1`: for Windows, STOP code for the guest crash.  For Linux,
     /// an error code.
@@ -1623,7 +1652,6 @@ impl<'a> FromRawJson<'a> for GuestPanicInformationHyperV {
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum S390CrashReason<'a> {
     /// `unknown`: no crash reason was set
     Unknown,
@@ -1698,6 +1726,13 @@ impl core::fmt::Display for S390CrashReason<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for S390CrashReason<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for S390CrashReason<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1713,7 +1748,6 @@ impl serde::Serialize for S390CrashReason<'_> {
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GuestPanicInformationS390<'a> {
     /// `core`: core id of the CPU that crashed
     pub core: u32,
@@ -1781,7 +1815,6 @@ impl<'a> FromRawJson<'a> for GuestPanicInformationS390<'a> {
 ///      "timestamp": { "seconds": 1267061043, "microseconds": 959568 } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MemoryFailureEvent<'a> {
     /// `recipient`: recipient is defined as @MemoryFailureRecipient.
     pub recipient: MemoryFailureRecipient<'a>,
@@ -1841,7 +1874,6 @@ impl<'a> EventData<'a> for MemoryFailureEvent<'a> {
 ///
 /// Since: 5.2
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum MemoryFailureRecipient<'a> {
     /// `hypervisor`: memory failure at QEMU process address space.  (none
     /// guest memory, but used by QEMU itself).
@@ -1897,6 +1929,13 @@ impl core::fmt::Display for MemoryFailureRecipient<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for MemoryFailureRecipient<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for MemoryFailureRecipient<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1912,7 +1951,6 @@ impl serde::Serialize for MemoryFailureRecipient<'_> {
 ///
 /// Since: 5.2
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum MemoryFailureAction<'a> {
     /// `ignore`: the memory failure could be ignored.  This will only be the
     /// case for action-optional failures.
@@ -1982,6 +2020,13 @@ impl core::fmt::Display for MemoryFailureAction<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for MemoryFailureAction<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for MemoryFailureAction<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1997,7 +2042,6 @@ impl serde::Serialize for MemoryFailureAction<'_> {
 ///
 /// Since: 5.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MemoryFailureFlags {
     /// `action-required`: whether a memory failure event is action-required
     /// or action-optional (e.g. a failure during memory scrub).
@@ -2047,7 +2091,6 @@ impl<'a> FromRawJson<'a> for MemoryFailureFlags {
 ///
 /// Since: 7.2
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum NotifyVmexitOption<'a> {
     /// `run`: enable the feature, do nothing and continue if the notify VM
     /// exit happens.
@@ -2105,6 +2148,13 @@ impl core::fmt::Display for NotifyVmexitOption<'_> {
             NotifyVmexitOption::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
         }
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for NotifyVmexitOption<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
     }
 }
 

@@ -11,7 +11,6 @@ use super::*;
 ///
 /// Since: 2.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum NetworkAddressFamily<'a> {
     /// `ipv4`: IPV4 family
     Ipv4,
@@ -78,6 +77,13 @@ impl core::fmt::Display for NetworkAddressFamily<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for NetworkAddressFamily<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for NetworkAddressFamily<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -89,7 +95,6 @@ impl serde::Serialize for NetworkAddressFamily<'_> {
 
 /// QAPI struct `InetSocketAddressBase` (sockets).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct InetSocketAddressBase<'a> {
     /// `host`: host part of the address
     pub host: &'a str,
@@ -114,7 +119,6 @@ rt::serialize_as_map!(InetSocketAddressBase<'a>);
 ///
 /// Since: 1.3
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct InetSocketAddress<'a> {
     /// `host`: host part of the address
     pub host: JsonStr<'a>,
@@ -216,7 +220,6 @@ impl<'a> FromRawJson<'a> for InetSocketAddress<'a> {
 ///
 /// Since: 1.3
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct UnixSocketAddress<'a> {
     /// `path`: filesystem path to use
     pub path: JsonStr<'a>,
@@ -283,7 +286,6 @@ impl<'a> FromRawJson<'a> for UnixSocketAddress<'a> {
 ///
 /// Since: 2.8
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VsockSocketAddress<'a> {
     /// `cid`: unique host identifier
     pub cid: JsonStr<'a>,
@@ -329,7 +331,6 @@ impl<'a> FromRawJson<'a> for VsockSocketAddress<'a> {
 ///
 /// Since: 1.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct FdSocketAddress<'a> {
     /// `str`: decimal is for file descriptor number, otherwise it's a file
     /// descriptor name.  Named file descriptors are permitted in
@@ -371,7 +372,6 @@ impl<'a> FromRawJson<'a> for FdSocketAddress<'a> {
 ///
 /// Since: 1.3
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct InetSocketAddressWrapper<'a> {
     /// `data`: internet domain socket address
     pub data: InetSocketAddress<'a>,
@@ -390,7 +390,6 @@ rt::serialize_as_map!(InetSocketAddressWrapper<'a>);
 ///
 /// Since: 1.3
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct UnixSocketAddressWrapper<'a> {
     /// `data`: UNIX domain socket address
     pub data: UnixSocketAddress<'a>,
@@ -409,7 +408,6 @@ rt::serialize_as_map!(UnixSocketAddressWrapper<'a>);
 ///
 /// Since: 2.8
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VsockSocketAddressWrapper<'a> {
     /// `data`: VSOCK domain socket address
     pub data: VsockSocketAddress<'a>,
@@ -428,7 +426,6 @@ rt::serialize_as_map!(VsockSocketAddressWrapper<'a>);
 ///
 /// Since: 1.3
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct FdSocketAddressWrapper<'a> {
     /// `data`: file descriptor name or number
     pub data: FdSocketAddress<'a>,
@@ -452,7 +449,6 @@ rt::serialize_as_map!(FdSocketAddressWrapper<'a>);
 ///
 /// The member `type` selects the variant; [`SocketAddressLegacyBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SocketAddressLegacy<'a> {
     /// `type`: Transport type
     ///
@@ -462,7 +458,6 @@ pub struct SocketAddressLegacy<'a> {
 
 /// The variants of [`SocketAddressLegacy`], selected by `type` (QAPI enum `SocketAddressType`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SocketAddressLegacyBranch<'a> {
     /// `type: "inet"`
     Inet(InetSocketAddressWrapper<'a>),
@@ -519,7 +514,6 @@ rt::serialize_as_map!(SocketAddressLegacy<'a>);
 ///
 /// Since: 2.9
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SocketAddressType<'a> {
     /// `inet`: Internet address
     Inet,
@@ -582,6 +576,13 @@ impl core::fmt::Display for SocketAddressType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for SocketAddressType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for SocketAddressType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -600,7 +601,6 @@ impl serde::Serialize for SocketAddressType<'_> {
 ///
 /// The member `type` selects the variant; [`SocketAddressBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SocketAddress<'a> {
     /// `type`: Transport type
     ///
@@ -610,7 +610,6 @@ pub struct SocketAddress<'a> {
 
 /// The variants of [`SocketAddress`], selected by `type` (QAPI enum `SocketAddressType`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SocketAddressBranch<'a> {
     /// `type: "inet"`
     Inet(InetSocketAddress<'a>),

@@ -11,7 +11,6 @@ use super::*;
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum StatsType<'a> {
     /// `cumulative`: stat is cumulative; value can only increase.
     Cumulative,
@@ -85,6 +84,13 @@ impl core::fmt::Display for StatsType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for StatsType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for StatsType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -100,7 +106,6 @@ impl serde::Serialize for StatsType<'_> {
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum StatsUnit<'a> {
     /// `bytes`: stat reported in bytes.
     Bytes,
@@ -163,6 +168,13 @@ impl core::fmt::Display for StatsUnit<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for StatsUnit<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for StatsUnit<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -178,7 +190,6 @@ impl serde::Serialize for StatsUnit<'_> {
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum StatsProvider<'a> {
     /// `kvm`: since 7.1
     Kvm,
@@ -233,6 +244,13 @@ impl core::fmt::Display for StatsProvider<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for StatsProvider<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for StatsProvider<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -248,7 +266,6 @@ impl serde::Serialize for StatsProvider<'_> {
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum StatsTarget<'a> {
     /// `vm`: statistics that apply to the entire virtual machine or the
     /// entire QEMU process.
@@ -308,6 +325,13 @@ impl core::fmt::Display for StatsTarget<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for StatsTarget<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for StatsTarget<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -324,7 +348,6 @@ impl serde::Serialize for StatsTarget<'_> {
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct StatsRequest<'a> {
     /// `provider`: provider for which to return statistics.
     pub provider: StatsProvider<'a>,
@@ -348,7 +371,6 @@ rt::serialize_as_map!(StatsRequest<'a>);
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct StatsVCPUFilter<'a> {
     /// `vcpus` (optional): list of QOM paths for the desired vCPU objects.
     pub vcpus: Option<&'a [&'a str]>,
@@ -375,7 +397,6 @@ rt::serialize_as_map!(StatsVCPUFilter<'a>);
 ///
 /// The member `target` selects the variant; [`StatsFilterBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct StatsFilter<'a> {
     /// `providers` (optional): which providers to request statistics from, and
     /// optionally which named values to return within each provider
@@ -388,7 +409,6 @@ pub struct StatsFilter<'a> {
 
 /// The variants of [`StatsFilter`], selected by `target` (QAPI enum `StatsTarget`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum StatsFilterBranch<'a> {
     /// `target: "vm"`
     Vm,
@@ -438,7 +458,6 @@ rt::serialize_as_map!(StatsFilter<'a>);
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum StatsValue<'a> {
     /// `scalar`: single unsigned 64-bit integers.
     Scalar(u64),
@@ -474,7 +493,6 @@ impl<'a> FromRawJson<'a> for StatsValue<'a> {
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Stats<'a> {
     /// `name`: name of stat.
     pub name: JsonStr<'a>,
@@ -518,7 +536,6 @@ impl<'a> FromRawJson<'a> for Stats<'a> {
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct StatsResult<'a> {
     /// `provider`: provider for this set of statistics.
     pub provider: StatsProvider<'a>,
@@ -581,7 +598,6 @@ impl<'a> FromRawJson<'a> for StatsResult<'a> {
 ///
 /// The arguments are a [`StatsFilter`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryStats<'a>(pub StatsFilter<'a>);
 
 impl<'a> Command for QueryStats<'a> {
@@ -605,7 +621,6 @@ impl<'a> Command for QueryStats<'a> {
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct StatsSchemaValue<'a> {
     /// `name`: name of the statistic; each element of the schema is uniquely
     /// identified by a target, a provider (both available in
@@ -690,7 +705,6 @@ impl<'a> FromRawJson<'a> for StatsSchemaValue<'a> {
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct StatsSchema<'a> {
     /// `provider`: provider for this set of statistics.
     pub provider: StatsProvider<'a>,
@@ -755,7 +769,6 @@ impl<'a> FromRawJson<'a> for StatsSchema<'a> {
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryStatsSchemas<'a> {
     /// `provider` (optional): a provider to restrict the query to.
     pub provider: Option<StatsProvider<'a>>,

@@ -13,7 +13,6 @@ use super::*;
 ///
 /// *Only when QEMU is built with* `CONFIG_TPM`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum TpmModel<'a> {
     /// `tpm-tis`: TPM TIS model
     TpmTis,
@@ -72,6 +71,13 @@ impl core::fmt::Display for TpmModel<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for TpmModel<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for TpmModel<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -97,7 +103,6 @@ impl serde::Serialize for TpmModel<'_> {
 ///
 /// *Only when QEMU is built with* `CONFIG_TPM`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryTpmModels;
 
 impl Command for QueryTpmModels {
@@ -123,7 +128,6 @@ impl Command for QueryTpmModels {
 ///
 /// *Only when QEMU is built with* `CONFIG_TPM`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum TpmType<'a> {
     /// `passthrough`: TPM passthrough type
     Passthrough,
@@ -178,6 +182,13 @@ impl core::fmt::Display for TpmType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for TpmType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for TpmType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -203,7 +214,6 @@ impl serde::Serialize for TpmType<'_> {
 ///
 /// *Only when QEMU is built with* `CONFIG_TPM`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryTpmTypes;
 
 impl Command for QueryTpmTypes {
@@ -229,7 +239,6 @@ impl Command for QueryTpmTypes {
 ///
 /// *Only when QEMU is built with* `CONFIG_TPM`.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TPMPassthroughOptions<'a> {
     /// `path` (optional): string describing the path used for accessing the TPM device
     pub path: Option<JsonStr<'a>>,
@@ -282,7 +291,6 @@ impl<'a> FromRawJson<'a> for TPMPassthroughOptions<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_TPM`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TPMEmulatorOptions<'a> {
     /// `chardev`: Name of a unix socket chardev
     pub chardev: JsonStr<'a>,
@@ -322,7 +330,6 @@ impl<'a> FromRawJson<'a> for TPMEmulatorOptions<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_TPM`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TPMPassthroughOptionsWrapper<'a> {
     /// `data`: Information about the TPM passthrough type
     pub data: TPMPassthroughOptions<'a>,
@@ -362,7 +369,6 @@ impl<'a> FromRawJson<'a> for TPMPassthroughOptionsWrapper<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_TPM`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TPMEmulatorOptionsWrapper<'a> {
     /// `data`: Information about the TPM emulator type
     pub data: TPMEmulatorOptions<'a>,
@@ -407,7 +413,6 @@ impl<'a> FromRawJson<'a> for TPMEmulatorOptionsWrapper<'a> {
 ///
 /// The member `type` selects the variant; [`TpmTypeOptionsBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TpmTypeOptions<'a> {
     /// `type`: - 'passthrough' The configuration options for the TPM passthrough type - 'emulator' The configuration options for TPM emulator backend type
     ///
@@ -417,7 +422,6 @@ pub struct TpmTypeOptions<'a> {
 
 /// The variants of [`TpmTypeOptions`], selected by `type` (QAPI enum `TpmType`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum TpmTypeOptionsBranch<'a> {
     /// `type: "passthrough"`
     Passthrough(TPMPassthroughOptionsWrapper<'a>),
@@ -487,7 +491,6 @@ impl<'a> FromRawJson<'a> for TpmTypeOptions<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_TPM`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TPMInfo<'a> {
     /// `id`: The Id of the TPM
     pub id: JsonStr<'a>,
@@ -560,7 +563,6 @@ impl<'a> FromRawJson<'a> for TPMInfo<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_TPM`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryTpm;
 
 impl Command for QueryTpm {

@@ -11,7 +11,6 @@ use super::*;
 ///
 /// Since: 2.2
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum TraceEventState<'a> {
     /// `unavailable`: The event is statically disabled.
     Unavailable,
@@ -70,6 +69,13 @@ impl core::fmt::Display for TraceEventState<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for TraceEventState<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for TraceEventState<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -85,7 +91,6 @@ impl serde::Serialize for TraceEventState<'_> {
 ///
 /// Since: 2.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TraceEventInfo<'a> {
     /// `name`: Event name.
     pub name: JsonStr<'a>,
@@ -140,7 +145,6 @@ impl<'a> FromRawJson<'a> for TraceEventInfo<'a> {
 /// <- { "return": [ { "name": "qemu_memalign", "state": "disabled", "vcpu": false } ] }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TraceEventGetState<'a> {
     /// `name`: Event name pattern (case-sensitive glob).
     pub name: &'a str,
@@ -183,7 +187,6 @@ impl<'a> Command for TraceEventGetState<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TraceEventSetState<'a> {
     /// `name`: Event name pattern (case-sensitive glob).
     pub name: &'a str,

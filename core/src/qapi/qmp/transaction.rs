@@ -11,7 +11,6 @@ use super::*;
 ///
 /// Since: 1.6
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Abort {}
 
 impl SerializeMembers for Abort {
@@ -28,7 +27,6 @@ rt::serialize_as_map!(Abort);
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ActionCompletionMode<'a> {
     /// `individual`: Do not attempt to cancel any other Actions if any
     /// Actions fail after the Transaction request succeeds.  All
@@ -89,6 +87,13 @@ impl core::fmt::Display for ActionCompletionMode<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for ActionCompletionMode<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for ActionCompletionMode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -102,7 +107,6 @@ impl serde::Serialize for ActionCompletionMode<'_> {
 ///
 /// Since: 1.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum TransactionActionKind<'a> {
     /// `abort`: Since 1.6
     Abort,
@@ -216,6 +220,13 @@ impl core::fmt::Display for TransactionActionKind<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for TransactionActionKind<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for TransactionActionKind<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -229,7 +240,6 @@ impl serde::Serialize for TransactionActionKind<'_> {
 ///
 /// Since: 1.6
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AbortWrapper {
     /// `data`
     pub data: Abort,
@@ -248,7 +258,6 @@ rt::serialize_as_map!(AbortWrapper);
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockDirtyBitmapAddWrapper<'a> {
     /// `data`
     pub data: BlockDirtyBitmapAdd<'a>,
@@ -267,7 +276,6 @@ rt::serialize_as_map!(BlockDirtyBitmapAddWrapper<'a>);
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockDirtyBitmapWrapper<'a> {
     /// `data`
     pub data: BlockDirtyBitmap<'a>,
@@ -286,7 +294,6 @@ rt::serialize_as_map!(BlockDirtyBitmapWrapper<'a>);
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockDirtyBitmapMergeWrapper<'a> {
     /// `data`
     pub data: BlockDirtyBitmapMerge<'a>,
@@ -305,7 +312,6 @@ rt::serialize_as_map!(BlockDirtyBitmapMergeWrapper<'a>);
 ///
 /// Since: 2.3
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevBackupWrapper<'a> {
     /// `data`
     pub data: BlockdevBackup<'a>,
@@ -324,7 +330,6 @@ rt::serialize_as_map!(BlockdevBackupWrapper<'a>);
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevSnapshotWrapper<'a> {
     /// `data`
     pub data: BlockdevSnapshot<'a>,
@@ -343,7 +348,6 @@ rt::serialize_as_map!(BlockdevSnapshotWrapper<'a>);
 ///
 /// Since: 1.7
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevSnapshotInternalWrapper<'a> {
     /// `data`
     pub data: BlockdevSnapshotInternal<'a>,
@@ -362,7 +366,6 @@ rt::serialize_as_map!(BlockdevSnapshotInternalWrapper<'a>);
 ///
 /// Since: 1.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BlockdevSnapshotSyncWrapper<'a> {
     /// `data`
     pub data: BlockdevSnapshotSync<'a>,
@@ -381,7 +384,6 @@ rt::serialize_as_map!(BlockdevSnapshotSyncWrapper<'a>);
 ///
 /// Since: 1.6
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DriveBackupWrapper<'a> {
     /// `data`
     pub data: DriveBackup<'a>,
@@ -405,7 +407,6 @@ rt::serialize_as_map!(DriveBackupWrapper<'a>);
 ///
 /// The member `type` selects the variant; [`TransactionActionBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TransactionAction<'a> {
     /// `type`: the operation to be performed
     ///
@@ -415,7 +416,6 @@ pub struct TransactionAction<'a> {
 
 /// The variants of [`TransactionAction`], selected by `type` (QAPI enum `TransactionActionKind`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum TransactionActionBranch<'a> {
     /// `type: "abort"`
     Abort(AbortWrapper),
@@ -528,7 +528,6 @@ rt::serialize_as_map!(TransactionAction<'a>);
 ///
 /// Since: 2.5
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TransactionProperties<'a> {
     /// `completion-mode` (optional): Controls how jobs launched asynchronously by
     /// Actions will complete or fail as a group.  See
@@ -602,7 +601,6 @@ rt::serialize_as_map!(TransactionProperties<'a>);
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Transaction<'a> {
     /// `actions`: List of @TransactionAction; information needed for the
     /// respective operations.

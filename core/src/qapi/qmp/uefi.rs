@@ -12,7 +12,6 @@ use super::*;
 ///
 /// Since: 10.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct UefiVariable<'a> {
     /// `guid`: variable namespace GUID
     pub guid: JsonStr<'a>,
@@ -93,7 +92,6 @@ impl<'a> FromRawJson<'a> for UefiVariable<'a> {
 ///
 /// Since: 10.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct UefiVarStore<'a> {
     /// `version`: currently always 2
     pub version: i64,

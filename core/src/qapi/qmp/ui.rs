@@ -11,7 +11,6 @@ use super::*;
 ///
 /// Since: 7.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum DisplayProtocol<'a> {
     /// `vnc`
     Vnc,
@@ -66,6 +65,13 @@ impl core::fmt::Display for DisplayProtocol<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for DisplayProtocol<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for DisplayProtocol<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -82,7 +88,6 @@ impl serde::Serialize for DisplayProtocol<'_> {
 ///
 /// Since: 7.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SetPasswordAction<'a> {
     /// `keep`: maintain existing clients
     Keep,
@@ -141,6 +146,13 @@ impl core::fmt::Display for SetPasswordAction<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for SetPasswordAction<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for SetPasswordAction<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -158,7 +170,6 @@ impl serde::Serialize for SetPasswordAction<'_> {
 ///
 /// The member `protocol` selects the variant; [`SetPasswordOptionsBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SetPasswordOptions<'a> {
     /// `password`: the new password
     pub password: &'a str,
@@ -174,7 +185,6 @@ pub struct SetPasswordOptions<'a> {
 
 /// The variants of [`SetPasswordOptions`], selected by `protocol` (QAPI enum `DisplayProtocol`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SetPasswordOptionsBranch<'a> {
     /// `protocol: "vnc"`
     Vnc(SetPasswordOptionsVnc<'a>),
@@ -224,7 +234,6 @@ rt::serialize_as_map!(SetPasswordOptions<'a>);
 ///
 /// Since: 7.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SetPasswordOptionsVnc<'a> {
     /// `display` (optional): The id of the display where the password should be
     /// changed.  Defaults to the first.
@@ -259,7 +268,6 @@ rt::serialize_as_map!(SetPasswordOptionsVnc<'a>);
 ///
 /// The arguments are a [`SetPasswordOptions`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SetPassword<'a>(pub SetPasswordOptions<'a>);
 
 impl<'a> Command for SetPassword<'a> {
@@ -291,7 +299,6 @@ impl<'a> Command for SetPassword<'a> {
 ///
 /// The member `protocol` selects the variant; [`ExpirePasswordOptionsBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ExpirePasswordOptions<'a> {
     /// `time`: when to expire the password.
     ///
@@ -308,7 +315,6 @@ pub struct ExpirePasswordOptions<'a> {
 
 /// The variants of [`ExpirePasswordOptions`], selected by `protocol` (QAPI enum `DisplayProtocol`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ExpirePasswordOptionsBranch<'a> {
     /// `protocol: "vnc"`
     Vnc(ExpirePasswordOptionsVnc<'a>),
@@ -357,7 +363,6 @@ rt::serialize_as_map!(ExpirePasswordOptions<'a>);
 ///
 /// Since: 7.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ExpirePasswordOptionsVnc<'a> {
     /// `display` (optional): The id of the display where the expiration should be
     /// changed.  Defaults to the first.
@@ -392,7 +397,6 @@ rt::serialize_as_map!(ExpirePasswordOptionsVnc<'a>);
 ///
 /// The arguments are a [`ExpirePasswordOptions`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ExpirePassword<'a>(pub ExpirePasswordOptions<'a>);
 
 impl<'a> Command for ExpirePassword<'a> {
@@ -416,7 +420,6 @@ impl<'a> Command for ExpirePassword<'a> {
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ImageFormat<'a> {
     /// `ppm`: PPM format
     Ppm,
@@ -471,6 +474,13 @@ impl core::fmt::Display for ImageFormat<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for ImageFormat<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for ImageFormat<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -495,7 +505,6 @@ impl serde::Serialize for ImageFormat<'_> {
 ///
 /// *Only when QEMU is built with* `CONFIG_PIXMAN`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Screendump<'a> {
     /// `filename`: the path of a new file to store the image
     pub filename: &'a str,
@@ -553,7 +562,6 @@ impl<'a> Command for Screendump<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_SPICE`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SpiceBasicInfo<'a> {
     /// `host`: IP address
     pub host: JsonStr<'a>,
@@ -607,7 +615,6 @@ impl<'a> FromRawJson<'a> for SpiceBasicInfo<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_SPICE`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SpiceServerInfo<'a> {
     /// `host`: IP address
     pub host: JsonStr<'a>,
@@ -669,7 +676,6 @@ impl<'a> FromRawJson<'a> for SpiceServerInfo<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_SPICE`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SpiceChannel<'a> {
     /// `host`: IP address
     pub host: JsonStr<'a>,
@@ -752,7 +758,6 @@ impl<'a> FromRawJson<'a> for SpiceChannel<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_SPICE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SpiceQueryMouseMode<'a> {
     /// `client`: Mouse cursor position is determined by the client.
     Client,
@@ -812,6 +817,13 @@ impl core::fmt::Display for SpiceQueryMouseMode<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for SpiceQueryMouseMode<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for SpiceQueryMouseMode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -829,7 +841,6 @@ impl serde::Serialize for SpiceQueryMouseMode<'_> {
 ///
 /// *Only when QEMU is built with* `CONFIG_SPICE`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SpiceInfo<'a> {
     /// `enabled`: true if the SPICE server is enabled, false otherwise
     pub enabled: bool,
@@ -980,7 +991,6 @@ impl<'a> FromRawJson<'a> for SpiceInfo<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_SPICE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QuerySpice;
 
 impl Command for QuerySpice {
@@ -1016,7 +1026,6 @@ impl Command for QuerySpice {
 ///
 /// *Only when QEMU is built with* `CONFIG_SPICE`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SpiceConnectedEvent<'a> {
     /// `server`: server information
     pub server: SpiceBasicInfo<'a>,
@@ -1085,7 +1094,6 @@ impl<'a> EventData<'a> for SpiceConnectedEvent<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_SPICE`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SpiceInitializedEvent<'a> {
     /// `server`: server information
     pub server: SpiceServerInfo<'a>,
@@ -1151,7 +1159,6 @@ impl<'a> EventData<'a> for SpiceInitializedEvent<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_SPICE`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SpiceDisconnectedEvent<'a> {
     /// `server`: server information
     pub server: SpiceBasicInfo<'a>,
@@ -1213,7 +1220,6 @@ impl<'a> EventData<'a> for SpiceDisconnectedEvent<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_SPICE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SpiceMigrateCompletedEvent;
 
 impl serde::Serialize for SpiceMigrateCompletedEvent {
@@ -1238,7 +1244,6 @@ impl<'a> EventData<'a> for SpiceMigrateCompletedEvent {
 ///
 /// *Only when QEMU is built with* `CONFIG_VNC`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VncBasicInfo<'a> {
     /// `host`: IP address
     pub host: JsonStr<'a>,
@@ -1300,7 +1305,6 @@ impl<'a> FromRawJson<'a> for VncBasicInfo<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_VNC`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VncServerInfo<'a> {
     /// `host`: IP address
     pub host: JsonStr<'a>,
@@ -1371,7 +1375,6 @@ impl<'a> FromRawJson<'a> for VncServerInfo<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_VNC`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VncClientInfo<'a> {
     /// `host`: IP address
     pub host: JsonStr<'a>,
@@ -1451,7 +1454,6 @@ impl<'a> FromRawJson<'a> for VncClientInfo<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_VNC`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VncInfo<'a> {
     /// `enabled`: true if the VNC server is enabled, false otherwise
     pub enabled: bool,
@@ -1558,7 +1560,6 @@ impl<'a> FromRawJson<'a> for VncInfo<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_VNC`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum VncPrimaryAuth<'a> {
     /// `none`
     None,
@@ -1643,6 +1644,13 @@ impl core::fmt::Display for VncPrimaryAuth<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for VncPrimaryAuth<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for VncPrimaryAuth<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1660,7 +1668,6 @@ impl serde::Serialize for VncPrimaryAuth<'_> {
 ///
 /// *Only when QEMU is built with* `CONFIG_VNC`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum VncVencryptSubAuth<'a> {
     /// `plain`
     Plain,
@@ -1753,6 +1760,13 @@ impl core::fmt::Display for VncVencryptSubAuth<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for VncVencryptSubAuth<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for VncVencryptSubAuth<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1770,7 +1784,6 @@ impl serde::Serialize for VncVencryptSubAuth<'_> {
 ///
 /// *Only when QEMU is built with* `CONFIG_VNC`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VncServerInfo2<'a> {
     /// `host`: IP address
     pub host: JsonStr<'a>,
@@ -1847,7 +1860,6 @@ impl<'a> FromRawJson<'a> for VncServerInfo2<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_VNC`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VncInfo2<'a> {
     /// `id`: vnc server name.
     pub id: JsonStr<'a>,
@@ -1952,7 +1964,6 @@ impl<'a> FromRawJson<'a> for VncInfo2<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_VNC`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryVnc;
 
 impl Command for QueryVnc {
@@ -1980,7 +1991,6 @@ impl Command for QueryVnc {
 ///
 /// *Only when QEMU is built with* `CONFIG_VNC`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryVncServers;
 
 impl Command for QueryVncServers {
@@ -2006,7 +2016,6 @@ impl Command for QueryVncServers {
 ///
 /// *Only when QEMU is built with* `CONFIG_VNC`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ChangeVncPassword<'a> {
     /// `password`: the new password to use with VNC authentication
     pub password: &'a str,
@@ -2058,7 +2067,6 @@ impl<'a> Command for ChangeVncPassword<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_VNC`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VncConnectedEvent<'a> {
     /// `server`: server information
     pub server: VncServerInfo<'a>,
@@ -2126,7 +2134,6 @@ impl<'a> EventData<'a> for VncConnectedEvent<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_VNC`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VncInitializedEvent<'a> {
     /// `server`: server information
     pub server: VncServerInfo<'a>,
@@ -2193,7 +2200,6 @@ impl<'a> EventData<'a> for VncInitializedEvent<'a> {
 ///
 /// *Only when QEMU is built with* `CONFIG_VNC`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VncDisconnectedEvent<'a> {
     /// `server`: server information
     pub server: VncServerInfo<'a>,
@@ -2247,7 +2253,6 @@ impl<'a> EventData<'a> for VncDisconnectedEvent<'a> {
 ///
 /// Since: 0.14
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MouseInfo<'a> {
     /// `name`: the name of the mouse device
     pub name: JsonStr<'a>,
@@ -2328,7 +2333,6 @@ impl<'a> FromRawJson<'a> for MouseInfo<'a> {
 ///    }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryMice;
 
 impl Command for QueryMice {
@@ -2360,7 +2364,6 @@ impl Command for QueryMice {
 ///
 /// Since: 1.3
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QKeyCode<'a> {
     /// `unmapped`: since 2.0
     Unmapped,
@@ -3218,6 +3221,13 @@ impl core::fmt::Display for QKeyCode<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for QKeyCode<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for QKeyCode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -3231,7 +3241,6 @@ impl serde::Serialize for QKeyCode<'_> {
 ///
 /// Since: 1.3
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum KeyValueKind<'a> {
     /// `number`
     Number,
@@ -3286,6 +3295,13 @@ impl core::fmt::Display for KeyValueKind<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for KeyValueKind<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for KeyValueKind<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -3299,7 +3315,6 @@ impl serde::Serialize for KeyValueKind<'_> {
 ///
 /// Since: 1.3
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct IntWrapper {
     /// `data`: a numeric key code
     pub data: i64,
@@ -3318,7 +3333,6 @@ rt::serialize_as_map!(IntWrapper);
 ///
 /// Since: 1.3
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QKeyCodeWrapper<'a> {
     /// `data`: An enumeration of key name
     pub data: QKeyCode<'a>,
@@ -3341,7 +3355,6 @@ rt::serialize_as_map!(QKeyCodeWrapper<'a>);
 ///
 /// The member `type` selects the variant; [`KeyValueBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct KeyValue<'a> {
     /// `type`: key encoding
     ///
@@ -3351,7 +3364,6 @@ pub struct KeyValue<'a> {
 
 /// The variants of [`KeyValue`], selected by `type` (QAPI enum `KeyValueKind`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum KeyValueBranch<'a> {
     /// `type: "number"`
     Number(IntWrapper),
@@ -3409,7 +3421,6 @@ rt::serialize_as_map!(KeyValue<'a>);
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SendKey<'a> {
     /// `keys`: An array of @KeyValue elements.  All @KeyValues in this array
     /// are simultaneously sent to the guest.  A @KeyValue.number value
@@ -3454,7 +3465,6 @@ impl<'a> Command for SendKey<'a> {
 ///
 /// Since: 2.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum InputButton<'a> {
     /// `left`
     Left,
@@ -3552,6 +3562,13 @@ impl core::fmt::Display for InputButton<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for InputButton<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for InputButton<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -3567,7 +3584,6 @@ impl serde::Serialize for InputButton<'_> {
 ///
 /// Since: 2.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum InputAxis<'a> {
     /// `x`
     X,
@@ -3622,6 +3638,13 @@ impl core::fmt::Display for InputAxis<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for InputAxis<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for InputAxis<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -3637,7 +3660,6 @@ impl serde::Serialize for InputAxis<'_> {
 ///
 /// Since: 8.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum InputMultiTouchType<'a> {
     /// `begin`: A new touch event sequence has just started.
     Begin,
@@ -3704,6 +3726,13 @@ impl core::fmt::Display for InputMultiTouchType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for InputMultiTouchType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for InputMultiTouchType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -3719,7 +3748,6 @@ impl serde::Serialize for InputMultiTouchType<'_> {
 ///
 /// Since: 2.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct InputKeyEvent<'a> {
     /// `key`: Which key this event is for.
     pub key: KeyValue<'a>,
@@ -3743,7 +3771,6 @@ rt::serialize_as_map!(InputKeyEvent<'a>);
 ///
 /// Since: 2.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct InputBtnEvent<'a> {
     /// `button`: Which button this event is for.
     pub button: InputButton<'a>,
@@ -3767,7 +3794,6 @@ rt::serialize_as_map!(InputBtnEvent<'a>);
 ///
 /// Since: 2.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct InputMoveEvent<'a> {
     /// `axis`: Which axis is referenced by @value.
     pub axis: InputAxis<'a>,
@@ -3792,7 +3818,6 @@ rt::serialize_as_map!(InputMoveEvent<'a>);
 ///
 /// Since: 8.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct InputMultiTouchEvent<'a> {
     /// `type`: The type of multi-touch event.
     pub r#type: InputMultiTouchType<'a>,
@@ -3824,7 +3849,6 @@ rt::serialize_as_map!(InputMultiTouchEvent<'a>);
 ///
 /// Since: 2.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum InputEventKind<'a> {
     /// `key`: a keyboard input event
     Key,
@@ -3891,6 +3915,13 @@ impl core::fmt::Display for InputEventKind<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for InputEventKind<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for InputEventKind<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -3904,7 +3935,6 @@ impl serde::Serialize for InputEventKind<'_> {
 ///
 /// Since: 2.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct InputKeyEventWrapper<'a> {
     /// `data`: Keyboard input event
     pub data: InputKeyEvent<'a>,
@@ -3923,7 +3953,6 @@ rt::serialize_as_map!(InputKeyEventWrapper<'a>);
 ///
 /// Since: 2.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct InputBtnEventWrapper<'a> {
     /// `data`: Pointer button input event
     pub data: InputBtnEvent<'a>,
@@ -3942,7 +3971,6 @@ rt::serialize_as_map!(InputBtnEventWrapper<'a>);
 ///
 /// Since: 2.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct InputMoveEventWrapper<'a> {
     /// `data`: Pointer motion input event
     pub data: InputMoveEvent<'a>,
@@ -3961,7 +3989,6 @@ rt::serialize_as_map!(InputMoveEventWrapper<'a>);
 ///
 /// Since: 8.1
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct InputMultiTouchEventWrapper<'a> {
     /// `data`: MultiTouch input event
     pub data: InputMultiTouchEvent<'a>,
@@ -3984,7 +4011,6 @@ rt::serialize_as_map!(InputMultiTouchEventWrapper<'a>);
 ///
 /// The member `type` selects the variant; [`InputEventBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct InputEvent<'a> {
     /// `type`: the type of input event
     ///
@@ -3994,7 +4020,6 @@ pub struct InputEvent<'a> {
 
 /// The variants of [`InputEvent`], selected by `type` (QAPI enum `InputEventKind`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum InputEventBranch<'a> {
     /// `type: "key"`
     Key(InputKeyEventWrapper<'a>),
@@ -4107,7 +4132,6 @@ rt::serialize_as_map!(InputEvent<'a>);
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct InputSendEvent<'a> {
     /// `device` (optional): display device to send event(s) to.
     pub device: Option<&'a str>,
@@ -4154,7 +4178,6 @@ impl<'a> Command for InputSendEvent<'a> {
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DisplayGTK {
     /// `grab-on-hover` (optional): Grab keyboard input on mouse hover.
     pub grab_on_hover: Option<bool>,
@@ -4228,7 +4251,6 @@ impl<'a> FromRawJson<'a> for DisplayGTK {
 ///
 /// Since: 3.1
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DisplayEGLHeadless<'a> {
     /// `rendernode` (optional): Which DRM render node should be used.  Default is the
     /// first available node on the host.
@@ -4271,7 +4293,6 @@ impl<'a> FromRawJson<'a> for DisplayEGLHeadless<'a> {
 ///
 /// Since: 7.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DisplayDBus<'a> {
     /// `rendernode` (optional): Which DRM render node should be used.  Default is the
     /// first available node on the host.
@@ -4339,7 +4360,6 @@ impl<'a> FromRawJson<'a> for DisplayDBus<'a> {
 ///
 /// Since: 3.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum DisplayGLMode<'a> {
     /// `off`: Disable OpenGL (default).
     Off,
@@ -4404,6 +4424,13 @@ impl core::fmt::Display for DisplayGLMode<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for DisplayGLMode<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for DisplayGLMode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -4419,7 +4446,6 @@ impl serde::Serialize for DisplayGLMode<'_> {
 ///
 /// Since: 4.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DisplayCurses<'a> {
     /// `charset` (optional): Font charset used by guest (default: CP437).
     pub charset: Option<JsonStr<'a>>,
@@ -4459,7 +4485,6 @@ impl<'a> FromRawJson<'a> for DisplayCurses<'a> {
 ///
 /// Since: 7.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DisplayCocoa {
     /// `left-command-key` (optional): Enable/disable forwarding of left command key to
     /// guest.  Allows command-tab window switching on the host without
@@ -4547,7 +4572,6 @@ impl<'a> FromRawJson<'a> for DisplayCocoa {
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum HotKeyMod<'a> {
     /// `lctrl-lalt`
     LctrlLalt,
@@ -4606,6 +4630,13 @@ impl core::fmt::Display for HotKeyMod<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for HotKeyMod<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for HotKeyMod<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -4621,7 +4652,6 @@ impl serde::Serialize for HotKeyMod<'_> {
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DisplaySDL<'a> {
     /// `grab-mod` (optional): Modifier keys that should be pressed together with the
     /// "G" key to release the mouse grab.
@@ -4664,7 +4694,6 @@ impl<'a> FromRawJson<'a> for DisplaySDL<'a> {
 ///
 /// Since: 2.12
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum DisplayType<'a> {
     /// `default`: The default user interface, selecting from the first
     /// available of gtk, sdl, cocoa, and vnc.
@@ -4783,6 +4812,13 @@ impl core::fmt::Display for DisplayType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for DisplayType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for DisplayType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -4800,7 +4836,6 @@ impl serde::Serialize for DisplayType<'_> {
 ///
 /// The member `type` selects the variant; [`DisplayOptionsBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DisplayOptions<'a> {
     /// `full-screen` (optional): Start user interface in fullscreen mode
     /// (default: off).
@@ -4821,7 +4856,6 @@ pub struct DisplayOptions<'a> {
 
 /// The variants of [`DisplayOptions`], selected by `type` (QAPI enum `DisplayType`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum DisplayOptionsBranch<'a> {
     /// `type: "default"`
     Default,
@@ -4980,7 +5014,6 @@ impl<'a> FromRawJson<'a> for DisplayOptions<'a> {
 ///
 /// Since: 3.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryDisplayOptions;
 
 impl Command for QueryDisplayOptions {
@@ -5004,7 +5037,6 @@ impl Command for QueryDisplayOptions {
 ///
 /// Since: 6.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum DisplayReloadType<'a> {
     /// `vnc`: VNC display
     Vnc,
@@ -5055,6 +5087,13 @@ impl core::fmt::Display for DisplayReloadType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for DisplayReloadType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for DisplayReloadType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -5070,7 +5109,6 @@ impl serde::Serialize for DisplayReloadType<'_> {
 ///
 /// Since: 6.0
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DisplayReloadOptionsVNC {
     /// `tls-certs` (optional): reload tls certs or not.
     pub tls_certs: Option<bool>,
@@ -5095,7 +5133,6 @@ rt::serialize_as_map!(DisplayReloadOptionsVNC);
 ///
 /// The member `type` selects the variant; [`DisplayReloadOptionsBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DisplayReloadOptions<'a> {
     /// `type`: Specify the display type.
     ///
@@ -5105,7 +5142,6 @@ pub struct DisplayReloadOptions<'a> {
 
 /// The variants of [`DisplayReloadOptions`], selected by `type` (QAPI enum `DisplayReloadType`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum DisplayReloadOptionsBranch<'a> {
     /// `type: "vnc"`
     Vnc(DisplayReloadOptionsVNC),
@@ -5159,7 +5195,6 @@ rt::serialize_as_map!(DisplayReloadOptions<'a>);
 ///
 /// The arguments are a [`DisplayReloadOptions`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DisplayReload<'a>(pub DisplayReloadOptions<'a>);
 
 impl<'a> Command for DisplayReload<'a> {
@@ -5183,7 +5218,6 @@ impl<'a> Command for DisplayReload<'a> {
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum DisplayUpdateType<'a> {
     /// `vnc`: VNC display
     Vnc,
@@ -5234,6 +5268,13 @@ impl core::fmt::Display for DisplayUpdateType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for DisplayUpdateType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for DisplayUpdateType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -5249,7 +5290,6 @@ impl serde::Serialize for DisplayUpdateType<'_> {
 ///
 /// Since: 7.1
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DisplayUpdateOptionsVNC<'a> {
     /// `addresses` (optional): If specified, change set of addresses to listen for
     /// connections.  Addresses configured for websockets are not
@@ -5276,7 +5316,6 @@ rt::serialize_as_map!(DisplayUpdateOptionsVNC<'a>);
 ///
 /// The member `type` selects the variant; [`DisplayUpdateOptionsBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DisplayUpdateOptions<'a> {
     /// `type`: Specify the display type.
     ///
@@ -5286,7 +5325,6 @@ pub struct DisplayUpdateOptions<'a> {
 
 /// The variants of [`DisplayUpdateOptions`], selected by `type` (QAPI enum `DisplayUpdateType`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum DisplayUpdateOptionsBranch<'a> {
     /// `type: "vnc"`
     Vnc(DisplayUpdateOptionsVNC<'a>),
@@ -5342,7 +5380,6 @@ rt::serialize_as_map!(DisplayUpdateOptions<'a>);
 ///
 /// The arguments are a [`DisplayUpdateOptions`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DisplayUpdate<'a>(pub DisplayUpdateOptions<'a>);
 
 impl<'a> Command for DisplayUpdate<'a> {
@@ -5377,7 +5414,6 @@ impl<'a> Command for DisplayUpdate<'a> {
 /// <- { "return": {} }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ClientMigrateInfo<'a> {
     /// `protocol`: must be "spice"
     pub protocol: &'a str,

@@ -11,7 +11,6 @@ use super::*;
 ///
 /// Since: 9.1
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QapiVfioMigrationState<'a> {
     /// `stop`: The device is stopped.
     Stop,
@@ -99,6 +98,13 @@ impl core::fmt::Display for QapiVfioMigrationState<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for QapiVfioMigrationState<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for QapiVfioMigrationState<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -124,7 +130,6 @@ impl serde::Serialize for QapiVfioMigrationState<'_> {
 ///          "device-state": "stop" } }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VfioMigrationEvent<'a> {
     /// `device-id`: The device's id, if it has one.
     pub device_id: JsonStr<'a>,

@@ -11,7 +11,6 @@ use super::*;
 ///
 /// Since: 7.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VirtioInfo<'a> {
     /// `path`: The VirtIODevice's canonical QOM path
     pub path: JsonStr<'a>,
@@ -89,7 +88,6 @@ impl<'a> FromRawJson<'a> for VirtioInfo<'a> {
 ///
 /// **Unstable**: This command is meant for debugging.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XQueryVirtio;
 
 impl Command for XQueryVirtio {
@@ -114,7 +112,6 @@ impl Command for XQueryVirtio {
 ///
 /// Since: 7.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VhostStatus<'a> {
     /// `n-mem-sections`: vhost_dev n_mem_sections
     pub n_mem_sections: i64,
@@ -232,7 +229,6 @@ impl<'a> FromRawJson<'a> for VhostStatus<'a> {
 ///
 /// Since: 7.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VirtioStatus<'a> {
     /// `name`: VirtIODevice name
     pub name: JsonStr<'a>,
@@ -645,7 +641,6 @@ impl<'a> FromRawJson<'a> for VirtioStatus<'a> {
 ///
 /// **Unstable**: This command is meant for debugging.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XQueryVirtioStatus<'a> {
     /// `path`: Canonical QOM path of the VirtIODevice
     pub path: &'a str,
@@ -682,7 +677,6 @@ impl<'a> Command for XQueryVirtioStatus<'a> {
 ///
 /// Since: 7.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VirtioDeviceStatus<'a> {
     /// `statuses`: List of decoded configuration statuses of the virtio
     /// device
@@ -735,7 +729,6 @@ impl<'a> FromRawJson<'a> for VirtioDeviceStatus<'a> {
 ///
 /// Since: 7.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VhostDeviceProtocols<'a> {
     /// `protocols`: List of decoded vhost user protocol features of a vhost
     /// user device
@@ -788,7 +781,6 @@ impl<'a> FromRawJson<'a> for VhostDeviceProtocols<'a> {
 ///
 /// Since: 7.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VirtioDeviceFeatures<'a> {
     /// `transports`: List of transport features of the virtio device
     pub transports: JsonArray<'a, JsonStr<'a>>,
@@ -849,7 +841,6 @@ impl<'a> FromRawJson<'a> for VirtioDeviceFeatures<'a> {
 ///
 /// Since: 7.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VirtQueueStatus<'a> {
     /// `name`: Name of the VirtIODevice that uses this VirtQueue
     pub name: JsonStr<'a>,
@@ -1045,7 +1036,6 @@ impl<'a> FromRawJson<'a> for VirtQueueStatus<'a> {
 ///
 /// **Unstable**: This command is meant for debugging.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XQueryVirtioQueueStatus<'a> {
     /// `path`: VirtIODevice canonical QOM path
     pub path: &'a str,
@@ -1085,7 +1075,6 @@ impl<'a> Command for XQueryVirtioQueueStatus<'a> {
 ///
 /// Since: 7.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VirtVhostQueueStatus<'a> {
     /// `name`: Name of the VirtIODevice that uses this vhost_virtqueue
     pub name: JsonStr<'a>,
@@ -1255,7 +1244,6 @@ impl<'a> FromRawJson<'a> for VirtVhostQueueStatus<'a> {
 ///
 /// **Unstable**: This command is meant for debugging.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XQueryVirtioVhostQueueStatus<'a> {
     /// `path`: VirtIODevice canonical QOM path
     pub path: &'a str,
@@ -1294,7 +1282,6 @@ impl<'a> Command for XQueryVirtioVhostQueueStatus<'a> {
 ///
 /// Since: 7.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VirtioRingDesc<'a> {
     /// `addr`: Guest physical address of the descriptor area
     pub addr: u64,
@@ -1346,7 +1333,6 @@ impl<'a> FromRawJson<'a> for VirtioRingDesc<'a> {
 ///
 /// Since: 7.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VirtioRingAvail {
     /// `flags`: VRingAvail flags
     pub flags: u16,
@@ -1398,7 +1384,6 @@ impl<'a> FromRawJson<'a> for VirtioRingAvail {
 ///
 /// Since: 7.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VirtioRingUsed {
     /// `flags`: VRingUsed flags
     pub flags: u16,
@@ -1445,7 +1430,6 @@ impl<'a> FromRawJson<'a> for VirtioRingUsed {
 ///
 /// Since: 7.2
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VirtioQueueElement<'a> {
     /// `name`: Name of the VirtIODevice that uses this VirtQueue
     pub name: JsonStr<'a>,
@@ -1607,7 +1591,6 @@ impl<'a> FromRawJson<'a> for VirtioQueueElement<'a> {
 ///
 /// **Unstable**: This command is meant for debugging.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct XQueryVirtioQueueElement<'a> {
     /// `path`: VirtIODevice canonical QOM path
     pub path: &'a str,
@@ -1652,7 +1635,6 @@ impl<'a> Command for XQueryVirtioQueueElement<'a> {
 ///
 /// Since: 9.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct IOThreadVirtQueueMapping<'a> {
     /// `iothread`: the id of IOThread object
     pub iothread: JsonStr<'a>,
@@ -1705,7 +1687,6 @@ impl<'a> FromRawJson<'a> for IOThreadVirtQueueMapping<'a> {
 ///
 /// Since: 9.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DummyVirtioForceArrays<'a> {
     /// `unused-iothread-vq-mapping`
     pub unused_iothread_vq_mapping: JsonArray<'a, IOThreadVirtQueueMapping<'a>>,
@@ -1748,7 +1729,6 @@ impl<'a> FromRawJson<'a> for DummyVirtioForceArrays<'a> {
 ///
 /// Since: 9.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum GranuleMode<'a> {
     /// `4k`: granule page size of 4KiB
     N4k,
@@ -1815,6 +1795,13 @@ impl core::fmt::Display for GranuleMode<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for GranuleMode<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for GranuleMode<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1828,7 +1815,6 @@ impl serde::Serialize for GranuleMode<'_> {
 ///
 /// Since: 9.2
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum VMAppleVirtioBlkVariant<'a> {
     /// `unspecified`: The default, not a valid setting.
     Unspecified,
@@ -1884,6 +1870,13 @@ impl core::fmt::Display for VMAppleVirtioBlkVariant<'_> {
             VMAppleVirtioBlkVariant::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
         }
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for VMAppleVirtioBlkVariant<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
     }
 }
 

@@ -12,7 +12,6 @@ use super::*;
 ///
 /// Since: 6.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum YankInstanceType<'a> {
     /// `block-node`
     BlockNode,
@@ -71,6 +70,13 @@ impl core::fmt::Display for YankInstanceType<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for YankInstanceType<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
+
 impl serde::Serialize for YankInstanceType<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -87,7 +93,6 @@ impl serde::Serialize for YankInstanceType<'_> {
 ///
 /// Since: 6.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct YankInstanceBlockNode<'a> {
     /// `node-name`: the name of the block graph node
     pub node_name: JsonStr<'a>,
@@ -128,7 +133,6 @@ impl<'a> FromRawJson<'a> for YankInstanceBlockNode<'a> {
 ///
 /// Since: 6.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct YankInstanceChardev<'a> {
     /// `id`: the chardev's ID
     pub id: JsonStr<'a>,
@@ -181,7 +185,6 @@ impl<'a> FromRawJson<'a> for YankInstanceChardev<'a> {
 ///
 /// The member `type` selects the variant; [`YankInstanceBranch`] holds it with the members that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct YankInstance<'a> {
     /// `type`: yank instance type
     ///
@@ -191,7 +194,6 @@ pub struct YankInstance<'a> {
 
 /// The variants of [`YankInstance`], selected by `type` (QAPI enum `YankInstanceType`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum YankInstanceBranch<'a> {
     /// `type: "block-node"`
     BlockNode(YankInstanceBlockNode<'a>),
@@ -279,7 +281,6 @@ impl<'a> FromRawJson<'a> for YankInstance<'a> {
 ///
 /// Since: 6.0
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Yank<'a> {
     /// `instances`: the instances to be yanked
     pub instances: &'a [YankInstance<'a>],
@@ -327,7 +328,6 @@ impl<'a> Command for Yank<'a> {
 ///
 /// Since: 6.0
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QueryYank;
 
 impl Command for QueryYank {
