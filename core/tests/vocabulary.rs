@@ -563,35 +563,37 @@ fn qga_cases() -> Vec<Case> {
             time: Some(1_700_000_000_000_000_000),
         }),
         case(&GuestGetTimezone),
-        case(&GuestExec {
+        case(&GuestExecCommand {
             path: "/bin/sh",
             arg: Some(&["-c", "echo hi"]),
             env: Some(&["LANG=C"]),
             input_data: Some("aGVsbG8K"),
-            capture_output: Some(GuestExecCaptureOutput::Mode("merged")),
+            capture_output: Some(GuestExecCaptureOutput::Mode(
+                GuestExecCaptureOutputMode::Merged,
+            )),
         }),
-        case(&GuestExecStatus { pid: 100 }),
+        case(&GuestExecStatusCommand { pid: 100 }),
         case(&GuestFileOpen {
             path: "/etc/hostname",
             mode: Some("r"),
         }),
         case(&GuestFileClose { handle: 1000 }),
-        case(&GuestFileRead {
+        case(&GuestFileReadCommand {
             handle: 1000,
             count: Some(4096),
         }),
-        case(&GuestFileWrite {
+        case(&GuestFileWriteCommand {
             handle: 1000,
             buf_b64: "aGVsbG8K",
             count: Some(6),
         }),
-        case(&GuestFileSeek {
+        case(&GuestFileSeekCommand {
             handle: 1000,
             offset: -6,
-            whence: GuestFileWhence::End,
+            whence: GuestFileWhence::Name(QGASeek::End),
         }),
         case(&GuestFileFlush { handle: 1000 }),
-        case(&GuestFsfreezeStatus),
+        case(&GuestFsfreezeStatusCommand),
         case(&GuestFsfreezeFreeze),
         case(&GuestFsfreezeFreezeList {
             mountpoints: Some(&["/", "/var"]),
@@ -1220,7 +1222,7 @@ fn guest_agent_arguments_are_as_qemu_ga_expects() {
         }
     }
     assert_eq!(
-        encode(GuestExec::new("/bin/true", &[]).arguments().unwrap()),
+        encode(GuestExecCommand::new("/bin/true", &[]).arguments().unwrap()),
         r#"{"path":"/bin/true","arg":[],"capture-output":true}"#
     );
     assert!(GuestShutdown::default().arguments().is_none());
@@ -1953,7 +1955,7 @@ fn raw(json: &str) -> RawJson<'_> {
 #[test]
 fn hand_written_replies_decode() {
     // Shapes from the QAPI definitions, for replies the vectors do not hold.
-    let status = GuestExecStatus::decode_response(raw(
+    let status = GuestExecStatusCommand::decode_response(raw(
         r#"{"exited": true, "exitcode": 0, "out-data": "aGkK", "out-truncated": false}"#,
     ))
     .unwrap();
@@ -1978,7 +1980,7 @@ fn hand_written_replies_decode() {
     assert_eq!(
         (
             address.ip_address.raw(),
-            address.ip_address_type.raw(),
+            address.ip_address_type.as_str(),
             address.prefix
         ),
         ("127.0.0.1", "ipv4", 8)
@@ -1997,17 +1999,21 @@ fn hand_written_replies_decode() {
         ("root", 1_700_000_000.25)
     );
 
-    let read =
-        GuestFileRead::decode_response(raw(r#"{"count": 3, "buf-b64": "aGkK", "eof": true}"#))
-            .unwrap();
+    let read = GuestFileReadCommand::decode_response(raw(
+        r#"{"count": 3, "buf-b64": "aGkK", "eof": true}"#,
+    ))
+    .unwrap();
     assert_eq!(
         (read.count, read.buf_b64.raw(), read.eof),
         (3, "aGkK", true)
     );
-    let seek = GuestFileSeek::decode_response(raw(r#"{"position": 10, "eof": false}"#)).unwrap();
+    let seek =
+        GuestFileSeekCommand::decode_response(raw(r#"{"position": 10, "eof": false}"#)).unwrap();
     assert_eq!((seek.position, seek.eof), (10, false));
     assert_eq!(
-        GuestFsfreezeStatus::decode_response(raw(r#""thawed""#)).unwrap(),
+        GuestFsfreezeStatusCommand::decode_response(raw(r#""thawed""#))
+            .unwrap()
+            .as_str(),
         "thawed"
     );
     let os = GuestGetOsinfo::decode_response(raw(
