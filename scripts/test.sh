@@ -115,7 +115,7 @@ RUSTDOCFLAGS="-Dwarnings" cargo doc --workspace --no-deps
 # 691 s, transcripts 574 s, fragmentation 218 s, the rest under a minute each (bad_replies
 # 26 s alone).
 MIRI_GROUP_A=(--lib --test vocabulary --test bad_replies)
-MIRI_GROUP_B=(--test edge_cases --test fragmentation --test guest_agent --test timeouts --test transcripts --test properties)
+MIRI_GROUP_B=(--test edge_cases --test fragmentation --test guest_agent --test timeouts --test transcripts --test properties --test qapi_tolerance)
 # Not under Miri: block_scanning compares the scanner's block fast path with its scalar
 # path, and Miri never takes the fast path (see Scanner::scan).
 MIRI_SKIPPED=(block_scanning)
