@@ -5,8 +5,10 @@
 //! [`Client::execute`](crate::client::Client::execute) takes any `Command`, and a reply is
 //! decoded with [`Command::decode_response`].
 //!
-//! The vocabulary here covers what VMM and orchestrator authors use daily. Anything else,
-//! and anything a newer QEMU adds, goes through the raw path
+//! The vocabulary here is hand-written and covers what VMM and orchestrator authors use
+//! daily; every command of QEMU's schema is typed in [`crate::qapi`], generated from it
+//! (events and guest-agent commands already come from there only). Anything else, and
+//! anything a newer QEMU adds, goes through the raw path
 //! ([`Client::execute_raw`](crate::client::Client::execute_raw) and
 //! [`RawJson`]), so a newer server never breaks parsing: response structs ignore members
 //! they do not know, enum-like fields are kept as strings, and lists are decoded lazily
