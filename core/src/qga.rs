@@ -1,13 +1,12 @@
 //! Typed QEMU Guest Agent (`qemu-ga`) commands: every command of QEMU's guest-agent
 //! schema, generated (see [`crate::qapi::qga`]) and re-exported here.
 //!
-//! They implement [`Command`](crate::commands::Command) like the QMP ones and go over the
+//! They implement [`Command`] like the QMP ones and go over the
 //! guest agent's channel (a virtio-serial port on the host side). The guest agent has no
 //! greeting and no capabilities negotiation; a session starts with
 //! [`GuestSyncDelimited`] (see [`crate::client`]). [`GuestShutdown`] and the
 //! `guest-suspend-*` commands do not answer on success
-//! ([`Command::REPLIES_ON_SUCCESS`](crate::commands::Command::REPLIES_ON_SUCCESS) is
-//! false).
+//! ([`Command::REPLIES_ON_SUCCESS`] is false).
 //!
 //! Response strings are [`JsonStr`](crate::json::JsonStr): borrowed from the receive
 //! buffer and still escaped. File and process data travel base64-encoded (`buf-b64`,

@@ -1346,7 +1346,7 @@ fn branches_list(branches: &[Branch]) -> String {
 }
 
 impl Gen<'_> {
-    /// The schema as data (`COMMANDS`, `EVENTS`, `TYPES` of [`qmp_core::qapi::info`]).
+    /// The schema as data (`COMMANDS`, `EVENTS`, `TYPES` of `qmp_core::qapi::info`).
     pub fn info(&self) -> String {
         let mut commands = String::from(
             "/// Every command of the schema.\npub static COMMANDS: &[CommandDoc] = &[\n",
