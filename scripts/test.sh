@@ -132,7 +132,7 @@ RUSTDOCFLAGS="-Dwarnings" cargo doc --workspace --no-deps
 # 691 s, transcripts 574 s, fragmentation 218 s, the rest under a minute each (bad_replies
 # 26 s alone).
 MIRI_GROUP_A=(--lib --test vocabulary --test bad_replies)
-MIRI_GROUP_B=(--test edge_cases --test fragmentation --test guest_agent --test timeouts --test transcripts --test properties)
+MIRI_GROUP_B=(--test edge_cases --test fragmentation --test guest_agent --test timeouts --test transcripts --test properties --test qapi_tolerance)
 for test_file in core/tests/*.rs; do
     name=$(basename "$test_file" .rs)
     if [[ " ${MIRI_GROUP_A[*]} ${MIRI_GROUP_B[*]} " != *" $name "* ]]; then

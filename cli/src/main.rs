@@ -9,6 +9,7 @@
 //! machine with nothing set up. See `qmp --help` and `cli/README.md`.
 
 mod arguments;
+mod docs;
 mod exit;
 mod interrupt;
 mod options;
@@ -281,6 +282,23 @@ pub(crate) fn load_schema(session: &Session) -> Result<Schema, Failure> {
 }
 
 fn schema_command(session: &Session, args: &SchemaArgs, style: Style) -> Result<(), Failure> {
+    if session.is_guest_agent() && !args.json {
+        // No introspection in the guest agent: QEMU's documentation, offline.
+        let vocabulary = docs::Vocabulary::GuestAgent;
+        let text = match &args.name {
+            Some(name) => docs::describe(vocabulary, name).ok_or_else(|| {
+                Failure::UnknownName(format!("{name}: not a guest-agent command"))
+            })?,
+            None => format!(
+                "guest-agent commands (from QEMU's schema; `guest-info` lists this agent's):\n  {}\n",
+                vocabulary.command_names().join("\n  ")
+            ),
+        };
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(terminal_safe(&text).as_bytes());
+        let _ = stdout.flush();
+        return Ok(());
+    }
     let schema = load_schema(session)?;
     let text = match (&args.name, args.json) {
         (None, false) => schema.overview(),
@@ -305,9 +323,16 @@ fn schema_command(session: &Session, args: &SchemaArgs, style: Style) -> Result<
             print_value(&Value::Array(entries), style);
             return Ok(());
         }
-        (Some(name), false) => schema
-            .describe(name, args.depth)
-            .map_err(|unknown| Failure::UnknownName(unknown.to_string()))?,
+        (Some(name), false) => {
+            let mut text = schema
+                .describe(name, args.depth)
+                .map_err(|unknown| Failure::UnknownName(unknown.to_string()))?;
+            if let Some(doc) = docs::describe(docs::Vocabulary::Qmp, name) {
+                text.push('\n');
+                text.push_str(&doc);
+            }
+            text
+        }
     };
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(terminal_safe(&text).as_bytes());

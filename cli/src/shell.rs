@@ -51,7 +51,8 @@ const TRANSACTION_BUILTINS: &[&str] = &[")", "commit", "abort"];
 const HELP_TEXT: &str = "\
   COMMAND key=value ...   run a QMP command (a.b=1 nests; values are JSON when they parse)
   {\"execute\": ...}        send a raw JSON request
-  help [NAME]             this text, or a command's or event's arguments from the schema
+  help [NAME]             this text, or a command's or event's arguments from the schema,
+                          with QEMU's documentation of it
   hmp HMP-COMMAND         run a human monitor command (e.g. hmp info block)
   transaction(            start a transaction: each next line is ACTION key=value ...
   )                       send the transaction (begin/commit/abort also work)
@@ -526,14 +527,22 @@ impl Shell<'_> {
             }
             ("help", [name]) => {
                 if self.schema.is_empty() {
-                    return Err(Failure::Usage(String::from(
-                        "no schema to describe commands with (the guest agent has none)",
-                    )));
+                    // The guest agent has no schema to ask: QEMU's documentation, offline.
+                    let text = crate::docs::describe(crate::docs::Vocabulary::GuestAgent, name)
+                        .ok_or_else(|| {
+                            Failure::Usage(format!("{name}: not a guest-agent command"))
+                        })?;
+                    self.print_text(&text);
+                    return Ok(Next::Continue);
                 }
-                let text = self
+                let mut text = self
                     .schema
                     .describe(name, 2)
                     .map_err(|unknown| Failure::Usage(unknown.to_string()))?;
+                if let Some(doc) = crate::docs::describe(crate::docs::Vocabulary::Qmp, name) {
+                    text.push('\n');
+                    text.push_str(&doc);
+                }
                 self.print_text(&text);
                 Ok(Next::Continue)
             }

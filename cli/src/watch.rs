@@ -617,15 +617,17 @@ impl Watcher<'_> {
                 }
             }
             DecodedEvent::BlockJobCompleted(completed) => {
-                let data = completed.0;
+                let data = completed;
                 let id = data.device.to_string();
                 if !self.wants_job(&id) {
                     return Ok(());
                 }
-                let job = self.track_job(&id, Some(&data.job_type.to_string()));
-                job.progress.update(data.offset, data.len, Instant::now());
-                job.bar.set_length(data.len);
-                job.bar.set_position(data.offset);
+                let job = self.track_job(&id, Some(&data.r#type.to_string()));
+                // QAPI's `int`: never negative here.
+                let (offset, len) = (unsigned(data.offset), unsigned(data.len));
+                job.progress.update(offset, len, Instant::now());
+                job.bar.set_length(len);
+                job.bar.set_position(offset);
                 let outcome = match data.error {
                     Some(error) => Outcome::Failed(error.to_string()),
                     None if job.aborting => {
@@ -636,13 +638,14 @@ impl Watcher<'_> {
                 finish_job(job, outcome);
             }
             DecodedEvent::BlockJobCancelled(cancelled) => {
-                let data = cancelled.0;
+                let data = cancelled;
                 let id = data.device.to_string();
                 if !self.wants_job(&id) {
                     return Ok(());
                 }
-                let job = self.track_job(&id, Some(&data.job_type.to_string()));
-                job.progress.update(data.offset, data.len, Instant::now());
+                let job = self.track_job(&id, Some(&data.r#type.to_string()));
+                job.progress
+                    .update(unsigned(data.offset), unsigned(data.len), Instant::now());
                 finish_job(job, Outcome::Cancelled);
             }
             DecodedEvent::BlockJobError(error) => {
@@ -655,7 +658,7 @@ impl Watcher<'_> {
                 }
             }
             DecodedEvent::BlockJobReady(ready) => {
-                let id = ready.0.device.to_string();
+                let id = ready.device.to_string();
                 if self.wants_job(&id) {
                     self.display
                         .note(&format!("job {id}: ready (waiting for job-complete)"));
@@ -911,6 +914,11 @@ fn set_migration_status(display: &Display, migration: &mut MigrationState, statu
         }
         migration.outcome = outcome;
     }
+}
+
+/// A QAPI `int` progress value as a count (negative ones, which QEMU never sends, as 0).
+fn unsigned(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod events;
 pub mod io;
 pub mod json;
 pub mod message;
+pub mod qapi;
 pub mod qga;
 pub mod time;
 

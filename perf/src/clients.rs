@@ -26,7 +26,7 @@ fn options(workload: Workload) -> ConnectOptions {
 
 /// Decodes the schema into qmp-core's typed entries; returns how many there are.
 fn count_schema(
-    schema: qmp_core::commands::LazyArray<'_, qmp_core::commands::SchemaInfo<'_>>,
+    schema: qmp_core::commands::JsonArray<'_, qmp_core::commands::SchemaInfo<'_>>,
 ) -> usize {
     schema
         .iter()

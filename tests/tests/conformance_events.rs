@@ -16,7 +16,8 @@ use qmp_std::qmp_core::commands::{
     QueryJobs, QueryStatus, Quit, Stop, SystemReset,
 };
 use qmp_std::qmp_core::events::{
-    BlockJobCompleted, BlockJobReady, EventData, JobStatusChangeEvent, ResetEvent, ShutdownEvent,
+    BlockJobCompletedEvent, BlockJobReadyEvent, EventData, JobStatusChangeEvent, ResetEvent,
+    ShutdownEvent,
 };
 use qmp_std::{CloseReason, Error, Event, Subscription};
 
@@ -34,7 +35,7 @@ fn job_status(event: &Event) -> String {
     let decoded = JobStatusChangeEvent::from_event(event.name(), event.data())
         .unwrap_or_else(|| panic!("{event:?} is not JOB_STATUS_CHANGE"))
         .unwrap_or_else(|error| panic!("{event:?} does not decode: {error}"));
-    decoded.status.chars().collect()
+    decoded.status.to_string()
 }
 
 /// Every event already queued, without waiting.
@@ -160,12 +161,12 @@ fn events_sent_before_a_reply_are_queued_when_the_call_returns() {
             "BLOCK_JOB_READY"
         ]
     );
-    let ready = BlockJobReady::from_event(before[3].name(), before[3].data())
+    let ready = BlockJobReadyEvent::from_event(before[3].name(), before[3].data())
         .unwrap()
         .unwrap();
-    assert_eq!(ready.0.device, "m0");
-    assert_eq!((ready.0.len, ready.0.offset), (4 << 20, 4 << 20));
-    assert_eq!(ready.0.job_type, "mirror");
+    assert_eq!(ready.device, "m0");
+    assert_eq!((ready.len, ready.offset), (4 << 20, 4 << 20));
+    assert_eq!(ready.r#type.as_str(), "mirror");
     let jobs_info = client.execute(&QueryBlockJobs).unwrap();
     let info = jobs_info.get().unwrap();
     let info: Vec<_> = info.iter().map(Result::unwrap).collect();
@@ -173,11 +174,11 @@ fn events_sent_before_a_reply_are_queued_when_the_call_returns() {
     assert!(info[0].ready);
     client.execute(&BlockJobComplete { device: "m0" }).unwrap();
     let completed = events.recv_named("BLOCK_JOB_COMPLETED", WAIT).unwrap();
-    let completed = BlockJobCompleted::from_event(completed.name(), completed.data())
+    let completed = BlockJobCompletedEvent::from_event(completed.name(), completed.data())
         .unwrap()
         .unwrap();
-    assert_eq!(completed.0.error, None);
-    assert_eq!(completed.0.offset, 4 << 20);
+    assert_eq!(completed.error, None);
+    assert_eq!(completed.offset, 4 << 20);
     assert_eq!(events.missed(), 0);
 }
 
@@ -211,12 +212,12 @@ fn stop_cont_reset_quit_events_as_captured_then_the_connection_closes() {
             if let Some(reset) = ResetEvent::from_event(event.name(), event.data()) {
                 let reset = reset.unwrap();
                 assert!(!reset.guest);
-                assert_eq!(reset.reason, "host-qmp-system-reset");
+                assert_eq!(reset.reason.as_str(), "host-qmp-system-reset");
             }
             if let Some(shutdown) = ShutdownEvent::from_event(event.name(), event.data()) {
                 let shutdown = shutdown.unwrap();
                 assert!(!shutdown.guest);
-                assert_eq!(shutdown.reason, "host-qmp-quit");
+                assert_eq!(shutdown.reason.as_str(), "host-qmp-quit");
             }
             event.name().to_owned()
         })

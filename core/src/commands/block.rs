@@ -1135,3 +1135,5 @@ pub struct BlockDeviceStats {
     /// Whether failed requests are counted in the latency statistics.
     pub account_failed: bool,
 }
+
+super::from_raw_json_via_serde!(BlockInfo<'a>, BlockDeviceInfo<'a>, BlockStats<'a>);

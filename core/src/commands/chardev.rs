@@ -286,3 +286,5 @@ pub struct ChardevInfo<'a> {
     /// Whether a front end has it open.
     pub frontend_open: bool,
 }
+
+super::from_raw_json_via_serde!(ChardevInfo<'a>);

@@ -212,3 +212,5 @@ command! {
     name: "block-job-set-speed",
     response<'r>: Empty = empty
 }
+
+super::from_raw_json_via_serde!(JobInfo<'a>, BlockJobInfo<'a>);

@@ -1,14 +1,13 @@
-//! Hand-decoded values: [`FromRawJson`] and the array that decodes them lazily.
+//! Hand-decoded values: [`FromRawJson`], which [`JsonArray`](super::JsonArray) decodes
+//! its elements with.
 //!
 //! serde-json-core cannot hand a struct member over as [`RawJson`], nor decode a nested
 //! list without a capacity. Types with free-form members (`any` in QAPI) or list members
 //! implement [`FromRawJson`] instead of `Deserialize`: they decode their scalar members with
 //! serde and keep the rest as `RawJson` or [`JsonArray`](super::JsonArray). A list of such
-//! values is a [`LazyArray`].
+//! values is a [`JsonArray`](super::JsonArray).
 
-use core::marker::PhantomData;
-
-use crate::json::{DecodeError, Elements, RawJson};
+use crate::json::{DecodeError, JsonStr, RawJson};
 
 /// A value decoded from its raw JSON by hand.
 pub trait FromRawJson<'a>: Sized {
@@ -22,80 +21,65 @@ impl<'a> FromRawJson<'a> for RawJson<'a> {
     }
 }
 
-/// A JSON array whose elements are decoded with [`FromRawJson`] as the iterator reaches
-/// them: the counterpart of [`JsonArray`](super::JsonArray) for element types that serde
-/// cannot decode in place.
-#[derive(Debug, Clone, Copy)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct LazyArray<'a, T> {
-    raw: RawJson<'a>,
-    _element: PhantomData<fn() -> T>,
+// Built-in types: a value of the wrong JSON type (or out of range) is an error.
+macro_rules! from_raw_int {
+    ($($ty:ty),*) => {$(
+        impl<'a> FromRawJson<'a> for $ty {
+            fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
+                if let Some(value) = raw.as_u64() {
+                    return <$ty>::try_from(value).map_err(|_| super::macros::MISSING_MEMBER);
+                }
+                let value = raw.as_i64().ok_or(super::macros::MISSING_MEMBER)?;
+                <$ty>::try_from(value).map_err(|_| super::macros::MISSING_MEMBER)
+            }
+        }
+    )*};
 }
 
-impl<'a, T: FromRawJson<'a>> LazyArray<'a, T> {
-    /// Wraps `raw`, which must be an array.
-    pub fn new(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        if raw.is_array() {
-            Ok(LazyArray {
-                raw,
-                _element: PhantomData,
-            })
-        } else {
-            Err(DecodeError::NotAnArray)
-        }
-    }
+from_raw_int!(u8, u16, u32, u64, i8, i16, i32, i64);
 
-    /// The array's exact bytes.
-    pub fn raw(&self) -> RawJson<'a> {
-        self.raw
-    }
-
-    /// The number of elements (walks the array once).
-    pub fn len(&self) -> usize {
-        self.raw.elements().count()
-    }
-
-    /// Whether the array has no elements.
-    pub fn is_empty(&self) -> bool {
-        self.raw.elements().next().is_none()
-    }
-
-    /// The elements, each decoded as it is reached.
-    pub fn iter(&self) -> LazyArrayIter<'a, T> {
-        LazyArrayIter {
-            elements: self.raw.elements(),
-            _element: PhantomData,
-        }
-    }
-}
-
-impl<'a, T: FromRawJson<'a>> FromRawJson<'a> for LazyArray<'a, T> {
+impl<'a> FromRawJson<'a> for f64 {
     fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
-        LazyArray::new(raw)
+        raw.as_f64().ok_or(super::macros::MISSING_MEMBER)
     }
 }
 
-impl<'a, T: FromRawJson<'a>> IntoIterator for LazyArray<'a, T> {
-    type Item = Result<T, DecodeError>;
-    type IntoIter = LazyArrayIter<'a, T>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.iter()
+impl<'a> FromRawJson<'a> for bool {
+    fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
+        raw.as_bool().ok_or(super::macros::MISSING_MEMBER)
     }
 }
 
-/// Iterator over a [`LazyArray`]'s decoded elements.
-#[derive(Debug, Clone)]
-pub struct LazyArrayIter<'a, T> {
-    elements: Elements<'a>,
-    _element: PhantomData<fn() -> T>,
-}
-
-impl<'a, T: FromRawJson<'a>> Iterator for LazyArrayIter<'a, T> {
-    type Item = Result<T, DecodeError>;
-    fn next(&mut self) -> Option<Self::Item> {
-        self.elements.next().map(T::from_raw_json)
+impl<'a> FromRawJson<'a> for () {
+    fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
+        if raw.is_null() {
+            Ok(())
+        } else {
+            Err(super::macros::MISSING_MEMBER)
+        }
     }
 }
+
+impl<'a> FromRawJson<'a> for JsonStr<'a> {
+    fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
+        raw.as_json_str().ok_or(super::macros::MISSING_MEMBER)
+    }
+}
+
+/// Implements [`FromRawJson`] with serde, for hand-written types that derive
+/// `Deserialize` and appear in a [`JsonArray`](super::JsonArray).
+macro_rules! from_raw_json_via_serde {
+    ($($ty:ident$(<$lt:lifetime>)?),* $(,)?) => {$(
+        impl<'a> $crate::commands::FromRawJson<'a> for $ty$(<$lt>)? {
+            fn from_raw_json(
+                raw: $crate::json::RawJson<'a>,
+            ) -> Result<Self, $crate::json::DecodeError> {
+                raw.deserialize()
+            }
+        }
+    )*};
+}
+pub(crate) use from_raw_json_via_serde;
 
 #[cfg(test)]
 mod tests {
@@ -118,7 +102,7 @@ mod tests {
     #[test]
     fn decodes_each_element_when_reached() {
         let raw = RawJson::parse(br#"[{"k": "a"}, 1, {"k": "b\"", "x": [1]}]"#).unwrap();
-        let array = LazyArray::<Keyed<'_>>::new(raw).unwrap();
+        let array = super::super::JsonArray::<Keyed<'_>>::new(raw).unwrap();
         assert_eq!(array.len(), 3);
         assert!(!array.is_empty());
         let mut elements = array.iter();
@@ -133,10 +117,11 @@ mod tests {
     fn rejects_what_is_not_an_array() {
         let raw = RawJson::parse(br#"{"k": "a"}"#).unwrap();
         assert_eq!(
-            LazyArray::<Keyed<'_>>::new(raw).unwrap_err(),
+            super::super::JsonArray::<Keyed<'_>>::new(raw).unwrap_err(),
             DecodeError::NotAnArray
         );
-        let empty = LazyArray::<RawJson<'_>>::new(RawJson::parse(b"[]").unwrap()).unwrap();
+        let empty =
+            super::super::JsonArray::<RawJson<'_>>::new(RawJson::parse(b"[]").unwrap()).unwrap();
         assert!(empty.is_empty());
         assert_eq!(empty.iter().count(), 0);
     }

@@ -94,7 +94,7 @@ pub(crate) fn value<'a, T: serde::Deserialize<'a>>(raw: RawJson<'a>) -> Result<T
 }
 
 /// Wraps an array for lazy, element-by-element decoding.
-pub(crate) fn array<'a, T: serde::Deserialize<'a>>(
+pub(crate) fn array<'a, T: super::FromRawJson<'a>>(
     raw: RawJson<'a>,
 ) -> Result<JsonArray<'a, T>, DecodeError> {
     JsonArray::new(raw)
@@ -116,7 +116,7 @@ pub(crate) const MISSING_MEMBER: DecodeError =
     DecodeError::Json(serde_json_core::de::Error::InvalidType);
 
 /// Member `key` of `object` as a lazily decoded array, `None` when absent.
-pub(crate) fn optional_array<'a, T: serde::Deserialize<'a>>(
+pub(crate) fn optional_array<'a, T: super::FromRawJson<'a>>(
     object: RawJson<'a>,
     key: &str,
 ) -> Result<Option<JsonArray<'a, T>>, DecodeError> {
@@ -124,7 +124,7 @@ pub(crate) fn optional_array<'a, T: serde::Deserialize<'a>>(
 }
 
 /// Member `key` of `object` as a lazily decoded array; absent is an error.
-pub(crate) fn required_array<'a, T: serde::Deserialize<'a>>(
+pub(crate) fn required_array<'a, T: super::FromRawJson<'a>>(
     object: RawJson<'a>,
     key: &str,
 ) -> Result<JsonArray<'a, T>, DecodeError> {

@@ -427,3 +427,5 @@ pub struct MigrationParameters<'a> {
     #[serde(default)]
     pub direct_io: Option<bool>,
 }
+
+super::from_raw_json_via_serde!(MigrationCapabilityInfo<'a>);

@@ -6,7 +6,7 @@ use crate::message::Version;
 
 use super::de;
 use super::macros::{array, command, custom, empty, required_array, value, MISSING_MEMBER};
-use super::{Empty, FromRawJson, JsonArray, LazyArray};
+use super::{Empty, FromRawJson, JsonArray};
 
 command! {
     /// `query-version`: the server's QEMU version and package string.
@@ -140,7 +140,7 @@ command! {
     /// `ret-type`, `element-type` and member `type` to find them.
     pub struct QueryQmpSchema;
     name: "query-qmp-schema",
-    response<'r>: LazyArray<'r, SchemaInfo<'r>> = custom
+    response<'r>: JsonArray<'r, SchemaInfo<'r>> = custom
 }
 
 /// One entity of the introspected schema (QAPI `SchemaInfo`): its name, its meta-type and
@@ -271,7 +271,7 @@ command! {
     /// `query-fdsets`: the fd sets and their descriptors.
     pub struct QueryFdsets;
     name: "query-fdsets",
-    response<'r>: LazyArray<'r, FdsetInfo<'r>> = custom
+    response<'r>: JsonArray<'r, FdsetInfo<'r>> = custom
 }
 
 /// One element of [`QueryFdsets`]' return (QAPI `FdsetInfo`).
@@ -557,3 +557,10 @@ pub struct YankInstanceInfo<'a> {
     #[serde(borrow, default, deserialize_with = "de::optional_string")]
     pub id: Option<JsonStr<'a>>,
 }
+
+super::from_raw_json_via_serde!(
+    CommandInfo<'a>,
+    CpuInfoFast<'a>,
+    YankInstanceInfo<'a>,
+    FdsetFdInfo<'a>
+);

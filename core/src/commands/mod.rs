@@ -5,8 +5,10 @@
 //! [`Client::execute`](crate::client::Client::execute) takes any `Command`, and a reply is
 //! decoded with [`Command::decode_response`].
 //!
-//! The vocabulary here covers what VMM and orchestrator authors use daily. Anything else,
-//! and anything a newer QEMU adds, goes through the raw path
+//! The vocabulary here is hand-written and covers what VMM and orchestrator authors use
+//! daily; every command of QEMU's schema is typed in [`crate::qapi`], generated from it
+//! (events and guest-agent commands already come from there only). Anything else, and
+//! anything a newer QEMU adds, goes through the raw path
 //! ([`Client::execute_raw`](crate::client::Client::execute_raw) and
 //! [`RawJson`]), so a newer server never breaks parsing: response structs ignore members
 //! they do not know, enum-like fields are kept as strings, and lists are decoded lazily
@@ -54,16 +56,24 @@ pub struct NoArguments {}
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Empty;
 
-/// A JSON array decoded lazily: each element is deserialized when the iterator reaches it,
-/// so arrays of any length decode without a capacity limit or an allocation.
-#[derive(Debug, Clone, Copy)]
+/// Written as `{}`.
+impl serde::Serialize for Empty {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serde::ser::SerializeMap::end(serializer.serialize_map(Some(0))?)
+    }
+}
+
+/// A JSON array decoded lazily: each element is decoded with [`FromRawJson`] when the
+/// iterator reaches it, so arrays of any length decode without a capacity limit or an
+/// allocation. The one array type of the vocabulary, hand-written and generated alike.
+#[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct JsonArray<'a, T> {
     raw: RawJson<'a>,
     _element: PhantomData<fn() -> T>,
 }
 
-impl<'a, T: serde::Deserialize<'a>> JsonArray<'a, T> {
+impl<'a, T: FromRawJson<'a>> JsonArray<'a, T> {
     /// Wraps `raw`, which must be an array.
     pub fn new(raw: RawJson<'a>) -> Result<Self, DecodeError> {
         if raw.is_array() {
@@ -100,7 +110,13 @@ impl<'a, T: serde::Deserialize<'a>> JsonArray<'a, T> {
     }
 }
 
-impl<'a, T: serde::Deserialize<'a>> IntoIterator for JsonArray<'a, T> {
+impl<'a, T: FromRawJson<'a>> FromRawJson<'a> for JsonArray<'a, T> {
+    fn from_raw_json(raw: RawJson<'a>) -> Result<Self, DecodeError> {
+        JsonArray::new(raw)
+    }
+}
+
+impl<'a, T: FromRawJson<'a>> IntoIterator for JsonArray<'a, T> {
     type Item = Result<T, DecodeError>;
     type IntoIter = JsonArrayIter<'a, T>;
     fn into_iter(self) -> Self::IntoIter {
@@ -115,10 +131,10 @@ pub struct JsonArrayIter<'a, T> {
     _element: PhantomData<fn() -> T>,
 }
 
-impl<'a, T: serde::Deserialize<'a>> Iterator for JsonArrayIter<'a, T> {
+impl<'a, T: FromRawJson<'a>> Iterator for JsonArrayIter<'a, T> {
     type Item = Result<T, DecodeError>;
     fn next(&mut self) -> Option<Self::Item> {
-        self.elements.next().map(|element| element.deserialize())
+        self.elements.next().map(T::from_raw_json)
     }
 }
 
@@ -138,7 +154,8 @@ pub use block::*;
 pub use chardev::*;
 pub use devices::*;
 pub use jobs::*;
-pub use lazy::{FromRawJson, LazyArray, LazyArrayIter};
+pub(crate) use lazy::from_raw_json_via_serde;
+pub use lazy::FromRawJson;
 pub use migration::*;
 pub use misc::*;
 pub use qom::*;

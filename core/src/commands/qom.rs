@@ -4,7 +4,7 @@ use crate::json::{DecodeError, JsonStr, RawJson};
 
 use super::de;
 use super::macros::{array, command, custom, empty, raw};
-use super::{Command, Empty, FromRawJson, JsonArray, LazyArray};
+use super::{Command, Empty, FromRawJson, JsonArray};
 
 /// `qom-list`: the properties of the object at `path` (`/machine`,
 /// `/machine/peripheral/<id>`, ...).
@@ -18,7 +18,7 @@ pub struct QomList<'a> {
 command! {
     impl QomList<'a>;
     name: "qom-list",
-    response<'r>: LazyArray<'r, ObjectPropertyInfo<'r>> = custom
+    response<'r>: JsonArray<'r, ObjectPropertyInfo<'r>> = custom
 }
 
 /// One property of a QOM object or type (QAPI `ObjectPropertyInfo`).
@@ -146,3 +146,5 @@ impl ObjectPropertyInfo<'_> {
         self.property_type.raw().starts_with("link<")
     }
 }
+
+super::from_raw_json_via_serde!(ObjectTypeInfo<'a>);

@@ -193,7 +193,7 @@ impl Observer {
                         if change.id == JOB_ID {
                             if let Some(bit) = JOB_STATUSES
                                 .iter()
-                                .position(|known| change.status == *known)
+                                .position(|known| change.status.as_str() == *known)
                             {
                                 self.job_statuses |= 1 << bit;
                             }

@@ -28,8 +28,8 @@ use panic_halt as _;
 #[cfg(not(feature = "baseline"))]
 use qmp_core::{
     client::{Client, Config, Event},
-    commands::QueryVersion,
-    events::{EventData, JobStatusChangeEvent},
+    events::EventData,
+    qapi::{JobStatus, JobStatusChangeEvent, QueryVersion},
     io::BlockingDriver,
 };
 
@@ -67,7 +67,7 @@ fn run() -> Option<bool> {
         if let Event::AsyncEvent(event) = event {
             if let Some(Ok(change)) = JobStatusChangeEvent::from_event(event.name.raw(), event.data)
             {
-                if change.status == "concluded" {
+                if change.status == JobStatus::Concluded {
                     concluded_jobs += 1;
                 }
             }

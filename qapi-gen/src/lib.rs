@@ -1,0 +1,5 @@
+//! Generates qmp-core's typed vocabulary from QEMU's QAPI schema. See README.md.
+
+pub mod parser;
+pub mod rust;
+pub mod schema;
