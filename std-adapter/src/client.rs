@@ -269,6 +269,12 @@ impl Connecting {
         core::future::poll_fn(|context| self.ready.poll_take(context)).await
     }
 
+    /// Lets the tasks that await this session's calls drive its link (the tokio front).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn let_tasks_lead(&self) {
+        self.inner.driver.let_tasks_lead();
+    }
+
     #[cfg(feature = "tokio")]
     pub(crate) fn deadline(&self) -> Option<Instant> {
         self.deadline
@@ -890,14 +896,9 @@ impl<T> Future for Pending<T> {
 
     fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Self::Output> {
         let convert = self.convert;
-        match self.slot.poll_take(context) {
-            Poll::Ready(result) => Poll::Ready(result.and_then(convert)),
-            Poll::Pending => {
-                // An async caller never leads: make sure someone does.
-                self.driver.ensure_leader();
-                Poll::Pending
-            }
-        }
+        self.driver
+            .poll_wait(&self.slot, self.ticket, context)
+            .map(|result| result.and_then(convert))
     }
 }
 

@@ -6,10 +6,13 @@
 //! link and the core's next deadline, reads straight into the core's receive window and
 //! routes what the core reports (replies to their callers, events to listeners). Other
 //! callers wait for their own result, or for the baton when the leader's call is done.
-//! So a call costs no thread switch. A background reader leads when no caller does:
-//! after the last call has been quiet for [`READER_GRACE`], or at once when async
-//! callers, callbacks or unwaited calls need someone to (async waits never block a
-//! thread, so they never lead).
+//! So a call costs no thread switch. An async caller of the tokio front leads the same
+//! way from its task without blocking: it reads when tokio reports the link readable
+//! (a Unix socket registered with the task's runtime) and holds nothing between polls,
+//! so anyone may take the link over from it. A background reader leads when no caller
+//! does: after the last call has been quiet for [`READER_GRACE`] (also when a leading
+//! task has not been heard of for that long: it may no longer be polled), or at once
+//! when callbacks, unwaited calls or async waits that cannot lead need someone to.
 //!
 //! Every descriptor is non-blocking, so nothing the peer does can stall whoever leads: a
 //! peer that stops reading only leaves bytes in the core's transmit buffer, deadlines
@@ -24,7 +27,12 @@ use core::time::Duration;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+#[cfg(feature = "tokio")]
+use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+#[cfg(feature = "tokio")]
+use std::task::Waker;
+use std::task::{Context, Poll};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
@@ -61,22 +69,37 @@ pub(crate) struct Link {
     socket: bool,
     /// A Unix socket: can carry descriptors (`SCM_RIGHTS`).
     fd_passing: bool,
+    /// A Unix socket (with or without descriptor passing): async callers may lead.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    unix: bool,
 }
 
 impl Link {
-    /// A link over one socket (Unix when `fd_passing`).
-    pub(crate) fn socket(socket: OwnedFd, fd_passing: bool) -> io::Result<Self> {
+    /// A link over a Unix socket; descriptors are passed over it if `fd_passing`.
+    pub(crate) fn unix(socket: OwnedFd, fd_passing: bool) -> io::Result<Self> {
         let write = socket.try_clone()?;
-        Self::new(socket, write, true, fd_passing)
+        Self::new(socket, write, true, fd_passing, true)
+    }
+
+    /// A link over a TCP socket.
+    pub(crate) fn tcp(socket: OwnedFd) -> io::Result<Self> {
+        let write = socket.try_clone()?;
+        Self::new(socket, write, true, false, false)
     }
 
     /// A link over two descriptors that are not sockets (a child's stdout and stdin, or
     /// one character device opened twice).
     pub(crate) fn pipes(read: OwnedFd, write: OwnedFd) -> io::Result<Self> {
-        Self::new(read, write, false, false)
+        Self::new(read, write, false, false, false)
     }
 
-    fn new(read: OwnedFd, write: OwnedFd, socket: bool, fd_passing: bool) -> io::Result<Self> {
+    fn new(
+        read: OwnedFd,
+        write: OwnedFd,
+        socket: bool,
+        fd_passing: bool,
+        unix: bool,
+    ) -> io::Result<Self> {
         rustix::io::ioctl_fionbio(&read, true)?;
         rustix::io::ioctl_fionbio(&write, true)?;
         Ok(Link {
@@ -84,6 +107,7 @@ impl Link {
             write,
             socket,
             fd_passing,
+            unix,
         })
     }
 
@@ -117,7 +141,7 @@ impl Link {
                 // The engine is gone or the stream failed: stop reading from it too.
                 let _ = outbound.shutdown(std::net::Shutdown::Both);
             })?;
-        Self::socket(OwnedFd::from(ours), false)
+        Self::unix(OwnedFd::from(ours), false)
     }
 
     /// One non-blocking read; `WouldBlock` when nothing is there.
@@ -223,6 +247,33 @@ enum Leader {
     Caller,
     /// The background reader.
     Reader,
+    /// The task awaiting the call with this ticket (tokio front): it holds nothing
+    /// between polls, so any other leader may take over.
+    #[cfg(feature = "tokio")]
+    Task(u64),
+}
+
+/// The link's read side as a task that leads sees it (feature `tokio`).
+#[cfg(feature = "tokio")]
+enum TaskLink {
+    /// Tasks do not lead: the blocking front, a link that is not a Unix socket, or a
+    /// runtime that could not (or no longer can) watch it.
+    Off,
+    /// Tasks may lead; the link is registered with the runtime of the first that does.
+    Unregistered,
+    /// A copy of the read side's descriptor, registered with a tokio runtime.
+    Registered(::tokio::net::UnixStream),
+}
+
+/// What a task found when it tried to lead (without the `tokio` feature, tasks never do).
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+enum TaskRound {
+    /// It read (or the session ended): look at the result again.
+    Progress,
+    /// It leads and waits for the link to become readable.
+    Waiting,
+    /// It does not lead.
+    Following,
 }
 
 /// What the driver's mutex protects.
@@ -249,6 +300,11 @@ struct Session {
     reader_wanted: bool,
     /// Bumped each time a caller leads: the reader's grace starts again.
     caller_rounds: u64,
+    #[cfg(feature = "tokio")]
+    task_link: TaskLink,
+    /// A task that wants to lead once the current leader is done.
+    #[cfg(feature = "tokio")]
+    task_waiting: Option<Waker>,
 }
 
 impl Session {
@@ -261,7 +317,7 @@ impl Session {
                 self.fds = Some(fds);
             }
             if self.engine.is_finished() {
-                self.link = None;
+                self.end_link();
                 return;
             }
             let Some(link) = self.link.as_deref() else {
@@ -279,6 +335,15 @@ impl Session {
                     self.engine.on_transport_error(&mut self.core, &error);
                 }
             }
+        }
+    }
+
+    /// Closes the link's descriptors (the task's copy too), so the peer sees the end.
+    fn end_link(&mut self) {
+        self.link = None;
+        #[cfg(feature = "tokio")]
+        {
+            self.task_link = TaskLink::Off;
         }
     }
 
@@ -312,6 +377,122 @@ impl Session {
     /// reader must lead.
     fn needs_reader(&self) -> bool {
         self.engine.has_work()
+    }
+
+    /// Whether a task leads (and may be taken over from).
+    fn task_leads(&self) -> bool {
+        #[cfg(feature = "tokio")]
+        let leads = matches!(self.leader, Leader::Task(_));
+        #[cfg(not(feature = "tokio"))]
+        let leads = false;
+        leads
+    }
+
+    /// Whether a blocked caller or a task waits for the link.
+    fn someone_waits_to_lead(&self) -> bool {
+        #[cfg(feature = "tokio")]
+        if self.task_waiting.is_some() {
+            return true;
+        }
+        !self.followers.is_empty()
+    }
+
+    /// One round of leadership by the task awaiting `ticket`: write, then read what
+    /// the link has. The task's waker is registered for the link's readiness when
+    /// nothing is there (the short read that drained it already told tokio so, which
+    /// saves a read that would block).
+    #[cfg(feature = "tokio")]
+    fn task_round(&mut self, ticket: u64, context: &mut Context<'_>) -> TaskRound {
+        match self.leader {
+            Leader::Nobody => {}
+            Leader::Task(leader) if leader == ticket => {}
+            _ => return TaskRound::Following,
+        }
+        if !self.register_task_link() {
+            return self.stop_leading(ticket);
+        }
+        if self.leader == Leader::Nobody {
+            self.leader = Leader::Task(ticket);
+            self.caller_rounds += 1;
+        }
+        self.work();
+        if self.engine.is_finished() {
+            return TaskRound::Progress;
+        }
+        // Bytes the link would not take, or a link that was read to its end: the reader
+        // watches those (a task only watches readability).
+        let stuck = !self.write_failed && self.core.poll_transmit().is_some();
+        if stuck || self.read_done {
+            return self.stop_leading(ticket);
+        }
+        let Session {
+            core,
+            engine,
+            task_link,
+            read_done,
+            ..
+        } = self;
+        let TaskLink::Registered(stream) = task_link else {
+            return TaskRound::Following;
+        };
+        let window = core.rx_window();
+        if window.is_empty() {
+            *read_done = true;
+            return self.stop_leading(ticket);
+        }
+        let mut buffer = ::tokio::io::ReadBuf::new(window);
+        match ::tokio::io::AsyncRead::poll_read(Pin::new(stream), context, &mut buffer) {
+            Poll::Pending => TaskRound::Waiting,
+            Poll::Ready(Ok(())) => {
+                let n = buffer.filled().len();
+                if n == 0 {
+                    *read_done = true;
+                    engine.on_eof(core);
+                } else {
+                    engine.on_received(core, n);
+                }
+                self.work();
+                TaskRound::Progress
+            }
+            Poll::Ready(Err(_)) => {
+                // The runtime cannot watch the link (it shut down), or the read failed:
+                // the reader reads from now on and meets any failure itself.
+                self.task_link = TaskLink::Off;
+                self.stop_leading(ticket)
+            }
+        }
+    }
+
+    /// Tasks never lead without the `tokio` feature.
+    #[cfg(not(feature = "tokio"))]
+    fn task_round(&mut self, _ticket: u64, _context: &mut Context<'_>) -> TaskRound {
+        TaskRound::Following
+    }
+
+    /// Registers the link with the current tokio runtime on the first task's round.
+    /// Whether tasks may lead.
+    #[cfg(feature = "tokio")]
+    fn register_task_link(&mut self) -> bool {
+        if matches!(self.task_link, TaskLink::Unregistered) {
+            self.task_link = TaskLink::Off;
+            let copy = self.link.as_deref().map(|link| link.read.try_clone());
+            if let (Some(Ok(copy)), Ok(_)) = (copy, ::tokio::runtime::Handle::try_current()) {
+                let stream = std::os::unix::net::UnixStream::from(copy);
+                if let Ok(stream) = ::tokio::net::UnixStream::from_std(stream) {
+                    self.task_link = TaskLink::Registered(stream);
+                }
+            }
+        }
+        matches!(self.task_link, TaskLink::Registered(_))
+    }
+
+    /// The task awaiting `ticket` stops leading (if it did) and the reader leads.
+    #[cfg(feature = "tokio")]
+    fn stop_leading(&mut self, ticket: u64) -> TaskRound {
+        if self.leader == Leader::Task(ticket) {
+            self.leader = Leader::Nobody;
+        }
+        TaskRound::Following
     }
 }
 
@@ -358,6 +539,10 @@ impl Driver {
             followers: Vec::new(),
             reader_wanted: true,
             caller_rounds: 0,
+            #[cfg(feature = "tokio")]
+            task_link: TaskLink::Off,
+            #[cfg(feature = "tokio")]
+            task_waiting: None,
         };
         session.engine.start();
         let driver = Arc::new(Driver {
@@ -401,14 +586,16 @@ impl Driver {
         engine.control(core, control);
         session.work();
         if closing || session.engine.is_finished() {
-            session.link = None;
+            session.end_link();
             self.wake_everyone(&mut session);
             return;
         }
         // Bytes the link would not take now (requests held for room in the core wait for
         // replies, which the leader reads anyway).
         let stuck = session.core.poll_transmit().is_some();
-        let leading = session.leader != Leader::Nobody;
+        // A leading task does not sleep in `poll(2)`: the reader takes over from it after
+        // its grace, then sees all of this.
+        let leading = matches!(session.leader, Leader::Caller | Leader::Reader);
         let sooner = match (
             session.engine.next_deadline(&session.core),
             session.polling_until,
@@ -432,6 +619,86 @@ impl Driver {
         session.reader_wanted = true;
         self.reader_cond.notify_all();
         self.interrupt();
+        #[cfg(feature = "tokio")]
+        if let Some(task) = session.task_waiting.take() {
+            task.wake();
+        }
+    }
+
+    /// Lets the tasks of async callers lead (the tokio front; see the module docs) when
+    /// the link is a Unix socket.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn let_tasks_lead(&self) {
+        let mut session = self.lock();
+        if session.link.as_deref().is_some_and(|link| link.unix) {
+            session.task_link = TaskLink::Unregistered;
+        }
+    }
+
+    /// An async caller polls for its result (never blocking): its task leads if it may
+    /// and nobody else does ([`Driver::let_tasks_lead`]); otherwise someone else is made
+    /// to lead.
+    pub(crate) fn poll_wait(
+        &self,
+        slot: &Arc<Slot<RawReply>>,
+        ticket: u64,
+        context: &mut Context<'_>,
+    ) -> Poll<Result<RawReply, Error>> {
+        let mut session = self.lock();
+        let outcome = loop {
+            if let Poll::Ready(result) = slot.poll_take(context) {
+                break Poll::Ready(result);
+            }
+            if session.engine.is_finished() {
+                break Poll::Ready(Err(session.engine.end_error()));
+            }
+            match session.task_round(ticket, context) {
+                TaskRound::Progress => continue,
+                TaskRound::Waiting => break Poll::Pending,
+                TaskRound::Following => {}
+            }
+            self.follow(&mut session, context);
+            break Poll::Pending;
+        };
+        #[cfg(feature = "tokio")]
+        if outcome.is_ready() {
+            if session
+                .task_waiting
+                .as_ref()
+                .is_some_and(|task| task.will_wake(context.waker()))
+            {
+                session.task_waiting = None;
+            }
+            if session.leader == Leader::Task(ticket) {
+                session.leader = Leader::Nobody;
+                self.pass_on(&mut session);
+            }
+        }
+        outcome
+    }
+
+    /// An async caller that does not lead waits for its slot: someone must lead, and a
+    /// task that could lead asks for the link.
+    fn follow(&self, session: &mut Session, context: &mut Context<'_>) {
+        #[cfg(feature = "tokio")]
+        if !matches!(session.task_link, TaskLink::Off) && session.leader != Leader::Nobody {
+            let known = session
+                .task_waiting
+                .as_ref()
+                .is_some_and(|task| task.will_wake(context.waker()));
+            if !known {
+                session.task_waiting = Some(context.waker().clone());
+                if session.leader == Leader::Reader {
+                    // The reader steps aside for a task as for a blocked caller.
+                    self.interrupt();
+                }
+            }
+            return;
+        }
+        let _ = context;
+        if session.leader == Leader::Nobody {
+            self.want_reader(session);
+        }
     }
 
     /// An async caller waits on a slot: someone must lead.
@@ -462,7 +729,7 @@ impl Driver {
             if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                 break None;
             }
-            if session.leader == Leader::Nobody {
+            if session.leader == Leader::Nobody || session.task_leads() {
                 session.leader = Leader::Caller;
                 session.caller_rounds += 1;
                 session = self.round(session, deadline, Some(slot));
@@ -500,7 +767,16 @@ impl Driver {
         }
         if !session.followers.is_empty() {
             session.followers.remove(0).pass_baton();
-        } else if session.needs_reader() || session.engine.is_finished() {
+            return;
+        }
+        #[cfg(feature = "tokio")]
+        if let Some(task) = session.task_waiting.take() {
+            // It leads when it is polled; if it is not, the reader takes over after its
+            // grace.
+            task.wake();
+            return;
+        }
+        if session.needs_reader() || session.engine.is_finished() {
             self.want_reader(session);
         }
     }
@@ -517,7 +793,7 @@ impl Driver {
         if session.engine.is_finished() || own.is_some_and(|slot| slot.is_filled()) {
             return session;
         }
-        if session.leader == Leader::Reader && !session.followers.is_empty() {
+        if session.leader == Leader::Reader && session.someone_waits_to_lead() {
             return session;
         }
         let nap = Instant::now().checked_add(LEADER_NAP);
@@ -605,8 +881,8 @@ fn run_reader(driver: &std::sync::Weak<Driver>) {
             session.leader = Leader::Reader;
             session = driver.round(session, None, None);
             session.leader = Leader::Nobody;
-            if !session.followers.is_empty() {
-                session.followers.remove(0).pass_baton();
+            if session.someone_waits_to_lead() {
+                driver.pass_on(&mut session);
             } else if !session.engine.is_finished() {
                 // Nobody came: keep leading.
                 session.reader_wanted = true;
@@ -617,8 +893,14 @@ fn run_reader(driver: &std::sync::Weak<Driver>) {
         let rounds = session.caller_rounds;
         let until = Instant::now() + READER_GRACE;
         let (mut session, passed) = wait_until(&driver.reader_cond, session, until);
-        if passed && session.caller_rounds == rounds && session.leader == Leader::Nobody {
-            session.reader_wanted = true;
+        if passed && session.caller_rounds == rounds {
+            if session.task_leads() {
+                // A leading task may no longer be polled: take the link over from it.
+                session.leader = Leader::Nobody;
+            }
+            if session.leader == Leader::Nobody {
+                session.reader_wanted = true;
+            }
         }
         drop(session);
     }

@@ -1,10 +1,11 @@
 //! The async front (feature `tokio`): [`AsyncClient`] is `Connection<Async>`, the same
 //! client as the blocking one over the same IO engine, whose waiting methods are
 //! `async fn`s. Tokio supplies the timers of the waits that take a timeout and the
-//! copying task of [`AsyncClient::connect_stream`]. The engine is not a task: an async
-//! wait never drives the socket, the engine's background reader thread does and wakes
-//! the waiting task when its reply is in (one thread hop per call, which is why the
-//! async client costs more CPU per call than the blocking one; see perf/README.md).
+//! copying task of [`AsyncClient::connect_stream`]. Over a Unix socket, the task that
+//! awaits a call drives the socket itself while nobody else does, reading when tokio
+//! reports it readable, so a call costs no thread switch; over other transports (and
+//! while no call is awaited) the engine's background reader thread reads and wakes the
+//! waiting task. The runtime needs IO and time enabled (`enable_all`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), qmp_std::Error> {
@@ -60,6 +61,7 @@ pub type AsyncSubscription = Subscription<Async>;
 /// Waits for the session to be ready without blocking the runtime, at most until the
 /// connect deadline.
 async fn ready(connecting: Connecting) -> Result<AsyncClient, Error> {
+    connecting.let_tasks_lead();
     let outcome = match connecting.deadline() {
         Some(deadline) => ::tokio::time::timeout_at(deadline.into(), connecting.ready())
             .await
@@ -92,7 +94,7 @@ where
         let mut stream = Box::pin(stream);
         let _ = ::tokio::io::copy_bidirectional(&mut stream, &mut theirs).await;
     });
-    Ok(Link::socket(OwnedFd::from(ours), false)?)
+    Ok(Link::unix(OwnedFd::from(ours), false)?)
 }
 
 async fn with_connect_timeout<T>(

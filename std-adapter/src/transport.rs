@@ -460,8 +460,8 @@ impl Transport {
     pub(crate) fn into_link(self) -> io::Result<crate::driver::Link> {
         use crate::driver::Link;
         match self.channel {
-            Channel::Unix(stream) => Link::socket(OwnedFd::from(stream), true),
-            Channel::Tcp(stream) => Link::socket(OwnedFd::from(stream), false),
+            Channel::Unix(stream) => Link::unix(OwnedFd::from(stream), true),
+            Channel::Tcp(stream) => Link::tcp(OwnedFd::from(stream)),
             Channel::Pipes { reader, writer } => {
                 Link::pipes(OwnedFd::from(reader), OwnedFd::from(writer))
             }

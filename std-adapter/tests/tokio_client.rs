@@ -231,3 +231,137 @@ async fn guest_agent() {
     assert!(info["version"].as_str().unwrap().starts_with("10."));
     assert!(agent.sync().await.unwrap() > 0);
 }
+
+/// Polls `future` once; whether it is still pending.
+async fn poll_once<F: core::future::Future>(future: core::pin::Pin<&mut F>) -> bool {
+    let mut future = Some(future);
+    std::future::poll_fn(|context| {
+        let pending = future
+            .take()
+            .is_some_and(|future| future.poll(context).is_pending());
+        std::task::Poll::Ready(pending)
+    })
+    .await
+}
+
+/// A task that awaits a call drives the socket while it is polled; a task that stops
+/// polling (as `select!` leaves its other branches) or drops its call must not stall the
+/// other calls, the events or its own reply.
+#[tokio::test]
+async fn a_leading_task_that_is_no_longer_polled_stalls_nobody() {
+    let _guard = watchdog("tokio_held_leader", Duration::from_secs(60));
+    let qsd = qsd();
+    let client = AsyncClient::connect_unix(qsd.socket_path(), options())
+        .await
+        .unwrap();
+    // With the server stopped, the first poll of each call finds no reply: the first
+    // leads the link, then neither is polled again for a while.
+    signal(qsd.pid(), Signal::STOP);
+    let mut held = std::pin::pin!(client.execute(&QueryVersion));
+    let mut dropped = Box::pin(client.execute(&QueryVersion));
+    assert!(poll_once(held.as_mut()).await);
+    assert!(poll_once(dropped.as_mut()).await);
+    signal(qsd.pid(), Signal::CONT);
+    drop(dropped);
+
+    // Calls on this task, on another task and on a blocking thread complete.
+    let major = client.call(&QueryVersion, |v| v.qemu.major).await.unwrap();
+    assert_eq!(major, 10);
+    let other = tokio::spawn({
+        let client = client.clone();
+        async move { client.call(&QueryVersion, |v| v.qemu.major).await }
+    });
+    assert_eq!(other.await.unwrap().unwrap(), 10);
+    let thread = std::thread::spawn({
+        let client = client.clone();
+        move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(client.call(&QueryVersion, |v| v.qemu.major))
+        }
+    });
+    assert_eq!(thread.join().unwrap().unwrap(), 10);
+    let blocked = std::thread::spawn({
+        let client = client.clone();
+        move || client.submit(&QueryVersion, CallOptions::new()).wait()
+    });
+    assert_eq!(
+        blocked.join().unwrap().unwrap().get().unwrap().qemu.major,
+        10
+    );
+
+    // Events reach a subscriber that no call helps.
+    let jobs = client.subscribe_filtered(&["JOB_STATUS_CHANGE"]);
+    let image = qsd.dir().join("held.img");
+    client
+        .execute_value(
+            "blockdev-create",
+            json!({"job-id": "h", "options": {"driver": "file", "filename": image, "size": 65536}}),
+        )
+        .await
+        .unwrap();
+    loop {
+        let event = jobs.recv_timeout(Duration::from_secs(10)).await.unwrap();
+        if event.data_value()["status"] == "concluded" {
+            break;
+        }
+    }
+
+    // The held call's reply waited for it.
+    assert_eq!(held.await.unwrap().get().unwrap().qemu.major, 10);
+    client.wait_idle(Duration::from_secs(10)).await.unwrap();
+}
+
+/// The link is registered with the runtime of the first task that drove it; the client
+/// keeps working from another runtime, whether that first runtime is idle or gone.
+#[test]
+fn a_client_outlives_the_runtime_that_drove_it_first() {
+    let _guard = watchdog("tokio_runtimes", Duration::from_secs(60));
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let qsd = qsd();
+    let first = runtime();
+    let client = first.block_on(async {
+        let client = AsyncClient::connect_unix(qsd.socket_path(), options())
+            .await
+            .unwrap();
+        client.call(&QueryVersion, |v| v.qemu.major).await.unwrap();
+        client
+    });
+    // Each reply comes late (the server is stopped for a moment), so the call's task
+    // must wait for the link, not find the reply at once.
+    let late_call = |runtime: &tokio::runtime::Runtime| {
+        signal(qsd.pid(), Signal::STOP);
+        let resume = std::thread::spawn({
+            let pid = qsd.pid();
+            move || {
+                std::thread::sleep(Duration::from_millis(50));
+                signal(pid, Signal::CONT);
+            }
+        });
+        let major = runtime.block_on(client.call(&QueryVersion, |v| v.qemu.major));
+        resume.join().unwrap();
+        major
+    };
+    // The first runtime is alive but nobody drives it.
+    let second = runtime();
+    for _ in 0..3 {
+        assert_eq!(late_call(&second).unwrap(), 10);
+    }
+    // The first runtime is gone.
+    drop(first);
+    for _ in 0..3 {
+        assert_eq!(late_call(&second).unwrap(), 10);
+    }
+    client.close();
+    assert!(matches!(
+        second.block_on(client.call(&QueryVersion, |v| v.qemu.major)),
+        Err(Error::ClientClosed)
+    ));
+}
