@@ -233,36 +233,44 @@ struct SlotState<T> {
 /// The largest reply buffer kept for reuse ([`Slot::give_back`]); a larger one is freed.
 const SPARE_REPLY_CAPACITY: usize = 64 * 1024;
 
+/// How many idle reply slots a thread keeps for its next calls (each with the reply buffer
+/// it last held, at most [`SPARE_REPLY_CAPACITY`]): enough for the calls one thread
+/// usually has in flight at once (tasks on a runtime thread, for instance).
+const SLOTS_KEPT: usize = 8;
+
 std::thread_local! {
-    /// The reply slot of this thread's last call, reused by its next call once nobody
-    /// else holds it (so a call allocates no slot; see [`Slot::for_call`]).
-    static LAST_SLOT: core::cell::Cell<Option<Arc<Slot<RawReply>>>> =
-        const { core::cell::Cell::new(None) };
+    /// The reply slots of this thread's recent calls, reused by its next calls once
+    /// nobody else holds them (so a call allocates no slot; see [`Slot::for_call`]).
+    static KEPT_SLOTS: core::cell::RefCell<Vec<Arc<Slot<RawReply>>>> =
+        const { core::cell::RefCell::new(Vec::new()) };
 }
 
 impl Slot<RawReply> {
-    /// A slot for one call: this thread's last one if nobody holds it any more (its
-    /// caller is done and the engine let go), with the reply buffer it kept, else a new
-    /// one.
+    /// A slot for one call: one of this thread's recent ones that nobody holds any more
+    /// (its caller is done and the engine let go), with the reply buffer it kept, else a
+    /// new one.
     pub(crate) fn for_call() -> Arc<Self> {
-        let reused = LAST_SLOT.try_with(|last| {
-            let mut slot = last.take()?;
-            let state = Arc::get_mut(&mut slot)?
-                .state
-                .get_mut()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            state.result = None;
-            state.baton = false;
-            state.waker = None;
-            state.sleepers = 0;
-            last.set(Some(Arc::clone(&slot)));
-            Some(slot)
-        });
-        reused.ok().flatten().unwrap_or_else(|| {
-            let slot = Slot::new();
-            let _ = LAST_SLOT.try_with(|last| last.set(Some(Arc::clone(&slot))));
+        let reused = KEPT_SLOTS.try_with(|kept| {
+            let mut kept = kept.try_borrow_mut().ok()?;
+            let slot = kept.iter_mut().find_map(|slot| {
+                let state = Arc::get_mut(slot)?
+                    .state
+                    .get_mut()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                state.result = None;
+                state.baton = false;
+                state.waker = None;
+                state.sleepers = 0;
+                Some(Arc::clone(slot))
+            });
+            if slot.is_none() && kept.len() < SLOTS_KEPT {
+                let slot = Slot::new();
+                kept.push(Arc::clone(&slot));
+                return Some(slot);
+            }
             slot
-        })
+        });
+        reused.ok().flatten().unwrap_or_else(Slot::new)
     }
 
     /// Gives a reply the caller is done with back, so the next reply into this slot
