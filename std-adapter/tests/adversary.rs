@@ -504,8 +504,8 @@ mod async_front {
         assert!(closing.elapsed() < Duration::from_secs(1));
     }
 
-    /// Async tasks (which never drive the link) and blocking threads (which do) on one
-    /// session: every reply reaches its caller.
+    /// Async tasks and blocking threads on one session, taking the link from each other
+    /// (a blocked thread takes it from a task at once): every reply reaches its caller.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn async_tasks_and_blocking_threads_share_one_session() {
         let _guard = watchdog("mixed", Duration::from_secs(60));
