@@ -20,8 +20,9 @@
 //! makes every protocol decision (ids, matching, deadlines, negotiation, guest-agent
 //! sync); the engine moves bytes over non-blocking descriptors, reads the clock and
 //! routes what the core reports. The caller that waits drives the socket itself while
-//! nobody else does, so a call costs no thread switch; a background thread reads when
-//! no caller does. Nothing the server does can stall it: deadlines fire on time and
+//! nobody else does (a blocked thread, or over a Unix socket the task awaiting an async
+//! call), so a call costs no thread switch; a background thread reads when no caller
+//! does. Nothing the server does can stall it: deadlines fire on time and
 //! `close()` returns at once even when the server stops reading.
 //!
 //! Every timeout takes any `Duration` (`Duration::MAX` included: too large to
