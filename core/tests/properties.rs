@@ -182,7 +182,7 @@ fn a_trailing_comma_after_an_empty_array_is_invalid_json() {
     let (mut rx, mut tx) = ([0u8; 256], [0u8; 256]);
     let mut client: Client<'_, 4> =
         Client::new(Config::guest_agent(), Instant::ZERO, &mut rx, &mut tx);
-    let result = client.execute_json(Instant::ZERO, "guest-exec", Some(b"{\"arg\":[[],]}"), false);
+    let result = client.execute_json(Instant::ZERO, "guest-exec", Some(b"{\"arg\":[[],]}"));
     assert_eq!(
         result,
         Err(qmp_core::client::ExecuteError::InvalidArguments),
@@ -559,7 +559,7 @@ proptest! {
                 let mut client: Client<'_, 4> =
                     Client::new(Config::guest_agent(), Instant::ZERO, &mut rx, &mut tx);
                 let command = client
-                    .execute_raw(Instant::ZERO, "guest-exec", Some(&arguments))
+                    .execute_value(Instant::ZERO, "guest-exec", Some(&arguments))
                     .expect("queued");
                 let sent = client.poll_transmit().expect("bytes to send").to_vec();
                 let parsed: serde_json::Value = serde_json::from_slice(&sent).expect("json");

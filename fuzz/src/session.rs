@@ -131,7 +131,7 @@ pub enum Cmd {
     GuestShutdown(Option<bool>),
     /// `guest-suspend-ram` (silent on success).
     GuestSuspendRam,
-    /// `execute_raw` / `execute_raw_oob` with serde arguments.
+    /// `execute_value` / `execute_value_oob` with serde arguments.
     Raw {
         /// The name.
         name: Name,
@@ -140,7 +140,7 @@ pub enum Cmd {
         /// OOB.
         oob: bool,
     },
-    /// `execute_json` with arguments as text.
+    /// `execute_json` / `execute_json_oob` with arguments as text.
     Json {
         /// The name.
         name: Name,
@@ -1048,9 +1048,10 @@ impl<'s, 'b> Harness<'s, 'b> {
                 let (state, in_flight) = (self.client.state(), self.client.in_flight());
                 let result = if *oob {
                     self.client
-                        .execute_raw_oob(self.now, name, arguments.as_ref())
+                        .execute_value_oob(self.now, name, arguments.as_ref())
                 } else {
-                    self.client.execute_raw(self.now, name, arguments.as_ref())
+                    self.client
+                        .execute_value(self.now, name, arguments.as_ref())
                 };
                 if let Err(ExecuteError::TxFull { required, .. }) = result {
                     let kind = if *oob {
@@ -1095,9 +1096,12 @@ impl<'s, 'b> Harness<'s, 'b> {
                 let member = if *oob { "exec-oob" } else { "execute" };
                 let content = json_content(member, name, bytes.as_deref());
                 let (state, in_flight) = (self.client.state(), self.client.in_flight());
-                let result = self
-                    .client
-                    .execute_json(self.now, name, bytes.as_deref(), *oob);
+                let result = if *oob {
+                    self.client
+                        .execute_json_oob(self.now, name, bytes.as_deref())
+                } else {
+                    self.client.execute_json(self.now, name, bytes.as_deref())
+                };
                 if content.as_ref().err() == Some(&ExecuteError::InvalidArguments) {
                     // Refused before anything else is looked at.
                     assert_eq!(

@@ -422,7 +422,7 @@ impl<M: Mode> Connection<M> {
     /// ignored) so the reply can be matched; the name and arguments are sent as
     /// written. `options.oob` is ignored: the message says `execute` or `exec-oob`.
     /// [`Error::InvalidRequest`] if the message is not a QMP command.
-    pub fn submit_raw_json(&self, message: &[u8], options: CallOptions<'_>) -> Pending<RawReply> {
+    pub fn submit_message(&self, message: &[u8], options: CallOptions<'_>) -> Pending<RawReply> {
         match raw_message_body(message) {
             Ok((body, oob)) => self
                 .inner
@@ -752,14 +752,14 @@ impl Connection<Blocking> {
             .wait()
     }
 
-    /// Sends a hand-built message (see [`Client::submit_raw_json`]) and waits for its
+    /// Sends a hand-built message (see [`Client::submit_message`]) and waits for its
     /// reply.
     ///
     /// # Errors
     /// As [`Client::execute`]; [`Error::InvalidRequest`] if the message is not a QMP
     /// command.
-    pub fn execute_raw_json(&self, message: &[u8]) -> Result<RawReply, Error> {
-        self.submit_raw_json(message, CallOptions::new()).wait()
+    pub fn execute_message(&self, message: &[u8]) -> Result<RawReply, Error> {
+        self.submit_message(message, CallOptions::new()).wait()
     }
 
     /// Waits until no call is outstanding (every reply delivered, every async callback
@@ -950,7 +950,7 @@ impl fmt::Debug for Canceller {
 /// client, so the session starts with `0xFF` + `guest-sync-delimited` carrying a random
 /// id, and synchronises again by itself after any command times out. Everything else is
 /// the [`Client`] API (it dereferences to one): `execute`, `call`, `execute_value`,
-/// `execute_raw_json`, `submit`, ...
+/// `execute_message`, `submit`, ...
 ///
 /// ```no_run
 /// use qmp_std::{ConnectOptions, GuestAgentClient};

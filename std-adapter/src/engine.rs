@@ -91,7 +91,11 @@ fn submit_forward<C: Command + ?Sized>(
         return Err(ExecuteError::OobNotAllowed);
     }
     if C::REPLIES_ON_SUCCESS {
-        return core.execute_json(now, C::NAME, arguments, oob);
+        return if oob {
+            core.execute_json_oob(now, C::NAME, arguments)
+        } else {
+            core.execute_json(now, C::NAME, arguments)
+        };
     }
     let arguments = match arguments {
         Some(bytes) => {
@@ -1005,9 +1009,10 @@ impl Engine {
             Body::Typed { submit, arguments } => {
                 submit(core, now, arguments.as_deref(), request.oob)
             }
-            Body::Json { name, arguments } => {
-                core.execute_json(now, name, arguments.as_deref(), request.oob)
+            Body::Json { name, arguments } if request.oob => {
+                core.execute_json_oob(now, name, arguments.as_deref())
             }
+            Body::Json { name, arguments } => core.execute_json(now, name, arguments.as_deref()),
             Body::Sync => core.sync_seeded(now),
         };
         match result {

@@ -296,12 +296,12 @@ impl AsyncClient {
     }
 
     /// Sends a hand-built message and waits for its reply (see
-    /// [`Client::submit_raw_json`](crate::Client::submit_raw_json)).
+    /// [`Client::submit_message`](crate::Client::submit_message)).
     ///
     /// # Errors
-    /// As [`Client::execute_raw_json`](crate::Client::execute_raw_json).
-    pub async fn execute_raw_json(&self, message: &[u8]) -> Result<RawReply, Error> {
-        self.submit_raw_json(message, CallOptions::new()).await
+    /// As [`Client::execute_message`](crate::Client::execute_message).
+    pub async fn execute_message(&self, message: &[u8]) -> Result<RawReply, Error> {
+        self.submit_message(message, CallOptions::new()).await
     }
 
     /// Waits until no call is outstanding, at most `timeout`.

@@ -39,7 +39,7 @@ fn sync_info_ping_and_disabled_commands() {
         other => panic!("unexpected {other:?}"),
     }
     let raw = agent
-        .execute_raw_json(br#"{"execute": "guest-ping"}"#)
+        .execute_message(br#"{"execute": "guest-ping"}"#)
         .unwrap();
     assert_eq!(raw.as_str(), "{}");
     assert_eq!(agent.stats().unmatched_replies, 0);

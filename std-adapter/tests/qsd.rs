@@ -42,7 +42,7 @@ fn connect_version_typed_and_raw_commands() {
         .unwrap();
     assert_eq!(nodes, json!([]));
     let raw = client
-        .execute_raw_json(br#"{"execute": "query-version", "id": "ignored"}"#)
+        .execute_message(br#"{"execute": "query-version", "id": "ignored"}"#)
         .unwrap();
     assert_eq!(raw.to_value()["qemu"]["major"], 10);
 
@@ -300,7 +300,7 @@ fn oob_negotiation() {
     assert!(client.oob_enabled());
     // qsd offers OOB but allows no command out of band.
     let refused = client
-        .execute_raw_json(br#"{"exec-oob": "query-version"}"#)
+        .execute_message(br#"{"exec-oob": "query-version"}"#)
         .unwrap_err();
     match refused {
         Error::Qmp { desc, .. } => assert!(desc.contains("does not support OOB"), "{desc}"),
@@ -385,7 +385,7 @@ fn large_replies_fit_or_fail_alone() {
     let system = Launcher::new(ServerKind::System).spawn().unwrap();
     let client = Client::connect_unix(system.socket_path(), options()).unwrap();
     let schema = client
-        .execute_raw_json(br#"{"execute": "query-qmp-schema"}"#)
+        .execute_message(br#"{"execute": "query-qmp-schema"}"#)
         .unwrap();
     assert!(
         schema.as_bytes().len() > 200_000,

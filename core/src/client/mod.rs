@@ -529,7 +529,7 @@ mod tests {
             br#"[1]"#,
         ] {
             assert_eq!(
-                client.execute_json(Instant::ZERO, "guest-ping", Some(arguments), false),
+                client.execute_json(Instant::ZERO, "guest-ping", Some(arguments)),
                 Err(ExecuteError::InvalidArguments),
                 "{}",
                 core::str::from_utf8(arguments).unwrap_or("?")
@@ -537,7 +537,7 @@ mod tests {
         }
         let paired = br#"{"a": "\ud83d\ude00 \\ud800"}"#;
         assert!(client
-            .execute_json(Instant::ZERO, "guest-ping", Some(paired), false)
+            .execute_json(Instant::ZERO, "guest-ping", Some(paired))
             .is_ok());
     }
 
@@ -548,24 +548,18 @@ mod tests {
         let mut client: Client<'_, 2> =
             Client::new(Config::guest_agent(), Instant::ZERO, &mut rx, &mut tx);
         let small = br#"{"text": "0123456789012345678901234567890123456789"}"#;
-        assert!(client
-            .execute_json(Instant::ZERO, "a", Some(small), false)
-            .is_ok());
+        assert!(client.execute_json(Instant::ZERO, "a", Some(small)).is_ok());
         // The buffer holds one such request: the second fits once the first is written.
         let full = client
-            .execute_json(Instant::ZERO, "b", Some(small), false)
+            .execute_json(Instant::ZERO, "b", Some(small))
             .unwrap_err();
         assert!(matches!(full, ExecuteError::TxFull { .. }), "{full:?}");
         assert!(client.is_retryable(&full));
         let sent = client.poll_transmit().map_or(0, <[u8]>::len);
         client.mark_transmitted(sent);
-        assert!(client
-            .execute_json(Instant::ZERO, "b", Some(small), false)
-            .is_ok());
+        assert!(client.execute_json(Instant::ZERO, "b", Some(small)).is_ok());
         // The table holds two: a third waits for a reply.
-        let busy = client
-            .execute_json(Instant::ZERO, "c", None, false)
-            .unwrap_err();
+        let busy = client.execute_json(Instant::ZERO, "c", None).unwrap_err();
         assert_eq!(busy, ExecuteError::TooManyInFlight { limit: 2 });
         assert!(client.is_retryable(&busy));
         // Larger than the whole buffer: never.
@@ -576,7 +570,7 @@ mod tests {
         let mut fresh: Client<'_, 2> =
             Client::new(Config::guest_agent(), Instant::ZERO, &mut rx, &mut tx);
         let never = fresh
-            .execute_json(Instant::ZERO, "a", Some(&big), false)
+            .execute_json(Instant::ZERO, "a", Some(&big))
             .unwrap_err();
         assert!(matches!(never, ExecuteError::TxFull { .. }), "{never:?}");
         assert!(!fresh.is_retryable(&never));

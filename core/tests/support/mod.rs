@@ -541,7 +541,7 @@ impl<'b, const N: usize> Harness<'b, N> {
         result
     }
 
-    /// `execute_json`; the arguments are JSON text.
+    /// `execute_json` (or `execute_json_oob`); the arguments are JSON text.
     pub(crate) fn try_json(
         &mut self,
         name: &str,
@@ -549,7 +549,11 @@ impl<'b, const N: usize> Harness<'b, N> {
         oob: bool,
     ) -> Result<CommandId, ExecuteError> {
         let now = self.now;
-        let result = self.client.execute_json(now, name, arguments, oob);
+        let result = if oob {
+            self.client.execute_json_oob(now, name, arguments)
+        } else {
+            self.client.execute_json(now, name, arguments)
+        };
         self.issued(result)
     }
 
@@ -560,11 +564,11 @@ impl<'b, const N: usize> Harness<'b, N> {
             .unwrap_or_else(|e| panic!("execute_json {name}: {e}"))
     }
 
-    /// `execute_json` with `exec-oob`, which must succeed.
+    /// `execute_json_oob`, which must succeed.
     #[track_caller]
     pub(crate) fn json_oob(&mut self, name: &str, arguments: Option<&str>) -> CommandId {
         self.try_json(name, arguments.map(str::as_bytes), true)
-            .unwrap_or_else(|e| panic!("execute_json (oob) {name}: {e}"))
+            .unwrap_or_else(|e| panic!("execute_json_oob {name}: {e}"))
     }
 
     /// Sends the request of one captured `.c2s` line the way this client would: same name,
@@ -647,22 +651,22 @@ impl<'b, const N: usize> Harness<'b, N> {
         self.issued(result)
     }
 
-    /// `execute_raw` with serializable arguments.
+    /// `execute_value`: arguments as any serializable value.
     pub(crate) fn try_raw<A: serde::Serialize + ?Sized>(
         &mut self,
         name: &str,
         arguments: Option<&A>,
     ) -> Result<CommandId, ExecuteError> {
         let now = self.now;
-        let result = self.client.execute_raw(now, name, arguments);
+        let result = self.client.execute_value(now, name, arguments);
         self.issued(result)
     }
 
-    /// `execute_raw` without arguments, which must succeed.
+    /// `execute_value` without arguments, which must succeed.
     #[track_caller]
     pub(crate) fn raw(&mut self, name: &str) -> CommandId {
         self.try_raw::<()>(name, None)
-            .unwrap_or_else(|e| panic!("execute_raw {name}: {e}"))
+            .unwrap_or_else(|e| panic!("execute_value {name}: {e}"))
     }
 
     /// Guest agent `sync`.

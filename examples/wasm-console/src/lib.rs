@@ -154,7 +154,7 @@ impl Session {
             parse_command_line(line).ok_or_else(|| "type a command name".to_owned())?;
         let result = self
             .client
-            .execute_json(now, name, arguments.map(str::as_bytes), false);
+            .execute_json(now, name, arguments.map(str::as_bytes));
         self.drain();
         result.map_err(|error| error.to_string())
     }
