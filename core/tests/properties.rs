@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 
 use arbitrary::{Arbitrary, Unstructured};
 use proptest::prelude::*;
-use qmp_core::client::{Client, Config, Event};
+use qmp_core::client::{Client, Config, Output};
 use qmp_core::encode::{encode_request, EncodeError, RequestKind};
 use qmp_core::json::RawJson;
 use qmp_core::time::Instant;
@@ -571,7 +571,7 @@ proptest! {
                         "id": command.get()
                     })
                 );
-                let _ = client.poll_event().map(|e| matches!(e, Event::Closed(_)));
+                let _ = client.poll_output().map(|e| matches!(e, Output::Closed(_)));
             }
         }
     }

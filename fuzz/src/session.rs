@@ -41,7 +41,7 @@
 use std::collections::BTreeMap;
 
 use qmp_core::client::{
-    Client, CloseReason, CommandFailure, CommandId, Config, Event, ExecuteError, State,
+    Client, CloseReason, CommandFailure, CommandId, Config, ExecuteError, Output, State,
 };
 use qmp_core::commands::{Command, MigratePause, QueryStatus, QueryVersion, QueryYank, Quit, Stop};
 use qmp_core::encode::{self, EncodeError, RequestKind};
@@ -348,7 +348,7 @@ struct Issued {
     arguments: ExpectedArguments,
     sync_value: Option<u64>,
     /// A resync the client started by itself after a timeout: reported only by
-    /// [`Event::Resynchronised`], ended silently by its deadline, a newer sync or the end.
+    /// [`Output::Resynchronised`], ended silently by its deadline, a newer sync or the end.
     automatic: bool,
     deadline: Option<Instant>,
     resolved: bool,
@@ -612,25 +612,25 @@ impl<'s, 'b> Harness<'s, 'b> {
         let mut resolutions = Vec::new();
         let mut closed = false;
         let mut guard = 0usize;
-        while let Some(event) = self.client.poll_event() {
+        while let Some(event) = self.client.poll_output() {
             guard += 1;
-            assert!(guard < 1_000_000, "poll_event never returns None");
+            assert!(guard < 1_000_000, "poll_output never returns None");
             assert!(
                 !self.closed_reported && !closed,
                 "event after Closed: {event:?}"
             );
             entries.push(format!("{event:?}"));
             match event {
-                Event::Response(response) => resolutions.push((response.id, None)),
-                Event::CommandFailed { id, reason } => resolutions.push((id, Some(reason))),
-                Event::Closed(_) => closed = true,
-                Event::Greeting(_) => {
+                Output::Response(response) => resolutions.push((response.id, None)),
+                Output::CommandFailed { id, reason } => resolutions.push((id, Some(reason))),
+                Output::Closed(_) => closed = true,
+                Output::Greeting(_) => {
                     assert_eq!(self.mode, Mode::Qmp);
                     self.greetings += 1;
                     assert_eq!(self.greetings, 1, "two greetings reported");
                 }
-                Event::Ready => assert_eq!(self.mode, Mode::Qmp),
-                Event::Resynchronised => {
+                Output::Ready => assert_eq!(self.mode, Mode::Qmp),
+                Output::Resynchronised => {
                     let open: Vec<u64> = self
                         .issued
                         .iter()
@@ -640,7 +640,7 @@ impl<'s, 'b> Harness<'s, 'b> {
                     assert_eq!(open.len(), 1, "Resynchronised without one resync: {open:?}");
                     resolutions.push((CommandId::new(open[0]), None));
                 }
-                Event::UnmatchedResponse { id: Some(raw), .. } => {
+                Output::UnmatchedResponse { id: Some(raw), .. } => {
                     if let Some(id) = raw.as_u64() {
                         // One of ours still in flight and transmitted (resolutions
                         // reported earlier in this drain are applied below, so look at
@@ -664,7 +664,7 @@ impl<'s, 'b> Harness<'s, 'b> {
                         }
                     }
                 }
-                Event::Oversize { len } => {
+                Output::Oversize { len } => {
                     assert!(len >= self.rx_capacity as u64, "oversize of {len} bytes")
                 }
                 _ => {}

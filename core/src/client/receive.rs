@@ -1,26 +1,26 @@
 //! The receive side: each framed message classified, matched to the command it answers
-//! (or refused as stale, late or malformed) and reported as an [`Event`].
+//! (or refused as stale, late or malformed) and reported as an [`Output`].
 
 use crate::json::{Item, JsonError, RawJson};
 use crate::message::{Capabilities, Message, Version};
 use crate::Buffer;
 
 use super::{
-    count, Client, CloseReason, CommandFailure, CommandId, Event, MalformedReason, ProtocolError,
+    count, Client, CloseReason, CommandFailure, CommandId, MalformedReason, Output, ProtocolError,
     Response, State, Sync,
 };
 
 /// What [`Client::advance`] found to report.
 pub(super) enum Step {
-    /// An event that borrows nothing.
-    Owned(Event<'static>),
-    /// An event built from the current frame.
-    FromFrame(FrameEvent),
+    /// An output that borrows nothing.
+    Owned(Output<'static>),
+    /// An output built from the current frame.
+    FromFrame(FrameOutput),
 }
 
-/// Which event to build from the current frame.
+/// Which output to build from the current frame.
 #[derive(Clone, Copy)]
-pub(super) enum FrameEvent {
+pub(super) enum FrameOutput {
     Greeting,
     Response(CommandId),
     AsyncEvent,
@@ -87,18 +87,18 @@ impl Summary {
 }
 
 impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
-    /// The next event, or `None` when there is nothing more until new input, a command or a
-    /// timeout. The event borrows the receive buffer until the next call on the client.
+    /// What happened next, or `None` when there is nothing more until new input, a command
+    /// or a timeout. The output borrows the receive buffer until the next call on the client.
     #[must_use]
-    pub fn poll_event(&mut self) -> Option<Event<'_>> {
+    pub fn poll_output(&mut self) -> Option<Output<'_>> {
         match self.advance()? {
             Step::Owned(event) => Some(event),
-            Step::FromFrame(tag) => Some(self.frame_event(tag)),
+            Step::FromFrame(tag) => Some(self.frame_output(tag)),
         }
     }
 
-    /// Processes input until something is to be reported. Events that borrow the current
-    /// frame are returned as a tag and built by [`Client::frame_event`] afterwards: a
+    /// Processes input until something is to be reported. Outputs that borrow the current
+    /// frame are returned as a tag and built by [`Client::frame_output`] afterwards: a
     /// borrow returned from inside the loop would keep the framer borrowed for every
     /// later iteration.
     pub(super) fn advance(&mut self) -> Option<Step> {
@@ -111,7 +111,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
                     return None;
                 }
                 self.closed_reported = true;
-                return self.close_reason.map(|r| Step::Owned(Event::Closed(r)));
+                return self.close_reason.map(|r| Step::Owned(Output::Closed(r)));
             }
             let (summary, reason) = match self.framer.next_item() {
                 None => {
@@ -174,9 +174,9 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
                     continue;
                 }
                 return Some(match summary {
-                    Summary::Oversize { len } => Step::Owned(Event::Oversize { len }),
-                    Summary::Malformed(error) => Step::Owned(Event::Malformed(error)),
-                    _ => Step::FromFrame(FrameEvent::Unknown),
+                    Summary::Oversize { len } => Step::Owned(Output::Oversize { len }),
+                    Summary::Malformed(error) => Step::Owned(Output::Malformed(error)),
+                    _ => Step::FromFrame(FrameOutput::Unknown),
                 });
             }
             if let Some(step) = self.on_message(summary, start, delimited) {
@@ -202,42 +202,44 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
         }
     }
 
-    /// Builds the event for `tag` from the frame [`Client::advance`] stopped at.
-    pub(super) fn frame_event(&mut self, tag: FrameEvent) -> Event<'_> {
+    /// Builds the output for `tag` from the frame [`Client::advance`] stopped at.
+    pub(super) fn frame_output(&mut self, tag: FrameOutput) -> Output<'_> {
         let Some(Item::Frame(frame)) = self.framer.current_item() else {
             // `advance` only returns a frame tag right after taking a frame.
-            return Event::Closed(CloseReason::Local);
+            return Output::Closed(CloseReason::Local);
         };
         let root = frame.value();
         let message = Message::classify_members(root, frame.members());
         match (tag, message) {
-            (FrameEvent::Greeting, Message::Greeting(greeting)) => Event::Greeting(greeting),
-            (FrameEvent::Response(id), Message::Return { value, .. }) => {
-                Event::Response(Response {
+            (FrameOutput::Greeting, Message::Greeting(greeting)) => Output::Greeting(greeting),
+            (FrameOutput::Response(id), Message::Return { value, .. }) => {
+                Output::Response(Response {
                     id,
                     result: Ok(value),
                 })
             }
-            (FrameEvent::Response(id), Message::Error { error, .. }) => Event::Response(Response {
-                id,
-                result: Err(error),
-            }),
-            (FrameEvent::AsyncEvent, Message::Event(event)) => Event::AsyncEvent(event),
-            (FrameEvent::UnattributedError, Message::Error { error, .. }) => {
-                Event::UnattributedError(error)
+            (FrameOutput::Response(id), Message::Error { error, .. }) => {
+                Output::Response(Response {
+                    id,
+                    result: Err(error),
+                })
             }
-            (FrameEvent::NegotiationFailed, Message::Error { error, .. }) => {
-                Event::NegotiationFailed(error)
+            (FrameOutput::AsyncEvent, Message::Event(event)) => Output::AsyncEvent(event),
+            (FrameOutput::UnattributedError, Message::Error { error, .. }) => {
+                Output::UnattributedError(error)
             }
-            (FrameEvent::Unmatched, Message::Return { id, value }) => Event::UnmatchedResponse {
+            (FrameOutput::NegotiationFailed, Message::Error { error, .. }) => {
+                Output::NegotiationFailed(error)
+            }
+            (FrameOutput::Unmatched, Message::Return { id, value }) => Output::UnmatchedResponse {
                 id,
                 result: Ok(value),
             },
-            (FrameEvent::Unmatched, Message::Error { id, error }) => Event::UnmatchedResponse {
+            (FrameOutput::Unmatched, Message::Error { id, error }) => Output::UnmatchedResponse {
                 id,
                 result: Err(error),
             },
-            _ => Event::Unknown(root),
+            _ => Output::Unknown(root),
         }
     }
 
@@ -246,7 +248,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
         let p = *self.pending.get(index)?;
         self.answered_in_order(index);
         self.remove_pending(index);
-        Some(Step::Owned(Event::CommandFailed {
+        Some(Step::Owned(Output::CommandFailed {
             id: CommandId(p.id),
             reason,
         }))
@@ -276,7 +278,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
                     // Room for it is reserved while commands are held, so this cannot fail.
                     let _ = self.insert_released(request);
                     self.state = State::Negotiating;
-                    Some(Step::FromFrame(FrameEvent::Greeting))
+                    Some(Step::FromFrame(FrameOutput::Greeting))
                 }
                 _ => {
                     self.close(CloseReason::Protocol(ProtocolError::MissingGreeting));
@@ -287,19 +289,19 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
                 Summary::Return { .. } => {
                     self.state = State::Ready;
                     self.tx_release = self.tx_len;
-                    Some(Step::Owned(Event::Ready))
+                    Some(Step::Owned(Output::Ready))
                 }
                 Summary::Error { .. } => {
                     self.close(CloseReason::Protocol(ProtocolError::NegotiationFailed));
                     // The error text is reported before the resolutions and `Closed`.
-                    Some(Step::FromFrame(FrameEvent::NegotiationFailed))
+                    Some(Step::FromFrame(FrameOutput::NegotiationFailed))
                 }
                 Summary::Event => {
                     count(&mut self.stats.events);
-                    Some(Step::FromFrame(FrameEvent::AsyncEvent))
+                    Some(Step::FromFrame(FrameOutput::AsyncEvent))
                 }
                 // Oversize and malformed items never get here.
-                _ => Some(Step::FromFrame(FrameEvent::Unknown)),
+                _ => Some(Step::FromFrame(FrameOutput::Unknown)),
             },
             State::Ready => self.on_ready_message(message, start, delimited),
             State::Closed => None,
@@ -321,9 +323,9 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
                     if let (Some(sentinel), true) = (delimited, value == Some(sync.value)) {
                         if self.finish_sync(sync, sentinel) {
                             return Some(if sync.automatic {
-                                Step::Owned(Event::Resynchronised)
+                                Step::Owned(Output::Resynchronised)
                             } else {
-                                Step::FromFrame(FrameEvent::Response(CommandId(sync.id)))
+                                Step::FromFrame(FrameOutput::Response(CommandId(sync.id)))
                             });
                         }
                     }
@@ -338,7 +340,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
                     }
                 }
                 count(&mut self.stats.unmatched_replies);
-                Some(Step::FromFrame(FrameEvent::Unmatched))
+                Some(Step::FromFrame(FrameOutput::Unmatched))
             }
             Summary::Error {
                 id: ReplyId::Absent,
@@ -347,16 +349,16 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
                     return None;
                 }
                 count(&mut self.stats.unattributed_errors);
-                Some(Step::FromFrame(FrameEvent::UnattributedError))
+                Some(Step::FromFrame(FrameOutput::UnattributedError))
             }
             Summary::Return { id, .. } | Summary::Error { id } => self.on_reply(id, start),
             _ if self.discard_while_syncing() => None,
             Summary::Event => {
                 count(&mut self.stats.events);
-                Some(Step::FromFrame(FrameEvent::AsyncEvent))
+                Some(Step::FromFrame(FrameOutput::AsyncEvent))
             }
             // Oversize and malformed items never get here.
-            _ => Some(Step::FromFrame(FrameEvent::Unknown)),
+            _ => Some(Step::FromFrame(FrameOutput::Unknown)),
         }
     }
 
@@ -365,7 +367,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
             if let Some(index) = self.answered(id, start) {
                 self.answered_in_order(index);
                 self.remove_pending(index);
-                return Some(Step::FromFrame(FrameEvent::Response(CommandId(id))));
+                return Some(Step::FromFrame(FrameOutput::Response(CommandId(id))));
             }
             if self.given_up.contains(id) {
                 self.given_up_in_band.late(id);
@@ -377,7 +379,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
             return None;
         }
         count(&mut self.stats.unmatched_replies);
-        Some(Step::FromFrame(FrameEvent::Unmatched))
+        Some(Step::FromFrame(FrameOutput::Unmatched))
     }
 
     /// The delimited answer carrying the sync's value, its sentinel at `start`: completes

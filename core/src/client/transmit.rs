@@ -8,7 +8,7 @@ use crate::time::Instant;
 use crate::Buffer;
 
 #[cfg(doc)]
-use super::{Config, Event, Response, Stats, OOB_IN_BAND_LIMIT};
+use super::{Config, Output, Response, Stats, OOB_IN_BAND_LIMIT};
 
 use super::NEGOTIATION_RESERVE;
 use super::{
@@ -89,7 +89,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
     }
 
     /// Queues a typed command (in-band). Returns its id; the reply comes as
-    /// [`Event::Response`] with that id (decode it with [`Response::decode`]).
+    /// [`Output::Response`] with that id (decode it with [`Response::decode`]).
     pub fn execute<C: Command>(
         &mut self,
         now: Instant,
@@ -191,7 +191,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
 
     /// Guest agent: resynchronise with `0xFF` + `guest-sync-delimited` carrying `value`, a
     /// random number the caller picks (or see [`Client::sync_seeded`]). Resolved by
-    /// [`Event::Response`] whose value is `value`, by the agent's delimited answer only:
+    /// [`Output::Response`] whose value is `value`, by the agent's delimited answer only:
     /// its `0xFF` sentinel immediately followed by `{"return": value}`, arriving after
     /// the request was completely written. Until then new commands are held back (not
     /// transmitted), and everything else that arrives is dropped and counted in
