@@ -433,6 +433,67 @@ impl AsyncGuestAgentClient {
     pub async fn sync(&self) -> Result<u64, Error> {
         sync_value(&self.client.sync_body().await?)
     }
+
+    /// Runs a typed command and waits for its reply.
+    ///
+    /// # Errors
+    /// As [`Client::execute`](crate::Client::execute).
+    pub async fn execute<C: Command>(&self, command: &C) -> Result<Reply<C>, Error> {
+        self.client.execute(command).await
+    }
+
+    /// [`AsyncGuestAgentClient::execute`] with its own deadline.
+    ///
+    /// # Errors
+    /// As [`AsyncGuestAgentClient::execute`].
+    pub async fn execute_timeout<C: Command>(
+        &self,
+        command: &C,
+        timeout: Duration,
+    ) -> Result<Reply<C>, Error> {
+        self.client.execute_timeout(command, timeout).await
+    }
+
+    /// Runs a typed command and maps its borrowed, typed response to an owned value.
+    ///
+    /// # Errors
+    /// As [`AsyncClient::call`].
+    pub async fn call<C, R, F>(&self, command: &C, map: F) -> Result<R, Error>
+    where
+        C: Command,
+        F: for<'r> FnOnce(C::Response<'r>) -> R,
+    {
+        self.client.call(command, map).await
+    }
+
+    /// Runs a command by name with `serde_json` arguments and returns the `return`
+    /// value.
+    ///
+    /// # Errors
+    /// As [`Client::execute_value`](crate::Client::execute_value).
+    pub async fn execute_value(
+        &self,
+        name: &str,
+        arguments: serde_json::Value,
+    ) -> Result<serde_json::Value, Error> {
+        self.client.execute_value(name, arguments).await
+    }
+
+    /// Sends a hand-built message and waits for its reply.
+    ///
+    /// # Errors
+    /// As [`Client::execute_message`](crate::Client::execute_message).
+    pub async fn execute_message(&self, message: &[u8]) -> Result<RawReply, Error> {
+        self.client.execute_message(message).await
+    }
+
+    /// Waits until no call is outstanding, at most `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if calls are still outstanding then.
+    pub async fn wait_idle(&self, timeout: Duration) -> Result<(), Error> {
+        self.client.wait_idle(timeout).await
+    }
 }
 
 #[cfg(test)]
