@@ -417,6 +417,24 @@ impl<M: Mode> Connection<M> {
             .send(value_body(name, arguments), options, to_value)
     }
 
+    /// [`Client::submit`] for a command by name with its arguments as JSON text (`None`:
+    /// none; otherwise one object), sent as written; the `Pending` yields the reply.
+    /// Text that is not one object QEMU would accept (see the core's
+    /// [`execute_json`](qmp_core::client::Client::execute_json)) fails with
+    /// [`Error::Execute`].
+    pub fn submit_json(
+        &self,
+        name: &str,
+        arguments: Option<&[u8]>,
+        options: CallOptions<'_>,
+    ) -> Pending<RawReply> {
+        let body = Body::Json {
+            name: name.to_owned(),
+            arguments: arguments.map(<[u8]>::to_vec),
+        };
+        self.inner.send(Ok(body), options, to_raw)
+    }
+
     /// [`Client::submit`] for a hand-built message (`{"execute": NAME, "arguments":
     /// {...}}`, or `"exec-oob"`). The client assigns the id (an `id` in the message is
     /// ignored) so the reply can be matched; the name and arguments are sent as
@@ -752,6 +770,16 @@ impl Connection<Blocking> {
             .wait()
     }
 
+    /// Runs a command by name with its arguments as JSON text (see
+    /// [`Client::submit_json`]) and waits for its reply.
+    ///
+    /// # Errors
+    /// As [`Client::execute`]; [`Error::Execute`] if `arguments` is not one JSON object
+    /// QEMU would accept.
+    pub fn execute_json(&self, name: &str, arguments: Option<&[u8]>) -> Result<RawReply, Error> {
+        self.submit_json(name, arguments, CallOptions::new()).wait()
+    }
+
     /// Sends a hand-built message (see [`Client::submit_message`]) and waits for its
     /// reply.
     ///
@@ -1013,6 +1041,17 @@ impl<M: Mode> AgentConnection<M> {
         self.client.submit_value(name, arguments, options)
     }
 
+    /// Sends a command by name with JSON-text arguments without waiting; see
+    /// [`Client::submit_json`].
+    pub fn submit_json(
+        &self,
+        name: &str,
+        arguments: Option<&[u8]>,
+        options: CallOptions<'_>,
+    ) -> Pending<RawReply> {
+        self.client.submit_json(name, arguments, options)
+    }
+
     /// Sends a hand-built message without waiting; see [`Client::submit_message`].
     pub fn submit_message(&self, message: &[u8], options: CallOptions<'_>) -> Pending<RawReply> {
         self.client.submit_message(message, options)
@@ -1159,6 +1198,14 @@ impl AgentConnection<Blocking> {
         arguments: serde_json::Value,
     ) -> Result<serde_json::Value, Error> {
         self.client.execute_value(name, arguments)
+    }
+
+    /// Runs a command by name with JSON-text arguments; see [`Client::execute_json`].
+    ///
+    /// # Errors
+    /// As [`Client::execute_json`].
+    pub fn execute_json(&self, name: &str, arguments: Option<&[u8]>) -> Result<RawReply, Error> {
+        self.client.execute_json(name, arguments)
     }
 
     /// Sends a hand-built message and waits for its reply; see [`Client::execute_message`].

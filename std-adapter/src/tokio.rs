@@ -295,6 +295,19 @@ impl AsyncClient {
             .await
     }
 
+    /// Runs a command by name with its arguments as JSON text and waits for its reply
+    /// (see [`Client::submit_json`](crate::Client::submit_json)).
+    ///
+    /// # Errors
+    /// As [`Client::execute_json`](crate::Client::execute_json).
+    pub async fn execute_json(
+        &self,
+        name: &str,
+        arguments: Option<&[u8]>,
+    ) -> Result<RawReply, Error> {
+        self.submit_json(name, arguments, CallOptions::new()).await
+    }
+
     /// Sends a hand-built message and waits for its reply (see
     /// [`Client::submit_message`](crate::Client::submit_message)).
     ///
@@ -477,6 +490,18 @@ impl AsyncGuestAgentClient {
         arguments: serde_json::Value,
     ) -> Result<serde_json::Value, Error> {
         self.client.execute_value(name, arguments).await
+    }
+
+    /// Runs a command by name with its arguments as JSON text and waits for its reply.
+    ///
+    /// # Errors
+    /// As [`Client::execute_json`](crate::Client::execute_json).
+    pub async fn execute_json(
+        &self,
+        name: &str,
+        arguments: Option<&[u8]>,
+    ) -> Result<RawReply, Error> {
+        self.client.execute_json(name, arguments).await
     }
 
     /// Sends a hand-built message and waits for its reply.

@@ -42,6 +42,8 @@ fn sync_info_ping_and_disabled_commands() {
         .execute_message(br#"{"execute": "guest-ping"}"#)
         .unwrap();
     assert_eq!(raw.as_str(), "{}");
+    let raw = agent.execute_json("guest-ping", None).unwrap();
+    assert_eq!(raw.as_str(), "{}");
     assert_eq!(agent.stats().unmatched_replies, 0);
 }
 

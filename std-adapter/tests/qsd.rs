@@ -45,6 +45,16 @@ fn connect_version_typed_and_raw_commands() {
         .execute_message(br#"{"execute": "query-version", "id": "ignored"}"#)
         .unwrap();
     assert_eq!(raw.to_value()["qemu"]["major"], 10);
+    let raw = client
+        .execute_json("query-named-block-nodes", Some(br#"{"flat": true}"#))
+        .unwrap();
+    assert_eq!(raw.as_str(), "[]");
+    let raw = client.execute_json("query-version", None).unwrap();
+    assert_eq!(raw.to_value()["qemu"]["major"], 10);
+    assert!(matches!(
+        client.execute_json("query-version", Some(b"[1]")),
+        Err(Error::Execute(_))
+    ));
 
     match client.execute_value("no-such-command", serde_json::Value::Null) {
         Err(Error::Qmp { class, desc }) => {

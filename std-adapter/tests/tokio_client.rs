@@ -35,6 +35,11 @@ async fn basics_events_and_errors() {
         .await
         .unwrap();
     assert_eq!(raw.as_str(), "[]");
+    let raw = client
+        .execute_json("query-named-block-nodes", Some(br#"{"flat": true}"#))
+        .await
+        .unwrap();
+    assert_eq!(raw.as_str(), "[]");
     match client.execute_value("nope", serde_json::Value::Null).await {
         Err(Error::Qmp { class, .. }) => assert_eq!(class, ErrorClass::CommandNotFound),
         other => panic!("unexpected {other:?}"),
