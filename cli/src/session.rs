@@ -332,14 +332,14 @@ impl Session {
         result.map_err(|error| Failure::from_client(error, &self.description))
     }
 
-    /// Sends a hand-written JSON request and returns the `return` value.
+    /// Sends a hand-written JSON request (a whole message) and returns the `return` value.
     ///
     /// # Errors
     /// As [`Session::execute`]; [`Failure::Usage`] if it is not a QMP command.
-    pub(crate) fn execute_json(&self, request: &str) -> Result<Value, Failure> {
+    pub(crate) fn execute_message(&self, request: &str) -> Result<Value, Failure> {
         let result = self
             .client
-            .submit_raw_json(request.as_bytes(), self.call_options(self.reply_timeout))
+            .submit_message(request.as_bytes(), self.call_options(self.reply_timeout))
             .wait();
         match result {
             Ok(reply) => Ok(reply.to_value()),

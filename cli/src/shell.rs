@@ -501,7 +501,7 @@ impl Shell<'_> {
             return Ok(Next::Continue);
         }
         if line.starts_with('{') {
-            let value = self.session.execute_json(line)?;
+            let value = self.session.execute_message(line)?;
             self.print(&value);
             return Ok(Next::Continue);
         }

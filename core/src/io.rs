@@ -6,8 +6,8 @@
 //! Both only move bytes and read the clock; every protocol decision stays in the client.
 //!
 //! `call` runs one command to its outcome (a reply, or its timeout from
-//! [`Config`](crate::client::Config)); `wait_event(deadline, ..)` is the bounded wait of a
-//! loop that only listens for events; `step` / `step_until` are the single turns both are
+//! [`Config`](crate::client::Config)); `wait_output(deadline, ..)` is the bounded wait of a
+//! loop that only listens (for QMP events, say); `step` / `step_until` are the single turns both are
 //! made of. Reply callbacks are best passed as closures: a generic `fn` item may not be
 //! general enough over the reply's lifetime.
 //!
@@ -52,7 +52,7 @@ use core::future::Future;
 use core::pin::pin;
 use core::task::Poll;
 
-use crate::client::{Client, CloseReason, CommandFailure, CommandId, Event, ExecuteError, State};
+use crate::client::{Client, CloseReason, CommandFailure, CommandId, ExecuteError, Output, State};
 use crate::commands::Command;
 use crate::json::DecodeError;
 use crate::message::QmpError;
@@ -128,48 +128,48 @@ enum Found<R> {
     Reply(R),
 }
 
-/// Drains the client's events; events other than the awaited outcome go to `on_event`.
+/// Drains the client's outputs; those other than the awaited outcome go to `on_output`.
 fn drain<const N: usize, E, R>(
     client: &mut Client<'_, N>,
     awaited: Option<CommandId>,
-    on_event: &mut impl FnMut(&Event<'_>),
+    on_output: &mut impl FnMut(&Output<'_>),
     on_reply: &mut Option<impl FnOnce(Result<RawReply<'_>, QmpError<'_>>) -> R>,
 ) -> Result<Found<R>, DriverError<E>> {
-    while let Some(event) = client.poll_event() {
+    while let Some(event) = client.poll_output() {
         match event {
-            Event::Response(response) if Some(response.id) == awaited => {
+            Output::Response(response) if Some(response.id) == awaited => {
                 let reply = response.result.map(RawReply);
                 return match on_reply.take() {
                     Some(f) => Ok(Found::Reply(f(reply))),
                     None => Ok(Found::Nothing),
                 };
             }
-            Event::CommandFailed { id, reason } if Some(id) == awaited => {
+            Output::CommandFailed { id, reason } if Some(id) == awaited => {
                 return Err(DriverError::Failed { id, reason });
             }
-            Event::Closed(reason) => {
-                on_event(&event);
+            Output::Closed(reason) => {
+                on_output(&event);
                 return Err(DriverError::Closed(reason));
             }
-            Event::Ready if awaited.is_none() => {
-                on_event(&event);
+            Output::Ready if awaited.is_none() => {
+                on_output(&event);
                 return Ok(Found::Ready);
             }
-            other => on_event(&other),
+            other => on_output(&other),
         }
     }
     Ok(Found::Nothing)
 }
 
-/// Hands every event the client has to `on_event`; true if there was at least one.
+/// Hands every output the client has to `on_output`; true if there was at least one.
 fn deliver_all<const N: usize>(
     client: &mut Client<'_, N>,
-    on_event: &mut impl FnMut(&Event<'_>),
+    on_output: &mut impl FnMut(&Output<'_>),
 ) -> bool {
     let mut delivered = false;
-    while let Some(event) = client.poll_event() {
+    while let Some(event) = client.poll_output() {
         delivered = true;
-        on_event(&event);
+        on_output(&event);
     }
     delivered
 }
@@ -252,19 +252,19 @@ where
     }
 
     /// Waits for input until the client's next deadline, then feeds it (or the timeout)
-    /// to the client. Call [`Client::poll_event`] afterwards.
+    /// to the client. Call [`Client::poll_output`] afterwards.
     pub fn step(&mut self) -> Result<(), DriverError<T::Error>> {
         self.step_until(None)
     }
 
     /// Like [`BlockingDriver::step`], but also returns once `deadline` passes with nothing
-    /// received: the bounded wait of a loop that only listens for events.
+    /// received: the bounded wait of a loop that only listens.
     pub fn step_until(&mut self, deadline: Option<Instant>) -> Result<(), DriverError<T::Error>> {
         self.flush()?;
         loop {
             let now = self.clock.now();
             if self.client.expire(now) {
-                // Resolved what timed out; the caller drains the events.
+                // Resolved what timed out; the caller drains the outputs.
                 return Ok(());
             }
             if self.io.read_ready().map_err(DriverError::Io)? {
@@ -277,30 +277,30 @@ where
         }
         let window = self.client.rx_window();
         if window.is_empty() {
-            // The receive buffer is full of events not yet drained.
+            // The receive buffer is full of outputs not yet drained.
             return Ok(());
         }
         let n = self.io.read(window).map_err(DriverError::Io)?;
         if n == 0 {
             self.client.handle_eof();
         } else {
-            // A closed session ignores input; `poll_event` reports why.
+            // A closed session ignores input; `poll_output` reports why.
             let _ = self.client.commit_rx(n);
         }
         Ok(())
     }
 
-    /// Runs until at least one event was handed to `on_event` (then returns `Ok(true)`
-    /// after delivering every event already received) or until `deadline` passes with
+    /// Runs until at least one output was handed to `on_output` (then returns `Ok(true)`
+    /// after delivering every output already received) or until `deadline` passes with
     /// none (`Ok(false)`); `None` waits without limit. The session's end is delivered as
-    /// [`Event::Closed`] once; waiting on a closed session is [`DriverError::Closed`].
-    pub fn wait_event(
+    /// [`Output::Closed`] once; waiting on a closed session is [`DriverError::Closed`].
+    pub fn wait_output(
         &mut self,
         deadline: Option<Instant>,
-        mut on_event: impl FnMut(&Event<'_>),
+        mut on_output: impl FnMut(&Output<'_>),
     ) -> Result<bool, DriverError<T::Error>> {
         loop {
-            if deliver_all(self.client, &mut on_event) {
+            if deliver_all(self.client, &mut on_output) {
                 return Ok(true);
             }
             if let Some(reason) = self.client.close_reason() {
@@ -314,17 +314,17 @@ where
     }
 
     /// Runs until the session is ready (QMP negotiation done, or a guest agent's first
-    /// state). Other events go to `on_event`.
+    /// state). Other outputs go to `on_output`.
     pub fn wait_ready(
         &mut self,
-        mut on_event: impl FnMut(&Event<'_>),
+        mut on_output: impl FnMut(&Output<'_>),
     ) -> Result<(), DriverError<T::Error>> {
         let mut no_reply: Option<fn(Result<RawReply<'_>, QmpError<'_>>)> = None;
         loop {
             if self.client.sends_at_once() {
                 return Ok(());
             }
-            if let Found::Ready = drain(self.client, None, &mut on_event, &mut no_reply)? {
+            if let Found::Ready = drain(self.client, None, &mut on_output, &mut no_reply)? {
                 return Ok(());
             }
             if let Some(reason) = self.client.close_reason() {
@@ -335,12 +335,12 @@ where
     }
 
     /// Executes `command` and waits for its reply, which `on_reply` receives decoded
-    /// (`Err` is the QMP error the server answered). Events arriving meanwhile go to
-    /// `on_event`.
+    /// (`Err` is the QMP error the server answered). Outputs arriving meanwhile go to
+    /// `on_output`.
     pub fn call<C: Command, R>(
         &mut self,
         command: &C,
-        mut on_event: impl FnMut(&Event<'_>),
+        mut on_output: impl FnMut(&Output<'_>),
         on_reply: impl FnOnce(Result<C::Response<'_>, QmpError<'_>>) -> R,
     ) -> Result<R, DriverError<T::Error>> {
         let id = self.client.execute(self.clock.now(), command)?;
@@ -348,7 +348,7 @@ where
             decode_reply::<C>(reply).map(on_reply)
         });
         loop {
-            match drain(self.client, Some(id), &mut on_event, &mut on_reply)? {
+            match drain(self.client, Some(id), &mut on_output, &mut on_reply)? {
                 Found::Reply(result) => return result.map_err(DriverError::Decode),
                 Found::Nothing | Found::Ready => {}
             }
@@ -460,15 +460,15 @@ where
         Ok(())
     }
 
-    /// Runs until at least one event was handed to `on_event` (`Ok(true)`) or `deadline`
-    /// passes with none (`Ok(false)`); see [`BlockingDriver::wait_event`].
-    pub async fn wait_event(
+    /// Runs until at least one output was handed to `on_output` (`Ok(true)`) or `deadline`
+    /// passes with none (`Ok(false)`); see [`BlockingDriver::wait_output`].
+    pub async fn wait_output(
         &mut self,
         deadline: Option<Instant>,
-        mut on_event: impl FnMut(&Event<'_>),
+        mut on_output: impl FnMut(&Output<'_>),
     ) -> Result<bool, DriverError<T::Error>> {
         loop {
-            if deliver_all(self.client, &mut on_event) {
+            if deliver_all(self.client, &mut on_output) {
                 return Ok(true);
             }
             if let Some(reason) = self.client.close_reason() {
@@ -481,17 +481,17 @@ where
         }
     }
 
-    /// Runs until the session is ready. Other events go to `on_event`.
+    /// Runs until the session is ready. Other outputs go to `on_output`.
     pub async fn wait_ready(
         &mut self,
-        mut on_event: impl FnMut(&Event<'_>),
+        mut on_output: impl FnMut(&Output<'_>),
     ) -> Result<(), DriverError<T::Error>> {
         let mut no_reply: Option<fn(Result<RawReply<'_>, QmpError<'_>>)> = None;
         loop {
             if self.client.sends_at_once() {
                 return Ok(());
             }
-            if let Found::Ready = drain(self.client, None, &mut on_event, &mut no_reply)? {
+            if let Found::Ready = drain(self.client, None, &mut on_output, &mut no_reply)? {
                 return Ok(());
             }
             if let Some(reason) = self.client.close_reason() {
@@ -505,7 +505,7 @@ where
     pub async fn call<C: Command, R>(
         &mut self,
         command: &C,
-        mut on_event: impl FnMut(&Event<'_>),
+        mut on_output: impl FnMut(&Output<'_>),
         on_reply: impl FnOnce(Result<C::Response<'_>, QmpError<'_>>) -> R,
     ) -> Result<R, DriverError<T::Error>> {
         let id = self.client.execute(self.clock.now(), command)?;
@@ -513,7 +513,7 @@ where
             decode_reply::<C>(reply).map(on_reply)
         });
         loop {
-            match drain(self.client, Some(id), &mut on_event, &mut on_reply)? {
+            match drain(self.client, Some(id), &mut on_output, &mut on_reply)? {
                 Found::Reply(result) => return result.map_err(DriverError::Decode),
                 Found::Nothing | Found::Ready => {}
             }
@@ -701,18 +701,18 @@ mod tests {
         events.iter().map(String::as_str).collect()
     }
 
-    fn describe(event: &Event<'_>) -> String {
+    fn describe(event: &Output<'_>) -> String {
         match event {
-            Event::AsyncEvent(event) => {
+            Output::AsyncEvent(event) => {
                 std::format!("event {}", event.name.as_plain().unwrap_or("?"))
             }
-            Event::Closed(reason) => std::format!("closed: {reason}"),
+            Output::Closed(reason) => std::format!("closed: {reason}"),
             other => std::format!("{other:?}"),
         }
     }
 
     #[test]
-    fn blocking_wait_event_returns_at_its_deadline_when_the_peer_is_silent() {
+    fn blocking_wait_output_returns_at_its_deadline_when_the_peer_is_silent() {
         let clock = TestClock::default();
         let (mut rx, mut tx) = ([0u8; 512], [0u8; 256]);
         let mut client: Client<'_, 2> = Client::new(Config::qmp(), Instant::ZERO, &mut rx, &mut tx);
@@ -722,7 +722,7 @@ mod tests {
         let deadline = Instant::from_millis(clock.millis() + 100);
         let mut seen = Vec::new();
         assert_eq!(
-            driver.wait_event(Some(deadline), |e| seen.push(describe(e))),
+            driver.wait_output(Some(deadline), |e| seen.push(describe(e))),
             Ok(false)
         );
         assert!(seen.is_empty(), "{seen:?}");
@@ -735,7 +735,7 @@ mod tests {
     }
 
     #[test]
-    fn blocking_wait_event_delivers_what_arrives_before_the_deadline() {
+    fn blocking_wait_output_delivers_what_arrives_before_the_deadline() {
         let clock = TestClock::default();
         let (mut rx, mut tx) = ([0u8; 512], [0u8; 256]);
         let mut client: Client<'_, 2> = Client::new(Config::qmp(), Instant::ZERO, &mut rx, &mut tx);
@@ -748,7 +748,7 @@ mod tests {
         let mut seen = Vec::new();
         let deadline = Some(Instant::from_millis(1_000));
         assert_eq!(
-            driver.wait_event(deadline, |e| seen.push(describe(e))),
+            driver.wait_output(deadline, |e| seen.push(describe(e))),
             Ok(true)
         );
         assert_eq!(names(&seen), ["event STOP", "event RESUME"]);
@@ -760,7 +760,7 @@ mod tests {
     }
 
     #[test]
-    fn blocking_wait_event_reports_the_end_once_then_an_error() {
+    fn blocking_wait_output_reports_the_end_once_then_an_error() {
         let clock = TestClock::default();
         let (mut rx, mut tx) = ([0u8; 512], [0u8; 256]);
         let mut client: Client<'_, 2> = Client::new(Config::qmp(), Instant::ZERO, &mut rx, &mut tx);
@@ -769,13 +769,13 @@ mod tests {
         driver.wait_ready(|_| {}).unwrap();
         let mut seen = Vec::new();
         assert_eq!(
-            driver.wait_event(None, |e| seen.push(describe(e))),
+            driver.wait_output(None, |e| seen.push(describe(e))),
             Ok(true)
         );
         assert_eq!(seen.len(), 1);
         assert!(seen[0].starts_with("closed"), "{seen:?}");
         assert!(matches!(
-            driver.wait_event(None, |_| {}),
+            driver.wait_output(None, |_| {}),
             Err(DriverError::Closed(_))
         ));
     }
@@ -791,8 +791,8 @@ mod tests {
         driver.wait_ready(|_| {}).unwrap();
         let id = driver.client().execute(clock.now(), &QueryStatus).unwrap();
         let mut failed = Vec::new();
-        let found = driver.wait_event(Some(Instant::from_millis(10_000)), |event| {
-            if let Event::CommandFailed { id, reason } = event {
+        let found = driver.wait_output(Some(Instant::from_millis(10_000)), |event| {
+            if let Output::CommandFailed { id, reason } = event {
                 failed.push((*id, *reason));
             }
         });
@@ -822,12 +822,12 @@ mod tests {
         driver.wait_ready(|_| {}).unwrap();
         let before = IDLE_CALLS.load(Ordering::Relaxed);
         let deadline = Instant::from_millis(clock.millis() + 40);
-        assert_eq!(driver.wait_event(Some(deadline), |_| {}), Ok(false));
+        assert_eq!(driver.wait_output(Some(deadline), |_| {}), Ok(false));
         assert!(IDLE_CALLS.load(Ordering::Relaxed) - before >= 10);
     }
 
     #[test]
-    fn async_wait_event_sleeps_to_its_deadline_or_delivers_what_arrives() {
+    fn async_wait_output_sleeps_to_its_deadline_or_delivers_what_arrives() {
         let clock = TestClock::default();
         let (mut rx, mut tx) = ([0u8; 512], [0u8; 256]);
         let mut client: Client<'_, 2> = Client::new(Config::qmp(), Instant::ZERO, &mut rx, &mut tx);
@@ -840,7 +840,7 @@ mod tests {
         let mut seen = Vec::new();
         let first = Instant::from_millis(200);
         assert_eq!(
-            block_on(driver.wait_event(Some(first), |e| seen.push(describe(e)))),
+            block_on(driver.wait_output(Some(first), |e| seen.push(describe(e)))),
             Ok(false)
         );
         assert!(seen.is_empty());
@@ -852,7 +852,7 @@ mod tests {
         clock.0.set(500);
         let second = Instant::from_millis(1_000);
         assert_eq!(
-            block_on(driver.wait_event(Some(second), |e| seen.push(describe(e)))),
+            block_on(driver.wait_output(Some(second), |e| seen.push(describe(e)))),
             Ok(true)
         );
         assert_eq!(names(&seen), ["event STOP"]);

@@ -147,7 +147,7 @@ pub enum MalformedReason {
     /// `error` is not an object.
     ErrorNotObject,
     /// `id` twice (with the same value; with different values the message names no
-    /// command and is reported as [`crate::client::Event::Unknown`]).
+    /// command and is reported as [`crate::client::Output::Unknown`]).
     DuplicateId,
 }
 

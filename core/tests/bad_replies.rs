@@ -8,7 +8,7 @@
 
 mod support;
 
-use qmp_core::client::{CommandId, Config, Event, MalformedReason};
+use qmp_core::client::{CommandId, Config, MalformedReason, Output};
 use qmp_core::commands::{QueryStatus, Quit};
 use qmp_core::json::MAX_DEPTH_LIMIT;
 use qmp_core::qga::GuestShutdown;
@@ -372,12 +372,12 @@ fn malformed_reply_display_says_why_and_where() {
     let json = MalformedReason::Json(qmp_core::json::JsonErrorKind::InvalidUtf8);
     assert_eq!(json.to_string(), "invalid JSON: invalid utf-8");
     // The failure is an ordinary event, copyable like the others.
-    let event = Event::CommandFailed {
+    let event = Output::CommandFailed {
         id: CommandId::new(1),
         reason: failure,
     };
     let copy = event;
-    assert!(matches!(copy, Event::CommandFailed { .. }));
+    assert!(matches!(copy, Output::CommandFailed { .. }));
 }
 
 #[test]

@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 
 use arbitrary::{Arbitrary, Unstructured};
 use proptest::prelude::*;
-use qmp_core::client::{Client, Config, Event};
+use qmp_core::client::{Client, Config, Output};
 use qmp_core::encode::{encode_request, EncodeError, RequestKind};
 use qmp_core::json::RawJson;
 use qmp_core::time::Instant;
@@ -182,7 +182,7 @@ fn a_trailing_comma_after_an_empty_array_is_invalid_json() {
     let (mut rx, mut tx) = ([0u8; 256], [0u8; 256]);
     let mut client: Client<'_, 4> =
         Client::new(Config::guest_agent(), Instant::ZERO, &mut rx, &mut tx);
-    let result = client.execute_json(Instant::ZERO, "guest-exec", Some(b"{\"arg\":[[],]}"), false);
+    let result = client.execute_json(Instant::ZERO, "guest-exec", Some(b"{\"arg\":[[],]}"));
     assert_eq!(
         result,
         Err(qmp_core::client::ExecuteError::InvalidArguments),
@@ -559,7 +559,7 @@ proptest! {
                 let mut client: Client<'_, 4> =
                     Client::new(Config::guest_agent(), Instant::ZERO, &mut rx, &mut tx);
                 let command = client
-                    .execute_raw(Instant::ZERO, "guest-exec", Some(&arguments))
+                    .execute_value(Instant::ZERO, "guest-exec", Some(&arguments))
                     .expect("queued");
                 let sent = client.poll_transmit().expect("bytes to send").to_vec();
                 let parsed: serde_json::Value = serde_json::from_slice(&sent).expect("json");
@@ -571,7 +571,7 @@ proptest! {
                         "id": command.get()
                     })
                 );
-                let _ = client.poll_event().map(|e| matches!(e, Event::Closed(_)));
+                let _ = client.poll_output().map(|e| matches!(e, Output::Closed(_)));
             }
         }
     }

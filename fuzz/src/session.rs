@@ -41,7 +41,7 @@
 use std::collections::BTreeMap;
 
 use qmp_core::client::{
-    Client, CloseReason, CommandFailure, CommandId, Config, Event, ExecuteError, State,
+    Client, CloseReason, CommandFailure, CommandId, Config, ExecuteError, Output, State,
 };
 use qmp_core::commands::{Command, MigratePause, QueryStatus, QueryVersion, QueryYank, Quit, Stop};
 use qmp_core::encode::{self, EncodeError, RequestKind};
@@ -131,7 +131,7 @@ pub enum Cmd {
     GuestShutdown(Option<bool>),
     /// `guest-suspend-ram` (silent on success).
     GuestSuspendRam,
-    /// `execute_raw` / `execute_raw_oob` with serde arguments.
+    /// `execute_value` / `execute_value_oob` with serde arguments.
     Raw {
         /// The name.
         name: Name,
@@ -140,7 +140,7 @@ pub enum Cmd {
         /// OOB.
         oob: bool,
     },
-    /// `execute_json` with arguments as text.
+    /// `execute_json` / `execute_json_oob` with arguments as text.
     Json {
         /// The name.
         name: Name,
@@ -348,7 +348,7 @@ struct Issued {
     arguments: ExpectedArguments,
     sync_value: Option<u64>,
     /// A resync the client started by itself after a timeout: reported only by
-    /// [`Event::Resynchronised`], ended silently by its deadline, a newer sync or the end.
+    /// [`Output::Resynchronised`], ended silently by its deadline, a newer sync or the end.
     automatic: bool,
     deadline: Option<Instant>,
     resolved: bool,
@@ -612,25 +612,25 @@ impl<'s, 'b> Harness<'s, 'b> {
         let mut resolutions = Vec::new();
         let mut closed = false;
         let mut guard = 0usize;
-        while let Some(event) = self.client.poll_event() {
+        while let Some(event) = self.client.poll_output() {
             guard += 1;
-            assert!(guard < 1_000_000, "poll_event never returns None");
+            assert!(guard < 1_000_000, "poll_output never returns None");
             assert!(
                 !self.closed_reported && !closed,
                 "event after Closed: {event:?}"
             );
             entries.push(format!("{event:?}"));
             match event {
-                Event::Response(response) => resolutions.push((response.id, None)),
-                Event::CommandFailed { id, reason } => resolutions.push((id, Some(reason))),
-                Event::Closed(_) => closed = true,
-                Event::Greeting(_) => {
+                Output::Response(response) => resolutions.push((response.id, None)),
+                Output::CommandFailed { id, reason } => resolutions.push((id, Some(reason))),
+                Output::Closed(_) => closed = true,
+                Output::Greeting(_) => {
                     assert_eq!(self.mode, Mode::Qmp);
                     self.greetings += 1;
                     assert_eq!(self.greetings, 1, "two greetings reported");
                 }
-                Event::Ready => assert_eq!(self.mode, Mode::Qmp),
-                Event::Resynchronised => {
+                Output::Ready => assert_eq!(self.mode, Mode::Qmp),
+                Output::Resynchronised => {
                     let open: Vec<u64> = self
                         .issued
                         .iter()
@@ -640,7 +640,7 @@ impl<'s, 'b> Harness<'s, 'b> {
                     assert_eq!(open.len(), 1, "Resynchronised without one resync: {open:?}");
                     resolutions.push((CommandId::new(open[0]), None));
                 }
-                Event::UnmatchedResponse { id: Some(raw), .. } => {
+                Output::UnmatchedResponse { id: Some(raw), .. } => {
                     if let Some(id) = raw.as_u64() {
                         // One of ours still in flight and transmitted (resolutions
                         // reported earlier in this drain are applied below, so look at
@@ -664,7 +664,7 @@ impl<'s, 'b> Harness<'s, 'b> {
                         }
                     }
                 }
-                Event::Oversize { len } => {
+                Output::Oversize { len } => {
                     assert!(len >= self.rx_capacity as u64, "oversize of {len} bytes")
                 }
                 _ => {}
@@ -1048,9 +1048,10 @@ impl<'s, 'b> Harness<'s, 'b> {
                 let (state, in_flight) = (self.client.state(), self.client.in_flight());
                 let result = if *oob {
                     self.client
-                        .execute_raw_oob(self.now, name, arguments.as_ref())
+                        .execute_value_oob(self.now, name, arguments.as_ref())
                 } else {
-                    self.client.execute_raw(self.now, name, arguments.as_ref())
+                    self.client
+                        .execute_value(self.now, name, arguments.as_ref())
                 };
                 if let Err(ExecuteError::TxFull { required, .. }) = result {
                     let kind = if *oob {
@@ -1095,9 +1096,12 @@ impl<'s, 'b> Harness<'s, 'b> {
                 let member = if *oob { "exec-oob" } else { "execute" };
                 let content = json_content(member, name, bytes.as_deref());
                 let (state, in_flight) = (self.client.state(), self.client.in_flight());
-                let result = self
-                    .client
-                    .execute_json(self.now, name, bytes.as_deref(), *oob);
+                let result = if *oob {
+                    self.client
+                        .execute_json_oob(self.now, name, bytes.as_deref())
+                } else {
+                    self.client.execute_json(self.now, name, bytes.as_deref())
+                };
                 if content.as_ref().err() == Some(&ExecuteError::InvalidArguments) {
                     // Refused before anything else is looked at.
                     assert_eq!(

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use qmp_core::client::Event as CoreEvent;
+use qmp_core::client::Output;
 use qmp_core::commands::{QueryQmpSchema, QueryVersion};
 use qmp_std::tokio::AsyncClient;
 use qmp_std::{Client, ConnectOptions};
@@ -220,8 +220,8 @@ pub fn eio_driver(socket: &Path, workload: Workload, count: u64, warmup: u64) ->
                     }
                 }
                 driver.step().expect("step");
-                while let Some(event) = driver.client().poll_event() {
-                    if let CoreEvent::Response(response) = event {
+                while let Some(event) = driver.client().poll_output() {
+                    if let Output::Response(response) = event {
                         let outcome = response.decode::<QueryVersion>().expect("decode");
                         assert!(
                             matches!(outcome, qmp_core::client::Outcome::Return(v) if v.qemu.major >= 1)

@@ -423,12 +423,30 @@ impl<M: Mode> Connection<M> {
             .send(value_body(name, arguments), options, to_value)
     }
 
+    /// [`Client::submit`] for a command by name with its arguments as JSON text (`None`:
+    /// none; otherwise one object), sent as written; the `Pending` yields the reply.
+    /// Text that is not one object QEMU would accept (see the core's
+    /// [`execute_json`](qmp_core::client::Client::execute_json)) fails with
+    /// [`Error::Execute`].
+    pub fn submit_json(
+        &self,
+        name: &str,
+        arguments: Option<&[u8]>,
+        options: CallOptions<'_>,
+    ) -> Pending<RawReply> {
+        let body = Body::Json {
+            name: name.to_owned(),
+            arguments: arguments.map(<[u8]>::to_vec),
+        };
+        self.inner.send(Ok(body), options, to_raw)
+    }
+
     /// [`Client::submit`] for a hand-built message (`{"execute": NAME, "arguments":
     /// {...}}`, or `"exec-oob"`). The client assigns the id (an `id` in the message is
     /// ignored) so the reply can be matched; the name and arguments are sent as
     /// written. `options.oob` is ignored: the message says `execute` or `exec-oob`.
     /// [`Error::InvalidRequest`] if the message is not a QMP command.
-    pub fn submit_raw_json(&self, message: &[u8], options: CallOptions<'_>) -> Pending<RawReply> {
+    pub fn submit_message(&self, message: &[u8], options: CallOptions<'_>) -> Pending<RawReply> {
         match raw_message_body(message) {
             Ok((body, oob)) => self
                 .inner
@@ -758,14 +776,24 @@ impl Connection<Blocking> {
             .wait()
     }
 
-    /// Sends a hand-built message (see [`Client::submit_raw_json`]) and waits for its
+    /// Runs a command by name with its arguments as JSON text (see
+    /// [`Client::submit_json`]) and waits for its reply.
+    ///
+    /// # Errors
+    /// As [`Client::execute`]; [`Error::Execute`] if `arguments` is not one JSON object
+    /// QEMU would accept.
+    pub fn execute_json(&self, name: &str, arguments: Option<&[u8]>) -> Result<RawReply, Error> {
+        self.submit_json(name, arguments, CallOptions::new()).wait()
+    }
+
+    /// Sends a hand-built message (see [`Client::submit_message`]) and waits for its
     /// reply.
     ///
     /// # Errors
     /// As [`Client::execute`]; [`Error::InvalidRequest`] if the message is not a QMP
     /// command.
-    pub fn execute_raw_json(&self, message: &[u8]) -> Result<RawReply, Error> {
-        self.submit_raw_json(message, CallOptions::new()).wait()
+    pub fn execute_message(&self, message: &[u8]) -> Result<RawReply, Error> {
+        self.submit_message(message, CallOptions::new()).wait()
     }
 
     /// Waits until no call is outstanding (every reply delivered, every async callback
@@ -949,9 +977,11 @@ impl fmt::Debug for Canceller {
 ///
 /// The agent has no greeting and its parser may hold half a request from an earlier
 /// client, so the session starts with `0xFF` + `guest-sync-delimited` carrying a random
-/// id, and synchronises again by itself after any command times out. Everything else is
-/// the [`Client`] API (it dereferences to one): `execute`, `call`, `execute_value`,
-/// `execute_raw_json`, `submit`, ...
+/// id, and synchronises again by itself after any command times out. Its methods are
+/// those of [`Client`] that mean something to an agent (`execute`, `call`,
+/// `execute_value`, `execute_message`, `submit`, ...); QMP-only ones (events, OOB, fd
+/// passing, the greeting's version) are not offered. Code written once for both kinds
+/// of session can take the session as a [`Client`], explicitly: [`AgentConnection::client`].
 ///
 /// ```no_run
 /// use qmp_std::{ConnectOptions, GuestAgentClient};
@@ -981,18 +1011,100 @@ impl<M: Mode> fmt::Debug for AgentConnection<M> {
     }
 }
 
+/// Everything that does not wait: the same for blocking and async agent clients.
 impl<M: Mode> AgentConnection<M> {
-    /// The underlying client.
+    /// The same session as a [`Client`] (of the same mode), for code written once for
+    /// both kinds of session. Its QMP-only methods have nothing to act on here: the agent
+    /// sends no events and has no OOB, fd passing or greeting.
     pub fn client(&self) -> &Connection<M> {
         &self.client
     }
-}
 
-impl<M: Mode> core::ops::Deref for AgentConnection<M> {
-    type Target = Connection<M>;
+    /// What the session knows of the agent (no version or capabilities: the agent has
+    /// no greeting).
+    pub fn info(&self) -> &ServerInfo {
+        self.client.info()
+    }
 
-    fn deref(&self) -> &Connection<M> {
-        &self.client
+    /// Sends a typed command without waiting; see [`Client::submit`].
+    pub fn submit<C: Command>(&self, command: &C, options: CallOptions<'_>) -> Pending<Reply<C>> {
+        self.client.submit(command, options)
+    }
+
+    /// Sends a command by name with `serde_json` arguments without waiting; see
+    /// [`Client::submit_value`].
+    pub fn submit_value(
+        &self,
+        name: &str,
+        arguments: &serde_json::Value,
+        options: CallOptions<'_>,
+    ) -> Pending<serde_json::Value> {
+        self.client.submit_value(name, arguments, options)
+    }
+
+    /// Sends a command by name with JSON-text arguments without waiting; see
+    /// [`Client::submit_json`].
+    pub fn submit_json(
+        &self,
+        name: &str,
+        arguments: Option<&[u8]>,
+        options: CallOptions<'_>,
+    ) -> Pending<RawReply> {
+        self.client.submit_json(name, arguments, options)
+    }
+
+    /// Sends a hand-built message without waiting; see [`Client::submit_message`].
+    pub fn submit_message(&self, message: &[u8], options: CallOptions<'_>) -> Pending<RawReply> {
+        self.client.submit_message(message, options)
+    }
+
+    /// Runs a typed command, `callback` taking the result; see [`Client::execute_async`].
+    ///
+    /// # Errors
+    /// As [`Client::execute_async`].
+    pub fn execute_async<C, F>(&self, command: &C, callback: F) -> Result<(), Error>
+    where
+        C: Command + 'static,
+        F: FnOnce(Result<Reply<C>, Error>) + Send + 'static,
+    {
+        self.client.execute_async(command, callback)
+    }
+
+    /// `execute_async` callbacks that panicked; see [`Client::callback_panics`].
+    pub fn callback_panics(&self) -> u64 {
+        self.client.callback_panics()
+    }
+
+    /// Calls submitted and not yet answered; see [`Client::outstanding`].
+    pub fn outstanding(&self) -> u64 {
+        self.client.outstanding()
+    }
+
+    /// Why the session ended, once it has.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.client.close_reason()
+    }
+
+    /// Whether the session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// The core's diagnostic counters; see [`Client::stats`].
+    pub fn stats(&self) -> Stats {
+        self.client.stats()
+    }
+
+    /// Closes the session for every clone; see [`Client::close`].
+    pub fn close(&self) {
+        self.client.close();
+    }
+
+    /// The same session as an agent client of another mode.
+    pub fn with_mode<N: Mode>(&self) -> AgentConnection<N> {
+        AgentConnection {
+            client: self.client.with_mode(),
+        }
     }
 }
 
@@ -1043,6 +1155,74 @@ impl AgentConnection<Blocking> {
     /// [`Error::Timeout`] if the agent does not answer in time; as [`Client::execute`].
     pub fn sync(&self) -> Result<u64, Error> {
         sync_value(&self.client.sync_body().wait()?)
+    }
+
+    /// Runs a typed command and waits for its reply; see [`Client::execute`].
+    ///
+    /// # Errors
+    /// As [`Client::execute`].
+    pub fn execute<C: Command>(&self, command: &C) -> Result<Reply<C>, Error> {
+        self.client.execute(command)
+    }
+
+    /// [`GuestAgentClient::execute`] with its own deadline.
+    ///
+    /// # Errors
+    /// As [`Client::execute`].
+    pub fn execute_timeout<C: Command>(
+        &self,
+        command: &C,
+        timeout: Duration,
+    ) -> Result<Reply<C>, Error> {
+        self.client.execute_timeout(command, timeout)
+    }
+
+    /// Runs a typed command and maps its borrowed, typed response to an owned value.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub fn call<C, R, F>(&self, command: &C, map: F) -> Result<R, Error>
+    where
+        C: Command,
+        F: for<'r> FnOnce(C::Response<'r>) -> R,
+    {
+        self.client.call(command, map)
+    }
+
+    /// Runs a command by name with `serde_json` arguments; see [`Client::execute_value`].
+    ///
+    /// # Errors
+    /// As [`Client::execute_value`].
+    pub fn execute_value(
+        &self,
+        name: &str,
+        arguments: serde_json::Value,
+    ) -> Result<serde_json::Value, Error> {
+        self.client.execute_value(name, arguments)
+    }
+
+    /// Runs a command by name with JSON-text arguments; see [`Client::execute_json`].
+    ///
+    /// # Errors
+    /// As [`Client::execute_json`].
+    pub fn execute_json(&self, name: &str, arguments: Option<&[u8]>) -> Result<RawReply, Error> {
+        self.client.execute_json(name, arguments)
+    }
+
+    /// Sends a hand-built message and waits for its reply; see [`Client::execute_message`].
+    ///
+    /// # Errors
+    /// As [`Client::execute_message`].
+    pub fn execute_message(&self, message: &[u8]) -> Result<RawReply, Error> {
+        self.client.execute_message(message)
+    }
+
+    /// Waits until no call is outstanding; see [`Client::wait_idle`].
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if calls are still outstanding then.
+    pub fn wait_idle(&self, timeout: Duration) -> Result<(), Error> {
+        self.client.wait_idle(timeout)
     }
 }
 

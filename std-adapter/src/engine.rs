@@ -26,7 +26,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant as StdInstant;
 
 use qmp_core::client::{
-    CloseReason, CommandFailure, CommandId, Event as CoreEvent, ExecuteError, Protocol, Stats,
+    CloseReason, CommandFailure, CommandId, ExecuteError, Output, Protocol, Stats,
 };
 use qmp_core::commands::Command;
 use qmp_core::json::{DecodeError, RawJson};
@@ -91,7 +91,11 @@ fn submit_forward<C: Command + ?Sized>(
         return Err(ExecuteError::OobNotAllowed);
     }
     if C::REPLIES_ON_SUCCESS {
-        return core.execute_json(now, C::NAME, arguments, oob);
+        return if oob {
+            core.execute_json_oob(now, C::NAME, arguments)
+        } else {
+            core.execute_json(now, C::NAME, arguments)
+        };
     }
     let arguments = match arguments {
         Some(bytes) => {
@@ -679,20 +683,18 @@ enum Routed {
 }
 
 impl Routed {
-    fn from_core(event: CoreEvent<'_>) -> Self {
+    fn from_core(event: Output<'_>) -> Self {
         match event {
-            CoreEvent::Greeting(greeting) => Routed::Greeting {
+            Output::Greeting(greeting) => Routed::Greeting {
                 version: greeting.version,
                 package: unescape(greeting.package),
                 capabilities: greeting.capabilities,
             },
-            CoreEvent::Ready => Routed::Ready,
-            CoreEvent::AsyncEvent(event) => Routed::Event(Event::from_core(&event)),
-            CoreEvent::CommandFailed { id, reason } => Routed::Failed { id, reason },
-            CoreEvent::NegotiationFailed(error) => {
-                Routed::NegotiationFailed(Error::from_qmp(&error))
-            }
-            CoreEvent::Closed(reason) => Routed::Closed(reason),
+            Output::Ready => Routed::Ready,
+            Output::AsyncEvent(event) => Routed::Event(Event::from_core(&event)),
+            Output::CommandFailed { id, reason } => Routed::Failed { id, reason },
+            Output::NegotiationFailed(error) => Routed::NegotiationFailed(Error::from_qmp(&error)),
+            Output::Closed(reason) => Routed::Closed(reason),
             // Unattributed errors, unmatched replies, malformed and oversize messages are
             // counted in the core's `Stats`.
             _ => Routed::Other,
@@ -1013,9 +1015,10 @@ impl Engine {
             Body::Typed { submit, arguments } => {
                 submit(core, now, arguments.as_deref(), request.oob)
             }
-            Body::Json { name, arguments } => {
-                core.execute_json(now, name, arguments.as_deref(), request.oob)
+            Body::Json { name, arguments } if request.oob => {
+                core.execute_json_oob(now, name, arguments.as_deref())
             }
+            Body::Json { name, arguments } => core.execute_json(now, name, arguments.as_deref()),
             Body::Sync => core.sync_seeded(now),
         };
         match result {
@@ -1039,9 +1042,9 @@ impl Engine {
     /// Delivers every event the core has.
     fn drain(&mut self, core: &mut Core) {
         loop {
-            let routed = match core.poll_event() {
+            let routed = match core.poll_output() {
                 // Copied into the buffer the caller gave back after its last call.
-                Some(CoreEvent::Response(response)) => {
+                Some(Output::Response(response)) => {
                     let request = self.in_flight.remove(&response.id.get()).map(|(_, c)| c);
                     let result = match response.result {
                         Ok(value) => Ok(RawReply::copy_of(

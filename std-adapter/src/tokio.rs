@@ -297,13 +297,26 @@ impl AsyncClient {
             .await
     }
 
-    /// Sends a hand-built message and waits for its reply (see
-    /// [`Client::submit_raw_json`](crate::Client::submit_raw_json)).
+    /// Runs a command by name with its arguments as JSON text and waits for its reply
+    /// (see [`Client::submit_json`](crate::Client::submit_json)).
     ///
     /// # Errors
-    /// As [`Client::execute_raw_json`](crate::Client::execute_raw_json).
-    pub async fn execute_raw_json(&self, message: &[u8]) -> Result<RawReply, Error> {
-        self.submit_raw_json(message, CallOptions::new()).await
+    /// As [`Client::execute_json`](crate::Client::execute_json).
+    pub async fn execute_json(
+        &self,
+        name: &str,
+        arguments: Option<&[u8]>,
+    ) -> Result<RawReply, Error> {
+        self.submit_json(name, arguments, CallOptions::new()).await
+    }
+
+    /// Sends a hand-built message and waits for its reply (see
+    /// [`Client::submit_message`](crate::Client::submit_message)).
+    ///
+    /// # Errors
+    /// As [`Client::execute_message`](crate::Client::execute_message).
+    pub async fn execute_message(&self, message: &[u8]) -> Result<RawReply, Error> {
+        self.submit_message(message, CallOptions::new()).await
     }
 
     /// Waits until no call is outstanding, at most `timeout`.
@@ -434,6 +447,79 @@ impl AsyncGuestAgentClient {
     /// As [`GuestAgentClient::sync`](crate::GuestAgentClient::sync).
     pub async fn sync(&self) -> Result<u64, Error> {
         sync_value(&self.client.sync_body().await?)
+    }
+
+    /// Runs a typed command and waits for its reply.
+    ///
+    /// # Errors
+    /// As [`Client::execute`](crate::Client::execute).
+    pub async fn execute<C: Command>(&self, command: &C) -> Result<Reply<C>, Error> {
+        self.client.execute(command).await
+    }
+
+    /// [`AsyncGuestAgentClient::execute`] with its own deadline.
+    ///
+    /// # Errors
+    /// As [`AsyncGuestAgentClient::execute`].
+    pub async fn execute_timeout<C: Command>(
+        &self,
+        command: &C,
+        timeout: Duration,
+    ) -> Result<Reply<C>, Error> {
+        self.client.execute_timeout(command, timeout).await
+    }
+
+    /// Runs a typed command and maps its borrowed, typed response to an owned value.
+    ///
+    /// # Errors
+    /// As [`AsyncClient::call`].
+    pub async fn call<C, R, F>(&self, command: &C, map: F) -> Result<R, Error>
+    where
+        C: Command,
+        F: for<'r> FnOnce(C::Response<'r>) -> R,
+    {
+        self.client.call(command, map).await
+    }
+
+    /// Runs a command by name with `serde_json` arguments and returns the `return`
+    /// value.
+    ///
+    /// # Errors
+    /// As [`Client::execute_value`](crate::Client::execute_value).
+    pub async fn execute_value(
+        &self,
+        name: &str,
+        arguments: serde_json::Value,
+    ) -> Result<serde_json::Value, Error> {
+        self.client.execute_value(name, arguments).await
+    }
+
+    /// Runs a command by name with its arguments as JSON text and waits for its reply.
+    ///
+    /// # Errors
+    /// As [`Client::execute_json`](crate::Client::execute_json).
+    pub async fn execute_json(
+        &self,
+        name: &str,
+        arguments: Option<&[u8]>,
+    ) -> Result<RawReply, Error> {
+        self.client.execute_json(name, arguments).await
+    }
+
+    /// Sends a hand-built message and waits for its reply.
+    ///
+    /// # Errors
+    /// As [`Client::execute_message`](crate::Client::execute_message).
+    pub async fn execute_message(&self, message: &[u8]) -> Result<RawReply, Error> {
+        self.client.execute_message(message).await
+    }
+
+    /// Waits until no call is outstanding, at most `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if calls are still outstanding then.
+    pub async fn wait_idle(&self, timeout: Duration) -> Result<(), Error> {
+        self.client.wait_idle(timeout).await
     }
 }
 

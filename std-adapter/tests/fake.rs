@@ -300,7 +300,7 @@ fn guest_agent_sync_resync_and_silent_success() {
     });
     let agent =
         GuestAgentClient::connect(Transport::from_unix_stream(ours).unwrap(), options()).unwrap();
-    assert!(agent.version().is_none());
+    assert!(agent.info().version.is_none());
     agent.execute(&GuestPing).unwrap();
     let hung = agent.submit_value(
         "hang",

@@ -42,9 +42,19 @@ fn connect_version_typed_and_raw_commands() {
         .unwrap();
     assert_eq!(nodes, json!([]));
     let raw = client
-        .execute_raw_json(br#"{"execute": "query-version", "id": "ignored"}"#)
+        .execute_message(br#"{"execute": "query-version", "id": "ignored"}"#)
         .unwrap();
     assert_eq!(raw.to_value()["qemu"]["major"], 10);
+    let raw = client
+        .execute_json("query-named-block-nodes", Some(br#"{"flat": true}"#))
+        .unwrap();
+    assert_eq!(raw.as_str(), "[]");
+    let raw = client.execute_json("query-version", None).unwrap();
+    assert_eq!(raw.to_value()["qemu"]["major"], 10);
+    assert!(matches!(
+        client.execute_json("query-version", Some(b"[1]")),
+        Err(Error::Execute(_))
+    ));
 
     match client.execute_value("no-such-command", serde_json::Value::Null) {
         Err(Error::Qmp { class, desc }) => {
@@ -300,7 +310,7 @@ fn oob_negotiation() {
     assert!(client.oob_enabled());
     // qsd offers OOB but allows no command out of band.
     let refused = client
-        .execute_raw_json(br#"{"exec-oob": "query-version"}"#)
+        .execute_message(br#"{"exec-oob": "query-version"}"#)
         .unwrap_err();
     match refused {
         Error::Qmp { desc, .. } => assert!(desc.contains("does not support OOB"), "{desc}"),
@@ -385,7 +395,7 @@ fn large_replies_fit_or_fail_alone() {
     let system = Launcher::new(ServerKind::System).spawn().unwrap();
     let client = Client::connect_unix(system.socket_path(), options()).unwrap();
     let schema = client
-        .execute_raw_json(br#"{"execute": "query-qmp-schema"}"#)
+        .execute_message(br#"{"execute": "query-qmp-schema"}"#)
         .unwrap();
     assert!(
         schema.as_bytes().len() > 200_000,

@@ -31,7 +31,12 @@ async fn basics_events_and_errors() {
     let major = client.call(&QueryVersion, |v| v.qemu.major).await.unwrap();
     assert_eq!(major, 10);
     let raw = client
-        .execute_raw_json(br#"{"execute": "query-named-block-nodes"}"#)
+        .execute_message(br#"{"execute": "query-named-block-nodes"}"#)
+        .await
+        .unwrap();
+    assert_eq!(raw.as_str(), "[]");
+    let raw = client
+        .execute_json("query-named-block-nodes", Some(br#"{"flat": true}"#))
         .await
         .unwrap();
     assert_eq!(raw.as_str(), "[]");

@@ -51,8 +51,8 @@ fn sync_info_ping_and_errors_as_captured() {
     let agent = agent();
     let client = connect_agent(&agent);
     // No greeting, no version; the session started with a sync.
-    assert!(client.version().is_none());
-    assert!(client.capabilities().is_none());
+    assert!(client.info().version.is_none());
+    assert!(client.info().capabilities.is_none());
     let first = client.sync().unwrap();
     let second = client.sync().unwrap();
     assert!(first > 0 && first < 1 << 53 && second < 1 << 53);
@@ -119,9 +119,10 @@ fn sync_info_ping_and_errors_as_captured() {
         error_value(&qmp_only),
         json!({"error": qga_vector(7)["error"]})
     );
-    // The agent has no out-of-band execution: refused before sending.
+    // The agent has no out-of-band execution: an agent client does not offer it, and
+    // the session taken as a QMP client refuses it before sending.
     assert!(matches!(
-        client.execute_oob(&GuestPing),
+        client.client().execute_oob(&GuestPing),
         Err(Error::Execute(
             ExecuteError::OobNotEnabled | ExecuteError::OobNotAllowed
         ))

@@ -69,7 +69,7 @@ fn typed_and_raw_commands_give_the_captured_results() {
     let with_empty = client.execute_value("query-version", json!({})).unwrap();
     assert_eq!(with_empty, captured);
     let raw = client
-        .execute_raw_json(br#"{"execute": "query-version", "id": "ignored"}"#)
+        .execute_message(br#"{"execute": "query-version", "id": "ignored"}"#)
         .unwrap();
     assert_eq!(raw.as_bytes(), typed.raw().as_bytes());
 
@@ -143,7 +143,7 @@ fn argument_errors_are_the_captured_ones() {
     let requests = read_vector("12-bad-arguments.c2s");
     let requests = split_lines(&requests);
     for (index, request) in requests.iter().enumerate().take(13).skip(6) {
-        let error = client.execute_raw_json(request).unwrap_err();
+        let error = client.execute_message(request).unwrap_err();
         let expected = vector_message("12-bad-arguments", index + 1);
         assert_eq!(
             error_value(&error)["error"],
@@ -163,7 +163,7 @@ fn argument_errors_are_the_captured_ones() {
     }
     // A hand-built message that is not a command never reaches QEMU.
     for bad in [&br#"{"execute": 1}"#[..], br#"{"id": "e4"}"#, b"[1, 2]"] {
-        let refused = client.execute_raw_json(bad);
+        let refused = client.execute_message(bad);
         assert!(
             matches!(refused, Err(Error::InvalidRequest(_))),
             "{}: {refused:?}",

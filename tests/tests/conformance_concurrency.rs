@@ -164,7 +164,7 @@ fn sigkill_fails_every_waiting_call_promptly() {
     spawn(
         "raw",
         Box::new(|c| {
-            c.execute_raw_json(br#"{"execute": "query-version"}"#)
+            c.execute_message(br#"{"execute": "query-version"}"#)
                 .map(drop)
         }),
     );

@@ -89,7 +89,7 @@ fn negotiation_with_oob() {
     assert!(client.oob_enabled());
     // qemu-storage-daemon offers the capability but allows no command out of band
     // (vector 17): QEMU itself refuses.
-    match client.execute_raw_json(br#"{"exec-oob": "query-version"}"#) {
+    match client.execute_message(br#"{"exec-oob": "query-version"}"#) {
         Err(Error::Qmp { class, desc }) => {
             assert_eq!(class, ErrorClass::GenericError);
             assert_eq!(desc, "The command query-version does not support OOB");

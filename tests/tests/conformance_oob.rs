@@ -109,18 +109,18 @@ fn an_oob_command_overtakes_a_slow_in_band_command_and_its_queue() {
             .unwrap()
     );
     let raw = client
-        .execute_raw_json(br#"{"exec-oob": "query-yank"}"#)
+        .execute_message(br#"{"exec-oob": "query-yank"}"#)
         .unwrap();
     assert_eq!(raw.as_bytes(), yank.raw().as_bytes());
     let not_oob = client
-        .execute_raw_json(br#"{"exec-oob": "query-status", "id": "not-oob"}"#)
+        .execute_message(br#"{"exec-oob": "query-status", "id": "not-oob"}"#)
         .unwrap_err();
     assert_eq!(
         error_value(&not_oob)["error"],
         vector_message("31-qsys-oob", 6)["error"]
     );
     let pause = client
-        .execute_raw_json(br#"{"exec-oob": "migrate-pause"}"#)
+        .execute_message(br#"{"exec-oob": "migrate-pause"}"#)
         .unwrap_err();
     assert_eq!(
         error_value(&pause)["error"],

@@ -96,7 +96,7 @@ async fn tokio_negotiation_commands_and_large_replies() {
         .unwrap();
     assert_eq!(value, captured);
     let raw = client
-        .execute_raw_json(br#"{"execute": "query-version"}"#)
+        .execute_message(br#"{"execute": "query-version"}"#)
         .await
         .unwrap();
     assert_eq!(raw.as_bytes(), typed.raw().as_bytes());
@@ -142,7 +142,7 @@ async fn tokio_negotiation_commands_and_large_replies() {
     let requests = read_vector("12-bad-arguments.c2s");
     for index in 6..=12 {
         let request = split_lines(&requests)[index];
-        let error = client.execute_raw_json(request).await.unwrap_err();
+        let error = client.execute_message(request).await.unwrap_err();
         assert_eq!(
             error_value(&error)["error"],
             vector_message("12-bad-arguments", index + 1)["error"]

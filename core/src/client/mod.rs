@@ -4,7 +4,8 @@
 //! [`Client::rx_window`] / [`Client::commit_rx`]), end of stream ([`Client::handle_eof`]) and
 //! the passage of time ([`Client::handle_timeout`]); it gives bytes out
 //! ([`Client::poll_transmit`] / [`Client::mark_transmitted`]), the next deadline
-//! ([`Client::poll_timeout`]) and events ([`Client::poll_event`]). It never performs IO and
+//! ([`Client::poll_timeout`]) and what happened ([`Client::poll_output`]: replies, QMP
+//! events, failures, the end of the session). It never performs IO and
 //! never reads a clock: every call that can start or expire a deadline takes `now`.
 //!
 //! # Life cycle (QMP)
@@ -51,7 +52,7 @@
 //! A command that times out may still be answered later, and that answer would then be
 //! taken for the next command's if the agent were behind: so after a timeout the client
 //! resynchronises by itself before anything executed later is sent (a seeded sync, see
-//! [`Client::handle_timeout`]; its answer is [`Event::Resynchronised`]).
+//! [`Client::handle_timeout`]; its answer is [`Output::Resynchronised`]).
 //!
 //! Commands whose [`Command::REPLIES_ON_SUCCESS`](crate::commands::Command::REPLIES_ON_SUCCESS) is `false` (`guest-shutdown`,
 //! `guest-suspend-*`) are resolved as a success, with the value `{}`, by whichever comes
@@ -62,7 +63,7 @@
 //!
 //! # Resolution guarantee
 //! Every command id returned by `execute*` or `sync` is resolved exactly once, by either
-//! [`Event::Response`] or [`Event::CommandFailed`] (timeout, connection closed, reply too
+//! [`Output::Response`] or [`Output::CommandFailed`] (timeout, connection closed, reply too
 //! large for the receive buffer, malformed reply), unless the caller gives it up with
 //! [`Client::cancel`]. Only bytes that began to arrive after a command's request was
 //! completely written can resolve it. A message that names a command in flight but
@@ -71,7 +72,7 @@
 //! control byte, nesting deeper than [`Config::max_depth`], ...), or the message is
 //! complete but ambiguous (`return` twice, `return` and `error`, `error` that is not an
 //! object, `id` twice with one value). Such a message naming no command in flight is
-//! reported as before ([`Event::Malformed`], [`Event::Unknown`]).
+//! reported as before ([`Output::Malformed`], [`Output::Unknown`]).
 //! A reply that arrives after its command timed out or was cancelled is dropped and
 //! counted ([`Stats::late_replies`]); it never reaches anyone as a response. After `quit`,
 //! the end of the stream counts as its success.
@@ -90,7 +91,7 @@ use crate::Buffer;
 
 use table::{GivenUpInBand, Pending, RecentIds, Resolution, Sync, NOT_SENT};
 pub use types::{
-    CloseReason, CommandFailure, CommandId, Config, Event, ExecuteError, Outcome, Protocol,
+    CloseReason, CommandFailure, CommandId, Config, ExecuteError, Outcome, Output, Protocol,
     ProtocolError, Response, SessionClosed, State, Stats,
 };
 
@@ -295,7 +296,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
     // ---- input ----
 
     /// Feeds received bytes. Returns how many were taken: fewer than offered only when
-    /// the receive buffer is full of messages not yet drained with [`Client::poll_event`]
+    /// the receive buffer is full of messages not yet drained with [`Client::poll_output`]
     /// (drain, then offer the rest again). Input needs no clock: deadlines are only
     /// checked by [`Client::handle_timeout`].
     pub fn handle_input(&mut self, bytes: &[u8]) -> Result<usize, SessionClosed> {
@@ -320,7 +321,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
     }
 
     /// The peer closed its side. Messages already received are still delivered; then every
-    /// command still in flight is resolved and [`Event::Closed`] follows.
+    /// command still in flight is resolved and [`Output::Closed`] follows.
     pub fn handle_eof(&mut self) {
         self.eof = true;
     }
@@ -331,7 +332,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
     /// later: after such a timeout the client resynchronises by itself (as
     /// [`Client::sync_seeded`] does, before anything queued later is sent), so no stale
     /// answer can be taken for a later command's. Its answer is reported as
-    /// [`Event::Resynchronised`] (its timeout, or the session's end, as nothing); it counts
+    /// [`Output::Resynchronised`] (its timeout, or the session's end, as nothing); it counts
     /// in [`Stats::resyncs`], its deadline is [`Config::command_timeout`], and if the table
     /// or the transmit buffer has no room for it yet it starts at a later call.
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -407,7 +408,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
     }
 
     /// Closes the session from this side: every command in flight is resolved with
-    /// [`CommandFailure::ConnectionClosed`] and [`Event::Closed`] follows.
+    /// [`CommandFailure::ConnectionClosed`] and [`Output::Closed`] follows.
     pub fn close(&mut self, reason: CloseReason) {
         if self.state == State::Closed {
             return;
@@ -529,7 +530,7 @@ mod tests {
             br#"[1]"#,
         ] {
             assert_eq!(
-                client.execute_json(Instant::ZERO, "guest-ping", Some(arguments), false),
+                client.execute_json(Instant::ZERO, "guest-ping", Some(arguments)),
                 Err(ExecuteError::InvalidArguments),
                 "{}",
                 core::str::from_utf8(arguments).unwrap_or("?")
@@ -537,7 +538,7 @@ mod tests {
         }
         let paired = br#"{"a": "\ud83d\ude00 \\ud800"}"#;
         assert!(client
-            .execute_json(Instant::ZERO, "guest-ping", Some(paired), false)
+            .execute_json(Instant::ZERO, "guest-ping", Some(paired))
             .is_ok());
     }
 
@@ -548,24 +549,18 @@ mod tests {
         let mut client: Client<'_, 2> =
             Client::new(Config::guest_agent(), Instant::ZERO, &mut rx, &mut tx);
         let small = br#"{"text": "0123456789012345678901234567890123456789"}"#;
-        assert!(client
-            .execute_json(Instant::ZERO, "a", Some(small), false)
-            .is_ok());
+        assert!(client.execute_json(Instant::ZERO, "a", Some(small)).is_ok());
         // The buffer holds one such request: the second fits once the first is written.
         let full = client
-            .execute_json(Instant::ZERO, "b", Some(small), false)
+            .execute_json(Instant::ZERO, "b", Some(small))
             .unwrap_err();
         assert!(matches!(full, ExecuteError::TxFull { .. }), "{full:?}");
         assert!(client.is_retryable(&full));
         let sent = client.poll_transmit().map_or(0, <[u8]>::len);
         client.mark_transmitted(sent);
-        assert!(client
-            .execute_json(Instant::ZERO, "b", Some(small), false)
-            .is_ok());
+        assert!(client.execute_json(Instant::ZERO, "b", Some(small)).is_ok());
         // The table holds two: a third waits for a reply.
-        let busy = client
-            .execute_json(Instant::ZERO, "c", None, false)
-            .unwrap_err();
+        let busy = client.execute_json(Instant::ZERO, "c", None).unwrap_err();
         assert_eq!(busy, ExecuteError::TooManyInFlight { limit: 2 });
         assert!(client.is_retryable(&busy));
         // Larger than the whole buffer: never.
@@ -576,7 +571,7 @@ mod tests {
         let mut fresh: Client<'_, 2> =
             Client::new(Config::guest_agent(), Instant::ZERO, &mut rx, &mut tx);
         let never = fresh
-            .execute_json(Instant::ZERO, "a", Some(&big), false)
+            .execute_json(Instant::ZERO, "a", Some(&big))
             .unwrap_err();
         assert!(matches!(never, ExecuteError::TxFull { .. }), "{never:?}");
         assert!(!fresh.is_retryable(&never));

@@ -7,7 +7,7 @@ use crate::time::Instant;
 use crate::Buffer;
 
 use super::OOB_IN_BAND_LIMIT;
-use super::{Client, CommandFailure, CommandId, Event, ExecuteError, Protocol, Response, State};
+use super::{Client, CommandFailure, CommandId, ExecuteError, Output, Protocol, Response, State};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Resolution {
@@ -28,7 +28,7 @@ pub(super) struct Pending {
     pub(super) oob: bool,
     pub(super) replies_on_success: bool,
     pub(super) is_quit: bool,
-    /// A resynchronisation the client started by itself: resolved without an event.
+    /// A resynchronisation the client started by itself: resolved without an output.
     pub(super) automatic: bool,
     pub(super) resolution: Option<Resolution>,
     /// Where the request ends in the transmitted stream (every byte ever queued, in the
@@ -166,7 +166,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
         }
     }
 
-    pub(super) fn take_resolution(&mut self) -> Option<Event<'static>> {
+    pub(super) fn take_resolution(&mut self) -> Option<Output<'static>> {
         loop {
             let index = self.pending.iter().position(|p| p.resolution.is_some())?;
             let p = *self.pending.get(index)?;
@@ -179,7 +179,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
                 }
                 Resolution::ConnectionClosed => CommandFailure::ConnectionClosed,
                 Resolution::SilentSuccess => {
-                    return Some(Event::Response(Response {
+                    return Some(Output::Response(Response {
                         id,
                         result: Ok(RawJson::EMPTY_OBJECT),
                     }))
@@ -187,7 +187,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
             };
             // The client's own resync is nobody's call: nothing to report.
             if !p.automatic {
-                return Some(Event::CommandFailed { id, reason });
+                return Some(Output::CommandFailed { id, reason });
             }
         }
     }
@@ -221,7 +221,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
         }
     }
 
-    /// Gives up on a command: no event will be reported for it, and its reply, if it
+    /// Gives up on a command: nothing will be reported for it, and its reply, if it
     /// comes, is dropped (counted as late). The command may still run on the server.
     /// Returns whether it was in flight.
     pub fn cancel(&mut self, id: CommandId) -> bool {

@@ -8,7 +8,7 @@ use crate::time::Instant;
 use crate::Buffer;
 
 #[cfg(doc)]
-use super::{Config, Event, Response, Stats, OOB_IN_BAND_LIMIT};
+use super::{Config, Output, Response, Stats, OOB_IN_BAND_LIMIT};
 
 use super::NEGOTIATION_RESERVE;
 use super::{
@@ -89,7 +89,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
     }
 
     /// Queues a typed command (in-band). Returns its id; the reply comes as
-    /// [`Event::Response`] with that id (decode it with [`Response::decode`]).
+    /// [`Output::Response`] with that id (decode it with [`Response::decode`]).
     pub fn execute<C: Command>(
         &mut self,
         now: Instant,
@@ -123,9 +123,9 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
         )
     }
 
-    /// Queues a command by name with any serializable arguments (`None`: no `arguments`
-    /// member). For commands this crate has no type for.
-    pub fn execute_raw<A: serde::Serialize + ?Sized>(
+    /// Queues a command by name with its arguments as any serializable value (`None`: no
+    /// `arguments` member). For commands this crate has no type for.
+    pub fn execute_value<A: serde::Serialize + ?Sized>(
         &mut self,
         now: Instant,
         name: &str,
@@ -134,8 +134,8 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
         self.submit(now, RequestKind::Execute, name, arguments, true)
     }
 
-    /// [`Client::execute_raw`] with `exec-oob`.
-    pub fn execute_raw_oob<A: serde::Serialize + ?Sized>(
+    /// [`Client::execute_value`] with `exec-oob`.
+    pub fn execute_value_oob<A: serde::Serialize + ?Sized>(
         &mut self,
         now: Instant,
         name: &str,
@@ -144,18 +144,37 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
         self.submit(now, RequestKind::ExecOob, name, arguments, true)
     }
 
-    /// Queues a command whose arguments are already JSON text (must be one object). The
-    /// text is validated and copied as is; what QEMU's parser would reject without telling
-    /// which request it was (duplicate keys, Unicode non-characters, unpaired surrogate
-    /// escapes such as `\ud800`, nesting deeper than
-    /// [`RAW_ARGUMENTS_MAX_DEPTH`](encode::RAW_ARGUMENTS_MAX_DEPTH)) is refused with [`ExecuteError::InvalidArguments`],
-    /// since such a command would never be answered.
+    /// Queues a command by name with its arguments as JSON text (`None`: no `arguments`
+    /// member; otherwise one object). The text is validated and copied as is; what QEMU's
+    /// parser would reject without telling which request it was (duplicate keys, Unicode
+    /// non-characters, unpaired surrogate escapes such as `\ud800`, nesting deeper than
+    /// [`RAW_ARGUMENTS_MAX_DEPTH`](encode::RAW_ARGUMENTS_MAX_DEPTH)) is refused with
+    /// [`ExecuteError::InvalidArguments`], since such a command would never be answered.
     pub fn execute_json(
         &mut self,
         now: Instant,
         name: &str,
         arguments: Option<&[u8]>,
-        oob: bool,
+    ) -> Result<CommandId, ExecuteError> {
+        self.submit_json(now, RequestKind::Execute, name, arguments)
+    }
+
+    /// [`Client::execute_json`] with `exec-oob`.
+    pub fn execute_json_oob(
+        &mut self,
+        now: Instant,
+        name: &str,
+        arguments: Option<&[u8]>,
+    ) -> Result<CommandId, ExecuteError> {
+        self.submit_json(now, RequestKind::ExecOob, name, arguments)
+    }
+
+    fn submit_json(
+        &mut self,
+        now: Instant,
+        kind: RequestKind,
+        name: &str,
+        arguments: Option<&[u8]>,
     ) -> Result<CommandId, ExecuteError> {
         let arguments = match arguments {
             Some(bytes) => match RawJson::parse(bytes) {
@@ -163,11 +182,6 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
                 _ => return Err(ExecuteError::InvalidArguments),
             },
             None => None,
-        };
-        let kind = if oob {
-            RequestKind::ExecOob
-        } else {
-            RequestKind::Execute
         };
         let arguments = arguments.map(|raw| raw.as_bytes());
         self.submit_with(now, kind, name, true, |out, id| {
@@ -177,7 +191,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
 
     /// Guest agent: resynchronise with `0xFF` + `guest-sync-delimited` carrying `value`, a
     /// random number the caller picks (or see [`Client::sync_seeded`]). Resolved by
-    /// [`Event::Response`] whose value is `value`, by the agent's delimited answer only:
+    /// [`Output::Response`] whose value is `value`, by the agent's delimited answer only:
     /// its `0xFF` sentinel immediately followed by `{"return": value}`, arriving after
     /// the request was completely written. Until then new commands are held back (not
     /// transmitted), and everything else that arrives is dropped and counted in

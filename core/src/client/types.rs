@@ -1,5 +1,5 @@
 //! The client's public types: configuration, life-cycle state, command ids, what it
-//! reports ([`Event`]) and its errors and counters.
+//! reports ([`Output`]) and its errors and counters.
 
 use core::fmt;
 
@@ -431,9 +431,9 @@ impl From<EncodeError> for ExecuteError {
 pub struct Stats {
     /// Replies that came after their command timed out or was cancelled (dropped).
     pub late_replies: u64,
-    /// Replies to ids this client never sent (reported as [`Event::UnmatchedResponse`]).
+    /// Replies to ids this client never sent (reported as [`Output::UnmatchedResponse`]).
     pub unmatched_replies: u64,
-    /// Id-less error replies (reported as [`Event::UnattributedError`]).
+    /// Id-less error replies (reported as [`Output::UnattributedError`]).
     pub unattributed_errors: u64,
     /// Invalid JSON messages skipped.
     pub malformed: u64,
@@ -452,12 +452,13 @@ pub struct Stats {
     pub resyncs: u64,
 }
 
-/// What happened. Drain [`Client::poll_event`] until `None` after every input and every
-/// `execute*` call; each event borrows the client until the next call.
+/// What happened. Drain [`Client::poll_output`] until `None` after every input and every
+/// `execute*` call; each output borrows the client until the next call. (QMP events are
+/// one kind of output, [`Output::AsyncEvent`]; [`crate::events`] decodes them.)
 #[derive(Debug, Clone, Copy)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
-pub enum Event<'a> {
+pub enum Output<'a> {
     /// The QMP greeting arrived; `qmp_capabilities` is now queued for transmission.
     Greeting(Greeting<'a>),
     /// Negotiation succeeded: held commands are released, new ones go out at once.
@@ -491,14 +492,14 @@ pub enum Event<'a> {
     /// the framer resynchronised at the next line.
     Malformed(JsonError),
     /// A message larger than the receive buffer was skipped (one that answered a command
-    /// of ours is reported as [`Event::CommandFailed`] instead).
+    /// of ours is reported as [`Output::CommandFailed`] instead).
     Oversize {
         /// Its length in bytes.
         len: u64,
     },
     /// Valid JSON that is not a message this client expects in its current state.
     Unknown(RawJson<'a>),
-    /// The server refused `qmp_capabilities`; [`Event::Closed`] follows.
+    /// The server refused `qmp_capabilities`; [`Output::Closed`] follows.
     NegotiationFailed(QmpError<'a>),
     /// The session is over; reported once, after every command was resolved.
     Closed(CloseReason),

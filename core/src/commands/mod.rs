@@ -9,7 +9,7 @@
 //! daily; every command of QEMU's schema is typed in [`crate::qapi`], generated from it
 //! (events and guest-agent commands already come from there only). Anything else, and
 //! anything a newer QEMU adds, goes through the raw path
-//! ([`Client::execute_raw`](crate::client::Client::execute_raw) and
+//! ([`Client::execute_value`](crate::client::Client::execute_value) and
 //! [`RawJson`]), so a newer server never breaks parsing: response structs ignore members
 //! they do not know, enum-like fields are kept as strings, and lists are decoded lazily
 //! element by element ([`JsonArray`]) so no capacity limit applies to them.

@@ -2,7 +2,7 @@
 //!
 //! [`Harness`] drives a [`Client`] the way the crate documents its run loop: after every
 //! input (bytes, end of stream, timeout) and every `execute*`/`sync` call it drains
-//! `poll_event` until `None`, then `poll_transmit`/`mark_transmitted` until `None`. Time is
+//! `poll_output` until `None`, then `poll_transmit`/`mark_transmitted` until `None`. Time is
 //! virtual ([`Instant::from_millis`]) and only moves when a scenario says so. Each event is
 //! recorded as an owned string in two forms: `full` (everything, timestamps and error
 //! offsets included: the fragmentation assertion compares these) and `brief` (JSON
@@ -29,7 +29,7 @@ use core::fmt::Write as _;
 use std::collections::BTreeMap;
 
 use qmp_core::client::{
-    Client, CloseReason, CommandFailure, CommandId, Config, Event, ExecuteError, State, Stats,
+    Client, CloseReason, CommandFailure, CommandId, Config, ExecuteError, Output, State, Stats,
 };
 use qmp_core::commands::Command;
 use qmp_core::json::{JsonStr, RawJson};
@@ -541,7 +541,7 @@ impl<'b, const N: usize> Harness<'b, N> {
         result
     }
 
-    /// `execute_json`; the arguments are JSON text.
+    /// `execute_json` (or `execute_json_oob`); the arguments are JSON text.
     pub(crate) fn try_json(
         &mut self,
         name: &str,
@@ -549,7 +549,11 @@ impl<'b, const N: usize> Harness<'b, N> {
         oob: bool,
     ) -> Result<CommandId, ExecuteError> {
         let now = self.now;
-        let result = self.client.execute_json(now, name, arguments, oob);
+        let result = if oob {
+            self.client.execute_json_oob(now, name, arguments)
+        } else {
+            self.client.execute_json(now, name, arguments)
+        };
         self.issued(result)
     }
 
@@ -560,11 +564,11 @@ impl<'b, const N: usize> Harness<'b, N> {
             .unwrap_or_else(|e| panic!("execute_json {name}: {e}"))
     }
 
-    /// `execute_json` with `exec-oob`, which must succeed.
+    /// `execute_json_oob`, which must succeed.
     #[track_caller]
     pub(crate) fn json_oob(&mut self, name: &str, arguments: Option<&str>) -> CommandId {
         self.try_json(name, arguments.map(str::as_bytes), true)
-            .unwrap_or_else(|e| panic!("execute_json (oob) {name}: {e}"))
+            .unwrap_or_else(|e| panic!("execute_json_oob {name}: {e}"))
     }
 
     /// Sends the request of one captured `.c2s` line the way this client would: same name,
@@ -647,22 +651,22 @@ impl<'b, const N: usize> Harness<'b, N> {
         self.issued(result)
     }
 
-    /// `execute_raw` with serializable arguments.
+    /// `execute_value`: arguments as any serializable value.
     pub(crate) fn try_raw<A: serde::Serialize + ?Sized>(
         &mut self,
         name: &str,
         arguments: Option<&A>,
     ) -> Result<CommandId, ExecuteError> {
         let now = self.now;
-        let result = self.client.execute_raw(now, name, arguments);
+        let result = self.client.execute_value(now, name, arguments);
         self.issued(result)
     }
 
-    /// `execute_raw` without arguments, which must succeed.
+    /// `execute_value` without arguments, which must succeed.
     #[track_caller]
     pub(crate) fn raw(&mut self, name: &str) -> CommandId {
         self.try_raw::<()>(name, None)
-            .unwrap_or_else(|e| panic!("execute_raw {name}: {e}"))
+            .unwrap_or_else(|e| panic!("execute_value {name}: {e}"))
     }
 
     /// Guest agent `sync`.
@@ -707,7 +711,7 @@ impl<'b, const N: usize> Harness<'b, N> {
     pub(crate) fn drain(&mut self) {
         loop {
             self.transmit();
-            let Some(event) = self.client.poll_event() else {
+            let Some(event) = self.client.poll_output() else {
                 break;
             };
             let logged = render(&event);
@@ -715,7 +719,7 @@ impl<'b, const N: usize> Harness<'b, N> {
                 panic!("event after Closed: {}", logged.full);
             }
             match event {
-                Event::Response(response) => {
+                Output::Response(response) => {
                     self.resolutions
                         .entry(response.id.get())
                         .or_default()
@@ -723,13 +727,13 @@ impl<'b, const N: usize> Harness<'b, N> {
                     self.responses
                         .insert(response.id.get(), result_text(&response.result));
                 }
-                Event::CommandFailed { id, .. } => {
+                Output::CommandFailed { id, .. } => {
                     self.resolutions
                         .entry(id.get())
                         .or_default()
                         .push(logged.brief.clone());
                 }
-                Event::Closed(_) => self.closed += 1,
+                Output::Closed(_) => self.closed += 1,
                 _ => {}
             }
             self.events.push(logged);
@@ -859,9 +863,9 @@ fn result_forms(result: &Result<RawJson<'_>, QmpError<'_>>) -> (String, String) 
 }
 
 /// Renders an event in its full and brief forms.
-pub(crate) fn render(event: &Event<'_>) -> Logged {
+pub(crate) fn render(event: &Output<'_>) -> Logged {
     let (full, brief) = match event {
-        Event::Greeting(greeting) => {
+        Output::Greeting(greeting) => {
             let mut caps = Vec::new();
             if greeting.capabilities.oob {
                 caps.push("oob".to_owned());
@@ -877,16 +881,16 @@ pub(crate) fn render(event: &Event<'_>) -> Logged {
             );
             (format!("{text} {}", full_json(&greeting.raw)), text)
         }
-        Event::Ready => ("Ready".to_owned(), "Ready".to_owned()),
-        Event::Resynchronised => ("Resynchronised".to_owned(), "Resynchronised".to_owned()),
-        Event::Response(response) => {
+        Output::Ready => ("Ready".to_owned(), "Ready".to_owned()),
+        Output::Resynchronised => ("Resynchronised".to_owned(), "Resynchronised".to_owned()),
+        Output::Response(response) => {
             let (full, brief) = result_forms(&response.result);
             (
                 format!("Response {} {full}", response.id),
                 format!("Response {} {brief}", response.id),
             )
         }
-        Event::AsyncEvent(event) => {
+        Output::AsyncEvent(event) => {
             let name = json_str(&event.name);
             let ts = event.timestamp;
             let (full_data, brief_data) = match event.data {
@@ -904,7 +908,7 @@ pub(crate) fn render(event: &Event<'_>) -> Logged {
                 format!("Event {name}{brief_data}"),
             )
         }
-        Event::CommandFailed { id, reason } => {
+        Output::CommandFailed { id, reason } => {
             let reason = match reason {
                 CommandFailure::TimedOut => "TimedOut".to_owned(),
                 CommandFailure::ConnectionClosed => "ConnectionClosed".to_owned(),
@@ -914,11 +918,11 @@ pub(crate) fn render(event: &Event<'_>) -> Logged {
             let text = format!("CommandFailed {id} {reason}");
             (text.clone(), text)
         }
-        Event::UnattributedError(error) => {
+        Output::UnattributedError(error) => {
             let text = format!("UnattributedError {}", error_text(error));
             (text.clone(), text)
         }
-        Event::UnmatchedResponse { id, result } => {
+        Output::UnmatchedResponse { id, result } => {
             let id = id.map_or("-".to_owned(), |raw| full_json(&raw));
             let (full, brief) = result_forms(result);
             (
@@ -926,23 +930,23 @@ pub(crate) fn render(event: &Event<'_>) -> Logged {
                 format!("Unmatched id={id} {brief}"),
             )
         }
-        Event::Malformed(error) => (
+        Output::Malformed(error) => (
             format!("Malformed {:?} at {}", error.kind, error.offset),
             format!("Malformed {:?}", error.kind),
         ),
-        Event::Oversize { len } => {
+        Output::Oversize { len } => {
             let text = format!("Oversize {len}");
             (text.clone(), text)
         }
-        Event::Unknown(raw) => (
+        Output::Unknown(raw) => (
             format!("Unknown {}", full_json(raw)),
             format!("Unknown {}", brief_json(raw)),
         ),
-        Event::NegotiationFailed(error) => {
+        Output::NegotiationFailed(error) => {
             let text = format!("NegotiationFailed {}", error_text(error));
             (text.clone(), text)
         }
-        Event::Closed(reason) => {
+        Output::Closed(reason) => {
             let text = format!("Closed {}", close_text(reason));
             (text.clone(), text)
         }

@@ -4,7 +4,7 @@
 use core::fmt;
 
 use cortex_m_semihosting::{debug, hprintln};
-use qmp_core::client::{Event, Stats};
+use qmp_core::client::{Output, Stats};
 use qmp_core::commands::{
     BlockdevAdd, BlockdevCreate, BlockdevCreateOptions, BlockdevCreateOptionsFile, BlockdevOptions,
     BlockdevOptionsNull, Command, Empty, NoArguments,
@@ -174,17 +174,17 @@ impl Observer {
     }
 
     /// Prints one line per event and records job statuses.
-    pub fn observe(&mut self, event: &Event<'_>) {
+    pub fn observe(&mut self, event: &Output<'_>) {
         match event {
-            Event::Greeting(greeting) => {
+            Output::Greeting(greeting) => {
                 hprintln!(
                     "GREETING {} oob={}",
                     greeting.version,
                     greeting.capabilities.oob
                 );
             }
-            Event::Ready => hprintln!("READY"),
-            Event::AsyncEvent(event) => {
+            Output::Ready => hprintln!("READY"),
+            Output::AsyncEvent(event) => {
                 self.events += 1;
                 let name = event.name.raw();
                 match JobStatusChangeEvent::from_event(name, event.data) {
@@ -203,15 +203,15 @@ impl Observer {
                     None => hprintln!("EVENT {}", name),
                 }
             }
-            Event::Response(response) => hprintln!("UNAWAITED_RESPONSE {}", response.id),
-            Event::CommandFailed { id, reason } => hprintln!("COMMAND_FAILED {} {}", id, reason),
-            Event::UnattributedError(error) => hprintln!("UNATTRIBUTED_ERROR {}", error),
-            Event::UnmatchedResponse { .. } => hprintln!("UNMATCHED_RESPONSE"),
-            Event::Malformed(error) => hprintln!("MALFORMED {}", error),
-            Event::Oversize { len } => hprintln!("OVERSIZE {}", len),
-            Event::Unknown(raw) => hprintln!("UNKNOWN {}", raw),
-            Event::NegotiationFailed(error) => hprintln!("NEGOTIATION_FAILED {}", error),
-            Event::Closed(reason) => {
+            Output::Response(response) => hprintln!("UNAWAITED_RESPONSE {}", response.id),
+            Output::CommandFailed { id, reason } => hprintln!("COMMAND_FAILED {} {}", id, reason),
+            Output::UnattributedError(error) => hprintln!("UNATTRIBUTED_ERROR {}", error),
+            Output::UnmatchedResponse { .. } => hprintln!("UNMATCHED_RESPONSE"),
+            Output::Malformed(error) => hprintln!("MALFORMED {}", error),
+            Output::Oversize { len } => hprintln!("OVERSIZE {}", len),
+            Output::Unknown(raw) => hprintln!("UNKNOWN {}", raw),
+            Output::NegotiationFailed(error) => hprintln!("NEGOTIATION_FAILED {}", error),
+            Output::Closed(reason) => {
                 self.closed = true;
                 hprintln!("CLOSED {}", reason);
             }

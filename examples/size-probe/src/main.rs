@@ -27,10 +27,10 @@ use cortex_m_semihosting::debug;
 use panic_halt as _;
 #[cfg(not(feature = "baseline"))]
 use qmp_core::{
-    client::{Client, Config, Event},
+    client::{Client, Config, Output},
     events::EventData,
-    qapi::{JobStatus, JobStatusChangeEvent, QueryVersion},
     io::BlockingDriver,
+    qapi::{JobStatus, JobStatusChangeEvent, QueryVersion},
 };
 
 /// Enough for the greeting and the `query-version` reply (~170 bytes each).
@@ -63,8 +63,8 @@ fn run() -> Option<bool> {
     let mut driver = BlockingDriver::new(&mut client, uart, clock::now);
 
     let mut concluded_jobs = 0u32;
-    let mut on_event = |event: &Event<'_>| {
-        if let Event::AsyncEvent(event) = event {
+    let mut on_output = |event: &Output<'_>| {
+        if let Output::AsyncEvent(event) = event {
             if let Some(Ok(change)) = JobStatusChangeEvent::from_event(event.name.raw(), event.data)
             {
                 if change.status == JobStatus::Concluded {
@@ -73,9 +73,9 @@ fn run() -> Option<bool> {
             }
         }
     };
-    driver.wait_ready(&mut on_event).ok()?;
+    driver.wait_ready(&mut on_output).ok()?;
     let major = driver
-        .call(&QueryVersion, &mut on_event, |reply| {
+        .call(&QueryVersion, &mut on_output, |reply| {
             reply.map(|info| info.qemu.major).unwrap_or(0)
         })
         .ok()?;

@@ -12,7 +12,7 @@
 
 use std::fmt::Write as _;
 
-use qmp_core::client::{Client, CommandId, Config, Event, State};
+use qmp_core::client::{Client, CommandId, Config, Output, State};
 use qmp_core::json::RawJson;
 use qmp_core::message::QmpError;
 use qmp_core::time::Instant;
@@ -154,7 +154,7 @@ impl Session {
             parse_command_line(line).ok_or_else(|| "type a command name".to_owned())?;
         let result = self
             .client
-            .execute_json(now, name, arguments.map(str::as_bytes), false);
+            .execute_json(now, name, arguments.map(str::as_bytes));
         self.drain();
         result.map_err(|error| error.to_string())
     }
@@ -207,7 +207,7 @@ impl Session {
     /// Drains every pending event into `reports`; returns how many there were.
     fn drain(&mut self) -> usize {
         let mut count = 0;
-        while let Some(event) = self.client.poll_event() {
+        while let Some(event) = self.client.poll_output() {
             count += 1;
             if let Some(report) = report(&event) {
                 self.reports.push(report);
@@ -219,10 +219,10 @@ impl Session {
 
 /// One event as a JSON object for the page. Values from the server are embedded as the
 /// server sent them (already valid JSON; strings stay escaped as on the wire).
-fn report(event: &Event<'_>) -> Option<String> {
+fn report(event: &Output<'_>) -> Option<String> {
     let mut out = String::new();
     match event {
-        Event::Greeting(greeting) => {
+        Output::Greeting(greeting) => {
             let _ = write!(
                 out,
                 "{{\"kind\":\"greeting\",\"version\":\"{}\",\"package\":\"{}\",\"oob\":{}}}",
@@ -231,13 +231,13 @@ fn report(event: &Event<'_>) -> Option<String> {
                 greeting.capabilities.oob
             );
         }
-        Event::Ready => out.push_str("{\"kind\":\"ready\"}"),
-        Event::Response(response) => {
+        Output::Ready => out.push_str("{\"kind\":\"ready\"}"),
+        Output::Response(response) => {
             let _ = write!(out, "{{\"kind\":\"reply\",\"id\":{},", response.id.get());
             push_result(&mut out, &response.result);
             out.push('}');
         }
-        Event::AsyncEvent(event) => {
+        Output::AsyncEvent(event) => {
             let _ = write!(
                 out,
                 "{{\"kind\":\"event\",\"name\":\"{}\",\"data\":{},\"seconds\":{},\"microseconds\":{}}}",
@@ -247,7 +247,7 @@ fn report(event: &Event<'_>) -> Option<String> {
                 event.timestamp.microseconds
             );
         }
-        Event::CommandFailed { id, reason } => {
+        Output::CommandFailed { id, reason } => {
             let _ = write!(
                 out,
                 "{{\"kind\":\"failed\",\"id\":{},\"reason\":{}}}",
@@ -255,12 +255,12 @@ fn report(event: &Event<'_>) -> Option<String> {
                 json_string(&reason.to_string())
             );
         }
-        Event::UnattributedError(error) => {
+        Output::UnattributedError(error) => {
             out.push_str("{\"kind\":\"unattributed-error\",");
             push_error(&mut out, error);
             out.push('}');
         }
-        Event::UnmatchedResponse { id, result } => {
+        Output::UnmatchedResponse { id, result } => {
             let _ = write!(
                 out,
                 "{{\"kind\":\"unmatched\",\"id\":{},",
@@ -269,25 +269,25 @@ fn report(event: &Event<'_>) -> Option<String> {
             push_result(&mut out, result);
             out.push('}');
         }
-        Event::Malformed(error) => {
+        Output::Malformed(error) => {
             let _ = write!(
                 out,
                 "{{\"kind\":\"malformed\",\"reason\":{}}}",
                 json_string(&error.to_string())
             );
         }
-        Event::Oversize { len } => {
+        Output::Oversize { len } => {
             let _ = write!(out, "{{\"kind\":\"oversize\",\"bytes\":{len}}}");
         }
-        Event::Unknown(raw) => {
+        Output::Unknown(raw) => {
             let _ = write!(out, "{{\"kind\":\"unknown\",\"message\":{}}}", raw.as_str());
         }
-        Event::NegotiationFailed(error) => {
+        Output::NegotiationFailed(error) => {
             out.push_str("{\"kind\":\"negotiation-failed\",");
             push_error(&mut out, error);
             out.push('}');
         }
-        Event::Closed(reason) => {
+        Output::Closed(reason) => {
             let _ = write!(
                 out,
                 "{{\"kind\":\"closed\",\"reason\":{}}}",

@@ -70,7 +70,7 @@ async fn wait_for_job_status(
 ) -> Result<(), Failure> {
     let deadline = clock::now().saturating_add(JOB_TIMEOUT);
     loop {
-        while let Some(event) = driver.client().poll_event() {
+        while let Some(event) = driver.client().poll_output() {
             observer.observe(&event);
         }
         if observer.has_seen(status) {
