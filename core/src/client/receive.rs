@@ -1,10 +1,8 @@
 //! The receive side: each framed message classified, matched to the command it answers
 //! (or refused as stale, late or malformed) and reported as an [`Output`].
 
-use crate::json::{Item, JsonError, JsonStr, RawJson};
-use crate::message::{
-    AsyncEvent, Capabilities, ErrorClass, Greeting, Message, QmpError, Timestamp, Version,
-};
+use crate::json::{Item, JsonError, RawJson};
+use crate::message::{Capabilities, Message, Version};
 use crate::Buffer;
 
 use super::{
@@ -16,8 +14,8 @@ use super::{
 pub(super) enum Step {
     /// An output that borrows nothing.
     Owned(Output<'static>),
-    /// An output built from the current frame, classified as `Summary`.
-    FromFrame(FrameOutput, Summary),
+    /// An output built from the current frame.
+    FromFrame(FrameOutput),
 }
 
 /// Which output to build from the current frame.
@@ -41,91 +39,22 @@ pub(super) enum ReplyId {
     Foreign,
 }
 
-/// A part of the current frame (a value, or a string's content) by its position, so that
-/// it outlives the borrow of the framer that found it.
-#[derive(Clone, Copy)]
-pub(super) struct Span {
-    start: usize,
-    end: usize,
-}
-
-impl Span {
-    /// Where `part`, taken from `frame`, lies in it; empty for a part from elsewhere (the
-    /// `""` that stands for a missing string member).
-    fn of(frame: &[u8], part: &[u8]) -> Span {
-        let start = part.as_ptr().addr().wrapping_sub(frame.as_ptr().addr());
-        match start.checked_add(part.len()) {
-            Some(end) if end <= frame.len() => Span { start, end },
-            _ => Span { start: 0, end: 0 },
-        }
-    }
-
-    fn bytes(self, frame: &[u8]) -> &[u8] {
-        frame.get(self.start..self.end).unwrap_or_default()
-    }
-
-    fn raw(self, frame: &[u8]) -> RawJson<'_> {
-        RawJson::from_validated(self.bytes(frame))
-    }
-
-    fn str(self, frame: &[u8]) -> JsonStr<'_> {
-        JsonStr::from_validated(self.bytes(frame))
-    }
-}
-
-/// An error reply's contents by position (see [`Span`]).
-#[derive(Clone, Copy)]
-pub(super) struct ErrorSpans {
-    class: ErrorClass<Span>,
-    desc: Span,
-}
-
-impl ErrorSpans {
-    fn of(frame: &[u8], error: QmpError<'_>) -> Self {
-        ErrorSpans {
-            class: error
-                .class
-                .map_other(|name| Span::of(frame, name.raw_bytes())),
-            desc: Span::of(frame, error.desc.raw_bytes()),
-        }
-    }
-
-    fn view(self, frame: &[u8]) -> QmpError<'_> {
-        QmpError {
-            class: self.class.map_other(|name| name.str(frame)),
-            desc: self.desc.str(frame),
-        }
-    }
-}
-
-/// A message classified once: what the state machine needs to know of it, and where its
-/// parts are, so that the output can be built from the frame without borrowing it
-/// meanwhile.
+/// What the state machine needs to know of a message, without borrowing it.
 #[derive(Clone, Copy)]
 pub(super) enum Summary {
     Greeting {
         version: Version,
         capabilities: Capabilities,
-        package: Span,
-        raw: Span,
     },
     Return {
         id: ReplyId,
         /// The value when it is an unsigned integer (guest-agent sync replies).
         value: Option<u64>,
-        raw_id: Option<Span>,
-        raw_value: Span,
     },
     Error {
         id: ReplyId,
-        raw_id: Option<Span>,
-        error: ErrorSpans,
     },
-    Event {
-        name: Span,
-        data: Option<Span>,
-        timestamp: Timestamp,
-    },
+    Event,
     Unknown,
     /// [`Item::Oversize`].
     Oversize {
@@ -136,9 +65,7 @@ pub(super) enum Summary {
 }
 
 impl Summary {
-    /// Summarises `message`, classified from `frame`.
-    pub(super) fn of(message: Message<'_>, frame: &[u8]) -> Summary {
-        let span = |raw: RawJson<'_>| Span::of(frame, raw.as_bytes());
+    pub(super) fn of(message: Message<'_>) -> Summary {
         let reply_id = |id: Option<RawJson<'_>>| match id {
             None => ReplyId::Absent,
             Some(raw) => raw.as_u64().map_or(ReplyId::Foreign, ReplyId::Integer),
@@ -147,25 +74,13 @@ impl Summary {
             Message::Greeting(greeting) => Summary::Greeting {
                 version: greeting.version,
                 capabilities: greeting.capabilities,
-                package: Span::of(frame, greeting.package.raw_bytes()),
-                raw: span(greeting.raw),
             },
             Message::Return { id, value } => Summary::Return {
                 id: reply_id(id),
                 value: value.as_u64(),
-                raw_id: id.map(span),
-                raw_value: span(value),
             },
-            Message::Error { id, error } => Summary::Error {
-                id: reply_id(id),
-                raw_id: id.map(span),
-                error: ErrorSpans::of(frame, error),
-            },
-            Message::Event(event) => Summary::Event {
-                name: Span::of(frame, event.name.raw_bytes()),
-                data: event.data.map(span),
-                timestamp: event.timestamp,
-            },
+            Message::Error { id, .. } => Summary::Error { id: reply_id(id) },
+            Message::Event(_) => Summary::Event,
             Message::Unknown(_) => Summary::Unknown,
         }
     }
@@ -178,14 +93,13 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
     pub fn poll_output(&mut self) -> Option<Output<'_>> {
         match self.advance()? {
             Step::Owned(event) => Some(event),
-            Step::FromFrame(tag, summary) => Some(self.frame_output(tag, summary)),
+            Step::FromFrame(tag) => Some(self.frame_output(tag)),
         }
     }
 
-    /// Processes input until something is to be reported. Each frame is classified once,
-    /// into a [`Summary`] that borrows nothing; outputs that borrow the current frame are
-    /// returned as a tag and that summary, and built by [`Client::frame_output`] afterwards:
-    /// a borrow returned from inside the loop would keep the framer borrowed for every
+    /// Processes input until something is to be reported. Outputs that borrow the current
+    /// frame are returned as a tag and built by [`Client::frame_output`] afterwards: a
+    /// borrow returned from inside the loop would keep the framer borrowed for every
     /// later iteration.
     pub(super) fn advance(&mut self) -> Option<Step> {
         loop {
@@ -209,9 +123,9 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
                     return None;
                 }
                 Some(Item::Frame(frame)) => {
-                    let root = frame.value();
-                    let (message, reason) = Message::classify_checked(root, frame.members());
-                    (Summary::of(message, root.as_bytes()), reason)
+                    let (message, reason) =
+                        Message::classify_checked(frame.value(), frame.members());
+                    (Summary::of(message), reason)
                 }
                 Some(Item::Oversize { len, .. }) => {
                     count(&mut self.stats.oversize);
@@ -262,7 +176,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
                 return Some(match summary {
                     Summary::Oversize { len } => Step::Owned(Output::Oversize { len }),
                     Summary::Malformed(error) => Step::Owned(Output::Malformed(error)),
-                    _ => Step::FromFrame(FrameOutput::Unknown, summary),
+                    _ => Step::FromFrame(FrameOutput::Unknown),
                 });
             }
             if let Some(step) = self.on_message(summary, start, delimited) {
@@ -288,75 +202,43 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
         }
     }
 
-    /// Builds the output for `tag` from the frame [`Client::advance`] stopped at and
-    /// classified as `summary` (without classifying it again).
-    pub(super) fn frame_output(&self, tag: FrameOutput, summary: Summary) -> Output<'_> {
+    /// Builds the output for `tag` from the frame [`Client::advance`] stopped at.
+    pub(super) fn frame_output(&mut self, tag: FrameOutput) -> Output<'_> {
         let Some(Item::Frame(frame)) = self.framer.current_item() else {
             // `advance` only returns a frame tag right after taking a frame.
             return Output::Closed(CloseReason::Local);
         };
         let root = frame.value();
-        let bytes = root.as_bytes();
-        match (tag, summary) {
-            (
-                FrameOutput::Greeting,
-                Summary::Greeting {
-                    version,
-                    capabilities,
-                    package,
-                    raw,
-                },
-            ) => Output::Greeting(Greeting {
-                version,
-                package: package.str(bytes),
-                capabilities,
-                raw: raw.raw(bytes),
-            }),
-            (FrameOutput::Response(id), Summary::Return { raw_value, .. }) => {
+        let message = Message::classify_members(root, frame.members());
+        match (tag, message) {
+            (FrameOutput::Greeting, Message::Greeting(greeting)) => Output::Greeting(greeting),
+            (FrameOutput::Response(id), Message::Return { value, .. }) => {
                 Output::Response(Response {
                     id,
-                    result: Ok(raw_value.raw(bytes)),
+                    result: Ok(value),
                 })
             }
-            (FrameOutput::Response(id), Summary::Error { error, .. }) => {
+            (FrameOutput::Response(id), Message::Error { error, .. }) => {
                 Output::Response(Response {
                     id,
-                    result: Err(error.view(bytes)),
+                    result: Err(error),
                 })
             }
-            (
-                FrameOutput::AsyncEvent,
-                Summary::Event {
-                    name,
-                    data,
-                    timestamp,
-                },
-            ) => Output::AsyncEvent(AsyncEvent {
-                name: name.str(bytes),
-                data: data.map(|data| data.raw(bytes)),
-                timestamp,
-            }),
-            (FrameOutput::UnattributedError, Summary::Error { error, .. }) => {
-                Output::UnattributedError(error.view(bytes))
+            (FrameOutput::AsyncEvent, Message::Event(event)) => Output::AsyncEvent(event),
+            (FrameOutput::UnattributedError, Message::Error { error, .. }) => {
+                Output::UnattributedError(error)
             }
-            (FrameOutput::NegotiationFailed, Summary::Error { error, .. }) => {
-                Output::NegotiationFailed(error.view(bytes))
+            (FrameOutput::NegotiationFailed, Message::Error { error, .. }) => {
+                Output::NegotiationFailed(error)
             }
-            (
-                FrameOutput::Unmatched,
-                Summary::Return {
-                    raw_id, raw_value, ..
-                },
-            ) => Output::UnmatchedResponse {
-                id: raw_id.map(|id| id.raw(bytes)),
-                result: Ok(raw_value.raw(bytes)),
+            (FrameOutput::Unmatched, Message::Return { id, value }) => Output::UnmatchedResponse {
+                id,
+                result: Ok(value),
             },
-            (FrameOutput::Unmatched, Summary::Error { raw_id, error, .. }) => {
-                Output::UnmatchedResponse {
-                    id: raw_id.map(|id| id.raw(bytes)),
-                    result: Err(error.view(bytes)),
-                }
-            }
+            (FrameOutput::Unmatched, Message::Error { id, error }) => Output::UnmatchedResponse {
+                id,
+                result: Err(error),
+            },
             _ => Output::Unknown(root),
         }
     }
@@ -383,7 +265,6 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
                 Summary::Greeting {
                     version,
                     capabilities,
-                    ..
                 } => {
                     self.version = Some(version);
                     self.capabilities = Some(capabilities);
@@ -397,7 +278,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
                     // Room for it is reserved while commands are held, so this cannot fail.
                     let _ = self.insert_released(request);
                     self.state = State::Negotiating;
-                    Some(Step::FromFrame(FrameOutput::Greeting, message))
+                    Some(Step::FromFrame(FrameOutput::Greeting))
                 }
                 _ => {
                     self.close(CloseReason::Protocol(ProtocolError::MissingGreeting));
@@ -413,14 +294,14 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
                 Summary::Error { .. } => {
                     self.close(CloseReason::Protocol(ProtocolError::NegotiationFailed));
                     // The error text is reported before the resolutions and `Closed`.
-                    Some(Step::FromFrame(FrameOutput::NegotiationFailed, message))
+                    Some(Step::FromFrame(FrameOutput::NegotiationFailed))
                 }
-                Summary::Event { .. } => {
+                Summary::Event => {
                     count(&mut self.stats.events);
-                    Some(Step::FromFrame(FrameOutput::AsyncEvent, message))
+                    Some(Step::FromFrame(FrameOutput::AsyncEvent))
                 }
                 // Oversize and malformed items never get here.
-                _ => Some(Step::FromFrame(FrameOutput::Unknown, message)),
+                _ => Some(Step::FromFrame(FrameOutput::Unknown)),
             },
             State::Ready => self.on_ready_message(message, start, delimited),
             State::Closed => None,
@@ -437,7 +318,6 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
             Summary::Return {
                 id: ReplyId::Absent,
                 value,
-                ..
             } => {
                 if let Some(sync) = self.sync {
                     if let (Some(sentinel), true) = (delimited, value == Some(sync.value)) {
@@ -445,7 +325,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
                             return Some(if sync.automatic {
                                 Step::Owned(Output::Resynchronised)
                             } else {
-                                Step::FromFrame(FrameOutput::Response(CommandId(sync.id)), message)
+                                Step::FromFrame(FrameOutput::Response(CommandId(sync.id)))
                             });
                         }
                     }
@@ -460,40 +340,34 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
                     }
                 }
                 count(&mut self.stats.unmatched_replies);
-                Some(Step::FromFrame(FrameOutput::Unmatched, message))
+                Some(Step::FromFrame(FrameOutput::Unmatched))
             }
             Summary::Error {
                 id: ReplyId::Absent,
-                ..
             } => {
                 if self.discard_while_syncing() {
                     return None;
                 }
                 count(&mut self.stats.unattributed_errors);
-                Some(Step::FromFrame(FrameOutput::UnattributedError, message))
+                Some(Step::FromFrame(FrameOutput::UnattributedError))
             }
-            Summary::Return { id, .. } | Summary::Error { id, .. } => {
-                self.on_reply(message, id, start)
-            }
+            Summary::Return { id, .. } | Summary::Error { id } => self.on_reply(id, start),
             _ if self.discard_while_syncing() => None,
-            Summary::Event { .. } => {
+            Summary::Event => {
                 count(&mut self.stats.events);
-                Some(Step::FromFrame(FrameOutput::AsyncEvent, message))
+                Some(Step::FromFrame(FrameOutput::AsyncEvent))
             }
             // Oversize and malformed items never get here.
-            _ => Some(Step::FromFrame(FrameOutput::Unknown, message)),
+            _ => Some(Step::FromFrame(FrameOutput::Unknown)),
         }
     }
 
-    pub(super) fn on_reply(&mut self, message: Summary, id: ReplyId, start: u64) -> Option<Step> {
+    pub(super) fn on_reply(&mut self, id: ReplyId, start: u64) -> Option<Step> {
         if let ReplyId::Integer(id) = id {
             if let Some(index) = self.answered(id, start) {
                 self.answered_in_order(index);
                 self.remove_pending(index);
-                return Some(Step::FromFrame(
-                    FrameOutput::Response(CommandId(id)),
-                    message,
-                ));
+                return Some(Step::FromFrame(FrameOutput::Response(CommandId(id))));
             }
             if self.given_up.contains(id) {
                 self.given_up_in_band.late(id);
@@ -505,7 +379,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
             return None;
         }
         count(&mut self.stats.unmatched_replies);
-        Some(Step::FromFrame(FrameOutput::Unmatched, message))
+        Some(Step::FromFrame(FrameOutput::Unmatched))
     }
 
     /// The delimited answer carrying the sync's value, its sentinel at `start`: completes
