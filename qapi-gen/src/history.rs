@@ -42,6 +42,20 @@ pub struct History {
     pub defs: BTreeSet<String>,
     /// (enum, value) of enum values the older schema lacks.
     pub values: BTreeSet<(String, String)>,
+    /// Commands and events only the older schema has.
+    pub removed_defs: BTreeSet<String>,
+    /// (owner, member) of members only the older schema has (owner named as in the newer).
+    pub removed_members: BTreeSet<(String, String)>,
+    /// (owner, member) of members the older schema requires and the newer has optional.
+    pub required_before: BTreeSet<(String, String)>,
+    /// (enum, value) of enum values only the older schema has.
+    pub removed_values: BTreeSet<(String, String)>,
+    /// Types of the newer schema that were of another kind (a struct now a union, ...).
+    pub reshaped: BTreeSet<String>,
+    /// (owner, member) of members whose type was another built-in type, or a built-in
+    /// type where it is a defined one now or the reverse (`str` then, an enum now), or a
+    /// list where it is none now or the reverse.
+    pub retyped: BTreeSet<(String, String)>,
 }
 
 impl History {
@@ -99,6 +113,53 @@ impl History {
     }
 }
 
+fn pairs(items: &BTreeSet<(String, String)>) -> String {
+    let items: Vec<String> = items
+        .iter()
+        .map(|(a, b)| format!("({a:?}, {b:?})"))
+        .collect();
+    format!("&[{}]", items.join(", "))
+}
+
+fn names(items: &BTreeSet<String>) -> String {
+    let items: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+    format!("&[{}]", items.join(", "))
+}
+
+/// The `HISTORY` static of a generated `info` module (`qmp_core::qapi::info::History`),
+/// one entry per older release compared.
+pub fn info(histories: &[History]) -> String {
+    let mut out = String::from(
+        "/// How older releases' schemas differ from this one (see [`History`]).\npub static HISTORY: &[History] = &[\n",
+    );
+    for h in histories {
+        let select = |keep: &dyn Fn(&Before) -> bool| -> BTreeSet<(String, String)> {
+            h.members
+                .iter()
+                .filter(|(_, _, b)| keep(b))
+                .map(|(o, m, _)| (o.clone(), m.clone()))
+                .collect()
+        };
+        out.push_str(&format!(
+            "    History {{\n        version: {:?},\n        added: {},\n        removed: {},\n        added_members: {},\n        optional_members: {},\n        relaxed_members: {},\n        required_members: {},\n        removed_members: {},\n        added_values: {},\n        removed_values: {},\n        reshaped: {},\n        retyped_members: {},\n    }},\n",
+            h.version,
+            names(&h.defs),
+            names(&h.removed_defs),
+            pairs(&select(&|b| !b.present)),
+            pairs(&select(&|b| b.present)),
+            pairs(&select(&|b| b.relaxed)),
+            pairs(&h.required_before),
+            pairs(&h.removed_members),
+            pairs(&h.values),
+            pairs(&h.removed_values),
+            names(&h.reshaped),
+            pairs(&h.retyped),
+        ));
+    }
+    out.push_str("];\n");
+    out
+}
+
 struct Walk<'s> {
     new: &'s Schema,
     old: &'s Schema,
@@ -147,6 +208,13 @@ pub fn compare(new: &Schema, old: &Schema, version: &str) -> History {
                 }
                 _ => {}
             }
+        }
+    }
+    for def in &old.defs {
+        if matches!(def.kind, Kind::Command { .. } | Kind::Event { .. })
+            && new.get(&def.name).is_none()
+        {
+            walk.history.removed_defs.insert(def.name.clone());
         }
     }
     // Types reached from nothing both schemas share (arguments of new commands, say):
@@ -217,6 +285,13 @@ impl Walk<'_> {
                             .insert((new.to_string(), v.name.clone()));
                     }
                 }
+                for ov in old_values {
+                    if !values.iter().any(|v| v.name == ov.name) {
+                        self.history
+                            .removed_values
+                            .insert((new.to_string(), ov.name.clone()));
+                    }
+                }
             }
             (
                 Kind::Struct { members, .. },
@@ -240,14 +315,26 @@ impl Walk<'_> {
                     }
                 }
             }
-            // A struct that became a union: the base holds what the struct had.
+            // A struct that became a union: the base holds part of what the struct had,
+            // the branches the rest (an object without the discriminator decodes whole).
             (
-                Kind::Union { base, .. },
+                Kind::Union { base, branches, .. },
                 Kind::Struct {
                     members: old_members,
                     ..
                 },
-            ) => self.members(new, base, old_members, reply),
+            ) => {
+                self.members(new, base, old_members, reply);
+                let mut moved: BTreeSet<(String, String)> = BTreeSet::new();
+                for b in branches {
+                    for m in self.new.struct_members(b.ty.name()).unwrap_or_default() {
+                        moved.insert((new.to_string(), m.name));
+                    }
+                }
+                self.history
+                    .removed_members
+                    .retain(|key| !moved.contains(key));
+            }
             (
                 Kind::Alternate { branches },
                 Kind::Alternate {
@@ -262,13 +349,40 @@ impl Walk<'_> {
             }
             _ => {}
         }
+        if std::mem::discriminant(&n.kind) != std::mem::discriminant(&o.kind) {
+            self.history.reshaped.insert(new.to_string());
+        }
     }
 
     fn members(&mut self, owner: &str, new: &[Member], old: &[Member], reply: bool) {
+        for om in old {
+            match new.iter().find(|m| m.name == om.name) {
+                None => {
+                    self.history
+                        .removed_members
+                        .insert((owner.to_string(), om.name.clone()));
+                }
+                Some(m) if m.optional && !om.optional => {
+                    self.history
+                        .required_before
+                        .insert((owner.to_string(), om.name.clone()));
+                }
+                Some(_) => {}
+            }
+        }
         for m in new {
             let om = old.iter().find(|om| om.name == m.name);
             if let Some(om) = om {
                 self.type_ref(&m.ty, &om.ty, reply);
+                let builtin = |t: &TypeRef| BUILTINS.contains(&t.name());
+                let shape = |t: &TypeRef| matches!(t, TypeRef::List(_));
+                if shape(&m.ty) != shape(&om.ty)
+                    || ((builtin(&m.ty) || builtin(&om.ty)) && m.ty.name() != om.ty.name())
+                {
+                    self.history
+                        .retyped
+                        .insert((owner.to_string(), m.name.clone()));
+                }
             }
             let present = om.is_some();
             if present && (m.optional || !om.is_some_and(|om| om.optional)) {
@@ -306,7 +420,7 @@ mod tests {
 
     const OLD: &str = "
 { 'enum': 'Kind', 'data': [ 'a' ] }
-{ 'struct': 'Info', 'data': { 'id': 'str', '*n': 'int', 'kind': 'Kind' } }
+{ 'struct': 'Info', 'data': { 'id': 'str', '*n': 'int', 'kind': 'Kind', '*gone': 'bool' } }
 { 'struct': 'Args', 'data': { 'x': 'int' } }
 { 'command': 'query-info', 'returns': ['Info'] }
 { 'command': 'set', 'data': 'Args' }
@@ -343,6 +457,10 @@ mod tests {
         let y = history.member("Args", "y").unwrap();
         assert!(!y.present && !y.relaxed);
         assert!(history.member("InfoRenamed", "id").is_none());
+        assert_eq!(
+            history.removed_members,
+            BTreeSet::from([("InfoRenamed".to_string(), "gone".to_string())])
+        );
         assert_eq!(history.defs, BTreeSet::from(["query-new".to_string()]));
         assert_eq!(
             history.values,

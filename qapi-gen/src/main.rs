@@ -77,13 +77,19 @@ fn run() -> Result<(), String> {
     let mut qmp = load(&qemu.join("qapi/qapi-schema.json"))?;
     let mut qga = load(&qemu.join("qga/qapi-schema.json"))?;
     let mut history_note = String::new();
+    let mut histories = (Vec::new(), Vec::new());
     if let Some(older) = args.get(3).map(PathBuf::from) {
         // The release as users name it: 7.2.0's schema is the one every 7.2.x serves.
         let full = read_version(&older);
         let old_version = full.split('.').take(2).collect::<Vec<_>>().join(".");
-        for (label, new, path) in [
-            ("QMP", &mut qmp, "qapi/qapi-schema.json"),
-            ("guest agent", &mut qga, "qga/qapi-schema.json"),
+        for (label, new, path, out) in [
+            ("QMP", &mut qmp, "qapi/qapi-schema.json", &mut histories.0),
+            (
+                "guest agent",
+                &mut qga,
+                "qga/qapi-schema.json",
+                &mut histories.1,
+            ),
         ] {
             let old = load(&older.join(path))?;
             let history = history::compare(new, &old, &old_version);
@@ -98,6 +104,7 @@ fn run() -> Result<(), String> {
                 relaxed.len(),
                 relaxed.join(", ")
             );
+            out.push(history);
         }
         history_note = format!(", against {full}'s");
     }
@@ -139,6 +146,8 @@ fn run() -> Result<(), String> {
     info.push_str("//! The QMP schema as data: see [`crate::qapi::info`].\n\n");
     info.push_str("use crate::qapi::info::*;\n\n");
     info.push_str(&gen.info());
+    info.push('\n');
+    info.push_str(&history::info(&histories.0));
     std::fs::write(out.join("info.rs"), info).map_err(|e| e.to_string())?;
     let mut dispatch = header(
         "qapi/qapi-schema.json and qga/qapi-schema.json",
@@ -169,6 +178,8 @@ fn run() -> Result<(), String> {
     }
     text.push_str("/// The guest agent's schema as data: see [`crate::qapi::info`].\npub mod info {\n    use crate::qapi::info::*;\n\n");
     text.push_str(&gen.info());
+    text.push('\n');
+    text.push_str(&history::info(&histories.1));
     text.push_str("}\n");
     std::fs::write(core.join("src/qapi/qga.rs"), text).map_err(|e| e.to_string())?;
     dispatch.push_str(&gen.dispatch("qmp_std::qmp_core::qapi::qga", "qga_"));

@@ -6593,4 +6593,20 @@ pub mod info {
         cond: None,
     },
 ];
+
+    /// How older releases' schemas differ from this one (see [`History`]).
+    pub static HISTORY: &[History] = &[History {
+        version: "7.2",
+        added: &["guest-get-load", "guest-network-get-route"],
+        removed: &[],
+        added_members: &[("GuestFilesystemInfo", "total-bytes-privileged")],
+        optional_members: &[],
+        relaxed_members: &[],
+        required_members: &[],
+        removed_members: &[],
+        added_values: &[],
+        removed_values: &[],
+        reshaped: &[],
+        retyped_members: &[("guest-exec", "capture-output")],
+    }];
 }
