@@ -1541,7 +1541,8 @@ fn response_fields_exist_in_the_qsd_schema() {
 fn response_fields_exist_in_the_live_qemu_system_schema() {
     let Some(s) = qsys_schema() else { return };
     let ret = |command: &str, path: &[&str]| s.resolve(&s.ret_type(command), path);
-    assert_fields::<StatusInfo<'static>>(s, &ret("query-status", &[]));
+    // StatusInfo is the generated type: conformance_qapi checks every generated type
+    // against the live schemas, member by member.
     assert_fields::<NameInfo<'static>>(s, &ret("query-name", &[]));
     assert_fields::<KvmInfo>(s, &ret("query-kvm", &[]));
     assert_fields::<AddFdInfo>(s, &ret("add-fd", &[]));

@@ -745,6 +745,19 @@ impl<'s> Gen<'s> {
         );
         let _ = writeln!(out, "            known => f.write_str(known.as_str()),");
         let _ = writeln!(out, "        }}\n    }}\n}}\n");
+        let _ = writeln!(
+            out,
+            "/// Compares with a wire value (unescaped): `info.status == \"running\"`."
+        );
+        let _ = writeln!(out, "impl PartialEq<&str> for {name}<'_> {{");
+        let _ = writeln!(
+            out,
+            "    #[inline]\n    fn eq(&self, other: &&str) -> bool {{"
+        );
+        let _ = writeln!(out, "        match self {{");
+        let _ = writeln!(out, "            {name}::{unknown}(text) => text == other,");
+        let _ = writeln!(out, "            known => known.as_str() == *other,");
+        let _ = writeln!(out, "        }}\n    }}\n}}\n");
         let _ = writeln!(out, "#[cfg(feature = \"defmt\")]");
         let _ = writeln!(out, "impl defmt::Format for {name}<'_> {{");
         let _ = writeln!(out, "    fn format(&self, f: defmt::Formatter<'_>) {{");

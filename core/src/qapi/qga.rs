@@ -773,6 +773,17 @@ impl core::fmt::Display for QGASeek<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for QGASeek<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            QGASeek::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for QGASeek<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -949,6 +960,17 @@ impl core::fmt::Display for GuestFsfreezeStatus<'_> {
         match self {
             GuestFsfreezeStatus::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for GuestFsfreezeStatus<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            GuestFsfreezeStatus::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -1448,6 +1470,17 @@ impl core::fmt::Display for GuestIpAddressType<'_> {
         match self {
             GuestIpAddressType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for GuestIpAddressType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            GuestIpAddressType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -1981,6 +2014,17 @@ impl core::fmt::Display for GuestDiskBusType<'_> {
         match self {
             GuestDiskBusType::UnknownValue(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for GuestDiskBusType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            GuestDiskBusType::UnknownValue(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -3034,6 +3078,17 @@ impl core::fmt::Display for GuestMemoryBlockResponseType<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for GuestMemoryBlockResponseType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            GuestMemoryBlockResponseType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for GuestMemoryBlockResponseType<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -3463,6 +3518,17 @@ impl core::fmt::Display for GuestExecCaptureOutputMode<'_> {
         match self {
             GuestExecCaptureOutputMode::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for GuestExecCaptureOutputMode<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            GuestExecCaptureOutputMode::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -3995,6 +4061,17 @@ impl core::fmt::Display for GuestDeviceType<'_> {
         match self {
             GuestDeviceType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for GuestDeviceType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            GuestDeviceType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -4700,6 +4777,17 @@ impl core::fmt::Display for GuestCpuStatsType<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for GuestCpuStatsType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            GuestCpuStatsType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for GuestCpuStatsType<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -5276,6 +5364,17 @@ impl core::fmt::Display for QType<'_> {
         match self {
             QType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for QType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            QType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

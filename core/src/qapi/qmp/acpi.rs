@@ -192,6 +192,17 @@ impl core::fmt::Display for ACPISlotType<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for ACPISlotType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            ACPISlotType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for ACPISlotType<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {

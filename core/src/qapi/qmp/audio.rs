@@ -1724,6 +1724,17 @@ impl core::fmt::Display for AudioFormat<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for AudioFormat<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            AudioFormat::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for AudioFormat<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -1878,6 +1889,17 @@ impl core::fmt::Display for AudiodevDriver<'_> {
         match self {
             AudiodevDriver::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for AudiodevDriver<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            AudiodevDriver::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

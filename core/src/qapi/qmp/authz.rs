@@ -65,6 +65,17 @@ impl core::fmt::Display for QAuthZListPolicy<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for QAuthZListPolicy<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            QAuthZListPolicy::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for QAuthZListPolicy<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -137,6 +148,17 @@ impl core::fmt::Display for QAuthZListFormat<'_> {
         match self {
             QAuthZListFormat::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for QAuthZListFormat<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            QAuthZListFormat::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

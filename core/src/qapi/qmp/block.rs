@@ -91,6 +91,17 @@ impl core::fmt::Display for BiosAtaTranslation<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for BiosAtaTranslation<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            BiosAtaTranslation::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for BiosAtaTranslation<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -175,6 +186,17 @@ impl core::fmt::Display for FloppyDriveType<'_> {
         match self {
             FloppyDriveType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for FloppyDriveType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            FloppyDriveType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -653,6 +675,17 @@ impl core::fmt::Display for BlockdevChangeReadOnlyMode<'_> {
         match self {
             BlockdevChangeReadOnlyMode::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for BlockdevChangeReadOnlyMode<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            BlockdevChangeReadOnlyMode::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

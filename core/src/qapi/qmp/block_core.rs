@@ -599,6 +599,17 @@ impl core::fmt::Display for ImageInfoSpecificKind<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for ImageInfoSpecificKind<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            ImageInfoSpecificKind::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for ImageInfoSpecificKind<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -2058,6 +2069,17 @@ impl core::fmt::Display for BlockDeviceIoStatus<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for BlockDeviceIoStatus<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            BlockDeviceIoStatus::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for BlockDeviceIoStatus<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -2221,6 +2243,17 @@ impl core::fmt::Display for Qcow2BitmapInfoFlags<'_> {
         match self {
             Qcow2BitmapInfoFlags::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for Qcow2BitmapInfoFlags<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            Qcow2BitmapInfoFlags::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -3924,6 +3957,17 @@ impl core::fmt::Display for BlockdevOnError<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for BlockdevOnError<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            BlockdevOnError::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for BlockdevOnError<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -4015,6 +4059,17 @@ impl core::fmt::Display for MirrorSyncMode<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for MirrorSyncMode<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            MirrorSyncMode::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for MirrorSyncMode<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -4100,6 +4155,17 @@ impl core::fmt::Display for BitmapSyncMode<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for BitmapSyncMode<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            BitmapSyncMode::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for BitmapSyncMode<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -4175,6 +4241,17 @@ impl core::fmt::Display for MirrorCopyMode<'_> {
         match self {
             MirrorCopyMode::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for MirrorCopyMode<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            MirrorCopyMode::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -4572,6 +4649,17 @@ impl core::fmt::Display for NewImageMode<'_> {
         match self {
             NewImageMode::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for NewImageMode<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            NewImageMode::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -5706,6 +5794,17 @@ impl core::fmt::Display for XDbgBlockGraphNodeType<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for XDbgBlockGraphNodeType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            XDbgBlockGraphNodeType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for XDbgBlockGraphNodeType<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -5854,6 +5953,17 @@ impl core::fmt::Display for BlockPermission<'_> {
         match self {
             BlockPermission::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for BlockPermission<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            BlockPermission::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -7811,6 +7921,17 @@ impl core::fmt::Display for BlockdevDiscardOptions<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for BlockdevDiscardOptions<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            BlockdevDiscardOptions::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for BlockdevDiscardOptions<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -7895,6 +8016,17 @@ impl core::fmt::Display for BlockdevDetectZeroesOptions<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for BlockdevDetectZeroesOptions<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            BlockdevDetectZeroesOptions::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for BlockdevDetectZeroesOptions<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -7973,6 +8105,17 @@ impl core::fmt::Display for BlockdevAioOptions<'_> {
         match self {
             BlockdevAioOptions::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for BlockdevAioOptions<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            BlockdevAioOptions::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -8327,6 +8470,17 @@ impl core::fmt::Display for BlockdevDriver<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for BlockdevDriver<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            BlockdevDriver::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for BlockdevDriver<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -8673,6 +8827,17 @@ impl core::fmt::Display for Qcow2OverlapCheckMode<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for Qcow2OverlapCheckMode<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            Qcow2OverlapCheckMode::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for Qcow2OverlapCheckMode<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -8838,6 +9003,17 @@ impl core::fmt::Display for BlockdevQcowEncryptionFormat<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for BlockdevQcowEncryptionFormat<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            BlockdevQcowEncryptionFormat::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for BlockdevQcowEncryptionFormat<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -8994,6 +9170,17 @@ impl core::fmt::Display for BlockdevQcow2EncryptionFormat<'_> {
         match self {
             BlockdevQcow2EncryptionFormat::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for BlockdevQcow2EncryptionFormat<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            BlockdevQcow2EncryptionFormat::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -9291,6 +9478,17 @@ impl core::fmt::Display for SshHostKeyCheckMode<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for SshHostKeyCheckMode<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            SshHostKeyCheckMode::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for SshHostKeyCheckMode<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -9365,6 +9563,17 @@ impl core::fmt::Display for SshHostKeyCheckHashType<'_> {
         match self {
             SshHostKeyCheckHashType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for SshHostKeyCheckHashType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            SshHostKeyCheckHashType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -9790,6 +9999,17 @@ impl core::fmt::Display for BlkdebugEvent<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for BlkdebugEvent<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            BlkdebugEvent::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for BlkdebugEvent<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -9885,6 +10105,17 @@ impl core::fmt::Display for BlkdebugIOType<'_> {
         match self {
             BlkdebugIOType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for BlkdebugIOType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            BlkdebugIOType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -10229,6 +10460,17 @@ impl core::fmt::Display for QuorumReadPattern<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for QuorumReadPattern<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            QuorumReadPattern::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for QuorumReadPattern<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -10499,6 +10741,17 @@ impl core::fmt::Display for IscsiTransport<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for IscsiTransport<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            IscsiTransport::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for IscsiTransport<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -10579,6 +10832,17 @@ impl core::fmt::Display for IscsiHeaderDigest<'_> {
         match self {
             IscsiHeaderDigest::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for IscsiHeaderDigest<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            IscsiHeaderDigest::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -10719,6 +10983,17 @@ impl core::fmt::Display for RbdAuthMode<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for RbdAuthMode<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            RbdAuthMode::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for RbdAuthMode<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -10795,6 +11070,17 @@ impl core::fmt::Display for RbdImageEncryptionFormat<'_> {
         match self {
             RbdImageEncryptionFormat::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for RbdImageEncryptionFormat<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            RbdImageEncryptionFormat::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -11270,6 +11556,17 @@ impl core::fmt::Display for ReplicationMode<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for ReplicationMode<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            ReplicationMode::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for ReplicationMode<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -11370,6 +11667,17 @@ impl core::fmt::Display for NFSTransport<'_> {
         match self {
             NFSTransport::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for NFSTransport<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            NFSTransport::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -12038,6 +12346,17 @@ impl core::fmt::Display for OnCbwError<'_> {
         match self {
             OnCbwError::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for OnCbwError<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            OnCbwError::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -13051,6 +13370,17 @@ impl core::fmt::Display for BlockdevQcow2Version<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for BlockdevQcow2Version<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            BlockdevQcow2Version::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for BlockdevQcow2Version<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -13125,6 +13455,17 @@ impl core::fmt::Display for Qcow2CompressionType<'_> {
         match self {
             Qcow2CompressionType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for Qcow2CompressionType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            Qcow2CompressionType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -13396,6 +13737,17 @@ impl core::fmt::Display for BlockdevVmdkSubformat<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for BlockdevVmdkSubformat<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            BlockdevVmdkSubformat::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for BlockdevVmdkSubformat<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -13476,6 +13828,17 @@ impl core::fmt::Display for BlockdevVmdkAdapterType<'_> {
         match self {
             BlockdevVmdkAdapterType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for BlockdevVmdkAdapterType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            BlockdevVmdkAdapterType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -13677,6 +14040,17 @@ impl core::fmt::Display for BlockdevVhdxSubformat<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for BlockdevVhdxSubformat<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            BlockdevVhdxSubformat::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for BlockdevVhdxSubformat<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -13795,6 +14169,17 @@ impl core::fmt::Display for BlockdevVpcSubformat<'_> {
         match self {
             BlockdevVpcSubformat::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for BlockdevVpcSubformat<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            BlockdevVpcSubformat::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -14516,6 +14901,17 @@ impl core::fmt::Display for BlockErrorAction<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for BlockErrorAction<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            BlockErrorAction::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for BlockErrorAction<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -15218,6 +15614,17 @@ impl core::fmt::Display for PreallocMode<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for PreallocMode<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            PreallocMode::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for PreallocMode<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -15569,6 +15976,17 @@ impl core::fmt::Display for QuorumOpType<'_> {
         match self {
             QuorumOpType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for QuorumOpType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            QuorumOpType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

@@ -444,6 +444,17 @@ impl core::fmt::Display for FuseExportAllowOther<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for FuseExportAllowOther<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            FuseExportAllowOther::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for FuseExportAllowOther<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -686,6 +697,17 @@ impl core::fmt::Display for BlockExportRemoveMode<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for BlockExportRemoveMode<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            BlockExportRemoveMode::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for BlockExportRemoveMode<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -841,6 +863,17 @@ impl core::fmt::Display for BlockExportType<'_> {
         match self {
             BlockExportType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for BlockExportType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            BlockExportType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

@@ -255,6 +255,17 @@ impl core::fmt::Display for DataFormat<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for DataFormat<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            DataFormat::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for DataFormat<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -1168,6 +1179,17 @@ impl core::fmt::Display for ChardevBackendKind<'_> {
         match self {
             ChardevBackendKind::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for ChardevBackendKind<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            ChardevBackendKind::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

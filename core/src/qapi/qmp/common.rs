@@ -65,6 +65,17 @@ impl core::fmt::Display for IoOperationType<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for IoOperationType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            IoOperationType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for IoOperationType<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -145,6 +156,17 @@ impl core::fmt::Display for OnOffAuto<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for OnOffAuto<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            OnOffAuto::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for OnOffAuto<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -221,6 +243,17 @@ impl core::fmt::Display for OnOffSplit<'_> {
         match self {
             OnOffSplit::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for OnOffSplit<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            OnOffSplit::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -351,6 +384,17 @@ impl core::fmt::Display for OffAutoPCIBAR<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for OffAutoPCIBAR<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            OffAutoPCIBAR::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for OffAutoPCIBAR<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -443,6 +487,17 @@ impl core::fmt::Display for PCIELinkSpeed<'_> {
         match self {
             PCIELinkSpeed::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for PCIELinkSpeed<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            PCIELinkSpeed::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -543,6 +598,17 @@ impl core::fmt::Display for PCIELinkWidth<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for PCIELinkWidth<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            PCIELinkWidth::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for PCIELinkWidth<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -629,6 +695,17 @@ impl core::fmt::Display for HostMemPolicy<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for HostMemPolicy<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            HostMemPolicy::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for HostMemPolicy<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -709,6 +786,17 @@ impl core::fmt::Display for NetFilterDirection<'_> {
         match self {
             NetFilterDirection::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for NetFilterDirection<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            NetFilterDirection::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -808,6 +896,17 @@ impl core::fmt::Display for GrabToggleKeys<'_> {
         match self {
             GrabToggleKeys::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for GrabToggleKeys<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            GrabToggleKeys::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -925,6 +1024,17 @@ impl core::fmt::Display for EndianMode<'_> {
         match self {
             EndianMode::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for EndianMode<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            EndianMode::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

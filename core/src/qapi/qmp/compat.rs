@@ -69,6 +69,17 @@ impl core::fmt::Display for CompatPolicyInput<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for CompatPolicyInput<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            CompatPolicyInput::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for CompatPolicyInput<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -141,6 +152,17 @@ impl core::fmt::Display for CompatPolicyOutput<'_> {
         match self {
             CompatPolicyOutput::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for CompatPolicyOutput<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            CompatPolicyOutput::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

@@ -119,6 +119,17 @@ impl core::fmt::Display for QMPCapability<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for QMPCapability<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            QMPCapability::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for QMPCapability<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -448,6 +459,17 @@ impl core::fmt::Display for MonitorMode<'_> {
         match self {
             MonitorMode::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for MonitorMode<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            MonitorMode::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

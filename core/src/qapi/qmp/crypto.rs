@@ -67,6 +67,17 @@ impl core::fmt::Display for QCryptoTLSCredsEndpoint<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for QCryptoTLSCredsEndpoint<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            QCryptoTLSCredsEndpoint::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for QCryptoTLSCredsEndpoint<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -140,6 +151,17 @@ impl core::fmt::Display for QCryptoSecretFormat<'_> {
         match self {
             QCryptoSecretFormat::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for QCryptoSecretFormat<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            QCryptoSecretFormat::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -251,6 +273,17 @@ impl core::fmt::Display for QCryptoHashAlgo<'_> {
         match self {
             QCryptoHashAlgo::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for QCryptoHashAlgo<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            QCryptoHashAlgo::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -392,6 +425,17 @@ impl core::fmt::Display for QCryptoCipherAlgo<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for QCryptoCipherAlgo<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            QCryptoCipherAlgo::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for QCryptoCipherAlgo<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -472,6 +516,17 @@ impl core::fmt::Display for QCryptoCipherMode<'_> {
         match self {
             QCryptoCipherMode::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for QCryptoCipherMode<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            QCryptoCipherMode::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -560,6 +615,17 @@ impl core::fmt::Display for QCryptoIVGenAlgo<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for QCryptoIVGenAlgo<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            QCryptoIVGenAlgo::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for QCryptoIVGenAlgo<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -633,6 +699,17 @@ impl core::fmt::Display for QCryptoBlockFormat<'_> {
         match self {
             QCryptoBlockFormat::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for QCryptoBlockFormat<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            QCryptoBlockFormat::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -1327,6 +1404,17 @@ impl core::fmt::Display for QCryptoBlockLUKSKeyslotState<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for QCryptoBlockLUKSKeyslotState<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            QCryptoBlockLUKSKeyslotState::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for QCryptoBlockLUKSKeyslotState<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -1864,6 +1952,17 @@ impl core::fmt::Display for QCryptoAkCipherAlgo<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for QCryptoAkCipherAlgo<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            QCryptoAkCipherAlgo::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for QCryptoAkCipherAlgo<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -1940,6 +2039,17 @@ impl core::fmt::Display for QCryptoAkCipherKeyType<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for QCryptoAkCipherKeyType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            QCryptoAkCipherKeyType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for QCryptoAkCipherKeyType<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -2012,6 +2122,17 @@ impl core::fmt::Display for QCryptoRSAPaddingAlgo<'_> {
         match self {
             QCryptoRSAPaddingAlgo::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for QCryptoRSAPaddingAlgo<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            QCryptoRSAPaddingAlgo::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

@@ -65,6 +65,17 @@ impl core::fmt::Display for QCryptodevBackendAlgoType<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for QCryptodevBackendAlgoType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            QCryptodevBackendAlgoType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for QCryptodevBackendAlgoType<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -153,6 +164,17 @@ impl core::fmt::Display for QCryptodevBackendServiceType<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for QCryptodevBackendServiceType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            QCryptodevBackendServiceType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for QCryptodevBackendServiceType<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -229,6 +251,17 @@ impl core::fmt::Display for QCryptodevBackendType<'_> {
         match self {
             QCryptodevBackendType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for QCryptodevBackendType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            QCryptodevBackendType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

@@ -74,6 +74,17 @@ impl core::fmt::Display for CxlEventLog<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for CxlEventLog<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            CxlEventLog::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for CxlEventLog<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -563,6 +574,17 @@ impl core::fmt::Display for CxlUncorErrorType<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for CxlUncorErrorType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            CxlUncorErrorType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for CxlUncorErrorType<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -729,6 +751,17 @@ impl core::fmt::Display for CxlCorErrorType<'_> {
         match self {
             CxlCorErrorType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for CxlCorErrorType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            CxlCorErrorType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -907,6 +940,17 @@ impl core::fmt::Display for CxlExtentSelectionPolicy<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for CxlExtentSelectionPolicy<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            CxlExtentSelectionPolicy::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for CxlExtentSelectionPolicy<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -1051,6 +1095,17 @@ impl core::fmt::Display for CxlExtentRemovalPolicy<'_> {
         match self {
             CxlExtentRemovalPolicy::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for CxlExtentRemovalPolicy<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            CxlExtentRemovalPolicy::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

@@ -111,6 +111,17 @@ impl core::fmt::Display for DumpGuestMemoryFormat<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for DumpGuestMemoryFormat<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            DumpGuestMemoryFormat::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for DumpGuestMemoryFormat<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -286,6 +297,17 @@ impl core::fmt::Display for DumpStatus<'_> {
         match self {
             DumpStatus::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for DumpStatus<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            DumpStatus::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

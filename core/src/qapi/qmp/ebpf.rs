@@ -107,6 +107,17 @@ impl core::fmt::Display for EbpfProgramID<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for EbpfProgramID<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            EbpfProgramID::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for EbpfProgramID<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {

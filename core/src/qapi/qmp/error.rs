@@ -85,6 +85,17 @@ impl core::fmt::Display for QapiErrorClass<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for QapiErrorClass<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            QapiErrorClass::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for QapiErrorClass<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {

@@ -135,6 +135,17 @@ impl core::fmt::Display for SchemaMetaType<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for SchemaMetaType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            SchemaMetaType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for SchemaMetaType<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -403,6 +414,17 @@ impl core::fmt::Display for JSONType<'_> {
         match self {
             JSONType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for JSONType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            JSONType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

@@ -107,6 +107,17 @@ impl core::fmt::Display for JobType<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for JobType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            JobType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for JobType<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -246,6 +257,17 @@ impl core::fmt::Display for JobStatus<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for JobStatus<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            JobStatus::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for JobStatus<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -353,6 +375,17 @@ impl core::fmt::Display for JobVerb<'_> {
         match self {
             JobVerb::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for JobVerb<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            JobVerb::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

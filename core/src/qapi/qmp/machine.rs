@@ -211,6 +211,17 @@ impl core::fmt::Display for SysEmuTarget<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for SysEmuTarget<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            SysEmuTarget::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for SysEmuTarget<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -302,6 +313,17 @@ impl core::fmt::Display for S390CpuState<'_> {
         match self {
             S390CpuState::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for S390CpuState<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            S390CpuState::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -1339,6 +1361,17 @@ impl core::fmt::Display for LostTickPolicy<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for LostTickPolicy<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            LostTickPolicy::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for LostTickPolicy<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -1528,6 +1561,17 @@ impl core::fmt::Display for NumaOptionsType<'_> {
         match self {
             NumaOptionsType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for NumaOptionsType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            NumaOptionsType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -1878,6 +1922,17 @@ impl core::fmt::Display for X86CPURegister32<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for X86CPURegister32<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            X86CPURegister32::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for X86CPURegister32<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -2150,6 +2205,17 @@ impl core::fmt::Display for HmatLBMemoryHierarchy<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for HmatLBMemoryHierarchy<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            HmatLBMemoryHierarchy::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for HmatLBMemoryHierarchy<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -2249,6 +2315,17 @@ impl core::fmt::Display for HmatLBDataType<'_> {
         match self {
             HmatLBDataType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for HmatLBDataType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            HmatLBDataType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -2385,6 +2462,17 @@ impl core::fmt::Display for HmatCacheAssociativity<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for HmatCacheAssociativity<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            HmatCacheAssociativity::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for HmatCacheAssociativity<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -2466,6 +2554,17 @@ impl core::fmt::Display for HmatCacheWritePolicy<'_> {
         match self {
             HmatCacheWritePolicy::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for HmatCacheWritePolicy<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            HmatCacheWritePolicy::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -3909,6 +4008,17 @@ impl core::fmt::Display for MemoryDeviceInfoKind<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for MemoryDeviceInfoKind<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            MemoryDeviceInfoKind::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for MemoryDeviceInfoKind<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -4898,6 +5008,17 @@ impl core::fmt::Display for SmbiosEntryPointType<'_> {
         match self {
             SmbiosEntryPointType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for SmbiosEntryPointType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            SmbiosEntryPointType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

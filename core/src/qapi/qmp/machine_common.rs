@@ -74,6 +74,17 @@ impl core::fmt::Display for S390CpuEntitlement<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for S390CpuEntitlement<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            S390CpuEntitlement::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for S390CpuEntitlement<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -193,6 +204,17 @@ impl core::fmt::Display for CpuTopologyLevel<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for CpuTopologyLevel<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            CpuTopologyLevel::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for CpuTopologyLevel<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -274,6 +296,17 @@ impl core::fmt::Display for CacheLevelAndType<'_> {
         match self {
             CacheLevelAndType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for CacheLevelAndType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            CacheLevelAndType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

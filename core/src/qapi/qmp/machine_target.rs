@@ -137,6 +137,17 @@ impl core::fmt::Display for CpuModelExpansionType<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for CpuModelExpansionType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            CpuModelExpansionType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for CpuModelExpansionType<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -225,6 +236,17 @@ impl core::fmt::Display for CpuModelCompareResult<'_> {
         match self {
             CpuModelCompareResult::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for CpuModelCompareResult<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            CpuModelCompareResult::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -823,6 +845,17 @@ impl core::fmt::Display for S390CpuPolarization<'_> {
         match self {
             S390CpuPolarization::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for S390CpuPolarization<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            S390CpuPolarization::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

@@ -454,6 +454,17 @@ impl core::fmt::Display for MigrationStatus<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for MigrationStatus<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            MigrationStatus::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for MigrationStatus<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -1076,6 +1087,17 @@ impl core::fmt::Display for MigrationCapability<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for MigrationCapability<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            MigrationCapability::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for MigrationCapability<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -1311,6 +1333,17 @@ impl core::fmt::Display for MultiFDCompression<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for MultiFDCompression<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            MultiFDCompression::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for MultiFDCompression<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -1449,6 +1482,17 @@ impl core::fmt::Display for MigMode<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for MigMode<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            MigMode::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for MigMode<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -1525,6 +1569,17 @@ impl core::fmt::Display for ZeroPageDetection<'_> {
         match self {
             ZeroPageDetection::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for ZeroPageDetection<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            ZeroPageDetection::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -1995,6 +2050,17 @@ impl core::fmt::Display for MigrationParameter<'_> {
         match self {
             MigrationParameter::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for MigrationParameter<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            MigrationParameter::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -2998,6 +3064,17 @@ impl core::fmt::Display for COLOMessage<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for COLOMessage<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            COLOMessage::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for COLOMessage<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -3074,6 +3151,17 @@ impl core::fmt::Display for COLOMode<'_> {
         match self {
             COLOMode::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for COLOMode<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            COLOMode::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -3164,6 +3252,17 @@ impl core::fmt::Display for FailoverStatus<'_> {
         match self {
             FailoverStatus::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for FailoverStatus<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            FailoverStatus::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -3310,6 +3409,17 @@ impl core::fmt::Display for COLOExitReason<'_> {
         match self {
             COLOExitReason::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for COLOExitReason<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            COLOExitReason::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -3511,6 +3621,17 @@ impl core::fmt::Display for MigrationAddressType<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for MigrationAddressType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            MigrationAddressType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for MigrationAddressType<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -3689,6 +3810,17 @@ impl core::fmt::Display for MigrationChannelType<'_> {
         match self {
             MigrationChannelType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for MigrationChannelType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            MigrationChannelType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -4549,6 +4681,17 @@ impl core::fmt::Display for DirtyRateStatus<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for DirtyRateStatus<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            DirtyRateStatus::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for DirtyRateStatus<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -4630,6 +4773,17 @@ impl core::fmt::Display for DirtyRateMeasureMode<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for DirtyRateMeasureMode<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            DirtyRateMeasureMode::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for DirtyRateMeasureMode<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -4702,6 +4856,17 @@ impl core::fmt::Display for TimeUnit<'_> {
         match self {
             TimeUnit::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for TimeUnit<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            TimeUnit::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

@@ -901,6 +901,17 @@ impl core::fmt::Display for CommandLineParameterType<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for CommandLineParameterType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            CommandLineParameterType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for CommandLineParameterType<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {

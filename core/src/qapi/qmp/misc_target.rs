@@ -127,6 +127,17 @@ impl core::fmt::Display for SevState<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for SevState<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            SevState::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for SevState<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -201,6 +212,17 @@ impl core::fmt::Display for SevGuestType<'_> {
         match self {
             SevGuestType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for SevGuestType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            SevGuestType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -1192,6 +1214,17 @@ impl core::fmt::Display for EvtchnPortType<'_> {
         match self {
             EvtchnPortType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for EvtchnPortType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            EvtchnPortType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

@@ -743,6 +743,17 @@ impl core::fmt::Display for AFXDPMode<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for AFXDPMode<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            AFXDPMode::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for AFXDPMode<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -1301,6 +1312,17 @@ impl core::fmt::Display for NetClientDriver<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for NetClientDriver<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            NetClientDriver::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for NetClientDriver<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -1518,6 +1540,17 @@ impl core::fmt::Display for RxState<'_> {
         match self {
             RxState::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for RxState<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            RxState::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

@@ -657,6 +657,17 @@ impl core::fmt::Display for NetfilterInsert<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for NetfilterInsert<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            NetfilterInsert::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for NetfilterInsert<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -2664,6 +2675,17 @@ impl core::fmt::Display for ObjectType<'_> {
         match self {
             ObjectType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for ObjectType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            ObjectType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

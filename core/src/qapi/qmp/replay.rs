@@ -71,6 +71,17 @@ impl core::fmt::Display for ReplayMode<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for ReplayMode<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            ReplayMode::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for ReplayMode<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {

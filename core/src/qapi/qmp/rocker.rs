@@ -159,6 +159,17 @@ impl core::fmt::Display for RockerPortDuplex<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for RockerPortDuplex<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            RockerPortDuplex::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for RockerPortDuplex<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -231,6 +242,17 @@ impl core::fmt::Display for RockerPortAutoneg<'_> {
         match self {
             RockerPortAutoneg::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for RockerPortAutoneg<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            RockerPortAutoneg::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

@@ -146,6 +146,17 @@ impl core::fmt::Display for RunState<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for RunState<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            RunState::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for RunState<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -271,6 +282,17 @@ impl core::fmt::Display for ShutdownCause<'_> {
         match self {
             ShutdownCause::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for ShutdownCause<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            ShutdownCause::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -827,6 +849,17 @@ impl core::fmt::Display for WatchdogAction<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for WatchdogAction<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            WatchdogAction::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for WatchdogAction<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -904,6 +937,17 @@ impl core::fmt::Display for RebootAction<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for RebootAction<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            RebootAction::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for RebootAction<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -976,6 +1020,17 @@ impl core::fmt::Display for ShutdownAction<'_> {
         match self {
             ShutdownAction::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for ShutdownAction<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            ShutdownAction::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -1060,6 +1115,17 @@ impl core::fmt::Display for PanicAction<'_> {
         match self {
             PanicAction::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for PanicAction<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            PanicAction::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -1403,6 +1469,17 @@ impl core::fmt::Display for GuestPanicAction<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for GuestPanicAction<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            GuestPanicAction::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for GuestPanicAction<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -1475,6 +1552,17 @@ impl core::fmt::Display for GuestPanicInformationType<'_> {
         match self {
             GuestPanicInformationType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for GuestPanicInformationType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            GuestPanicInformationType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -1728,6 +1816,17 @@ impl core::fmt::Display for S390CrashReason<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for S390CrashReason<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            S390CrashReason::UnknownValue(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for S390CrashReason<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -1931,6 +2030,17 @@ impl core::fmt::Display for MemoryFailureRecipient<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for MemoryFailureRecipient<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            MemoryFailureRecipient::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for MemoryFailureRecipient<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -2018,6 +2128,17 @@ impl core::fmt::Display for MemoryFailureAction<'_> {
         match self {
             MemoryFailureAction::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for MemoryFailureAction<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            MemoryFailureAction::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -2149,6 +2270,17 @@ impl core::fmt::Display for NotifyVmexitOption<'_> {
         match self {
             NotifyVmexitOption::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for NotifyVmexitOption<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            NotifyVmexitOption::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

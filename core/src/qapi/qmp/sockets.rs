@@ -77,6 +77,17 @@ impl core::fmt::Display for NetworkAddressFamily<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for NetworkAddressFamily<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            NetworkAddressFamily::UnknownValue(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for NetworkAddressFamily<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -572,6 +583,17 @@ impl core::fmt::Display for SocketAddressType<'_> {
         match self {
             SocketAddressType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for SocketAddressType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            SocketAddressType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

@@ -84,6 +84,17 @@ impl core::fmt::Display for StatsType<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for StatsType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            StatsType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for StatsType<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -168,6 +179,17 @@ impl core::fmt::Display for StatsUnit<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for StatsUnit<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            StatsUnit::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for StatsUnit<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -242,6 +264,17 @@ impl core::fmt::Display for StatsProvider<'_> {
         match self {
             StatsProvider::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for StatsProvider<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            StatsProvider::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -325,6 +358,17 @@ impl core::fmt::Display for StatsTarget<'_> {
         match self {
             StatsTarget::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for StatsTarget<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            StatsTarget::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

@@ -71,6 +71,17 @@ impl core::fmt::Display for TpmModel<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for TpmModel<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            TpmModel::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for TpmModel<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -178,6 +189,17 @@ impl core::fmt::Display for TpmType<'_> {
         match self {
             TpmType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for TpmType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            TpmType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

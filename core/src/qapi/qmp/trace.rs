@@ -69,6 +69,17 @@ impl core::fmt::Display for TraceEventState<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for TraceEventState<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            TraceEventState::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for TraceEventState<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {

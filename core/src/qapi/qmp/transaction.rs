@@ -87,6 +87,17 @@ impl core::fmt::Display for ActionCompletionMode<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for ActionCompletionMode<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            ActionCompletionMode::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for ActionCompletionMode<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -216,6 +227,17 @@ impl core::fmt::Display for TransactionActionKind<'_> {
         match self {
             TransactionActionKind::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for TransactionActionKind<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            TransactionActionKind::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

@@ -65,6 +65,17 @@ impl core::fmt::Display for DisplayProtocol<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for DisplayProtocol<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            DisplayProtocol::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for DisplayProtocol<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -142,6 +153,17 @@ impl core::fmt::Display for SetPasswordAction<'_> {
         match self {
             SetPasswordAction::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for SetPasswordAction<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            SetPasswordAction::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -470,6 +492,17 @@ impl core::fmt::Display for ImageFormat<'_> {
         match self {
             ImageFormat::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for ImageFormat<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            ImageFormat::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -813,6 +846,17 @@ impl core::fmt::Display for SpiceQueryMouseMode<'_> {
         match self {
             SpiceQueryMouseMode::UnknownValue(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for SpiceQueryMouseMode<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            SpiceQueryMouseMode::UnknownValue(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -1644,6 +1688,17 @@ impl core::fmt::Display for VncPrimaryAuth<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for VncPrimaryAuth<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            VncPrimaryAuth::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for VncPrimaryAuth<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -1756,6 +1811,17 @@ impl core::fmt::Display for VncVencryptSubAuth<'_> {
         match self {
             VncVencryptSubAuth::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for VncVencryptSubAuth<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            VncVencryptSubAuth::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -3245,6 +3311,17 @@ impl core::fmt::Display for QKeyCode<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for QKeyCode<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            QKeyCode::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for QKeyCode<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -3315,6 +3392,17 @@ impl core::fmt::Display for KeyValueKind<'_> {
         match self {
             KeyValueKind::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for KeyValueKind<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            KeyValueKind::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -3588,6 +3676,17 @@ impl core::fmt::Display for InputButton<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for InputButton<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            InputButton::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for InputButton<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -3660,6 +3759,17 @@ impl core::fmt::Display for InputAxis<'_> {
         match self {
             InputAxis::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for InputAxis<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            InputAxis::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -3748,6 +3858,17 @@ impl core::fmt::Display for InputMultiTouchType<'_> {
         match self {
             InputMultiTouchType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for InputMultiTouchType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            InputMultiTouchType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -3939,6 +4060,17 @@ impl core::fmt::Display for InputEventKind<'_> {
         match self {
             InputEventKind::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for InputEventKind<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            InputEventKind::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -4454,6 +4586,17 @@ impl core::fmt::Display for DisplayGLMode<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for DisplayGLMode<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            DisplayGLMode::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for DisplayGLMode<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -4664,6 +4807,17 @@ impl core::fmt::Display for HotKeyMod<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for HotKeyMod<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            HotKeyMod::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for HotKeyMod<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -4842,6 +4996,17 @@ impl core::fmt::Display for DisplayType<'_> {
         match self {
             DisplayType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for DisplayType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            DisplayType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }
@@ -5121,6 +5286,17 @@ impl core::fmt::Display for DisplayReloadType<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for DisplayReloadType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            DisplayReloadType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for DisplayReloadType<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -5298,6 +5474,17 @@ impl core::fmt::Display for DisplayUpdateType<'_> {
         match self {
             DisplayUpdateType::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for DisplayUpdateType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            DisplayUpdateType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

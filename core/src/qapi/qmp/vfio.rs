@@ -98,6 +98,17 @@ impl core::fmt::Display for QapiVfioMigrationState<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for QapiVfioMigrationState<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            QapiVfioMigrationState::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for QapiVfioMigrationState<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {

@@ -1795,6 +1795,17 @@ impl core::fmt::Display for GranuleMode<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for GranuleMode<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            GranuleMode::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for GranuleMode<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
@@ -1869,6 +1880,17 @@ impl core::fmt::Display for VMAppleVirtioBlkVariant<'_> {
         match self {
             VMAppleVirtioBlkVariant::Unknown(text) => core::fmt::Display::fmt(text, f),
             known => f.write_str(known.as_str()),
+        }
+    }
+}
+
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for VMAppleVirtioBlkVariant<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            VMAppleVirtioBlkVariant::Unknown(text) => text == other,
+            known => known.as_str() == *other,
         }
     }
 }

@@ -70,6 +70,17 @@ impl core::fmt::Display for YankInstanceType<'_> {
     }
 }
 
+/// Compares with a wire value (unescaped): `info.status == "running"`.
+impl PartialEq<&str> for YankInstanceType<'_> {
+    #[inline]
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            YankInstanceType::Unknown(text) => text == other,
+            known => known.as_str() == *other,
+        }
+    }
+}
+
 #[cfg(feature = "defmt")]
 impl defmt::Format for YankInstanceType<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
