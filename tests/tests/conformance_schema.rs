@@ -333,7 +333,7 @@ fn qmp_cases() -> Vec<Case> {
         },
         QomListTypes {
             implements: Some("device"),
-            include_abstract: Some(false),
+            r#abstract: Some(false),
         },
         ChardevAdd::new("c0", ChardevBackend::Socket(socket)),
         ChardevAdd::new("c1", ChardevBackend::Socket(inet)),
