@@ -1,14 +1,17 @@
 //! The generated vocabulary (`qmp_core::qapi`) decodes what a newer QEMU sends: members
 //! the schema does not know are skipped, enum values and union variants it does not know
 //! decode to an `Unknown` variant carrying the text (and, for unions, the whole object),
-//! and events do the same. What the schema requires is still required.
+//! and events do the same. What an older QEMU (7.2) omits because it was added later is
+//! optional in the generated types (schema history), so its replies decode too. What the
+//! schema requires is still required.
 
 use qmp_core::commands::Command;
 use qmp_core::events::EventData;
 use qmp_core::json::{DecodeError, RawJson};
 use qmp_core::qapi::{
-    BlockJobInfoBranch, CpuInfoFastBranch, JobStatus, JobStatusChangeEvent, JobType,
-    QueryBlockJobs, QueryCpusFast, QueryStatus, RunState,
+    BlockJobInfoBranch, CpuInfoFastBranch, DirtyRateStatus, JobStatus, JobStatusChangeEvent,
+    JobType, QueryBlockJobs, QueryCpusFast, QueryDirtyRate, QuerySev, QueryStatus, RunState,
+    SevGuestType, SevInfoBranch,
 };
 
 fn raw(json: &str) -> RawJson<'_> {
@@ -129,4 +132,54 @@ fn what_the_schema_requires_is_still_required() {
         QueryStatus::decode_response(raw("[]")).unwrap_err(),
         DecodeError::NotAnObject
     );
+}
+
+#[test]
+fn replies_of_qemu_7_2_decode() {
+    // 7.2's query-dirty-rate has no `calc-time-unit` (10.0 requires it).
+    let reply = raw(
+        r#"{"status": "unstarted", "start-time": 0, "calc-time": 0, "sample-pages": 512,
+            "mode": "page-sampling"}"#,
+    );
+    let info = QueryDirtyRate::decode_response(reply).unwrap();
+    assert_eq!(info.status, DirtyRateStatus::Unstarted);
+    assert_eq!(info.calc_time_unit, None);
+    assert_eq!(info.sample_pages, 512);
+    assert_eq!(
+        encode(&info),
+        r#"{"status":"unstarted","start-time":0,"calc-time":0,"sample-pages":512,"mode":"page-sampling"}"#
+    );
+    // 10.0's reply, with it, keeps it.
+    let reply = raw(
+        r#"{"status": "unstarted", "start-time": 0, "calc-time": 0, "calc-time-unit": "second",
+            "sample-pages": 512, "mode": "page-sampling"}"#,
+    );
+    let info = QueryDirtyRate::decode_response(reply).unwrap();
+    assert!(info.calc_time_unit.is_some());
+
+    // 7.2's SevInfo is a struct without the `sev-type` discriminator 10.0's union has: it
+    // decodes to the untagged variant, holding the object, and re-encodes with every member.
+    let text = r#"{"enabled":true,"api-major":0,"api-minor":24,"build-id":15,"policy":1,"state":"running","handle":1}"#;
+    let sev = QuerySev::decode_response(raw(text)).unwrap();
+    assert_eq!(sev.api_minor, 24);
+    let SevInfoBranch::Untagged(object) = sev.sev_type else {
+        panic!("decoded {:?}", sev.sev_type);
+    };
+    assert_eq!(object.get("handle").and_then(|h| h.as_u64()), Some(1));
+    assert_eq!(sev.sev_type.tag(), None);
+    // The base members first, then the rest as they came.
+    assert_eq!(
+        encode(&sev),
+        r#"{"enabled":true,"api-major":0,"api-minor":24,"build-id":15,"state":"running","policy":1,"handle":1}"#
+    );
+    // 10.0's, with the discriminator, selects its variant.
+    let sev = QuerySev::decode_response(raw(
+        r#"{"enabled":true,"api-major":0,"api-minor":24,"build-id":15,"state":"running",
+            "sev-type":"sev","policy":1,"handle":1}"#,
+    ))
+    .unwrap();
+    assert_eq!(sev.sev_type.tag(), Some(SevGuestType::Sev));
+    assert!(matches!(sev.sev_type, SevInfoBranch::Sev(branch) if branch.handle == 1));
+    // What 7.2 sent as well is still required.
+    assert!(QuerySev::decode_response(raw(r#"{"enabled":true,"state":"running"}"#)).is_err());
 }

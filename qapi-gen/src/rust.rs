@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use crate::history::Before;
 use crate::parser::Doc;
 use crate::schema::{Branch, Cond, Data, Def, Feature, Kind, Member, Schema, TypeRef};
 
@@ -180,6 +181,30 @@ fn push_doc(out: &mut String, indent: &str, lines: &[String]) {
     }
 }
 
+/// The doc line of a member that an older release's schema lacks or has as optional.
+fn before_line(before: &Before) -> String {
+    let v = &before.version;
+    match (before.present, before.relaxed) {
+        (false, true) => format!(
+            "*Not sent by QEMU {v}* (added later): optional here, although this schema \
+             requires it, so that {v}'s replies decode."
+        ),
+        (true, true) => format!(
+            "*Optional in QEMU {v}*: optional here, although this schema requires it, so \
+             that {v}'s replies decode."
+        ),
+        (false, false) => format!("*Not in QEMU {v}'s schema* (added later)."),
+        (true, false) => format!("*Optional in QEMU {v}'s schema.*"),
+    }
+}
+
+/// The doc line of a command, event or enum value an older release's schema lacks.
+fn absent_line(version: &Option<String>) -> Option<String> {
+    version
+        .as_ref()
+        .map(|v| format!("*Not in QEMU {v}'s schema* (added later)."))
+}
+
 fn cond_line(cond: &Option<Cond>) -> Option<String> {
     cond.as_ref()
         .map(|c| format!("*Only when QEMU is built with* `{c}`."))
@@ -238,6 +263,10 @@ fn def_doc(def: &Def, what: &str) -> Vec<String> {
         lines.push(String::new());
         lines.push(c);
     }
+    if let Some(line) = absent_line(&def.absent_in) {
+        lines.push(String::new());
+        lines.push(line);
+    }
     lines
 }
 
@@ -252,6 +281,10 @@ fn member_doc(m: &Member, doc: Option<&Doc>) -> Vec<String> {
         lines[0].push_str(": ");
         lines[0].push_str(&text[0]);
         lines.extend(text[1..].iter().cloned());
+    }
+    if let Some(before) = &m.before {
+        lines.push(String::new());
+        lines.push(before_line(before));
     }
     let features = feature_lines(&m.features, doc);
     if !features.is_empty() {
@@ -639,6 +672,10 @@ impl<'s> Gen<'s> {
                 lines.push(String::new());
                 lines.push(c);
             }
+            if let Some(line) = absent_line(&v.absent_in) {
+                lines.push(String::new());
+                lines.push(line);
+            }
             push_doc(out, "    ", &lines);
             let _ = writeln!(out, "    {variant},");
         }
@@ -708,6 +745,19 @@ impl<'s> Gen<'s> {
         );
         let _ = writeln!(out, "            known => f.write_str(known.as_str()),");
         let _ = writeln!(out, "        }}\n    }}\n}}\n");
+        let _ = writeln!(
+            out,
+            "/// Compares with a wire value (unescaped): `info.status == \"running\"`."
+        );
+        let _ = writeln!(out, "impl PartialEq<&str> for {name}<'_> {{");
+        let _ = writeln!(
+            out,
+            "    #[inline]\n    fn eq(&self, other: &&str) -> bool {{"
+        );
+        let _ = writeln!(out, "        match self {{");
+        let _ = writeln!(out, "            {name}::{unknown}(text) => text == other,");
+        let _ = writeln!(out, "            known => known.as_str() == *other,");
+        let _ = writeln!(out, "        }}\n    }}\n}}\n");
         let _ = writeln!(out, "#[cfg(feature = \"defmt\")]");
         let _ = writeln!(out, "impl defmt::Format for {name}<'_> {{");
         let _ = writeln!(out, "    fn format(&self, f: defmt::Formatter<'_>) {{");
@@ -739,7 +789,7 @@ impl<'s> Gen<'s> {
         for m in members {
             push_doc(out, "    ", &member_doc(m, doc));
             let ty = self.rust_type(&m.ty, dir, owner);
-            if m.optional {
+            if m.optional_in_rust() {
                 let _ = writeln!(out, "    pub {}: Option<{ty}>,", field(&m.name));
             } else {
                 let _ = writeln!(out, "    pub {}: {ty},", field(&m.name));
@@ -751,7 +801,7 @@ impl<'s> Gen<'s> {
     fn ser_members(&self, out: &mut String, members: &[Member]) {
         for m in members {
             let f = field(&m.name);
-            if m.optional {
+            if m.optional_in_rust() {
                 let _ = writeln!(
                     out,
                     "        if let Some(value) = &self.{f} {{\n            map.serialize_entry({:?}, value)?;\n        }}",
@@ -787,7 +837,7 @@ impl<'s> Gen<'s> {
             let _ = writeln!(out, "                _ => {{}}\n            }}\n        }}");
         }
         for m in members {
-            if m.optional {
+            if m.optional_in_rust() {
                 inits.push(format!("{}: {}", field(&m.name), local(&m.name)));
             } else {
                 inits.push(format!(
@@ -832,7 +882,7 @@ impl<'s> Gen<'s> {
         lt: &str,
     ) {
         push_doc(out, "", doc);
-        let all_optional = members.iter().all(|m| m.optional);
+        let all_optional = members.iter().all(Member::optional_in_rust);
         let _ = writeln!(
             out,
             "#[derive(Debug, Clone, Copy, PartialEq{})]",
@@ -886,6 +936,14 @@ impl<'s> Gen<'s> {
             return;
         };
         let others: Vec<Member> = base.iter().filter(|m| m.name != disc).cloned().collect();
+        // An older release whose replies lack the discriminator (the type was a struct
+        // then): such an object decodes to an `Untagged` variant holding it whole.
+        let untagged = base
+            .iter()
+            .find(|m| m.name == disc)
+            .and_then(|m| m.before.as_ref())
+            .filter(|b| b.relaxed && !b.present)
+            .map(|b| b.version.clone());
         // The struct: base members, then the discriminator with its branch.
         let mut doc = def_doc(def, "union");
         doc.push(String::new());
@@ -941,6 +999,10 @@ impl<'s> Gen<'s> {
                 lines.push(String::new());
                 lines.push(c);
             }
+            if let Some(line) = absent_line(&v.absent_in) {
+                lines.push(String::new());
+                lines.push(line);
+            }
             push_doc(out, "    ", &lines);
             match branch {
                 Some(b) => {
@@ -965,39 +1027,82 @@ impl<'s> Gen<'s> {
             "    /// whole object, so the members of the variant can still be read."
         );
         let _ = writeln!(out, "    {unknown} {{\n        /// The `{disc}` value, as on the wire.\n        tag: JsonStr<'a>,\n        /// The whole object.\n        raw: RawJson<'a>,\n    }},");
+        if let Some(v) = &untagged {
+            let _ = writeln!(out, "    /// An object without `{disc}`, as QEMU {v} sends it (its `{}` has no `{disc}`):", def.name);
+            let _ = writeln!(
+                out,
+                "    /// the whole object, so the members of the variant can still be read."
+            );
+            let _ = writeln!(out, "    Untagged(RawJson<'a>),");
+        }
         let _ = writeln!(out, "}}\n");
 
         let _ = writeln!(out, "impl<'a> {branch_name}<'a> {{");
-        let _ = writeln!(out, "    /// The `{disc}` value.");
-        let _ = writeln!(
-            out,
-            "    #[inline]\n    pub fn tag(&self) -> {tag_name}<'a> {{"
-        );
+        let (ret, some) = if untagged.is_some() {
+            let _ = writeln!(
+                out,
+                "    /// The `{disc}` value (`None` for [`{branch_name}::Untagged`])."
+            );
+            (format!("Option<{tag_name}<'a>>"), ("Some(", ")"))
+        } else {
+            let _ = writeln!(out, "    /// The `{disc}` value.");
+            (format!("{tag_name}<'a>"), ("", ""))
+        };
+        let _ = writeln!(out, "    #[inline]\n    pub fn tag(&self) -> {ret} {{");
         let _ = writeln!(out, "        match self {{");
+        let (open, close) = some;
         for (_, variant, has) in &arms {
             let pat = if *has { "(_)" } else { "" };
             let _ = writeln!(
                 out,
-                "            {branch_name}::{variant}{pat} => {tag_name}::{variant},"
+                "            {branch_name}::{variant}{pat} => {open}{tag_name}::{variant}{close},"
             );
         }
-        let _ = writeln!(out, "            {branch_name}::{unknown} {{ tag, .. }} => {tag_name}::from_json_str(*tag),");
+        let _ = writeln!(out, "            {branch_name}::{unknown} {{ tag, .. }} => {open}{tag_name}::from_json_str(*tag){close},");
+        if untagged.is_some() {
+            let _ = writeln!(out, "            {branch_name}::Untagged(_) => None,");
+        }
         let _ = writeln!(out, "        }}\n    }}\n}}\n");
 
         if dir.encodes() {
             let _ = writeln!(out, "impl<'a> SerializeMembers for {name}<'a> {{");
             let _ = writeln!(out, "    fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {{");
             self.ser_members(out, &others);
-            let _ = writeln!(
-                out,
-                "        map.serialize_entry({disc:?}, &self.{}.tag())?;",
-                field(disc)
-            );
+            if untagged.is_some() {
+                let _ = writeln!(
+                    out,
+                    "        if let Some(tag) = self.{}.tag() {{\n            map.serialize_entry({disc:?}, &tag)?;\n        }}",
+                    field(disc)
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "        map.serialize_entry({disc:?}, &self.{}.tag())?;",
+                    field(disc)
+                );
+            }
             let _ = writeln!(out, "        match &self.{} {{", field(disc));
             for (_, variant, has) in &arms {
                 if *has {
                     let _ = writeln!(out, "            {branch_name}::{variant}(branch) => branch.serialize_members(map),");
                 }
+            }
+            if untagged.is_some() {
+                // The members beside the base's, as they came.
+                let names: Vec<String> = others.iter().map(|m| format!("{:?}", m.name)).collect();
+                let _ = writeln!(out, "            {branch_name}::Untagged(raw) => {{\n                for (key, value) in raw.members() {{");
+                if names.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "                    map.serialize_entry(&key, &value)?;"
+                    );
+                } else {
+                    let _ = writeln!(out, "                    if !matches!(key.as_plain(), Some({})) {{\n                        map.serialize_entry(&key, &value)?;\n                    }}", names.join(" | "));
+                }
+                let _ = writeln!(
+                    out,
+                    "                }}\n                Ok(())\n            }}"
+                );
             }
             let _ = writeln!(out, "            _ => Ok(()),\n        }}\n    }}\n}}\n");
             let _ = writeln!(out, "rt::serialize_as_map!({name}<'a>);\n");
@@ -1010,7 +1115,20 @@ impl<'s> Gen<'s> {
             );
             let _ = writeln!(out, "        if !raw.is_object() {{\n            return Err(DecodeError::NotAnObject);\n        }}");
             let inits = self.de_members(out, &others);
-            let _ = writeln!(out, "        let tag = raw.get({disc:?}).and_then(|t| t.as_json_str()).ok_or(rt::MISSING_MEMBER)?;");
+            if untagged.is_some() {
+                let _ = writeln!(out, "        let Some(tag) = raw.get({disc:?}) else {{");
+                let _ = writeln!(out, "            return Ok({name} {{");
+                for init in &inits {
+                    let _ = writeln!(out, "                {init},");
+                }
+                let _ = writeln!(out, "                {}: {branch_name}::Untagged(raw),\n            }});\n        }};", field(disc));
+                let _ = writeln!(
+                    out,
+                    "        let tag = tag.as_json_str().ok_or(rt::MISSING_MEMBER)?;"
+                );
+            } else {
+                let _ = writeln!(out, "        let tag = raw.get({disc:?}).and_then(|t| t.as_json_str()).ok_or(rt::MISSING_MEMBER)?;");
+            }
             let _ = writeln!(
                 out,
                 "        let branch = match {tag_name}::from_json_str(tag) {{"

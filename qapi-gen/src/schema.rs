@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use crate::history::Before;
 use crate::parser::{self, Doc, Value};
 
 /// An `if` condition.
@@ -128,6 +129,16 @@ pub struct Member {
     pub features: Vec<Feature>,
     /// Its documentation.
     pub doc: String,
+    /// How it looked in the older schema, when that differs (see [`crate::history`]).
+    pub before: Option<Before>,
+}
+
+impl Member {
+    /// Whether the generated Rust field is an `Option`: optional in the schema, or
+    /// required now but absent from an older release's replies.
+    pub fn optional_in_rust(&self) -> bool {
+        self.optional || self.before.as_ref().is_some_and(|b| b.relaxed)
+    }
 }
 
 /// An enumeration value.
@@ -141,6 +152,8 @@ pub struct EnumValue {
     pub features: Vec<Feature>,
     /// Its documentation.
     pub doc: String,
+    /// The older release whose schema lacks it (see [`crate::history`]).
+    pub absent_in: Option<String>,
 }
 
 /// A union branch or alternate alternative.
@@ -233,6 +246,9 @@ pub struct Def {
     pub features: Vec<Feature>,
     /// Its documentation.
     pub doc: Option<Doc>,
+    /// For a command or event: the older release whose schema lacks it (see
+    /// [`crate::history`]).
+    pub absent_in: Option<String>,
 }
 
 /// A whole schema: every definition, in source order, by name.
@@ -322,6 +338,7 @@ impl Schema {
                         cond,
                         features,
                         doc,
+                        absent_in: None,
                     });
                 }
                 Kind::Enum { values }
@@ -391,6 +408,7 @@ impl Schema {
             cond,
             features: def_features,
             doc,
+            absent_in: None,
         });
         Ok(())
     }
@@ -553,6 +571,7 @@ fn members(value: Option<&Value>, doc: Option<&Doc>) -> Result<Vec<Member>, Stri
             optional,
             cond,
             features: feats,
+            before: None,
         });
     }
     Ok(out)

@@ -356,7 +356,9 @@ impl Launcher {
         self
     }
 
-    /// The RPCs `qemu-ga` allows (`--allow-rpcs`); all others answer "disabled".
+    /// The RPCs `qemu-ga` allows (`--allow-rpcs`); all others answer "disabled". A
+    /// `qemu-ga` older than 8.0, which has no `--allow-rpcs`, gets `--block-rpcs` with
+    /// every other RPC it lists instead: the same policy.
     pub fn allow_rpcs<I, S>(mut self, rpcs: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -576,10 +578,87 @@ impl Launcher {
         command.arg("-t").arg(&state_dir);
         command.arg("-f").arg(dir.join("qga.pid"));
         if !self.monitors_only {
-            command.arg(format!("--allow-rpcs={}", self.allowed_rpcs.join(",")));
+            let program = self.program.clone().unwrap_or_else(|| self.kind.program());
+            match agent_rpc_options(&program)? {
+                AgentRpcOptions::Allow => {
+                    command.arg(format!("--allow-rpcs={}", self.allowed_rpcs.join(",")));
+                }
+                AgentRpcOptions::BlockOnly(known) => {
+                    let blocked: Vec<&str> = known
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|rpc| !self.allowed_rpcs.iter().any(|allowed| allowed == rpc))
+                        .collect();
+                    if !blocked.is_empty() {
+                        command.arg(format!("--block-rpcs={}", blocked.join(",")));
+                    }
+                }
+            }
         }
         Ok(())
     }
+}
+
+/// How a `qemu-ga` takes the RPCs to allow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AgentRpcOptions {
+    /// `--allow-rpcs` (qemu-ga 8.0 and later).
+    Allow,
+    /// Only `--block-rpcs` (7.2 and earlier, which reject `--allow-rpcs`): every RPC it
+    /// has (`--block-rpcs=help`), so all but the allowed ones can be blocked.
+    BlockOnly(Vec<String>),
+}
+
+/// Asks `program` (a `qemu-ga`) once, from its `--help`, whether it has `--allow-rpcs`;
+/// if not, which RPCs it has. A program that cannot be run counts as having it (starting
+/// it then fails with the reason).
+fn agent_rpc_options(program: &Path) -> Result<AgentRpcOptions, LaunchError> {
+    use std::sync::{Mutex, PoisonError};
+    static PROBED: Mutex<Vec<(PathBuf, AgentRpcOptions)>> = Mutex::new(Vec::new());
+    let cached = PROBED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .find(|(path, _)| path == program)
+        .map(|(_, options)| options.clone());
+    if let Some(options) = cached {
+        return Ok(options);
+    }
+    let quiet = |arg: &str| {
+        Command::new(program)
+            .arg(arg)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+    };
+    let Ok(help) = quiet("--help") else {
+        return Ok(AgentRpcOptions::Allow);
+    };
+    let options = if String::from_utf8_lossy(&help.stdout).contains("--allow-rpcs") {
+        AgentRpcOptions::Allow
+    } else {
+        let known: Vec<String> = quiet("--block-rpcs=help")
+            .map(|out| {
+                String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Without the list, nothing could be blocked: refuse rather than allow all.
+        if known.is_empty() {
+            return Err(LaunchError::Unsupported {
+                kind: ServerKind::GuestAgent,
+                option: "RPC allowlist (neither --allow-rpcs nor --block-rpcs=help)",
+            });
+        }
+        AgentRpcOptions::BlockOnly(known)
+    };
+    PROBED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push((program.to_path_buf(), options.clone()));
+    Ok(options)
 }
 
 /// `socket,path=P,server=on,wait=off,id=ID` with commas in `P` doubled, as QEMU's

@@ -400,26 +400,13 @@ pub fn agent_rpcs() -> &'static [String] {
 }
 
 /// A [`Launcher`] for `qemu-ga` that enables exactly [`DEFAULT_QGA_RPCS`], on any
-/// `qemu-ga` the tests run.
-///
-/// `Launcher::new(ServerKind::GuestAgent)` passes `--allow-rpcs`, which qemu-ga 7.2 does
-/// not know (it exits with "unrecognized option"). For such a qemu-ga this launcher passes
-/// the same policy the old way: `--block-rpcs` with every other RPC the agent lists. A
-/// qemu-ga run by the tests executes on this host, so nothing beyond the harmless default
-/// RPCs (sync, ping, info) may be left enabled.
+/// `qemu-ga` the tests run: `Launcher::new(ServerKind::GuestAgent)`, which passes the
+/// policy as `--allow-rpcs` or, to a qemu-ga without it (7.2), as `--block-rpcs` with
+/// every other RPC the agent lists. A qemu-ga run by the tests executes on this host, so
+/// nothing beyond the harmless default RPCs (sync, ping, info) may be left enabled
+/// (conformance_agent checks that on both versions).
 pub fn agent_launcher() -> Launcher {
-    let launcher = Launcher::new(ServerKind::GuestAgent);
-    if agent_has_allow_rpcs() {
-        return launcher;
-    }
-    let blocked: Vec<&str> = agent_rpcs()
-        .iter()
-        .map(String::as_str)
-        .filter(|rpc| !DEFAULT_QGA_RPCS.contains(rpc))
-        .collect();
-    launcher
-        .monitors_only(true)
-        .args([format!("--block-rpcs={}", blocked.join(","))])
+    Launcher::new(ServerKind::GuestAgent)
 }
 
 #[cfg(test)]

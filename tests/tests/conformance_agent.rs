@@ -10,6 +10,7 @@ use std::io::Write;
 use std::os::unix::net::UnixStream;
 
 use conformance_common::{error_value, options, signal, start, vector_message, watchdog};
+use qmp_std::launch::{Launcher, ServerKind, DEFAULT_QGA_RPCS};
 use qmp_std::qmp_core::client::ExecuteError;
 use qmp_std::qmp_core::qga::{GuestInfo, GuestPing, GuestSync, GuestSyncDelimited};
 use qmp_std::{Error, GuestAgentClient, QemuProcess};
@@ -182,5 +183,44 @@ fn a_timed_out_command_is_followed_by_a_resync() {
     // reply is not taken for the ping's.
     let ping = client.execute(&GuestPing).unwrap();
     assert_eq!(ping.raw().as_str(), "{}");
+    assert_agent_works(&client);
+}
+
+/// `Launcher::new(ServerKind::GuestAgent)` starts any `qemu-ga` the suite runs (7.2's has
+/// no `--allow-rpcs`; the launcher blocks the others there instead) and enables exactly
+/// the default RPCs: `guest-info` lists every other one as disabled, and one of them
+/// answers so.
+#[test]
+fn the_launcher_enables_exactly_the_default_rpcs_on_any_qemu_ga() {
+    let _guard = watchdog("agent_launcher_rpcs", LIMIT);
+    let agent = start(Launcher::new(ServerKind::GuestAgent));
+    let client = connect_agent(&agent);
+    let info = client.execute_value("guest-info", Value::Null).unwrap();
+    let commands = info["supported_commands"].as_array().unwrap();
+    assert!(commands.len() > DEFAULT_QGA_RPCS.len(), "{info}");
+    for command in commands {
+        let name = command["name"].as_str().unwrap();
+        let expected = DEFAULT_QGA_RPCS.contains(&name);
+        assert_eq!(
+            command["enabled"],
+            json!(expected),
+            "{name} enabled should be {expected} (qemu-ga {}, allow-rpcs {})",
+            qmp_tests::qemu_version(ServerKind::GuestAgent),
+            qmp_tests::agent_has_allow_rpcs()
+        );
+    }
+    for rpc in DEFAULT_QGA_RPCS {
+        assert!(
+            commands.iter().any(|c| c["name"] == *rpc),
+            "{rpc} not listed"
+        );
+    }
+    let refused = client
+        .execute_value("guest-get-time", Value::Null)
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("disabled"),
+        "guest-get-time: {refused}"
+    );
     assert_agent_works(&client);
 }

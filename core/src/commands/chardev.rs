@@ -1,10 +1,13 @@
 //! Character devices: `chardev-add`, `chardev-remove`, `query-chardev`.
+//!
+//! `chardev-remove`, `query-chardev` and their types are the generated ones of
+//! [`crate::qapi`] (QAPI module `char`), re-exported here; [`ChardevAdd`] and its backend
+//! builders stay hand-written (a backend as a plain struct, `ChardevSocket::server`, ...),
+//! returning the generated [`ChardevReturn`].
 
-use crate::json::{DecodeError, JsonStr, RawJson};
+use crate::json::{DecodeError, RawJson};
 
-use super::de;
-use super::macros::{array, command, empty, value};
-use super::{Command, Empty, JsonArray};
+use super::{Command, FromRawJson};
 
 /// Members every chardev backend accepts (QAPI `ChardevCommon`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
@@ -235,56 +238,8 @@ impl<B: serde::Serialize> Command for ChardevAdd<'_, B> {
     }
 
     fn decode_response(raw: RawJson<'_>) -> Result<ChardevReturn<'_>, DecodeError> {
-        value(raw)
+        FromRawJson::from_raw_json(raw)
     }
 }
 
-/// The return of [`ChardevAdd`] (QAPI `ChardevReturn`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[non_exhaustive]
-pub struct ChardevReturn<'a> {
-    /// The new pseudo-terminal's path, for `pty` backends.
-    #[serde(borrow, default, deserialize_with = "de::optional_string")]
-    pub pty: Option<JsonStr<'a>>,
-}
-
-/// `chardev-remove`: removes a character device no front end uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct ChardevRemove<'a> {
-    /// The chardev's id.
-    pub id: &'a str,
-}
-
-command! {
-    impl ChardevRemove<'a>;
-    name: "chardev-remove",
-    response<'r>: Empty = empty
-}
-
-command! {
-    /// `query-chardev`: the character devices.
-    pub struct QueryChardev;
-    name: "query-chardev",
-    response<'r>: JsonArray<'r, ChardevInfo<'r>> = array
-}
-
-/// One element of [`QueryChardev`]'s return (QAPI `ChardevInfo`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub struct ChardevInfo<'a> {
-    /// The chardev's id.
-    #[serde(borrow, deserialize_with = "de::string")]
-    pub label: JsonStr<'a>,
-    /// Its backend and address in `-chardev` syntax (`unix:/path,server=on`,
-    /// `pty:/dev/pts/3`, ...).
-    #[serde(borrow, deserialize_with = "de::string")]
-    pub filename: JsonStr<'a>,
-    /// Whether a front end has it open.
-    pub frontend_open: bool,
-}
-
-super::from_raw_json_via_serde!(ChardevInfo<'a>);
+pub use crate::qapi::qmp::{ChardevInfo, ChardevRemove, ChardevReturn, QueryChardev};

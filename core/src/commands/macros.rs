@@ -100,11 +100,6 @@ pub(crate) fn array<'a, T: super::FromRawJson<'a>>(
     JsonArray::new(raw)
 }
 
-/// Hands the value over undecoded.
-pub(crate) fn raw(raw: RawJson<'_>) -> Result<RawJson<'_>, DecodeError> {
-    Ok(raw)
-}
-
 /// Decodes a value with a hand-written [`FromRawJson`](super::FromRawJson) impl.
 pub(crate) fn custom<'a, T: super::FromRawJson<'a>>(raw: RawJson<'a>) -> Result<T, DecodeError> {
     T::from_raw_json(raw)

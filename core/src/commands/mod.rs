@@ -5,9 +5,11 @@
 //! [`Client::execute`](crate::client::Client::execute) takes any `Command`, and a reply is
 //! decoded with [`Command::decode_response`].
 //!
-//! The vocabulary here is hand-written and covers what VMM and orchestrator authors use
-//! daily; every command of QEMU's schema is typed in [`crate::qapi`], generated from it
-//! (events and guest-agent commands already come from there only). Anything else, and
+//! The vocabulary here covers what VMM and orchestrator authors use daily; every command
+//! of QEMU's schema is typed in [`crate::qapi`], generated from it (events and guest-agent
+//! commands come from there only). The run-state, QOM and most chardev commands here are
+//! the generated types, re-exported; the rest is still hand-written, moving onto the
+//! generated types module by module (see `core/VOCABULARY.md`). Anything else, and
 //! anything a newer QEMU adds, goes through the raw path
 //! ([`Client::execute_value`](crate::client::Client::execute_value) and
 //! [`RawJson`]), so a newer server never breaks parsing: response structs ignore members

@@ -130,3 +130,41 @@ pub fn command(commands: &'static [CommandDoc], name: &str) -> Option<&'static C
 pub fn type_doc(types: &'static [TypeDoc], name: &str) -> Option<&'static TypeDoc> {
     types.iter().find(|t| t.name == name)
 }
+
+/// How an older release's schema differs from this one, as the generator found it
+/// comparing the two (`qapi-gen`'s schema history): every name is this schema's. Owners of
+/// members are types, or commands and events for arguments and data given in place.
+///
+/// The generated Rust types already allow for it (reply and event members the older
+/// release may omit are `Option`s); this is the record, for tools and for checking a live
+/// older server against the vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct History {
+    /// The older release (`"7.2"`).
+    pub version: &'static str,
+    /// Commands and events it lacks.
+    pub added: &'static [&'static str],
+    /// Commands and events only it has.
+    pub removed: &'static [&'static str],
+    /// `(owner, member)`: members required or optional here that it lacks.
+    pub added_members: &'static [(&'static str, &'static str)],
+    /// `(owner, member)`: members required here that are optional there.
+    pub optional_members: &'static [(&'static str, &'static str)],
+    /// `(owner, member)`: reply and event members required here that it may omit, so
+    /// their Rust fields are `Option`s although [`MemberDoc::optional`] is false.
+    pub relaxed_members: &'static [(&'static str, &'static str)],
+    /// `(owner, member)`: members optional here that it requires.
+    pub required_members: &'static [(&'static str, &'static str)],
+    /// `(owner, member)`: members only it has.
+    pub removed_members: &'static [(&'static str, &'static str)],
+    /// `(enum, value)`: enum values it lacks.
+    pub added_values: &'static [(&'static str, &'static str)],
+    /// `(enum, value)`: enum values only it has.
+    pub removed_values: &'static [(&'static str, &'static str)],
+    /// Types of another kind there (a struct then, a union now).
+    pub reshaped: &'static [&'static str],
+    /// `(owner, member)`: members of another built-in type there, or of a built-in type
+    /// where a defined one is here or the reverse (`str` then, an enum now), or a list
+    /// where none is here or the reverse.
+    pub retyped_members: &'static [(&'static str, &'static str)],
+}
