@@ -667,11 +667,10 @@ impl Scanner {
     }
 
     /// The colon after a key, from `pos`. Returns the position after it.
-    fn colon(&mut self, data: &[u8], pos: usize) -> Result<usize, Step> {
-        let pos = skip_whitespace(data, pos);
-        match data.get(pos) {
+    fn colon(&mut self, data: &[u8], mut pos: usize) -> Result<usize, Step> {
+        match next_byte(data, &mut pos) {
             Some(b':') => Ok(pos + 1),
-            Some(&byte) => Err(self.bad_byte(byte, pos)),
+            Some(byte) => Err(self.bad_byte(byte, pos)),
             None => {
                 self.expect = Expect::Colon;
                 Err(Step::NeedMore)
@@ -872,9 +871,7 @@ impl Scanner {
 /// The index of the first byte at or after `pos` that is not whitespace (or `data.len()`).
 #[inline]
 pub(crate) fn skip_whitespace(data: &[u8], mut pos: usize) -> usize {
-    while data.get(pos).is_some_and(|&byte| is_whitespace(byte)) {
-        pos += 1;
-    }
+    next_byte(data, &mut pos);
     pos
 }
 
