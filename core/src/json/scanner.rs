@@ -575,7 +575,11 @@ impl Scanner {
                     state: StringState::Plain,
                 };
                 return_if_some!(self.token(data, &mut pos, key));
-                pos = return_if_err!(self.colon(data, pos));
+                // QEMU writes the colon right after the key.
+                pos = match data.get(pos) {
+                    Some(b':') => pos + 1,
+                    _ => return_if_err!(self.colon(data, pos)),
+                };
             } else if after_value {
                 // After a value inside a container: `,` or the container's close.
                 after_value = false;
