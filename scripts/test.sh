@@ -93,6 +93,8 @@ for target in "${NO_STD_TARGETS[@]}"; do
     step "no_std build: qmp-core for $target with defmt"
     cargo build -p qmp-core --target "$target" --features defmt
 done
+step "qmp-core without its default guest-agent feature (the firmware probe's build): clippy"
+cargo clippy -p qmp-core --no-default-features --target thumbv7em-none-eabihf -- -D warnings
 
 step "dependency allow-list: qmp-core on thumbv7em-none-eabihf"
 for features in "" "--features=defmt"; do

@@ -48,6 +48,29 @@ pub(super) struct Sync {
     pub(super) automatic: bool,
     /// The stream offset of the agent's `0xFF` sentinel when it was the last item.
     pub(super) sentinel: Option<u64>,
+    /// Without the `guest-agent` feature no sync can exist, so the compiler leaves out
+    /// every path that handles one.
+    #[cfg(not(feature = "guest-agent"))]
+    #[allow(dead_code)] // only its type matters
+    never: core::convert::Infallible,
+}
+
+impl Sync {
+    /// A sync waiting for its answer (`None` without the `guest-agent` feature).
+    pub(super) fn new(id: u64, value: u64, automatic: bool) -> Option<Sync> {
+        #[cfg(feature = "guest-agent")]
+        return Some(Sync {
+            id,
+            value,
+            automatic,
+            sentinel: None,
+        });
+        #[cfg(not(feature = "guest-agent"))]
+        {
+            let _ = (id, value, automatic);
+            None
+        }
+    }
 }
 
 /// The last `N` command ids given up on (the oldest forgotten first), to recognise their

@@ -196,7 +196,9 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
     /// the request was completely written. Until then new commands are held back (not
     /// transmitted), and everything else that arrives is dropped and counted in
     /// [`Stats::discarded_while_syncing`], except replies to commands transmitted before
-    /// the sync, which are delivered as usual. See the module docs.
+    /// the sync, which are delivered as usual. See the module docs. Without the crate's
+    /// `guest-agent` feature (on by default) it always fails with
+    /// [`ExecuteError::NotGuestAgent`].
     pub fn sync(&mut self, now: Instant, value: u64) -> Result<CommandId, ExecuteError> {
         self.start_sync(now, value, false)
     }
@@ -208,7 +210,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
         value: u64,
         automatic: bool,
     ) -> Result<CommandId, ExecuteError> {
-        if self.config.protocol != Protocol::GuestAgent {
+        if self.config.protocol != Protocol::GuestAgent || !cfg!(feature = "guest-agent") {
             return Err(ExecuteError::NotGuestAgent);
         }
         if self.state == State::Closed {
@@ -236,12 +238,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
         if let Some(entry) = self.pending.last_mut() {
             entry.automatic = automatic;
         }
-        self.sync = Some(Sync {
-            id,
-            value,
-            automatic,
-            sentinel: None,
-        });
+        self.sync = Sync::new(id, value, automatic);
         Ok(CommandId(id))
     }
 

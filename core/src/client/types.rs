@@ -66,7 +66,8 @@ impl Config {
         }
     }
 
-    /// The guest agent with a 30 s command timeout.
+    /// The guest agent with a 30 s command timeout (a session starts with a sync, which
+    /// needs the crate's `guest-agent` feature, on by default).
     pub const fn guest_agent() -> Self {
         Config {
             protocol: Protocol::GuestAgent,
@@ -383,7 +384,8 @@ pub enum ExecuteError {
     OobNotEnabled,
     /// The typed command is not marked `allow-oob`.
     OobNotAllowed,
-    /// Guest-agent sync was asked of a QMP session.
+    /// Guest-agent sync was asked of a QMP session, or of a crate built without the
+    /// `guest-agent` feature.
     NotGuestAgent,
     /// The arguments could not be encoded.
     Encode(EncodeError),

@@ -415,6 +415,9 @@ pub(crate) struct Scanner {
     depth: usize,
     /// Bit `d` set: the container at depth `d + 1` is an object.
     containers: [u32; MAX_DEPTH_LIMIT / 32],
+    /// Whether the innermost open container is an object (its bit in `containers`, read
+    /// once per open and close rather than on every comma).
+    in_object: bool,
     /// Where the current top-level value starts, in the coordinates of the slices scanned
     /// (the framer shifts it when it compacts its buffer).
     pub(crate) value_start: usize,
@@ -443,6 +446,7 @@ impl Scanner {
             token: Token::None,
             depth: 0,
             containers: [0; MAX_DEPTH_LIMIT / 32],
+            in_object: false,
             value_start: 0,
             record_enabled: true,
             recording: false,
@@ -469,6 +473,7 @@ impl Scanner {
         self.expect = Expect::TopValue;
         self.token = Token::None;
         self.depth = 0;
+        self.in_object = false;
         self.recording = false;
         self.spans_valid = false;
     }
@@ -540,25 +545,21 @@ impl Scanner {
             Expect::CommaOrClose => after_value = true,
             Expect::Colon => pos = return_if_err!(self.colon(data, pos)),
             Expect::Key => key_next = true,
-            Expect::KeyOrClose => {
-                pos = skip_whitespace(data, pos);
-                match data.get(pos) {
-                    None => return Step::NeedMore,
-                    Some(b'}') => {
-                        return_if_some!(self.close(pos));
-                        pos += 1;
-                        after_value = true;
-                    }
-                    Some(_) => key_next = true,
+            Expect::KeyOrClose => match next_byte(data, &mut pos) {
+                None => return Step::NeedMore,
+                Some(b'}') => {
+                    return_if_some!(self.close(pos));
+                    pos += 1;
+                    after_value = true;
                 }
-            }
+                Some(_) => key_next = true,
+            },
         }
         loop {
             if key_next {
                 // A key, then its colon.
                 key_next = false;
-                pos = skip_whitespace(data, pos);
-                let Some(&byte) = data.get(pos) else {
+                let Some(byte) = next_byte(data, &mut pos) else {
                     self.expect = Expect::Key;
                     return Step::NeedMore;
                 };
@@ -574,21 +575,23 @@ impl Scanner {
                     state: StringState::Plain,
                 };
                 return_if_some!(self.token(data, &mut pos, key));
-                pos = return_if_err!(self.colon(data, pos));
+                // QEMU writes the colon right after the key.
+                pos = match data.get(pos) {
+                    Some(b':') => pos + 1,
+                    _ => return_if_err!(self.colon(data, pos)),
+                };
             } else if after_value {
                 // After a value inside a container: `,` or the container's close.
                 after_value = false;
                 close_allowed = false;
-                pos = skip_whitespace(data, pos);
-                let Some(&byte) = data.get(pos) else {
+                let Some(byte) = next_byte(data, &mut pos) else {
                     self.expect = Expect::CommaOrClose;
                     return Step::NeedMore;
                 };
-                let in_object = self.in_object();
                 if byte == b',' {
                     pos += 1;
-                    key_next = in_object;
-                } else if byte == if in_object { b'}' } else { b']' } {
+                    key_next = self.in_object;
+                } else if byte == if self.in_object { b'}' } else { b']' } {
                     return_if_some!(self.close(pos));
                     pos += 1;
                     after_value = true;
@@ -598,8 +601,7 @@ impl Scanner {
                 continue;
             }
             // A value (or `]` right after `[`).
-            pos = skip_whitespace(data, pos);
-            let Some(&byte) = data.get(pos) else {
+            let Some(byte) = next_byte(data, &mut pos) else {
                 self.expect = if self.depth == 0 {
                     Expect::TopValue
                 } else if close_allowed {
@@ -616,63 +618,63 @@ impl Scanner {
                 continue;
             }
             close_allowed = false;
-            if self.depth == 0 {
-                self.begin_top(pos, byte);
-            } else if self.depth == 1 {
-                self.member_value_start(pos, byte);
+            if self.depth < 2 {
+                if self.depth == 0 {
+                    self.begin_top(pos, byte);
+                } else {
+                    self.member_value_start(pos, byte);
+                }
             }
-            let token = match byte {
-                b'"' => {
-                    pos += 1;
-                    Token::String {
-                        key: false,
-                        state: StringState::Plain,
+            // Strings first: most values are. Each kind of token is scanned from a call
+            // of its own, so that the inlined token step knows which it is.
+            if byte == b'"' {
+                pos += 1;
+                let string = Token::String {
+                    key: false,
+                    state: StringState::Plain,
+                };
+                return_if_some!(self.token(data, &mut pos, string));
+            } else if byte == b'{' {
+                return_if_some!(self.open(true, pos));
+                pos += 1;
+                match next_byte(data, &mut pos) {
+                    None => return Step::NeedMore,
+                    Some(b'}') => {
+                        return_if_some!(self.close(pos));
+                        pos += 1;
+                    }
+                    Some(_) => {
+                        after_value = false;
+                        key_next = true;
                     }
                 }
-                b'{' => {
-                    return_if_some!(self.open(true, pos));
-                    pos = skip_whitespace(data, pos + 1);
-                    match data.get(pos) {
-                        None => return Step::NeedMore,
-                        Some(b'}') => {
-                            return_if_some!(self.close(pos));
-                            pos += 1;
-                        }
-                        Some(_) => {
-                            after_value = false;
-                            key_next = true;
-                        }
-                    }
-                    continue;
-                }
-                b'[' => {
-                    return_if_some!(self.open(false, pos));
-                    pos += 1;
-                    after_value = false;
-                    close_allowed = true;
-                    continue;
-                }
+            } else if byte == b'[' {
+                return_if_some!(self.open(false, pos));
+                pos += 1;
+                after_value = false;
+                close_allowed = true;
+            } else if matches!(byte, b'-' | b'0'..=b'9') {
                 // Scanned from this byte, which the id capture needs too.
-                b'-' | b'0'..=b'9' => Token::Number(NumberState::Start),
-                b't' | b'f' | b'n' => {
-                    pos += 1;
-                    Token::Literal {
-                        first: byte,
-                        matched: 1,
-                    }
-                }
-                _ => return self.bad_byte(byte, pos),
-            };
-            return_if_some!(self.token(data, &mut pos, token));
+                let number = Token::Number(NumberState::Start);
+                return_if_some!(self.token(data, &mut pos, number));
+            } else if matches!(byte, b't' | b'f' | b'n') {
+                pos += 1;
+                let literal = Token::Literal {
+                    first: byte,
+                    matched: 1,
+                };
+                return_if_some!(self.token(data, &mut pos, literal));
+            } else {
+                return self.bad_byte(byte, pos);
+            }
         }
     }
 
     /// The colon after a key, from `pos`. Returns the position after it.
-    fn colon(&mut self, data: &[u8], pos: usize) -> Result<usize, Step> {
-        let pos = skip_whitespace(data, pos);
-        match data.get(pos) {
+    fn colon(&mut self, data: &[u8], mut pos: usize) -> Result<usize, Step> {
+        match next_byte(data, &mut pos) {
             Some(b':') => Ok(pos + 1),
-            Some(&byte) => Err(self.bad_byte(byte, pos)),
+            Some(byte) => Err(self.bad_byte(byte, pos)),
             None => {
                 self.expect = Expect::Colon;
                 Err(Step::NeedMore)
@@ -699,6 +701,7 @@ impl Scanner {
             self.expect = Expect::ValueOrClose;
         }
         self.depth += 1;
+        self.in_object = is_object;
         None
     }
 
@@ -706,6 +709,8 @@ impl Scanner {
     /// ended.
     fn close(&mut self, pos: usize) -> Option<Step> {
         self.depth = self.depth.saturating_sub(1);
+        let level = self.depth.wrapping_sub(1);
+        self.in_object = self.containers[(level / 32) % 8] & (1 << (level % 32)) != 0;
         self.expect = Expect::CommaOrClose;
         self.value_done(pos + 1)
     }
@@ -788,17 +793,15 @@ impl Scanner {
     /// one (and then expects the next top-level value).
     #[inline]
     fn value_done(&mut self, end: usize) -> Option<Step> {
-        match self.depth {
-            0 => {
-                self.expect = Expect::TopValue;
-                Some(Step::ValueEnd { end })
-            }
-            1 => {
-                self.member_value_end(end);
-                None
-            }
-            _ => None,
+        if self.depth >= 2 {
+            return None;
         }
+        if self.depth == 0 {
+            self.expect = Expect::TopValue;
+            return Some(Step::ValueEnd { end });
+        }
+        self.member_value_end(end);
+        None
     }
 
     /// A byte that does not fit: the sentinel, or an error.
@@ -813,11 +816,6 @@ impl Scanner {
                 at,
             }
         }
-    }
-
-    fn in_object(&self) -> bool {
-        let level = self.depth.wrapping_sub(1);
-        self.containers[(level / 32) % 8] & (1 << (level % 32)) != 0
     }
 
     /// A top-level value starts at `pos` with `first`.
@@ -877,10 +875,21 @@ impl Scanner {
 /// The index of the first byte at or after `pos` that is not whitespace (or `data.len()`).
 #[inline]
 pub(crate) fn skip_whitespace(data: &[u8], mut pos: usize) -> usize {
-    while data.get(pos).is_some_and(|&byte| is_whitespace(byte)) {
-        pos += 1;
-    }
+    next_byte(data, &mut pos);
     pos
+}
+
+/// Moves `*pos` past whitespace and returns the byte there (`None`, with `*pos` at the
+/// end, when the slice runs out first).
+#[inline]
+fn next_byte(data: &[u8], pos: &mut usize) -> Option<u8> {
+    loop {
+        let byte = *data.get(*pos)?;
+        if !is_whitespace(byte) {
+            return Some(byte);
+        }
+        *pos += 1;
+    }
 }
 
 /// Whether `byte` is JSON whitespace.
