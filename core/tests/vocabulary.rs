@@ -171,7 +171,7 @@ fn qmp_cases() -> Vec<Case> {
             state: false,
         },
     ];
-    const KEYS: &[KeyValue<'static>] = &[KeyValue::Qcode("ctrl"), KeyValue::Number(29)];
+    const KEYS: &[KeyValue<'static>] = &[KeyValue::qcode(QKeyCode::Ctrl), KeyValue::number(29)];
     const YANKS: &[YankInstance<'static>] = &[
         YankInstance::BlockNode { node_name: "n0" },
         YankInstance::Chardev { id: "c0" },
@@ -243,7 +243,7 @@ fn qmp_cases() -> Vec<Case> {
             filename: "/tmp/screen.png",
             device: Some("video0"),
             head: Some(0),
-            format: Some("png"),
+            format: Some(ImageFormat::Png),
         }),
         case(&SendKey {
             keys: KEYS,
@@ -1393,7 +1393,7 @@ fn free_form_members_are_typed_and_escaped() {
     );
     assert_eq!(
         encode(&SendKey {
-            keys: &[KeyValue::Qcode("ctrl"), KeyValue::Number(56)],
+            keys: &[KeyValue::qcode(QKeyCode::Ctrl), KeyValue::number(56)],
             hold_time: None
         }),
         r#"{"keys":[{"type":"qcode","data":"ctrl"},{"type":"number","data":56}]}"#
@@ -1509,7 +1509,7 @@ fn assert_fields<T: serde::Deserialize<'static>>(schema: &Schema, type_name: &st
 fn response_fields_exist_in_the_qsd_schema() {
     let s = qsd_schema();
     let ret = |command: &str, path: &[&str]| s.resolve(&s.ret_type(command), path);
-    assert_fields::<CommandInfo<'static>>(s, &ret("query-commands", &[]));
+    // CommandInfo is generated (checked member by member by conformance_qapi).
     assert_fields::<BlockInfo<'static>>(s, &ret("query-block", &[]));
     assert_fields::<BlockDeviceInfo<'static>>(s, &ret("query-block", &["inserted"]));
     assert_fields::<BlockDeviceInfo<'static>>(s, &ret("query-named-block-nodes", &[]));
@@ -1542,13 +1542,8 @@ fn response_fields_exist_in_the_live_qemu_system_schema() {
     let ret = |command: &str, path: &[&str]| s.resolve(&s.ret_type(command), path);
     // StatusInfo is the generated type: conformance_qapi checks every generated type
     // against the live schemas, member by member.
-    assert_fields::<NameInfo<'static>>(s, &ret("query-name", &[]));
-    assert_fields::<KvmInfo>(s, &ret("query-kvm", &[]));
-    assert_fields::<AddFdInfo>(s, &ret("add-fd", &[]));
-    assert_fields::<FdsetFdInfo<'static>>(s, &ret("query-fdsets", &["fds"]));
-    assert_fields::<BalloonInfo>(s, &ret("query-balloon", &[]));
-    assert_fields::<CpuInfoFast<'static>>(s, &ret("query-cpus-fast", &[]));
-    assert_fields::<CpuInstanceProperties>(s, &ret("query-cpus-fast", &["props"]));
+    // NameInfo, KvmInfo, AddfdInfo, FdsetFdInfo, BalloonInfo, CpuInfoFast and
+    // CpuInstanceProperties are generated (checked member by member by conformance_qapi).
     assert_fields::<YankInstanceInfo<'static>>(s, &ret("query-yank", &[]));
     assert_fields::<MigrationInfo<'static>>(s, &ret("query-migrate", &[]));
     assert_fields::<MigrationStats>(s, &ret("query-migrate", &["ram"]));
@@ -2081,7 +2076,7 @@ fn hand_written_replies_decode() {
     let cpu = cpus.iter().next().unwrap().unwrap();
     assert_eq!((cpu.cpu_index, cpu.thread_id), (0, 1234));
     assert_eq!(cpu.props.unwrap().socket_id, Some(0));
-    assert_eq!(cpu.target, "x86_64");
+    assert_eq!(cpu.target.tag(), "x86_64");
 
     let event = DecodedEvent::decode(
         "GUEST_PANICKED",

@@ -52,7 +52,7 @@ macro_rules! cases {
 
 /// Every QMP command type, with its optional members set so their names are checked.
 fn qmp_cases() -> Vec<Case> {
-    const KEYS: &[KeyValue<'static>] = &[KeyValue::Qcode("ctrl"), KeyValue::Number(29)];
+    const KEYS: &[KeyValue<'static>] = &[KeyValue::qcode(QKeyCode::Ctrl), KeyValue::number(29)];
     const YANKS: &[YankInstance<'static>] = &[
         YankInstance::BlockNode { node_name: "n0" },
         YankInstance::Chardev { id: "c0" },
@@ -152,7 +152,7 @@ fn qmp_cases() -> Vec<Case> {
             filename: "/tmp/screen.png",
             device: Some("video0"),
             head: Some(0),
-            format: Some("png"),
+            format: Some(ImageFormat::Png),
         },
         SendKey {
             keys: KEYS,
