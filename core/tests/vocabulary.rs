@@ -329,10 +329,10 @@ fn qmp_cases() -> Vec<Case> {
             auto_dismiss: Some(false),
             ..BlockdevMirror::new("m0", "src", "dst", MirrorSyncMode::Full)
         }),
-        case(&BlockdevBackup {
+        case(&BlockdevBackupCommand(BlockdevBackup {
             speed: Some(0),
             bitmap: Some("bitmap0"),
-            bitmap_mode: Some("on-success"),
+            bitmap_mode: Some(BitmapSyncMode::OnSuccess),
             compress: Some(false),
             on_source_error: Some(BlockdevOnError::Auto),
             on_target_error: Some(BlockdevOnError::Enospc),
@@ -341,7 +341,7 @@ fn qmp_cases() -> Vec<Case> {
             filter_node_name: Some("backup-top"),
             discard_source: Some(false),
             ..BlockdevBackup::new("b0", "src", "dst", MirrorSyncMode::Incremental)
-        }),
+        })),
         case(&BlockStream {
             base: Some("/tmp/base.img"),
             base_node: Some("base0"),

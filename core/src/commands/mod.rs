@@ -12,8 +12,10 @@
 //! over the schema: `QomSet`, `ChardevAdd`'s builders, `QueryVersion` (the greeting's
 //! `Version`), `QueryQmpSchema` (entries kept raw) and `Yank` (targets named with a plain
 //! `&str`); `QueryBlockJobs` stays hand-written until the generated one decodes QEMU 7.2's
-//! mirror jobs. The block, migration and device commands are still hand-written, moving
-//! onto the generated types module by module (see `core/VOCABULARY.md`). Anything else, and
+//! mirror jobs. Of the block commands, `blockdev-del`, `block_resize` and the job
+//! starters are the generated types; `blockdev-add`, `blockdev-create` and the block
+//! queries, and the migration and device commands, are still hand-written, moving onto
+//! the generated types module by module (see `core/VOCABULARY.md`). Anything else, and
 //! anything a newer QEMU adds, goes through the raw path
 //! ([`Client::execute_value`](crate::client::Client::execute_value) and
 //! [`RawJson`]), so a newer server never breaks parsing: response structs ignore members
