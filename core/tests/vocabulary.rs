@@ -504,12 +504,12 @@ fn qmp_cases() -> Vec<Case> {
         case(&ChardevRemove { id: "c0" }),
         case(&QueryChardev),
         case(&Migrate {
-            uri: "unix:/tmp/migrate.sock",
             resume: Some(false),
+            ..Migrate::new("unix:/tmp/migrate.sock")
         }),
         case(&MigrateIncoming {
-            uri: "tcp:0:4446",
             exit_on_error: Some(false),
+            ..MigrateIncoming::new("tcp:0:4446")
         }),
         case(&MigrateCancel),
         case(&MigratePause),

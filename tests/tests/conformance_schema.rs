@@ -357,12 +357,12 @@ fn qmp_cases() -> Vec<Case> {
         ChardevRemove { id: "c0" },
         QueryChardev,
         Migrate {
-            uri: "unix:/tmp/migrate.sock",
             resume: Some(false),
+            ..Migrate::new("unix:/tmp/migrate.sock")
         },
         MigrateIncoming {
-            uri: "tcp:0:4446",
             exit_on_error: Some(false),
+            ..MigrateIncoming::new("tcp:0:4446")
         },
         MigrateCancel,
         MigratePause,
