@@ -14,10 +14,12 @@
 //! `&str`); `QueryBlockJobs` stays hand-written until the generated one decodes QEMU 7.2's
 //! mirror jobs. Of the block commands, `blockdev-del`, `block_resize` and the job
 //! starters are the generated types; `blockdev-add`, `blockdev-create` and the block
-//! queries, the migration queries, capabilities and parameters, and the device commands
-//! are still hand-written (`migrate`, `migrate-incoming`, `migrate_cancel`,
-//! `migrate-pause` and `migrate-recover` are generated), moving onto the generated types
-//! module by module (see `core/VOCABULARY.md`). Anything else, and
+//! queries, and the migration queries, capabilities and parameters are still
+//! hand-written (`migrate`, `migrate-incoming`, `migrate_cancel`, `migrate-pause` and
+//! `migrate-recover` are generated), moving onto the generated types module by module
+//! (see `core/VOCABULARY.md`). `device_del`, `netdev_del` and `object-del` are generated;
+//! `DeviceAdd`, `NetdevAdd` and `ObjectAdd` stay hand-written (free-form properties for
+//! any device, backend or object type). Anything else, and
 //! anything a newer QEMU adds, goes through the raw path
 //! ([`Client::execute_value`](crate::client::Client::execute_value) and
 //! [`RawJson`]), so a newer server never breaks parsing: response structs ignore members
