@@ -72,6 +72,12 @@ pub(crate) enum Outcome {
     Cancelled,
 }
 
+/// A job's progress counter (QAPI `int`, never negative) as the unsigned count
+/// [`Progress`] measures.
+fn progress(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
 /// Progress measured while watching: for the rate and the time left.
 #[derive(Debug, Default)]
 struct Progress {
@@ -422,10 +428,10 @@ impl Watcher<'_> {
                     .filter_map(Result::ok)
                     .map(|job| JobSnapshot {
                         id: job.id.to_string(),
-                        kind: job.job_type.to_string(),
+                        kind: job.r#type.to_string(),
                         status: job.status.to_string(),
-                        current: job.current_progress,
-                        total: job.total_progress,
+                        current: progress(job.current_progress),
+                        total: progress(job.total_progress),
                         error: job.error.map(|error| error.to_string()),
                     })
                     .collect::<Vec<_>>()
@@ -703,8 +709,8 @@ impl Watcher<'_> {
                 .map(|job| {
                     (
                         job.error.map(|error| error.to_string()),
-                        job.current_progress,
-                        job.total_progress,
+                        progress(job.current_progress),
+                        progress(job.total_progress),
                     )
                 })
         })?;

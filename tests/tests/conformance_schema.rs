@@ -52,7 +52,7 @@ macro_rules! cases {
 
 /// Every QMP command type, with its optional members set so their names are checked.
 fn qmp_cases() -> Vec<Case> {
-    const KEYS: &[KeyValue<'static>] = &[KeyValue::Qcode("ctrl"), KeyValue::Number(29)];
+    const KEYS: &[KeyValue<'static>] = &[KeyValue::qcode(QKeyCode::Ctrl), KeyValue::number(29)];
     const YANKS: &[YankInstance<'static>] = &[
         YankInstance::BlockNode { node_name: "n0" },
         YankInstance::Chardev { id: "c0" },
@@ -152,7 +152,7 @@ fn qmp_cases() -> Vec<Case> {
             filename: "/tmp/screen.png",
             device: Some("video0"),
             head: Some(0),
-            format: Some("png"),
+            format: Some(ImageFormat::Png),
         },
         SendKey {
             keys: KEYS,
@@ -235,10 +235,10 @@ fn qmp_cases() -> Vec<Case> {
             auto_dismiss: Some(false),
             ..BlockdevMirror::new("m0", "src", "dst", MirrorSyncMode::Full)
         },
-        BlockdevBackup {
+        BlockdevBackupCommand(BlockdevBackup {
             speed: Some(0),
             bitmap: Some("bitmap0"),
-            bitmap_mode: Some("on-success"),
+            bitmap_mode: Some(BitmapSyncMode::OnSuccess),
             compress: Some(false),
             on_source_error: Some(BlockdevOnError::Auto),
             on_target_error: Some(BlockdevOnError::Enospc),
@@ -247,7 +247,7 @@ fn qmp_cases() -> Vec<Case> {
             filter_node_name: Some("backup-top"),
             discard_source: Some(false),
             ..BlockdevBackup::new("b0", "src", "dst", MirrorSyncMode::Incremental)
-        },
+        }),
         BlockStream {
             base: Some("/tmp/base.img"),
             base_node: Some("base0"),
@@ -357,12 +357,12 @@ fn qmp_cases() -> Vec<Case> {
         ChardevRemove { id: "c0" },
         QueryChardev,
         Migrate {
-            uri: "unix:/tmp/migrate.sock",
             resume: Some(false),
+            ..Migrate::new("unix:/tmp/migrate.sock")
         },
         MigrateIncoming {
-            uri: "tcp:0:4446",
             exit_on_error: Some(false),
+            ..MigrateIncoming::new("tcp:0:4446")
         },
         MigrateCancel,
         MigratePause,

@@ -1,10 +1,21 @@
 //! Devices, network backends and QOM objects created at run time: `device_add`/`_del`,
 //! `netdev_add`/`_del`, `object-add`/`-del`, with free-form properties.
+//!
+//! `device_del`, `netdev_del` and `object-del` are the generated types of
+//! [`crate::qapi`], re-exported. [`DeviceAdd`], [`NetdevAdd`] and [`ObjectAdd`] stay
+//! hand-written, shadowing the generated ones, because they add something: free-form
+//! properties ([`PropertyValue`]) for any device, backend or object type. The schema
+//! types `device_add` as `'any'` beyond `driver`/`bus`/`id` (so the generated one cannot
+//! carry a device's properties), and `netdev_add`/`object-add` as unions with a branch
+//! per backend or class that must be filled in member by member (and cannot name a type
+//! QEMU adds later).
 
 use serde::ser::{SerializeMap, Serializer};
 
 use super::macros::{command, empty};
 use super::Empty;
+
+pub use crate::qapi::qmp::{DeviceDel, NetdevDel, ObjectDel};
 
 /// A property value for the free-form members of [`DeviceAdd`], [`NetdevAdd`] and
 /// [`ObjectAdd`]. QMP is typed: a boolean property needs [`PropertyValue::Bool`], a
@@ -128,21 +139,6 @@ command! {
     response<'r>: Empty = empty
 }
 
-/// `device_del`: asks for a device's unplug. The unplug is done when `DEVICE_DELETED`
-/// arrives (the guest may have to cooperate).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct DeviceDel<'a> {
-    /// The device's id or QOM path.
-    pub id: &'a str,
-}
-
-command! {
-    impl DeviceDel<'a>;
-    name: "device_del",
-    response<'r>: Empty = empty
-}
-
 /// `netdev_add`: adds a network backend (QAPI `Netdev`: `type`, `id` and the type's
 /// members as properties).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -183,20 +179,6 @@ command! {
     response<'r>: Empty = empty
 }
 
-/// `netdev_del`: removes a network backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct NetdevDel<'a> {
-    /// The backend's id.
-    pub id: &'a str,
-}
-
-command! {
-    impl NetdevDel<'a>;
-    name: "netdev_del",
-    response<'r>: Empty = empty
-}
-
 /// `object-add`: creates a user-creatable QOM object (`iothread`, `memory-backend-*`,
 /// `secret`, `throttle-group`, `rng-random`, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -234,19 +216,5 @@ impl serde::Serialize for ObjectAdd<'_> {
 command! {
     impl ObjectAdd<'a>;
     name: "object-add",
-    response<'r>: Empty = empty
-}
-
-/// `object-del`: deletes an object created with [`ObjectAdd`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct ObjectDel<'a> {
-    /// The object's id.
-    pub id: &'a str,
-}
-
-command! {
-    impl ObjectDel<'a>;
-    name: "object-del",
     response<'r>: Empty = empty
 }

@@ -110,22 +110,6 @@ pub(crate) fn custom<'a, T: super::FromRawJson<'a>>(raw: RawJson<'a>) -> Result<
 pub(crate) const MISSING_MEMBER: DecodeError =
     DecodeError::Json(serde_json_core::de::Error::InvalidType);
 
-/// Member `key` of `object` as a lazily decoded array, `None` when absent.
-pub(crate) fn optional_array<'a, T: super::FromRawJson<'a>>(
-    object: RawJson<'a>,
-    key: &str,
-) -> Result<Option<JsonArray<'a, T>>, DecodeError> {
-    object.get(key).map(JsonArray::new).transpose()
-}
-
-/// Member `key` of `object` as a lazily decoded array; absent is an error.
-pub(crate) fn required_array<'a, T: super::FromRawJson<'a>>(
-    object: RawJson<'a>,
-    key: &str,
-) -> Result<JsonArray<'a, T>, DecodeError> {
-    optional_array(object, key)?.ok_or(MISSING_MEMBER)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,21 +124,5 @@ mod tests {
         assert_eq!(empty(parse(r#"{"added-later": 1}"#)), Ok(Empty));
         assert_eq!(empty(parse("[]")), Err(DecodeError::NotAnObject));
         assert_eq!(empty(parse("null")), Err(DecodeError::NotAnObject));
-    }
-
-    #[test]
-    fn arrays_in_members() {
-        let object = parse(r#"{"list": [1, 2], "scalar": 3}"#);
-        let list: JsonArray<'_, u8> = required_array(object, "list").unwrap();
-        assert_eq!(list.iter().map(Result::unwrap).sum::<u8>(), 3);
-        assert!(optional_array::<u8>(object, "absent").unwrap().is_none());
-        assert_eq!(
-            required_array::<u8>(object, "absent").unwrap_err(),
-            MISSING_MEMBER
-        );
-        assert_eq!(
-            optional_array::<u8>(object, "scalar").unwrap_err(),
-            DecodeError::NotAnArray
-        );
     }
 }

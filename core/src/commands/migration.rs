@@ -1,6 +1,11 @@
 //! Live migration: start, receive, cancel, pause and recover, capabilities, parameters
 //! and progress. `MIGRATION` events report status changes when the `events` capability
 //! is on.
+//!
+//! `migrate`, `migrate-incoming`, `migrate_cancel`, `migrate-pause` and `migrate-recover`
+//! are the generated types of [`crate::qapi`], re-exported ([`Migrate::new`] and
+//! [`MigrateIncoming::new`] kept on them: `uri` is optional in the schema, next to
+//! `channels`). Still hand-written: `query-migrate`, the capabilities and the parameters.
 
 use crate::json::JsonStr;
 
@@ -8,91 +13,29 @@ use super::de;
 use super::macros::{array, command, empty, value};
 use super::{Empty, JsonArray};
 
-/// `migrate`: starts migrating to `uri` (`tcp:HOST:PORT`, `unix:PATH`, `exec:CMD`,
-/// `fd:NAME`, `file:PATH`). Progress: [`QueryMigrate`] and `MIGRATION` events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Migrate<'a> {
-    /// The destination.
-    pub uri: &'a str,
-    /// Resume a paused postcopy migration instead of starting one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resume: Option<bool>,
-}
+pub use crate::qapi::qmp::{Migrate, MigrateCancel, MigrateIncoming, MigratePause, MigrateRecover};
 
 impl<'a> Migrate<'a> {
     /// Migrates to `uri`.
     pub fn new(uri: &'a str) -> Self {
-        Migrate { uri, resume: None }
+        Migrate {
+            uri: Some(uri),
+            channels: None,
+            detach: None,
+            resume: None,
+        }
     }
-}
-
-command! {
-    impl Migrate<'a>;
-    name: "migrate",
-    response<'r>: Empty = empty
-}
-
-/// `migrate-incoming`: starts listening for an incoming migration (QEMU started with
-/// `-incoming defer`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[serde(rename_all = "kebab-case")]
-pub struct MigrateIncoming<'a> {
-    /// Where to listen, in the same syntax as [`Migrate::uri`].
-    pub uri: &'a str,
-    /// Exit QEMU when the migration fails (default true); false keeps it running for
-    /// `query-migrate`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exit_on_error: Option<bool>,
 }
 
 impl<'a> MigrateIncoming<'a> {
     /// Listens on `uri`.
     pub fn new(uri: &'a str) -> Self {
         MigrateIncoming {
-            uri,
+            uri: Some(uri),
+            channels: None,
             exit_on_error: None,
         }
     }
-}
-
-command! {
-    impl MigrateIncoming<'a>;
-    name: "migrate-incoming",
-    response<'r>: Empty = empty
-}
-
-command! {
-    /// `migrate_cancel`: cancels the outgoing migration.
-    pub struct MigrateCancel;
-    name: "migrate_cancel",
-    response<'r>: Empty = empty
-}
-
-command! {
-    /// `migrate-pause`: pauses a postcopy migration (cuts its channel). Allowed out of
-    /// band, so it works while the main loop is stuck on a dead connection.
-    pub struct MigratePause;
-    name: "migrate-pause",
-    response<'r>: Empty = empty,
-    allow_oob: true
-}
-
-/// `migrate-recover`: on the destination, listens on `uri` for a paused postcopy
-/// migration to resume. Allowed out of band.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct MigrateRecover<'a> {
-    /// Where to listen.
-    pub uri: &'a str,
-}
-
-command! {
-    impl MigrateRecover<'a>;
-    name: "migrate-recover",
-    response<'r>: Empty = empty,
-    allow_oob: true
 }
 
 command! {

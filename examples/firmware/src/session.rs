@@ -293,7 +293,7 @@ pub fn print_jobs(
                 hprintln!(
                     "JOB {} type={} status={} progress={}/{}",
                     job.id,
-                    job.job_type,
+                    job.r#type,
                     job.status,
                     job.current_progress,
                     job.total_progress
