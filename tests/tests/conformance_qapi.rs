@@ -108,6 +108,18 @@ fn strings(value: &Value) -> Vec<&str> {
 }
 
 impl Checker<'_> {
+    /// A checker for trying one comparison without recording its errors here.
+    fn probe(&self) -> Self {
+        Checker {
+            live: self.live,
+            types: self.types,
+            history: self.history,
+            seen: self.seen.clone(),
+            errors: Vec::new(),
+            explained: 0,
+        }
+    }
+
     fn fail(&mut self, at: &str, what: String) {
         self.errors.push(format!("{at}: {what}"));
     }
@@ -231,14 +243,7 @@ impl Checker<'_> {
                 for alternative in entity["members"].as_array().into_iter().flatten() {
                     let live_type = alternative["type"].as_str().unwrap_or("");
                     let fits = branches.iter().any(|b| {
-                        let mut probe = Checker {
-                            live: self.live,
-                            types: self.types,
-                            history: self.history,
-                            seen: self.seen.clone(),
-                            errors: Vec::new(),
-                            explained: 0,
-                        };
+                        let mut probe = self.probe();
                         probe.ty(b.ty, live_type, at);
                         probe.errors.is_empty()
                     });
@@ -330,14 +335,7 @@ impl Checker<'_> {
                 .is_some_and(|h| has(h.retyped_members, owner, name))
             {
                 // Of another type then: the types may differ, by the history's word.
-                let mut probe = Checker {
-                    live: self.live,
-                    types: self.types,
-                    history: self.history,
-                    seen: self.seen.clone(),
-                    errors: Vec::new(),
-                    explained: 0,
-                };
+                let mut probe = self.probe();
                 probe.ty(our.ty, live_type, &at);
                 self.explained += probe.explained + usize::from(!probe.errors.is_empty());
             } else {
