@@ -327,7 +327,16 @@ impl Walk<'_> {
                 self.members(new, base, old_members, reply);
                 let mut moved: BTreeSet<(String, String)> = BTreeSet::new();
                 for b in branches {
-                    for m in self.new.struct_members(b.ty.name()).unwrap_or_default() {
+                    let branch_members = self.new.struct_members(b.ty.name()).unwrap_or_default();
+                    // A branch member is compared with the struct's member of that name;
+                    // the struct's other members belong to the base or other branches.
+                    let old_for_branch: Vec<Member> = old_members
+                        .iter()
+                        .filter(|om| branch_members.iter().any(|m| m.name == om.name))
+                        .cloned()
+                        .collect();
+                    self.members(b.ty.name(), &branch_members, &old_for_branch, reply);
+                    for m in branch_members {
                         moved.insert((new.to_string(), m.name));
                     }
                 }
@@ -479,5 +488,34 @@ mod tests {
             Some("7.2")
         );
         assert!(new.get("query-info").unwrap().absent_in.is_none());
+    }
+
+    #[test]
+    fn relaxes_branch_members_of_a_struct_that_became_a_union() {
+        let old = Schema::from_text(
+            "t",
+            "
+{ 'struct': 'Job', 'data': { 'id': 'str', 'type': 'str', 'len': 'int' } }
+{ 'command': 'query-jobs', 'returns': ['Job'] }
+",
+        )
+        .unwrap();
+        let new = Schema::from_text(
+            "t",
+            "
+{ 'enum': 'JobType', 'data': [ 'mirror', 'stream' ] }
+{ 'struct': 'JobMain', 'data': { 'id': 'str', 'type': 'JobType' } }
+{ 'struct': 'JobMirror', 'data': { 'synced': 'bool', 'len': 'int' } }
+{ 'union': 'Job', 'base': 'JobMain', 'discriminator': 'type',
+  'data': { 'mirror': 'JobMirror' } }
+{ 'command': 'query-jobs', 'returns': ['Job'] }
+",
+        )
+        .unwrap();
+        let history = compare(&new, &old, "7.2");
+        // `synced` is new in the branch; `len` moved from the struct into the branch.
+        assert_eq!(history.relaxed(), ["JobMirror.synced"]);
+        assert!(history.member("JobMirror", "len").is_none());
+        assert!(history.removed_members.is_empty());
     }
 }
