@@ -150,25 +150,43 @@ impl NumberState {
     }
 }
 
-// The token scanners below return `Ok(end)` when the token ends just before `end`, and
-// `Err(at)` when it cannot go on at `at`: the slice ran out (`at == data.len()`), or
-// `data[at]` is invalid in the state they leave (see `Scanner::bad_token`).
+/// What a token scanner below returns: `Ok(end)` when the token ends just before `end`,
+/// `Err((at, state))` when it cannot go on at `at` in `state`: the slice ran out
+/// (`at == data.len()`), or `data[at]` is invalid there (see `Scanner::bad_token`). The
+/// state is passed by value, so a token that ends in the slice never stores it.
+type Scanned<S> = Result<usize, (usize, S)>;
 
 /// Scans string content from `pos` (after the opening quote, or where a slice ran out).
+/// Plain ASCII up to the closing quote is found here; anything else (escapes, UTF-8, the
+/// end of the slice) in [`scan_string_rest`].
 #[inline(always)] // called from one place, `Scanner::token`
-fn scan_string(data: &[u8], mut pos: usize, state: &mut StringState) -> Result<usize, usize> {
+fn scan_string(data: &[u8], pos: usize, state: StringState) -> Scanned<StringState> {
+    if state == StringState::Plain {
+        let pos = skip_plain_string(data, pos);
+        if data.get(pos) == Some(&b'"') {
+            return Ok(pos + 1);
+        }
+        return scan_string_rest(data, pos, state);
+    }
+    scan_string_rest(data, pos, state)
+}
+
+/// [`scan_string`] from a byte that is not plain ASCII string content, or from inside an
+/// escape or a UTF-8 sequence.
+#[inline(never)]
+fn scan_string_rest(data: &[u8], mut pos: usize, mut state: StringState) -> Scanned<StringState> {
     use StringState::*;
     loop {
-        if *state == Plain {
+        if state == Plain {
             pos = skip_plain_string(data, pos);
             if data.get(pos) == Some(&b'"') {
                 return Ok(pos + 1);
             }
         }
         let Some(&byte) = data.get(pos) else {
-            return Err(pos);
+            return Err((pos, state));
         };
-        *state = match (*state, byte) {
+        state = match (state, byte) {
             (Plain, b'"') => return Ok(pos + 1),
             (Plain, b'\\') => Escape,
             (Plain, 0x20..0x80) => Plain,
@@ -221,7 +239,7 @@ fn scan_string(data: &[u8], mut pos: usize, state: &mut StringState) -> Result<u
                     hi: 0xBF,
                 },
             },
-            _ => return Err(pos),
+            _ => return Err((pos, state)),
         };
         pos += 1;
     }
@@ -229,10 +247,10 @@ fn scan_string(data: &[u8], mut pos: usize, state: &mut StringState) -> Result<u
 
 /// Scans a number from `pos` (its first byte, or where a slice ran out); the byte after
 /// it is not consumed.
-fn scan_number(data: &[u8], mut pos: usize, state: &mut NumberState) -> Result<usize, usize> {
+fn scan_number(data: &[u8], mut pos: usize, mut state: NumberState) -> Scanned<NumberState> {
     use NumberState::*;
     while let Some(&byte) = data.get(pos) {
-        *state = match (*state, byte) {
+        state = match (state, byte) {
             (Start, b'-') => Minus,
             (Start | Minus, b'0') => Zero,
             (Start | Minus | Int, b'0'..=b'9') => Int,
@@ -242,11 +260,11 @@ fn scan_number(data: &[u8], mut pos: usize, state: &mut NumberState) -> Result<u
             (Exp, b'+' | b'-') => ExpSign,
             (Exp | ExpSign | ExpDigits, b'0'..=b'9') => ExpDigits,
             (state, _) if state.is_complete() && !byte.is_ascii_digit() => return Ok(pos),
-            _ => return Err(pos),
+            _ => return Err((pos, state)),
         };
         pos += 1;
     }
-    Err(pos)
+    Err((pos, state))
 }
 
 /// The literal starting with `first` (`t`, `f` or `n`).
@@ -258,13 +276,13 @@ const fn literal(first: u8) -> &'static [u8] {
     }
 }
 
-/// Matches the rest of a literal from `pos`.
-fn scan_literal(data: &[u8], mut pos: usize, first: u8, matched: &mut u8) -> Result<usize, usize> {
-    while let Some(&want) = literal(first).get(usize::from(*matched)) {
+/// Matches the rest of a literal from `pos`, `matched` bytes of it matched so far.
+fn scan_literal(data: &[u8], mut pos: usize, first: u8, mut matched: u8) -> Scanned<u8> {
+    while let Some(&want) = literal(first).get(usize::from(matched)) {
         if data.get(pos) != Some(&want) {
-            return Err(pos);
+            return Err((pos, matched));
         }
-        *matched += 1;
+        matched += 1;
         pos += 1;
     }
     Ok(pos)
@@ -409,6 +427,8 @@ impl IdTracker {
 #[derive(Debug, Clone)]
 pub(crate) struct Scanner {
     max_depth: usize,
+    /// Where to come back in: written only when a scan stops between tokens (while
+    /// `token` is not `Token::None`, the token is finished first and decides).
     expect: Expect,
     /// The token a slice ran out in (`Token::None` between tokens).
     token: Token,
@@ -533,7 +553,14 @@ impl Scanner {
     /// comes next; `self.expect` records where to come back in when a slice runs out.
     pub(crate) fn scan(&mut self, data: &[u8], mut pos: usize) -> Step {
         if !matches!(self.token, Token::None) {
-            return_if_some!(self.token(data, &mut pos, self.token));
+            let token = self.token;
+            self.token = Token::None;
+            return_if_some!(self.token(data, &mut pos, token));
+            // Only a scan that stops between tokens writes `self.expect`.
+            self.expect = match token {
+                Token::String { key: true, .. } => Expect::Colon,
+                _ => Expect::CommaOrClose,
+            };
         }
         // Where the previous slice stopped.
         let mut key_next = false;
@@ -711,7 +738,6 @@ impl Scanner {
         self.depth = self.depth.saturating_sub(1);
         let level = self.depth.wrapping_sub(1);
         self.in_object = self.containers[(level / 32) % 8] & (1 << (level % 32)) != 0;
-        self.expect = Expect::CommaOrClose;
         self.value_done(pos + 1)
     }
 
@@ -722,45 +748,66 @@ impl Scanner {
     // (without it a framing pass takes a third more instructions), firmware keeps one copy
     // of it (1.3 KB less flash). The code, and so the grammar, is the same everywhere.
     #[cfg_attr(not(target_os = "none"), inline(always))]
-    fn token(&mut self, data: &[u8], pos: &mut usize, mut token: Token) -> Option<Step> {
+    fn token(&mut self, data: &[u8], pos: &mut usize, token: Token) -> Option<Step> {
         let from = *pos;
-        let (end, key) = match &mut token {
+        let stopped = match token {
             Token::None => return None,
-            Token::String { key, state } => (scan_string(data, from, state), *key),
-            Token::Number(state) => (scan_number(data, from, state), false),
-            Token::Literal { first, matched } => (scan_literal(data, from, *first, matched), false),
+            Token::String { key, state } => match scan_string(data, from, state) {
+                Ok(after) => return self.token_ended(data, pos, after, key),
+                Err((at, state)) => (at, Token::String { key, state }),
+            },
+            Token::Number(state) => match scan_number(data, from, state) {
+                Ok(after) => return self.token_ended(data, pos, after, false),
+                Err((at, state)) => (at, Token::Number(state)),
+            },
+            Token::Literal { first, matched } => match scan_literal(data, from, first, matched) {
+                Ok(after) => return self.token_ended(data, pos, after, false),
+                Err((at, matched)) => (at, Token::Literal { first, matched }),
+            },
         };
+        Some(self.token_stopped(data, from, stopped))
+    }
+
+    /// The token that started at `*pos` ended just before `after` (a key if `key`).
+    #[inline(always)]
+    fn token_ended(
+        &mut self,
+        data: &[u8],
+        pos: &mut usize,
+        after: usize,
+        key: bool,
+    ) -> Option<Step> {
+        let from = core::mem::replace(pos, after);
+        if self.depth != 1 {
+            return if key { None } else { self.value_done(after) };
+        }
+        // A member's key or value: only these feed the id tracker.
         if self.id.capturing() {
-            let stop = match end {
-                // Not the closing quote of a key.
-                Ok(after) if key => after - 1,
-                Ok(after) => after,
-                Err(_) => data.len(),
-            };
+            // Not the closing quote of a key.
+            let stop = if key { after - 1 } else { after };
             self.id.append(data.get(from..stop).unwrap_or(&[]));
         }
-        match end {
-            Ok(after) => {
-                *pos = after;
-                self.token = Token::None;
-                if key {
-                    if self.depth == 1 {
-                        self.member_key_end(after);
-                    }
-                    self.expect = Expect::Colon;
-                    None
-                } else {
-                    self.expect = Expect::CommaOrClose;
-                    self.value_done(after)
-                }
+        if key {
+            self.member_key_end(after);
+            None
+        } else {
+            self.value_done(after)
+        }
+    }
+
+    /// The token that started at `from` cannot go on at `at` in the state of `token`:
+    /// the slice ran out (the token is kept for the next one), or the byte is invalid.
+    #[cold]
+    fn token_stopped(&mut self, data: &[u8], from: usize, (at, token): (usize, Token)) -> Step {
+        if self.id.capturing() {
+            self.id.append(data.get(from..).unwrap_or(&[]));
+        }
+        match data.get(at) {
+            None => {
+                self.token = token;
+                Step::NeedMore
             }
-            Err(at) => match data.get(at) {
-                None => {
-                    self.token = token;
-                    Some(Step::NeedMore)
-                }
-                Some(&byte) => Some(self.bad_token(token, byte, at)),
-            },
+            Some(&byte) => self.bad_token(token, byte, at),
         }
     }
 
