@@ -11,8 +11,7 @@
 //! here are the generated types, re-exported; hand-written, because they add something
 //! over the schema: `QomSet`, `ChardevAdd`'s builders, `QueryVersion` (the greeting's
 //! `Version`), `QueryQmpSchema` (entries kept raw) and `Yank` (targets named with a plain
-//! `&str`); `QueryBlockJobs` stays hand-written until the generated one decodes QEMU 7.2's
-//! mirror jobs. Of the block commands, `blockdev-del`, `block_resize` and the job
+//! `&str`). Of the block commands, `blockdev-del`, `block_resize` and the job
 //! starters are the generated types; `blockdev-add`, `blockdev-create` and the block
 //! queries, and the migration queries, capabilities and parameters are still
 //! hand-written (`migrate`, `migrate-incoming`, `migrate_cancel`, `migrate-pause` and
