@@ -3868,7 +3868,11 @@ impl Command for QueryBlockstats {
     type Response<'r> = JsonArray<'r, BlockStats<'r>>;
 
     fn arguments(&self) -> Option<&Self::Arguments> {
-        Some(self)
+        if *self == Self::default() {
+            None
+        } else {
+            Some(self)
+        }
     }
 
     #[inline]
@@ -5727,7 +5731,11 @@ impl Command for QueryNamedBlockNodes {
     type Response<'r> = JsonArray<'r, BlockDeviceInfo<'r>>;
 
     fn arguments(&self) -> Option<&Self::Arguments> {
-        Some(self)
+        if *self == Self::default() {
+            None
+        } else {
+            Some(self)
+        }
     }
 
     #[inline]
