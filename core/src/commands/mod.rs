@@ -12,8 +12,8 @@
 //! over the schema: `QomSet`, `ChardevAdd`'s builders, `QueryVersion` (the greeting's
 //! `Version`), `QueryQmpSchema` (entries kept raw) and `Yank` (targets named with a plain
 //! `&str`). Of the block commands, `blockdev-del`, `block_resize` and the job
-//! starters are the generated types; `blockdev-add`, `blockdev-create` and the block
-//! queries, and the migration queries, capabilities and parameters are still
+//! starters and the block queries are the generated types; `blockdev-add` and
+//! `blockdev-create`, and the migration queries, capabilities and parameters are still
 //! hand-written (`migrate`, `migrate-incoming`, `migrate_cancel`, `migrate-pause` and
 //! `migrate-recover` are generated), moving onto the generated types module by module
 //! (see `core/VOCABULARY.md`). `device_del`, `netdev_del` and `object-del` are generated;
