@@ -13,8 +13,18 @@
 //! [`BlockDeviceStats`]); sizes and counters are QAPI `int`s (`i64`), enum-valued members
 //! the schema's enums (`detect_zeroes`, `io_status`), and every member is decoded
 //! (throttling limits, dirty bitmaps, snapshots, the backing chain, latency histograms).
-//! Their all-optional arguments are omitted when unset. Still hand-written:
-//! `blockdev-add` and `blockdev-create` with their per-driver option builders.
+//! Their all-optional arguments are omitted when unset.
+//!
+//! Hand-written, because they add something: `blockdev-add` and `blockdev-create` with
+//! their per-driver option builders. The generated `BlockdevOptions` (in
+//! [`crate::qapi`]) is a union of 47 drivers whose base has eight optional members
+//! beside the required `driver`, so it has no `Default` and a caller spells out every
+//! base member; the builders read `BlockdevAdd::new(BlockdevOptionsNull::new("null0",
+//! size))`, name other nodes with a plain `&str`, and [`BlockdevAdd::with_options`] /
+//! [`BlockdevCreate::with_options`] send any serializable options (a driver or member
+//! the builders do not type, or one a newer QEMU adds). Their argument enums
+//! ([`BlockdevDiscardOptions`], [`BlockdevDetectZeroesOptions`], [`PreallocMode`],
+//! [`BlockdevCacheOptions`]) shadow the generated ones here.
 
 use crate::json::{DecodeError, RawJson};
 
