@@ -946,6 +946,19 @@ fn every_typed_query_decodes_live_replies() {
     assert_eq!(cpus.get().unwrap().iter().map(Result::unwrap).count(), 1);
     let nodes = client.execute(&QueryNamedBlockNodes::default()).unwrap();
     assert_eq!(nodes.get().unwrap().iter().map(Result::unwrap).count(), 1);
+    let blocks = client.execute(&QueryBlock).unwrap();
+    assert!(blocks.get().unwrap().iter().all(|b| b.is_ok()));
+    // The null node's statistics: nothing read or written yet.
+    let stats = client
+        .execute(&QueryBlockstats {
+            query_nodes: Some(true),
+        })
+        .unwrap();
+    let stats: Vec<_> = stats.get().unwrap().iter().map(Result::unwrap).collect();
+    assert_eq!(stats.len(), 1);
+    assert_eq!(stats[0].node_name.unwrap(), "null0");
+    assert_eq!((stats[0].stats.rd_bytes, stats[0].stats.wr_bytes), (0, 0));
+    assert!(stats[0].stats.timed_stats.iter().all(|t| t.is_ok()));
     let chardevs = client.execute(&QueryChardev).unwrap();
     assert!(chardevs.get().unwrap().iter().all(|c| c.is_ok()));
     let types = client.execute(&QomListTypes::default()).unwrap();
