@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use qmp_std::qmp_core::commands::{
-    MigrateSetCapabilities, MigrationCapabilityStatus, QueryJobs, QueryMigrate,
-    QueryMigrateCapabilities,
+    MigrateSetCapabilities, MigrationCapability, MigrationCapabilityStatus, QueryJobs,
+    QueryMigrate, QueryMigrateCapabilities,
 };
 use qmp_std::qmp_core::events::DecodedEvent;
 use qmp_std::{Error, Subscription};
@@ -72,8 +72,8 @@ pub(crate) enum Outcome {
     Cancelled,
 }
 
-/// A job's progress counter (QAPI `int`, never negative) as the unsigned count
-/// [`Progress`] measures.
+/// A job's progress counter or a migration's byte count or time (QAPI `int`, never
+/// negative) as the unsigned count [`Progress`] measures.
 fn progress(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
@@ -397,7 +397,7 @@ impl Watcher<'_> {
             return Ok(());
         }
         let events_on = [MigrationCapabilityStatus {
-            capability: "events",
+            capability: MigrationCapability::Events,
             state: true,
         }];
         let switch = MigrateSetCapabilities {
@@ -444,12 +444,12 @@ impl Watcher<'_> {
                 status: info
                     .status
                     .map_or_else(|| String::from("none"), |status| status.to_string()),
-                transferred: info.ram.map_or(0, |ram| ram.transferred),
-                done: info
-                    .ram
-                    .map_or(0, |ram| ram.total.saturating_sub(ram.remaining)),
-                total: info.ram.map_or(0, |ram| ram.total),
-                total_time_ms: info.total_time,
+                transferred: info.ram.map_or(0, |ram| progress(ram.transferred)),
+                done: info.ram.map_or(0, |ram| {
+                    progress(ram.total).saturating_sub(progress(ram.remaining))
+                }),
+                total: info.ram.map_or(0, |ram| progress(ram.total)),
+                total_time_ms: info.total_time.map(progress),
                 error: info.error_desc.map(|error| error.to_string()),
             }) {
                 Ok(snapshot) => Some(snapshot),
@@ -736,8 +736,8 @@ impl Watcher<'_> {
         let details = self.session.call(&QueryMigrate, |info| {
             (
                 info.error_desc.map(|error| error.to_string()),
-                info.total_time,
-                info.ram.map(|ram| ram.transferred),
+                info.total_time.map(progress),
+                info.ram.map(|ram| progress(ram.transferred)),
             )
         });
         let display = self.display;

@@ -102,7 +102,7 @@ fn unknown_job_types_and_statuses_in_a_job_list() {
     let BlockJobInfoBranch::Mirror(mirror) = jobs[0].r#type else {
         panic!("decoded {:?}", jobs[0].r#type);
     };
-    assert!(mirror.actively_synced);
+    assert_eq!(mirror.actively_synced, Some(true));
     assert_eq!(jobs[0].r#type.tag(), JobType::Mirror);
     let BlockJobInfoBranch::Unknown { tag, .. } = jobs[1].r#type else {
         panic!("decoded {:?}", jobs[1].r#type);
@@ -182,4 +182,26 @@ fn replies_of_qemu_7_2_decode() {
     assert!(matches!(sev.sev_type, SevInfoBranch::Sev(branch) if branch.handle == 1));
     // What 7.2 sent as well is still required.
     assert!(QuerySev::decode_response(raw(r#"{"enabled":true,"state":"running"}"#)).is_err());
+
+    // 7.2's BlockJobInfo is a struct with `type` as a string; 10.0's union on `type` has
+    // a mirror branch requiring `actively-synced` (since 8.2), which 7.2 does not send.
+    let text = r#"[{"auto-finalize":true,"io-status":"ok","device":"m0","auto-dismiss":true,"busy":false,"len":4194304,"offset":4194304,"status":"ready","paused":false,"speed":0,"ready":true,"type":"mirror"}]"#;
+    let jobs = QueryBlockJobs::decode_response(raw(text)).unwrap();
+    let job = jobs.iter().next().unwrap().unwrap();
+    assert_eq!(job.device, "m0");
+    assert_eq!(job.r#type.tag(), JobType::Mirror);
+    let BlockJobInfoBranch::Mirror(mirror) = job.r#type else {
+        panic!("decoded {:?}", job.r#type);
+    };
+    assert_eq!(mirror.actively_synced, None);
+    assert!(!encode(&job).contains("actively-synced"));
+    // What 7.2 sent as well is still required.
+    assert!(
+        QueryBlockJobs::decode_response(raw(r#"[{"type":"mirror","device":"m0"}]"#))
+            .unwrap()
+            .iter()
+            .next()
+            .unwrap()
+            .is_err()
+    );
 }

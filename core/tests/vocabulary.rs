@@ -163,11 +163,11 @@ fn case<C: qmp_core::commands::Command>(command: &C) -> Case {
 fn qmp_cases() -> Vec<Case> {
     const CAPS: &[MigrationCapabilityStatus<'static>] = &[
         MigrationCapabilityStatus {
-            capability: "events",
+            capability: MigrationCapability::Events,
             state: true,
         },
         MigrationCapabilityStatus {
-            capability: "postcopy-ram",
+            capability: MigrationCapability::PostcopyRam,
             state: false,
         },
     ];
@@ -517,7 +517,7 @@ fn qmp_cases() -> Vec<Case> {
         case(&QueryMigrate),
         case(&MigrateSetCapabilities { capabilities: CAPS }),
         case(&QueryMigrateCapabilities),
-        case(&MigrateSetParameters {
+        case(&MigrateSetParametersCommand(MigrateSetParameters {
             announce_initial: Some(50),
             announce_max: Some(550),
             announce_rounds: Some(5),
@@ -526,23 +526,28 @@ fn qmp_cases() -> Vec<Case> {
             cpu_throttle_initial: Some(20),
             cpu_throttle_increment: Some(10),
             cpu_throttle_tailslow: Some(false),
-            tls_creds: Some(""),
-            tls_hostname: Some("dst.example"),
-            tls_authz: Some("authz0"),
+            tls_creds: Some(StrOrNull::S("")),
+            tls_hostname: Some(StrOrNull::S("dst.example")),
+            tls_authz: Some(StrOrNull::N(())),
             max_bandwidth: Some(1 << 30),
             avail_switchover_bandwidth: Some(0),
             downtime_limit: Some(300),
+            x_checkpoint_delay: Some(200),
             multifd_channels: Some(4),
             xbzrle_cache_size: Some(1 << 26),
             max_postcopy_bandwidth: Some(0),
             max_cpu_throttle: Some(99),
-            multifd_compression: Some("none"),
+            multifd_compression: Some(MultiFDCompression::None),
             multifd_zlib_level: Some(1),
+            multifd_qatzip_level: Some(1),
             multifd_zstd_level: Some(1),
-            mode: Some("normal"),
-            zero_page_detection: Some("multifd"),
+            block_bitmap_mapping: Some(&[]),
+            x_vcpu_dirty_limit_period: Some(1000),
+            vcpu_dirty_limit: Some(1),
+            mode: Some(MigMode::Normal),
+            zero_page_detection: Some(ZeroPageDetection::Multifd),
             direct_io: Some(false),
-        }),
+        })),
         case(&QueryMigrateParameters),
     ]
 }
@@ -1510,15 +1515,9 @@ fn response_fields_exist_in_the_qsd_schema() {
     let s = qsd_schema();
     let ret = |command: &str, path: &[&str]| s.resolve(&s.ret_type(command), path);
     // CommandInfo is generated (checked member by member by conformance_qapi).
-    assert_fields::<BlockInfo<'static>>(s, &ret("query-block", &[]));
-    assert_fields::<BlockDeviceInfo<'static>>(s, &ret("query-block", &["inserted"]));
-    assert_fields::<BlockDeviceInfo<'static>>(s, &ret("query-named-block-nodes", &[]));
-    assert_fields::<ImageInfo<'static>>(s, &ret("query-named-block-nodes", &["image"]));
-    assert_fields::<BlockdevCacheInfo>(s, &ret("query-named-block-nodes", &["cache"]));
-    assert_fields::<BlockStats<'static>>(s, &ret("query-blockstats", &[]));
-    assert_fields::<BlockDeviceStats>(s, &ret("query-blockstats", &["stats"]));
-    // JobInfo is generated (checked member by member by conformance_qapi).
-    assert_fields::<BlockJobInfo<'static>>(s, &ret("query-block-jobs", &[]));
+    // BlockInfo, BlockDeviceInfo, ImageInfo, BlockdevCacheInfo, BlockStats and
+    // BlockDeviceStats are generated (checked member by member by conformance_qapi).
+    // JobInfo and BlockJobInfo are generated (checked member by member by conformance_qapi).
     // ChardevInfo and ChardevReturn are generated (checked by conformance_qapi).
     // ObjectTypeInfo is the generated type (checked member by member by conformance_qapi).
     // The members the hand-decoded types read.
@@ -1545,11 +1544,8 @@ fn response_fields_exist_in_the_live_qemu_system_schema() {
     // NameInfo, KvmInfo, AddfdInfo, FdsetFdInfo, BalloonInfo, CpuInfoFast and
     // CpuInstanceProperties are generated (checked member by member by conformance_qapi).
     assert_fields::<YankInstanceInfo<'static>>(s, &ret("query-yank", &[]));
-    assert_fields::<MigrationInfo<'static>>(s, &ret("query-migrate", &[]));
-    assert_fields::<MigrationStats>(s, &ret("query-migrate", &["ram"]));
-    assert_fields::<XbzrleCacheStats>(s, &ret("query-migrate", &["xbzrle-cache"]));
-    assert_fields::<MigrationCapabilityInfo<'static>>(s, &ret("query-migrate-capabilities", &[]));
-    assert_fields::<MigrationParameters<'static>>(s, &ret("query-migrate-parameters", &[]));
+    // MigrationInfo, MigrationStats, XBZRLECacheStats, MigrationCapabilityStatus and
+    // MigrationParameters are generated (checked member by member by conformance_qapi).
     s.resolve(&ret("query-fdsets", &[]), &["fdset-id"]);
     assert_eq!(ret("human-monitor-command", &[]), "str");
 }
@@ -1835,12 +1831,15 @@ fn job_replies_and_events_decode() {
     let jobs = QueryBlockJobs::decode_response(member(&line, "return")).unwrap();
     let job = jobs.iter().next().unwrap().unwrap();
     assert_eq!(job.device, "m0");
-    assert_eq!(job.job_type, "mirror");
+    assert_eq!(job.r#type.tag(), "mirror");
     assert_eq!(job.status, "ready");
     assert_eq!(job.io_status, "ok");
     assert!(job.ready && !job.busy && !job.paused && job.auto_finalize && job.auto_dismiss);
     assert_eq!((job.len, job.offset, job.speed), (4_194_304, 4_194_304, 0));
-    assert_eq!(job.actively_synced, Some(false));
+    let BlockJobInfoBranch::Mirror(mirror) = job.r#type else {
+        panic!("decoded {:?}", job.r#type);
+    };
+    assert_eq!(mirror.actively_synced, Some(false));
 
     let ready = line_with(v16, "BLOCK_JOB_READY");
     let DecodedEvent::BlockJobReady(ready) = decode_event(&ready) else {
@@ -2061,6 +2060,47 @@ fn hand_written_replies_decode() {
         .unwrap()
         .status
         .is_none());
+    assert_eq!(migration.status, Some(MigrationStatus::Completed));
+    let ram = migration.ram.unwrap();
+    assert_eq!((ram.transferred, ram.total, ram.page_size), (10, 100, 4096));
+    assert_eq!(ram.dirty_sync_missed_zero_copy, 0);
+    assert_eq!(migration.blocked_reasons.unwrap().len(), 1);
+
+    let capabilities = QueryMigrateCapabilities::decode_response(raw(
+        r#"[{"state": true, "capability": "events"}, {"state": false, "capability": "x-new"}]"#,
+    ))
+    .unwrap();
+    let capabilities: Vec<_> = capabilities.iter().map(Result::unwrap).collect();
+    assert_eq!(
+        capabilities[0],
+        MigrationCapabilityStatus {
+            capability: MigrationCapability::Events,
+            state: true
+        }
+    );
+    assert_eq!(capabilities[1].capability, "x-new");
+    assert!(!capabilities[1].state);
+
+    let parameters = QueryMigrateParameters::decode_response(raw(
+        r#"{"tls-creds": "", "multifd-compression": "zstd", "mode": "normal",
+            "downtime-limit": 300, "max-cpu-throttle": 99, "zero-page-detection": "multifd"}"#,
+    ))
+    .unwrap();
+    assert_eq!(parameters.tls_creds.unwrap(), "");
+    assert_eq!(
+        parameters.multifd_compression,
+        Some(MultiFDCompression::Zstd)
+    );
+    assert_eq!(parameters.mode, Some(MigMode::Normal));
+    assert_eq!(
+        parameters.zero_page_detection,
+        Some(ZeroPageDetection::Multifd)
+    );
+    assert_eq!(
+        (parameters.downtime_limit, parameters.max_cpu_throttle),
+        (Some(300), Some(99))
+    );
+    assert_eq!(parameters.tls_hostname, None);
 
     let chardev =
         ChardevAdd::<ChardevBackend<'_>>::decode_response(raw(r#"{"pty": "/dev/pts/4"}"#)).unwrap();

@@ -318,24 +318,35 @@ impl Walk<'_> {
             // A struct that became a union: the base holds part of what the struct had,
             // the branches the rest (an object without the discriminator decodes whole).
             (
-                Kind::Union { base, branches, .. },
+                Kind::Union {
+                    base,
+                    branches,
+                    discriminator,
+                    ..
+                },
                 Kind::Struct {
                     members: old_members,
                     ..
                 },
             ) => {
                 self.members(new, base, old_members, reply);
+                // Without the discriminator (7.2's `SevInfo`), an older object never
+                // selects a branch: it decodes whole, so the branches are not compared.
+                let selects_branch = old_members.iter().any(|om| om.name == *discriminator);
                 let mut moved: BTreeSet<(String, String)> = BTreeSet::new();
                 for b in branches {
                     let branch_members = self.new.struct_members(b.ty.name()).unwrap_or_default();
-                    // A branch member is compared with the struct's member of that name;
-                    // the struct's other members belong to the base or other branches.
-                    let old_for_branch: Vec<Member> = old_members
-                        .iter()
-                        .filter(|om| branch_members.iter().any(|m| m.name == om.name))
-                        .cloned()
-                        .collect();
-                    self.members(b.ty.name(), &branch_members, &old_for_branch, reply);
+                    if selects_branch {
+                        // A branch member is compared with the struct's member of that
+                        // name; the struct's other members belong to the base or other
+                        // branches.
+                        let old_for_branch: Vec<Member> = old_members
+                            .iter()
+                            .filter(|om| branch_members.iter().any(|m| m.name == om.name))
+                            .cloned()
+                            .collect();
+                        self.members(b.ty.name(), &branch_members, &old_for_branch, reply);
+                    }
                     for m in branch_members {
                         moved.insert((new.to_string(), m.name));
                     }
@@ -517,5 +528,33 @@ mod tests {
         assert_eq!(history.relaxed(), ["JobMirror.synced"]);
         assert!(history.member("JobMirror", "len").is_none());
         assert!(history.removed_members.is_empty());
+    }
+
+    #[test]
+    fn branches_are_not_compared_when_the_struct_lacks_the_discriminator() {
+        let old = Schema::from_text(
+            "t",
+            "
+{ 'struct': 'Sev', 'data': { 'enabled': 'bool' } }
+{ 'command': 'query-sev', 'returns': 'Sev' }
+",
+        )
+        .unwrap();
+        let new = Schema::from_text(
+            "t",
+            "
+{ 'enum': 'SevType', 'data': [ 'sev', 'snp' ] }
+{ 'struct': 'SevBase', 'data': { 'enabled': 'bool', 'type': 'SevType' } }
+{ 'struct': 'SevSnp', 'data': { 'policy': 'int' } }
+{ 'union': 'Sev', 'base': 'SevBase', 'discriminator': 'type',
+  'data': { 'snp': 'SevSnp' } }
+{ 'command': 'query-sev', 'returns': 'Sev' }
+",
+        )
+        .unwrap();
+        let history = compare(&new, &old, "7.2");
+        // An older reply has no `type`: it decodes whole, never to the `snp` branch.
+        assert_eq!(history.relaxed(), ["Sev.type"]);
+        assert!(history.member("SevSnp", "policy").is_none());
     }
 }

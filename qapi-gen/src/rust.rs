@@ -1291,7 +1291,14 @@ impl<'s> Gen<'s> {
                 });
                 let lt = if has_lt { "<'a>" } else { "" };
                 self.struct_with_lt(out, def, name, members, Dir::In, &doc, lt);
-                ("Self".to_string(), "Some(self)".to_string(), has_lt)
+                // Arguments that are all optional (and so `Default`) are omitted when
+                // none is set: a shorter request, as for a command without arguments.
+                let expr = if members.iter().all(Member::optional_in_rust) {
+                    "if *self == Self::default() { None } else { Some(self) }"
+                } else {
+                    "Some(self)"
+                };
+                ("Self".to_string(), expr.to_string(), has_lt)
             }
             Data::Named(type_name) => {
                 let inner = format!("{}{}", self::type_name(type_name), self.lt(type_name));

@@ -11,15 +11,16 @@ use conformance_common::{
     watchdog, Transcript, WAIT,
 };
 use qmp_std::qmp_core::commands::{
-    BlockJobComplete, BlockdevAdd, BlockdevCreate, BlockdevCreateOptionsFile, BlockdevMirror,
-    BlockdevOptions, BlockdevOptionsNull, Cont, JobDismiss, MirrorSyncMode, QueryBlockJobs,
-    QueryJobs, QueryStatus, Quit, Stop, SystemReset,
+    BlockJobComplete, BlockJobInfoBranch, BlockdevAdd, BlockdevCreate, BlockdevCreateOptionsFile,
+    BlockdevMirror, BlockdevOptions, BlockdevOptionsNull, Cont, JobDismiss, MirrorSyncMode,
+    QueryBlockJobs, QueryJobs, QueryStatus, Quit, Stop, SystemReset,
 };
 use qmp_std::qmp_core::events::{
     BlockJobCompletedEvent, BlockJobReadyEvent, EventData, JobStatusChangeEvent, ResetEvent,
     ShutdownEvent,
 };
-use qmp_std::{CloseReason, Error, Event, Subscription};
+use qmp_std::{CloseReason, Error, Event, ServerKind, Subscription};
+use qmp_tests::qemu_version;
 
 const LIMIT: Duration = Duration::from_secs(300);
 
@@ -167,11 +168,26 @@ fn events_sent_before_a_reply_are_queued_when_the_call_returns() {
     assert_eq!(ready.device, "m0");
     assert_eq!((ready.len, ready.offset), (4 << 20, 4 << 20));
     assert_eq!(ready.r#type.as_str(), "mirror");
+    // The running mirror job, decoded with the generated union: 7.2's reply (a struct
+    // with `type` as a string) selects the mirror branch too, without `actively-synced`.
     let jobs_info = client.execute(&QueryBlockJobs).unwrap();
     let info = jobs_info.get().unwrap();
     let info: Vec<_> = info.iter().map(Result::unwrap).collect();
     assert_eq!(info.len(), 1);
     assert!(info[0].ready);
+    assert_eq!(info[0].device, "m0");
+    assert_eq!(info[0].status, "ready");
+    assert_eq!(info[0].io_status, "ok");
+    assert_eq!((info[0].len, info[0].offset), (4 << 20, 4 << 20));
+    let BlockJobInfoBranch::Mirror(mirror) = info[0].r#type else {
+        panic!("not a mirror job: {:?}", info[0].r#type);
+    };
+    // Since 8.2; all of the source was copied and no guest writes: not actively synced.
+    if qemu_version(ServerKind::StorageDaemon).at_least(8, 2) {
+        assert_eq!(mirror.actively_synced, Some(false));
+    } else {
+        assert_eq!(mirror.actively_synced, None);
+    }
     client.execute(&BlockJobComplete { device: "m0" }).unwrap();
     let completed = events.recv_named("BLOCK_JOB_COMPLETED", WAIT).unwrap();
     let completed = BlockJobCompletedEvent::from_event(completed.name(), completed.data())

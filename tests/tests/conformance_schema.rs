@@ -59,7 +59,7 @@ fn qmp_cases() -> Vec<Case> {
         YankInstance::Migration,
     ];
     const CAPS: &[MigrationCapabilityStatus<'static>] = &[MigrationCapabilityStatus {
-        capability: "events",
+        capability: MigrationCapability::Events,
         state: true,
     }];
     const PROPS: Properties<'static> = &[("drive", PropertyValue::Str("disk0"))];
@@ -370,7 +370,7 @@ fn qmp_cases() -> Vec<Case> {
         QueryMigrate,
         MigrateSetCapabilities { capabilities: CAPS },
         QueryMigrateCapabilities,
-        MigrateSetParameters {
+        MigrateSetParametersCommand(MigrateSetParameters {
             announce_initial: Some(50),
             announce_max: Some(550),
             announce_rounds: Some(5),
@@ -379,23 +379,28 @@ fn qmp_cases() -> Vec<Case> {
             cpu_throttle_initial: Some(20),
             cpu_throttle_increment: Some(10),
             cpu_throttle_tailslow: Some(false),
-            tls_creds: Some(""),
-            tls_hostname: Some("dst.example"),
-            tls_authz: Some("authz0"),
+            tls_creds: Some(StrOrNull::S("")),
+            tls_hostname: Some(StrOrNull::S("dst.example")),
+            tls_authz: Some(StrOrNull::N(())),
             max_bandwidth: Some(1 << 30),
             avail_switchover_bandwidth: Some(0),
             downtime_limit: Some(300),
+            x_checkpoint_delay: Some(200),
             multifd_channels: Some(4),
             xbzrle_cache_size: Some(1 << 26),
             max_postcopy_bandwidth: Some(0),
             max_cpu_throttle: Some(99),
-            multifd_compression: Some("none"),
+            multifd_compression: Some(MultiFDCompression::None),
             multifd_zlib_level: Some(1),
+            multifd_qatzip_level: Some(1),
             multifd_zstd_level: Some(1),
-            mode: Some("normal"),
-            zero_page_detection: Some("multifd"),
+            block_bitmap_mapping: Some(&[]),
+            x_vcpu_dirty_limit_period: Some(1000),
+            vcpu_dirty_limit: Some(1),
+            mode: Some(MigMode::Normal),
+            zero_page_detection: Some(ZeroPageDetection::Multifd),
             direct_io: Some(false),
-        },
+        }),
         QueryMigrateParameters,
     ]
 }
@@ -563,6 +568,21 @@ const MEMBERS_AFTER_7_2: &[(&str, &str, QemuVersion)] = &[
         "migrate-set-parameters",
         "direct-io",
         QemuVersion::new(9, 1, 0),
+    ),
+    (
+        "migrate-set-parameters",
+        "multifd-qatzip-level",
+        QemuVersion::new(9, 2, 0),
+    ),
+    (
+        "migrate-set-parameters",
+        "x-vcpu-dirty-limit-period",
+        QemuVersion::new(8, 1, 0),
+    ),
+    (
+        "migrate-set-parameters",
+        "vcpu-dirty-limit",
+        QemuVersion::new(8, 1, 0),
     ),
 ];
 
@@ -926,6 +946,19 @@ fn every_typed_query_decodes_live_replies() {
     assert_eq!(cpus.get().unwrap().iter().map(Result::unwrap).count(), 1);
     let nodes = client.execute(&QueryNamedBlockNodes::default()).unwrap();
     assert_eq!(nodes.get().unwrap().iter().map(Result::unwrap).count(), 1);
+    let blocks = client.execute(&QueryBlock).unwrap();
+    assert!(blocks.get().unwrap().iter().all(|b| b.is_ok()));
+    // The null node's statistics: nothing read or written yet.
+    let stats = client
+        .execute(&QueryBlockstats {
+            query_nodes: Some(true),
+        })
+        .unwrap();
+    let stats: Vec<_> = stats.get().unwrap().iter().map(Result::unwrap).collect();
+    assert_eq!(stats.len(), 1);
+    assert_eq!(stats[0].node_name.unwrap(), "null0");
+    assert_eq!((stats[0].stats.rd_bytes, stats[0].stats.wr_bytes), (0, 0));
+    assert!(stats[0].stats.timed_stats.iter().all(|t| t.is_ok()));
     let chardevs = client.execute(&QueryChardev).unwrap();
     assert!(chardevs.get().unwrap().iter().all(|c| c.is_ok()));
     let types = client.execute(&QomListTypes::default()).unwrap();

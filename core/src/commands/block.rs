@@ -7,19 +7,35 @@
 //! `block-stream`, `block-commit`) with their enums ([`MirrorSyncMode`],
 //! [`BlockdevOnError`], [`MirrorCopyMode`], [`BitmapSyncMode`]) are the generated types of
 //! [`crate::qapi`], re-exported; their `new` constructors (and [`BlockResize::node`]) are
-//! kept on them. Still hand-written: `blockdev-add` and `blockdev-create` with their
-//! per-driver option builders, and the queries (`query-block`, `query-named-block-nodes`,
-//! `query-blockstats`).
+//! kept on them. The queries are generated too: [`QueryBlock`] returning [`BlockInfo`]s,
+//! [`QueryNamedBlockNodes`] returning [`BlockDeviceInfo`]s (with [`ImageInfo`] and
+//! [`BlockdevCacheInfo`]), [`QueryBlockstats`] returning [`BlockStats`] (with
+//! [`BlockDeviceStats`]); sizes and counters are QAPI `int`s (`i64`), enum-valued members
+//! the schema's enums (`detect_zeroes`, `io_status`), and every member is decoded
+//! (throttling limits, dirty bitmaps, snapshots, the backing chain, latency histograms).
+//! Their all-optional arguments are omitted when unset.
+//!
+//! Hand-written, because they add something: `blockdev-add` and `blockdev-create` with
+//! their per-driver option builders. The generated `BlockdevOptions` (in
+//! [`crate::qapi`]) is a union of 47 drivers whose base has eight optional members
+//! beside the required `driver`, so it has no `Default` and a caller spells out every
+//! base member; the builders read `BlockdevAdd::new(BlockdevOptionsNull::new("null0",
+//! size))`, name other nodes with a plain `&str`, and [`BlockdevAdd::with_options`] /
+//! [`BlockdevCreate::with_options`] send any serializable options (a driver or member
+//! the builders do not type, or one a newer QEMU adds). Their argument enums
+//! ([`BlockdevDiscardOptions`], [`BlockdevDetectZeroesOptions`], [`PreallocMode`],
+//! [`BlockdevCacheOptions`]) shadow the generated ones here.
 
-use crate::json::{DecodeError, JsonStr, RawJson};
+use crate::json::{DecodeError, RawJson};
 
-use super::de;
-use super::macros::{array, command, empty};
-use super::{Command, Empty, JsonArray};
+use super::macros::empty;
+use super::{Command, Empty};
 
 pub use crate::qapi::qmp::{
-    BitmapSyncMode, BlockCommit, BlockResize, BlockStream, BlockdevBackup, BlockdevBackupCommand,
-    BlockdevDel, BlockdevMirror, BlockdevOnError, MirrorCopyMode, MirrorSyncMode,
+    BitmapSyncMode, BlockCommit, BlockDeviceInfo, BlockDeviceStats, BlockInfo, BlockResize,
+    BlockStats, BlockStream, BlockdevBackup, BlockdevBackupCommand, BlockdevCacheInfo, BlockdevDel,
+    BlockdevMirror, BlockdevOnError, ImageInfo, MirrorCopyMode, MirrorSyncMode, QueryBlock,
+    QueryBlockstats, QueryNamedBlockNodes,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -591,286 +607,3 @@ impl<'a> BlockResize<'a> {
         }
     }
 }
-
-// ---------------------------------------------------------------------------------------
-// Queries.
-
-command! {
-    /// `query-block`: the block backends (devices) and what is inserted in them.
-    pub struct QueryBlock;
-    name: "query-block",
-    response<'r>: JsonArray<'r, BlockInfo<'r>> = array
-}
-
-/// One element of [`QueryBlock`]'s return (QAPI `BlockInfo`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub struct BlockInfo<'a> {
-    /// The backend's name (empty for backends created by `-device` without one).
-    #[serde(borrow, deserialize_with = "de::string")]
-    pub device: JsonStr<'a>,
-    /// The attached device's id or QOM path.
-    #[serde(borrow, default, deserialize_with = "de::optional_string")]
-    pub qdev: Option<JsonStr<'a>>,
-    /// `type`: always `unknown` in current QEMU.
-    #[serde(borrow, rename = "type", deserialize_with = "de::string")]
-    pub device_type: JsonStr<'a>,
-    /// Whether the medium is removable.
-    pub removable: bool,
-    /// Whether the guest locked the tray.
-    pub locked: bool,
-    /// The node tree inserted, absent when the drive is empty.
-    #[serde(borrow, default)]
-    pub inserted: Option<BlockDeviceInfo<'a>>,
-    /// Whether the tray is open (removable media only).
-    #[serde(default, rename = "tray_open")]
-    pub tray_open: Option<bool>,
-    /// `ok`, `failed` or `nospace`, when the device reports I/O status.
-    #[serde(borrow, default, deserialize_with = "de::optional_string")]
-    pub io_status: Option<JsonStr<'a>>,
-}
-
-/// `query-named-block-nodes`: every node that has a node name. Sent without arguments
-/// unless `flat` is set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct QueryNamedBlockNodes {
-    /// Omit the `backing-image` chain from each entry.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub flat: Option<bool>,
-}
-
-impl Command for QueryNamedBlockNodes {
-    const NAME: &'static str = "query-named-block-nodes";
-    type Arguments = Self;
-    type Response<'r> = JsonArray<'r, BlockDeviceInfo<'r>>;
-
-    fn arguments(&self) -> Option<&Self> {
-        self.flat.map(|_| self)
-    }
-
-    fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
-        array(raw)
-    }
-}
-
-/// A block node as the queries describe it (QAPI `BlockDeviceInfo`; throttling limits,
-/// dirty bitmaps and the backing image chain are not decoded).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[non_exhaustive]
-pub struct BlockDeviceInfo<'a> {
-    /// The node's file name (may be a `json:{...}` pseudo-file name, still escaped).
-    #[serde(borrow, deserialize_with = "de::string")]
-    pub file: JsonStr<'a>,
-    /// The node name.
-    #[serde(
-        borrow,
-        rename = "node-name",
-        default,
-        deserialize_with = "de::optional_string"
-    )]
-    pub node_name: Option<JsonStr<'a>>,
-    /// Read-only.
-    pub ro: bool,
-    /// The driver (`qcow2`, `raw`, `file`, `null-co`, ...).
-    #[serde(borrow, deserialize_with = "de::string")]
-    pub drv: JsonStr<'a>,
-    /// The backing file name.
-    #[serde(borrow, default, deserialize_with = "de::optional_string")]
-    pub backing_file: Option<JsonStr<'a>>,
-    /// Length of the backing chain.
-    pub backing_file_depth: u64,
-    /// Whether the node is active (QEMU 10.0 and later).
-    #[serde(default)]
-    pub active: Option<bool>,
-    /// Whether the image is encrypted.
-    pub encrypted: bool,
-    /// `off`, `on` or `unmap`.
-    #[serde(borrow, deserialize_with = "de::string")]
-    pub detect_zeroes: JsonStr<'a>,
-    /// Throughput limit, bytes per second (0: none).
-    pub bps: u64,
-    /// Read throughput limit.
-    pub bps_rd: u64,
-    /// Write throughput limit.
-    pub bps_wr: u64,
-    /// Request limit, per second (0: none).
-    pub iops: u64,
-    /// Read request limit.
-    pub iops_rd: u64,
-    /// Write request limit.
-    pub iops_wr: u64,
-    /// The image.
-    #[serde(borrow)]
-    pub image: ImageInfo<'a>,
-    /// Cache mode.
-    pub cache: BlockdevCacheInfo,
-    /// Write threshold in bytes (0: none).
-    pub write_threshold: u64,
-}
-
-/// An image's description (QAPI `ImageInfo`; snapshots, format-specific data and the
-/// backing image are not decoded).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub struct ImageInfo<'a> {
-    /// File name.
-    #[serde(borrow, deserialize_with = "de::string")]
-    pub filename: JsonStr<'a>,
-    /// Format.
-    #[serde(borrow, deserialize_with = "de::string")]
-    pub format: JsonStr<'a>,
-    /// Whether the image is marked dirty (not closed cleanly).
-    #[serde(default)]
-    pub dirty_flag: Option<bool>,
-    /// Bytes used on the host.
-    #[serde(default)]
-    pub actual_size: Option<u64>,
-    /// Size the guest sees, in bytes.
-    pub virtual_size: u64,
-    /// Cluster size.
-    #[serde(default)]
-    pub cluster_size: Option<u64>,
-    /// Whether the image is encrypted.
-    #[serde(default)]
-    pub encrypted: Option<bool>,
-    /// Whether the image is compressed.
-    #[serde(default)]
-    pub compressed: Option<bool>,
-    /// Backing file name as written in the image.
-    #[serde(borrow, default, deserialize_with = "de::optional_string")]
-    pub backing_filename: Option<JsonStr<'a>>,
-    /// Backing file name, resolved.
-    #[serde(borrow, default, deserialize_with = "de::optional_string")]
-    pub full_backing_filename: Option<JsonStr<'a>>,
-    /// Backing file format.
-    #[serde(borrow, default, deserialize_with = "de::optional_string")]
-    pub backing_filename_format: Option<JsonStr<'a>>,
-}
-
-/// A node's cache mode (QAPI `BlockdevCacheInfo`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub struct BlockdevCacheInfo {
-    /// Writeback caching (the guest sees a volatile write cache).
-    pub writeback: bool,
-    /// `O_DIRECT`.
-    pub direct: bool,
-    /// Flushes are ignored.
-    pub no_flush: bool,
-}
-
-/// `query-blockstats`: I/O statistics per backend, or per node with `query_nodes`. Sent
-/// without arguments unless `query_nodes` is set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[serde(rename_all = "kebab-case")]
-pub struct QueryBlockstats {
-    /// List every named node instead of the backends.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub query_nodes: Option<bool>,
-}
-
-impl Command for QueryBlockstats {
-    const NAME: &'static str = "query-blockstats";
-    type Arguments = Self;
-    type Response<'r> = JsonArray<'r, BlockStats<'r>>;
-
-    fn arguments(&self) -> Option<&Self> {
-        self.query_nodes.map(|_| self)
-    }
-
-    fn decode_response(raw: RawJson<'_>) -> Result<Self::Response<'_>, DecodeError> {
-        array(raw)
-    }
-}
-
-/// One element of [`QueryBlockstats`]' return (QAPI `BlockStats`; the driver-specific,
-/// parent and backing statistics are not decoded).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub struct BlockStats<'a> {
-    /// The backend's name.
-    #[serde(borrow, default, deserialize_with = "de::optional_string")]
-    pub device: Option<JsonStr<'a>>,
-    /// The attached device's id or QOM path.
-    #[serde(borrow, default, deserialize_with = "de::optional_string")]
-    pub qdev: Option<JsonStr<'a>>,
-    /// The node's name.
-    #[serde(borrow, default, deserialize_with = "de::optional_string")]
-    pub node_name: Option<JsonStr<'a>>,
-    /// The counters.
-    pub stats: BlockDeviceStats,
-}
-
-/// I/O counters of a backend or node (QAPI `BlockDeviceStats`, without the zoned-append,
-/// latency-histogram and timed members).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[non_exhaustive]
-pub struct BlockDeviceStats {
-    /// Bytes read.
-    pub rd_bytes: u64,
-    /// Bytes written.
-    pub wr_bytes: u64,
-    /// Bytes discarded.
-    pub unmap_bytes: u64,
-    /// Read requests.
-    pub rd_operations: u64,
-    /// Write requests.
-    pub wr_operations: u64,
-    /// Flush requests.
-    pub flush_operations: u64,
-    /// Discard requests.
-    pub unmap_operations: u64,
-    /// Total time spent reading, in nanoseconds.
-    pub rd_total_time_ns: u64,
-    /// Total time spent writing, in nanoseconds.
-    pub wr_total_time_ns: u64,
-    /// Total time spent flushing, in nanoseconds.
-    pub flush_total_time_ns: u64,
-    /// Total time spent discarding, in nanoseconds.
-    pub unmap_total_time_ns: u64,
-    /// The highest offset written so far.
-    pub wr_highest_offset: u64,
-    /// Read requests merged into others.
-    pub rd_merged: u64,
-    /// Write requests merged into others.
-    pub wr_merged: u64,
-    /// Discard requests merged into others.
-    pub unmap_merged: u64,
-    /// Nanoseconds since the last I/O, absent before the first.
-    #[serde(default)]
-    pub idle_time_ns: Option<u64>,
-    /// Failed reads.
-    pub failed_rd_operations: u64,
-    /// Failed writes.
-    pub failed_wr_operations: u64,
-    /// Failed flushes.
-    pub failed_flush_operations: u64,
-    /// Failed discards.
-    pub failed_unmap_operations: u64,
-    /// Invalid reads.
-    pub invalid_rd_operations: u64,
-    /// Invalid writes.
-    pub invalid_wr_operations: u64,
-    /// Invalid flushes.
-    pub invalid_flush_operations: u64,
-    /// Invalid discards.
-    pub invalid_unmap_operations: u64,
-    /// Whether invalid requests are counted in the latency statistics.
-    pub account_invalid: bool,
-    /// Whether failed requests are counted in the latency statistics.
-    pub account_failed: bool,
-}
-
-super::from_raw_json_via_serde!(BlockInfo<'a>, BlockDeviceInfo<'a>, BlockStats<'a>);

@@ -88,11 +88,6 @@ pub(crate) fn empty(raw: RawJson<'_>) -> Result<Empty, DecodeError> {
     }
 }
 
-/// Decodes a value with serde-json-core.
-pub(crate) fn value<'a, T: serde::Deserialize<'a>>(raw: RawJson<'a>) -> Result<T, DecodeError> {
-    raw.deserialize()
-}
-
 /// Wraps an array for lazy, element-by-element decoding.
 pub(crate) fn array<'a, T: super::FromRawJson<'a>>(
     raw: RawJson<'a>,

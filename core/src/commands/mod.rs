@@ -7,24 +7,30 @@
 //!
 //! The vocabulary here covers what VMM and orchestrator authors use daily; every command
 //! of QEMU's schema is typed in [`crate::qapi`], generated from it (events and guest-agent
-//! commands come from there only). The run-state, QOM, chardev, job and misc commands
-//! here are the generated types, re-exported; hand-written, because they add something
-//! over the schema: `QomSet`, `ChardevAdd`'s builders, `QueryVersion` (the greeting's
-//! `Version`), `QueryQmpSchema` (entries kept raw) and `Yank` (targets named with a plain
-//! `&str`); `QueryBlockJobs` stays hand-written until the generated one decodes QEMU 7.2's
-//! mirror jobs. Of the block commands, `blockdev-del`, `block_resize` and the job
-//! starters are the generated types; `blockdev-add`, `blockdev-create` and the block
-//! queries, and the migration queries, capabilities and parameters are still
-//! hand-written (`migrate`, `migrate-incoming`, `migrate_cancel`, `migrate-pause` and
-//! `migrate-recover` are generated), moving onto the generated types module by module
-//! (see `core/VOCABULARY.md`). `device_del`, `netdev_del` and `object-del` are generated;
-//! `DeviceAdd`, `NetdevAdd` and `ObjectAdd` stay hand-written (free-form properties for
-//! any device, backend or object type). Anything else, and
-//! anything a newer QEMU adds, goes through the raw path
+//! commands come from there only). Most commands here are those generated types,
+//! re-exported under the same names (a few with a `new` constructor kept on them): the
+//! run-state, QOM, job, misc and migration commands, `chardev-remove` and
+//! `query-chardev`, the block queries, `blockdev-del`, `block_resize` and the block-job
+//! starters, `device_del`, `netdev_del` and `object-del`. Hand-written, because they add
+//! something over the schema (see `core/VOCABULARY.md`):
+//!
+//! - `QomSet` (any serializable value) and `ChardevAdd` with its backend builders;
+//! - `QueryVersion` (the greeting's `Version`), `QueryQmpSchema` (entries kept raw) and
+//!   `Yank`/`QueryYank` (targets named with a plain `&str`);
+//! - `DeviceAdd`, `NetdevAdd` and `ObjectAdd` (free-form properties for any device,
+//!   backend or object type);
+//! - `BlockdevAdd` and `BlockdevCreate` with their per-driver option builders
+//!   (`BlockdevAdd::new(BlockdevOptionsNull::new("null0", size))`, where the generated
+//!   union has no `Default` and spells out every base member), and `with_options` for any
+//!   serializable options.
+//!
+//! Anything else, and anything a newer QEMU adds, goes through the raw path
 //! ([`Client::execute_value`](crate::client::Client::execute_value) and
-//! [`RawJson`]), so a newer server never breaks parsing: response structs ignore members
-//! they do not know, enum-like fields are kept as strings, and lists are decoded lazily
-//! element by element ([`JsonArray`]) so no capacity limit applies to them.
+//! [`RawJson`]), so a newer server never breaks parsing: response types skip members
+//! they do not know, an enum value they do not know decodes to `Unknown(text)` (a union
+//! variant to `Unknown { tag, raw }`; the hand-written types keep such fields as
+//! strings), and lists are decoded lazily element by element ([`JsonArray`]) so no
+//! capacity limit applies to them.
 
 use core::marker::PhantomData;
 

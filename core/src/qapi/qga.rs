@@ -219,7 +219,11 @@ impl Command for GuestSetTime {
     type Response<'r> = Empty;
 
     fn arguments(&self) -> Option<&Self::Arguments> {
-        Some(self)
+        if *self == Self::default() {
+            None
+        } else {
+            Some(self)
+        }
     }
 
     #[inline]
@@ -389,7 +393,11 @@ impl<'a> Command for GuestShutdown<'a> {
     type Response<'r> = Empty;
 
     fn arguments(&self) -> Option<&Self::Arguments> {
-        Some(self)
+        if *self == Self::default() {
+            None
+        } else {
+            Some(self)
+        }
     }
 
     #[inline]
@@ -1088,7 +1096,11 @@ impl<'a> Command for GuestFsfreezeFreezeList<'a> {
     type Response<'r> = i64;
 
     fn arguments(&self) -> Option<&Self::Arguments> {
-        Some(self)
+        if *self == Self::default() {
+            None
+        } else {
+            Some(self)
+        }
     }
 
     #[inline]
@@ -1264,7 +1276,11 @@ impl Command for GuestFstrim {
     type Response<'r> = GuestFilesystemTrimResponse<'r>;
 
     fn arguments(&self) -> Option<&Self::Arguments> {
-        Some(self)
+        if *self == Self::default() {
+            None
+        } else {
+            Some(self)
+        }
     }
 
     #[inline]

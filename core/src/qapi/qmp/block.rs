@@ -338,7 +338,11 @@ impl<'a> Command for Eject<'a> {
     type Response<'r> = Empty;
 
     fn arguments(&self) -> Option<&Self::Arguments> {
-        Some(self)
+        if *self == Self::default() {
+            None
+        } else {
+            Some(self)
+        }
     }
 
     #[inline]
@@ -419,7 +423,11 @@ impl<'a> Command for BlockdevOpenTray<'a> {
     type Response<'r> = Empty;
 
     fn arguments(&self) -> Option<&Self::Arguments> {
-        Some(self)
+        if *self == Self::default() {
+            None
+        } else {
+            Some(self)
+        }
     }
 
     #[inline]
@@ -482,7 +490,11 @@ impl<'a> Command for BlockdevCloseTray<'a> {
     type Response<'r> = Empty;
 
     fn arguments(&self) -> Option<&Self::Arguments> {
-        Some(self)
+        if *self == Self::default() {
+            None
+        } else {
+            Some(self)
+        }
     }
 
     #[inline]

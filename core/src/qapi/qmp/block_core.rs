@@ -3868,7 +3868,11 @@ impl Command for QueryBlockstats {
     type Response<'r> = JsonArray<'r, BlockStats<'r>>;
 
     fn arguments(&self) -> Option<&Self::Arguments> {
-        Some(self)
+        if *self == Self::default() {
+            None
+        } else {
+            Some(self)
+        }
     }
 
     #[inline]
@@ -4277,17 +4281,21 @@ impl serde::Serialize for MirrorCopyMode<'_> {
 /// Information specific to mirror block jobs.
 ///
 /// Since: 8.2
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct BlockJobInfoMirror {
     /// `actively-synced`: Whether the source is actively synced to the
     /// target, i.e. same data and new writes are done synchronously to
     /// both.
-    pub actively_synced: bool,
+    ///
+    /// *Not sent by QEMU 7.2* (added later): optional here, although this schema requires it, so that 7.2's replies decode.
+    pub actively_synced: Option<bool>,
 }
 
 impl SerializeMembers for BlockJobInfoMirror {
     fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
-        map.serialize_entry("actively-synced", &self.actively_synced)?;
+        if let Some(value) = &self.actively_synced {
+            map.serialize_entry("actively-synced", value)?;
+        }
         Ok(())
     }
 }
@@ -4310,7 +4318,7 @@ impl<'a> FromRawJson<'a> for BlockJobInfoMirror {
             }
         }
         Ok(BlockJobInfoMirror {
-            actively_synced: m_actively_synced.ok_or(rt::MISSING_MEMBER)?,
+            actively_synced: m_actively_synced,
         })
     }
 }
@@ -5723,7 +5731,11 @@ impl Command for QueryNamedBlockNodes {
     type Response<'r> = JsonArray<'r, BlockDeviceInfo<'r>>;
 
     fn arguments(&self) -> Option<&Self::Arguments> {
-        Some(self)
+        if *self == Self::default() {
+            None
+        } else {
+            Some(self)
+        }
     }
 
     #[inline]

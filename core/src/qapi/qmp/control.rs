@@ -52,7 +52,11 @@ impl<'a> Command for QmpCapabilities<'a> {
     type Response<'r> = Empty;
 
     fn arguments(&self) -> Option<&Self::Arguments> {
-        Some(self)
+        if *self == Self::default() {
+            None
+        } else {
+            Some(self)
+        }
     }
 
     #[inline]

@@ -919,7 +919,11 @@ impl Command for QueryMachines {
     type Response<'r> = JsonArray<'r, MachineInfo<'r>>;
 
     fn arguments(&self) -> Option<&Self::Arguments> {
-        Some(self)
+        if *self == Self::default() {
+            None
+        } else {
+            Some(self)
+        }
     }
 
     #[inline]

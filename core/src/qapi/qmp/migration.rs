@@ -3950,7 +3950,11 @@ impl<'a> Command for Migrate<'a> {
     type Response<'r> = Empty;
 
     fn arguments(&self) -> Option<&Self::Arguments> {
-        Some(self)
+        if *self == Self::default() {
+            None
+        } else {
+            Some(self)
+        }
     }
 
     #[inline]
@@ -4039,7 +4043,11 @@ impl<'a> Command for MigrateIncoming<'a> {
     type Response<'r> = Empty;
 
     fn arguments(&self) -> Option<&Self::Arguments> {
-        Some(self)
+        if *self == Self::default() {
+            None
+        } else {
+            Some(self)
+        }
     }
 
     #[inline]
@@ -5142,7 +5150,11 @@ impl<'a> Command for QueryDirtyRate<'a> {
     type Response<'r> = DirtyRateInfo<'r>;
 
     fn arguments(&self) -> Option<&Self::Arguments> {
-        Some(self)
+        if *self == Self::default() {
+            None
+        } else {
+            Some(self)
+        }
     }
 
     #[inline]
@@ -5294,7 +5306,11 @@ impl Command for CancelVcpuDirtyLimit {
     type Response<'r> = Empty;
 
     fn arguments(&self) -> Option<&Self::Arguments> {
-        Some(self)
+        if *self == Self::default() {
+            None
+        } else {
+            Some(self)
+        }
     }
 
     #[inline]

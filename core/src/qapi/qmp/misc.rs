@@ -626,7 +626,11 @@ impl<'a> Command for AddFd<'a> {
     type Response<'r> = AddfdInfo;
 
     fn arguments(&self) -> Option<&Self::Arguments> {
-        Some(self)
+        if *self == Self::default() {
+            None
+        } else {
+            Some(self)
+        }
     }
 
     #[inline]
@@ -1089,7 +1093,11 @@ impl<'a> Command for QueryCommandLineOptions<'a> {
     type Response<'r> = JsonArray<'r, CommandLineOptionInfo<'r>>;
 
     fn arguments(&self) -> Option<&Self::Arguments> {
-        Some(self)
+        if *self == Self::default() {
+            None
+        } else {
+            Some(self)
+        }
     }
 
     #[inline]

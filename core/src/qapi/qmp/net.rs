@@ -1746,7 +1746,11 @@ impl<'a> Command for QueryRxFilter<'a> {
     type Response<'r> = JsonArray<'r, RxFilterInfo<'r>>;
 
     fn arguments(&self) -> Option<&Self::Arguments> {
-        Some(self)
+        if *self == Self::default() {
+            None
+        } else {
+            Some(self)
+        }
     }
 
     #[inline]

@@ -345,7 +345,11 @@ impl<'a> Command for QomListTypes<'a> {
     type Response<'r> = JsonArray<'r, ObjectTypeInfo<'r>>;
 
     fn arguments(&self) -> Option<&Self::Arguments> {
-        Some(self)
+        if *self == Self::default() {
+            None
+        } else {
+            Some(self)
+        }
     }
 
     #[inline]

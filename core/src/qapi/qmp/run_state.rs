@@ -1242,7 +1242,11 @@ impl<'a> Command for SetAction<'a> {
     type Response<'r> = Empty;
 
     fn arguments(&self) -> Option<&Self::Arguments> {
-        Some(self)
+        if *self == Self::default() {
+            None
+        } else {
+            Some(self)
+        }
     }
 
     #[inline]

@@ -841,7 +841,11 @@ impl<'a> Command for QueryStatsSchemas<'a> {
     type Response<'r> = JsonArray<'r, StatsSchema<'r>>;
 
     fn arguments(&self) -> Option<&Self::Arguments> {
-        Some(self)
+        if *self == Self::default() {
+            None
+        } else {
+            Some(self)
+        }
     }
 
     #[inline]
