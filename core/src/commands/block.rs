@@ -22,9 +22,9 @@
 //! base member; the builders read `BlockdevAdd::new(BlockdevOptionsNull::new("null0",
 //! size))`, name other nodes with a plain `&str`, and [`BlockdevAdd::with_options`] /
 //! [`BlockdevCreate::with_options`] send any serializable options (a driver or member
-//! the builders do not type, or one a newer QEMU adds). Their argument enums
-//! ([`BlockdevDiscardOptions`], [`BlockdevDetectZeroesOptions`], [`PreallocMode`],
-//! [`BlockdevCacheOptions`]) shadow the generated ones here.
+//! the builders do not type, or one a newer QEMU adds). Their members use the generated
+//! types ([`BlockdevDiscardOptions`], [`BlockdevDetectZeroesOptions`], [`PreallocMode`],
+//! [`BlockdevCacheOptions`]), re-exported here.
 
 use crate::json::{DecodeError, RawJson};
 
@@ -33,65 +33,11 @@ use super::{Command, Empty};
 
 pub use crate::qapi::qmp::{
     BitmapSyncMode, BlockCommit, BlockDeviceInfo, BlockDeviceStats, BlockInfo, BlockResize,
-    BlockStats, BlockStream, BlockdevBackup, BlockdevBackupCommand, BlockdevCacheInfo, BlockdevDel,
-    BlockdevMirror, BlockdevOnError, ImageInfo, MirrorCopyMode, MirrorSyncMode, QueryBlock,
-    QueryBlockstats, QueryNamedBlockNodes,
+    BlockStats, BlockStream, BlockdevBackup, BlockdevBackupCommand, BlockdevCacheInfo,
+    BlockdevCacheOptions, BlockdevDel, BlockdevDetectZeroesOptions, BlockdevDiscardOptions,
+    BlockdevMirror, BlockdevOnError, ImageInfo, MirrorCopyMode, MirrorSyncMode, PreallocMode,
+    QueryBlock, QueryBlockstats, QueryNamedBlockNodes,
 };
-
-// ---------------------------------------------------------------------------------------
-// Enumerations used in arguments.
-
-/// How discard requests are handled (QAPI `BlockdevDiscardOptions`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[serde(rename_all = "kebab-case")]
-pub enum BlockdevDiscardOptions {
-    /// Ignore them.
-    Ignore,
-    /// Forward them to the protocol layer.
-    Unmap,
-}
-
-/// Whether writes of zeroes are detected (QAPI `BlockdevDetectZeroesOptions`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[serde(rename_all = "kebab-case")]
-pub enum BlockdevDetectZeroesOptions {
-    /// No detection.
-    Off,
-    /// Turn them into write-zeroes requests.
-    On,
-    /// Turn them into discards when `discard` is `unmap`.
-    Unmap,
-}
-
-/// Preallocation mode of a new image (QAPI `PreallocMode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[serde(rename_all = "kebab-case")]
-pub enum PreallocMode {
-    /// None (sparse).
-    Off,
-    /// Metadata only (qcow2).
-    Metadata,
-    /// `posix_fallocate`.
-    Falloc,
-    /// Write zeroes everywhere.
-    Full,
-}
-
-/// Cache options of a node (QAPI `BlockdevCacheOptions`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[serde(rename_all = "kebab-case")]
-pub struct BlockdevCacheOptions {
-    /// Bypass the host page cache (`O_DIRECT`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub direct: Option<bool>,
-    /// Ignore flush requests.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub no_flush: Option<bool>,
-}
 
 // ---------------------------------------------------------------------------------------
 // blockdev-add
@@ -109,8 +55,7 @@ macro_rules! blockdev_options {
         }
     ) => {
         $(#[$attr])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
-        #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+        #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
         #[serde(rename_all = "kebab-case")]
         pub struct $ty<'a> {
             /// `node-name`: the name other commands use for this node.
@@ -118,7 +63,7 @@ macro_rules! blockdev_options {
             pub node_name: Option<&'a str>,
             /// `discard`: how discard requests are handled.
             #[serde(skip_serializing_if = "Option::is_none")]
-            pub discard: Option<BlockdevDiscardOptions>,
+            pub discard: Option<BlockdevDiscardOptions<'a>>,
             /// `cache`: host cache options.
             #[serde(skip_serializing_if = "Option::is_none")]
             pub cache: Option<BlockdevCacheOptions>,
@@ -133,7 +78,7 @@ macro_rules! blockdev_options {
             pub force_share: Option<bool>,
             /// `detect-zeroes`: detect writes of zeroes.
             #[serde(skip_serializing_if = "Option::is_none")]
-            pub detect_zeroes: Option<BlockdevDetectZeroesOptions>,
+            pub detect_zeroes: Option<BlockdevDetectZeroesOptions<'a>>,
             $(
                 $(#[$field_attr])*
                 pub $field: $field_ty,
@@ -278,8 +223,7 @@ impl<'a> BlockdevOptionsQcow2<'a> {
 /// The typed `blockdev-add` arguments for the drivers this crate knows, tagged with
 /// `driver` (QAPI `BlockdevOptions`). Other drivers go through
 /// [`BlockdevAdd::with_options`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 #[serde(tag = "driver")]
 pub enum BlockdevOptions<'a> {
     /// `file`: a host file.
@@ -363,7 +307,7 @@ impl<O: serde::Serialize> Command for BlockdevAdd<O> {
 // blockdev-create
 
 /// Creation options of a host file (QAPI `BlockdevCreateOptionsFile`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[serde(rename_all = "kebab-case")]
 pub struct BlockdevCreateOptionsFile<'a> {
@@ -373,7 +317,7 @@ pub struct BlockdevCreateOptionsFile<'a> {
     pub size: u64,
     /// Preallocation mode.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub preallocation: Option<PreallocMode>,
+    pub preallocation: Option<PreallocMode<'a>>,
     /// Disable copy-on-write (btrfs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nocow: Option<bool>,
@@ -384,7 +328,7 @@ pub struct BlockdevCreateOptionsFile<'a> {
 
 /// Creation options of a qcow2 image (QAPI `BlockdevCreateOptionsQcow2`; encryption is
 /// left to [`BlockdevCreate::with_options`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[serde(rename_all = "kebab-case")]
 pub struct BlockdevCreateOptionsQcow2<'a> {
@@ -415,7 +359,7 @@ pub struct BlockdevCreateOptionsQcow2<'a> {
     pub cluster_size: Option<u64>,
     /// Preallocation mode.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub preallocation: Option<PreallocMode>,
+    pub preallocation: Option<PreallocMode<'a>>,
     /// Lazy refcounts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lazy_refcounts: Option<bool>,
@@ -429,7 +373,7 @@ pub struct BlockdevCreateOptionsQcow2<'a> {
 
 /// The typed `blockdev-create` options, tagged with `driver` (QAPI
 /// `BlockdevCreateOptions`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[serde(tag = "driver")]
 pub enum BlockdevCreateOptions<'a> {
