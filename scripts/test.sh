@@ -93,8 +93,11 @@ for target in "${NO_STD_TARGETS[@]}"; do
     step "no_std build: qmp-core for $target with defmt"
     cargo build -p qmp-core --target "$target" --features defmt
 done
-step "qmp-core without its default guest-agent feature (the firmware probe's build): clippy"
+step "qmp-core without its default guest-agent feature (the firmware probe's build): clippy, sync refused"
 cargo clippy -p qmp-core --no-default-features --target thumbv7em-none-eabihf -- -D warnings
+# ... and its sync refusal, the one behaviour that build changes on purpose.
+cargo test -p qmp-core --no-default-features --test guest_agent -- --exact \
+    sync_on_a_guest_agent_session_needs_the_guest_agent_feature
 
 step "dependency allow-list: qmp-core on thumbv7em-none-eabihf"
 for features in "" "--features=defmt"; do

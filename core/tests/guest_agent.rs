@@ -39,6 +39,20 @@ fn sync_is_refused_on_a_qmp_session_without_using_an_id() {
     assert!(rec.tx.is_empty());
 }
 
+/// Without the crate's `guest-agent` feature (the firmware probe's build) sync says so,
+/// rather than blaming the session; `scripts/test.sh` also runs this test in that build.
+#[test]
+fn sync_on_a_guest_agent_session_needs_the_guest_agent_feature() {
+    let rec = Setup::guest_agent().check(|h| {
+        if cfg!(feature = "guest-agent") {
+            assert_eq!(h.try_sync(7).map(|id| id.get()), Ok(1));
+        } else {
+            assert_eq!(h.try_sync(7), Err(ExecuteError::SyncNotBuilt));
+        }
+    });
+    assert_eq!(rec.tx.is_empty(), !cfg!(feature = "guest-agent"));
+}
+
 #[test]
 fn sync_needs_the_sentinel_right_before_the_right_value() {
     let rec = Setup::guest_agent().check(|h| {

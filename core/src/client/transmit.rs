@@ -198,7 +198,7 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
     /// [`Stats::discarded_while_syncing`], except replies to commands transmitted before
     /// the sync, which are delivered as usual. See the module docs. Without the crate's
     /// `guest-agent` feature (on by default) it always fails with
-    /// [`ExecuteError::NotGuestAgent`].
+    /// [`ExecuteError::SyncNotBuilt`].
     pub fn sync(&mut self, now: Instant, value: u64) -> Result<CommandId, ExecuteError> {
         self.start_sync(now, value, false)
     }
@@ -210,8 +210,11 @@ impl<'buf, const N: usize, B: Buffer> Client<'buf, N, B> {
         value: u64,
         automatic: bool,
     ) -> Result<CommandId, ExecuteError> {
-        if self.config.protocol != Protocol::GuestAgent || !cfg!(feature = "guest-agent") {
+        if self.config.protocol != Protocol::GuestAgent {
             return Err(ExecuteError::NotGuestAgent);
+        }
+        if !cfg!(feature = "guest-agent") {
+            return Err(ExecuteError::SyncNotBuilt);
         }
         if self.state == State::Closed {
             return Err(ExecuteError::Closed);

@@ -384,9 +384,10 @@ pub enum ExecuteError {
     OobNotEnabled,
     /// The typed command is not marked `allow-oob`.
     OobNotAllowed,
-    /// Guest-agent sync was asked of a QMP session, or of a crate built without the
-    /// `guest-agent` feature.
+    /// Guest-agent sync was asked of a QMP session.
     NotGuestAgent,
+    /// Guest-agent sync was asked of a crate built without its `guest-agent` feature.
+    SyncNotBuilt,
     /// The arguments could not be encoded.
     Encode(EncodeError),
     /// Raw arguments were not one JSON object.
@@ -412,6 +413,9 @@ impl fmt::Display for ExecuteError {
                 f.write_str("command does not allow out-of-band execution")
             }
             ExecuteError::NotGuestAgent => f.write_str("sync is only for guest-agent sessions"),
+            ExecuteError::SyncNotBuilt => {
+                f.write_str("sync needs qmp-core's `guest-agent` feature, which is off")
+            }
             ExecuteError::Encode(error) => write!(f, "cannot encode arguments: {error}"),
             ExecuteError::InvalidArguments => f.write_str("arguments must be one JSON object"),
         }
