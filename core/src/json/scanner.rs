@@ -781,7 +781,8 @@ impl Scanner {
         if self.depth != 1 {
             return if key { None } else { self.value_done(after) };
         }
-        // A member's key or value: only these feed the id tracker.
+        // A member's key or value. The id tracker only ever captures one of these (a
+        // depth-1 key, or the number after an `id` key), so deeper tokens skip it.
         if self.id.capturing() {
             // Not the closing quote of a key.
             let stop = if key { after - 1 } else { after };
