@@ -456,14 +456,14 @@ impl<M: Mode> Connection<M> {
     }
 
     /// Runs a typed command; `callback` runs with the result on the callback thread when
-    /// the reply comes (the Ruby `execute_async` pattern). `wait_idle` waits for
+    /// the reply comes, without waiting here. `wait_idle` waits for
     /// callbacks too; a callback that panics is counted ([`Client::callback_panics`])
     /// and still counts as done.
     ///
     /// # Errors
     /// Only errors found before sending (see [`Client::submit`]); then `callback` is
     /// not called.
-    pub fn execute_async<C, F>(&self, command: &C, callback: F) -> Result<(), Error>
+    pub fn execute_with_callback<C, F>(&self, command: &C, callback: F) -> Result<(), Error>
     where
         C: Command + 'static,
         F: FnOnce(Result<Reply<C>, Error>) + Send + 'static,
@@ -534,7 +534,7 @@ impl<M: Mode> Connection<M> {
         self.inner.shared.hub.callback_missed()
     }
 
-    /// Callbacks (event or `execute_async`) that panicked. Each panic is contained: the
+    /// Callbacks (event or `execute_with_callback`) that panicked. Each panic is contained: the
     /// callback thread goes on, and the call counts as done.
     pub fn callback_panics(&self) -> u64 {
         self.inner.shared.hub.callback_panics()
@@ -542,7 +542,7 @@ impl<M: Mode> Connection<M> {
 
     // ---- session ----
 
-    /// Calls submitted and not yet answered (`execute_async` callbacks count until
+    /// Calls submitted and not yet answered (`execute_with_callback` callbacks count until
     /// they have run).
     pub fn outstanding(&self) -> u64 {
         self.inner.shared.outstanding()
@@ -1058,19 +1058,19 @@ impl<M: Mode> AgentConnection<M> {
         self.client.submit_message(message, options)
     }
 
-    /// Runs a typed command, `callback` taking the result; see [`Client::execute_async`].
+    /// Runs a typed command, `callback` taking the result; see [`Client::execute_with_callback`].
     ///
     /// # Errors
-    /// As [`Client::execute_async`].
-    pub fn execute_async<C, F>(&self, command: &C, callback: F) -> Result<(), Error>
+    /// As [`Client::execute_with_callback`].
+    pub fn execute_with_callback<C, F>(&self, command: &C, callback: F) -> Result<(), Error>
     where
         C: Command + 'static,
         F: FnOnce(Result<Reply<C>, Error>) + Send + 'static,
     {
-        self.client.execute_async(command, callback)
+        self.client.execute_with_callback(command, callback)
     }
 
-    /// `execute_async` callbacks that panicked; see [`Client::callback_panics`].
+    /// `execute_with_callback` callbacks that panicked; see [`Client::callback_panics`].
     pub fn callback_panics(&self) -> u64 {
         self.client.callback_panics()
     }
@@ -1143,6 +1143,22 @@ impl AgentConnection<Blocking> {
     /// As [`GuestAgentClient::connect_unix`].
     pub fn connect(transport: Transport, options: ConnectOptions) -> Result<Self, Error> {
         let inner = start_transport(transport, &options, Protocol::GuestAgent)?.wait()?;
+        Ok(AgentConnection {
+            client: Connection::from_inner(inner),
+        })
+    }
+
+    /// Starts a guest-agent session over any byte stream given as its two halves; see
+    /// [`Client::connect_io`].
+    ///
+    /// # Errors
+    /// As [`GuestAgentClient::connect_unix`].
+    pub fn connect_io(
+        reader: impl Read + Send + 'static,
+        writer: impl Write + Send + 'static,
+        options: ConnectOptions,
+    ) -> Result<Self, Error> {
+        let inner = start_io(reader, writer, &options, Protocol::GuestAgent)?.wait()?;
         Ok(AgentConnection {
             client: Connection::from_inner(inner),
         })

@@ -423,7 +423,7 @@ pub(crate) enum Turn<T> {
 pub(crate) enum Completion {
     /// A caller's slot (blocking or async).
     Slot(Arc<Slot<RawReply>>),
-    /// An `execute_async` callback (run on the dispatcher thread).
+    /// An `execute_with_callback` callback (run on the dispatcher thread).
     Callback(Box<dyn FnOnce(Result<RawReply, Error>) + Send>),
     /// The guest-agent sync `connect` waits for.
     Connect,

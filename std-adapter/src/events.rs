@@ -7,7 +7,7 @@
 //! ([`Subscription::missed`]), so a listener that does not keep up loses old events but
 //! never slows the client down. Callbacks registered with `on_event` run on one
 //! dispatcher thread, in arrival order, together with the callbacks of
-//! `execute_async`; a slow callback delays other callbacks, never replies.
+//! `execute_with_callback`; a slow callback delays other callbacks, never replies.
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -490,7 +490,7 @@ struct CallbackEntry {
 /// Work for the dispatcher thread.
 enum Job {
     Event(Event),
-    /// An `execute_async` callback, already bound to its result.
+    /// An `execute_with_callback` callback, already bound to its result.
     /// The guard is dropped after the callback has run (or panicked and been counted).
     Reply(Box<dyn FnOnce() + Send>, Box<dyn Send>),
 }

@@ -418,6 +418,19 @@ impl AsyncGuestAgentClient {
         Self::connect(transport, options).await
     }
 
+    /// Opens a serial device or pty connected to the agent and synchronises with it.
+    ///
+    /// # Errors
+    /// As [`AsyncGuestAgentClient::connect_unix`].
+    pub async fn open_serial(
+        path: impl AsRef<Path>,
+        options: ConnectOptions,
+    ) -> Result<Self, Error> {
+        let path: PathBuf = path.as_ref().to_owned();
+        let transport = blocking(move || Transport::open_device(path)).await?;
+        Self::connect(transport, options).await
+    }
+
     /// Starts a guest-agent session over any transport with a descriptor.
     ///
     /// # Errors

@@ -247,12 +247,12 @@ fn a_panicking_callback_is_counted_and_leaves_nothing_outstanding() {
     );
     let (done, finished) = mpsc::channel();
     client
-        .execute_async(&qmp_std::qmp_core::commands::QueryVersion, |_| {
+        .execute_with_callback(&qmp_std::qmp_core::commands::QueryVersion, |_| {
             panic!("a callback that panics");
         })
         .unwrap();
     client
-        .execute_async(&qmp_std::qmp_core::commands::QueryStatus, move |result| {
+        .execute_with_callback(&qmp_std::qmp_core::commands::QueryStatus, move |result| {
             let _ = done.send(result.is_ok());
         })
         .unwrap();
@@ -484,7 +484,7 @@ mod async_front {
         .await;
         let events = client.subscribe();
         client
-            .execute_async(&qmp_std::qmp_core::commands::QueryVersion, |_| {
+            .execute_with_callback(&qmp_std::qmp_core::commands::QueryVersion, |_| {
                 panic!("a callback that panics");
             })
             .unwrap();

@@ -377,7 +377,7 @@ fn async_callbacks_and_wait_idle() {
     for _ in 0..50 {
         let done = Arc::clone(&done);
         client
-            .execute_async(&QueryVersion, move |result| {
+            .execute_with_callback(&QueryVersion, move |result| {
                 assert_eq!(result.unwrap().get().unwrap().qemu.major, 10);
                 thread::sleep(Duration::from_millis(2));
                 done.fetch_add(1, Ordering::SeqCst);

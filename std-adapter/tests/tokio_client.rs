@@ -99,7 +99,7 @@ async fn basics_events_and_errors() {
     for _ in 0..10 {
         let done = Arc::clone(&done);
         client
-            .execute_async(&QueryVersion, move |result| {
+            .execute_with_callback(&QueryVersion, move |result| {
                 result.unwrap();
                 done.fetch_add(1, Ordering::SeqCst);
             })

@@ -133,6 +133,32 @@ fn sync_info_ping_and_errors_as_captured() {
     assert_eq!((stats.unmatched_replies, stats.malformed), (0, 0));
 }
 
+/// `GuestAgentClient::open_serial` over a pty bridged to a real qemu-ga: the device is
+/// put in raw mode, so the agent's `0xFF` sentinel and the JSON lines pass unchanged.
+#[test]
+fn a_serial_line_carries_a_whole_session() {
+    let _guard = watchdog("agent_serial", LIMIT);
+    let agent = agent();
+    let (line, _held) = conformance_common::serial_line_to(&agent);
+    let client = GuestAgentClient::open_serial(&line, options())
+        .unwrap_or_else(|error| panic!("open_serial: {error}; agent: {}", agent.output()));
+    let first = client.sync().unwrap();
+    assert_ne!(first, client.sync().unwrap());
+    assert_agent_works(&client);
+}
+
+/// `GuestAgentClient::connect_io` over the two halves of the agent's socket.
+#[test]
+fn a_session_over_two_stream_halves() {
+    let _guard = watchdog("agent_io", LIMIT);
+    let agent = agent();
+    let socket = UnixStream::connect(agent.socket_path()).unwrap();
+    let reader = socket.try_clone().unwrap();
+    let client = GuestAgentClient::connect_io(reader, socket, options()).unwrap();
+    assert!(client.sync().unwrap() > 0);
+    assert_agent_works(&client);
+}
+
 #[test]
 fn a_new_session_recovers_from_half_sent_requests() {
     let _guard = watchdog("agent_half_requests", LIMIT);

@@ -62,14 +62,14 @@ fn reply_order(client: &Client, queued: usize, oob: bool) -> Vec<&'static str> {
     };
     let done = record("pmemsave");
     client
-        .execute_async(&Pmemsave::slow(), move |result| {
+        .execute_with_callback(&Pmemsave::slow(), move |result| {
             done(result.is_ok_and(|reply| reply.get().unwrap().as_str() == "{}"))
         })
         .unwrap();
     for _ in 0..queued {
         let done = record("query-status");
         client
-            .execute_async(&QueryStatus, move |result| {
+            .execute_with_callback(&QueryStatus, move |result| {
                 done(result.is_ok_and(|reply| reply.get().unwrap().status == "prelaunch"))
             })
             .unwrap();
@@ -172,7 +172,7 @@ fn an_oob_command_gets_through_while_the_main_loop_is_busy() {
         arguments: json!({"val": 0, "size": 4u64 << 30, "filename": "/dev/null"}),
     };
     let record = Arc::clone(&done);
-    busy.execute_async(&slow, move |result| {
+    busy.execute_with_callback(&slow, move |result| {
         *record.lock().unwrap() = Some(result.is_ok());
     })
     .unwrap();
@@ -187,7 +187,7 @@ fn an_oob_command_gets_through_while_the_main_loop_is_busy() {
     for _ in 0..20 {
         let answered = Arc::clone(&answered);
         client
-            .execute_async(&QueryStatus, move |result| {
+            .execute_with_callback(&QueryStatus, move |result| {
                 assert!(result.is_ok());
                 *answered.lock().unwrap() += 1;
             })

@@ -191,7 +191,7 @@ impl AsyncTranscript {
         let sink = Arc::clone(&self.entries);
         let (done, reply) = tokio::sync::oneshot::channel();
         self.client
-            .execute_async(command, move |result| {
+            .execute_with_callback(command, move |result| {
                 let entry = match result {
                     Ok(reply) => json!({"return": reply.raw().to_value()}),
                     Err(error) => error_value(&error),
@@ -296,12 +296,12 @@ async fn tokio_oob_fds_and_run_state_events_until_quit() {
     };
     let done = record("pmemsave");
     client
-        .execute_async(&SlowPmemsave, move |result| done(result.is_ok()))
+        .execute_with_callback(&SlowPmemsave, move |result| done(result.is_ok()))
         .unwrap();
     for _ in 0..7 {
         let done = record("query-status");
         client
-            .execute_async(&QueryStatus, move |result| done(result.is_ok()))
+            .execute_with_callback(&QueryStatus, move |result| done(result.is_ok()))
             .unwrap();
     }
     client.execute_oob(&QueryYank).await.unwrap();
@@ -505,5 +505,24 @@ async fn tokio_guest_agent_session_and_recovery() {
     assert_eq!(
         error_value(&disabled)["error"],
         vector_message("40-qga-session", 5)["error"]
+    );
+}
+
+/// `AsyncGuestAgentClient::open_serial` over a pty bridged to a real qemu-ga.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_guest_agent_over_a_serial_line() {
+    let _guard = watchdog("tokio_agent_serial", LIMIT);
+    let agent = start(qmp_tests::agent_launcher());
+    let (line, _held) = conformance_common::serial_line_to(&agent);
+    let client = AsyncGuestAgentClient::open_serial(&line, options())
+        .await
+        .unwrap();
+    assert!(client.sync().await.unwrap() > 0);
+    let ping = client.execute(&GuestPing).await.unwrap();
+    assert_eq!(ping.raw().as_str(), "{}");
+    let info = client.execute(&GuestInfo).await.unwrap();
+    assert_eq!(
+        info.raw().to_value(),
+        vector_message("40-qga-session", 4)["return"]
     );
 }

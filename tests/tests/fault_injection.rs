@@ -15,7 +15,7 @@
 //!
 //! Every case ends with a clear error or the correct result, and every call resolves
 //! exactly once: blocking calls return once by construction, and the calls made with
-//! `execute_async` count their callbacks, which must each run exactly once. The bounds are
+//! `execute_with_callback` count their callbacks, which must each run exactly once. The bounds are
 //! generous "does not hang" limits (a watchdog aborts the test binary past them), not
 //! performance assertions. std-adapter/tests/fake.rs covers the smaller everyday cases
 //! (garbage between replies, a refused negotiation, guest-agent resync); these are the
@@ -179,7 +179,7 @@ impl Resolutions {
         };
         let (counts, outcomes) = (Arc::clone(&self.counts), Arc::clone(&self.outcomes));
         client
-            .execute_async(&QueryStatus, move |result| {
+            .execute_with_callback(&QueryStatus, move |result| {
                 counts.lock().unwrap()[index] += 1;
                 outcomes.lock().unwrap()[index] = Some(match result {
                     Ok(reply) => format!("ok {}", reply.raw()),

@@ -135,7 +135,7 @@ pub fn signal(pid: u32, signal: rustix::process::Signal) {
     rustix::process::kill_process(pid, signal).expect("the signal is sent");
 }
 
-/// Gives a string the `'static` lifetime that `execute_async` needs of typed commands
+/// Gives a string the `'static` lifetime that `execute_with_callback` needs of typed commands
 /// (tests only: the leak is a few bytes).
 pub fn leak(text: impl Into<String>) -> &'static str {
     Box::leak(text.into().into_boxed_str())
@@ -160,7 +160,7 @@ pub fn event_value(event: &Event) -> Value {
 
 /// Records replies and events in the order the client received them.
 ///
-/// Events reach an `on_any_event` callback and replies reach `execute_async` callbacks;
+/// Events reach an `on_any_event` callback and replies reach `execute_with_callback` callbacks;
 /// both run on the client's one callback thread in arrival order, so the recorded list
 /// is the order on the wire.
 pub struct Transcript {
@@ -187,7 +187,7 @@ impl Transcript {
         let sink = Arc::clone(&self.entries);
         let (done, reply) = mpsc::channel();
         self.client
-            .execute_async(command, move |result| {
+            .execute_with_callback(command, move |result| {
                 let entry = match result {
                     Ok(reply) => json!({"return": reply.raw().to_value()}),
                     Err(error) => error_value(&error),
@@ -293,4 +293,39 @@ pub fn server_gone<T>(result: &Result<T, qmp_std::Error>) -> bool {
         }
         _ => false,
     }
+}
+
+/// A serial line to `agent`: the path of a pty's device, whose other end two threads
+/// bridge to the agent's socket, so a client opens it as it would the host side of a
+/// serial chardev. The returned file is the test's own handle on the device, which keeps
+/// the line up while the client is not connected (a pty whose device nobody has open
+/// fails reads on its other end).
+pub fn serial_line_to(agent: &QemuProcess) -> (std::path::PathBuf, std::fs::File) {
+    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+    use std::fs::{File, OpenOptions};
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::net::UnixStream;
+
+    let controller = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("openpt");
+    grantpt(&controller).expect("grantpt");
+    unlockpt(&controller).expect("unlockpt");
+    let name = ptsname(&controller, Vec::new()).expect("ptsname");
+    let path = std::path::PathBuf::from(name.to_str().expect("pty path is UTF-8"));
+    let device = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(rustix::fs::OFlags::NOCTTY.bits() as i32)
+        .open(&path)
+        .expect("open the pty's device");
+    let mut mode = rustix::termios::tcgetattr(&device).expect("tcgetattr");
+    mode.make_raw();
+    rustix::termios::tcsetattr(&device, rustix::termios::OptionalActions::Now, &mode)
+        .expect("raw mode");
+    let socket = UnixStream::connect(agent.socket_path()).expect("connect to qemu-ga");
+    let controller = File::from(controller);
+    let (mut from_line, mut to_line) = (controller.try_clone().expect("dup"), controller);
+    let (mut from_agent, mut to_agent) = (socket.try_clone().expect("dup"), socket);
+    thread::spawn(move || std::io::copy(&mut from_line, &mut to_agent));
+    thread::spawn(move || std::io::copy(&mut from_agent, &mut to_line));
+    (path, device)
 }
