@@ -788,7 +788,8 @@ impl Engine {
             body: Body::Sync,
             oob: false,
             fds: Vec::new(),
-            deadline: self.sync_timeout.map(|t| StdInstant::now() + t),
+            // Too far away to represent (`Duration::MAX`): no deadline.
+            deadline: self.sync_timeout.and_then(crate::options::deadline_after),
             completer: Completer::new(&self.shared, Completion::Connect),
         }
     }

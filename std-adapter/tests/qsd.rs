@@ -413,6 +413,20 @@ fn large_replies_fit_or_fail_alone() {
     small.execute(&QueryVersion).unwrap();
 }
 
+/// Any start timeout is accepted, `Duration::MAX` (no limit) included.
+#[test]
+fn the_launcher_takes_any_start_timeout() {
+    let _guard = watchdog("start_timeout", Duration::from_secs(120));
+    for timeout in [Duration::MAX, Duration::from_secs(u64::MAX / 2)] {
+        let qsd = Launcher::new(ServerKind::StorageDaemon)
+            .start_timeout(timeout)
+            .spawn()
+            .unwrap();
+        let client = Client::connect_unix(qsd.socket_path(), options()).unwrap();
+        client.execute(&QueryVersion).unwrap();
+    }
+}
+
 #[test]
 fn tcp_and_child_stdio_transports() {
     let _guard = watchdog("transports", Duration::from_secs(60));

@@ -154,7 +154,11 @@ fn a_session_over_two_stream_halves() {
     let agent = agent();
     let socket = UnixStream::connect(agent.socket_path()).unwrap();
     let reader = socket.try_clone().unwrap();
-    let client = GuestAgentClient::connect_io(reader, socket, options()).unwrap();
+    // Any timeout is accepted, `Duration::MAX` (no limit) included.
+    let forever = options()
+        .greeting_timeout(Some(Duration::MAX))
+        .command_timeout(Some(Duration::MAX));
+    let client = GuestAgentClient::connect_io(reader, socket, forever).unwrap();
     assert!(client.sync().unwrap() > 0);
     assert_agent_works(&client);
 }
