@@ -23,7 +23,9 @@ use qmp_std::qmp_core::commands::{
 use qmp_std::qmp_core::json::{DecodeError, RawJson};
 use qmp_std::qmp_core::qga::{GuestInfo, GuestPing};
 use qmp_std::tokio::{AsyncClient, AsyncGuestAgentClient, AsyncSubscription};
-use qmp_std::{CallOptions, CloseReason, Error, ErrorClass, Launcher, QemuProcess, ServerKind};
+use qmp_std::{
+    CallOptions, CloseReason, Error, ErrorClass, Launcher, QemuProcess, Reply, ServerKind,
+};
 use qmp_tests::{read_vector, split_lines};
 use rustix::process::Signal;
 use serde_json::{json, Value};
@@ -485,13 +487,7 @@ async fn tokio_guest_agent_session_and_recovery() {
         .unwrap();
     let first = client.sync().await.unwrap();
     assert_ne!(first, client.sync().await.unwrap());
-    let ping = client.execute(&GuestPing).await.unwrap();
-    assert_eq!(ping.raw().as_str(), "{}");
-    let info = client.execute(&GuestInfo).await.unwrap();
-    assert_eq!(
-        info.raw().to_value(),
-        vector_message("40-qga-session", 4)["return"]
-    );
+    let info = assert_async_agent_works(&client).await;
     assert_eq!(
         info.get().unwrap().version,
         qmp_tests::qemu_version(ServerKind::GuestAgent)
@@ -518,6 +514,11 @@ async fn tokio_guest_agent_over_a_serial_line() {
         .await
         .unwrap();
     assert!(client.sync().await.unwrap() > 0);
+    assert_async_agent_works(&client).await;
+}
+
+/// `guest-ping` and `guest-info` work and give the captured answers; returns the info.
+async fn assert_async_agent_works(client: &AsyncGuestAgentClient) -> Reply<GuestInfo> {
     let ping = client.execute(&GuestPing).await.unwrap();
     assert_eq!(ping.raw().as_str(), "{}");
     let info = client.execute(&GuestInfo).await.unwrap();
@@ -525,4 +526,5 @@ async fn tokio_guest_agent_over_a_serial_line() {
         info.raw().to_value(),
         vector_message("40-qga-session", 4)["return"]
     );
+    info
 }
