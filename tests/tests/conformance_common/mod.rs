@@ -298,8 +298,8 @@ pub fn server_gone<T>(result: &Result<T, qmp_std::Error>) -> bool {
 /// A serial line to `agent`: the path of a pty's device, whose other end two threads
 /// bridge to the agent's socket, so a client opens it as it would the host side of a
 /// serial chardev. The returned file is the test's own handle on the device, which keeps
-/// the line up while the client is not connected (a pty whose device nobody has open
-/// fails reads on its other end).
+/// the line up while the client is not connected (on Linux, reads on a pty's other end
+/// fail with `EIO` once nobody has its device open).
 pub fn serial_line_to(agent: &QemuProcess) -> (std::path::PathBuf, std::fs::File) {
     use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
     use std::fs::{File, OpenOptions};
